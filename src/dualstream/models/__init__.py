@@ -1,0 +1,1 @@
+"""Models: self-attention fusion, dual-stream networks and the registry."""

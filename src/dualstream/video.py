@@ -1,0 +1,108 @@
+"""Decode video files to uint8 RGB frames: the one place in the project that touches codecs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator
+
+# Keep FFmpeg's decoder chatter ("ac-tex damaged ...") off the terminal; errors reach the user
+# as VideoReadError instead. Must be set before cv2 is imported anywhere.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+# A video whose decoded frame count falls below this fraction of the count the container
+# declares is treated as truncated. The declared count is only a hint (it can be off by a
+# few frames), so the decoded frames are what the rest of the project counts.
+TRUNCATION_RATIO = 0.9
+
+
+class VideoReadError(Exception):
+    """A file that cannot be decoded as a video; the message names the file and the reason."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+def _open(path: Path) -> cv2.VideoCapture:
+    if not path.exists():
+        raise VideoReadError(path, "file not found")
+    if path.is_dir():
+        raise VideoReadError(path, "is a directory, not a video file")
+    if path.stat().st_size == 0:
+        raise VideoReadError(path, "empty file (0 bytes)")
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    if not cap.isOpened():
+        cap.release()
+        raise VideoReadError(path, "not a video, or a format/codec FFmpeg cannot open")
+    return cap
+
+
+def video_info(path: str | os.PathLike) -> dict:
+    """Container metadata (declared frame count, fps, width, height) without decoding frames."""
+    cap = _open(Path(path))
+    try:
+        return {
+            "declared_frames": int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0),
+            "fps": float(cap.get(cv2.CAP_PROP_FPS) or 0.0),
+            "width": int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0),
+            "height": int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0),
+        }
+    finally:
+        cap.release()
+
+
+def iter_frames(path: str | os.PathLike, *, check_truncation: bool = True) -> Iterator[np.ndarray]:
+    """Yield the frames of a video one at a time as uint8 RGB arrays of shape (H, W, 3).
+
+    Frames are streamed, so a long video is never held whole. Raises VideoReadError when the
+    file cannot be opened, yields no frame, or (with ``check_truncation``) stops well short of
+    the frame count its container declares.
+    """
+    path = Path(path)
+    cap = _open(path)
+    declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    count = 0
+    try:
+        while True:
+            ok, bgr = cap.read()
+            if not ok or bgr is None:
+                break
+            if bgr.ndim == 2:
+                bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
+            count += 1
+            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    finally:
+        cap.release()
+    if count == 0:
+        raise VideoReadError(path, "no frame could be decoded")
+    if check_truncation and declared > 0 and count < TRUNCATION_RATIO * declared:
+        raise VideoReadError(
+            path, f"truncated or corrupt: decoded {count} of the {declared} frames the container declares"
+        )
+
+
+def read_video(path: str | os.PathLike, *, check_truncation: bool = True) -> np.ndarray:
+    """Decode a whole video to a uint8 RGB array of shape (T, H, W, 3)."""
+    return np.stack(list(iter_frames(path, check_truncation=check_truncation)))
+
+
+def write_video(path: str | os.PathLike, frames: np.ndarray, *, fps: float = 25.0, fourcc: str = "MJPG") -> None:
+    """Encode uint8 RGB frames (T, H, W, 3) to a video file (used by the synthetic generator and tests)."""
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"expected uint8 frames of shape (T, H, W, 3), got {frames.dtype} {frames.shape}")
+    h, w = frames.shape[1:3]
+    writer = cv2.VideoWriter(str(path), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
+    if not writer.isOpened():
+        raise VideoReadError(path, f"cannot open a {fourcc} video writer")
+    try:
+        for frame in frames:
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    finally:
+        writer.release()
