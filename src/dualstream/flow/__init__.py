@@ -10,8 +10,10 @@ from .quantize import DEFAULT_BOUND, dequantize_flow, quantize_flow
 __all__ = ["OpenCVFlow", "OPENCV_METHODS", "DEFAULT_BOUND", "quantize_flow", "dequantize_flow", "compute_flow"]
 
 
-def compute_flow(prev: np.ndarray, nxt: np.ndarray, *, method: str = "dis") -> np.ndarray:
+def compute_flow(prev: np.ndarray, nxt: np.ndarray, *, method: str = "dis", device: str = "cpu") -> np.ndarray:
     """Flow for a batch of grayscale frame pairs (N, H, W) -> float32 (N, 2, H, W) displacements in px."""
+    if device != "cpu":
+        raise ValueError(f"flow method {method!r} runs on the CPU only (asked for device {device!r})")
     prev, nxt = np.asarray(prev), np.asarray(nxt)
     if prev.shape != nxt.shape:
         raise ValueError(f"frames of a pair differ in size: {prev.shape} vs {nxt.shape}")

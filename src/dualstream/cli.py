@@ -1,0 +1,158 @@
+"""The ``dualstream`` command: one subcommand per stage; parsing here, logic in the modules."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+
+
+class UserError(Exception):
+    """An error the user can fix; printed as one line without a traceback."""
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from .config import ConfigError
+    from .data.cache import CacheError
+    from .data.ucf101 import SplitError
+    from .engine.checkpoint import CheckpointError
+    from .video import VideoReadError
+
+    return (UserError, ConfigError, CacheError, SplitError, CheckpointError, VideoReadError,
+            FileNotFoundError, FloatingPointError)
+
+
+def demo_config_path() -> Path:
+    return Path(__file__).parent / "configs" / "demo_synthetic.yaml"
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .data.synthetic import SyntheticSpec, generate
+
+    try:
+        spec = SyntheticSpec(classes=args.classes, videos_per_class=args.videos_per_class,
+                             frames=args.frames, size=args.size, seed=args.seed)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    out = generate(args.out, spec, progress=not args.quiet)
+    print(f"wrote {spec.classes * spec.videos_per_class} videos to {out / 'videos'} and splits to {out / 'ucfTrainTestlist'}")
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from .data.prepare import PrepareOptions, prepare_dataset
+
+    try:
+        opts = PrepareOptions(flow=args.flow, short_side=args.short_side, device=args.device)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    summary = prepare_dataset(args.videos, args.out, opts, workers=args.workers, progress=not args.quiet)
+    print(summary.line(Path(args.out)))
+    if summary.prepared + summary.skipped == 0:
+        return 1
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .engine.train import train
+
+    cfg = load_config(args.config, args.set or [])
+    if not cfg.data.cache or not cfg.data.splits:
+        raise UserError("data.cache and data.splits must be set (in the config or with --set)")
+    history = train(cfg, args.out, resume=args.resume, progress=not args.quiet)
+    if history:
+        last = history[-1]
+        print(f"trained {cfg.model.name} for {last['epoch'] + 1} epochs: test_acc={last['test_acc']:.4f} -> {args.out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .engine.evaluate import EVAL_JSON, evaluate_run
+
+    result = evaluate_run(args.run, clips=args.clips, progress=not args.quiet)
+    print(f"clip_top1={result['clip_top1']:.4f} video_top1={result['video_top1']:.4f} top5={result['top5']:.4f} "
+          f"videos={result['num_videos']} -> {Path(args.run) / EVAL_JSON}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    result = run_demo(args.out, quiet=args.quiet)
+    print(f"video_top1={result['video_top1']:.4f}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .models import list_models
+
+    for name in list_models():
+        print(name)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dualstream", description="Dual-stream action recognition with self-attention fusion.")
+    p.add_argument("--version", action="version", version=f"dualstream {__version__}")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    g = sub.add_parser("generate", help="write a synthetic action dataset in the UCF-101 layout")
+    g.add_argument("--out", required=True, help="dataset folder to create")
+    g.add_argument("--classes", type=int, default=6)
+    g.add_argument("--videos-per-class", type=int, default=30)
+    g.add_argument("--frames", type=int, default=48)
+    g.add_argument("--size", type=int, default=96)
+    g.add_argument("--seed", type=int, default=0)
+    g.set_defaults(func=cmd_generate)
+
+    pr = sub.add_parser("prepare", help="decode videos, compute optical flow, write the rawframes cache")
+    pr.add_argument("--videos", required=True, help="folder of <Class>/<video> files")
+    pr.add_argument("--out", required=True, help="cache folder")
+    pr.add_argument("--flow", default="dis", help="flow method: dis (default), tvl1, farneback")
+    pr.add_argument("--short-side", type=int, default=128, help="resize so the short side is this (0: keep)")
+    pr.add_argument("--workers", type=int, default=0, help="worker processes (default: all cores)")
+    pr.add_argument("--device", default="cpu", help="device for the PyTorch flow methods")
+    pr.set_defaults(func=cmd_prepare)
+
+    t = sub.add_parser("train", help="train a model from a YAML config")
+    t.add_argument("--config", required=True, help="YAML recipe, e.g. configs/demo_synthetic.yaml")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
+    t.add_argument("--out", required=True, help="run folder")
+    t.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="evaluate a run on its test split (writes RUN/eval.json)")
+    e.add_argument("--run", required=True)
+    e.add_argument("--clips", type=int, default=None, help="clips per video (default: the config's)")
+    e.set_defaults(func=cmd_evaluate)
+
+    d = sub.add_parser("demo", help="generate -> prepare -> train -> evaluate on synthetic data")
+    d.add_argument("--out", default="demo_out", help="working folder (default: demo_out)")
+    d.set_defaults(func=cmd_demo)
+
+    m = sub.add_parser("models", help="list the registered models")
+    m.set_defaults(func=cmd_models)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except _user_errors() as exc:
+        if os.environ.get("DUALSTREAM_DEBUG"):
+            raise
+        print(f"dualstream {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"dualstream {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""Run configuration: dataclasses loaded from YAML, overridden with ``--set key=value``.
+
+The config is turned into constructor arguments in one place (``engine.train``); components never
+see the config object itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A bad config file or override; the message is meant for the user as is."""
+
+
+@dataclass
+class DataConfig:
+    cache: str = ""
+    """Folder written by ``dualstream prepare`` (rawframes + manifests)."""
+    splits: str = ""
+    """UCF-101-format split folder (classInd.txt, trainlist0N.txt, testlist0N.txt)."""
+    split: int = 1
+    """Which split to use (1-3)."""
+    input_size: int = 224
+    """Side of the square network input, after crop and resize."""
+    frames: int = 10
+    """Frames per clip (paper: 10)."""
+    interval: int = 10
+    """Frames between two sampled frames (paper: 10, f5, f15, ...); shrinks for short videos."""
+    offsets: list[int] = field(default_factory=lambda: [5, 8])
+    """First frame of a training clip, cycled every ``offset_period`` epochs (paper: f5 then f8)."""
+    offset_period: int = 100
+    """Epochs between offset shifts (paper: 100)."""
+    flow_bound: float = 20.0
+    """Bound used when the flow was quantised (must match the cache)."""
+    crop_scale_min: float = 0.8
+    """Random crop side as a fraction of the short side: uniform(crop_scale_min, 1)."""
+    flip: bool = True
+    """Random horizontal flip (mirrors the flow field and negates flow-x)."""
+    eval_clips: int = 5
+    """Clips per video for video-level evaluation (softmax averaged)."""
+    num_workers: int = 2
+    """DataLoader worker processes."""
+
+    def __post_init__(self) -> None:
+        for name in ("input_size", "frames", "interval", "offset_period", "eval_clips"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"data.{name} must be >= 1, got {getattr(self, name)}")
+        if not self.offsets or any(o < 1 for o in self.offsets):
+            raise ConfigError(f"data.offsets must be a non-empty list of frame numbers >= 1, got {self.offsets}")
+        if not 0 < self.crop_scale_min <= 1:
+            raise ConfigError(f"data.crop_scale_min must be in (0, 1], got {self.crop_scale_min}")
+        if self.num_workers < 0:
+            raise ConfigError(f"data.num_workers must be >= 0, got {self.num_workers}")
+
+
+@dataclass
+class ModelConfig:
+    name: str = "early_fusion_small"
+    """A registered model (``dualstream models`` lists them)."""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    """Extra builder arguments, e.g. width or dropout."""
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 25
+    """Paper: 25."""
+    lr: float = 1e-4
+    """Adam learning rate (paper: 1e-4)."""
+    weight_decay: float = 0.0
+    device: str = "cpu"
+    """cpu, cuda, cuda:N."""
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError("train.epochs and train.batch_size must be >= 1")
+        if self.lr <= 0 or self.weight_decay < 0:
+            raise ConfigError("train.lr must be > 0 and train.weight_decay >= 0")
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+
+
+def _known_keys() -> list[str]:
+    keys = [f"{s}.{f.name}" for s, cls in _SECTIONS.items() for f in fields(cls)]
+    return keys + ["seed"]
+
+
+def _build(raw: dict) -> Config:
+    raw = dict(raw or {})
+    unknown = set(raw) - set(_SECTIONS) - {"seed"}
+    if unknown:
+        raise ConfigError(f"unknown config section(s): {', '.join(sorted(unknown))}")
+    parts = {}
+    for name, cls in _SECTIONS.items():
+        section = raw.get(name) or {}
+        if not isinstance(section, dict):
+            raise ConfigError(f"config section {name!r} must be a mapping")
+        names = {f.name for f in fields(cls)}
+        bad = set(section) - names
+        if bad:
+            raise ConfigError(f"unknown config key(s): {', '.join(f'{name}.{b}' for b in sorted(bad))}")
+        _check_types(name, cls, section)
+        try:
+            parts[name] = cls(**section)
+        except TypeError as exc:
+            raise ConfigError(f"bad value in section {name!r}: {exc}") from None
+    try:
+        seed = int(raw.get("seed", 0))
+    except (TypeError, ValueError):
+        raise ConfigError(f"seed must be an integer, got {raw.get('seed')!r}") from None
+    return Config(**parts, seed=seed)
+
+
+def _check_types(sname: str, cls: type, section: dict) -> None:
+    """Each value must have the type of its field's default (an int is accepted for a float)."""
+    for f in fields(cls):
+        if f.name not in section:
+            continue
+        value = section[f.name]
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        if isinstance(default, float) and isinstance(value, str):  # YAML reads 1e-4 as a string
+            try:
+                value = section[f.name] = float(value)
+            except ValueError:
+                pass
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise ConfigError(f"{sname}.{f.name} must be true or false, got {value!r}")
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{sname}.{f.name} must be a number, got {value!r}")
+            if isinstance(default, int) and not isinstance(value, int):
+                raise ConfigError(f"{sname}.{f.name} must be an integer, got {value!r}")
+        if isinstance(default, (str, list, dict)) and not isinstance(value, type(default)):
+            raise ConfigError(f"{sname}.{f.name} must be a {type(default).__name__}, got {value!r}")
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply ``key=value`` overrides (values parsed as YAML) to a raw config dict."""
+    raw = yaml.safe_load(yaml.safe_dump(raw or {}))  # deep copy
+    known = set(_known_keys())
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        key, text = item.split("=", 1)
+        key = key.strip()
+        parts = key.split(".")
+        if key not in known and not (len(parts) == 3 and parts[:2] == ["model", "kwargs"]):
+            raise ConfigError(f"unknown config key {key!r}; known keys: {', '.join(sorted(known))}")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        node = raw
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"cannot set {key!r}: {p!r} is not a mapping")
+        node[parts[-1]] = value
+    return raw
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
+    """Read a YAML config (or the defaults when ``path`` is None) and apply overrides."""
+    raw: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{p}: config file not found")
+        try:
+            raw = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML ({exc})") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{p}: a config must be a YAML mapping")
+    return _build(apply_overrides(raw, list(overrides)))
+
+
+def config_from_dict(raw: dict) -> Config:
+    return _build(raw)

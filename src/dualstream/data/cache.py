@@ -1,0 +1,55 @@
+"""Read the prepared rawframes cache: manifests, RGB frames and dequantised flow."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..flow import dequantize_flow
+from .prepare import MANIFEST
+
+
+class CacheError(ValueError):
+    """The cache is missing videos a split needs, or holds unreadable files."""
+
+
+def read_manifest(cache: str | Path, key: str) -> dict:
+    path = Path(cache) / key / MANIFEST
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CacheError(f"{path}: video not prepared (no manifest)") from None
+
+
+def check_prepared(cache: str | Path, keys: list[str]) -> None:
+    """Raise one CacheError naming every video of ``keys`` that the cache lacks."""
+    missing = [k for k in keys if not (Path(cache) / k / MANIFEST).is_file()]
+    if missing:
+        shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        raise CacheError(
+            f"{len(missing)} video(s) of the split are not in the cache {cache}: {shown} "
+            "(run `dualstream prepare`, or check failures.txt)"
+        )
+
+
+def _imread(path: Path, flags: int) -> np.ndarray:
+    img = cv2.imread(str(path), flags)
+    if img is None:
+        raise CacheError(f"{path}: missing or unreadable frame")
+    return img
+
+
+def load_clip(folder: str | Path, indices: list[int], *, bound: float) -> tuple[np.ndarray, np.ndarray]:
+    """Frames ``indices`` (1-based) of a rawframes folder -> rgb uint8 (T, H, W, 3), flow px (T, 2, H, W)."""
+    folder = Path(folder)
+    rgb = np.stack([_imread(folder / f"img_{i:05d}.jpg", cv2.IMREAD_COLOR)[..., ::-1] for i in indices])
+    q = np.stack(
+        [
+            np.stack([_imread(folder / f"flow_{axis}_{i:05d}.jpg", cv2.IMREAD_GRAYSCALE) for axis in "xy"])
+            for i in indices
+        ]
+    )
+    return rgb, dequantize_flow(q, bound)

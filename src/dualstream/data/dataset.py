@@ -1,0 +1,78 @@
+"""Clip datasets over the rawframes cache, for training (random paired augmentation) and evaluation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .cache import load_clip, read_manifest
+from .sampling import clip_indices, eval_offsets, offset_for_epoch
+from .transforms import apply_clip_transform, center_crop_params, random_crop_params
+from .ucf101 import VideoEntry
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """How clips are cut from a video and shaped for the network."""
+
+    frames: int = 10
+    interval: int = 10
+    offsets: tuple[int, ...] = (5, 8)
+    offset_period: int = 100
+    input_size: int = 224
+    flow_bound: float = 20.0
+    crop_scale_min: float = 0.8
+    flip: bool = True
+
+
+class TrainClips(Dataset):
+    """One randomly augmented clip per video per epoch, at the schedule's offset (call set_epoch)."""
+
+    def __init__(self, cache: str | Path, entries: list[VideoEntry], spec: ClipSpec, *, seed: int = 0):
+        self.cache, self.entries, self.spec, self.seed = Path(cache), entries, spec, seed
+        self.num_frames = [read_manifest(cache, e.key)["num_frames"] for e in entries]
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        s = self.spec
+        offset = offset_for_epoch(self.epoch, offsets=list(s.offsets), period=s.offset_period)
+        idx = clip_indices(self.num_frames[i], frames=s.frames, interval=s.interval, offset=offset)
+        rgb, flow = load_clip(self.cache / self.entries[i].key, idx, bound=s.flow_bound)
+        rng = np.random.default_rng([self.seed, self.epoch, i])  # same draw for the same epoch: resumable
+        crop = random_crop_params(*rgb.shape[1:3], rng=rng, scale_min=s.crop_scale_min, flip=s.flip)
+        r, f = apply_clip_transform(rgb, flow, crop, size=s.input_size, flow_bound=s.flow_bound)
+        return r, f, self.entries[i].label
+
+
+class EvalClips(Dataset):
+    """``clips`` centre-cropped clips per video at offsets spread over one interval.
+
+    Item k is clip ``k % clips`` of video ``k // clips``; returns (rgb, flow, label, video index).
+    """
+
+    def __init__(self, cache: str | Path, entries: list[VideoEntry], spec: ClipSpec, *, clips: int = 5):
+        self.cache, self.entries, self.spec = Path(cache), entries, spec
+        self.offsets = eval_offsets(spec.interval, clips)
+        self.num_frames = [read_manifest(cache, e.key)["num_frames"] for e in entries]
+
+    def __len__(self) -> int:
+        return len(self.entries) * len(self.offsets)
+
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+        s = self.spec
+        v, c = divmod(k, len(self.offsets))
+        idx = clip_indices(self.num_frames[v], frames=s.frames, interval=s.interval, offset=self.offsets[c])
+        rgb, flow = load_clip(self.cache / self.entries[v].key, idx, bound=s.flow_bound)
+        crop = center_crop_params(*rgb.shape[1:3])
+        r, f = apply_clip_transform(rgb, flow, crop, size=s.input_size, flow_bound=s.flow_bound)
+        return r, f, self.entries[v].label, v

@@ -1,0 +1,31 @@
+import pytest
+import torch
+
+from dualstream.engine.checkpoint import CheckpointError, load_model, save_model_package
+from dualstream.models import create_model
+
+
+def _spec(classes):
+    return {"name": "early_fusion_small", "kwargs": {"width": 8}, "classes": classes, "frames": 4, "input_size": 32}
+
+
+def test_model_package_roundtrip(tmp_path):
+    model = create_model("early_fusion_small", num_classes=3, frames=4, input_size=32, width=8).eval()
+    save_model_package(tmp_path, model, _spec(["a", "b", "c"]))
+    loaded, spec = load_model(tmp_path)
+    rgb, flow = torch.randn(2, 12, 32, 32), torch.randn(2, 8, 32, 32)
+    assert spec["classes"] == ["a", "b", "c"]
+    assert torch.equal(model(rgb, flow), loaded(rgb, flow))
+
+
+def test_weights_for_another_class_count_fail_clearly(tmp_path):
+    model = create_model("early_fusion_small", num_classes=3, frames=4, input_size=32, width=8)
+    save_model_package(tmp_path, model, _spec(["a", "b", "c"]))
+    (tmp_path / "model.json").write_text((tmp_path / "model.json").read_text().replace('"c"', '"c", "d"'))
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_model(tmp_path)
+
+
+def test_not_a_run(tmp_path):
+    with pytest.raises(CheckpointError, match="model.json"):
+        load_model(tmp_path)

@@ -1,0 +1,65 @@
+"""The real entry point on a tiny synthetic set: prepare -> train -> evaluate, and the user errors."""
+
+import json
+
+import pytest
+
+from dualstream.cli import demo_config_path, main
+
+TINY_RECIPE = ["data.input_size=32", "data.frames=4", "data.interval=3", "data.offsets=[1,2]",
+               "data.offset_period=1", "data.eval_clips=2", "train.epochs=2", "train.batch_size=4",
+               "model.kwargs.width=8"]
+
+
+def _train_args(cache, splits, out, *extra):
+    sets = [f"data.cache={cache}", f"data.splits={splits}", *TINY_RECIPE, *extra]
+    return ["-q", "train", "--config", str(demo_config_path()), "--out", str(out)] + [a for s in sets for a in ("--set", s)]
+
+
+def test_train_evaluate_resume(tiny_dataset, tiny_cache, tmp_path, capsys):
+    splits = tiny_dataset / "ucfTrainTestlist"
+    run = tmp_path / "run"
+    assert main(_train_args(tiny_cache, splits, run)) == 0
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [x["epoch"] for x in lines] == [0, 1]
+    assert set(lines[0]) >= {"train_loss", "train_acc", "test_acc"}
+    for name in ("model.safetensors", "model.json", "config.yaml", "checkpoint/weights.safetensors", "checkpoint/state.pt"):
+        assert (run / name).is_file(), name
+
+    assert main(["-q", "evaluate", "--run", str(run)]) == 0
+    result = json.loads((run / "eval.json").read_text())
+    assert result["num_videos"] == len((splits / "testlist01.txt").read_text().split())
+    assert result["num_clips"] == 2 * result["num_videos"]
+    assert 0.0 <= result["clip_top1"] <= 1.0 and 0.0 <= result["video_top1"] <= result["top5"] <= 1.0
+    assert set(result["per_class"]) == {"MoveUp", "MoveDown", "Grow"}
+    assert "video_top1=" in capsys.readouterr().out
+
+    # resume: extend to 3 epochs; the first two lines are kept as they were
+    assert main(_train_args(tiny_cache, splits, run, "train.epochs=3") + ["--resume"]) == 0
+    resumed = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert resumed[:2] == lines and resumed[2]["epoch"] == 2
+
+
+def test_split_naming_missing_videos_is_one_clear_error(tiny_dataset, tiny_cache, tmp_path, capsys):
+    splits = tmp_path / "splits"
+    splits.mkdir()
+    for name in ("classInd.txt", "trainlist01.txt"):
+        (splits / name).write_bytes((tiny_dataset / "ucfTrainTestlist" / name).read_bytes())
+    (splits / "testlist01.txt").write_text("Grow/v_Grow_g09_c01.avi\r\nGrow/v_Grow_g09_c02.avi\r\n")
+    assert main(_train_args(tiny_cache, splits, tmp_path / "run")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "Grow/v_Grow_g09_c01" in err and "Grow/v_Grow_g09_c02" in err
+
+
+def test_unknown_set_key_is_one_clear_error(tiny_dataset, tiny_cache, tmp_path, capsys):
+    code = main(_train_args(tiny_cache, tiny_dataset / "ucfTrainTestlist", tmp_path / "run", "train.epochz=3"))
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "unknown config key 'train.epochz'" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv", [["evaluate", "--run", "/nonexistent/run"], ["generate", "--out", "/tmp/x", "--classes", "1"]])
+def test_user_errors_exit_2_without_traceback(argv, capsys):
+    assert main(["-q", *argv]) == 2
+    assert "error:" in capsys.readouterr().err
