@@ -1,1 +1,13 @@
-"""Models: self-attention fusion, dual-stream networks and the registry."""
+"""Models: self-attention fusion, dual-stream networks and the registry.
+
+Use :func:`create_model` with a name from :func:`list_models`; every model is
+called as ``model(rgb, flow)`` with ``rgb`` of shape ``(B, 3 * frames, S, S)``
+and ``flow`` of shape ``(B, 2 * frames, S, S)`` and returns class scores
+``(B, num_classes)``.
+"""
+
+from . import early_fusion as _early_fusion  # noqa: F401  (registers models)
+from .attention import SelfAttention2d
+from .registry import create_model, list_models, register_model
+
+__all__ = ["SelfAttention2d", "create_model", "list_models", "register_model"]
