@@ -6,7 +6,8 @@ and ``flow`` of shape ``(B, 2 * frames, S, S)`` and returns class scores
 ``(B, num_classes)``.
 """
 
-from . import early_fusion as _early_fusion  # noqa: F401  (registers models)
+from . import early_fusion as _early_fusion  # noqa: F401  (modules register their models)
+from . import late_fusion as _late_fusion  # noqa: F401
 from .attention import SelfAttention2d
 from .registry import create_model, list_models, register_model
 
