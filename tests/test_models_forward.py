@@ -14,7 +14,10 @@ import torch
 from dualstream.models import create_model, list_models
 
 #: input size per model for the fast tests (paper models shrunk, small ones at their default)
-FAST_SIZE = {"early_fusion": 64, "late_fusion": 64}
+FAST_SIZE = {
+    name: 64
+    for name in ("early_fusion", "late_fusion", "rgb_only", "flow_only", "two_stream_average", "concat_fusion")
+}
 FRAMES = 4
 NUM_CLASSES = 5
 
@@ -27,12 +30,11 @@ def _clips(batch: int, size: int, frames: int, seed: int) -> tuple[torch.Tensor,
 
 
 def _fast_model(name: str) -> tuple[torch.nn.Module, int]:
+    with torch.device("meta"):  # read the default size without allocating a paper-sized model
+        default_size = create_model(name, num_classes=NUM_CLASSES).default_cfg["input_size"]
+    size = FAST_SIZE.get(name, default_size)
     torch.manual_seed(0)
-    base = create_model(name, num_classes=NUM_CLASSES, frames=FRAMES)
-    size = FAST_SIZE.get(name, base.default_cfg["input_size"])
-    if size != base.default_cfg["input_size"]:
-        base = create_model(name, num_classes=NUM_CLASSES, frames=FRAMES, input_size=size)
-    return base, size
+    return create_model(name, num_classes=NUM_CLASSES, frames=FRAMES, input_size=size), size
 
 
 def _model_and_clips(name: str, *, batch: int, seed: int, train: bool):

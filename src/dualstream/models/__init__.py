@@ -6,7 +6,9 @@ and ``flow`` of shape ``(B, 2 * frames, S, S)`` and returns class scores
 ``(B, num_classes)``.
 """
 
-from . import early_fusion as _early_fusion  # noqa: F401  (modules register their models)
+# importing the model modules registers their builders
+from . import baselines as _baselines  # noqa: F401
+from . import early_fusion as _early_fusion  # noqa: F401
 from . import late_fusion as _late_fusion  # noqa: F401
 from .attention import SelfAttention2d
 from .registry import create_model, list_models, register_model
