@@ -12,5 +12,13 @@ from . import early_fusion as _early_fusion  # noqa: F401
 from . import late_fusion as _late_fusion  # noqa: F401
 from .attention import SelfAttention2d
 from .registry import create_model, list_models, register_model
+from .summary import format_model_table, summary_rows
 
-__all__ = ["SelfAttention2d", "create_model", "list_models", "register_model"]
+__all__ = [
+    "SelfAttention2d",
+    "create_model",
+    "format_model_table",
+    "list_models",
+    "register_model",
+    "summary_rows",
+]
