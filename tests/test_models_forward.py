@@ -15,8 +15,8 @@ from dualstream.models import create_model, list_models
 
 #: input size per model for the fast tests (paper models shrunk, small ones at their default)
 FAST_SIZE = {
-    name: 64
-    for name in ("early_fusion", "late_fusion", "rgb_only", "flow_only", "two_stream_average", "concat_fusion")
+    **{name: 64 for name in ("early_fusion", "rgb_only", "flow_only", "two_stream_average", "concat_fusion")},
+    "late_fusion": 52,  # 2 x 2 maps at the attention layers, the cheapest size with more than one position
 }
 FRAMES = 4
 NUM_CLASSES = 5
@@ -96,3 +96,37 @@ def test_paper_models_full_size_forward(name: str) -> None:
         out = model(rgb, flow)
     assert out.shape == (1, 101)
     assert torch.isfinite(out).all()
+
+
+def _attention_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """model.attention as a list: one layer (early fusion) or one per stream (late fusion: [rgb, flow])."""
+    att = model.attention
+    return list(att) if isinstance(att, torch.nn.ModuleList) else [att]
+
+
+@pytest.mark.parametrize(("name", "positions", "layers"), [("early_fusion_small", 64, 1), ("late_fusion_small", 25, 2)])
+def test_fusion_models_expose_recordable_attention(name: str, positions: int, layers: int) -> None:
+    """Prediction explanation: model.attention records (B, N, N) row-stochastic weights in a forward pass."""
+    model, size, rgb, flow = _model_and_clips(name, batch=2, seed=6, train=False)
+    found = _attention_layers(model)
+    assert len(found) == layers
+    for layer in found:
+        layer.record = True
+    with torch.no_grad():
+        model(rgb, flow)
+    for layer in found:
+        weights = layer.last_attention
+        assert weights.shape == (2, positions, positions)
+        torch.testing.assert_close(weights.sum(-1), torch.ones(2, positions), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["early_fusion_small", "late_fusion_small"])
+def test_plain_attention_path_gives_same_scores(name: str) -> None:
+    """Switching every attention layer to the plain (export) path leaves the model's scores unchanged."""
+    model, _, rgb, flow = _model_and_clips(name, batch=2, seed=7, train=False)
+    with torch.no_grad():
+        fused = model(rgb, flow)
+        for layer in _attention_layers(model):
+            layer.fused = False
+        plain = model(rgb, flow)
+    torch.testing.assert_close(plain, fused, rtol=0, atol=1e-5)
