@@ -6,9 +6,9 @@ from dualstream.cli import demo_config_path
 
 
 def test_demo_recipe_loads_and_overrides_apply():
-    cfg = load_config(demo_config_path(), ["train.epochs=3", "train.lr=1e-4", "data.offsets=[2, 4]", "model.kwargs.width=8"])
+    cfg = load_config(demo_config_path(), ["train.epochs=3", "train.lr=1e-4", "data.offsets=[2, 4]", "model.kwargs.widths=[8, 4, 8]"])
     assert cfg.train.epochs == 3 and cfg.train.lr == pytest.approx(1e-4)
-    assert cfg.data.offsets == [2, 4] and cfg.model.kwargs == {"width": 8}
+    assert cfg.data.offsets == [2, 4] and cfg.model.kwargs == {"widths": [8, 4, 8]}
     assert cfg.model.name == "early_fusion_small"
 
 

@@ -8,7 +8,7 @@ from dualstream.cli import demo_config_path, main
 
 TINY_RECIPE = ["data.input_size=32", "data.frames=4", "data.interval=3", "data.offsets=[1,2]",
                "data.offset_period=1", "data.eval_clips=2", "train.epochs=2", "train.batch_size=4",
-               "model.kwargs.width=8"]
+               "model.kwargs.widths=[8,4,8]"]
 
 
 def _train_args(cache, splits, out, *extra):

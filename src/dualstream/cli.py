@@ -88,10 +88,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from .models import list_models
+    from .models import format_model_table, summary_rows
 
-    for name in list_models():
-        print(name)
+    print(format_model_table(summary_rows(num_classes=args.num_classes)))
     return 0
 
 
@@ -135,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="demo_out", help="working folder (default: demo_out)")
     d.set_defaults(func=cmd_demo)
 
-    m = sub.add_parser("models", help="list the registered models")
+    m = sub.add_parser("models", help="list the registered models with parameters and GFLOPs")
+    m.add_argument("--num-classes", type=int, default=101, help="classes for the counts (default: 101, UCF-101)")
     m.set_defaults(func=cmd_models)
     return p
 
