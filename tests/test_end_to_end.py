@@ -63,3 +63,22 @@ def test_unknown_set_key_is_one_clear_error(tiny_dataset, tiny_cache, tmp_path, 
 def test_user_errors_exit_2_without_traceback(argv, capsys):
     assert main(["-q", *argv]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_ablation_table_and_chart(tiny_dataset, tiny_cache, tmp_path):
+    sets = [f"data.cache={tiny_cache}", f"data.splits={tiny_dataset / 'ucfTrainTestlist'}", *TINY_RECIPE,
+            "train.epochs=1", "model.kwargs={}"]
+    argv = ["-q", "ablation", "--config", str(demo_config_path()), "--models", "early_fusion_small,rgb_only_small",
+            "--out", str(tmp_path)] + [a for s in sets for a in ("--set", s)]
+    assert main(argv) == 0
+    table = (tmp_path / "ablation.md").read_text().splitlines()
+    rows = [line for line in table if line.startswith("| ") and "_small" in line]
+    assert [r.split("|")[1].strip() for r in rows] == ["early_fusion_small", "rgb_only_small"]
+    assert (tmp_path / "ablation.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "rgb_only_small" / "eval.json").is_file()
+
+
+def test_ablation_unknown_model(tmp_path, capsys):
+    argv = ["-q", "ablation", "--config", str(demo_config_path()), "--models", "nope", "--out", str(tmp_path)]
+    assert main(argv) == 2
+    assert "unknown model(s) nope" in capsys.readouterr().err

@@ -87,6 +87,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ablation(args: argparse.Namespace) -> int:
+    from .ablation import CHART, TABLE, run_ablation
+    from .config import load_config
+
+    cfg = load_config(args.config, args.set or [])
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    try:
+        rows = run_ablation(cfg, models, args.out, progress=not args.quiet)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    for r in rows:
+        print(f"{r['model']:<28} params {r['params']:>11,}  clip_top1 {r['clip_top1']:.4f}  video_top1 {r['video_top1']:.4f}")
+    print(f"-> {Path(args.out) / TABLE}, {Path(args.out) / CHART}")
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from .models import format_model_table, summary_rows
 
@@ -133,6 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="generate -> prepare -> train -> evaluate on synthetic data")
     d.add_argument("--out", default="demo_out", help="working folder (default: demo_out)")
     d.set_defaults(func=cmd_demo)
+
+    a = sub.add_parser("ablation", help="train + evaluate several models with one recipe; table and chart")
+    a.add_argument("--config", required=True)
+    a.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
+    a.add_argument("--models", required=True, help="comma-separated model names (see `dualstream models`)")
+    a.add_argument("--out", required=True, help="folder for the runs, ablation.md and ablation.png")
+    a.set_defaults(func=cmd_ablation)
 
     m = sub.add_parser("models", help="list the registered models with parameters and GFLOPs")
     m.add_argument("--num-classes", type=int, default=101, help="classes for the counts (default: 101, UCF-101)")
