@@ -31,7 +31,7 @@ MOTIONS = {
     "MoveDown": lambda t, a: (0.0, a * t, 1.0, 0.0),
     "Grow": lambda t, a: (0.0, 0.0, 1.0 + 3.0 * a * t, 0.0),
     "Shrink": lambda t, a: (0.0, 0.0, 1.0 / (1.0 + 3.0 * a * t), 0.0),
-    "Spin": lambda t, a: (0.0, 0.0, 1.0, 720.0 * a * t),
+    "Spin": lambda t, a: (0.0, 0.0, 1.0, 1080.0 * a * t),
     "SwayHorizontal": lambda t, a: (0.5 * a * math.sin(4 * math.pi * t), 0.0, 1.0, 0.0),
     "SwayVertical": lambda t, a: (0.0, 0.5 * a * math.sin(4 * math.pi * t), 1.0, 0.0),
     "Pulse": lambda t, a: (0.0, 0.0, 1.0 + 0.35 * math.sin(6 * math.pi * t), 0.0),
