@@ -1,0 +1,41 @@
+"""Shared fixtures for the flow tests: synthetic pairs with known flow, and the Middlebury data if present."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dualstream.flow._torch import base_grid, warp
+
+MIDDLEBURY = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "middlebury"
+
+
+def synthetic_pair(n: int = 1, height: int = 64, width: int = 80, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Smooth random texture (0..255) and its warp by a smooth field: returns (prev, nxt) (N, H, W) and flow (N, 2, H, W).
+
+    nxt(x) = prev(x - flow(x)) approximately, i.e. prev moved by +flow.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(n, 1, height // 8, width // 8, generator=gen)
+    prev = torch.nn.functional.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=False)
+    prev = (prev.clamp(0, 1) * 255)  # (N, 1, H, W)
+    ys, xs = torch.meshgrid(torch.arange(height).float(), torch.arange(width).float(), indexing="ij")
+    flow = torch.stack((1.2 + 0.6 * torch.sin(ys / 15), -0.7 + 0.5 * torch.cos(xs / 20)))[None].repeat(n, 1, 1, 1)
+    nxt = warp(prev, -flow, base_grid(height, width, device=torch.device("cpu")), mode="bicubic")
+    return prev[:, 0], nxt[:, 0], flow
+
+
+def interior_epe(flow: torch.Tensor | np.ndarray, truth: torch.Tensor, margin: int = 6) -> float:
+    """Mean end-point error away from the border (where the synthetic warp has no true correspondence)."""
+    flow = torch.as_tensor(flow)
+    return float((flow - truth).norm(dim=1)[:, margin:-margin, margin:-margin].mean())
+
+
+@pytest.fixture(scope="session")
+def middlebury() -> Path:
+    if not (MIDDLEBURY / "RubberWhale" / "flow10.flo").is_file():
+        pytest.skip(f"Middlebury data not found at {MIDDLEBURY}")
+    return MIDDLEBURY
