@@ -10,6 +10,10 @@ import torch
 
 from dualstream.flow._torch import base_grid, warp
 
+# The solvers run thousands of small tensor ops; on a shared 2-core machine one intra-op thread is an order of
+# magnitude faster than two (measured 0.57 s against 8.7 s for TV-L1 on a 128x128 crop under load).
+torch.set_num_threads(1)
+
 MIDDLEBURY = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "middlebury"
 
 

@@ -71,6 +71,8 @@ def compute_flow(
     fields); OpenCV methods take none.
     """
     name = resolve_method(method)
+    if name not in _TORCH_SOLVERS and str(device) != "cpu":
+        raise ValueError(f"method {name!r} runs on the CPU only (OpenCV); use device='cpu' or method 'tvl1'/'brox'")
     dev = resolve_device(device)
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
@@ -81,8 +83,6 @@ def compute_flow(
         step = batch_size or max(1, a.shape[0])
         chunks = [_TORCH_SOLVERS[name](a[i : i + step], b[i : i + step], **params) for i in range(0, a.shape[0], step)]
         return torch.cat(chunks).cpu().numpy()
-    if dev.type != "cpu":
-        raise ValueError(f"method {name!r} runs on the CPU only (OpenCV); use device='cpu' or method 'tvl1'/'brox'")
     if params:
         raise ValueError(f"method {name!r} takes no parameters, got {', '.join(sorted(params))}")
     a, b = _as_numpy(prev), _as_numpy(nxt)
