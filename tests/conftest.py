@@ -1,15 +1,24 @@
-"""Shared fixtures: a tiny synthetic dataset and its prepared cache, made once per test session."""
+"""Shared fixtures: a tiny synthetic dataset and its prepared cache (made once per session), synthetic
+flow pairs with known flow, and the real data in ../shared/data when present."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from dualstream.data.prepare import PrepareOptions, prepare_dataset
 from dualstream.data.synthetic import SyntheticSpec, generate
+from dualstream.flow._torch import base_grid, warp
+
+# The flow solvers run thousands of small tensor ops; on a shared 2-core machine one intra-op thread is an
+# order of magnitude faster than two (measured 0.57 s against 8.7 s for TV-L1 on a 128x128 crop under load).
+torch.set_num_threads(1)
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+MIDDLEBURY = SHARED_DATA / "middlebury"
 TINY = SyntheticSpec(classes=3, videos_per_class=4, frames=16, size=48, seed=3)
 
 
@@ -32,3 +41,31 @@ def tiny_cache(tiny_dataset, tmp_path_factory) -> Path:
     summary = prepare_dataset(tiny_dataset / "videos", cache, PrepareOptions(short_side=0), workers=1, progress=False)
     assert summary.failed == 0 and summary.prepared == TINY.classes * TINY.videos_per_class
     return cache
+
+
+def synthetic_pair(n: int = 1, height: int = 64, width: int = 80, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Smooth random texture (0..255) and its warp by a smooth field: returns (prev, nxt) (N, H, W) and flow (N, 2, H, W).
+
+    nxt(x) = prev(x - flow(x)) approximately, i.e. prev moved by +flow.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(n, 1, height // 8, width // 8, generator=gen)
+    prev = torch.nn.functional.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=False)
+    prev = (prev.clamp(0, 1) * 255)  # (N, 1, H, W)
+    ys, xs = torch.meshgrid(torch.arange(height).float(), torch.arange(width).float(), indexing="ij")
+    flow = torch.stack((1.2 + 0.6 * torch.sin(ys / 15), -0.7 + 0.5 * torch.cos(xs / 20)))[None].repeat(n, 1, 1, 1)
+    nxt = warp(prev, -flow, base_grid(height, width, device=torch.device("cpu")), mode="bicubic")
+    return prev[:, 0], nxt[:, 0], flow
+
+
+def interior_epe(flow: torch.Tensor | np.ndarray, truth: torch.Tensor, margin: int = 6) -> float:
+    """Mean end-point error away from the border (where the synthetic warp has no true correspondence)."""
+    flow = torch.as_tensor(flow)
+    return float((flow - truth).norm(dim=1)[:, margin:-margin, margin:-margin].mean())
+
+
+@pytest.fixture(scope="session")
+def middlebury() -> Path:
+    if not (MIDDLEBURY / "RubberWhale" / "flow10.flo").is_file():
+        pytest.skip(f"Middlebury data not found at {MIDDLEBURY}")
+    return MIDDLEBURY

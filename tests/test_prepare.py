@@ -95,3 +95,20 @@ def test_real_ucf101_clips(tmp_path):
         assert len(_files(folder, "img_")) == n
         assert len(_files(folder, "flow_x_")) == len(_files(folder, "flow_y_")) == n - 1
         assert cv2.imread(str(folder / "img_00001.jpg")).shape == (128, 171, 3)
+
+
+def test_prepare_with_pytorch_tvl1_and_bad_flow_options(tiny_dataset, tmp_path, capsys):
+    videos = tmp_path / "videos" / "Grow"
+    videos.mkdir(parents=True)
+    src = tiny_dataset / "videos" / "Grow" / "v_Grow_g01_c01.avi"
+    (videos / src.name).write_bytes(src.read_bytes())
+    cache = tmp_path / "cache"
+    assert main(["-q", "prepare", "--videos", str(tmp_path / "videos"), "--out", str(cache), "--flow", "tvl1",
+                 "--short-side", "0", "--workers", "1"]) == 0
+    manifest = json.loads((cache / "Grow" / "v_Grow_g01_c01" / MANIFEST).read_text())
+    assert manifest["flow_method"] == "tvl1" and manifest["num_flows"] == TINY.frames - 1
+    assert main(["-q", "prepare", "--videos", str(tmp_path / "videos"), "--out", str(cache), "--flow", "nope"]) == 2
+    assert "unknown flow method 'nope'" in capsys.readouterr().err
+    assert main(["-q", "prepare", "--videos", str(tmp_path / "videos"), "--out", str(cache), "--flow", "dis",
+                 "--device", "cuda"]) == 2
+    assert "needs a PyTorch flow method" in capsys.readouterr().err

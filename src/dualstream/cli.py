@@ -56,6 +56,17 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_flow(args: argparse.Namespace) -> int:
+    from .flow.command import run_flow_command
+
+    try:
+        run_flow_command(args.frame_a, args.frame_b, method=args.method, out=args.out, png=args.png, device=args.device)
+    except (ValueError, RuntimeError) as exc:
+        raise UserError(str(exc)) from None
+    print(f"wrote {args.out}" + (f" and {args.png}" if args.png else ""))
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .config import load_config
     from .engine.train import train
@@ -128,11 +139,21 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("prepare", help="decode videos, compute optical flow, write the rawframes cache")
     pr.add_argument("--videos", required=True, help="folder of <Class>/<video> files")
     pr.add_argument("--out", required=True, help="cache folder")
-    pr.add_argument("--flow", default="dis", help="flow method: dis (default), tvl1, farneback")
+    pr.add_argument("--flow", default="dis",
+                    help="flow method: dis (default, OpenCV), farneback, opencv-tvl1, tvl1 or brox (PyTorch, batched)")
     pr.add_argument("--short-side", type=int, default=128, help="resize so the short side is this (0: keep)")
     pr.add_argument("--workers", type=int, default=0, help="worker processes (default: all cores)")
     pr.add_argument("--device", default="cpu", help="device for the PyTorch flow methods")
     pr.set_defaults(func=cmd_prepare)
+
+    fl = sub.add_parser("flow", help="optical flow between two images -> .flo (+ colour PNG)")
+    fl.add_argument("frame_a")
+    fl.add_argument("frame_b")
+    fl.add_argument("--method", default="tvl1", help="opencv-dis, opencv-farneback, opencv-tvl1, tvl1 (default), brox")
+    fl.add_argument("--out", required=True, help="output .flo file")
+    fl.add_argument("--png", default=None, help="also write the flow in colour (Middlebury wheel)")
+    fl.add_argument("--device", default="cpu", help="cpu or cuda (PyTorch methods)")
+    fl.set_defaults(func=cmd_flow)
 
     t = sub.add_parser("train", help="train a model from a YAML config")
     t.add_argument("--config", required=True, help="YAML recipe, e.g. configs/demo_synthetic.yaml")

@@ -22,13 +22,14 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..flow import DEFAULT_BOUND, compute_flow, quantize_flow
+from ..flow import DEFAULT_BOUND, FLOW_METHODS, METHOD_ALIASES, compute_flow, quantize_flow, resolve_method
+from ..flow._torch import resolve_device
 from ..video import VideoReadError, iter_frames
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp")
 MANIFEST = "manifest.json"
 FAILURES = "failures.txt"
-PREPARE_FLOW_METHODS = ("dis", "tvl1", "farneback")
+PREPARE_FLOW_METHODS = tuple(METHOD_ALIASES) + FLOW_METHODS  # dis, farneback, opencv-*, tvl1, brox
 JPEG_QUALITY = 95
 FLOW_CHUNK = 16  # frame pairs handed to the flow engine at once
 
@@ -41,8 +42,14 @@ class PrepareOptions:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        if self.flow not in PREPARE_FLOW_METHODS:
-            raise ValueError(f"--flow must be one of {', '.join(PREPARE_FLOW_METHODS)}, got {self.flow!r}")
+        method = resolve_method(self.flow)  # ValueError listing the choices
+        if self.device != "cpu":
+            if method not in ("tvl1", "brox"):
+                raise ValueError(f"--device {self.device} needs a PyTorch flow method (tvl1 or brox), not {self.flow!r}")
+            try:
+                resolve_device(self.device)
+            except RuntimeError as exc:
+                raise ValueError(str(exc)) from None
         if self.short_side < 0:
             raise ValueError(f"--short-side must be >= 0 (0 keeps the original size), got {self.short_side}")
         if self.bound <= 0:

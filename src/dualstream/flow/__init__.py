@@ -1,21 +1,103 @@
-"""Optical flow: one interface over OpenCV (CPU) and the batched PyTorch solvers."""
+"""Optical flow: one interface over OpenCV (CPU) and the batched PyTorch solvers (CPU or CUDA).
+
+``compute_flow(prev, nxt, method=...)`` is the entry point for numpy/torch batches; ``tvl1_flow`` and
+``brox_flow`` are the tensor-level solvers for callers that keep frames on the GPU.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
+from ._torch import as_gray_batch, check_pair, resolve_device
+from .brox import BroxParams, brox_flow
+from .colour import flow_to_rgb, save_flow_png
+from .flo import endpoint_error, read_flo, write_flo
 from .opencv import OPENCV_METHODS, OpenCVFlow
 from .quantize import DEFAULT_BOUND, dequantize_flow, quantize_flow
+from .tvl1 import TVL1Params, tvl1_flow
 
-__all__ = ["OpenCVFlow", "OPENCV_METHODS", "DEFAULT_BOUND", "quantize_flow", "dequantize_flow", "compute_flow"]
+__all__ = [
+    "FLOW_METHODS",
+    "METHOD_ALIASES",
+    "compute_flow",
+    "tvl1_flow",
+    "brox_flow",
+    "TVL1Params",
+    "BroxParams",
+    "OpenCVFlow",
+    "OPENCV_METHODS",
+    "DEFAULT_BOUND",
+    "quantize_flow",
+    "dequantize_flow",
+    "read_flo",
+    "write_flo",
+    "endpoint_error",
+    "flow_to_rgb",
+    "save_flow_png",
+]
+
+#: Methods accepted by compute_flow: OpenCV on the CPU, and the batched PyTorch solvers (CPU or CUDA).
+FLOW_METHODS = ("opencv-tvl1", "opencv-dis", "opencv-farneback", "tvl1", "brox")
+#: Short names kept for the data preparation step ("tvl1" itself is the PyTorch solver).
+METHOD_ALIASES = {"dis": "opencv-dis", "farneback": "opencv-farneback"}
+_TORCH_SOLVERS = {"tvl1": tvl1_flow, "brox": brox_flow}
 
 
-def compute_flow(prev: np.ndarray, nxt: np.ndarray, *, method: str = "dis", device: str = "cpu") -> np.ndarray:
-    """Flow for a batch of grayscale frame pairs (N, H, W) -> float32 (N, 2, H, W) displacements in px."""
-    if device != "cpu":
-        raise ValueError(f"flow method {method!r} runs on the CPU only (asked for device {device!r})")
-    prev, nxt = np.asarray(prev), np.asarray(nxt)
-    if prev.shape != nxt.shape:
-        raise ValueError(f"frames of a pair differ in size: {prev.shape} vs {nxt.shape}")
-    engine = OpenCVFlow(method)
-    return np.stack([engine(a, b).transpose(2, 0, 1) for a, b in zip(prev, nxt)]).astype(np.float32)
+def resolve_method(method: str) -> str:
+    """Canonical method name; ValueError listing the choices when unknown."""
+    name = METHOD_ALIASES.get(method, method)
+    if name not in FLOW_METHODS:
+        choices = ", ".join(FLOW_METHODS + tuple(METHOD_ALIASES))
+        raise ValueError(f"unknown flow method {method!r}; choose one of: {choices}")
+    return name
+
+
+def compute_flow(
+    prev: np.ndarray | torch.Tensor,
+    nxt: np.ndarray | torch.Tensor,
+    *,
+    method: str = "dis",
+    device: str = "cpu",
+    batch_size: int | None = None,
+    **params: object,
+) -> np.ndarray:
+    """Flow for a batch of gray frame pairs (N, H, W) (or one pair (H, W)) -> float32 (N, 2, H, W) in pixels.
+
+    Frames are uint8 or float on the 0..255 scale, numpy or torch. ``method`` is one of FLOW_METHODS (or an
+    alias in METHOD_ALIASES). The PyTorch methods run on ``device`` ("cpu" or "cuda"; "cuda" without a GPU
+    raises RuntimeError) in chunks of ``batch_size`` pairs (None = all at once); OpenCV methods run on the
+    CPU one pair at a time and accept device="cpu" only. ``params`` go to the solver (TVL1Params/BroxParams
+    fields); OpenCV methods take none.
+    """
+    name = resolve_method(method)
+    if name not in _TORCH_SOLVERS and str(device) != "cpu":
+        raise ValueError(f"method {name!r} runs on the CPU only (OpenCV); use device='cpu' or method 'tvl1'/'brox'")
+    dev = resolve_device(device)
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
+    if name in _TORCH_SOLVERS:
+        a = as_gray_batch(prev, device=dev, name="prev")[:, 0]  # (N, 1, H, W) -> (N, H, W)
+        b = as_gray_batch(nxt, device=dev, name="nxt")[:, 0]
+        check_pair(a, b)
+        step = batch_size or max(1, a.shape[0])
+        chunks = [_TORCH_SOLVERS[name](a[i : i + step], b[i : i + step], **params) for i in range(0, a.shape[0], step)]
+        return torch.cat(chunks).cpu().numpy()
+    if params:
+        raise ValueError(f"method {name!r} takes no parameters, got {', '.join(sorted(params))}")
+    a, b = _as_numpy(prev), _as_numpy(nxt)
+    if a.shape != b.shape:
+        raise ValueError(f"frames of a pair differ in size: {a.shape} vs {b.shape}")
+    engine = OpenCVFlow(name.removeprefix("opencv-"))
+    flows = [engine(x, y).transpose(2, 0, 1) for x, y in zip(a, b)]  # (H, W, 2) -> (2, H, W) each
+    return np.stack(flows).astype(np.float32, copy=False)
+
+
+def _as_numpy(frames: np.ndarray | torch.Tensor) -> np.ndarray:
+    """numpy (N, H, W) view of gray frames given as numpy or torch, one frame (H, W) or a batch."""
+    arr = frames.detach().cpu().numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3:
+        raise ValueError(f"frames must be gray, shaped (N, H, W) or (H, W), got shape {arr.shape}")
+    return arr

@@ -1,0 +1,35 @@
+"""``dualstream flow FRAME_A FRAME_B --method tvl1 --out F.flo [--png F.png] [--device cpu|cuda]``, as a function
+(the CLI wiring lives elsewhere)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import compute_flow
+from .colour import save_flow_png
+from .flo import write_flo
+
+
+def read_gray(path: str | Path) -> np.ndarray:
+    """Read an image file as uint8 gray (H, W); ValueError when missing or unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"frame file not found: {path}")
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise ValueError(f"cannot read an image from {path}")
+    return image
+
+
+def run_flow_command(frame_a: str, frame_b: str, *, method: str, out: str, png: str | None, device: str) -> None:
+    """Flow from image ``frame_a`` to image ``frame_b``; writes ``out`` (.flo) and, if given, a colour PNG."""
+    a, b = read_gray(frame_a), read_gray(frame_b)
+    if a.shape != b.shape:
+        raise ValueError(f"frames differ in size: {frame_a} is {a.shape[1]}x{a.shape[0]}, {frame_b} is {b.shape[1]}x{b.shape[0]}")
+    flow = compute_flow(a, b, method=method, device=device)[0]  # (1, 2, H, W) -> (2, H, W)
+    write_flo(out, flow)
+    if png is not None:
+        save_flow_png(png, flow)

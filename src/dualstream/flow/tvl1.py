@@ -1,0 +1,238 @@
+"""Batched TV-L1 optical flow in PyTorch (CPU or CUDA).
+
+Duality-based TV-L1 of Zach, Pock and Bischof, "A Duality Based Approach for Realtime TV-L1 Optical Flow"
+(DAGM 2007), with the refinements of Wedel, Pock, Zach, Bischof and Cremers, "An Improved Algorithm for
+TV-L1 Optical Flow" (2009): coarse-to-fine pyramid, several warps per level, median filtering of the flow
+between outer iterations. The scheme and the parameter names/defaults follow OpenCV's DualTVL1 (and the
+IPOL description by Sanchez, Meinhardt-Llopis and Facciolo, 2013) so the two can be compared directly.
+
+Energy (Zach et al. eq. 2, linearised data term eq. 4):  E(u) = sum |grad u| + lambda |rho(u)|,
+rho(u) = I1(x + u0) + grad I1(x + u0) . (u - u0) - I0(x).  It is split with an auxiliary field v
+(eq. 5, coupling 1/(2 theta) |u - v|^2) and solved by alternating:
+  * v-step, point-wise thresholding of the data term (eq. 7 / Prop. 3),
+  * u-step, ROF denoising of v by Chambolle's dual projection (eqs. 8-9): u = v + theta div p,
+    p <- (p + tau/theta grad u) / (1 + tau/theta |grad u|).
+
+Every pair of the batch is solved at once; pairs that meet the stopping tolerance are frozen individually,
+so a pair's flow does not depend on what else is in its batch.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ._torch import (
+    base_grid,
+    build_pyramid,
+    centered_gradient,
+    make_params,
+    median_filter,
+    pyramid_sizes,
+    upsample_flow,
+    warp,
+)
+
+__all__ = ["TVL1Params", "tvl1_flow"]
+
+
+@dataclass(frozen=True)
+class TVL1Params:
+    """Solver settings; names are OpenCV DualTVL1's in snake_case (``lambda_`` for ``lambda``), same defaults.
+
+    tau: time step of the dual update (stable for tau <= 1/8 in theory, 0.25 works in practice).
+    lambda_: weight of the data term against smoothness (images on the 0..255 scale).
+    theta: coupling between u and v (eq. 5); small theta = tight coupling.
+    nscales: pyramid levels at most; levels stop before a side drops below 16 px.
+    warps: re-linearisations (warps of the second frame) per level.
+    epsilon: stop a warp once sum |u_new - u|^2 <= epsilon^2 * H * W (per pair).
+    inner_iterations, outer_iterations: v/u/p iterations per median filtering, filterings per warp.
+    scale_step: size ratio between neighbouring levels.
+    gamma: weight of the illumination-change field u3 (Chambolle-Pock extension; 0 disables it).
+    median_filtering: median kernel size applied to the flow each outer iteration (<= 1 disables).
+    check_every: test the stopping rule every this many inner iterations (1 = OpenCV's rule exactly;
+        larger means fewer host syncs on GPU, at most check_every - 1 extra iterations).
+    compile: run the inner iteration through torch.compile (default; the first call per process pays the
+        compilation, ~20 s on a 2-core CPU; falls back to eager with a warning if compilation fails).
+    """
+
+    tau: float = 0.25
+    lambda_: float = 0.15
+    theta: float = 0.3
+    nscales: int = 5
+    warps: int = 5
+    epsilon: float = 0.01
+    inner_iterations: int = 30
+    outer_iterations: int = 10
+    scale_step: float = 0.8
+    gamma: float = 0.0
+    median_filtering: int = 5
+    check_every: int = 5
+    compile: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("tau", "theta", "scale_step"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"TV-L1 parameter {name} must be positive, got {getattr(self, name)}")
+        for name in ("nscales", "warps", "inner_iterations", "outer_iterations", "check_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TV-L1 parameter {name} must be >= 1, got {getattr(self, name)}")
+        if self.median_filtering > 1 and self.median_filtering % 2 == 0:
+            raise ValueError(f"TV-L1 median_filtering must be odd, got {self.median_filtering}")
+
+
+#: OpenCV DualTVL1 spellings accepted as keyword arguments too.
+OPENCV_NAMES = {
+    "lambda": "lambda_",
+    "innerIterations": "inner_iterations",
+    "outerIterations": "outer_iterations",
+    "scaleStep": "scale_step",
+    "medianFiltering": "median_filtering",
+}
+
+
+def _tvl1_iteration(
+    u: torch.Tensor,
+    p: torch.Tensor,
+    grad_i1: torch.Tensor,
+    grad_sq: torch.Tensor,
+    rho_c: torch.Tensor,
+    active: torch.Tensor,
+    l_t: float,
+    theta: float,
+    taut: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One v/u/p iteration for the whole batch; returns (u, p, per-pair squared change of u).
+
+    u (N, C, H, W) primal flow (C = 2, or 3 with the illumination field); p (N, C, 2, H, W) dual variable,
+    [:, :, 0] along x and [:, :, 1] along y; grad_i1 (N, C, H, W) warped gradient of I1 (last channel = gamma
+    when C = 3); grad_sq (N, 1, H, W) its squared norm; rho_c (N, 1, H, W) residual constant; active (N,1,1,1).
+    """
+    # div p with backward differences, p = 0 outside (IPOL eq. 24): the adjoint of the forward gradient.
+    px, py = p[:, :, 0], p[:, :, 1]
+    div = px - F.pad(px[..., :-1], (1, 0)) + py - F.pad(py[..., :-1, :], (0, 0, 1, 0))
+    # v-step, thresholding of the linearised residual (Zach et al. eq. 7).
+    rho = rho_c + (grad_i1 * u).sum(1, keepdim=True)
+    lg = l_t * grad_sq
+    coef = torch.where(rho < -lg, l_t, torch.where(rho > lg, -l_t, -rho / grad_sq.clamp_min(1e-10)))
+    # u-step (eq. 8): u = v + theta div p, with v = u + coef * grad I1.
+    u_new = u + coef * grad_i1 + theta * div
+    err = (u_new - u).square().flatten(1).sum(1)
+    # p-step (eq. 9), forward differences with zero at the last column/row.
+    ux = F.pad(u_new[..., 1:] - u_new[..., :-1], (0, 1))
+    uy = F.pad(u_new[..., 1:, :] - u_new[..., :-1, :], (0, 0, 0, 1))
+    grad_u = torch.stack((ux, uy), 2)  # (N, C, 2, H, W)
+    norm = 1.0 + taut * grad_u.square().sum(2, keepdim=True).sqrt()
+    p_new = (p + taut * grad_u) / norm
+    u = torch.where(active, u_new, u)
+    p = torch.where(active[..., None], p_new, p)
+    return u, p, err
+
+
+_COMPILED: dict[str, Callable] = {}
+
+
+def _iteration_fn(compile: bool) -> Callable:
+    """The eager iteration, or its torch.compile'd version (built once per process; eager if that fails)."""
+    if not compile:
+        return _tvl1_iteration
+    if "fn" not in _COMPILED:
+        try:
+            _COMPILED["fn"] = torch.compile(_tvl1_iteration, dynamic=None)
+        except Exception as exc:  # noqa: BLE001 - any backend failure means: run eager
+            warnings.warn(f"torch.compile unavailable ({exc!r}); TV-L1 runs eager", RuntimeWarning, stacklevel=3)
+            _COMPILED["fn"] = _tvl1_iteration
+    return _COMPILED["fn"]
+
+
+def _run_iteration(compile: bool, *args):
+    """One iteration through the compiled function if asked for; a failure at compile time (first call for a
+    shape) switches this process to eager for good, with one warning."""
+    fn = _iteration_fn(compile)
+    if fn is _tvl1_iteration:
+        return fn(*args)
+    try:
+        return fn(*args)
+    except Exception as exc:  # noqa: BLE001 - e.g. no C++ compiler / no triton: run eager
+        warnings.warn(f"torch.compile failed ({type(exc).__name__}); TV-L1 runs eager", RuntimeWarning, stacklevel=3)
+        _COMPILED["fn"] = _tvl1_iteration
+        return _tvl1_iteration(*args)
+
+
+def _inside(pos: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """1.0 where positions (N, 2, H, W) lie inside the image, else 0.0 -> (N, 1, H, W)."""
+    x, y = pos[:, :1], pos[:, 1:]
+    return ((x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)).to(pos.dtype)
+
+
+def _solve_level(
+    i0: torch.Tensor, i1: torch.Tensor, u: torch.Tensor, p: torch.Tensor, prm: TVL1Params
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """All warps at one pyramid level; i0, i1 (N, 1, H, W), u (N, C, H, W), p (N, C, 2, H, W)."""
+    n, _, h, w = i0.shape
+    grid = base_grid(h, w, device=i0.device)
+    i1_stack = torch.cat((i1, centered_gradient(i1)), 1)  # (N, 3, H, W): I1, dI1/dx, dI1/dy
+    scaled_eps = prm.epsilon**2 * h * w
+    l_t, taut = prm.lambda_ * prm.theta, prm.tau / prm.theta
+    total = prm.inner_iterations * prm.outer_iterations
+    for _ in range(prm.warps):
+        warped = warp(i1_stack, u, grid)  # I1(x + u0) and its gradient, bicubic
+        i1w, gxy = warped[:, :1], warped[:, 1:]
+        rho_c = i1w - i0 - (gxy * u[:, :2]).sum(1, keepdim=True)  # (N, 1, H, W)
+        # Pixels whose match x + u0 lies outside the second frame carry no data term (the flow there comes from
+        # the TV term). Measured mean Middlebury EPE 0.2002 with this against 0.2035 without (OpenCV: 0.1995).
+        inside = _inside(grid + u[:, :2], h, w)
+        gxy, rho_c = gxy * inside, rho_c * inside
+        if u.shape[1] == 3:
+            gxy = torch.cat((gxy, torch.full_like(i1w, prm.gamma)), 1)  # illumination channel
+        grad_sq = gxy.square().sum(1, keepdim=True)
+        active = torch.ones(n, 1, 1, 1, dtype=torch.bool, device=u.device)
+        done = 0
+        while done < total:
+            if prm.median_filtering > 1 and done % prm.inner_iterations == 0:
+                filtered = median_filter(u[:, :2].contiguous(), prm.median_filtering)
+                u = torch.cat((torch.where(active, filtered, u[:, :2]), u[:, 2:]), 1)
+            chunk = min(prm.check_every, prm.inner_iterations - done % prm.inner_iterations)
+            for _ in range(chunk):
+                u, p, err = _run_iteration(prm.compile, u, p, gxy, grad_sq, rho_c, active, l_t, prm.theta, taut)
+            done += chunk
+            active = active & (err > scaled_eps).view(n, 1, 1, 1)
+            if not bool(active.any()):  # host sync, once per chunk
+                break
+    return u, p
+
+
+@torch.inference_mode()
+def tvl1_flow(prev: torch.Tensor, nxt: torch.Tensor, **params: object) -> torch.Tensor:
+    """TV-L1 flow from ``prev`` to ``nxt``: gray frames (N, H, W) on the 0..255 scale -> (N, 2, H, W) float32.
+
+    Runs on the inputs' device (CPU or CUDA), the whole batch at once. ``params`` are TVL1Params fields
+    (OpenCV camelCase names such as ``innerIterations`` are accepted as well).
+    """
+    prm = make_params(TVL1Params, params, OPENCV_NAMES)
+    if prev.shape != nxt.shape:
+        raise ValueError(f"frames of a pair differ in size: {tuple(prev.shape)} vs {tuple(nxt.shape)}")
+    if prev.ndim != 3:
+        raise ValueError(f"tvl1_flow expects gray frames shaped (N, H, W), got {tuple(prev.shape)}")
+    i0 = prev.to(torch.float32)[:, None]  # (N, H, W) -> (N, 1, H, W)
+    i1 = nxt.to(device=prev.device, dtype=torch.float32)[:, None]
+    n, _, h, w = i0.shape
+    sizes = pyramid_sizes(h, w, nscales=prm.nscales, scale_step=prm.scale_step)
+    pyr0, pyr1 = build_pyramid(i0, sizes), build_pyramid(i1, sizes)
+    channels = 3 if prm.gamma > 0 else 2
+    u = torch.zeros(n, channels, *sizes[-1], device=i0.device)
+    p = torch.zeros(n, channels, 2, *sizes[-1], device=i0.device)
+    for level in range(len(sizes) - 1, -1, -1):
+        if u.shape[-2:] != sizes[level]:
+            flow = upsample_flow(u[:, :2], sizes[level])
+            if channels == 3:  # the illumination field is resized without scaling
+                flow = torch.cat((flow, F.interpolate(u[:, 2:], size=sizes[level], mode="bilinear")), 1)
+            u = flow
+            p = F.interpolate(p.flatten(1, 2), size=sizes[level], mode="bilinear", align_corners=False)
+            p = p.view(n, channels, 2, *sizes[level])  # (N, C*2, H, W) -> (N, C, 2, H, W)
+        u, p = _solve_level(pyr0[level], pyr1[level], u, p, prm)
+    return u[:, :2].contiguous()

@@ -1,0 +1,138 @@
+"""PyTorch TV-L1 and Brox solvers and the compute_flow interface."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from conftest import interior_epe, synthetic_pair
+from dualstream.flow import FLOW_METHODS, brox_flow, compute_flow, endpoint_error, read_flo, tvl1_flow
+
+# Eager mode keeps the tests quick (torch.compile costs ~20 s per process); the compiled path has its own test.
+TVL1 = {"compile": False}
+# Thresholds: measured value (2-core CPU, torch 2.13) plus ~30 % margin.
+TVL1_SYNTH_EPE = 0.10  # measured 0.0742 px
+BROX_SYNTH_EPE = 0.10  # measured 0.0719 px
+MIDDLEBURY_CROP_EPE = {"tvl1": 0.14, "brox": 0.27}  # measured 0.1118 / 0.2187 px (OpenCV DualTVL1: 0.1131)
+
+
+def test_tvl1_recovers_smooth_synthetic_flow():
+    prev, nxt, truth = synthetic_pair()
+    flow = tvl1_flow(prev, nxt, **TVL1)
+    assert flow.shape == (1, 2, 64, 80) and flow.dtype == torch.float32
+    assert interior_epe(flow, truth) < TVL1_SYNTH_EPE
+
+
+def test_brox_recovers_smooth_synthetic_flow():
+    prev, nxt, truth = synthetic_pair()
+    flow = brox_flow(prev, nxt)
+    assert flow.shape == (1, 2, 64, 80) and flow.dtype == torch.float32
+    assert interior_epe(flow, truth) < BROX_SYNTH_EPE
+
+
+@pytest.mark.parametrize("method", ["tvl1", "brox"])
+def test_batched_result_equals_per_pair_result(method):
+    prev, nxt, _ = synthetic_pair(n=3, height=40, width=48)
+    prev = torch.cat((prev[:1], prev[1:] * 0.8))  # pairs of different content converge at different times
+    nxt = torch.cat((nxt[:1], nxt[1:] * 0.8))
+    params = TVL1 if method == "tvl1" else {}
+    batched = compute_flow(prev, nxt, method=method, **params)
+    single = np.concatenate([compute_flow(prev[i], nxt[i], method=method, **params) for i in range(3)])
+    np.testing.assert_allclose(batched, single, rtol=0, atol=1e-5)
+    chunked = compute_flow(prev, nxt, method=method, batch_size=2, **params)
+    np.testing.assert_allclose(chunked, single, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["tvl1", "brox"])
+def test_constant_images_give_zero_flow(method):
+    frames = np.full((2, 30, 40), 128, np.uint8)
+    frames[1] = 7
+    flow = compute_flow(frames, frames, method=method, **(TVL1 if method == "tvl1" else {}))
+    assert np.isfinite(flow).all()
+    # Not bit-exact zero: the bilinear pyramid of a constant image is constant only up to float32 rounding,
+    # which leaves gradients of ~1e-5 and flows of ~1e-8 px.
+    assert np.abs(flow).max() < 1e-6
+
+
+@pytest.mark.parametrize("method", FLOW_METHODS)
+def test_tiny_frames_do_not_crash(method):
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 255, (2, 10, 12), dtype=np.uint8)
+    flow = compute_flow(a, np.roll(a, 1, axis=2), method=method, **(TVL1 if method == "tvl1" else {}))
+    assert flow.shape == (2, 2, 10, 12) and flow.dtype == np.float32
+    assert np.isfinite(flow).all()
+
+
+@pytest.mark.parametrize("method", FLOW_METHODS + ("dis", "farneback"))
+def test_pairs_of_different_sizes_are_rejected(method):
+    with pytest.raises(ValueError, match="differ in size"):
+        compute_flow(np.zeros((1, 20, 30), np.uint8), np.zeros((1, 20, 31), np.uint8), method=method)
+
+
+def test_unknown_method_lists_the_choices():
+    with pytest.raises(ValueError) as err:
+        compute_flow(np.zeros((20, 30), np.uint8), np.zeros((20, 30), np.uint8), method="raft")
+    message = str(err.value)
+    assert "\n" not in message
+    assert all(name in message for name in FLOW_METHODS)
+
+
+def test_unknown_parameter_is_rejected():
+    a = np.zeros((20, 30), np.uint8)
+    with pytest.raises(ValueError, match="unknown TVL1Params parameter"):
+        compute_flow(a, a, method="tvl1", lamda=0.1)
+
+
+def test_opencv_parameter_names_are_accepted():
+    prev, nxt, _ = synthetic_pair(height=32, width=40)
+    ours = tvl1_flow(prev, nxt, inner_iterations=7, scale_step=0.6, **TVL1)
+    theirs = tvl1_flow(prev, nxt, innerIterations=7, scaleStep=0.6, **TVL1)
+    assert torch.equal(ours, theirs)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is present")
+@pytest.mark.parametrize("method", ["tvl1", "brox"])
+def test_cuda_without_gpu_is_a_clear_error(method):
+    a = np.zeros((20, 30), np.uint8)
+    with pytest.raises(RuntimeError, match="no CUDA GPU is available"):
+        compute_flow(a, a, method=method, device="cuda")
+
+
+def test_opencv_methods_run_on_cpu_only():
+    a = np.zeros((20, 30), np.uint8)
+    with pytest.raises(ValueError, match="CPU only"):
+        compute_flow(a, a, method="opencv-tvl1", device="cuda")
+
+
+def test_torch_and_numpy_inputs_agree():
+    prev, nxt, _ = synthetic_pair(height=32, width=40)
+    from_torch = compute_flow(prev, nxt, method="tvl1", **TVL1)
+    from_numpy = compute_flow(prev.numpy(), nxt.numpy(), method="tvl1", **TVL1)
+    assert np.array_equal(from_torch, from_numpy)
+
+
+def _middlebury_crop(root, name, size=128):
+    """Central size x size crop of a Middlebury pair and its ground truth (full-resolution motion, fast)."""
+    a = cv2.imread(str(root / name / "frame10.png"), cv2.IMREAD_GRAYSCALE)
+    b = cv2.imread(str(root / name / "frame11.png"), cv2.IMREAD_GRAYSCALE)
+    truth = read_flo(root / name / "flow10.flo")
+    y, x = (a.shape[0] - size) // 2, (a.shape[1] - size) // 2
+    window = np.s_[y : y + size, x : x + size]
+    return a[window], b[window], truth[window]
+
+
+@pytest.mark.parametrize("method", ["tvl1", "brox"])
+def test_middlebury_rubberwhale_crop(middlebury, method):
+    a, b, truth = _middlebury_crop(middlebury, "RubberWhale")
+    flow = compute_flow(a, b, method=method, **(TVL1 if method == "tvl1" else {}))[0].transpose(1, 2, 0)
+    assert endpoint_error(flow, truth) < MIDDLEBURY_CROP_EPE[method]
+
+
+@pytest.mark.slow
+def test_compiled_iteration_matches_eager():
+    prev, nxt, _ = synthetic_pair(n=2, height=48, width=64)
+    eager = tvl1_flow(prev, nxt, compile=False)
+    compiled = tvl1_flow(prev, nxt, compile=True)
+    torch.testing.assert_close(compiled, eager, rtol=0, atol=1e-3)
