@@ -87,6 +87,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    import json
+
+    from .predict import Predictor, format_top
+    from .video import VideoReadError
+
+    if args.topk < 1 or args.clips < 1:
+        raise UserError("--topk and --clips must be >= 1")
+    predictor = Predictor.load(args.model, device=args.device)
+    failed = 0
+    for i, video in enumerate(args.videos):
+        try:
+            clips = predictor.clips(video, clips=args.clips)
+        except VideoReadError as exc:  # one bad file does not stop the others
+            print(f"dualstream predict: error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        pred = predictor.run(clips, video=video, attention=bool(args.explain and i == 0))
+        print(json.dumps(pred.to_dict(args.topk)) if args.json else format_top(pred, args.topk), flush=True)
+        if args.explain and i == 0:
+            from .explain import save_explanation
+
+            save_explanation(args.explain, clips, pred, topk=args.topk)
+    return 2 if failed else 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from .models import format_model_table, summary_rows
 
@@ -133,6 +159,16 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="generate -> prepare -> train -> evaluate on synthetic data")
     d.add_argument("--out", default="demo_out", help="working folder (default: demo_out)")
     d.set_defaults(func=cmd_demo)
+
+    pd = sub.add_parser("predict", help="top-k classes of videos with a trained model package")
+    pd.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (any format OpenCV reads)")
+    pd.add_argument("--model", required=True, help="run folder or model package (model.json + model.safetensors)")
+    pd.add_argument("--topk", type=int, default=5, help="classes to print (default 5)")
+    pd.add_argument("--clips", type=int, default=5, help="clips per video, offsets spread over one interval (default 5)")
+    pd.add_argument("--json", action="store_true", help="one JSON line per video")
+    pd.add_argument("--explain", metavar="OUT.png", help="write frames, flow and fusion attention of the first video's first clip")
+    pd.add_argument("--device", default="cpu", help="torch device for the model (default cpu)")
+    pd.set_defaults(func=cmd_predict)
 
     m = sub.add_parser("models", help="list the registered models with parameters and GFLOPs")
     m.add_argument("--num-classes", type=int, default=101, help="classes for the counts (default: 101, UCF-101)")
