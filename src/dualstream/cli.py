@@ -19,9 +19,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .data.cache import CacheError
     from .data.ucf101 import SplitError
     from .engine.checkpoint import CheckpointError
+    from .export import ExportError
     from .video import VideoReadError
 
-    return (UserError, ConfigError, CacheError, SplitError, CheckpointError, VideoReadError,
+    return (UserError, ConfigError, CacheError, SplitError, CheckpointError, VideoReadError, ExportError,
             FileNotFoundError, FloatingPointError)
 
 
@@ -113,6 +114,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_model
+
+    print(export_model(args.model, fmt=args.format, out=args.out).line())
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from .models import format_model_table, summary_rows
 
@@ -169,6 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--explain", metavar="OUT.png", help="write frames, flow and fusion attention of the first video's first clip")
     pd.add_argument("--device", default="cpu", help="torch device for the model (default cpu)")
     pd.set_defaults(func=cmd_predict)
+
+    x = sub.add_parser("export", help="export a model package to ONNX or TorchScript (with a parity check)")
+    x.add_argument("--model", required=True, help="run folder or model package")
+    x.add_argument("--format", required=True, choices=("onnx", "torchscript"))
+    x.add_argument("--out", required=True, help="file to write (e.g. model.onnx, model.pt)")
+    x.set_defaults(func=cmd_export)
 
     m = sub.add_parser("models", help="list the registered models with parameters and GFLOPs")
     m.add_argument("--num-classes", type=int, default=101, help="classes for the counts (default: 101, UCF-101)")
