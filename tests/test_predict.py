@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -160,3 +161,23 @@ def test_top_is_sorted_and_load_model_is_reexported(package):
     assert pred.top(2) == [("b", 0.5), ("c", 0.3)]
     model, spec = dualstream.load_model(package)
     assert spec["classes"] == CLASSES and not model.training
+
+
+def test_explain_writes_a_figure(package, tiny_dataset, tmp_path):
+    from dualstream.explain import attention_map, flow_to_colour
+
+    out = tmp_path / "why.png"
+    video = tiny_dataset / "videos" / "Grow" / "v_Grow_g01_c01.avi"
+    assert main(["predict", str(video), "--model", str(package), "--clips", "2", "--explain", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    image = cv2.imread(str(out))
+    assert image.shape[1] == 4 * 160  # one column per frame of the clip
+    pred = Predictor.load(package)
+    clips = pred.clips(video, clips=1)
+    att = pred.run(clips, attention=True).attention
+    assert att.shape == (16, 16)  # 32 px input, 3 poolings: 4 x 4 positions
+    np.testing.assert_allclose(att.sum(1), 1.0, atol=1e-5)
+    assert attention_map(att).shape == (4, 4) and attention_map(att).sum() == pytest.approx(1.0, abs=1e-5)
+    colour = flow_to_colour(np.stack([np.array([[0.0, 2.0]]), np.array([[0.0, 0.0]])]))
+    assert colour[0, 0].tolist() == [255, 255, 255]  # no motion: white
+    assert colour[0, 1].tolist() == [255, 0, 0]  # full speed to the right: red
