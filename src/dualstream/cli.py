@@ -121,6 +121,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from .serve import serve
+    except ImportError as exc:
+        raise UserError(f"serve needs the 'serve' extra ({exc.name} is missing): pip install 'dualstream[serve]'") from None
+    if args.max_upload_mb <= 0:
+        raise UserError("--max-upload-mb must be positive")
+    serve(args.model, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, clips=args.clips)
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from .models import format_model_table, summary_rows
 
@@ -183,6 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--format", required=True, choices=("onnx", "torchscript"))
     x.add_argument("--out", required=True, help="file to write (e.g. model.onnx, model.pt)")
     x.set_defaults(func=cmd_export)
+
+    sv = sub.add_parser("serve", help="web demo: upload a video, see the top-5 and the explanation")
+    sv.add_argument("--model", required=True, help="run folder or model package")
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--max-upload-mb", type=float, default=200.0, help="largest accepted upload (default 200)")
+    sv.add_argument("--clips", type=int, default=5, help="clips per video (default 5)")
+    sv.set_defaults(func=cmd_serve)
 
     m = sub.add_parser("models", help="list the registered models with parameters and GFLOPs")
     m.add_argument("--num-classes", type=int, default=101, help="classes for the counts (default: 101, UCF-101)")
