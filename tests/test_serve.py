@@ -11,7 +11,7 @@ pytest.importorskip("fastapi", reason="the web demo needs the 'serve' extra (fas
 pytest.importorskip("httpx", reason="FastAPI's TestClient needs httpx (test extra)")
 
 with warnings.catch_warnings():  # starlette 1.x prefers httpx2 for its TestClient; httpx still works
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient  # noqa: E402
 
 from dualstream.cli import build_parser  # noqa: E402
