@@ -14,17 +14,10 @@ from dualstream.cli import main
 from dualstream.export import ExportError, export_model
 from dualstream.predict import Predictor
 
-from .test_predict import CLASSES, make_package
+from .test_predict import CLASSES, package  # noqa: F401  (package: the fixture)
 
 onnx = pytest.importorskip("onnx", reason="ONNX export needs the 'export' extra (onnx, onnxruntime)")
 ort = pytest.importorskip("onnxruntime", reason="ONNX export needs the 'export' extra (onnx, onnxruntime)")
-
-
-@pytest.fixture(scope="module")
-def package(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("export_package")
-    make_package(folder)
-    return folder
 
 
 def test_onnx_parity_names_and_metadata(package, tmp_path):

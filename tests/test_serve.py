@@ -18,14 +18,7 @@ from dualstream.cli import build_parser  # noqa: E402
 from dualstream.predict import Predictor  # noqa: E402
 from dualstream.serve import create_app  # noqa: E402
 
-from .test_predict import CLASSES, _moving_video, make_package  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def package(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("serve_package")
-    make_package(folder)
-    return folder
+from .test_predict import CLASSES, _moving_video, package  # noqa: E402, F401  (package: the fixture)
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 from dualstream.predict import Predictor  # noqa: E402
 from dualstream.serve import create_app  # noqa: E402
 
-from .test_predict import make_package  # noqa: E402
+from .test_predict import package  # noqa: E402, F401  (package: the fixture)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -37,13 +37,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def package(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("browser_package")
-    make_package(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
