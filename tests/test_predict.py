@@ -27,15 +27,16 @@ CLASSES = ["MoveUp", "MoveDown", "Grow"]
 FRAMES, INTERVAL, SIZE = 4, 3, 32
 
 
-def make_package(folder, *, short_side: int = 0) -> None:
-    """A tiny untrained early-fusion package with the spec keys training writes (+ short_side)."""
+def make_package(folder, *, short_side: int | None = 0) -> None:
+    """A tiny untrained early-fusion package with the spec keys training writes, plus ``short_side``
+    (0: keep the size, as the tiny cache was prepared; None: leave the key out, as training does now)."""
     torch.manual_seed(0)
     model = create_model("early_fusion_small", num_classes=len(CLASSES), frames=FRAMES, input_size=SIZE,
                          widths=[8, 4, 8])
     spec = {"name": "early_fusion_small", "kwargs": {"widths": [8, 4, 8]}, "classes": CLASSES,
             "frames": FRAMES, "interval": INTERVAL, "offsets": [1, 2], "input_size": SIZE, "flow_bound": 20.0,
             "flow_method": "dis", "normalisation": {"rgb": "imagenet mean/std on 0..1", "flow": "px / flow_bound"},
-            "short_side": short_side}
+            **({} if short_side is None else {"short_side": short_side})}
     save_model_package(folder, model, spec)
 
 
@@ -154,6 +155,23 @@ def test_real_clips_of_another_size_and_codec(package):
         pred = predictor.predict(video, clips=2)
         assert pred.probabilities.shape == (len(CLASSES),)
         assert pred.probabilities.sum() == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("ext, fourcc", [("mp4", "mp4v"), ("mkv", "MJPG"), ("webm", "VP80"), ("mov", "mp4v")])
+def test_other_containers_and_sizes(tmp_path, ext, fourcc):
+    rng = np.random.default_rng(2)
+    texture = rng.integers(0, 255, (36, 52 + 40, 3), dtype=np.uint8)
+    video = tmp_path / f"clip.{ext}"
+    try:
+        write_video(video, np.stack([texture[:, t:t + 52] for t in range(20)]), fourcc=fourcc)
+    except VideoReadError as exc:
+        pytest.skip(f"this FFmpeg build cannot write {fourcc} {ext}: {exc.reason}")
+    make_package(tmp_path / "pkg", short_side=None)
+    pred = Predictor.load(tmp_path / "pkg")
+    clips = pred.clips(video, clips=2)
+    assert clips.num_frames is None  # 20 frames are more than the clips need
+    assert clips.frames.shape[1:] == (128, 185, 3)  # short side 36 -> the default 128
+    assert pred.run(clips).probabilities.sum() == pytest.approx(1.0, abs=1e-5)
 
 
 def test_top_is_sorted_and_load_model_is_reexported(package):

@@ -96,6 +96,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if args.topk < 1 or args.clips < 1:
         raise UserError("--topk and --clips must be >= 1")
+    if args.threads < 0:
+        raise UserError("--threads must be >= 0 (0: torch's default)")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     predictor = Predictor.load(args.model, device=args.device)
     failed = 0
     for i, video in enumerate(args.videos):
@@ -187,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--json", action="store_true", help="one JSON line per video")
     pd.add_argument("--explain", metavar="OUT.png", help="write frames, flow and fusion attention of the first video's first clip")
     pd.add_argument("--device", default="cpu", help="torch device for the model (default cpu)")
+    pd.add_argument("--threads", type=int, default=0,
+                    help="torch CPU threads (default 0: torch's choice; 1 is fastest for small models on a busy machine)")
     pd.set_defaults(func=cmd_predict)
 
     x = sub.add_parser("export", help="export a model package to ONNX or TorchScript (with a parity check)")
