@@ -14,7 +14,7 @@ from dualstream.cli import main
 from dualstream.export import ExportError, export_model
 from dualstream.predict import Predictor
 
-from .test_predict import CLASSES, package  # noqa: F401  (package: the fixture)
+from .test_predict import CLASSES, make_package, package  # noqa: F401  (package: the fixture)
 
 onnx = pytest.importorskip("onnx", reason="ONNX export needs the 'export' extra (onnx, onnxruntime)")
 ort = pytest.importorskip("onnxruntime", reason="ONNX export needs the 'export' extra (onnx, onnxruntime)")
@@ -69,3 +69,22 @@ def test_export_cli(package, tmp_path, capsys):
     assert capsys.readouterr().out.startswith(f"wrote torchscript model to {out} (parity with PyTorch: max abs diff ")
     assert main(["export", "--model", str(package), "--format", "onnx", "--out", str(tmp_path / "no" / "m.onnx")]) == 2
     assert capsys.readouterr().err == f"dualstream export: error: {tmp_path / 'no'}: output folder does not exist\n"
+
+
+@pytest.mark.parametrize("name, size, attention_rows, inputs", [
+    ("late_fusion_small", 48, True, ["rgb", "flow"]), ("concat_fusion_small", 32, False, ["rgb", "flow"]),
+    ("two_stream_average_small", 32, False, ["rgb", "flow"]), ("rgb_only_small", 32, False, ["rgb"]),
+])
+def test_other_architectures_export_and_explain(tmp_path, tiny_dataset, name, size, attention_rows, inputs):
+    from dualstream.explain import render_explanation
+
+    make_package(tmp_path / "pkg", name=name, size=size, kwargs={})
+    assert export_model(tmp_path / "pkg", fmt="onnx", out=tmp_path / "m.onnx").max_abs_diff <= 1e-4
+    assert [i.name for i in onnx.load(str(tmp_path / "m.onnx")).graph.input] == inputs
+    predictor = Predictor.load(tmp_path / "pkg")
+    clips = predictor.clips(tiny_dataset / "videos" / "Grow" / "v_Grow_g01_c01.avi", clips=1)
+    pred = predictor.run(clips, attention=True)
+    assert (pred.attention is not None) == attention_rows
+    png = render_explanation(clips, pred)
+    height = int.from_bytes(png[20:24], "big")  # PNG IHDR
+    assert height == (570 if attention_rows else 400)

@@ -27,14 +27,15 @@ CLASSES = ["MoveUp", "MoveDown", "Grow"]
 FRAMES, INTERVAL, SIZE = 4, 3, 32
 
 
-def make_package(folder, *, short_side: int | None = 0) -> None:
-    """A tiny untrained early-fusion package with the spec keys training writes, plus ``short_side``
+def make_package(folder, *, short_side: int | None = 0, name: str = "early_fusion_small", size: int = SIZE,
+                 kwargs: dict | None = None) -> None:
+    """A tiny untrained package with the spec keys training writes, plus ``short_side``
     (0: keep the size, as the tiny cache was prepared; None: leave the key out, as training does now)."""
     torch.manual_seed(0)
-    model = create_model("early_fusion_small", num_classes=len(CLASSES), frames=FRAMES, input_size=SIZE,
-                         widths=[8, 4, 8])
-    spec = {"name": "early_fusion_small", "kwargs": {"widths": [8, 4, 8]}, "classes": CLASSES,
-            "frames": FRAMES, "interval": INTERVAL, "offsets": [1, 2], "input_size": SIZE, "flow_bound": 20.0,
+    kwargs = {"widths": [8, 4, 8]} if kwargs is None else kwargs
+    model = create_model(name, num_classes=len(CLASSES), frames=FRAMES, input_size=size, **kwargs)
+    spec = {"name": name, "kwargs": kwargs, "classes": CLASSES,
+            "frames": FRAMES, "interval": INTERVAL, "offsets": [1, 2], "input_size": size, "flow_bound": 20.0,
             "flow_method": "dis", "normalisation": {"rgb": "imagenet mean/std on 0..1", "flow": "px / flow_bound"},
             **({} if short_side is None else {"short_side": short_side})}
     save_model_package(folder, model, spec)

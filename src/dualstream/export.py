@@ -10,6 +10,7 @@ input_size, K = classes; see ``model.json`` for T, S, the class names and the fl
 * ``logits`` float32 (B, K): class scores of each clip;
 * ``probabilities`` float32 (B, K): their softmax (average it over a video's clips).
 
+The single-stream baselines (``rgb_only``, ``flow_only``) keep only the input they read.
 ``dualstream.predict.build_clips`` builds exactly these inputs from a video. The ONNX file carries
 ``model.json`` in its metadata (key ``dualstream.model_json``), the TorchScript file as the extra file
 ``model.json``.
@@ -139,7 +140,8 @@ def _run_onnx(path: Path, inputs: tuple) -> list[np.ndarray]:
     except ImportError:
         raise ExportError("the ONNX parity check needs onnxruntime: pip install 'dualstream[export]'") from None
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(list(OUTPUT_NAMES), {n: x.numpy() for n, x in zip(INPUT_NAMES, inputs)})
+    wanted = {i.name for i in session.get_inputs()}  # a single-stream baseline keeps only its input
+    return session.run(list(OUTPUT_NAMES), {n: x.numpy() for n, x in zip(INPUT_NAMES, inputs) if n in wanted})
 
 
 def _export_torchscript(wrapper: ClipClassifier, inputs: tuple, out: Path, spec: dict) -> None:
