@@ -131,7 +131,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         from .serve import serve
     except ImportError as exc:
-        raise UserError(f"serve needs the 'serve' extra ({exc.name} is missing): pip install 'dualstream[serve]'") from None
+        raise UserError(f"serve needs the 'serve' extra ({exc.name} is missing): "
+                        "pip install 'dualstream[serve]'") from None
     if args.max_upload_mb <= 0:
         raise UserError("--max-upload-mb must be positive")
     serve(args.model, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, clips=args.clips)
@@ -194,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--explain", metavar="OUT.png", help="write frames, flow and fusion attention of the first video's first clip")
     pd.add_argument("--device", default="cpu", help="torch device for the model (default cpu)")
     pd.add_argument("--threads", type=int, default=0,
-                    help="torch CPU threads (default 0: torch's choice; 1 is fastest for small models on a busy machine)")
+                    help="torch CPU threads (default 0: torch's choice; 1 is fastest for small models on busy CPUs)")
     pd.set_defaults(func=cmd_predict)
 
     x = sub.add_parser("export", help="export a model package to ONNX or TorchScript (with a parity check)")
