@@ -190,9 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (any format OpenCV reads)")
     pd.add_argument("--model", required=True, help="run folder or model package (model.json + model.safetensors)")
     pd.add_argument("--topk", type=int, default=5, help="classes to print (default 5)")
-    pd.add_argument("--clips", type=int, default=5, help="clips per video, offsets spread over one interval (default 5)")
+    pd.add_argument("--clips", type=int, default=5,
+                    help="clips per video at offsets spread over one interval, as evaluate (default 5)")
     pd.add_argument("--json", action="store_true", help="one JSON line per video")
-    pd.add_argument("--explain", metavar="OUT.png", help="write frames, flow and fusion attention of the first video's first clip")
+    pd.add_argument("--explain", metavar="OUT.png",
+                    help="write the frames, flow and fusion attention of the first video's first clip")
     pd.add_argument("--device", default="cpu", help="torch device for the model (default cpu)")
     pd.add_argument("--threads", type=int, default=0,
                     help="torch CPU threads (default 0: torch's choice; 1 is fastest for small models on busy CPUs)")
