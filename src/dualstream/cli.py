@@ -19,9 +19,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .data.cache import CacheError
     from .data.ucf101 import SplitError
     from .engine.checkpoint import CheckpointError
+    from .export import ExportError
     from .video import VideoReadError
 
-    return (UserError, ConfigError, CacheError, SplitError, CheckpointError, VideoReadError,
+    return (UserError, ConfigError, CacheError, SplitError, CheckpointError, VideoReadError, ExportError,
             FileNotFoundError, FloatingPointError)
 
 
@@ -111,6 +112,55 @@ def cmd_ablation(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r['model']:<28} params {r['params']:>11,}  clip_top1 {r['clip_top1']:.4f}  video_top1 {r['video_top1']:.4f}")
     print(f"-> {Path(args.out) / TABLE}, {Path(args.out) / CHART}")
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import json
+
+    from .predict import Predictor, format_top
+    from .video import VideoReadError
+
+    if args.topk < 1 or args.clips < 1:
+        raise UserError("--topk and --clips must be >= 1")
+    if args.threads < 0:
+        raise UserError("--threads must be >= 0 (0: torch's default)")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    predictor = Predictor.load(args.model, device=args.device)
+    failed = 0
+    for i, video in enumerate(args.videos):
+        try:
+            clips = predictor.clips(video, clips=args.clips)
+        except VideoReadError as exc:  # one bad file does not stop the others
+            print(f"dualstream predict: error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        pred = predictor.run(clips, video=video, attention=bool(args.explain and i == 0))
+        print(json.dumps(pred.to_dict(args.topk)) if args.json else format_top(pred, args.topk), flush=True)
+        if args.explain and i == 0:
+            from .explain import save_explanation
+
+            save_explanation(args.explain, clips, pred, topk=args.topk)
+    return 2 if failed else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_model
+
+    print(export_model(args.model, fmt=args.format, out=args.out).line())
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from .serve import serve
+    except ImportError as exc:
+        raise UserError(f"serve needs the 'serve' extra ({exc.name} is missing): "
+                        "pip install 'dualstream[serve]'") from None
+    if args.max_upload_mb <= 0:
+        raise UserError("--max-upload-mb must be positive")
+    serve(args.model, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, clips=args.clips)
     return 0
 
 
@@ -177,6 +227,34 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--models", required=True, help="comma-separated model names (see `dualstream models`)")
     a.add_argument("--out", required=True, help="folder for the runs, ablation.md and ablation.png")
     a.set_defaults(func=cmd_ablation)
+
+    pd = sub.add_parser("predict", help="top-k classes of videos with a trained model package")
+    pd.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (any format OpenCV reads)")
+    pd.add_argument("--model", required=True, help="run folder or model package (model.json + model.safetensors)")
+    pd.add_argument("--topk", type=int, default=5, help="classes to print (default 5)")
+    pd.add_argument("--clips", type=int, default=5,
+                    help="clips per video at offsets spread over one interval, as evaluate (default 5)")
+    pd.add_argument("--json", action="store_true", help="one JSON line per video")
+    pd.add_argument("--explain", metavar="OUT.png",
+                    help="write the frames, flow and fusion attention of the first video's first clip")
+    pd.add_argument("--device", default="cpu", help="torch device for the model (default cpu)")
+    pd.add_argument("--threads", type=int, default=0,
+                    help="torch CPU threads (default 0: torch's choice; 1 is fastest for small models on busy CPUs)")
+    pd.set_defaults(func=cmd_predict)
+
+    x = sub.add_parser("export", help="export a model package to ONNX or TorchScript (with a parity check)")
+    x.add_argument("--model", required=True, help="run folder or model package")
+    x.add_argument("--format", required=True, choices=("onnx", "torchscript"))
+    x.add_argument("--out", required=True, help="file to write (e.g. model.onnx, model.pt)")
+    x.set_defaults(func=cmd_export)
+
+    sv = sub.add_parser("serve", help="web demo: upload a video, see the top-5 and the explanation")
+    sv.add_argument("--model", required=True, help="run folder or model package")
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--max-upload-mb", type=float, default=200.0, help="largest accepted upload (default 200)")
+    sv.add_argument("--clips", type=int, default=5, help="clips per video (default 5)")
+    sv.set_defaults(func=cmd_serve)
 
     m = sub.add_parser("models", help="list the registered models with parameters and GFLOPs")
     m.add_argument("--num-classes", type=int, default=101, help="classes for the counts (default: 101, UCF-101)")

@@ -1,0 +1,102 @@
+"""End-to-end latency of ``dualstream predict`` on a 7-second 320x240 video on this machine.
+
+    python benchmarks/predict.py --model RUN [--video FILE] [--clips K] [--repeat N] [--threads N]
+
+Without ``--video`` it writes a 7-second 320x240 25 fps XviD AVI of a moving texture (175 frames).
+Prints three numbers:
+
+* ``cli``: wall time of the whole command ``python -m dualstream predict VIDEO --model RUN``
+  (interpreter start, imports, model load, decode, flow, network);
+* ``first``: model load + first prediction inside one process (imports already done);
+* ``warm``: the median of ``--repeat`` further predictions, split into decode (with resize),
+  flow, transform and network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dualstream.predict import DEFAULT_CLIPS, Predictor, build_clips
+from dualstream.video import video_info, write_video
+
+SECONDS, FPS, WIDTH, HEIGHT = 7, 25, 320, 240
+
+
+def make_video(path: Path) -> Path:
+    """A 7 s 320x240 XviD video of a smooth random texture panning 2 px per frame."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    frames = SECONDS * FPS
+    texture = cv2.GaussianBlur(rng.integers(0, 256, (HEIGHT, WIDTH + 2 * frames, 3), dtype=np.uint8), (9, 9), 0)
+    write_video(path, np.stack([texture[:, 2 * t:2 * t + WIDTH] for t in range(frames)]), fps=FPS, fourcc="XVID")
+    return path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True, help="run folder or model package (e.g. the demo's demo_out/run)")
+    ap.add_argument("--video", help="video to time (default: a generated 7 s 320x240 XviD clip)")
+    ap.add_argument("--clips", type=int, default=DEFAULT_CLIPS, help=f"clips per video (default {DEFAULT_CLIPS})")
+    ap.add_argument("--repeat", type=int, default=5, help="warm predictions to take the median of")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (default 0: torch's choice)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory(prefix="dualstream-bench-") as tmp:
+        video = Path(args.video) if args.video else make_video(Path(tmp) / "seven_seconds.avi")
+        info = video_info(video)
+        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+              f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+        print(f"video: {video.name} {info['width']}x{info['height']}, {info['declared_frames']} frames at "
+              f"{info['fps']:.2f} fps; clips {args.clips}")
+
+        cmd = [sys.executable, "-m", "dualstream", "predict", str(video), "--model", args.model,
+               "--clips", str(args.clips), "--threads", str(args.threads)]
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        print(f"cli    {time.perf_counter() - t:6.3f} s  (python -m dualstream predict, process start to exit)")
+
+        t = time.perf_counter()
+        predictor = Predictor.load(args.model)
+        t_load = time.perf_counter()
+        first: dict[str, float] = {}
+        clips = build_clips(video, predictor.input, clips=args.clips, flow_device=predictor.flow_device,
+                            timings=first)
+        t_net = time.perf_counter()
+        pred = predictor.run(clips)
+        end = time.perf_counter()
+        print(f"first  {end - t:6.3f} s  (in process: load {t_load - t:.3f}, decode {first['decode']:.3f}, "
+              f"flow {first['flow']:.3f}, transform {first['transform']:.3f}, network {end - t_net:.3f})  "
+              f"top-1 {pred.top(1)[0][0]}")
+
+        runs = []
+        for _ in range(args.repeat):
+            stages: dict[str, float] = {}
+            t = time.perf_counter()
+            clips = build_clips(video, predictor.input, clips=args.clips, flow_device=predictor.flow_device,
+                                timings=stages)
+            t_net = time.perf_counter()
+            predictor.run(clips)
+            stages["network"] = time.perf_counter() - t_net
+            stages["total"] = time.perf_counter() - t
+            runs.append(stages)
+        med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        parts = ", ".join(f"{k} {med[k]:.3f}" for k in ("decode", "flow", "transform", "network"))
+        print(f"warm   {med['total']:6.3f} s  (median of {args.repeat}: {parts}; "
+              f"{len({i for c in clips.indices for i in c})} flow pairs)")
+
+
+if __name__ == "__main__":
+    main()

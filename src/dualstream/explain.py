@@ -1,0 +1,79 @@
+"""Explain a prediction: the first clip's frames, its flow in colour and the fusion attention.
+
+The attention map shows, for each position of the fused feature map, how much attention the other
+positions pay to it: the mean over query positions of the self-attention weights (each query row
+sums to one, so the map sums to one). It is upsampled to the centre crop the network saw and laid
+over the frames. A model without a fusion attention layer gets the frames and flow only.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+
+import cv2
+import numpy as np
+
+from .flow.colour import flow_to_rgb
+from .predict import Clips, Prediction
+
+MIN_FLOW_SCALE = 1.0  # px: a still clip is drawn white instead of amplifying noise to full colour
+
+
+def attention_map(attention: np.ndarray) -> np.ndarray:
+    """Attention weights (N, N), query rows -> (h, w) attention received per position (sums to 1)."""
+    n = attention.shape[-1]
+    side = math.isqrt(n)
+    if side * side != n or attention.shape != (n, n):
+        raise ValueError(f"expected square attention over a square feature map, got {attention.shape}")
+    return attention.mean(axis=0).reshape(side, side)
+
+
+def _crop(images: np.ndarray, clips: Clips) -> np.ndarray:
+    c = clips.crop
+    return images[..., c.top:c.top + c.size, c.left:c.left + c.size]
+
+
+def render_explanation(clips: Clips, pred: Prediction, *, topk: int = 5) -> bytes:
+    """The explanation figure as PNG bytes (no pyplot: safe in a server thread)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    frames = _crop(clips.frames.transpose(0, 3, 1, 2), clips).transpose(0, 2, 3, 1)  # (T, s, s, 3)
+    flows = _crop(clips.flow_px, clips)  # (T, 2, s, s)
+    scale = max(float(np.hypot(flows[:, 0], flows[:, 1]).max()), MIN_FLOW_SCALE)
+    heat = None
+    if pred.attention is not None:
+        grid = attention_map(pred.attention)
+        heat = cv2.resize(grid.astype(np.float32), frames.shape[1:3][::-1], interpolation=cv2.INTER_LINEAR)
+    t = frames.shape[0]
+    rows = 3 if heat is not None else 2
+    fig = Figure(figsize=(1.6 * t, 1.7 * rows + 0.6), dpi=100)
+    FigureCanvasAgg(fig)
+    top = ", ".join(f"{c} {p:.2f}" for c, p in pred.top(topk))
+    fig.suptitle(f"{os.path.basename(pred.video)}: {top}", fontsize=9)
+    for i in range(t):
+        panels = [(frames[i], f"frame {clips.indices[0][i]}"),
+                  (flow_to_rgb(flows[i], max_magnitude=scale), f"flow (max {scale:.1f} px)" if i == 0 else "flow")]
+        for r, (image, title) in enumerate(panels):
+            ax = fig.add_subplot(rows, t, r * t + i + 1)
+            ax.imshow(image)
+            ax.set_title(title, fontsize=7)
+            ax.axis("off")
+        if heat is not None:
+            ax = fig.add_subplot(rows, t, 2 * t + i + 1)
+            ax.imshow(frames[i])
+            ax.imshow(heat, cmap="jet", alpha=0.5, vmin=0.0, vmax=float(heat.max()) or 1.0)
+            ax.set_title("fusion attention" if i == 0 else "", fontsize=7)
+            ax.axis("off")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def save_explanation(path: str | os.PathLike, clips: Clips, pred: Prediction, *, topk: int = 5) -> None:
+    """Write the explanation figure of the first clip (see :func:`render_explanation`) as a PNG file."""
+    with open(path, "wb") as fh:
+        fh.write(render_explanation(clips, pred, topk=topk))

@@ -1,0 +1,187 @@
+"""Export a model package to ONNX or TorchScript, with a parity check against PyTorch.
+
+The exported graph has two named inputs and two named outputs (B is free, T = frames, S =
+input_size, K = classes; see ``model.json`` for T, S, the class names and the flow bound):
+
+* ``rgb``  float32 (B, 3T, S, S): T centre-cropped RGB frames, frame-major [f1 R, f1 G, f1 B, f2 R, ...],
+  scaled to 0..1 and normalised with the ImageNet mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225);
+* ``flow`` float32 (B, 2T, S, S): the forward flow (frame i -> i+1) at the same frames, [f1 x, f1 y, ...],
+  in pixels of the S x S crop divided by ``flow_bound``;
+* ``logits`` float32 (B, K): class scores of each clip;
+* ``probabilities`` float32 (B, K): their softmax (average it over a video's clips).
+
+The single-stream baselines (``rgb_only``, ``flow_only``) keep only the input they read.
+``dualstream.predict.build_clips`` builds exactly these inputs from a video. The ONNX file carries
+``model.json`` in its metadata (key ``dualstream.model_json``), the TorchScript file as the extra file
+``model.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data.transforms import _MEAN, _STD
+from .predict import attention_layers
+
+FORMATS = ("onnx", "torchscript")
+INPUT_NAMES = ("rgb", "flow")
+OUTPUT_NAMES = ("logits", "probabilities")
+IO_DOCS = {
+    "rgb": "float32 (B, 3T, S, S): T RGB frames, frame-major, 0..1 then ImageNet mean/std normalised",
+    "flow": "float32 (B, 2T, S, S): flow x, y at the same frames, pixels of the crop / flow_bound",
+    "logits": "float32 (B, K): class scores per clip, classes as in model.json",
+    "probabilities": "float32 (B, K): softmax of logits; average over a video's clips",
+}
+PARITY_ATOL = 1e-4
+ONNX_OPSET = 17
+METADATA_KEY = "dualstream.model_json"
+
+
+class ExportError(ValueError):
+    """An export that cannot be made or that does not match PyTorch; one line for the user."""
+
+
+class ClipClassifier(nn.Module):
+    """``model`` with the exported signature: (rgb, flow) -> (logits, probabilities)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, rgb: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.model(rgb, flow)
+        return logits, torch.softmax(logits, dim=1)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    format: str
+    max_abs_diff: float
+
+    def line(self) -> str:
+        return f"wrote {self.format} model to {self.path} (parity with PyTorch: max abs diff {self.max_abs_diff:.2e})"
+
+
+def example_inputs(spec: dict, *, batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random inputs of the model's shape and of the scale real clips give.
+
+    RGB: uniformly random pixel values, normalised as in training. Flow: normal with a standard
+    deviation of 0.1 bound (2 px at the default bound), clipped to the +-1 the quantisation allows.
+    Standard-normal flow (20 px everywhere) would drive a trained model's logits to the hundreds,
+    where float32 rounding alone differs by ~1e-4 between any two correct runtimes.
+    """
+    g = torch.Generator().manual_seed(seed)
+    t, s = int(spec["frames"]), int(spec["input_size"])
+    pixels = torch.randint(0, 256, (batch, t, 3, s, s), generator=g).float()
+    mean = torch.tensor(_MEAN).view(1, 1, 3, 1, 1)
+    std = torch.tensor(_STD).view(1, 1, 3, 1, 1)
+    rgb = ((pixels - mean) / std).reshape(batch, 3 * t, s, s)
+    flow = (torch.randn(batch, 2 * t, s, s, generator=g) * 0.1).clamp(-1.0, 1.0)
+    return rgb, flow
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the tracer's warnings about the models' shape checks and torch.jit's deprecation notes.
+
+    torch 2.13 marks torch.jit and the TorchScript-based ONNX exporter deprecated; both still work
+    and are what TorchScript and ONNX files are made with here.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        yield
+
+
+def _prepare(model: nn.Module) -> ClipClassifier:
+    model = model.eval().cpu()
+    for layer in attention_layers(model):
+        layer.fused, layer.record = False, False  # plain matmul attention: exportable everywhere
+    return ClipClassifier(model).eval()
+
+
+def _export_onnx(wrapper: ClipClassifier, inputs: tuple, out: Path, spec: dict) -> None:
+    try:
+        import onnx
+    except ImportError:
+        raise ExportError("ONNX export needs the onnx package: pip install 'dualstream[export]'") from None
+    with _quiet():
+        _onnx_export(wrapper, inputs, out)
+    proto = onnx.load(str(out))
+    proto.doc_string = __doc__
+    for value in (*proto.graph.input, *proto.graph.output):
+        value.doc_string = IO_DOCS[value.name]
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, json.dumps(spec)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(out))
+
+
+def _onnx_export(wrapper: ClipClassifier, inputs: tuple, out: Path) -> None:
+    axes = {name: {0: "batch"} for name in (*INPUT_NAMES, *OUTPUT_NAMES)}
+    torch.onnx.export(wrapper, inputs, str(out), input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
+                      dynamic_axes=axes, opset_version=ONNX_OPSET, dynamo=False)
+
+
+def _run_onnx(path: Path, inputs: tuple) -> list[np.ndarray]:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ExportError("the ONNX parity check needs onnxruntime: pip install 'dualstream[export]'") from None
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    wanted = {i.name for i in session.get_inputs()}  # a single-stream baseline keeps only its input
+    return session.run(list(OUTPUT_NAMES), {n: x.numpy() for n, x in zip(INPUT_NAMES, inputs) if n in wanted})
+
+
+def _export_torchscript(wrapper: ClipClassifier, inputs: tuple, out: Path, spec: dict) -> None:
+    with _quiet():
+        traced = torch.jit.trace(wrapper, inputs, check_trace=False)
+        torch.jit.save(traced, str(out), _extra_files={"model.json": json.dumps(spec)})
+
+
+def _run_torchscript(path: Path, inputs: tuple) -> list[np.ndarray]:
+    with _quiet(), torch.no_grad():
+        loaded = torch.jit.load(str(path), map_location="cpu")
+        return [o.numpy() for o in loaded(*inputs)]
+
+
+def export_model(model_path: str | os.PathLike, *, fmt: str, out: str | os.PathLike,
+                 atol: float = PARITY_ATOL) -> ExportResult:
+    """Export the package at ``model_path`` to ``out`` and check it against PyTorch.
+
+    The check runs the exported file (onnxruntime for ONNX) and PyTorch on the same random batch
+    of two clips (other than the tracing batch, so the free batch axis is exercised) and raises
+    ExportError when any output differs by more than ``atol``.
+    """
+    from .engine.checkpoint import load_model
+
+    if fmt not in FORMATS:
+        raise ExportError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    out = Path(out)
+    if out.parent and not out.parent.is_dir():
+        raise ExportError(f"{out.parent}: output folder does not exist")
+    model, spec = load_model(model_path)
+    wrapper = _prepare(model)
+    with torch.no_grad():
+        if fmt == "onnx":
+            _export_onnx(wrapper, example_inputs(spec, batch=1), out, spec)
+        else:
+            _export_torchscript(wrapper, example_inputs(spec, batch=1), out, spec)
+        check = example_inputs(spec, batch=3, seed=1)
+        expected = [o.numpy() for o in wrapper(*check)]
+    got = _run_onnx(out, check) if fmt == "onnx" else _run_torchscript(out, check)
+    diff = max(float(np.max(np.abs(g - e))) for g, e in zip(got, expected))
+    if not diff <= atol:
+        raise ExportError(f"{out}: exported model differs from PyTorch by {diff:.2e} (> {atol:g})")
+    return ExportResult(path=out, format=fmt, max_abs_diff=diff)
