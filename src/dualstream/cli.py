@@ -56,6 +56,39 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check_split(args: argparse.Namespace) -> int:
+    from .data.make_split import compile_group_regex
+    from .data.ucf101 import SPLITS, check_group_overlap, read_split, split_summary, validate_split
+
+    pattern = compile_group_regex(args.group_regex)
+    splits = [args.split] if args.split else [n for n in SPLITS if (Path(args.splits) / f"trainlist{n:02d}.txt").is_file()]
+    if not splits:
+        raise UserError(f"{args.splits}: no trainlist0N.txt found")
+    leaking = 0
+    for n in splits:
+        split = read_split(args.splits, n)
+        where = f"split {n} of {args.splits}"
+        validate_split(split, where=where, videos_dir=args.videos)
+        overlap = check_group_overlap(split, allow=True, where=where, group_re=pattern)
+        leaking += bool(overlap)
+        print(f"split {n}: " + split_summary(split, overlap))
+    if leaking:
+        print(f"{leaking} split(s) share groups between train and test: training refuses them "
+              "unless data.allow_group_overlap=true", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_make_split(args: argparse.Namespace) -> int:
+    from .data.make_split import make_split
+
+    counts = make_split(args.videos, args.out, test_fraction=args.test_fraction, group_regex=args.group_regex,
+                        seed=args.seed)
+    print(f"wrote split 1 to {args.out}: classes {counts['classes']}, train {counts['train']}, "
+          f"test {counts['test']}, groups {counts['groups']} (no group on both sides)")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .config import load_config
     from .engine.train import train
@@ -117,6 +150,23 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--workers", type=int, default=0, help="worker processes (default: all cores)")
     pr.add_argument("--device", default="cpu", help="device for the PyTorch flow methods")
     pr.set_defaults(func=cmd_prepare)
+
+    cs = sub.add_parser("check-split", help="validate UCF-101-format split files; print counts and train/test group overlap")
+    cs.add_argument("--splits", required=True, help="folder with classInd.txt, trainlist0N.txt, testlist0N.txt")
+    cs.add_argument("--split", type=int, default=0, help="check only split N (default: every split present)")
+    cs.add_argument("--videos", default=None, help="also check that every listed video exists in this folder")
+    cs.add_argument("--group-regex", default=None, help="group from the file name (default: UCF-101's _gGG_cCC)")
+    cs.set_defaults(func=cmd_check_split)
+
+    ms = sub.add_parser("make-split", help="write a group-disjoint UCF-101-format split for a class-per-folder dataset")
+    ms.add_argument("--videos", required=True, help="folder of <Class>/<video> files")
+    ms.add_argument("--out", required=True, help="split folder to write (classInd.txt, trainlist01.txt, testlist01.txt)")
+    ms.add_argument("--test-fraction", type=float, default=0.3, help="share of each class's videos in test (default 0.3)")
+    ms.add_argument("--group-regex", default=None,
+                    help="regex whose first capture group (or whole match) names a video's group "
+                         "(default: UCF-101's _gGG_cCC); a video without a match is its own group")
+    ms.add_argument("--seed", type=int, default=0)
+    ms.set_defaults(func=cmd_make_split)
 
     t = sub.add_parser("train", help="train a model from a YAML config")
     t.add_argument("--config", required=True, help="YAML recipe, e.g. configs/demo_synthetic.yaml")
