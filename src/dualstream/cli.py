@@ -17,11 +17,12 @@ class UserError(Exception):
 def _user_errors() -> tuple[type[BaseException], ...]:
     from .config import ConfigError
     from .data.cache import CacheError
+    from .data.prepare import PrepareError
     from .data.ucf101 import SplitError
     from .engine.checkpoint import CheckpointError
     from .video import VideoReadError
 
-    return (UserError, ConfigError, CacheError, SplitError, CheckpointError, VideoReadError,
+    return (UserError, ConfigError, CacheError, SplitError, PrepareError, CheckpointError, VideoReadError,
             FileNotFoundError, FloatingPointError)
 
 
@@ -42,14 +43,39 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_prepare(args: argparse.Namespace) -> int:
-    from .data.prepare import PrepareOptions, prepare_dataset
+def _listed_videos(splits: str, videos: str) -> list[str]:
+    """Every video listed by the split files in ``splits``, after checking they all exist (before any work)."""
+    from .data.ucf101 import SPLITS, read_split, validate_split
 
+    present = [n for n in SPLITS if (Path(splits) / f"trainlist{n:02d}.txt").is_file()]
+    if not present:
+        raise UserError(f"{splits}: no trainlist0N.txt found")
+    listed: set[str] = set()
+    for n in present:
+        split = read_split(splits, n)
+        validate_split(split, where=f"split {n} of {splits}", videos_dir=videos)
+        listed.update(e.path for e in split.train + split.test)
+    return sorted(listed)
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from .data.prepare import PrepareOptions, parse_shard, prepare_dataset
+    from .data.schedule import SampleSchedule
+
+    schedule = None
+    if args.only_sampled:
+        from .config import load_config
+
+        d = load_config(args.config).data
+        schedule = SampleSchedule(frames=d.frames, interval=d.interval, offsets=tuple(d.offsets), eval_clips=d.eval_clips)
     try:
-        opts = PrepareOptions(flow=args.flow, short_side=args.short_side, device=args.device)
+        opts = PrepareOptions(flow=args.flow, short_side=args.short_side, device=args.device, schedule=schedule)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    summary = prepare_dataset(args.videos, args.out, opts, workers=args.workers, progress=not args.quiet)
+    shard = parse_shard(args.shard) if args.shard else None
+    videos = _listed_videos(args.splits, args.videos) if args.splits else None
+    summary = prepare_dataset(args.videos, args.out, opts, workers=args.workers, shard=shard,
+                              executor=args.executor, videos=videos, progress=not args.quiet)
     print(summary.line(Path(args.out)))
     if summary.prepared + summary.skipped == 0:
         return 1
@@ -146,9 +172,21 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--videos", required=True, help="folder of <Class>/<video> files")
     pr.add_argument("--out", required=True, help="cache folder")
     pr.add_argument("--flow", default="dis", help="flow method: dis (default), tvl1, farneback")
-    pr.add_argument("--short-side", type=int, default=128, help="resize so the short side is this (0: keep)")
+    pr.add_argument("--short-side", "--resize", dest="short_side", type=int, default=128,
+                    help="resize so the short side is this (0: keep)")
     pr.add_argument("--workers", type=int, default=0, help="worker processes (default: all cores)")
     pr.add_argument("--device", default="cpu", help="device for the PyTorch flow methods")
+    pr.add_argument("--shard", default=None, metavar="I/N",
+                    help="prepare only part I of N (1-based), e.g. one per machine into one shared --out")
+    pr.add_argument("--executor", default="process", choices=["process", "ray"],
+                    help="process: local worker processes (default); ray: a Ray cluster (RAY_ADDRESS, else local)")
+    pr.add_argument("--splits", default=None,
+                    help="prepare only the videos these split files list, after checking that all exist")
+    pr.add_argument("--only-sampled", action="store_true",
+                    help="keep only the frames the sampling schedule can ask for (train offsets + eval clips)")
+    pr.add_argument("--config", default=None,
+                    help="with --only-sampled: take the schedule (data.frames, interval, offsets, eval_clips) "
+                         "from this recipe (default: the paper's)")
     pr.set_defaults(func=cmd_prepare)
 
     cs = sub.add_parser("check-split", help="validate UCF-101-format split files; print counts and train/test group overlap")
