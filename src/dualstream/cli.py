@@ -17,12 +17,13 @@ class UserError(Exception):
 def _user_errors() -> tuple[type[BaseException], ...]:
     from .config import ConfigError
     from .data.cache import CacheError
+    from .data.import_rawframes import RawframesError
     from .data.prepare import PrepareError
     from .data.ucf101 import SplitError
     from .engine.checkpoint import CheckpointError
     from .video import VideoReadError
 
-    return (UserError, ConfigError, CacheError, SplitError, PrepareError, CheckpointError, VideoReadError,
+    return (UserError, ConfigError, CacheError, SplitError, PrepareError, RawframesError, CheckpointError, VideoReadError,
             FileNotFoundError, FloatingPointError)
 
 
@@ -115,6 +116,15 @@ def cmd_make_split(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_rawframes(args: argparse.Namespace) -> int:
+    from .data.import_rawframes import import_rawframes
+
+    summary = import_rawframes(args.src, args.out, flow_method=args.flow_method, flow_bound=args.flow_bound,
+                               progress=not args.quiet)
+    print(summary.line(Path(args.out)))
+    return 0 if summary.imported + summary.skipped else 1
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .config import load_config
     from .engine.train import train
@@ -205,6 +215,15 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default: UCF-101's _gGG_cCC); a video without a match is its own group")
     ms.add_argument("--seed", type=int, default=0)
     ms.set_defaults(func=cmd_make_split)
+
+    ir = sub.add_parser("import-rawframes",
+                        help="adopt frames + flow extracted by MMAction2 (img_/flow_x_/flow_y_%%05d.jpg): validate, write manifests")
+    ir.add_argument("--src", required=True, help="folder of <Class>/<video>/ rawframes (build_rawframes.py --level 2)")
+    ir.add_argument("--out", required=True, help="cache folder (the same as --src: manifests written in place; "
+                                                 "else files are hard-linked, or copied across file systems)")
+    ir.add_argument("--flow-method", default="tvl1", help="how the flow was computed, recorded in the manifests (default tvl1)")
+    ir.add_argument("--flow-bound", type=float, default=20.0, help="the +-px bound of the uint8 flow images (default 20)")
+    ir.set_defaults(func=cmd_import_rawframes)
 
     t = sub.add_parser("train", help="train a model from a YAML config")
     t.add_argument("--config", required=True, help="YAML recipe, e.g. configs/demo_synthetic.yaml")

@@ -394,7 +394,7 @@ def prepare_dataset(
     finally:
         bar.close()
         summary.seconds = time.perf_counter() - t0
-    _write_failures(cache / summary.failures_file, summary.failures)
+    write_failures(cache / summary.failures_file, summary.failures)
     return summary
 
 
@@ -406,7 +406,7 @@ def _prepared_bytes(folder: Path) -> int:
         return folder_bytes(folder)
 
 
-def _write_failures(path: Path, failures: list[tuple[str, str]]) -> None:
+def write_failures(path: Path, failures: list[tuple[str, str]]) -> None:
     if not failures:
         path.unlink(missing_ok=True)
         return
