@@ -16,14 +16,13 @@ import json
 import os
 import re
 import shutil
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 from tqdm import tqdm
 
-from .prepare import FAILURES, MANIFEST, write_failures, folder_bytes
+from .prepare import FAILURES, MANIFEST, atomic_folder, folder_bytes, write_failures
 
 FRAME_RE = re.compile(r"^(img|flow_x|flow_y)_(\d+)\.jpg$")
 
@@ -140,22 +139,11 @@ def import_video(src: Path, dst: Path, *, flow_method: str, flow_bound: float) -
         tmp.write_text(json.dumps(manifest, indent=1))
         os.replace(tmp, src / MANIFEST)
         return manifest
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    for stale in dst.parent.glob(f".{dst.name}.tmp-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = dst.parent / f".{dst.name}.tmp-{socket.gethostname()}-{os.getpid()}"
-    tmp.mkdir()
-    try:
+    with atomic_folder(dst) as tmp:
         _link_tree(src, tmp)
         manifest["bytes"] = folder_bytes(tmp)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
-        if dst.exists():
-            shutil.rmtree(dst)
-        os.rename(tmp, dst)
-        return manifest
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    return manifest
 
 
 def import_rawframes(src: str | Path, out: str | Path, *, flow_method: str = "tvl1", flow_bound: float = 20.0,

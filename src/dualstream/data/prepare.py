@@ -22,6 +22,7 @@ import socket
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -173,12 +174,7 @@ def prepare_video(src: str | Path, dst: str | Path, opts: PrepareOptions) -> dic
     as done only once it has its manifest, which is written last, before the rename.
     """
     src, dst = Path(src), Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    for stale in dst.parent.glob(f".{dst.name}.tmp-*"):  # leftovers of an interrupted run
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = dst.parent / f".{dst.name}.tmp-{socket.gethostname()}-{os.getpid()}"
-    tmp.mkdir()
-    try:
+    with atomic_folder(dst) as tmp:
         if opts.schedule is None:
             count, height, width = _write_all_frames(src, tmp, opts)
             kept: str | list[int] = "all"
@@ -201,10 +197,24 @@ def prepare_video(src: str | Path, dst: str | Path, opts: PrepareOptions) -> dic
             manifest["schedule"] = opts.schedule.to_dict()
         manifest["bytes"] = folder_bytes(tmp)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
-        if dst.exists():  # a folder without manifest (e.g. copied in by hand): replace it
+    return manifest
+
+
+@contextmanager
+def atomic_folder(dst: Path) -> Iterator[Path]:
+    """A temporary sibling of ``dst`` to fill; renamed to ``dst`` when the block ends without error,
+    removed when it fails. Leftovers of an interrupted run (``.name.tmp-*``) are removed first, and a
+    ``dst`` without manifest (a half copy made by hand) is replaced."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    for stale in dst.parent.glob(f".{dst.name}.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = dst.parent / f".{dst.name}.tmp-{socket.gethostname()}-{os.getpid()}"
+    tmp.mkdir()
+    try:
+        yield tmp
+        if dst.exists():
             shutil.rmtree(dst)
         os.rename(tmp, dst)
-        return manifest
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
