@@ -175,3 +175,28 @@ def test_splits_option_checks_every_listed_video_before_any_work(tiny_dataset, t
     code = main(["-q", "prepare", "--videos", str(tiny_dataset / "videos"), "--out", str(cache), "--splits", str(lists)])
     assert code == 2 and not cache.exists()
     assert "2 listed video(s) not found under" in capsys.readouterr().err
+
+
+def test_only_sampled_takes_the_schedule_from_a_recipe(tiny_dataset, tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("data:\n  frames: 3\n  interval: 4\n  offsets: [2]\n  eval_clips: 2\n")
+    cache = tmp_path / "c"
+    assert main(["-q", "prepare", "--videos", str(tiny_dataset / "videos"), "--out", str(cache), "--workers", "1",
+                 "--only-sampled", "--config", str(recipe)]) == 0
+    manifest = read_manifest(cache, "Grow/v_Grow_g01_c01")
+    # offsets: train 2, eval (1 clip) 2, eval (2 clips) 1 and 4 -> frames 1, 2, 4 + 0/4/8
+    assert manifest["frames"] == [1, 2, 4, 5, 6, 8, 9, 10, 12] and manifest["num_frames"] == TINY.frames
+    assert manifest["schedule"] == {"frames": 3, "interval": 4, "offsets": [2], "eval_clips": 2}
+
+
+@pytest.mark.slow
+def test_ray_executor_prepares_the_same_cache(tiny_dataset, tiny_cache, tmp_path, monkeypatch):
+    ray = pytest.importorskip("ray")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    try:
+        summary = prepare_dataset(tiny_dataset / "videos", tmp_path / "c", PrepareOptions(short_side=0), workers=2,
+                                  executor="ray", progress=False)
+    finally:
+        ray.shutdown()
+    assert (summary.prepared, summary.failed) == (TINY.classes * TINY.videos_per_class, 0)
+    assert _tree(tmp_path / "c") == _tree(tiny_cache)

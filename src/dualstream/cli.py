@@ -64,6 +64,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     from .data.schedule import SampleSchedule
 
     schedule = None
+    if args.config and not args.only_sampled:
+        raise UserError("--config only sets the schedule of --only-sampled; add --only-sampled or drop --config")
     if args.only_sampled:
         from .config import load_config
 
