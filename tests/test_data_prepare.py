@@ -200,3 +200,13 @@ def test_ray_executor_prepares_the_same_cache(tiny_dataset, tiny_cache, tmp_path
         ray.shutdown()
     assert (summary.prepared, summary.failed) == (TINY.classes * TINY.videos_per_class, 0)
     assert _tree(tmp_path / "c") == _tree(tiny_cache)
+
+
+def test_a_worker_that_dies_fails_its_video_not_the_run():
+    from dualstream.data.prepare import WORKER_DIED, _run_processes
+
+    from ._jobs import dies_on_b
+
+    todo = [(name, None, None, None) for name in "abcdefg"]
+    results = sorted(_run_processes(todo, 2, job=dies_on_b))
+    assert results == [(n, None, 1, 0) for n in "a"] + [("b", WORKER_DIED, 0, 0)] + [(n, None, 1, 0) for n in "cdefg"]

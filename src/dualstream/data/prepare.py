@@ -21,7 +21,8 @@ import signal
 import socket
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -313,16 +314,54 @@ def _job(args: tuple[str, str, str, PrepareOptions]) -> tuple[str, str | None, i
         return rel, " ".join(f"{type(exc).__name__}: {exc}".split()), 0, 0
 
 
-def _run_processes(todo: list, workers: int) -> Iterator[tuple[str, str | None, int, int]]:
-    if workers == 1 or len(todo) <= 1:
-        yield from map(_job, todo)
-        return
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_die_with_parent,
+WORKER_DIED = "the worker process died while preparing this video (a crash in the decoder, or killed, e.g. out of memory)"
+
+
+def _new_pool(workers: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_die_with_parent,
                                max_tasks_per_child=TASKS_PER_WORKER)
-    try:
-        yield from pool.map(_job, todo, chunksize=1)
-    finally:
-        pool.shutdown(cancel_futures=True)
+
+
+def _run_processes(todo: list, workers: int, job=_job) -> Iterator[tuple[str, str | None, int, int]]:
+    """Results of ``job`` over ``todo`` from a process pool, as they complete.
+
+    A worker that dies (a segfault in a codec, the OOM killer) breaks the whole pool; then the
+    videos that were in flight (the first ``workers + 1`` unfinished ones, in submission order)
+    are retried one at a time in a one-worker pool, where one that kills its worker again is
+    reported as failed, and the rest go on in a fresh pool. So one bad file never ends the run.
+    """
+    if workers == 1 or len(todo) <= 1:
+        yield from map(job, todo)
+        return
+    queue = list(todo)
+    while queue:
+        unfinished: list[int] = []
+        pool = _new_pool(workers)
+        try:
+            futures = {pool.submit(job, args): k for k, args in enumerate(queue)}
+            for fut in as_completed(futures):
+                try:
+                    yield fut.result()
+                except BrokenProcessPool:
+                    unfinished.append(futures[fut])
+        finally:
+            pool.shutdown(cancel_futures=True)
+        unfinished.sort()
+        suspects = [queue[k] for k in unfinished[: workers + 1]]
+        queue = [queue[k] for k in unfinished[workers + 1:]]
+        alone = None  # one worker, one video at a time: a break names its video
+        try:
+            for args in suspects:
+                alone = alone or _new_pool(1)
+                try:
+                    yield alone.submit(job, args).result()
+                except BrokenProcessPool:
+                    yield args[0], WORKER_DIED, 0, 0
+                    alone.shutdown()
+                    alone = None
+        finally:
+            if alone is not None:
+                alone.shutdown(cancel_futures=True)
 
 
 def _run_ray(todo: list, workers: int) -> Iterator[tuple[str, str | None, int, int]]:
