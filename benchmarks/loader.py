@@ -7,6 +7,7 @@ native UCF-101 size, so that a 224 crop is not upsampled), then, one after the o
 
 * loader: ``TrainClips`` (10 RGB frames + 10 x/y flow frames per clip, paired random crop, flip,
   resize to 224, normalisation) through a DataLoader with ``--workers`` processes, batch 25 (paper);
+  then ``TrainClipsU8`` (the same in uint8, normalisation left to the device);
 * train step: ``create_model("early_fusion", num_classes=101)`` forward + backward + Adam on
   random inputs of the same shape, batch ``--step-batch``, with all cores' torch threads.
 
@@ -30,6 +31,7 @@ from torch.utils.data import DataLoader
 
 from dualstream.data.dataset import ClipSpec, TrainClips
 from dualstream.data.prepare import PrepareOptions, find_videos, prepare_dataset
+from dualstream.data.u8clips import TrainClipsU8
 from dualstream.data.ucf101 import VideoEntry
 from dualstream.models import create_model
 
@@ -37,15 +39,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 from prepare import write_moving_videos  # noqa: E402
 
 
-def loader_rate(cache: Path, entries: list[VideoEntry], *, workers: int, batch: int, batches: int) -> float:
+def loader_rate(cache: Path, entries: list[VideoEntry], *, workers: int, batch: int, batches: int,
+                dataset_class: type = TrainClips) -> float:
     """Clips/s over ``batches`` batches, after one warm-up batch (worker start-up is not counted)."""
-    dataset = TrainClips(cache, entries, ClipSpec(input_size=224))
+    dataset = dataset_class(cache, entries, ClipSpec(input_size=224))
     loader = DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers,
                         persistent_workers=workers > 0, prefetch_factor=4 if workers else None,
                         generator=torch.Generator().manual_seed(0))
     seen, t0, it = 0, 0.0, iter(loader)
     for epoch in range(100):
-        for k, (rgb, flow, _) in enumerate(it):
+        for k, (rgb, *_) in enumerate(it):
             if epoch == 0 and k == 0:
                 t0 = time.perf_counter()  # after the first batch
                 continue
@@ -97,6 +100,10 @@ def main() -> None:
               f"cache frames {args.short_side}px short side, load average {os.getloadavg()[0]:.1f}")
         load = loader_rate(work / "cache", entries, workers=args.workers, batch=25, batches=args.batches)
         print(f"loader (TrainClips, {args.workers} workers, batch 25, 224x224): {load:.1f} clips/s")
+        load_u8 = loader_rate(work / "cache", entries, workers=args.workers, batch=25, batches=args.batches,
+                              dataset_class=TrainClipsU8)
+        print(f"loader (TrainClipsU8: uint8, normalisation left to the device): {load_u8:.1f} clips/s "
+              f"({load_u8 / load:.2f}x TrainClips)")
         train = train_step_rate(batch=args.step_batch, steps=args.steps)
         print(f"train step (early_fusion, 101 classes, batch {args.step_batch}, 224x224, CPU): {train:.2f} clips/s")
         print(f"loader / train step: {load / train:.1f}x (need >= 2x); load average after {os.getloadavg()[0]:.1f}")
