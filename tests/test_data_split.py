@@ -130,3 +130,26 @@ def test_make_split_bad_arguments_are_one_line_errors(tmp_path, capsys):
     assert main(["make-split", "--videos", str(tmp_path / "v"), "--out", str(tmp_path / "s"), "--test-fraction", "1.5"]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2 and "is not a valid regular expression" in err[0] and "--test-fraction must be between 0 and 1" in err[1]
+
+
+def test_training_refuses_a_leaky_split_and_records_the_override(tiny_dataset, tiny_cache, tmp_path, capsys):
+    import yaml
+
+    from .test_end_to_end import _train_args
+
+    leaky = tmp_path / "leaky"
+    leaky.mkdir()
+    src = tiny_dataset / "ucfTrainTestlist"
+    (leaky / "classInd.txt").write_bytes((src / "classInd.txt").read_bytes())
+    test = (src / "testlist01.txt").read_text().splitlines(keepends=True)
+    moved = test.pop(0).strip()  # MoveUp/v_MoveUp_g01_c01.avi, its group stays in test
+    (leaky / "testlist01.txt").write_text("".join(test))
+    (leaky / "trainlist01.txt").write_text((src / "trainlist01.txt").read_text() + f"{moved} 1\r\n")
+
+    run = tmp_path / "run"
+    assert main(_train_args(tiny_cache, leaky, run, "train.epochs=1")) == 2
+    assert "1 group(s) appear in both train and test: MoveUp/01 (train 1, test 1)" in capsys.readouterr().err
+    assert not run.exists()
+    assert main(_train_args(tiny_cache, leaky, run, "train.epochs=1") + ["--allow-group-overlap"]) == 0
+    assert yaml.safe_load((run / "config.yaml").read_text())["data"]["allow_group_overlap"] is True
+    assert "shares 1 group(s) between train and test" in capsys.readouterr().err
