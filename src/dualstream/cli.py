@@ -125,7 +125,7 @@ def cmd_import_rawframes(args: argparse.Namespace) -> int:
     from .data.import_rawframes import import_rawframes
 
     summary = import_rawframes(args.src, args.out, flow_method=args.flow_method, flow_bound=args.flow_bound,
-                               progress=not args.quiet)
+                               threads=args.threads, progress=not args.quiet)
     print(summary.line(Path(args.out)))
     return 0 if summary.imported + summary.skipped else 1
 
@@ -230,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "else files are hard-linked, or copied across file systems)")
     ir.add_argument("--flow-method", default="tvl1", help="how the flow was computed, recorded in the manifests (default tvl1)")
     ir.add_argument("--flow-bound", type=float, default=20.0, help="the +-px bound of the uint8 flow images (default 20)")
+    ir.add_argument("--threads", type=int, default=8, help="threads for the file-system work (default 8)")
     ir.set_defaults(func=cmd_import_rawframes)
 
     t = sub.add_parser("train", help="train a model from a YAML config")
