@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from dualstream.cli import main
-from dualstream.data.cache import read_manifest
+from dualstream.data.cache import read_manifest, snap_to_available
 from dualstream.data.dataset import ClipSpec, EvalClips, TrainClips
 from dualstream.data.prepare import FAILURES, MANIFEST, PrepareOptions, in_shard, prepare_dataset
 from dualstream.data.schedule import SampleSchedule
@@ -153,15 +153,17 @@ def test_bad_prepare_arguments_are_one_line_errors(tiny_dataset, tmp_path, capsy
     assert capsys.readouterr().err == f"dualstream prepare: error: {message}\n"
 
 
-def test_ray_executor_without_ray_is_a_one_line_error(tiny_dataset, tmp_path, capsys):
-    try:
-        import ray  # noqa: F401
-        pytest.skip("ray is installed; see test_ray_executor_prepares")
-    except ImportError:
-        pass
+def test_ray_executor_without_ray_is_a_one_line_error(tiny_dataset, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as if it were not installed
     code = main(["-q", "prepare", "--videos", str(tiny_dataset / "videos"), "--out", str(tmp_path / "c"),
                  "--executor", "ray"])
-    assert code == 2 and "--executor ray needs Ray: pip install 'dualstream[ray]'" in capsys.readouterr().err
+    assert code == 2 and not (tmp_path / "c").exists()
+    assert capsys.readouterr().err == "dualstream prepare: error: --executor ray needs Ray: pip install 'dualstream[ray]'\n"
+
+
+def test_snap_to_available_picks_the_nearest_kept_frame():
+    assert snap_to_available([1, 2, 3, 4, 7, 9, 40], [1, 3, 5, 8, 10]) == [1, 1, 3, 3, 8, 8, 10]
+    assert snap_to_available([2, 6], None) == [2, 6]
 
 
 def test_splits_option_checks_every_listed_video_before_any_work(tiny_dataset, tmp_path, capsys):

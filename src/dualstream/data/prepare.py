@@ -364,13 +364,18 @@ def _run_processes(todo: list, workers: int, job=_job) -> Iterator[tuple[str, st
                 alone.shutdown(cancel_futures=True)
 
 
-def _run_ray(todo: list, workers: int) -> Iterator[tuple[str, str | None, int, int]]:
-    """One Ray task per video on the cluster at RAY_ADDRESS (a local Ray otherwise); the cache must be
-    a folder every node sees. At most 4 tasks per worker slot are in flight, to keep memory flat."""
+def _import_ray():
     try:
         import ray
     except ImportError:
         raise PrepareError("--executor ray needs Ray: pip install 'dualstream[ray]'") from None
+    return ray
+
+
+def _run_ray(todo: list, workers: int) -> Iterator[tuple[str, str | None, int, int]]:
+    """One Ray task per video on the cluster at RAY_ADDRESS (a local Ray otherwise); the cache must be
+    a folder every node sees. At most 4 tasks per worker slot are in flight, to keep memory flat."""
+    ray = _import_ray()
     if not ray.is_initialized():
         ray.init(address=os.environ.get("RAY_ADDRESS") or None, **({} if os.environ.get("RAY_ADDRESS") else
                                                                    {"num_cpus": workers}))
@@ -409,6 +414,8 @@ def prepare_dataset(
         raise PrepareError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     if workers < 0:
         raise PrepareError(f"--workers must be >= 0 (0: all cores), got {workers}")
+    if executor == "ray":
+        _import_ray()  # before any work
     videos_dir, cache = Path(videos_dir), Path(cache)
     listed = sorted(videos) if videos is not None else find_videos(videos_dir)
     if not listed:
