@@ -26,6 +26,8 @@ class DataConfig:
     """UCF-101-format split folder (classInd.txt, trainlist0N.txt, testlist0N.txt)."""
     split: int = 1
     """Which split to use (1-3)."""
+    allow_group_overlap: bool = False
+    """Train even if train and test share a group (inflates accuracy); config.yaml of the run records it."""
     input_size: int = 224
     """Side of the square network input, after crop and resize."""
     frames: int = 10

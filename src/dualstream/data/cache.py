@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from bisect import bisect_left
 from pathlib import Path
 
 import cv2
@@ -22,6 +23,32 @@ def read_manifest(cache: str | Path, key: str) -> dict:
         return json.loads(path.read_text())
     except FileNotFoundError:
         raise CacheError(f"{path}: video not prepared (no manifest)") from None
+
+
+def available_frames(manifest: dict) -> list[int] | None:
+    """Frame numbers a video's folder holds (each with its forward flow); None when it holds them all.
+
+    ``prepare --only-sampled`` keeps only the frames of its sampling schedule and lists them here.
+    """
+    kept = manifest.get("frames", "all")
+    return None if kept == "all" else [int(i) for i in kept]
+
+
+def snap_to_available(indices: list[int], available: list[int] | None) -> list[int]:
+    """Each frame number replaced by the nearest one the folder holds (the earlier on a tie).
+
+    With the schedule the cache was prepared for, every index is already held and nothing moves;
+    another schedule (e.g. ``evaluate --clips 7``) still gets a clip, of the nearest kept frames.
+    """
+    if available is None:
+        return indices
+    out = []
+    for i in indices:
+        k = bisect_left(available, i)
+        if k == len(available) or (k > 0 and i - available[k - 1] <= available[k] - i):
+            k -= 1
+        out.append(available[k])
+    return out
 
 
 def check_prepared(cache: str | Path, keys: list[str]) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .cache import load_clip, read_manifest
+from .cache import available_frames, load_clip, read_manifest, snap_to_available
 from .sampling import clip_indices, eval_offsets, offset_for_epoch
 from .transforms import apply_clip_transform, center_crop_params, random_crop_params
 from .ucf101 import VideoEntry
@@ -34,7 +34,9 @@ class TrainClips(Dataset):
 
     def __init__(self, cache: str | Path, entries: list[VideoEntry], spec: ClipSpec, *, seed: int = 0):
         self.cache, self.entries, self.spec, self.seed = Path(cache), entries, spec, seed
-        self.num_frames = [read_manifest(cache, e.key)["num_frames"] for e in entries]
+        manifests = [read_manifest(cache, e.key) for e in entries]
+        self.num_frames = [m["num_frames"] for m in manifests]
+        self.available = [available_frames(m) for m in manifests]
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -46,7 +48,8 @@ class TrainClips(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         s = self.spec
         offset = offset_for_epoch(self.epoch, offsets=list(s.offsets), period=s.offset_period)
-        idx = clip_indices(self.num_frames[i], frames=s.frames, interval=s.interval, offset=offset)
+        idx = snap_to_available(clip_indices(self.num_frames[i], frames=s.frames, interval=s.interval, offset=offset),
+                                self.available[i])
         rgb, flow = load_clip(self.cache / self.entries[i].key, idx, bound=s.flow_bound)
         rng = np.random.default_rng([self.seed, self.epoch, i])  # same draw for the same epoch: resumable
         crop = random_crop_params(*rgb.shape[1:3], rng=rng, scale_min=s.crop_scale_min, flip=s.flip)
@@ -63,7 +66,9 @@ class EvalClips(Dataset):
     def __init__(self, cache: str | Path, entries: list[VideoEntry], spec: ClipSpec, *, clips: int = 5):
         self.cache, self.entries, self.spec = Path(cache), entries, spec
         self.offsets = eval_offsets(spec.interval, clips)
-        self.num_frames = [read_manifest(cache, e.key)["num_frames"] for e in entries]
+        manifests = [read_manifest(cache, e.key) for e in entries]
+        self.num_frames = [m["num_frames"] for m in manifests]
+        self.available = [available_frames(m) for m in manifests]
 
     def __len__(self) -> int:
         return len(self.entries) * len(self.offsets)
@@ -71,7 +76,8 @@ class EvalClips(Dataset):
     def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor, int, int]:
         s = self.spec
         v, c = divmod(k, len(self.offsets))
-        idx = clip_indices(self.num_frames[v], frames=s.frames, interval=s.interval, offset=self.offsets[c])
+        idx = snap_to_available(clip_indices(self.num_frames[v], frames=s.frames, interval=s.interval,
+                                             offset=self.offsets[c]), self.available[v])
         rgb, flow = load_clip(self.cache / self.entries[v].key, idx, bound=s.flow_bound)
         crop = center_crop_params(*rgb.shape[1:3])
         r, f = apply_clip_transform(rgb, flow, crop, size=s.input_size, flow_bound=s.flow_bound)

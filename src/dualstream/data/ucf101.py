@@ -7,14 +7,20 @@ test lines ``Class/v_Class_gGG_cCC.avi`` (the label comes from the folder name).
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 GROUP_RE = re.compile(r"_g(\d+)_c\d+", re.IGNORECASE)
+SPLITS = (1, 2, 3)
 
 
 class SplitError(ValueError):
     """A malformed or inconsistent split file; the message names the file and line."""
+
+
+class GroupLeakageError(SplitError):
+    """Train and test share a group (clips of one recording): test accuracy would be inflated."""
 
 
 @dataclass(frozen=True)
@@ -36,11 +42,31 @@ class VideoEntry:
         return m.group(1) if m else None
 
 
+def entry_group(entry: VideoEntry, group_re: re.Pattern[str] | None = None) -> str:
+    """The group a video belongs to, as ``Class/group``; a video without one is its own group.
+
+    ``group_re`` (default: UCF-101's ``_gGG_cCC``) is searched in the file name; its first capture
+    group, or the whole match when it has none, names the group.
+    """
+    name = PurePosixPath(entry.path).name
+    m = (group_re or GROUP_RE).search(name)
+    if not m:
+        return entry.path
+    folder = entry.path.split("/")[0]
+    return f"{folder}/{m.group(1) if m.re.groups else m.group(0)}"
+
+
 @dataclass(frozen=True)
 class Split:
     classes: list[str]
     train: list[VideoEntry]
     test: list[VideoEntry]
+
+    def group_overlap(self, group_re: re.Pattern[str] | None = None) -> dict[str, tuple[int, int]]:
+        """Groups on both sides: ``Class/group`` -> (train videos, test videos), sorted by group."""
+        train = Counter(entry_group(e, group_re) for e in self.train)
+        test = Counter(entry_group(e, group_re) for e in self.test)
+        return {g: (train[g], test[g]) for g in sorted(set(train) & set(test))}
 
 
 def _lines(path: Path) -> list[tuple[int, str]]:
@@ -108,3 +134,60 @@ def read_split(splits_dir: str | Path, split: int = 1) -> Split:
     train = read_list(d / f"trainlist{split:02d}.txt", classes, labelled=True)
     test = read_list(d / f"testlist{split:02d}.txt", classes, labelled=False)
     return Split(classes=classes, train=train, test=test)
+
+
+def check_group_overlap(split: Split, *, allow: bool, where: str, group_re: re.Pattern[str] | None = None
+                        ) -> dict[str, tuple[int, int]]:
+    """Refuse a split whose train and test share a group, unless ``allow``; returns the overlap.
+
+    Clips of one UCF-101 group are cut from one long recording (same actor, room, camera), so a
+    group on both sides lets a model recognise the recording instead of the action, and test
+    accuracy comes out inflated (the source of many near-99 % UCF-101 figures).
+    """
+    overlap = split.group_overlap(group_re)
+    if overlap and not allow:
+        shown = ", ".join(f"{g} (train {a}, test {b})" for g, (a, b) in list(overlap.items())[:5])
+        more = f" and {len(overlap) - 5} more" if len(overlap) > 5 else ""
+        raise GroupLeakageError(
+            f"{where}: {len(overlap)} group(s) appear in both train and test: {shown}{more}. Clips of one group "
+            "come from one recording, so this leaks test content into training and inflates accuracy. Use a "
+            "group-disjoint split (`dualstream make-split`), or override it knowingly with --allow-group-overlap "
+            "(train: --set data.allow_group_overlap=true, which the run's config.yaml records)"
+        )
+    return overlap
+
+
+def missing_videos(entries: list[VideoEntry], videos_dir: str | Path) -> list[str]:
+    """The entries whose video file is absent from ``videos_dir`` (sorted, each once)."""
+    root = Path(videos_dir)
+    if not root.is_dir():
+        raise SplitError(f"{root}: videos folder not found")
+    return sorted({e.path for e in entries if not (root / e.path).is_file()})
+
+
+def validate_split(split: Split, *, where: str, videos_dir: str | Path | None = None) -> None:
+    """Checks that need both lists, or the videos, before any work: one error naming every problem.
+
+    A video listed in train and in test is refused; with ``videos_dir`` every listed video must
+    exist (all missing ones are reported at once, not the first only).
+    """
+    both = sorted({e.path for e in split.train} & {e.path for e in split.test})
+    if both:
+        raise SplitError(f"{where}: {len(both)} video(s) listed in both train and test: {_shown(both)}")
+    if videos_dir is not None:
+        missing = missing_videos(split.train + split.test, videos_dir)
+        if missing:
+            raise SplitError(f"{where}: {len(missing)} listed video(s) not found under {videos_dir}: {_shown(missing)}")
+
+
+def _shown(items: list[str], limit: int = 20) -> str:
+    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def split_summary(split: Split, overlap: dict[str, tuple[int, int]]) -> str:
+    """Counts and overlap of one split, as ``check-split`` prints them."""
+    groups = {entry_group(e) for e in split.train + split.test}
+    text = (f"classes {len(split.classes)}, train {len(split.train)}, test {len(split.test)}, "
+            f"groups {len(groups)}, groups in both train and test {len(overlap)}")
+    lines = [text] + [f"  overlap {g}: train {a}, test {b}" for g, (a, b) in overlap.items()]
+    return "\n".join(lines)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from tqdm import tqdm
 from ..config import Config
 from ..data.cache import check_prepared, read_manifest
 from ..data.dataset import ClipSpec, EvalClips, TrainClips
-from ..data.ucf101 import Split, read_split
+from ..data.ucf101 import Split, check_group_overlap, read_split, validate_split
 from ..models import create_model
 from .checkpoint import load_checkpoint, save_checkpoint, save_model_package
 from .evaluate import predict
@@ -36,8 +37,15 @@ def clip_spec(cfg: Config) -> ClipSpec:
 
 
 def load_split(cfg: Config) -> Split:
-    """Read the split and check that the cache holds every video it lists (one error naming all)."""
+    """Read the split, refuse train/test group leakage (unless data.allow_group_overlap) and check
+    that the cache holds every video it lists (one error naming all)."""
     split = read_split(cfg.data.splits, cfg.data.split)
+    where = f"split {cfg.data.split} of {cfg.data.splits}"
+    validate_split(split, where=where)
+    overlap = check_group_overlap(split, allow=cfg.data.allow_group_overlap, where=where)
+    if overlap:
+        tqdm.write(f"warning: {where} shares {len(overlap)} group(s) between train and test "
+                   "(data.allow_group_overlap=true): test accuracy is inflated", file=sys.stderr)
     check_prepared(cfg.data.cache, [e.key for e in split.train + split.test])
     return split
 

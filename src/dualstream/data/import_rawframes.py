@@ -1,0 +1,190 @@
+"""Adopt frames and flow already extracted by MMAction2 (``build_rawframes.py`` / denseflow).
+
+Layout read: ``SRC/<Class>/<video>/img_00001.jpg ...``, ``flow_x_00001.jpg ...``,
+``flow_y_00001.jpg ...`` (flow from frame i to i+1, uint8 with a +-bound mapping, as this project
+writes them). Each video folder is validated (numbering without gaps from 1, as many flow_x as
+flow_y, at least one flow per frame pair, no empty file, first and last images readable and of
+one size) and gets the ``manifest.json`` that makes it usable by the loader; nothing is decoded
+or recomputed beyond those checks. With ``--out`` equal to ``--src`` the manifests are written in
+place; otherwise each video's files are hard-linked (copied across file systems) into ``--out``,
+again into a temporary folder renamed when complete, so an interrupted import resumes cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+from tqdm import tqdm
+
+from .prepare import FAILURES, MANIFEST, atomic_folder, folder_bytes, write_failures
+
+FRAME_RE = re.compile(r"^(img|flow_x|flow_y)_(\d+)\.jpg$")
+
+
+class RawframesError(ValueError):
+    """A rawframes folder that cannot be imported at all (wrong layout); printed as one line."""
+
+
+@dataclass
+class ImportSummary:
+    imported: int = 0
+    skipped: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    def line(self, out: Path) -> str:
+        text = f"imported {self.imported}, skipped {self.skipped} (already have a manifest), failed {len(self.failures)}"
+        return text + (f" (see {out / FAILURES})" if self.failures else "")
+
+
+class _Invalid(Exception):
+    pass
+
+
+def find_rawframe_folders(src: str | Path) -> list[str]:
+    """``Class/video`` folders under ``src`` (two levels, as ``build_rawframes.py --level 2`` writes)."""
+    root = Path(src)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: rawframes folder not found")
+    folders = sorted(p.relative_to(root).as_posix() for p in root.glob("*/*") if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise RawframesError(f"{root}: no <Class>/<video>/ folders found (expected SRC/<Class>/<video>/img_00001.jpg, "
+                           "as MMAction2's build_rawframes.py --level 2 writes)")
+    return folders
+
+
+def _numbers(folder: Path) -> dict[str, list[int]]:
+    found: dict[str, list[int]] = {"img": [], "flow_x": [], "flow_y": []}
+    for entry in os.scandir(folder):
+        m = FRAME_RE.match(entry.name)
+        if not m:
+            continue
+        if len(m.group(2)) != 5:
+            raise _Invalid(f"{entry.name}: frame numbers must have 5 digits (img_00001.jpg)")
+        if entry.stat().st_size == 0:
+            raise _Invalid(f"{entry.name}: empty file")
+        found[m.group(1)].append(int(m.group(2)))
+    return {k: sorted(v) for k, v in found.items()}
+
+
+def _check_run(kind: str, numbers: list[int]) -> int:
+    """The count of a gap-free numbering from 1; a gap is an error naming the first missing file."""
+    for expected, n in enumerate(numbers, 1):
+        if n != expected:
+            raise _Invalid(f"{kind}_{expected:05d}.jpg is missing (numbering must run from 1 without gaps)")
+    return len(numbers)
+
+
+def _shape(path: Path, flags: int) -> tuple[int, int]:
+    img = cv2.imread(str(path), flags)
+    if img is None:
+        raise _Invalid(f"{path.name}: not a readable JPEG")
+    return img.shape[:2]
+
+
+def validate_rawframes(folder: str | Path, *, flow_method: str, flow_bound: float) -> dict:
+    """Check one video folder and return the manifest it should get (raises _Invalid)."""
+    folder = Path(folder)
+    nums = _numbers(folder)
+    n_img = _check_run("img", nums["img"])
+    n_x, n_y = _check_run("flow_x", nums["flow_x"]), _check_run("flow_y", nums["flow_y"])
+    if n_img < 2:
+        raise _Invalid(f"{n_img} img_*.jpg frames; a clip needs at least 2")
+    if n_x != n_y:
+        raise _Invalid(f"{n_x} flow_x but {n_y} flow_y files")
+    if not n_img - 1 <= n_x <= n_img:
+        raise _Invalid(f"{n_x} flow files for {n_img} frames (expected {n_img - 1}, one per frame pair, or {n_img})")
+    size = _shape(folder / "img_00001.jpg", cv2.IMREAD_COLOR)
+    for name in (f"img_{n_img:05d}.jpg", "flow_x_00001.jpg", f"flow_x_{n_x:05d}.jpg", "flow_y_00001.jpg",
+                 f"flow_y_{n_y:05d}.jpg"):
+        flags = cv2.IMREAD_COLOR if name.startswith("img") else cv2.IMREAD_GRAYSCALE
+        if _shape(folder / name, flags) != size:
+            raise _Invalid(f"{name} is {_shape(folder / name, flags)[::-1]} but img_00001.jpg is {size[::-1]} (w, h)")
+    return {
+        "source": folder.name,
+        "num_frames": n_img,
+        "num_flows": n_x,
+        "height": size[0],
+        "width": size[1],
+        "flow_method": flow_method,
+        "flow_bound": flow_bound,
+        "format": "mmaction2-rawframes",
+        "frames": "all",
+        "imported": True,
+    }
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    for entry in os.scandir(src):
+        if entry.is_file() and FRAME_RE.match(entry.name):
+            try:
+                os.link(entry.path, dst / entry.name)
+            except OSError:  # another file system, or links not supported: copy
+                shutil.copyfile(entry.path, dst / entry.name)
+
+
+def import_video(src: Path, dst: Path, *, flow_method: str, flow_bound: float) -> dict:
+    """Validate ``src`` and make ``dst`` a finished cache folder (manifest written last, atomically)."""
+    manifest = validate_rawframes(src, flow_method=flow_method, flow_bound=flow_bound)
+    if src.resolve() == dst.resolve():
+        manifest["bytes"] = sum((src / f"{k}_{i:05d}.jpg").stat().st_size
+                                for k, n in (("img", manifest["num_frames"]), ("flow_x", manifest["num_flows"]),
+                                             ("flow_y", manifest["num_flows"])) for i in range(1, n + 1))
+        tmp = src / f".{MANIFEST}.tmp"
+        tmp.write_text(json.dumps(manifest, indent=1))
+        os.replace(tmp, src / MANIFEST)
+        return manifest
+    with atomic_folder(dst) as tmp:
+        _link_tree(src, tmp)
+        manifest["bytes"] = folder_bytes(tmp)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+def _import_one(src: Path, out: Path, key: str, flow_method: str, flow_bound: float) -> tuple[str, str | None]:
+    try:
+        import_video(src / key, out / key, flow_method=flow_method, flow_bound=flow_bound)
+        return key, None
+    except _Invalid as exc:
+        return key, str(exc)
+    except OSError as exc:
+        return key, f"{type(exc).__name__}: {exc}"
+
+
+def import_rawframes(src: str | Path, out: str | Path, *, flow_method: str = "tvl1", flow_bound: float = 20.0,
+                     threads: int = 8, progress: bool = True) -> ImportSummary:
+    """Import every ``Class/video`` folder of ``src`` into the cache ``out``; failures to ``out/failures.txt``.
+
+    ``flow_method`` and ``flow_bound`` are recorded, not checked (the JPEGs do not say them):
+    MMAction2's defaults are TV-L1 and a bound of 20 px, which this project's loader assumes too.
+    The work is file-system calls (stat, link) and a few small decodes, which release the GIL, so
+    ``threads`` threads overlap their waits (UCF-101 has about 7.5 million files to link).
+    """
+    if flow_bound <= 0:
+        raise RawframesError(f"--flow-bound must be positive, got {flow_bound}")
+    if threads < 1:
+        raise RawframesError(f"--threads must be >= 1, got {threads}")
+    src, out = Path(src), Path(out)
+    folders = find_rawframe_folders(src)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = ImportSummary()
+    todo = [key for key in folders if not (out / key / MANIFEST).is_file()]
+    summary.skipped = len(folders) - len(todo)
+    with ThreadPoolExecutor(max_workers=threads) as pool, \
+            tqdm(total=len(todo), desc="import", unit="video", disable=not progress or not todo) as bar:
+        futures = [pool.submit(_import_one, src, out, key, flow_method, flow_bound) for key in todo]
+        for fut in as_completed(futures):
+            key, error = fut.result()
+            if error is None:
+                summary.imported += 1
+            else:
+                summary.failures.append((key, error))
+            bar.update()
+    write_failures(out / FAILURES, summary.failures)
+    return summary
