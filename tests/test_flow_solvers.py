@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import interior_epe, synthetic_pair
+from .conftest import interior_epe, synthetic_pair
 from dualstream.flow import FLOW_METHODS, brox_flow, compute_flow, endpoint_error, read_flo, tvl1_flow
 
 # Eager mode keeps the tests quick (torch.compile costs ~20 s per process); the compiled path has its own test.

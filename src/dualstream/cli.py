@@ -187,6 +187,8 @@ def cmd_ablation(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r['model']:<28} params {r['params']:>11,}  clip_top1 {r['clip_top1']:.4f}  video_top1 {r['video_top1']:.4f}")
     print(f"-> {Path(args.out) / TABLE}, {Path(args.out) / CHART}")
+    return 0
+
 
 def cmd_predict(args: argparse.Namespace) -> int:
     import json
