@@ -23,7 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
-from ..config import Config
+from ..config import Config, ConfigError
 from ..data.cache import check_prepared, read_manifest
 from ..data.dataset import ClipSpec, TrainClips
 from ..data.sampling import offset_for_epoch
@@ -57,8 +57,11 @@ def load_split(cfg: Config) -> Split:
 
 
 def build_model(cfg: Config, num_classes: int) -> nn.Module:
-    return create_model(cfg.model.name, num_classes=num_classes, frames=cfg.data.frames,
-                        input_size=cfg.data.input_size, **cfg.model.kwargs)
+    try:
+        return create_model(cfg.model.name, num_classes=num_classes, frames=cfg.data.frames,
+                            input_size=cfg.data.input_size, **cfg.model.kwargs)
+    except (TypeError, ValueError) as exc:  # unknown model or keyword argument: the user's config
+        raise ConfigError(f"model {cfg.model.name!r} with kwargs {cfg.model.kwargs}: {exc}") from None
 
 
 def model_spec(cfg: Config, classes: list[str], flow_method: str) -> dict:

@@ -61,11 +61,18 @@ def plot_confusion(confusion: list[list[int]], classes: list[str], path: str | P
     m = np.asarray(confusion, dtype=float)
     rows = m.sum(1, keepdims=True)
     norm = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
+    from matplotlib.colors import PowerNorm
+
     k = len(classes)
-    side = max(5.0, 0.16 * k + 2.5)
     font = 9 if k <= 20 else 6 if k <= 60 else 5
-    fig, ax = plt.subplots(figsize=(side + 1.2, side), dpi=100 if k <= 20 else 150)
-    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
+    label = 0.6 * font / 72 * max(len(c) for c in classes) + 0.5  # inches for the tick labels and axis title
+    cells = max(3.5, 0.16 * k)
+    fig = plt.figure(figsize=(cells + label + 1.6, cells + label + 0.5), dpi=100 if k <= 20 else 150)
+    w, h = fig.get_size_inches()
+    ax = fig.add_axes((label / w, label / h, cells / w, cells / h))
+    cax = fig.add_axes(((label + cells + 0.2) / w, label / h, 0.25 / w, cells / h))
+    # a square-root scale, so that a single confused video out of 30 is still visible
+    im = ax.imshow(norm, cmap="Blues", norm=PowerNorm(0.5, vmin=0, vmax=1), interpolation="nearest")
     ax.set_xticks(range(k), classes, rotation=90, fontsize=font)
     ax.set_yticks(range(k), classes, fontsize=font)
     ax.set_xlabel("predicted")
@@ -79,10 +86,9 @@ def plot_confusion(confusion: list[list[int]], classes: list[str], path: str | P
         ax.set_yticks(np.arange(-0.5, k, 1), minor=True)
         ax.grid(which="minor", color="0.9", linewidth=0.3)
         ax.tick_params(which="minor", length=0)
-    fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02, label="fraction of the true class")
+    fig.colorbar(im, cax=cax, label="fraction of the true class")
     if title:
         ax.set_title(title, fontsize=10)
-    fig.tight_layout()
     _save(fig, path)
     plt.close(fig)
     return path
