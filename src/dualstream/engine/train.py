@@ -248,7 +248,8 @@ def _fit(cfg: Config, run: Path, world: World, device: torch.device, *, resume: 
             _write_run_info(run, info, history)
             _log_epoch(writer, line)
             if (epoch + 1) % cfg.train.plot_every == 0 or epoch + 1 == cfg.train.epochs:
-                _plot_curves(run, history, title=f"{info['recipe']} ({cfg.model.name})")
+                _plot_curves(run, history, title=info["recipe"] if info["recipe"] == cfg.model.name
+                             else f"{info['recipe']} ({cfg.model.name})")
             if progress:
                 tqdm.write(f"{desc}: loss {line['train_loss']:.4f} train_acc {line['train_acc']:.3f} "
                            f"test_acc {line['test_acc']:.3f} ({t1 - t0:.1f}s, {line['time']['clips_per_s']:.0f} clips/s)")

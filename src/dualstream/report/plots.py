@@ -37,7 +37,10 @@ def plot_curves(history: list[dict], path: str | Path, *, title: str = "") -> Pa
     if all("test_loss" in h for h in history):
         loss.plot(epochs, [h["test_loss"] for h in history], label="test (clip)", color="tab:orange")
     loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    from matplotlib.ticker import MaxNLocator
+
     for ax in (acc, loss):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend()
         if len(epochs) == 1:
@@ -46,6 +49,8 @@ def plot_curves(history: list[dict], path: str | Path, *, title: str = "") -> Pa
     for e in shifts:  # the frame-offset shift (f5.. -> f8..)
         for ax in (acc, loss):
             ax.axvline(e - 0.5, color="grey", linestyle=":", linewidth=1)
+        acc.annotate(f"offset f{history[e - 1]['offset']}..", (e - 0.5, 0.02), fontsize=8, color="grey",
+                     rotation=90, ha="right", va="bottom")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
