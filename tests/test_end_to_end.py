@@ -39,6 +39,9 @@ def test_train_evaluate_resume(tiny_dataset, tiny_cache, tmp_path, capsys):
     assert 0.0 <= result["clip_top1"] <= 1.0 and 0.0 <= result["video_top1"] <= result["top5"] <= 1.0
     assert set(result["per_class"]) == {"MoveUp", "MoveDown", "Grow"}
     assert "video_top1=" in capsys.readouterr().out
+    assert main(["-q", "report", str(run), "--out", str(tmp_path / "report.md")]) == 0
+    row = f"| `{run}` | demo_synthetic | early_fusion_small | "
+    assert row in (tmp_path / "report.md").read_text() and row in capsys.readouterr().out
 
     # resume: extend to 3 epochs; the first two lines are kept as they were
     assert main(_train_args(tiny_cache, splits, run, "train.epochs=3") + ["--resume"]) == 0
