@@ -26,7 +26,7 @@ from ..data.dataset import ClipSpec
 from ..data.sampling import clip_indices, eval_offsets
 from ..data.transforms import CropParams, apply_clip_transform
 from ..data.ucf101 import VideoEntry
-from .accel import autocast, autocast_dtype, to_device, use_channels_last
+from .accel import autocast, autocast_dtype, loader_workers, to_device, use_channels_last
 from .distributed import ShardSampler, World, gather_objects
 
 EVAL_JSON = "eval.json"
@@ -185,8 +185,8 @@ def evaluate_run(run: str | Path, *, clips: int | None = None, crops: int | None
     offsets = view_offsets(cfg.data.interval, clips or cfg.data.eval_clips)
     dataset = EvalViews(cfg.data.cache, entries, clip_spec(cfg), offsets=offsets,
                         crops=crops or cfg.data.eval_crops, flip=cfg.data.eval_flip if flip is None else flip)
-    loader = eval_loader(dataset, world=World(), batch_size=cfg.train.batch_size, workers=max(0, cfg.data.num_workers),
-                         pin=device.type == "cuda")
+    loader = eval_loader(dataset, world=World(), batch_size=cfg.train.batch_size,
+                         workers=loader_workers(cfg.data.num_workers), pin=device.type == "cuda")
     probs, labels, videos = predict(model, loader, device, dtype=autocast_dtype(cfg.train.precision, device),
                                     channels_last=use_channels_last(cfg.train.memory_format, device), progress=progress)
     result = video_metrics(probs, labels, videos, spec["classes"])

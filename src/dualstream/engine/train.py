@@ -86,7 +86,7 @@ def rng_state() -> dict:
     _, key, pos, has_gauss, gauss = np.random.get_state()
     return {
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+        "cuda": torch.cuda.get_rng_state() if torch.cuda.is_initialized() else torch.zeros(0, dtype=torch.uint8),
         "numpy": {"key": torch.from_numpy(key.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
                   "gauss": float(gauss)},
         "python": list(random.getstate()[1]),
@@ -95,8 +95,8 @@ def rng_state() -> dict:
 
 def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
-    if state["cuda"]:
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if state["cuda"].numel():  # this process's own GPU only
+        torch.cuda.set_rng_state(state["cuda"])
     n = state["numpy"]
     np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
     random.setstate((3, tuple(state["python"]), None))
@@ -210,7 +210,8 @@ def _fit(cfg: Config, run: Path, world: World, device: torch.device, *, resume: 
         (run / CONFIG).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         _write_lines(run / METRICS, history)  # exactly the checkpoint's history: no line lost or doubled
         writer = _tensorboard(run)
-        spec_json = model_spec(cfg, split.classes, read_manifest(cfg.data.cache, split.train[0].key).get("flow_method", "unknown"))
+        flow_method = read_manifest(cfg.data.cache, split.train[0].key).get("flow_method", "unknown")
+        spec_json = model_spec(cfg, split.classes, flow_method)
 
     for epoch in range(start, cfg.train.epochs):
         sampler.set_epoch(epoch)
@@ -228,7 +229,8 @@ def _fit(cfg: Config, run: Path, world: World, device: torch.device, *, resume: 
         probs, labels, _ = predict(model_without_ddp, test_loader, device, dtype=dtype, channels_last=channels_last)
         test_loss = F.nll_loss(probs.double().clamp_min(1e-12).log(), labels).item()
         line = {
-            "epoch": epoch, "step": step, "offset": offset_for_epoch(epoch, offsets=list(spec.offsets), period=spec.offset_period),
+            "epoch": epoch, "step": step,
+            "offset": offset_for_epoch(epoch, offsets=list(spec.offsets), period=spec.offset_period),
             "train_loss": round(stats["loss"], 6), "train_acc": round(stats["acc"], 6), "train_clips": stats["clips"],
             "test_loss": round(test_loss, 6), "test_acc": round(float((probs.argmax(1) == labels).double().mean()), 6),
             "test_clips": int(labels.numel()),
