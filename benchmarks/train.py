@@ -3,12 +3,18 @@
     python benchmarks/train.py [--models early_fusion late_fusion ...] [--sizes 112 224] [--batch B]
                                [--precision auto|bf16|fp32] [--memory-format auto|channels_last|contiguous]
                                [--compile] [--seconds S] [--json FILE]
+    python benchmarks/train.py --loader CACHE [--workers N] [--sizes 112 224]
+
 
 One training step is what ``dualstream train`` does per batch: forward under autocast, cross-entropy,
 backward, Adam step, with the same speed settings (bf16 autocast and channels_last on CUDA by
 default). Inputs are random tensors already on the device, so this is the model's ceiling; the data
 loader has to keep up separately (``data.num_workers``). Each measurement warms up, then times whole
 steps until ``--seconds`` have passed (at least ``--min-steps``).
+
+``--loader CACHE`` measures the other side: training clips/s that the data loader cuts from a
+prepared cache (10 frames, paired random crop and flip, resize, normalise) with ``--workers``
+processes, over every video in the cache; divide by the model's clips/s for the workers a GPU needs.
 """
 
 from __future__ import annotations
@@ -19,9 +25,14 @@ import os
 import platform
 import time
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader, RandomSampler
 
+from dualstream.data.dataset import ClipSpec, TrainClips
+from dualstream.data.ucf101 import VideoEntry
 from dualstream.engine.accel import autocast, autocast_dtype, to_device, use_channels_last
 from dualstream.models import create_model, list_models
 
@@ -76,6 +87,24 @@ def measure(name: str, size: int, *, device: torch.device, batch: int, frames: i
     return row
 
 
+def measure_loader(cache: str, size: int, *, workers: int, batch: int, seconds: float) -> dict:
+    """Training clips/s of the data loader over every video of a prepared cache."""
+    entries = [VideoEntry(f"{m.parent.parent.name}/{m.parent.name}.avi", 0)
+               for m in sorted(Path(cache).glob("*/*/manifest.json"))]
+    if not entries:
+        raise SystemExit(f"{cache}: no prepared videos (run dualstream prepare first)")
+    clips = TrainClips(cache, entries, ClipSpec(input_size=size))
+    sampler = RandomSampler(clips, replacement=True, num_samples=10**9, generator=torch.Generator().manual_seed(0))
+    loader = iter(DataLoader(clips, batch_size=batch, sampler=sampler, num_workers=workers))
+    next(loader)  # workers started
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        n += next(loader)[0].shape[0]
+    elapsed = time.perf_counter() - t0
+    return {"size": size, "workers": workers, "videos": len(entries), "clips": n,
+            "clips_per_s": round(n / elapsed, 2), "clips_per_s_per_worker": round(n / elapsed / max(1, workers), 2)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=["early_fusion", "late_fusion", "early_fusion_small",
@@ -92,7 +121,20 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=None, help="untimed steps first (default: 10 CUDA, 1 CPU)")
     ap.add_argument("--min-steps", type=int, default=2)
     ap.add_argument("--json", default=None, help="also write the rows to this file")
+    ap.add_argument("--loader", metavar="CACHE", default=None, help="measure the data loader on this cache instead")
+    ap.add_argument("--workers", type=int, default=2, help="loader worker processes (with --loader)")
     args = ap.parse_args()
+    if args.loader:
+        print(f"loader: {args.loader}, {args.workers} workers, {os.cpu_count()} cores")
+        print(f"{'size':>4} {'clips/s':>9} {'per worker':>10}")
+        rows = []
+        for size in args.sizes:
+            rows.append(measure_loader(args.loader, size, workers=args.workers, batch=args.batch or 25,
+                                       seconds=args.seconds or 10))
+            print(f"{size:>4} {rows[-1]['clips_per_s']:>9.2f} {rows[-1]['clips_per_s_per_worker']:>10.2f}", flush=True)
+        if args.json:
+            Path(args.json).write_text(json.dumps({"loader": args.loader, "rows": rows}, indent=1))
+        return
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     if cuda:
