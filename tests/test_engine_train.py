@@ -81,3 +81,11 @@ def test_bf16_and_channels_last_train_on_cpu(tiny_dataset, tiny_cache, tmp_path)
     assert info["precision"] == "bfloat16"
     line = json.loads((run / "metrics.jsonl").read_text())
     assert torch.isfinite(torch.tensor(line["train_loss"]))
+
+
+def test_fresh_run_in_an_old_run_folder_replaces_its_checkpoints(tiny_dataset, tiny_cache, tmp_path):
+    run, splits = tmp_path / "run", tiny_dataset / "ucfTrainTestlist"
+    assert main(_train(tiny_cache, splits, run, "train.epochs=2")) == 0
+    assert main(_train(tiny_cache, splits, run, "train.epochs=1")) == 0
+    assert [p.name for p in checkpoint_dirs(run)] == ["epoch-0001"]
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 1

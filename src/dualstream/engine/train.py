@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import time
 from pathlib import Path
 
@@ -30,7 +31,8 @@ from ..data.sampling import offset_for_epoch
 from ..data.ucf101 import Split, read_split
 from ..models import create_model
 from .accel import autocast, autocast_dtype, loader_workers, to_device, use_channels_last
-from .checkpoint import CheckpointError, checkpoint_dirs, load_checkpoint, save_checkpoint, save_model_package
+from .checkpoint import (CHECKPOINT_DIR, CheckpointError, checkpoint_dirs, load_checkpoint, save_checkpoint,
+                         save_model_package)
 from .distributed import World, all_reduce_sum, close_world, gather_objects, init_world
 from .evaluate import EvalViews, eval_loader, predict, view_offsets
 
@@ -207,6 +209,8 @@ def _fit(cfg: Config, run: Path, world: World, device: torch.device, *, resume: 
     writer = None
     if world.main:
         run.mkdir(parents=True, exist_ok=True)
+        if state is None:  # a fresh run: an older run's checkpoints here must not outrank the new ones
+            shutil.rmtree(run / CHECKPOINT_DIR, ignore_errors=True)
         (run / CONFIG).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         _write_lines(run / METRICS, history)  # exactly the checkpoint's history: no line lost or doubled
         writer = _tensorboard(run)
