@@ -77,6 +77,15 @@ def test_two_gloo_processes_match_one_process(tiny_cache, odd_splits, tmp_path):
     assert main(["-q", "evaluate", "--run", str(two), "--clips", "1"]) == 0
     assert json.loads((two / "eval.json").read_text())["clip_top1"] == pytest.approx(b[-1]["test_acc"], abs=1e-6)
 
+    # evaluation under torchrun: 5 videos x 3 crops = 15 views over 2 processes, the same result as one
+    assert main(["-q", "evaluate", str(two), "--clips", "1", "--crops", "3"]) == 0
+    single = json.loads((two / "eval.json").read_text())
+    (two / "eval.json").unlink()
+    out = subprocess.run([*cmd[:6], "-m", "dualstream", "-q", "evaluate", str(two), "--clips", "1", "--crops", "3"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert json.loads((two / "eval.json").read_text()) == single and single["num_clips"] == 15
+
 
 @pytest.mark.parametrize("n", [0, 1, 5, 6])
 def test_shards_cover_every_item_once(n):

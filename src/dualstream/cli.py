@@ -79,11 +79,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .engine.evaluate import EVAL_JSON, evaluate_run
 
+    if (args.run is None) == (args.run_option is None):
+        raise UserError("give the run folder once: --run RUN (or RUN)")
+    args.run = args.run or args.run_option
     result = evaluate_run(args.run, clips=args.clips, crops=args.crops, flip=args.flip, split=args.split,
                           progress=not args.quiet)
-    print(f"clip_top1={result['clip_top1']:.4f} video_top1={result['video_top1']:.4f} top5={result['top5']:.4f} "
-          f"videos={result['num_videos']} views={result['views_per_video']} mistakes={result['num_mistakes']} "
-          f"-> {Path(args.run) / EVAL_JSON}")
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"clip_top1={result['clip_top1']:.4f} video_top1={result['video_top1']:.4f} "
+              f"top5={result['top5']:.4f} videos={result['num_videos']} views={result['views_per_video']} "
+              f"mistakes={result['num_mistakes']} -> {Path(args.run) / EVAL_JSON}")
     return 0
 
 
@@ -143,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="evaluate a run on its test split (RUN/eval.json, mistakes.csv, confusion.png)")
-    e.add_argument("--run", required=True)
+    e.add_argument("--run", dest="run_option", metavar="RUN", help="run folder")
+    e.add_argument("run", nargs="?", metavar="RUN", help="run folder, also positional (what torchrun can pass on)")
     e.add_argument("--clips", type=int, default=None,
                    help="frame offsets per video (default: data.eval_clips; >= data.interval: all offsets)")
     e.add_argument("--crops", type=int, choices=(1, 3), default=None, help="crops per clip (default: data.eval_crops)")

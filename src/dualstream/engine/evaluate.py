@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from ..data.sampling import clip_indices, eval_offsets
 from ..data.transforms import CropParams, apply_clip_transform
 from ..data.ucf101 import VideoEntry
 from .accel import autocast, autocast_dtype, loader_workers, to_device, use_channels_last
-from .distributed import ShardSampler, World, gather_objects
+from .distributed import ShardSampler, World, close_world, gather_objects, init_world
 
 EVAL_JSON = "eval.json"
 MISTAKES_CSV = "mistakes.csv"
@@ -161,7 +162,9 @@ def _atomic_text(path: Path, text: str) -> None:
 
 def evaluate_run(run: str | Path, *, clips: int | None = None, crops: int | None = None, flip: bool | None = None,
                  split: int | None = None, progress: bool = True, plots: bool = True) -> dict:
-    """Evaluate a trained run on a split's test list; writes eval.json, mistakes.csv and confusion.png."""
+    """Evaluate a trained run on a split's test list; writes eval.json, mistakes.csv and confusion.png.
+
+    Under torchrun the views are sharded over the processes and gathered; rank 0 writes."""
     from .checkpoint import load_model
     from .train import CONFIG, clip_spec, load_split
 
@@ -173,28 +176,42 @@ def evaluate_run(run: str | Path, *, clips: int | None = None, crops: int | None
     if split is not None and split != trained_split:
         if split not in (1, 2, 3):
             raise ConfigError(f"--split must be 1, 2 or 3, got {split}")
-        print(f"warning: the model was trained on split {trained_split}; the test list of split {split} "
-              "overlaps its training videos, so this accuracy is not a held-out figure", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":
+            print(f"warning: the model was trained on split {trained_split}; the test list of split {split} "
+                  "overlaps its training videos, so this accuracy is not a held-out figure", file=sys.stderr)
         cfg.data.split = split
     for name, value in (("clips", clips), ("crops", crops)):
         if value is not None and (value < 1 or (name == "crops" and value not in (1, 3))):
             raise ConfigError(f"--{name} must be {'1 or 3' if name == 'crops' else '>= 1'}, got {value}")
-    device = torch.device(cfg.train.device if cfg.train.device != "cuda" or torch.cuda.is_available() else "cpu")
-    model, spec = load_model(run, device=device)
-    entries = load_split(cfg).test
-    offsets = view_offsets(cfg.data.interval, clips or cfg.data.eval_clips)
-    dataset = EvalViews(cfg.data.cache, entries, clip_spec(cfg), offsets=offsets,
-                        crops=crops or cfg.data.eval_crops, flip=cfg.data.eval_flip if flip is None else flip)
-    loader = eval_loader(dataset, world=World(), batch_size=cfg.train.batch_size,
-                         workers=loader_workers(cfg.data.num_workers), pin=device.type == "cuda")
-    probs, labels, videos = predict(model, loader, device, dtype=autocast_dtype(cfg.train.precision, device),
-                                    channels_last=use_channels_last(cfg.train.memory_format, device), progress=progress)
+    use_gpu = cfg.train.device.startswith("cuda") and torch.cuda.is_available()
+    world, device = init_world(cfg.train.device if use_gpu else "cpu")  # under torchrun: one shard per process
+    try:
+        model, spec = load_model(run, device=device)
+        entries = load_split(cfg).test
+        offsets = view_offsets(cfg.data.interval, clips or cfg.data.eval_clips)
+        dataset = EvalViews(cfg.data.cache, entries, clip_spec(cfg), offsets=offsets,
+                            crops=crops or cfg.data.eval_crops, flip=cfg.data.eval_flip if flip is None else flip)
+        workers = loader_workers(cfg.data.num_workers, local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        loader = eval_loader(dataset, world=world, batch_size=cfg.train.batch_size, workers=workers,
+                             pin=device.type == "cuda")
+        probs, labels, videos = predict(model, loader, device, dtype=autocast_dtype(cfg.train.precision, device),
+                                        channels_last=use_channels_last(cfg.train.memory_format, device),
+                                        progress=progress and world.main)
+    finally:
+        close_world()
     result = video_metrics(probs, labels, videos, spec["classes"])
     wrong = mistakes(result.pop("_video_probs"), entries, spec["classes"])
     result.update(split=cfg.data.split, trained_split=trained_split, views_per_video=dataset.views_per_video,
                   clips_per_video=dataset.views_per_video,
                   offsets=offsets, crops=dataset.crops, flip=len(dataset.flips) == 2, num_mistakes=len(wrong),
                   mistakes=MISTAKES_CSV)
+    if world.main:
+        _write_eval(run, result, wrong, plots=plots,
+                    title=f"{spec['name']}, split {cfg.data.split}: video top-1 {result['video_top1']:.3f}")
+    return result
+
+
+def _write_eval(run: Path, result: dict, wrong: list[dict], *, plots: bool, title: str) -> None:
     _atomic_text(run / EVAL_JSON, json.dumps(result, indent=1))
     with (run / MISTAKES_CSV).open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=["video", "true", "predicted", "confidence"])
@@ -203,6 +220,4 @@ def evaluate_run(run: str | Path, *, clips: int | None = None, crops: int | None
     if plots:
         from ..report.plots import plot_confusion
 
-        plot_confusion(result["confusion"], spec["classes"], run / CONFUSION_PNG,
-                       title=f"{spec['name']}, split {cfg.data.split}: video top-1 {result['video_top1']:.3f}")
-    return result
+        plot_confusion(result["confusion"], result["classes"], run / CONFUSION_PNG, title=title)
