@@ -89,3 +89,31 @@ def test_fresh_run_in_an_old_run_folder_replaces_its_checkpoints(tiny_dataset, t
     assert main(_train(tiny_cache, splits, run, "train.epochs=1")) == 0
     assert [p.name for p in checkpoint_dirs(run)] == ["epoch-0001"]
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_tensorboard_scalars_when_installed(tiny_dataset, tiny_cache, tmp_path, monkeypatch):
+    """With tensorboard importable, every epoch logs losses, accuracies and speed (a stand-in writer here)."""
+    import sys
+    import types
+
+    logged = []
+
+    class Writer:
+        def __init__(self, logdir):
+            logged.append(("dir", logdir))
+
+        def add_scalar(self, tag, value, step):
+            logged.append((tag, step))
+
+        def flush(self):
+            pass
+
+        def close(self):
+            logged.append(("closed", None))
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=Writer))
+    run = tmp_path / "run"
+    assert main(_train(tiny_cache, tiny_dataset / "ucfTrainTestlist", run, "train.epochs=2")) == 0
+    assert logged[0] == ("dir", str(run / "tensorboard")) and logged[-1] == ("closed", None)
+    assert {tag for tag, step in logged[1:-1] if step == 2} == {"train/loss", "test/loss", "train/acc", "test/acc",
+                                                                  "speed/clips_per_s"}
