@@ -83,3 +83,36 @@ def test_persistent_workers_follow_the_epoch(tiny_dataset, tiny_cache):
     a, b = batches(0), batches(1)
     assert len(a) == 4 and all(torch.equal(x, y) for x, y in zip(a, b))
     assert not torch.equal(a[0], a[2])  # another epoch: another offset and crop
+
+
+def test_resume_from_a_mid_epoch_checkpoint_matches_uninterrupted_run(tiny_dataset, tiny_cache, tmp_path, monkeypatch):
+    """train.checkpoint_every: interrupted after batch 1 of epoch 2, resumed there (sampler position,
+    partial sums, RNG), the run ends exactly as one never interrupted."""
+    from dualstream.cli import main
+    from dualstream.engine import train as train_mod
+    from dualstream.engine.checkpoint import checkpoint_dirs
+
+    sets = [f"data.cache={tiny_cache}", f"data.splits={tiny_dataset / 'ucfTrainTestlist'}", *RECIPE,
+            "data.num_workers=0", "train.epochs=3", "train.batch_size=2"]
+
+    def args(run, *extra):
+        return ["-q", "train", "--config", str(demo_config_path()), "--out", str(run),
+                *[a for s in [*sets, *extra] for a in ("--set", s)]]
+
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    assert main(args(whole)) == 0
+    real = train_mod.save_checkpoint
+
+    def interrupt(run, model, state, *, epoch, batch=0, keep=1):
+        path = real(run, model, state, epoch=epoch, batch=batch, keep=keep)
+        if (epoch, batch) == (0, 1):
+            raise KeyboardInterrupt
+        return path
+
+    monkeypatch.setattr(train_mod, "save_checkpoint", interrupt)
+    assert main(args(cut, "train.checkpoint_every=1")) == 130
+    monkeypatch.undo()
+    assert [p.name for p in checkpoint_dirs(cut)] == ["epoch-0001-batch-000001"]
+    assert main(args(cut, "train.checkpoint_every=1") + ["--resume"]) == 0
+    assert _lines(cut) == _lines(whole)
+    assert (cut / "model.safetensors").read_bytes() == (whole / "model.safetensors").read_bytes()

@@ -93,6 +93,8 @@ class TrainConfig:
     """Compile the model with torch.compile (minutes of warm-up; pays off on long GPU runs)."""
     keep_checkpoints: int = 1
     """Newest checkpoints kept in RUN/checkpoint."""
+    checkpoint_every: int = 0
+    """Also save a checkpoint every this many batches within an epoch (0: at the end of each epoch only)."""
     plot_every: int = 10
     """Redraw RUN/curves.png every this many epochs (and at the end)."""
 
@@ -105,6 +107,8 @@ class TrainConfig:
             raise ConfigError(f"train.precision must be auto, bf16 or fp32, got {self.precision!r}")
         if self.memory_format not in ("auto", "channels_last", "contiguous"):
             raise ConfigError(f"train.memory_format must be auto, channels_last or contiguous, got {self.memory_format!r}")
+        if self.checkpoint_every < 0:
+            raise ConfigError(f"train.checkpoint_every must be >= 0, got {self.checkpoint_every}")
         if self.keep_checkpoints < 1 or self.plot_every < 1:
             raise ConfigError("train.keep_checkpoints and train.plot_every must be >= 1")
 

@@ -5,7 +5,8 @@ A run folder holds:
                                    prediction needs
   checkpoint/epoch-NNNN/           training state for --resume after epoch NNNN (1-based): weights
                                    (safetensors) and state.pt (optimizer, epoch, step, RNG states,
-                                   sampler position, config, metrics history)
+                                   sampler position, config, metrics history); epoch-NNNN-batch-BBBBBB
+                                   is a mid-epoch one (train.checkpoint_every)
 
 A checkpoint is written into a hidden temporary folder and renamed into place only when complete,
 then older ones are removed; a crash or a full disk while saving leaves the previous checkpoint as
@@ -31,7 +32,7 @@ from ..models import create_model
 MODEL_WEIGHTS = "model.safetensors"
 MODEL_JSON = "model.json"
 CHECKPOINT_DIR = "checkpoint"
-_EPOCH_DIR = re.compile(r"^epoch-(\d{4,})$")
+_EPOCH_DIR = re.compile(r"^epoch-(\d{4,})(?:-batch-(\d{6,}))?$")
 
 
 class CheckpointError(ValueError):
@@ -108,18 +109,21 @@ def checkpoint_dirs(run: str | Path) -> list[Path]:
     folder = Path(run) / CHECKPOINT_DIR
     if not folder.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _EPOCH_DIR.match(p.name)) and p.is_dir()]
+    found = [((int(m.group(1)), int(m.group(2) or 0)), p) for p in folder.iterdir()
+             if (m := _EPOCH_DIR.match(p.name)) and p.is_dir()]
     return [p for _, p in sorted(found)]
 
 
-def save_checkpoint(run: str | Path, model: nn.Module, state: dict, *, epoch: int, keep: int = 1) -> Path:
-    """Save the training state after ``epoch`` (0-based) completed; keeps the ``keep`` newest.
+def save_checkpoint(run: str | Path, model: nn.Module, state: dict, *, epoch: int, batch: int = 0,
+                    keep: int = 1) -> Path:
+    """Save the training state after ``epoch`` (0-based) completed, or after ``batch`` batches of the
+    next epoch (a mid-epoch checkpoint, ``epoch-NNNN-batch-BBBBBB``); keeps the ``keep`` newest.
 
     ``state`` holds only tensors, numbers, strings, lists and dicts (what ``weights_only`` loads).
     """
     root = Path(run) / CHECKPOINT_DIR
     root.mkdir(parents=True, exist_ok=True)
-    final = root / f"epoch-{epoch + 1:04d}"
+    final = root / (f"epoch-{epoch + 1:04d}" + (f"-batch-{batch:06d}" if batch else ""))
     tmp = root / f".{final.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -137,7 +141,8 @@ def save_checkpoint(run: str | Path, model: nn.Module, state: dict, *, epoch: in
         previous = checkpoint_dirs(run)
         kept = f"the previous checkpoint {previous[-1]} is intact" if previous else "no earlier checkpoint exists"
         reason = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
-        raise CheckpointError(f"could not save the checkpoint for epoch {epoch + 1} ({reason}); {kept}") from None
+        where = f"epoch {epoch + 1}" + (f" + {batch} batches" if batch else "")
+        raise CheckpointError(f"could not save the checkpoint for {where} ({reason}); {kept}") from None
     for old in checkpoint_dirs(run)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final

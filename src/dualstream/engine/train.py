@@ -13,6 +13,7 @@ import os
 import random
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -106,10 +107,18 @@ def set_rng_state(state: dict) -> None:
 
 class EpochSampler(DistributedSampler):
     """DistributedSampler yielding ``(epoch, index)``: loader workers that persist across epochs
-    still cut each epoch's clips (offset schedule, augmentation) for the right epoch."""
+    still cut each epoch's clips (offset schedule, augmentation) for the right epoch.
+
+    ``skip``: leading items of this process's share already trained (a mid-epoch resume).
+    """
+
+    skip = 0
 
     def __iter__(self):
-        return ((self.epoch, i) for i in super().__iter__())
+        return ((self.epoch, i) for i in list(super().__iter__())[self.skip:])
+
+    def __len__(self) -> int:
+        return super().__len__() - self.skip
 
 
 class EpochClips(Dataset):
@@ -127,10 +136,15 @@ class EpochClips(Dataset):
 
 def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, *,
                     device: torch.device, dtype: torch.dtype | None, channels_last: bool, desc: str,
-                    progress: bool) -> dict:
-    """One pass over this process's shard; loss and accuracy summed over all processes."""
+                    progress: bool, sums: torch.Tensor | None = None,
+                    after_batch: Callable[[int, torch.Tensor], None] | None = None) -> dict:
+    """One pass over this process's shard; loss and accuracy summed over all processes.
+
+    ``sums`` (loss * n, correct, n) continue a partly trained epoch; ``after_batch(i, sums)`` runs
+    after the i-th batch (1-based), e.g. to save a mid-epoch checkpoint.
+    """
     model.train()
-    sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss * n, correct, n
+    sums = torch.zeros(3, dtype=torch.float64, device=device) if sums is None else sums.to(device)
     for i, (rgb, flow, label) in enumerate(tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress)):
         rgb, flow = to_device(rgb, device, channels_last), to_device(flow, device, channels_last)
         label = label.to(device, non_blocking=True)
@@ -144,6 +158,8 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim
         optimizer.step()
         n = torch.tensor(label.numel(), dtype=torch.float64, device=device)
         sums += torch.stack([loss.detach().double() * n, (logits.argmax(1) == label).sum().double(), n])
+        if after_batch is not None:
+            after_batch(i + 1, sums)
     loss_sum, correct, seen = all_reduce_sum(sums).tolist()
     return {"loss": loss_sum / seen, "acc": correct / seen, "clips": int(seen)}
 
@@ -167,12 +183,16 @@ def _fit(cfg: Config, run: Path, world: World, device: torch.device, *, resume: 
     channels_last = use_channels_last(cfg.train.memory_format, device)
     model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-    start, step, history = 0, 0, []
+    start, step, history, partial = 0, 0, [], None
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         for group in optimizer.param_groups:  # the config's values win over the checkpoint's
             group.update(lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
         start, step, history = state["epoch"] + 1, int(state["step"]), list(state["history"])
+        partial = state.get("partial")
+        if partial and len(state["rng"]) != world.size:
+            raise CheckpointError(f"{run}: a mid-epoch checkpoint resumes with as many processes as wrote it "
+                                  f"({len(state['rng'])}, not {world.size})")
         if len(state["rng"]) == world.size:
             set_rng_state(state["rng"][world.rank])
         else:
@@ -217,19 +237,41 @@ def _fit(cfg: Config, run: Path, world: World, device: torch.device, *, resume: 
         flow_method = read_manifest(cfg.data.cache, split.train[0].key).get("flow_method", "unknown")
         spec_json = model_spec(cfg, split.classes, flow_method)
 
+    def save(completed: int, *, step_now: int, batch: int = 0, sums: torch.Tensor | None = None) -> None:
+        """Checkpoint after epoch ``completed`` (0-based) and ``batch`` batches of the next (every process calls)."""
+        rngs = gather_objects(rng_state())
+        part = {"batches": batch, "sums": gather_objects(sums.cpu())} if batch else None
+        if world.main:
+            save_checkpoint(run, model_without_ddp, {
+                "optimizer": optimizer.state_dict(), "step": step_now, "rng": rngs, "history": history, "partial": part,
+                "sampler": {"seed": cfg.seed, "epoch": completed + 1, "index": batch * cfg.train.batch_size},
+                "config": cfg.to_dict(), "world_size": world.size, "recipe": info["recipe"]},
+                epoch=completed, batch=batch, keep=cfg.train.keep_checkpoints)
+
+    every = cfg.train.checkpoint_every
     for epoch in range(start, cfg.train.epochs):
         sampler.set_epoch(epoch)
+        done = partial["batches"] if partial else 0  # batches of this epoch trained before a resume
+        sampler.skip = done * cfg.train.batch_size
+        sums = partial["sums"][world.rank] if partial else None
+        full = -(-sampler.num_samples // cfg.train.batch_size)
+
+        def after_batch(b: int, sums: torch.Tensor) -> None:
+            if (done + b) % every == 0 and done + b < full:
+                save(epoch - 1, step_now=step + b, batch=done + b, sums=sums)
+
         desc = f"epoch {epoch + 1}/{cfg.train.epochs}"
         t0 = time.perf_counter()
         try:
             stats = train_one_epoch(model, loader, optimizer, device=device, dtype=dtype, channels_last=channels_last,
-                                    desc=desc, progress=progress)
+                                    desc=desc, progress=progress, sums=sums, after_batch=after_batch if every else None)
         except FloatingPointError as exc:
             last = checkpoint_dirs(run)
             kept = f"the last good checkpoint {last[-1]} is kept" if last else "no checkpoint was written"
             raise FloatingPointError(f"training stopped: {exc}; {kept} (try a lower train.lr)") from None
         t1 = time.perf_counter()
         step += len(loader)
+        sampler.skip, partial = 0, None
         probs, labels, _ = predict(model_without_ddp, test_loader, device, dtype=dtype, channels_last=channels_last)
         test_loss = F.nll_loss(probs.double().clamp_min(1e-12).log(), labels).item()
         line = {
@@ -242,13 +284,10 @@ def _fit(cfg: Config, run: Path, world: World, device: torch.device, *, resume: 
                      "clips_per_s": round(stats["clips"] / max(t1 - t0, 1e-9), 1)},
         }
         history.append(line)
-        rngs = gather_objects(rng_state())
         if world.main:
             save_model_package(run, model_without_ddp, spec_json)
-            save_checkpoint(run, model_without_ddp, {
-                "optimizer": optimizer.state_dict(), "step": step, "rng": rngs, "history": history,
-                "sampler": {"seed": cfg.seed, "epoch": epoch + 1, "index": 0}, "config": cfg.to_dict(),
-                "world_size": world.size, "recipe": info["recipe"]}, epoch=epoch, keep=cfg.train.keep_checkpoints)
+        save(epoch, step_now=step)
+        if world.main:
             with (run / METRICS).open("a") as fh:
                 fh.write(json.dumps(line) + "\n")
             _write_run_info(run, info, history)
