@@ -21,7 +21,7 @@ from dualstream.engine.train import EpochClips, EpochSampler
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 RECIPE = ["data.input_size=32", "data.frames=4", "data.interval=3", "data.offsets=[1,2]", "data.offset_period=2",
-          "data.eval_clips=2", "data.num_workers=1", "train.epochs=5", "train.batch_size=3", "model.kwargs.widths=[8,4,8]"]
+          "data.eval_clips=2", "data.num_workers=1", "train.epochs=6", "train.batch_size=3", "model.kwargs.widths=[8,4,8]"]
 
 
 def _env() -> dict:
@@ -53,13 +53,13 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tiny_dataset, tiny_cache,
     victim.send_signal(signal.SIGKILL)
     assert victim.wait() == -signal.SIGKILL
     done_at_kill = len(metrics.read_text().splitlines())
-    assert 2 <= done_at_kill < 5
+    assert 2 <= done_at_kill < 6
 
     resumed = subprocess.run(_cmd(tiny_cache, splits, killed, "--resume"), env=_env(), capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert reference.wait() == 0
     want = _lines(whole)
-    assert [x["epoch"] for x in want] == [0, 1, 2, 3, 4]
+    assert [x["epoch"] for x in want] == [0, 1, 2, 3, 4, 5]
     assert _lines(killed) == want
     assert (killed / "model.safetensors").read_bytes() == (whole / "model.safetensors").read_bytes()
 
