@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import matplotlib.image as mpimg
 import numpy as np
-import pytest
 
 from dualstream.report.plots import plot_confusion, plot_curves
 
@@ -22,7 +21,6 @@ def test_confusion_png_small(tmp_path):
     assert 400 <= h <= 600 and 500 <= w <= 800
 
 
-@pytest.mark.slow  # ~10 s to draw 3000 x 3000 px on a loaded CPU
 def test_confusion_png_at_101_classes(tmp_path):
     rng = np.random.default_rng(0)
     m = (np.eye(101, dtype=int) * 30 + rng.integers(0, 3, (101, 101))).tolist()
