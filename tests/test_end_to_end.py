@@ -23,16 +23,25 @@ def test_train_evaluate_resume(tiny_dataset, tiny_cache, tmp_path, capsys):
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [x["epoch"] for x in lines] == [0, 1]
     assert set(lines[0]) >= {"train_loss", "train_acc", "test_acc"}
-    for name in ("model.safetensors", "model.json", "config.yaml", "checkpoint/weights.safetensors", "checkpoint/state.pt"):
+    for name in ("model.safetensors", "model.json", "config.yaml", "run.json", "curves.png",
+                 "checkpoint/epoch-0002/weights.safetensors", "checkpoint/epoch-0002/state.pt"):
         assert (run / name).is_file(), name
+    assert not (run / "checkpoint" / "epoch-0001").exists()  # only the newest is kept
 
     assert main(["-q", "evaluate", "--run", str(run)]) == 0
     result = json.loads((run / "eval.json").read_text())
     assert result["num_videos"] == len((splits / "testlist01.txt").read_text().split())
-    assert result["num_clips"] == 2 * result["num_videos"]
+    assert result["num_clips"] == 2 * result["num_videos"] and result["views_per_video"] == 2
+    assert (run / "confusion.png").is_file()
+    header, *wrong = (run / "mistakes.csv").read_text().splitlines()
+    assert header == "video,true,predicted,confidence" and len(wrong) == result["num_mistakes"]
+    assert len(wrong) == round(result["num_videos"] * (1 - result["video_top1"]))
     assert 0.0 <= result["clip_top1"] <= 1.0 and 0.0 <= result["video_top1"] <= result["top5"] <= 1.0
     assert set(result["per_class"]) == {"MoveUp", "MoveDown", "Grow"}
     assert "video_top1=" in capsys.readouterr().out
+    assert main(["-q", "report", str(run), "--out", str(tmp_path / "report.md")]) == 0
+    row = f"| `{run}` | demo_synthetic | early_fusion_small | "
+    assert row in (tmp_path / "report.md").read_text() and row in capsys.readouterr().out
 
     # resume: extend to 3 epochs; the first two lines are kept as they were
     assert main(_train_args(tiny_cache, splits, run, "train.epochs=3") + ["--resume"]) == 0

@@ -144,14 +144,20 @@ def cmd_import_rawframes(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .config import load_config
-    from .engine.train import train
+    from .engine.train import CONFIG, train
 
+    config = args.config
+    if config is None:
+        if not args.resume:
+            raise UserError("--config is required (without it, --resume continues with RUN/config.yaml)")
+        config = Path(args.out) / CONFIG
     overrides = (args.set or []) + (["data.allow_group_overlap=true"] if args.allow_group_overlap else [])
-    cfg = load_config(args.config, overrides)
+    cfg = load_config(config, overrides)
     if not cfg.data.cache or not cfg.data.splits:
         raise UserError("data.cache and data.splits must be set (in the config or with --set)")
-    history = train(cfg, args.out, resume=args.resume, progress=not args.quiet)
-    if history:
+    recipe = Path(args.config).stem if args.config else None
+    history = train(cfg, args.out, resume=args.resume, progress=not args.quiet, recipe=recipe)
+    if history and int(os.environ.get("RANK", "0")) == 0:
         last = history[-1]
         print(f"trained {cfg.model.name} for {last['epoch'] + 1} epochs: test_acc={last['test_acc']:.4f} -> {args.out}")
     return 0
@@ -160,9 +166,24 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .engine.evaluate import EVAL_JSON, evaluate_run
 
-    result = evaluate_run(args.run, clips=args.clips, progress=not args.quiet)
-    print(f"clip_top1={result['clip_top1']:.4f} video_top1={result['video_top1']:.4f} top5={result['top5']:.4f} "
-          f"videos={result['num_videos']} -> {Path(args.run) / EVAL_JSON}")
+    if (args.run is None) == (args.run_option is None):
+        raise UserError("give the run folder once: --run RUN (or RUN)")
+    args.run = args.run or args.run_option
+    result = evaluate_run(args.run, clips=args.clips, crops=args.crops, flip=args.flip, split=args.split,
+                          progress=not args.quiet)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"clip_top1={result['clip_top1']:.4f} video_top1={result['video_top1']:.4f} "
+              f"top5={result['top5']:.4f} videos={result['num_videos']} views={result['views_per_video']} "
+              f"mistakes={result['num_mistakes']} -> {Path(args.run) / EVAL_JSON}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report.markdown import write_report
+
+    out = write_report(args.runs, args.out)
+    print(out.read_text(), end="")
+    print(f"-> {out}", file=sys.stderr)
     return 0
 
 
@@ -323,18 +344,29 @@ def build_parser() -> argparse.ArgumentParser:
     ir.set_defaults(func=cmd_import_rawframes)
 
     t = sub.add_parser("train", help="train a model from a YAML config")
-    t.add_argument("--config", required=True, help="YAML recipe, e.g. configs/demo_synthetic.yaml")
+    t.add_argument("--config", help="YAML recipe, e.g. configs/demo_synthetic.yaml (optional with --resume)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
     t.add_argument("--out", required=True, help="run folder")
-    t.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    t.add_argument("--resume", action="store_true", help="continue exactly from the run's last checkpoint")
     t.add_argument("--allow-group-overlap", action="store_true",
                    help="train even if train and test share a group (inflated accuracy; config.yaml records it)")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("evaluate", help="evaluate a run on its test split (writes RUN/eval.json)")
-    e.add_argument("--run", required=True)
-    e.add_argument("--clips", type=int, default=None, help="clips per video (default: the config's)")
+    e = sub.add_parser("evaluate", help="evaluate a run on its test split (RUN/eval.json, mistakes.csv, confusion.png)")
+    e.add_argument("--run", dest="run_option", metavar="RUN", help="run folder")
+    e.add_argument("run", nargs="?", metavar="RUN", help="run folder, also positional (what torchrun can pass on)")
+    e.add_argument("--clips", type=int, default=None,
+                   help="frame offsets per video (default: data.eval_clips; >= data.interval: all offsets)")
+    e.add_argument("--crops", type=int, choices=(1, 3), default=None, help="crops per clip (default: data.eval_crops)")
+    e.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                   help="also score mirrored clips (default: data.eval_flip)")
+    e.add_argument("--split", type=int, default=None, help="test list of this split (default: the run's)")
     e.set_defaults(func=cmd_evaluate)
+
+    r = sub.add_parser("report", help="Markdown comparison of evaluated runs (mean over splits 1-3 when all given)")
+    r.add_argument("runs", nargs="+", metavar="RUN")
+    r.add_argument("--out", default="report.md", help="Markdown file to write (default: report.md)")
+    r.set_defaults(func=cmd_report)
 
     d = sub.add_parser("demo", help="generate -> prepare -> train -> evaluate on synthetic data")
     d.add_argument("--out", default="demo_out", help="working folder (default: demo_out)")

@@ -45,9 +45,14 @@ class DataConfig:
     flip: bool = True
     """Random horizontal flip (mirrors the flow field and negates flow-x)."""
     eval_clips: int = 5
-    """Clips per video for video-level evaluation (softmax averaged)."""
+    """Frame offsets per video for video-level evaluation, spread over one interval (softmax averaged);
+    ``interval`` or more: every offset of the interval."""
+    eval_crops: int = 1
+    """Crops per clip at evaluation: 1 (centre) or 3 (both ends and centre of the long side)."""
+    eval_flip: bool = False
+    """Also evaluate the mirrored clips (doubles the views per video)."""
     num_workers: int = 2
-    """DataLoader worker processes."""
+    """DataLoader worker processes per training process; -1: one per core (at most 16)."""
 
     def __post_init__(self) -> None:
         for name in ("input_size", "frames", "interval", "offset_period", "eval_clips"):
@@ -57,8 +62,10 @@ class DataConfig:
             raise ConfigError(f"data.offsets must be a non-empty list of frame numbers >= 1, got {self.offsets}")
         if not 0 < self.crop_scale_min <= 1:
             raise ConfigError(f"data.crop_scale_min must be in (0, 1], got {self.crop_scale_min}")
-        if self.num_workers < 0:
-            raise ConfigError(f"data.num_workers must be >= 0, got {self.num_workers}")
+        if self.num_workers < -1:
+            raise ConfigError(f"data.num_workers must be >= 0 or -1 (auto), got {self.num_workers}")
+        if self.eval_crops not in (1, 3):
+            raise ConfigError(f"data.eval_crops must be 1 or 3, got {self.eval_crops}")
 
 
 @dataclass
@@ -73,18 +80,39 @@ class ModelConfig:
 class TrainConfig:
     epochs: int = 30
     batch_size: int = 25
-    """Paper: 25."""
+    """Clips per step per process (paper: 25 on one GPU); under torchrun the global batch is this times
+    the number of processes."""
     lr: float = 1e-4
     """Adam learning rate (paper: 1e-4)."""
     weight_decay: float = 0.0
     device: str = "cpu"
-    """cpu, cuda, cuda:N."""
+    """cpu, cuda, cuda:N (under torchrun: cuda means this process's local GPU)."""
+    precision: str = "auto"
+    """auto (bf16 autocast on CUDA, fp32 elsewhere), bf16 or fp32."""
+    memory_format: str = "auto"
+    """auto (channels_last on CUDA, contiguous elsewhere), channels_last or contiguous."""
+    compile: bool = False
+    """Compile the model with torch.compile (minutes of warm-up; pays off on long GPU runs)."""
+    keep_checkpoints: int = 1
+    """Newest checkpoints kept in RUN/checkpoint."""
+    checkpoint_every: int = 0
+    """Also save a checkpoint every this many batches within an epoch (0: at the end of each epoch only)."""
+    plot_every: int = 10
+    """Redraw RUN/curves.png every this many epochs (and at the end)."""
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError("train.epochs and train.batch_size must be >= 1")
         if self.lr <= 0 or self.weight_decay < 0:
             raise ConfigError("train.lr must be > 0 and train.weight_decay >= 0")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise ConfigError(f"train.precision must be auto, bf16 or fp32, got {self.precision!r}")
+        if self.memory_format not in ("auto", "channels_last", "contiguous"):
+            raise ConfigError(f"train.memory_format must be auto, channels_last or contiguous, got {self.memory_format!r}")
+        if self.checkpoint_every < 0:
+            raise ConfigError(f"train.checkpoint_every must be >= 0, got {self.checkpoint_every}")
+        if self.keep_checkpoints < 1 or self.plot_every < 1:
+            raise ConfigError("train.keep_checkpoints and train.plot_every must be >= 1")
 
 
 @dataclass

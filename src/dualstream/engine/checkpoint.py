@@ -3,14 +3,24 @@
 A run folder holds:
   model.safetensors + model.json   the model package (architecture, classes, input spec): all that
                                    prediction needs
-  checkpoint/                      training state for --resume: weights, optimizer, epoch, RNG
-Every file is written to a temporary name and renamed, so a crash never leaves a torn file.
+  checkpoint/epoch-NNNN/           training state for --resume after epoch NNNN (1-based): weights
+                                   (safetensors) and state.pt (optimizer, epoch, step, RNG states,
+                                   sampler position, config, metrics history); epoch-NNNN-batch-BBBBBB
+                                   is a mid-epoch one (train.checkpoint_every)
+
+A checkpoint is written into a hidden temporary folder and renamed into place only when complete,
+then older ones are removed; a crash or a full disk while saving leaves the previous checkpoint as
+it was. Single files (the model package) are written to a temporary name and renamed. Nothing is
+ever unpickled: ``torch.load(..., weights_only=True)`` only.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
+import shutil
 from pathlib import Path
 
 import torch
@@ -22,16 +32,30 @@ from ..models import create_model
 MODEL_WEIGHTS = "model.safetensors"
 MODEL_JSON = "model.json"
 CHECKPOINT_DIR = "checkpoint"
+_EPOCH_DIR = re.compile(r"^epoch-(\d{4,})(?:-batch-(\d{6,}))?$")
 
 
 class CheckpointError(ValueError):
-    """A run folder without a usable model or checkpoint."""
+    """A run folder without a usable model or checkpoint, or a checkpoint that cannot be written."""
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _atomic(path: Path, write) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        _fsync(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -64,32 +88,74 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> tuple
         raise CheckpointError(f"{folder}: no {MODEL_WEIGHTS}")
     model = create_model(spec["name"], num_classes=len(spec["classes"]), frames=spec["frames"],
                          input_size=spec["input_size"], **spec.get("kwargs", {}))
-    _load_weights(model, load_file(str(weights)), folder)
+    load_weights(model, load_file(str(weights)), folder, what=f"{spec['name']} with {len(spec['classes'])} classes")
     return model.to(device).eval(), spec
 
 
-def _load_weights(model: nn.Module, state: dict[str, torch.Tensor], where: Path) -> None:
+def load_weights(model: nn.Module, state: dict[str, torch.Tensor], where: Path, *, what: str = "this model") -> None:
+    """Load ``state`` strictly; a mismatch names the first differing tensor in one line."""
     own = model.state_dict()
-    if set(own) != set(state) or any(own[k].shape != state[k].shape for k in own):
-        raise CheckpointError(f"{where}: weights do not fit this model (another architecture or class count)")
+    missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    shapes = [k for k in own if k in state and own[k].shape != state[k].shape]
+    if missing or extra or shapes:
+        detail = (f"{shapes[0]} is {tuple(state[shapes[0]].shape)}, expected {tuple(own[shapes[0]].shape)}"
+                  if shapes else f"{len(missing)} missing and {len(extra)} unexpected tensors")
+        raise CheckpointError(f"{where}: weights do not fit {what} (another architecture or class count: {detail})")
     model.load_state_dict(state)
 
 
-def save_checkpoint(run: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer, *, epoch: int) -> None:
-    """Training state after ``epoch`` (0-based) is complete."""
+def checkpoint_dirs(run: str | Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first."""
     folder = Path(run) / CHECKPOINT_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    _atomic(folder / "weights.safetensors", lambda p: save_file(_state_dict(model), str(p)))
-    state = {"epoch": epoch, "optimizer": optimizer.state_dict()}
-    _atomic(folder / "state.pt", lambda p: torch.save(state, p))
+    if not folder.is_dir():
+        return []
+    found = [((int(m.group(1)), int(m.group(2) or 0)), p) for p in folder.iterdir()
+             if (m := _EPOCH_DIR.match(p.name)) and p.is_dir()]
+    return [p for _, p in sorted(found)]
 
 
-def load_checkpoint(run: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
-    """Restore model and optimizer; returns the last completed epoch."""
-    folder = Path(run) / CHECKPOINT_DIR
-    if not (folder / "state.pt").is_file() or not (folder / "weights.safetensors").is_file():
+def save_checkpoint(run: str | Path, model: nn.Module, state: dict, *, epoch: int, batch: int = 0,
+                    keep: int = 1) -> Path:
+    """Save the training state after ``epoch`` (0-based) completed, or after ``batch`` batches of the
+    next epoch (a mid-epoch checkpoint, ``epoch-NNNN-batch-BBBBBB``); keeps the ``keep`` newest.
+
+    ``state`` holds only tensors, numbers, strings, lists and dicts (what ``weights_only`` loads).
+    """
+    root = Path(run) / CHECKPOINT_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / (f"epoch-{epoch + 1:04d}" + (f"-batch-{batch:06d}" if batch else ""))
+    tmp = root / f".{final.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir()
+        save_file(_state_dict(model), str(tmp / "weights.safetensors"))
+        torch.save({**state, "epoch": epoch}, tmp / "state.pt")
+        for name in ("weights.safetensors", "state.pt"):
+            _fsync(tmp / name)
+        if final.exists():  # the same epoch saved again (a rerun after a resume): replace it
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        _fsync(root)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        previous = checkpoint_dirs(run)
+        kept = f"the previous checkpoint {previous[-1]} is intact" if previous else "no earlier checkpoint exists"
+        reason = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+        where = f"epoch {epoch + 1}" + (f" + {batch} batches" if batch else "")
+        raise CheckpointError(f"could not save the checkpoint for {where} ({reason}); {kept}") from None
+    for old in checkpoint_dirs(run)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(run: str | Path, model: nn.Module, *, what: str = "this model") -> dict:
+    """Restore the newest checkpoint's weights into ``model``; returns its state (epoch: last completed)."""
+    found = checkpoint_dirs(run)
+    if not found:
         raise CheckpointError(f"{run}: no checkpoint to resume from")
-    _load_weights(model, load_file(str(folder / "weights.safetensors")), folder)
-    state = torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
-    optimizer.load_state_dict(state["optimizer"])
-    return int(state["epoch"])
+    folder = found[-1]
+    load_weights(model, load_file(str(folder / "weights.safetensors")), folder, what=what)
+    try:
+        return torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
+    except Exception as exc:  # an unpicklable global or a torn file: refuse, never unpickle
+        raise CheckpointError(f"{folder / 'state.pt'}: not a loadable training state ({type(exc).__name__})") from None

@@ -1,68 +1,170 @@
-"""Evaluation: clip-level and video-level (softmax averaged over several clips per video) accuracy."""
+"""Evaluation: clip-level and video-level accuracy (softmax averaged over K views per video).
+
+A view is one frame offset of the interval, one crop (centre, or three along the long side) and
+optionally its mirror image; a video's score is the mean softmax over its views. Under torchrun each
+process scores a disjoint shard of the views (no padding) and the predictions are gathered, so no
+view is counted twice.
+"""
 
 from __future__ import annotations
 
+import csv
 import json
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from ..config import config_from_dict
+from ..config import ConfigError, config_from_dict
+from ..data.cache import load_clip, read_manifest
+from ..data.dataset import ClipSpec
+from ..data.sampling import clip_indices, eval_offsets
+from ..data.transforms import CropParams, apply_clip_transform
+from ..data.ucf101 import VideoEntry
+from .accel import autocast, autocast_dtype, loader_workers, to_device, use_channels_last
+from .distributed import ShardSampler, World, close_world, gather_objects, init_world
 
 EVAL_JSON = "eval.json"
+MISTAKES_CSV = "mistakes.csv"
+CONFUSION_PNG = "confusion.png"
+
+
+def crop_params(height: int, width: int, crops: int) -> list[CropParams]:
+    """Square crops of the short side: the centre (crops=1) or both ends and the centre (crops=3)."""
+    side = min(height, width)
+    centre = CropParams((height - side) // 2, (width - side) // 2, side, False)
+    if crops == 1:
+        return [centre]
+    if height >= width:
+        return [CropParams(0, 0, side, False), centre, CropParams(height - side, 0, side, False)]
+    return [CropParams(0, 0, side, False), centre, CropParams(0, width - side, side, False)]
+
+
+class EvalViews(Dataset):
+    """``len(offsets) * crops * (2 if flip else 1)`` views per video; item k is view ``k % n`` of video ``k // n``.
+
+    Returns (rgb, flow, label, video index).
+    """
+
+    def __init__(self, cache: str | Path, entries: list[VideoEntry], spec: ClipSpec, *,
+                 offsets: list[int], crops: int = 1, flip: bool = False):
+        self.cache, self.entries, self.spec = Path(cache), entries, spec
+        self.offsets, self.crops, self.flips = list(offsets), crops, (False, True) if flip else (False,)
+        self.num_frames = [read_manifest(cache, e.key)["num_frames"] for e in entries]
+
+    @property
+    def views_per_video(self) -> int:
+        return len(self.offsets) * self.crops * len(self.flips)
+
+    def __len__(self) -> int:
+        return len(self.entries) * self.views_per_video
+
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+        s = self.spec
+        v, view = divmod(k, self.views_per_video)
+        o, rest = divmod(view, self.crops * len(self.flips))
+        c, f = divmod(rest, len(self.flips))
+        idx = clip_indices(self.num_frames[v], frames=s.frames, interval=s.interval, offset=self.offsets[o])
+        rgb, flow = load_clip(self.cache / self.entries[v].key, idx, bound=s.flow_bound)
+        crop = crop_params(*rgb.shape[1:3], self.crops)[c]
+        crop = CropParams(crop.top, crop.left, crop.size, self.flips[f])
+        r, fl = apply_clip_transform(rgb, flow, crop, size=s.input_size, flow_bound=s.flow_bound)
+        return r, fl, self.entries[v].label, v
+
+
+def view_offsets(interval: int, clips: int) -> list[int]:
+    """``clips`` offsets spread over one interval; every offset 1..interval when clips >= interval."""
+    return list(range(1, interval + 1)) if clips >= interval else eval_offsets(interval, clips)
+
+
+def eval_loader(dataset: Dataset, *, world: World, batch_size: int, workers: int, pin: bool) -> DataLoader:
+    # a generator of its own: starting the workers must not draw from the global RNG (exact resume)
+    return DataLoader(dataset, batch_size=batch_size, sampler=ShardSampler(len(dataset), world),
+                      num_workers=workers, pin_memory=pin, persistent_workers=workers > 0,
+                      generator=torch.Generator().manual_seed(0))
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader: DataLoader, device: torch.device, *, progress: bool = False
-            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Softmax probabilities (N, K), labels (N,) and video indices (N,) for every clip of ``loader``."""
+def predict(model: nn.Module, loader: DataLoader, device: torch.device, *, dtype: torch.dtype | None = None,
+            channels_last: bool = False, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Softmax probabilities (N, K), labels (N,) and video indices (N,) for every item of the dataset.
+
+    Gathered from every process and put in dataset order, so the result is the same for any number
+    of processes.
+    """
     model.eval()
     probs, labels, videos = [], [], []
-    for batch in tqdm(loader, desc="evaluate", unit="batch", leave=False, disable=not progress):
-        rgb, flow, label, video = batch
-        probs.append(torch.softmax(model(rgb.to(device), flow.to(device)).float(), dim=1).cpu())
+    for rgb, flow, label, video in tqdm(loader, desc="evaluate", unit="batch", leave=False, disable=not progress):
+        with autocast(device, dtype):
+            logits = model(to_device(rgb, device, channels_last), to_device(flow, device, channels_last))
+        probs.append(torch.softmax(logits.float(), dim=1).cpu())
         labels.append(label)
         videos.append(video)
-    return torch.cat(probs), torch.cat(labels), torch.cat(videos)
+    k = getattr(model, "num_classes", None) or (probs[0].shape[1] if probs else 0)
+    mine = (torch.tensor(list(loader.sampler), dtype=torch.long),
+            torch.cat(probs) if probs else torch.zeros(0, k),
+            torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long),
+            torch.cat(videos) if videos else torch.zeros(0, dtype=torch.long))
+    parts = gather_objects(mine)
+    order = torch.cat([p[0] for p in parts]).argsort()
+    return tuple(torch.cat([p[i] for p in parts])[order] for i in (1, 2, 3))  # type: ignore[return-value]
 
 
 def video_metrics(probs: torch.Tensor, labels: torch.Tensor, videos: torch.Tensor, classes: list[str]) -> dict:
-    """Clip top-1, video top-1/top-5 (mean softmax over a video's clips), per-class accuracy, confusion."""
+    """Clip top-1, video top-1/top-5 (mean softmax over a video's views), per-class accuracy, confusion."""
     k = len(classes)
     n_videos = int(videos.max()) + 1
-    vprobs = torch.zeros(n_videos, k).index_add_(0, videos, probs)
+    vprobs = torch.zeros(n_videos, k, dtype=torch.float64).index_add_(0, videos, probs.double())
     counts = torch.bincount(videos, minlength=n_videos).clamp(min=1).unsqueeze(1)
     vprobs = vprobs / counts
     vlabels = torch.zeros(n_videos, dtype=torch.long).index_copy_(0, videos, labels)
     vpred = vprobs.argmax(1)
     top5 = vprobs.topk(min(5, k), dim=1).indices
     confusion = np.zeros((k, k), dtype=int)
-    for t, p in zip(vlabels.tolist(), vpred.tolist()):
-        confusion[t, p] += 1
+    np.add.at(confusion, (vlabels.numpy(), vpred.numpy()), 1)
     per_class = {
         c: (float(confusion[i, i] / confusion[i].sum()) if confusion[i].sum() else None)
         for i, c in enumerate(classes)
     }
     return {
-        "clip_top1": float((probs.argmax(1) == labels).float().mean()),
-        "video_top1": float((vpred == vlabels).float().mean()),
-        "top5": float((top5 == vlabels.unsqueeze(1)).any(1).float().mean()),
+        "clip_top1": float((probs.argmax(1) == labels).double().mean()),
+        "clip_top5": float((probs.topk(min(5, k), dim=1).indices == labels.unsqueeze(1)).any(1).double().mean()),
+        "video_top1": float((vpred == vlabels).double().mean()),
+        "top5": float((top5 == vlabels.unsqueeze(1)).any(1).double().mean()),
         "num_videos": n_videos,
         "num_clips": int(probs.shape[0]),
         "per_class": per_class,
         "confusion": confusion.tolist(),
         "classes": classes,
+        "_video_probs": vprobs,
     }
 
 
-def evaluate_run(run: str | Path, *, clips: int | None = None, progress: bool = True) -> dict:
-    """Evaluate a trained run on its split's test list and write ``RUN/eval.json``."""
-    from ..data.dataset import EvalClips
+def mistakes(vprobs: torch.Tensor, entries: list[VideoEntry], classes: list[str]) -> list[dict]:
+    """Misclassified videos, most confident first: video, true class, predicted class, confidence."""
+    conf, pred = vprobs.max(1)
+    rows = [{"video": e.key, "true": classes[e.label], "predicted": classes[int(p)], "confidence": round(float(c), 4)}
+            for e, p, c in zip(entries, pred, conf) if int(p) != e.label]
+    return sorted(rows, key=lambda r: (-r["confidence"], r["video"]))
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def evaluate_run(run: str | Path, *, clips: int | None = None, crops: int | None = None, flip: bool | None = None,
+                 split: int | None = None, progress: bool = True, plots: bool = True) -> dict:
+    """Evaluate a trained run on a split's test list; writes eval.json, mistakes.csv and confusion.png.
+
+    Under torchrun the views are sharded over the processes and gathered; rank 0 writes."""
     from .checkpoint import load_model
     from .train import CONFIG, clip_spec, load_split
 
@@ -70,17 +172,52 @@ def evaluate_run(run: str | Path, *, clips: int | None = None, progress: bool = 
     if not (run / CONFIG).is_file():
         raise FileNotFoundError(f"{run}: not a run folder (no {CONFIG})")
     cfg = config_from_dict(yaml.safe_load((run / CONFIG).read_text()))
-    device = torch.device(cfg.train.device)
-    model, spec = load_model(run, device=device)
-    split = load_split(cfg)
-    n_clips = clips or cfg.data.eval_clips
-    dataset = EvalClips(cfg.data.cache, split.test, clip_spec(cfg), clips=n_clips)
-    loader = DataLoader(dataset, batch_size=cfg.train.batch_size, num_workers=cfg.data.num_workers)
-    probs, labels, videos = predict(model, loader, device, progress=progress)
+    trained_split = cfg.data.split
+    if split is not None and split != trained_split:
+        if split not in (1, 2, 3):
+            raise ConfigError(f"--split must be 1, 2 or 3, got {split}")
+        if os.environ.get("RANK", "0") == "0":
+            print(f"warning: the model was trained on split {trained_split}; the test list of split {split} "
+                  "overlaps its training videos, so this accuracy is not a held-out figure", file=sys.stderr)
+        cfg.data.split = split
+    for name, value in (("clips", clips), ("crops", crops)):
+        if value is not None and (value < 1 or (name == "crops" and value not in (1, 3))):
+            raise ConfigError(f"--{name} must be {'1 or 3' if name == 'crops' else '>= 1'}, got {value}")
+    use_gpu = cfg.train.device.startswith("cuda") and torch.cuda.is_available()
+    world, device = init_world(cfg.train.device if use_gpu else "cpu")  # under torchrun: one shard per process
+    try:
+        model, spec = load_model(run, device=device)
+        entries = load_split(cfg).test
+        offsets = view_offsets(cfg.data.interval, clips or cfg.data.eval_clips)
+        dataset = EvalViews(cfg.data.cache, entries, clip_spec(cfg), offsets=offsets,
+                            crops=crops or cfg.data.eval_crops, flip=cfg.data.eval_flip if flip is None else flip)
+        workers = loader_workers(cfg.data.num_workers, local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        loader = eval_loader(dataset, world=world, batch_size=cfg.train.batch_size, workers=workers,
+                             pin=device.type == "cuda")
+        probs, labels, videos = predict(model, loader, device, dtype=autocast_dtype(cfg.train.precision, device),
+                                        channels_last=use_channels_last(cfg.train.memory_format, device),
+                                        progress=progress and world.main)
+    finally:
+        close_world()
     result = video_metrics(probs, labels, videos, spec["classes"])
-    result["clips_per_video"] = len(dataset.offsets)
-    result["split"] = cfg.data.split
-    tmp = run / f".{EVAL_JSON}.tmp"
-    tmp.write_text(json.dumps(result, indent=1))
-    tmp.replace(run / EVAL_JSON)
+    wrong = mistakes(result.pop("_video_probs"), entries, spec["classes"])
+    result.update(split=cfg.data.split, trained_split=trained_split, views_per_video=dataset.views_per_video,
+                  clips_per_video=dataset.views_per_video,
+                  offsets=offsets, crops=dataset.crops, flip=len(dataset.flips) == 2, num_mistakes=len(wrong),
+                  mistakes=MISTAKES_CSV)
+    if world.main:
+        _write_eval(run, result, wrong, plots=plots,
+                    title=f"{spec['name']}, split {cfg.data.split}: video top-1 {result['video_top1']:.3f}")
     return result
+
+
+def _write_eval(run: Path, result: dict, wrong: list[dict], *, plots: bool, title: str) -> None:
+    _atomic_text(run / EVAL_JSON, json.dumps(result, indent=1))
+    with (run / MISTAKES_CSV).open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["video", "true", "predicted", "confidence"])
+        writer.writeheader()
+        writer.writerows(wrong)
+    if plots:
+        from ..report.plots import plot_confusion
+
+        plot_confusion(result["confusion"], result["classes"], run / CONFUSION_PNG, title=title)

@@ -1,11 +1,20 @@
-"""Training loop: Adam + cross-entropy, a checkpoint and a metrics line per epoch."""
+"""Training: Adam + cross-entropy, data-parallel under torchrun, a checkpoint and a metrics line per epoch.
+
+One code path for one process and many (``torchrun --nproc_per_node N -m dualstream train ...``):
+distributed details stay at the edges (``model_without_ddp``, ``sampler.set_epoch``, rank 0 writes).
+A resumed run reproduces the uninterrupted one exactly on CPU: the checkpoint holds the model,
+optimizer, epoch, step, every process's RNG states, the sampler position and the metrics history.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import random
+import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,19 +22,27 @@ import torch
 import torch.nn.functional as F
 import yaml
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
-from ..config import Config
+from ..config import Config, ConfigError
 from ..data.cache import check_prepared, read_manifest
-from ..data.dataset import ClipSpec, EvalClips, TrainClips
+from ..data.dataset import ClipSpec, TrainClips
+from ..data.sampling import offset_for_epoch
 from ..data.ucf101 import Split, check_group_overlap, read_split, validate_split
 from ..models import create_model
-from .checkpoint import load_checkpoint, save_checkpoint, save_model_package
-from .evaluate import predict
+from .accel import autocast, autocast_dtype, loader_workers, to_device, use_channels_last
+from .checkpoint import (CHECKPOINT_DIR, CheckpointError, checkpoint_dirs, load_checkpoint, save_checkpoint,
+                         save_model_package)
+from .distributed import World, all_reduce_sum, close_world, gather_objects, init_world
+from .evaluate import EvalViews, eval_loader, predict, view_offsets
 
 METRICS = "metrics.jsonl"
 CONFIG = "config.yaml"
+RUN_JSON = "run.json"
+CURVES_PNG = "curves.png"
+TENSORBOARD_DIR = "tensorboard"
 
 
 def clip_spec(cfg: Config) -> ClipSpec:
@@ -51,8 +68,11 @@ def load_split(cfg: Config) -> Split:
 
 
 def build_model(cfg: Config, num_classes: int) -> nn.Module:
-    return create_model(cfg.model.name, num_classes=num_classes, frames=cfg.data.frames,
-                        input_size=cfg.data.input_size, **cfg.model.kwargs)
+    try:
+        return create_model(cfg.model.name, num_classes=num_classes, frames=cfg.data.frames,
+                            input_size=cfg.data.input_size, **cfg.model.kwargs)
+    except (TypeError, ValueError) as exc:  # unknown model or keyword argument: the user's config
+        raise ConfigError(f"model {cfg.model.name!r} with kwargs {cfg.model.kwargs}: {exc}") from None
 
 
 def model_spec(cfg: Config, classes: list[str], flow_method: str) -> dict:
@@ -62,6 +82,7 @@ def model_spec(cfg: Config, classes: list[str], flow_method: str) -> dict:
         "frames": cfg.data.frames, "interval": cfg.data.interval, "offsets": cfg.data.offsets,
         "input_size": cfg.data.input_size, "flow_bound": cfg.data.flow_bound, "flow_method": flow_method,
         "normalisation": {"rgb": "imagenet mean/std on 0..1", "flow": "px / flow_bound"},
+        "split": cfg.data.split,
     }
 
 
@@ -71,69 +92,265 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
-                    device: torch.device, *, desc: str, progress: bool) -> tuple[float, float]:
+def rng_state() -> dict:
+    """This process's RNG states, as tensors and numbers (loadable with ``weights_only``)."""
+    _, key, pos, has_gauss, gauss = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state() if torch.cuda.is_initialized() else torch.zeros(0, dtype=torch.uint8),
+        "numpy": {"key": torch.from_numpy(key.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
+                  "gauss": float(gauss)},
+        "python": list(random.getstate()[1]),
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"].numel():  # this process's own GPU only
+        torch.cuda.set_rng_state(state["cuda"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    random.setstate((3, tuple(state["python"]), None))
+
+
+class EpochSampler(DistributedSampler):
+    """DistributedSampler yielding ``(epoch, index)``: loader workers that persist across epochs
+    still cut each epoch's clips (offset schedule, augmentation) for the right epoch.
+
+    ``skip``: leading items of this process's share already trained (a mid-epoch resume).
+    """
+
+    skip = 0
+
+    def __iter__(self):
+        return ((self.epoch, i) for i in list(super().__iter__())[self.skip:])
+
+    def __len__(self) -> int:
+        return super().__len__() - self.skip
+
+
+class EpochClips(Dataset):
+    def __init__(self, clips: TrainClips):
+        self.clips = clips
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, key: tuple[int, int]):
+        epoch, i = key
+        self.clips.set_epoch(epoch)
+        return self.clips[i]
+
+
+def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, *,
+                    device: torch.device, dtype: torch.dtype | None, channels_last: bool, desc: str,
+                    progress: bool, sums: torch.Tensor | None = None,
+                    after_batch: Callable[[int, torch.Tensor], None] | None = None) -> dict:
+    """One pass over this process's shard; loss and accuracy summed over all processes.
+
+    ``sums`` (loss * n, correct, n) continue a partly trained epoch; ``after_batch(i, sums)`` runs
+    after the i-th batch (1-based), e.g. to save a mid-epoch checkpoint.
+    """
     model.train()
-    loss_sum, correct, seen = 0.0, 0, 0
-    for rgb, flow, label in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress):
-        rgb, flow, label = rgb.to(device), flow.to(device), label.to(device)
-        logits = model(rgb, flow)
-        loss = F.cross_entropy(logits, label)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"training diverged: loss is {loss.item()} ({desc})")
+    sums = torch.zeros(3, dtype=torch.float64, device=device) if sums is None else sums.to(device)
+    for i, (rgb, flow, label) in enumerate(tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress)):
+        rgb, flow = to_device(rgb, device, channels_last), to_device(flow, device, channels_last)
+        label = label.to(device, non_blocking=True)
+        with autocast(device, dtype):
+            logits = model(rgb, flow)
+        loss = F.cross_entropy(logits.float(), label)
+        if not torch.isfinite(all_reduce_sum(loss.detach().clone())):  # every process stops together
+            raise FloatingPointError(f"loss is {loss.item()} at {desc}, batch {i + 1}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        loss_sum += loss.item() * label.numel()
-        correct += (logits.argmax(1) == label).sum().item()
-        seen += label.numel()
-    return loss_sum / seen, correct / seen
+        n = torch.tensor(label.numel(), dtype=torch.float64, device=device)
+        sums += torch.stack([loss.detach().double() * n, (logits.argmax(1) == label).sum().double(), n])
+        if after_batch is not None:
+            after_batch(i + 1, sums)
+    loss_sum, correct, seen = all_reduce_sum(sums).tolist()
+    return {"loss": loss_sum / seen, "acc": correct / seen, "clips": int(seen)}
 
 
-def train(cfg: Config, run: str | Path, *, resume: bool = False, progress: bool = True) -> list[dict]:
-    """Train ``cfg`` into the run folder; returns the metrics lines (one per epoch)."""
-    run = Path(run)
+def train(cfg: Config, run: str | Path, *, resume: bool = False, progress: bool = True,
+          recipe: str | None = None) -> list[dict]:
+    """Train ``cfg`` into the run folder (rank 0 writes); returns the metrics lines (one per epoch)."""
+    world, device = init_world(cfg.train.device)
+    try:
+        return _fit(cfg, Path(run), world, device, resume=resume, progress=progress and world.main, recipe=recipe)
+    finally:
+        close_world()
+
+
+def _fit(cfg: Config, run: Path, world: World, device: torch.device, *, resume: bool, progress: bool,
+         recipe: str | None) -> list[dict]:
     split = load_split(cfg)
-    spec = clip_spec(cfg)
-    device = torch.device(cfg.train.device)
-    seed_everything(cfg.seed)
-    model = build_model(cfg, len(split.classes)).to(device)
+    seed_everything(cfg.seed)  # the same initial weights in every process
+    model = build_model(cfg, len(split.classes))
+    state = _resume_state(run, model, cfg, len(split.classes)) if resume else None
+    channels_last = use_channels_last(cfg.train.memory_format, device)
+    model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-    start = 0
-    metrics_path = run / METRICS
-    if resume:
-        start = load_checkpoint(run, model, optimizer) + 1
-        kept = [line for line in metrics_path.read_text().splitlines() if json.loads(line)["epoch"] < start] \
-            if metrics_path.exists() else []
-        metrics_path.write_text("".join(line + "\n" for line in kept))
-    else:
-        run.mkdir(parents=True, exist_ok=True)
-        metrics_path.write_text("")
-    (run / CONFIG).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    flow_method = read_manifest(cfg.data.cache, split.train[0].key).get("flow_method", "unknown")
+    start, step, history, partial = 0, 0, [], None
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        for group in optimizer.param_groups:  # the config's values win over the checkpoint's
+            group.update(lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+        start, step, history = state["epoch"] + 1, int(state["step"]), list(state["history"])
+        partial = state.get("partial")
+        if partial and len(state["rng"]) != world.size:
+            raise CheckpointError(f"{run}: a mid-epoch checkpoint resumes with as many processes as wrote it "
+                                  f"({len(state['rng'])}, not {world.size})")
+        if len(state["rng"]) == world.size:
+            set_rng_state(state["rng"][world.rank])
+        else:
+            seed_everything(cfg.seed + 1000 * start + world.rank)
+            if world.main:
+                tqdm.write(f"note: resuming {len(state['rng'])}-process state in {world.size} processes; "
+                           "the continuation is valid but not bit-identical to an uninterrupted run")
+    elif world.rank:
+        seed_everything(cfg.seed + world.rank)  # dropout draws of their own in each process
+    model_without_ddp = model
+    if world.size > 1:
+        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.train.compile:
+        model = torch.compile(model)
+
+    spec = clip_spec(cfg)
+    workers = loader_workers(cfg.data.num_workers, local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    pin = device.type == "cuda"
     train_set = TrainClips(cfg.data.cache, split.train, spec, seed=cfg.seed)
-    test_set = EvalClips(cfg.data.cache, split.test, spec, clips=1)
-    workers = cfg.data.num_workers
-    test_loader = DataLoader(test_set, batch_size=cfg.train.batch_size, num_workers=workers)
-    history = []
+    sampler = EpochSampler(train_set, num_replicas=world.size, rank=world.rank, shuffle=True, seed=cfg.seed)
+    loader = DataLoader(EpochClips(train_set), batch_size=cfg.train.batch_size, sampler=sampler, num_workers=workers,
+                        pin_memory=pin, persistent_workers=workers > 0, generator=torch.Generator().manual_seed(cfg.seed))
+    test_set = EvalViews(cfg.data.cache, split.test, spec, offsets=view_offsets(cfg.data.interval, 1))
+    test_loader = eval_loader(test_set, world=world, batch_size=cfg.train.batch_size, workers=workers, pin=pin)
+    dtype = autocast_dtype(cfg.train.precision, device)
+
+    info = {
+        "recipe": recipe or (state or {}).get("recipe") or cfg.model.name, "model": cfg.model.name,
+        "params": sum(p.numel() for p in model_without_ddp.parameters()), "classes": len(split.classes),
+        "split": cfg.data.split, "world_size": world.size, "global_batch": cfg.train.batch_size * world.size,
+        "device": device.type, "precision": str(dtype or torch.float32).replace("torch.", ""),
+        "compile": cfg.train.compile,
+    }
+    writer = None
+    if world.main:
+        run.mkdir(parents=True, exist_ok=True)
+        if state is None:  # a fresh run: an older run's checkpoints here must not outrank the new ones
+            shutil.rmtree(run / CHECKPOINT_DIR, ignore_errors=True)
+        (run / CONFIG).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        _write_lines(run / METRICS, history)  # exactly the checkpoint's history: no line lost or doubled
+        writer = _tensorboard(run)
+        flow_method = read_manifest(cfg.data.cache, split.train[0].key).get("flow_method", "unknown")
+        spec_json = model_spec(cfg, split.classes, flow_method)
+
+    def save(completed: int, *, step_now: int, batch: int = 0, sums: torch.Tensor | None = None) -> None:
+        """Checkpoint after epoch ``completed`` (0-based) and ``batch`` batches of the next (every process calls)."""
+        rngs = gather_objects(rng_state())
+        part = {"batches": batch, "sums": gather_objects(sums.cpu())} if batch else None
+        if world.main:
+            save_checkpoint(run, model_without_ddp, {
+                "optimizer": optimizer.state_dict(), "step": step_now, "rng": rngs, "history": history, "partial": part,
+                "sampler": {"seed": cfg.seed, "epoch": completed + 1, "index": batch * cfg.train.batch_size},
+                "config": cfg.to_dict(), "world_size": world.size, "recipe": info["recipe"]},
+                epoch=completed, batch=batch, keep=cfg.train.keep_checkpoints)
+
+    every = cfg.train.checkpoint_every
     for epoch in range(start, cfg.train.epochs):
-        t0 = time.time()
-        torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout etc.: an epoch is the same after a resume
-        train_set.set_epoch(epoch)
-        loader = DataLoader(train_set, batch_size=cfg.train.batch_size, shuffle=True, drop_last=False,
-                            num_workers=workers, generator=torch.Generator().manual_seed(cfg.seed + epoch))
-        loss, acc = train_one_epoch(model, loader, optimizer, device, desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
-                                    progress=progress)
-        probs, labels, _ = predict(model, test_loader, device)
-        test_acc = float((probs.argmax(1) == labels).float().mean())
-        line = {"epoch": epoch, "train_loss": round(loss, 6), "train_acc": round(acc, 6),
-                "test_acc": round(test_acc, 6), "time_s": round(time.time() - t0, 3)}
+        sampler.set_epoch(epoch)
+        done = partial["batches"] if partial else 0  # batches of this epoch trained before a resume
+        sampler.skip = done * cfg.train.batch_size
+        sums = partial["sums"][world.rank] if partial else None
+        full = -(-sampler.num_samples // cfg.train.batch_size)
+
+        def after_batch(b: int, sums: torch.Tensor) -> None:
+            if (done + b) % every == 0 and done + b < full:
+                save(epoch - 1, step_now=step + b, batch=done + b, sums=sums)
+
+        desc = f"epoch {epoch + 1}/{cfg.train.epochs}"
+        t0 = time.perf_counter()
+        try:
+            stats = train_one_epoch(model, loader, optimizer, device=device, dtype=dtype, channels_last=channels_last,
+                                    desc=desc, progress=progress, sums=sums, after_batch=after_batch if every else None)
+        except FloatingPointError as exc:
+            last = checkpoint_dirs(run)
+            kept = f"the last good checkpoint {last[-1]} is kept" if last else "no checkpoint was written"
+            raise FloatingPointError(f"training stopped: {exc}; {kept} (try a lower train.lr)") from None
+        t1 = time.perf_counter()
+        step += len(loader)
+        sampler.skip, partial = 0, None
+        probs, labels, _ = predict(model_without_ddp, test_loader, device, dtype=dtype, channels_last=channels_last)
+        test_loss = F.nll_loss(probs.double().clamp_min(1e-12).log(), labels).item()
+        line = {
+            "epoch": epoch, "step": step,
+            "offset": offset_for_epoch(epoch, offsets=list(spec.offsets), period=spec.offset_period),
+            "train_loss": round(stats["loss"], 6), "train_acc": round(stats["acc"], 6), "train_clips": stats["clips"],
+            "test_loss": round(test_loss, 6), "test_acc": round(float((probs.argmax(1) == labels).double().mean()), 6),
+            "test_clips": int(labels.numel()),
+            "time": {"train_s": round(t1 - t0, 3), "eval_s": round(time.perf_counter() - t1, 3),
+                     "clips_per_s": round(stats["clips"] / max(t1 - t0, 1e-9), 1)},
+        }
         history.append(line)
-        save_model_package(run, model, model_spec(cfg, split.classes, flow_method))
-        save_checkpoint(run, model, optimizer, epoch=epoch)
-        with metrics_path.open("a") as fh:
-            fh.write(json.dumps(line) + "\n")
-        if progress:
-            tqdm.write(f"epoch {epoch + 1}/{cfg.train.epochs}: loss {loss:.4f} train_acc {acc:.3f} "
-                       f"test_acc {test_acc:.3f} ({line['time_s']:.1f}s)")
+        if world.main:
+            save_model_package(run, model_without_ddp, spec_json)
+        save(epoch, step_now=step)
+        if world.main:
+            with (run / METRICS).open("a") as fh:
+                fh.write(json.dumps(line) + "\n")
+            _write_run_info(run, info, history)
+            _log_epoch(writer, line)
+            if (epoch + 1) % cfg.train.plot_every == 0 or epoch + 1 == cfg.train.epochs:
+                _plot_curves(run, history, title=info["recipe"] if info["recipe"] == cfg.model.name
+                             else f"{info['recipe']} ({cfg.model.name})")
+            if progress:
+                tqdm.write(f"{desc}: loss {line['train_loss']:.4f} train_acc {line['train_acc']:.3f} "
+                           f"test_acc {line['test_acc']:.3f} ({t1 - t0:.1f}s, {line['time']['clips_per_s']:.0f} clips/s)")
+    if writer is not None:
+        writer.close()
     return history
+
+
+def _resume_state(run: Path, model: nn.Module, cfg: Config, num_classes: int) -> dict:
+    state = load_checkpoint(run, model, what=f"{cfg.model.name} with {num_classes} classes")
+    was = state.get("config", {}).get("model", {}).get("name")
+    if was is not None and was != cfg.model.name:
+        raise CheckpointError(f"{run}: the checkpoint is for model {was!r}, the config asks for {cfg.model.name!r}")
+    return state
+
+
+def _write_lines(path: Path, lines: list[dict]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    tmp.replace(path)
+
+
+def _write_run_info(run: Path, info: dict, history: list[dict]) -> None:
+    wall = sum(h["time"]["train_s"] + h["time"]["eval_s"] for h in history if "time" in h)
+    tmp = run / f".{RUN_JSON}.tmp"
+    tmp.write_text(json.dumps({**info, "epochs": len(history), "wall_s": round(wall, 1)}, indent=1))
+    tmp.replace(run / RUN_JSON)
+
+
+def _tensorboard(run: Path):
+    """A SummaryWriter under RUN/tensorboard when tensorboard is installed, else None."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(run / TENSORBOARD_DIR))
+
+
+def _log_epoch(writer, line: dict) -> None:
+    if writer is None:
+        return
+    for key in ("train_loss", "test_loss", "train_acc", "test_acc"):
+        writer.add_scalar(key.replace("_", "/", 1), line[key], line["epoch"] + 1)
+    writer.add_scalar("speed/clips_per_s", line["time"]["clips_per_s"], line["epoch"] + 1)
+    writer.flush()
+
+
+def _plot_curves(run: Path, history: list[dict], *, title: str) -> None:
+    from ..report.plots import plot_curves
+
+    plot_curves(history, run / CURVES_PNG, title=title)

@@ -1,0 +1,90 @@
+"""Data-parallel plumbing, kept at the edges of training (torchvision reference style).
+
+One code path for one process and many: ``torchrun`` sets RANK / WORLD_SIZE / LOCAL_RANK and the
+rendezvous (single node or multi-node, torchrun's standard ``--rdzv-*`` options); without them this
+is a world of one and every helper is a no-op. NCCL on CUDA, gloo on CPU.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from collections.abc import Iterator
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import Sampler
+
+from ..config import ConfigError
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        """Only the main process writes files and prints."""
+        return self.rank == 0
+
+
+def init_world(device: str) -> tuple[World, torch.device]:
+    """Join the torchrun process group when launched by torchrun; pick this process's device."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    world = World(int(os.environ.get("RANK", "0")), size, int(os.environ.get("LOCAL_RANK", "0")))
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"train.device is {device!r} but no CUDA device is available (use --set train.device=cpu)")
+        if size > 1 or dev.index is None:
+            dev = torch.device("cuda", world.local_rank if size > 1 else torch.cuda.current_device())
+        torch.cuda.set_device(dev)
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    if size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    return world, dev
+
+
+def close_world() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    """Sum over processes (in place); identity for a world of one."""
+    if dist.is_initialized():
+        dist.all_reduce(t)
+    return t
+
+
+def gather_objects(obj):
+    """Every process's ``obj``, in rank order ([obj] for a world of one)."""
+    if not dist.is_initialized():
+        return [obj]
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+
+
+class ShardSampler(Sampler[int]):
+    """Indices ``rank, rank + size, ...`` in order: every item on exactly one process, none padded.
+
+    For evaluation, where DistributedSampler's padding would count some clips twice.
+    """
+
+    def __init__(self, n: int, world: World):
+        self.n, self.world = n, world
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.world.rank, self.n, self.world.size))
+
+    def __len__(self) -> int:
+        return len(range(self.world.rank, self.n, self.world.size))
