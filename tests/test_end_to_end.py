@@ -27,6 +27,8 @@ def test_train_evaluate_resume(tiny_dataset, tiny_cache, tmp_path, capsys):
                  "checkpoint/epoch-0002/weights.safetensors", "checkpoint/epoch-0002/state.pt"):
         assert (run / name).is_file(), name
     assert not (run / "checkpoint" / "epoch-0001").exists()  # only the newest is kept
+    spec = json.loads((run / "model.json").read_text())
+    assert (spec["short_side"], spec["eval_clips"], spec["frames"]) == (48, 2, 4)  # what predict rebuilds inputs from
 
     assert main(["-q", "evaluate", "--run", str(run)]) == 0
     result = json.loads((run / "eval.json").read_text())

@@ -45,7 +45,8 @@ DEFAULT_FLOW_METHOD = "dis"
 class InputSpec:
     """How a model's inputs are built from a video, read from its ``model.json``.
 
-    ``short_side`` is not yet written by the trainer; it falls back to DEFAULT_SHORT_SIDE.
+    ``short_side`` (the prepared frames' short side) falls back to DEFAULT_SHORT_SIDE for packages written
+    before the trainer recorded it.
     """
 
     frames: int

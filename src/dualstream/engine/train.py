@@ -75,14 +75,18 @@ def build_model(cfg: Config, num_classes: int) -> nn.Module:
         raise ConfigError(f"model {cfg.model.name!r} with kwargs {cfg.model.kwargs}: {exc}") from None
 
 
-def model_spec(cfg: Config, classes: list[str], flow_method: str) -> dict:
-    """What a model package records so that ``predict`` can rebuild inputs exactly as in training."""
+def model_spec(cfg: Config, classes: list[str], flow_method: str, *, short_side: int) -> dict:
+    """What a model package records so that ``predict`` can rebuild inputs exactly as in training.
+
+    ``short_side`` is the short side of the prepared frames (``prepare --short-side``), ``eval_clips``
+    the clips per video that evaluation averages.
+    """
     return {
         "name": cfg.model.name, "kwargs": cfg.model.kwargs, "classes": classes,
         "frames": cfg.data.frames, "interval": cfg.data.interval, "offsets": cfg.data.offsets,
         "input_size": cfg.data.input_size, "flow_bound": cfg.data.flow_bound, "flow_method": flow_method,
         "normalisation": {"rgb": "imagenet mean/std on 0..1", "flow": "px / flow_bound"},
-        "split": cfg.data.split,
+        "split": cfg.data.split, "short_side": short_side, "eval_clips": cfg.data.eval_clips,
     }
 
 
@@ -242,8 +246,9 @@ def _fit(cfg: Config, run: Path, world: World, device: torch.device, *, resume: 
         (run / CONFIG).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         _write_lines(run / METRICS, history)  # exactly the checkpoint's history: no line lost or doubled
         writer = _tensorboard(run)
-        flow_method = read_manifest(cfg.data.cache, split.train[0].key).get("flow_method", "unknown")
-        spec_json = model_spec(cfg, split.classes, flow_method)
+        manifest = read_manifest(cfg.data.cache, split.train[0].key)
+        spec_json = model_spec(cfg, split.classes, manifest.get("flow_method", "unknown"),
+                               short_side=min(manifest["height"], manifest["width"]))
 
     def save(completed: int, *, step_now: int, batch: int = 0, sums: torch.Tensor | None = None) -> None:
         """Checkpoint after epoch ``completed`` (0-based) and ``batch`` batches of the next (every process calls)."""
