@@ -12,6 +12,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+#: CPU float32 tensors use cv2.medianBlur for 3x3/5x5 medians (about 20x faster than unfold + median); the
+#: tests switch it off to run the device-agnostic (CUDA) branch on the CPU.
+USE_CV2_MEDIAN = True
+
 #: Pyramid levels are not built below this many pixels on either side (OpenCV DualTVL1 uses 16 too).
 MIN_PYRAMID_SIDE = 16
 
@@ -119,7 +123,7 @@ def median_filter(x: torch.Tensor, ksize: int) -> torch.Tensor:
     """
     n, c, h, w = x.shape
     r = ksize // 2
-    if x.device.type == "cpu" and ksize in (3, 5) and x.dtype == torch.float32:
+    if USE_CV2_MEDIAN and x.device.type == "cpu" and ksize in (3, 5) and x.dtype == torch.float32:
         import cv2
 
         tall = F.pad(x.reshape(n * c, 1, h, w), (0, 0, r, r), mode="replicate")  # (N*C, 1, H+2r, W)
