@@ -241,7 +241,8 @@ def _solve_level(
         i1w, gxy = warped[:, :1], warped[:, 1:]
         rho_c = i1w - i0 - (gxy * u[:, :2]).sum(1, keepdim=True)  # (N, 1, H, W)
         # Pixels whose match x + u0 lies outside the second frame carry no data term (the flow there comes from
-        # the TV term). Measured mean Middlebury EPE 0.2002 with this against 0.2035 without (OpenCV: 0.1995).
+        # the TV term). Measured mean Middlebury EPE 0.2002 with this against 0.2035 without (OpenCV: 0.1995;
+        # both with the dual variable carried across levels, which is no longer done).
         inside = _inside(grid + u[:, :2], h, w)
         gxy, rho_c = gxy * inside, rho_c * inside
         if u.shape[1] == 3:
@@ -277,9 +278,6 @@ def tvl1_flow(prev: torch.Tensor, nxt: torch.Tensor, **params: object) -> torch.
             if channels == 3:  # the illumination field is resized without scaling
                 flow = torch.cat((flow, F.interpolate(u[:, 2:], size=sizes[level], mode="bilinear")), 1)
             u = flow
-            # The dual variable is carried over too (OpenCV restarts it from 0): measured Middlebury EPE 0.2031
-            # carried against 0.2044 restarted, before the outside-the-frame masking was added.
-            p = F.interpolate(p.flatten(1, 2), size=sizes[level], mode="bilinear", align_corners=False)
-            p = p.view(n, channels, 2, *sizes[level])  # (N, C*2, H, W) -> (N, C, 2, H, W)
+            p = torch.zeros(n, channels, 2, *sizes[level], device=i0.device)  # restarted per level, as OpenCV
         u, p = _solve_level(pyr0[level], pyr1[level], u, p, prm)
     return u[:, :2].contiguous()
