@@ -54,8 +54,9 @@ class TVL1Params:
     scale_step: size ratio between neighbouring levels.
     gamma: weight of the illumination-change field u3 (Chambolle-Pock extension; 0 disables it).
     median_filtering: median kernel size applied to the flow each outer iteration (<= 1 disables).
-    check_every: test the stopping rule every this many inner iterations (1 = OpenCV's rule exactly;
-        larger means fewer host syncs on GPU, at most check_every - 1 extra iterations).
+    check_every: test the stopping rule every this many inner iterations. 1 (default) is OpenCV's rule exactly
+        (Middlebury EPE 0.1994, OpenCV 0.1995); 5 runs ~15 % faster on the CPU at EPE 0.1999 and, on a GPU,
+        means one host sync per 5 iterations instead of per iteration (use 5-10 there).
     compile: run the inner iteration through torch.compile (default; the first call per process pays the
         compilation, ~20 s on a 2-core CPU; falls back to eager with a warning if compilation fails).
     """
@@ -71,7 +72,7 @@ class TVL1Params:
     scale_step: float = 0.8
     gamma: float = 0.0
     median_filtering: int = 5
-    check_every: int = 5
+    check_every: int = 1
     compile: bool = True
 
     def __post_init__(self) -> None:
