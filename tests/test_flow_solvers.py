@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import interior_epe, synthetic_pair
-from dualstream.flow import FLOW_METHODS, _torch, brox_flow, compute_flow, endpoint_error, read_flo, tvl1_flow
-from dualstream.flow._torch import median_filter
+from .conftest import interior_epe, synthetic_pair
+from dualstream.flow import FLOW_METHODS, brox_flow, compute_flow, endpoint_error, read_flo, tvl1_flow
 
 # Eager mode keeps the tests quick (torch.compile costs ~20 s per process); the compiled path has its own test.
 TVL1 = {"compile": False}
@@ -145,11 +144,13 @@ def test_compiled_iteration_matches_eager():
 
 
 def test_median_filter_branches_agree(monkeypatch):
+    from dualstream.flow._torch import median_filter
+
     x = torch.from_numpy(np.random.default_rng(3).normal(0, 3, (2, 2, 17, 23)).astype(np.float32))
     for ksize in (3, 5):
-        monkeypatch.setattr(_torch, "USE_CV2_MEDIAN", True)
+        monkeypatch.setattr("dualstream.flow._torch.USE_CV2_MEDIAN", True)
         fast = median_filter(x, ksize)  # cv2.medianBlur over the stacked batch
-        monkeypatch.setattr(_torch, "USE_CV2_MEDIAN", False)
+        monkeypatch.setattr("dualstream.flow._torch.USE_CV2_MEDIAN", False)
         generic = median_filter(x, ksize)  # unfold + median, the branch CUDA tensors take
         assert torch.equal(fast, generic)
         single = torch.from_numpy(cv2.medianBlur(x[1, 0].numpy(), ksize))
@@ -159,9 +160,9 @@ def test_median_filter_branches_agree(monkeypatch):
 def test_tvl1_device_agnostic_path_on_cpu(monkeypatch):
     """Everything a CUDA run executes, run here on the CPU: the solver code is device-agnostic except the median."""
     prev, nxt, truth = synthetic_pair()
-    monkeypatch.setattr(_torch, "USE_CV2_MEDIAN", False)
+    monkeypatch.setattr("dualstream.flow._torch.USE_CV2_MEDIAN", False)
     generic = tvl1_flow(prev, nxt, **TVL1)
-    monkeypatch.setattr(_torch, "USE_CV2_MEDIAN", True)
+    monkeypatch.setattr("dualstream.flow._torch.USE_CV2_MEDIAN", True)
     torch.testing.assert_close(generic, tvl1_flow(prev, nxt, **TVL1), rtol=0, atol=1e-5)
     assert interior_epe(generic, truth) < TVL1_SYNTH_EPE
 
