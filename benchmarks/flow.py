@@ -2,7 +2,7 @@
 
     python benchmarks/flow.py                      # all methods, batch 1 and 32, Middlebury EPE
     python benchmarks/flow.py --methods tvl1 opencv-tvl1 --batch 8 --threads 1
-    python benchmarks/flow.py --tvl1 '{"warps": 3}' --device cuda --batch 64
+    python benchmarks/flow.py --tvl1 '{}' '{"epsilon": 0.005}' --device cuda --batch 64
 
 Throughput frames are the Middlebury pairs resized to the benchmark size (real texture and motion, so the
 solvers' stopping rules behave as on real data), repeated to fill the batch; synthetic textured pairs when the
@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--single", type=int, default=4, help="pairs timed one call each (default 4)")
     ap.add_argument("--device", default="cpu", help="device for tvl1/brox (cpu or cuda)")
     ap.add_argument("--threads", type=int, default=0, help="torch and OpenCV threads (0 = library defaults)")
-    ap.add_argument("--tvl1", default="{}", help="JSON parameters for tvl1 (TVL1Params fields)")
+    ap.add_argument("--tvl1", nargs="+", default=["{}"], help="JSON parameters for tvl1 (TVL1Params fields); "
+                    "several settings give one row each")
     ap.add_argument("--brox", default="{}", help="JSON parameters for brox (BroxParams fields)")
     ap.add_argument("--no-epe", action="store_true", help="skip the Middlebury accuracy part")
     args = ap.parse_args(argv)
@@ -88,24 +89,30 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)
     width, height = (int(v) for v in args.size.lower().split("x"))
-    params = {"tvl1": json.loads(args.tvl1), "brox": json.loads(args.brox)}
+    runs = []  # (row label, method, params)
+    for method in args.methods:
+        if method == "tvl1":
+            settings = [json.loads(t) for t in args.tvl1]
+            runs += [(f"tvl1 {json.dumps(p)}" if p else "tvl1", "tvl1", p) for p in settings]
+        else:
+            runs.append((method, method, json.loads(args.brox) if method == "brox" else {}))
     data = load_middlebury()
     print(f"# {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC  {platform.processor() or platform.machine()}  "
           f"cpus={os.cpu_count()}  torch={torch.__version__} threads={torch.get_num_threads()}  "
           f"opencv={cv2.__version__} threads={cv2.getNumThreads()}  loadavg={os.getloadavg()[0]:.1f}")
     print(f"# device={args.device}  size={width}x{height}  batch={args.batch}  single={args.single}  "
-          f"tvl1={params['tvl1']}  brox={params['brox']}  speed frames="
+          f"speed frames="
           f"{'Middlebury resized' if data is not None else 'synthetic (Middlebury absent)'}")
     if data is None and not args.no_epe:
         print(f"# Middlebury data not found at {DATA}: EPE skipped")
 
     a, b = speed_frames(data, (width, height), max(args.batch, args.single))
     rows = {}
-    for method in args.methods:
-        prm = params.get(method, {})
+    for label, method, prm in runs:
         dev = args.device if method in ("tvl1", "brox") else "cpu"
         compute_flow(a[:1], b[:1], method=method, device=dev, **prm)  # warm-up (torch.compile, allocators)
-        compute_flow(a[: args.batch], b[: args.batch], method=method, device=dev, **prm)
+        if dev != "cpu" or method in ("tvl1", "brox"):  # compiled graphs for the batch shapes
+            compute_flow(a[: args.batch], b[: args.batch], method=method, device=dev, **prm)
         epe = float("nan")
         if data is not None and not args.no_epe:
             epe = float(np.mean([
@@ -114,17 +121,17 @@ def main(argv: list[str] | None = None) -> None:
             ]))
         one = pairs_per_second(method, a[: args.single], b[: args.single], one_by_one=True, device=dev, params=prm)
         many = pairs_per_second(method, a[: args.batch], b[: args.batch], one_by_one=False, device=dev, params=prm)
-        rows[method] = (epe, one, many)
-        print(f"  done {method}: EPE {epe:.4f}  {one:.3f} / {many:.3f} pairs/s", flush=True)
+        rows[label] = (epe, one, many)
+        print(f"  done {label}: EPE {epe:.4f}  {one:.3f} / {many:.3f} pairs/s", flush=True)
 
     ref = rows.get(REFERENCE)
     print(f"\n| method | Middlebury mean EPE | pairs/s batch 1 | pairs/s batch {args.batch} | "
           f"x {REFERENCE} batch 1 | x {REFERENCE} batch {args.batch} |")
     print("|---|---|---|---|---|---|")
-    for method, (epe, one, many) in rows.items():
+    for label, (epe, one, many) in rows.items():
         r1 = f"{one / ref[1]:.2f}" if ref else "-"
         rb = f"{many / ref[2]:.2f}" if ref else "-"
-        print(f"| {method} | {epe:.3f} | {one:.3f} | {many:.3f} | {r1} | {rb} |")
+        print(f"| {label} | {epe:.4f} | {one:.3f} | {many:.3f} | {r1} | {rb} |")
 
 
 if __name__ == "__main__":

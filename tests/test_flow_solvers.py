@@ -13,9 +13,9 @@ from dualstream.flow import FLOW_METHODS, brox_flow, compute_flow, endpoint_erro
 # Eager mode keeps the tests quick (torch.compile costs ~20 s per process); the compiled path has its own test.
 TVL1 = {"compile": False}
 # Thresholds: measured value (2-core CPU, torch 2.13) plus ~30 % margin.
-TVL1_SYNTH_EPE = 0.10  # measured 0.0742 px
-BROX_SYNTH_EPE = 0.10  # measured 0.0719 px
-MIDDLEBURY_CROP_EPE = {"tvl1": 0.14, "brox": 0.27}  # measured 0.1118 / 0.2187 px (OpenCV DualTVL1: 0.1131)
+TVL1_SYNTH_EPE = 0.065  # measured 0.0491 px
+BROX_SYNTH_EPE = 0.10  # measured 0.0712 px
+MIDDLEBURY_CROP_EPE = {"tvl1": 0.14, "brox": 0.15}  # measured 0.1117 / 0.1197 px (OpenCV DualTVL1: 0.1131)
 
 
 def test_tvl1_recovers_smooth_synthetic_flow():
@@ -132,7 +132,44 @@ def test_middlebury_rubberwhale_crop(middlebury, method):
 
 @pytest.mark.slow
 def test_compiled_iteration_matches_eager():
+    """The default compiled path (about 20-60 s of compilation, hence slow) against eager, tiny frames included."""
     prev, nxt, _ = synthetic_pair(n=2, height=48, width=64)
     eager = tvl1_flow(prev, nxt, compile=False)
     compiled = tvl1_flow(prev, nxt, compile=True)
-    torch.testing.assert_close(compiled, eager, rtol=0, atol=1e-3)
+    # Fused kernels round differently; over ~10^3 iterations that moved one value by 1.3e-3 px (measured).
+    assert float((compiled - eager).abs().mean()) < 1e-4
+    torch.testing.assert_close(compiled, eager, rtol=0, atol=5e-3)
+    tiny = compute_flow(prev[:, :10, :12], nxt[:, :10, :12], method="tvl1")  # compile=True is the default
+    assert tiny.shape == (2, 2, 10, 12) and np.isfinite(tiny).all()
+
+
+def test_median_filter_branches_agree(monkeypatch):
+    from dualstream.flow._torch import median_filter
+
+    x = torch.from_numpy(np.random.default_rng(3).normal(0, 3, (2, 2, 17, 23)).astype(np.float32))
+    for ksize in (3, 5):
+        monkeypatch.setattr("dualstream.flow._torch.USE_CV2_MEDIAN", True)
+        fast = median_filter(x, ksize)  # cv2.medianBlur over the stacked batch
+        monkeypatch.setattr("dualstream.flow._torch.USE_CV2_MEDIAN", False)
+        generic = median_filter(x, ksize)  # unfold + median, the branch CUDA tensors take
+        assert torch.equal(fast, generic)
+        single = torch.from_numpy(cv2.medianBlur(x[1, 0].numpy(), ksize))
+        assert torch.equal(fast[1, 0], single)
+
+
+def test_tvl1_device_agnostic_path_on_cpu(monkeypatch):
+    """Everything a CUDA run executes, run here on the CPU: the solver code is device-agnostic except the median."""
+    prev, nxt, truth = synthetic_pair()
+    monkeypatch.setattr("dualstream.flow._torch.USE_CV2_MEDIAN", False)
+    generic = tvl1_flow(prev, nxt, **TVL1)
+    monkeypatch.setattr("dualstream.flow._torch.USE_CV2_MEDIAN", True)
+    torch.testing.assert_close(generic, tvl1_flow(prev, nxt, **TVL1), rtol=0, atol=1e-5)
+    assert interior_epe(generic, truth) < TVL1_SYNTH_EPE
+
+
+def test_tvl1_illumination_field_runs():
+    """gamma > 0 adds the illumination field u3 (a third primal channel); the flow keeps its shape and accuracy."""
+    prev, nxt, truth = synthetic_pair()
+    flow = tvl1_flow(prev, nxt, gamma=0.05, **TVL1)
+    assert flow.shape == (1, 2, 64, 80)
+    assert interior_epe(flow, truth) < TVL1_SYNTH_EPE

@@ -69,6 +69,12 @@ def compute_flow(
     raises RuntimeError) in chunks of ``batch_size`` pairs (None = all at once); OpenCV methods run on the
     CPU one pair at a time and accept device="cpu" only. ``params`` go to the solver (TVL1Params/BroxParams
     fields); OpenCV methods take none.
+
+    Errors (one line each): ValueError for an unknown method or parameter, frames of different sizes, an OpenCV
+    method with device != "cpu"; RuntimeError for device="cuda" when PyTorch sees no CUDA GPU.
+    Cost notes: "tvl1" compiles its inner iteration on first use (compile=False to skip, ~20-60 s once per
+    process on a 2-core CPU); on a CPU, small batches are faster per pair than large ones (cache), on a GPU
+    large batches are the point.
     """
     name = resolve_method(method)
     if name not in _TORCH_SOLVERS and str(device) != "cpu":
