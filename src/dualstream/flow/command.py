@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import compute_flow
+from . import compute_flow, resolve_method
 from .colour import save_flow_png
 from .flo import write_flo
 
@@ -33,7 +33,9 @@ def run_flow_command(frame_a: str, frame_b: str, *, method: str, out: str, png: 
     a, b = read_gray(frame_a), read_gray(frame_b)
     if a.shape != b.shape:
         raise ValueError(f"frames differ in size: {frame_a} is {a.shape[1]}x{a.shape[0]}, {frame_b} is {b.shape[1]}x{b.shape[0]}")
-    flow = compute_flow(a, b, method=method, device=device)[0]  # (1, 2, H, W) -> (2, H, W)
+    # One pair: torch.compile's warm-up (15-60 s on a CPU) would cost far more than it saves.
+    params = {"compile": False} if resolve_method(method) == "tvl1" else {}
+    flow = compute_flow(a, b, method=method, device=device, **params)[0]  # (1, 2, H, W) -> (2, H, W)
     write_flo(out, flow)
     if png is not None:
         save_flow_png(png, flow)
