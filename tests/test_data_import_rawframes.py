@@ -7,8 +7,9 @@ import numpy as np
 
 from dualstream.cli import main
 from dualstream.data.cache import read_manifest
-from dualstream.data.dataset import ClipSpec, EvalClips
+from dualstream.data.dataset import ClipSpec, EvalViews
 from dualstream.data.import_rawframes import import_rawframes
+from dualstream.data.sampling import eval_offsets
 from dualstream.data.prepare import FAILURES, MANIFEST
 from dualstream.data.ucf101 import VideoEntry
 
@@ -56,8 +57,8 @@ def test_import_validates_links_and_loads_like_prepared(tiny_cache, tmp_path, ca
     assert (out / good[0] / "img_00001.jpg").stat().st_ino == (src / good[0] / "img_00001.jpg").stat().st_ino
 
     entries = [VideoEntry(k + ".avi", 0) for k in good]
-    a = EvalClips(out, entries, ClipSpec(input_size=32, frames=4, interval=3), clips=2)
-    b = EvalClips(tiny_cache, entries, ClipSpec(input_size=32, frames=4, interval=3), clips=2)
+    a = EvalViews(out, entries, ClipSpec(input_size=32, frames=4, interval=3), offsets=eval_offsets(3, 2))
+    b = EvalViews(tiny_cache, entries, ClipSpec(input_size=32, frames=4, interval=3), offsets=eval_offsets(3, 2))
     for k in range(len(a)):
         assert all(np.array_equal(x, y) for x, y in zip(a[k][:2], b[k][:2]))
 

@@ -14,8 +14,9 @@ import pytest
 
 from dualstream.cli import main
 from dualstream.data.cache import read_manifest, snap_to_available
-from dualstream.data.dataset import ClipSpec, EvalClips, TrainClips
+from dualstream.data.dataset import ClipSpec, EvalViews, TrainClips
 from dualstream.data.prepare import FAILURES, MANIFEST, PrepareOptions, in_shard, prepare_dataset
+from dualstream.data.sampling import eval_offsets
 from dualstream.data.schedule import SampleSchedule
 from dualstream.data.ucf101 import VideoEntry
 from dualstream.video import write_video
@@ -96,12 +97,12 @@ def test_only_sampled_keeps_the_schedule_frames_and_loads_the_same_clips(tmp_pat
 
     entries = [VideoEntry("A/v_A_g01_c01.avi", 0), VideoEntry("A/v_A_g02_c01.avi", 0)]
     spec = ClipSpec(input_size=32)
-    for make in (lambda c: TrainClips(c, entries, spec), lambda c: EvalClips(c, entries, spec, clips=5),
-                 lambda c: EvalClips(c, entries, spec, clips=1)):
+    for make in (lambda c: TrainClips(c, entries, spec), lambda c: EvalViews(c, entries, spec, offsets=eval_offsets(spec.interval, 5)),
+                 lambda c: EvalViews(c, entries, spec, offsets=eval_offsets(spec.interval, 1))):
         a, b = make(dense), make(sparse)
         for k in range(len(a)):
             assert all(np.array_equal(x, y) for x, y in zip(a[k][:2], b[k][:2])), k
-    odd = EvalClips(sparse, entries, spec, clips=4)  # a schedule it was not prepared for still loads
+    odd = EvalViews(sparse, entries, spec, offsets=eval_offsets(spec.interval, 4))  # a schedule it was not prepared for still loads
     assert odd[1][0].shape == (30, 32, 32)
 
 
@@ -115,7 +116,7 @@ def test_short_and_huge_videos_are_prepared(tmp_path):
     uhd = read_manifest(cache, "A/uhd")
     assert (uhd["num_frames"], uhd["height"], uhd["width"]) == (2, 128, 228)
     assert cv2.imread(str(cache / "A" / "uhd" / "flow_x_00001.jpg"), cv2.IMREAD_GRAYSCALE).shape == (128, 228)
-    clip = EvalClips(cache, [VideoEntry("A/short.avi", 0)], ClipSpec(input_size=32), clips=1)[0]
+    clip = EvalViews(cache, [VideoEntry("A/short.avi", 0)], ClipSpec(input_size=32), offsets=[5])[0]
     assert clip[0].shape == (30, 32, 32) and clip[1].shape == (20, 32, 32)
 
 
@@ -212,3 +213,29 @@ def test_a_worker_that_dies_fails_its_video_not_the_run():
     todo = [(name, None, None, None) for name in "abcdefg"]
     results = sorted(_run_processes(todo, 2, job=dies_on_b))
     assert results == [(n, None, 1, 0) for n in "a"] + [("b", WORKER_DIED, 0, 0)] + [(n, None, 1, 0) for n in "cdefg"]
+
+
+def test_evaluate_runs_on_an_only_sampled_cache(tmp_path):
+    """A run trained and evaluated on an --only-sampled cache: evaluation views snap to the kept frames."""
+    videos = tmp_path / "videos"
+    for cls, seed in (("A", 0), ("B", 1)):
+        for g in (1, 2):
+            _moving_video(videos / cls / f"v_{cls}_g{g:02d}_c01.avi", 40, seed=seed + 10 * g)
+    splits = tmp_path / "splits"
+    splits.mkdir()
+    (splits / "classInd.txt").write_text("1 A\r\n2 B\r\n")
+    (splits / "trainlist01.txt").write_text("A/v_A_g02_c01.avi 1\r\nB/v_B_g02_c01.avi 2\r\n")
+    (splits / "testlist01.txt").write_text("A/v_A_g01_c01.avi\r\nB/v_B_g01_c01.avi\r\n")
+    sched = ["data.frames=4", "data.interval=5", "data.offsets=[2]", "data.eval_clips=2"]
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("data: {frames: 4, interval: 5, offsets: [2], eval_clips: 2}\n")
+    cache = tmp_path / "cache"
+    assert main(["-q", "prepare", "--videos", str(videos), "--out", str(cache), "--short-side", "0",
+                 "--workers", "1", "--only-sampled", "--config", str(recipe)]) == 0
+    assert read_manifest(cache, "A/v_A_g01_c01")["frames"] != "all"
+    sets = [f"data.cache={cache}", f"data.splits={splits}", "data.input_size=32", "train.epochs=1",
+            "train.batch_size=2", "model.name=early_fusion_small", *sched]
+    run = tmp_path / "run"
+    assert main(["-q", "train", "--config", str(recipe), "--out", str(run)] + [a for s in sets for a in ("--set", s)]) == 0
+    assert main(["-q", "evaluate", "--run", str(run), "--clips", "5", "--crops", "3", "--flip"]) == 0
+    assert json.loads((run / "eval.json").read_text())["num_videos"] == 2

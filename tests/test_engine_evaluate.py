@@ -8,7 +8,10 @@ import torch
 from dualstream.data.dataset import ClipSpec
 from dualstream.data.transforms import CropParams
 from dualstream.data.ucf101 import VideoEntry, read_split
-from dualstream.engine.evaluate import EvalViews, crop_params, mistakes, video_metrics, view_offsets
+from dualstream.data.dataset import EvalViews
+from dualstream.data.sampling import eval_offsets
+from dualstream.data.transforms import crop_params
+from dualstream.engine.evaluate import mistakes, video_metrics
 
 
 def test_video_metrics_average_softmax_over_views():
@@ -31,9 +34,9 @@ def test_three_crops_span_the_long_side():
     assert crop_params(64, 48, 1) == [CropParams(8, 0, 48, False)]
 
 
-def test_view_offsets_all_of_the_interval():
-    assert view_offsets(10, 10) == list(range(1, 11)) == view_offsets(10, 25)
-    assert view_offsets(10, 1) == [5]
+def test_eval_offsets_all_of_the_interval():
+    assert eval_offsets(10, 10) == list(range(1, 11)) == eval_offsets(10, 25)
+    assert eval_offsets(10, 1) == [5]
 
 
 def test_views_per_video_and_mirrored_views(tiny_dataset, tiny_cache):

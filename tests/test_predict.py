@@ -13,7 +13,7 @@ import dualstream
 from dualstream import predict as predict_mod
 from dualstream.cli import main
 from dualstream.data.cache import read_manifest
-from dualstream.data.dataset import ClipSpec, EvalClips
+from dualstream.data.dataset import ClipSpec, EvalViews
 from dualstream.data.sampling import clip_indices, eval_offsets
 from dualstream.data.ucf101 import read_split
 from dualstream.engine.checkpoint import save_model_package
@@ -55,9 +55,9 @@ def _moving_video(path, frames: int, size: tuple[int, int] = (40, 56)) -> None:
 
 
 def test_inputs_match_the_training_cache(tiny_dataset, tiny_cache):
-    """The clips predict builds from the video equal EvalClips' from the prepared cache (up to JPEG)."""
+    """The clips predict builds from the video equal EvalViews' from the prepared cache (up to JPEG)."""
     entries = read_split(tiny_dataset / "ucfTrainTestlist", 1).test[:2]
-    dataset = EvalClips(tiny_cache, entries, ClipSpec(frames=FRAMES, interval=INTERVAL, input_size=SIZE), clips=3)
+    dataset = EvalViews(tiny_cache, entries, ClipSpec(frames=FRAMES, interval=INTERVAL, input_size=SIZE), offsets=eval_offsets(INTERVAL, 3))
     spec = InputSpec(frames=FRAMES, interval=INTERVAL, input_size=SIZE, short_side=0)
     for v, entry in enumerate(entries):
         clips = build_clips(tiny_dataset / "videos" / entry.path, spec, clips=3)

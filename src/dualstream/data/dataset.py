@@ -10,8 +10,8 @@ import torch
 from torch.utils.data import Dataset
 
 from .cache import available_frames, load_clip, read_manifest, snap_to_available
-from .sampling import clip_indices, eval_offsets, offset_for_epoch
-from .transforms import apply_clip_transform, center_crop_params, random_crop_params
+from .sampling import clip_indices, offset_for_epoch
+from .transforms import CropParams, apply_clip_transform, crop_params, random_crop_params
 from .ucf101 import VideoEntry
 
 
@@ -57,28 +57,37 @@ class TrainClips(Dataset):
         return r, f, self.entries[i].label
 
 
-class EvalClips(Dataset):
-    """``clips`` centre-cropped clips per video at offsets spread over one interval.
+class EvalViews(Dataset):
+    """``len(offsets) * crops * (2 if flip else 1)`` views per video; item k is view ``k % n`` of video ``k // n``.
 
-    Item k is clip ``k % clips`` of video ``k // clips``; returns (rgb, flow, label, video index).
+    A view is one frame offset (``sampling.eval_offsets``), one crop (``transforms.crop_params``) and
+    optionally its mirror image. Returns (rgb, flow, label, video index).
     """
 
-    def __init__(self, cache: str | Path, entries: list[VideoEntry], spec: ClipSpec, *, clips: int = 5):
+    def __init__(self, cache: str | Path, entries: list[VideoEntry], spec: ClipSpec, *,
+                 offsets: list[int], crops: int = 1, flip: bool = False):
         self.cache, self.entries, self.spec = Path(cache), entries, spec
-        self.offsets = eval_offsets(spec.interval, clips)
+        self.offsets, self.crops, self.flips = list(offsets), crops, (False, True) if flip else (False,)
         manifests = [read_manifest(cache, e.key) for e in entries]
         self.num_frames = [m["num_frames"] for m in manifests]
         self.available = [available_frames(m) for m in manifests]
 
+    @property
+    def views_per_video(self) -> int:
+        return len(self.offsets) * self.crops * len(self.flips)
+
     def __len__(self) -> int:
-        return len(self.entries) * len(self.offsets)
+        return len(self.entries) * self.views_per_video
 
     def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor, int, int]:
         s = self.spec
-        v, c = divmod(k, len(self.offsets))
+        v, view = divmod(k, self.views_per_video)
+        o, rest = divmod(view, self.crops * len(self.flips))
+        c, f = divmod(rest, len(self.flips))
         idx = snap_to_available(clip_indices(self.num_frames[v], frames=s.frames, interval=s.interval,
-                                             offset=self.offsets[c]), self.available[v])
+                                             offset=self.offsets[o]), self.available[v])
         rgb, flow = load_clip(self.cache / self.entries[v].key, idx, bound=s.flow_bound)
-        crop = center_crop_params(*rgb.shape[1:3])
-        r, f = apply_clip_transform(rgb, flow, crop, size=s.input_size, flow_bound=s.flow_bound)
-        return r, f, self.entries[v].label, v
+        crop = crop_params(*rgb.shape[1:3], self.crops)[c]
+        crop = CropParams(crop.top, crop.left, crop.size, self.flips[f])
+        r, fl = apply_clip_transform(rgb, flow, crop, size=s.input_size, flow_bound=s.flow_bound)
+        return r, fl, self.entries[v].label, v

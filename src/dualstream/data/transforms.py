@@ -39,6 +39,17 @@ def center_crop_params(height: int, width: int, *, flip: bool = False) -> CropPa
     return CropParams((height - side) // 2, (width - side) // 2, side, flip)
 
 
+def crop_params(height: int, width: int, crops: int) -> list[CropParams]:
+    """Square crops of the short side: the centre (crops=1) or both ends and the centre (crops=3)."""
+    side = min(height, width)
+    centre = center_crop_params(height, width)
+    if crops == 1:
+        return [centre]
+    if height >= width:
+        return [CropParams(0, 0, side, False), centre, CropParams(height - side, 0, side, False)]
+    return [CropParams(0, 0, side, False), centre, CropParams(0, width - side, side, False)]
+
+
 def _resize_stack(frames: np.ndarray, size: int) -> np.ndarray:
     """Resize (T, h, w, C) frames to (T, size, size, C) with OpenCV (area filter when shrinking)."""
     if frames.shape[1] == size and frames.shape[2] == size:

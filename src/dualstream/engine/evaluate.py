@@ -22,10 +22,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ..config import ConfigError, config_from_dict
-from ..data.cache import load_clip, read_manifest
-from ..data.dataset import ClipSpec
-from ..data.sampling import clip_indices, eval_offsets
-from ..data.transforms import CropParams, apply_clip_transform
+from ..data.dataset import EvalViews
+from ..data.sampling import eval_offsets
 from ..data.ucf101 import VideoEntry
 from .accel import autocast, autocast_dtype, loader_workers, to_device, use_channels_last
 from .distributed import ShardSampler, World, close_world, gather_objects, init_world
@@ -33,54 +31,6 @@ from .distributed import ShardSampler, World, close_world, gather_objects, init_
 EVAL_JSON = "eval.json"
 MISTAKES_CSV = "mistakes.csv"
 CONFUSION_PNG = "confusion.png"
-
-
-def crop_params(height: int, width: int, crops: int) -> list[CropParams]:
-    """Square crops of the short side: the centre (crops=1) or both ends and the centre (crops=3)."""
-    side = min(height, width)
-    centre = CropParams((height - side) // 2, (width - side) // 2, side, False)
-    if crops == 1:
-        return [centre]
-    if height >= width:
-        return [CropParams(0, 0, side, False), centre, CropParams(height - side, 0, side, False)]
-    return [CropParams(0, 0, side, False), centre, CropParams(0, width - side, side, False)]
-
-
-class EvalViews(Dataset):
-    """``len(offsets) * crops * (2 if flip else 1)`` views per video; item k is view ``k % n`` of video ``k // n``.
-
-    Returns (rgb, flow, label, video index).
-    """
-
-    def __init__(self, cache: str | Path, entries: list[VideoEntry], spec: ClipSpec, *,
-                 offsets: list[int], crops: int = 1, flip: bool = False):
-        self.cache, self.entries, self.spec = Path(cache), entries, spec
-        self.offsets, self.crops, self.flips = list(offsets), crops, (False, True) if flip else (False,)
-        self.num_frames = [read_manifest(cache, e.key)["num_frames"] for e in entries]
-
-    @property
-    def views_per_video(self) -> int:
-        return len(self.offsets) * self.crops * len(self.flips)
-
-    def __len__(self) -> int:
-        return len(self.entries) * self.views_per_video
-
-    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor, int, int]:
-        s = self.spec
-        v, view = divmod(k, self.views_per_video)
-        o, rest = divmod(view, self.crops * len(self.flips))
-        c, f = divmod(rest, len(self.flips))
-        idx = clip_indices(self.num_frames[v], frames=s.frames, interval=s.interval, offset=self.offsets[o])
-        rgb, flow = load_clip(self.cache / self.entries[v].key, idx, bound=s.flow_bound)
-        crop = crop_params(*rgb.shape[1:3], self.crops)[c]
-        crop = CropParams(crop.top, crop.left, crop.size, self.flips[f])
-        r, fl = apply_clip_transform(rgb, flow, crop, size=s.input_size, flow_bound=s.flow_bound)
-        return r, fl, self.entries[v].label, v
-
-
-def view_offsets(interval: int, clips: int) -> list[int]:
-    """``clips`` offsets spread over one interval; every offset 1..interval when clips >= interval."""
-    return list(range(1, interval + 1)) if clips >= interval else eval_offsets(interval, clips)
 
 
 def eval_loader(dataset: Dataset, *, world: World, batch_size: int, workers: int, pin: bool) -> DataLoader:
@@ -188,7 +138,7 @@ def evaluate_run(run: str | Path, *, clips: int | None = None, crops: int | None
     try:
         model, spec = load_model(run, device=device)
         entries = load_split(cfg).test
-        offsets = view_offsets(cfg.data.interval, clips or cfg.data.eval_clips)
+        offsets = eval_offsets(cfg.data.interval, clips or cfg.data.eval_clips)
         dataset = EvalViews(cfg.data.cache, entries, clip_spec(cfg), offsets=offsets,
                             crops=crops or cfg.data.eval_crops, flip=cfg.data.eval_flip if flip is None else flip)
         workers = loader_workers(cfg.data.num_workers, local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", "1")))

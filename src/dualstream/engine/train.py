@@ -28,15 +28,15 @@ from tqdm import tqdm
 
 from ..config import Config, ConfigError
 from ..data.cache import check_prepared, read_manifest
-from ..data.dataset import ClipSpec, TrainClips
-from ..data.sampling import offset_for_epoch
+from ..data.dataset import ClipSpec, EvalViews, TrainClips
+from ..data.sampling import eval_offsets, offset_for_epoch
 from ..data.ucf101 import Split, check_group_overlap, read_split, validate_split
 from ..models import create_model
 from .accel import autocast, autocast_dtype, loader_workers, to_device, use_channels_last
 from .checkpoint import (CHECKPOINT_DIR, CheckpointError, checkpoint_dirs, load_checkpoint, save_checkpoint,
                          save_model_package)
 from .distributed import World, all_reduce_sum, close_world, gather_objects, init_world
-from .evaluate import EvalViews, eval_loader, predict, view_offsets
+from .evaluate import eval_loader, predict
 
 METRICS = "metrics.jsonl"
 CONFIG = "config.yaml"
@@ -227,7 +227,7 @@ def _fit(cfg: Config, run: Path, world: World, device: torch.device, *, resume: 
     sampler = EpochSampler(train_set, num_replicas=world.size, rank=world.rank, shuffle=True, seed=cfg.seed)
     loader = DataLoader(EpochClips(train_set), batch_size=cfg.train.batch_size, sampler=sampler, num_workers=workers,
                         pin_memory=pin, persistent_workers=workers > 0, generator=torch.Generator().manual_seed(cfg.seed))
-    test_set = EvalViews(cfg.data.cache, split.test, spec, offsets=view_offsets(cfg.data.interval, 1))
+    test_set = EvalViews(cfg.data.cache, split.test, spec, offsets=eval_offsets(cfg.data.interval, 1))
     test_loader = eval_loader(test_set, world=world, batch_size=cfg.train.batch_size, workers=workers, pin=pin)
     dtype = autocast_dtype(cfg.train.precision, device)
 
