@@ -93,3 +93,10 @@ def test_ablation_unknown_model(tmp_path, capsys):
     argv = ["-q", "ablation", "--config", str(demo_config_path()), "--models", "nope", "--out", str(tmp_path)]
     assert main(argv) == 2
     assert "unknown model(s) nope" in capsys.readouterr().err
+
+
+def test_flow_bound_must_match_the_cache(tiny_dataset, tiny_cache, tmp_path, capsys):
+    code = main(_train_args(tiny_cache, tiny_dataset / "ucfTrainTestlist", tmp_path / "run", "data.flow_bound=10"))
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "flow was quantised with bound 20.0" in err and "data.flow_bound=10" in err and err.count("\n") == 1

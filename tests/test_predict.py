@@ -198,3 +198,11 @@ def test_explain_writes_a_figure(package, tiny_dataset, tmp_path):
     np.testing.assert_allclose(att.sum(1), 1.0, atol=1e-5)
     assert attention_map(att).shape == (4, 4) and attention_map(att).sum() == pytest.approx(1.0, abs=1e-5)
 
+
+
+@pytest.mark.parametrize("method, flow_device", [("dis", "cpu"), ("opencv-dis", "cpu"), ("opencv-tvl1", "cpu"),
+                                                 ("tvl1", "cuda"), ("brox", "cuda")])
+def test_only_pytorch_flow_follows_the_model_device(package, method, flow_device):
+    model, spec = dualstream.load_model(package)
+    # building the predictor touches no GPU: the device is only recorded here
+    assert Predictor(model, {**spec, "flow_method": method}, device="cuda").flow_device == flow_device

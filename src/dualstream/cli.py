@@ -258,6 +258,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         "pip install 'dualstream[serve]'") from None
     if args.max_upload_mb <= 0:
         raise UserError("--max-upload-mb must be positive")
+    if args.clips < 1:
+        raise UserError("--clips must be >= 1")
     serve(args.model, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, clips=args.clips)
     return 0
 

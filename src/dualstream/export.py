@@ -161,7 +161,7 @@ def export_model(model_path: str | os.PathLike, *, fmt: str, out: str | os.PathL
     """Export the package at ``model_path`` to ``out`` and check it against PyTorch.
 
     The check runs the exported file (onnxruntime for ONNX) and PyTorch on the same random batch
-    of two clips (other than the tracing batch, so the free batch axis is exercised) and raises
+    of three clips (other than the tracing batch, so the free batch axis is exercised) and raises
     ExportError when any output differs by more than ``atol``.
     """
     from .engine.checkpoint import load_model
@@ -183,5 +183,6 @@ def export_model(model_path: str | os.PathLike, *, fmt: str, out: str | os.PathL
     got = _run_onnx(out, check) if fmt == "onnx" else _run_torchscript(out, check)
     diff = max(float(np.max(np.abs(g - e))) for g, e in zip(got, expected))
     if not diff <= atol:
-        raise ExportError(f"{out}: exported model differs from PyTorch by {diff:.2e} (> {atol:g})")
+        out.unlink(missing_ok=True)  # a file that failed its check must not be picked up later
+        raise ExportError(f"{out}: exported model differs from PyTorch by {diff:.2e} (> {atol:g}); not written")
     return ExportResult(path=out, format=fmt, max_abs_diff=diff)

@@ -9,8 +9,9 @@ video, with the same functions:
   frame numbers by ``clip_indices`` with the video's frame count (a short video shrinks the
   interval, as in training);
 * optical flow is computed only for the pairs (i, i + 1) the clips use, on the resized gray frames,
-  then quantised to uint8 and dequantised with the model's flow bound, as the cache round trip does
-  (the JPEG step is skipped);
+  then quantised to uint8 and dequantised with the model's flow bound, as the cache round trip does;
+  the JPEG compression of the cached RGB and flow images is not reproduced (a difference of JPEG
+  noise only);
 * a centre crop, resize and normalisation by ``apply_clip_transform``.
 
 Frame rate is not resampled (training did not either). The clip softmax outputs are averaged.
@@ -31,7 +32,7 @@ from torch import nn
 from .data.prepare import PrepareOptions, _resize
 from .data.sampling import clip_indices, eval_offsets
 from .data.transforms import CropParams, apply_clip_transform, center_crop_params
-from .flow import DEFAULT_BOUND, OPENCV_METHODS, compute_flow, dequantize_flow, quantize_flow
+from .flow import DEFAULT_BOUND, compute_flow, dequantize_flow, quantize_flow, resolve_method
 from .video import VideoReadError, iter_frames
 
 #: Clips per video when the caller does not say (the demo recipe's ``eval_clips``).
@@ -182,8 +183,9 @@ class Predictor:
         self.classes: list[str] = list(spec["classes"])
         self.input = InputSpec.from_model_spec(spec)
         self.device = torch.device(device)
-        method = self.input.flow_method
-        self.flow_device = "cpu" if method in OPENCV_METHODS else str(self.device)
+        # only the PyTorch solvers run on the model's device; OpenCV methods ("dis", "opencv-*") on the CPU
+        torch_flow = resolve_method(self.input.flow_method) in ("tvl1", "brox")
+        self.flow_device = str(self.device) if torch_flow else "cpu"
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, device: str = "cpu") -> "Predictor":

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .cache import available_frames, load_clip, read_manifest, snap_to_available
+from .cache import CacheError, available_frames, load_clip, read_manifest, snap_to_available
 from .sampling import clip_indices, offset_for_epoch
 from .transforms import CropParams, apply_clip_transform, crop_params, random_crop_params
 from .ucf101 import VideoEntry
@@ -29,14 +29,24 @@ class ClipSpec:
     flip: bool = True
 
 
+def _frame_index(cache: str | Path, entries: list[VideoEntry], spec: ClipSpec
+                 ) -> tuple[list[int], list[list[int] | None]]:
+    """Frame counts and kept frames of every video, from the manifests; their flow must have been
+    quantised with ``spec.flow_bound`` (another bound would rescale every flow value silently)."""
+    manifests = [read_manifest(cache, e.key) for e in entries]
+    other = sorted({m["flow_bound"] for m in manifests if m.get("flow_bound", spec.flow_bound) != spec.flow_bound})
+    if other:
+        raise CacheError(f"{cache}: flow was quantised with bound {', '.join(map(str, other))}, the config says "
+                         f"data.flow_bound={spec.flow_bound}; set data.flow_bound to match the cache")
+    return [m["num_frames"] for m in manifests], [available_frames(m) for m in manifests]
+
+
 class TrainClips(Dataset):
     """One randomly augmented clip per video per epoch, at the schedule's offset (call set_epoch)."""
 
     def __init__(self, cache: str | Path, entries: list[VideoEntry], spec: ClipSpec, *, seed: int = 0):
         self.cache, self.entries, self.spec, self.seed = Path(cache), entries, spec, seed
-        manifests = [read_manifest(cache, e.key) for e in entries]
-        self.num_frames = [m["num_frames"] for m in manifests]
-        self.available = [available_frames(m) for m in manifests]
+        self.num_frames, self.available = _frame_index(cache, entries, spec)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -68,9 +78,7 @@ class EvalViews(Dataset):
                  offsets: list[int], crops: int = 1, flip: bool = False):
         self.cache, self.entries, self.spec = Path(cache), entries, spec
         self.offsets, self.crops, self.flips = list(offsets), crops, (False, True) if flip else (False,)
-        manifests = [read_manifest(cache, e.key) for e in entries]
-        self.num_frames = [m["num_frames"] for m in manifests]
-        self.available = [available_frames(m) for m in manifests]
+        self.num_frames, self.available = _frame_index(cache, entries, spec)
 
     @property
     def views_per_video(self) -> int:
