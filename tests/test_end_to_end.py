@@ -100,3 +100,14 @@ def test_flow_bound_must_match_the_cache(tiny_dataset, tiny_cache, tmp_path, cap
     assert code == 2
     err = capsys.readouterr().err
     assert "flow was quantised with bound 20.0" in err and "data.flow_bound=10" in err and err.count("\n") == 1
+
+
+def test_a_fresh_run_in_an_old_run_folder_drops_its_results(tiny_dataset, tiny_cache, tmp_path):
+    splits = tiny_dataset / "ucfTrainTestlist"
+    run = tmp_path / "run"
+    assert main(_train_args(tiny_cache, splits, run, "train.epochs=1")) == 0
+    assert main(["-q", "evaluate", "--run", str(run)]) == 0
+    assert (run / "eval.json").is_file() and (run / "mistakes.csv").is_file()
+    assert main(_train_args(tiny_cache, splits, run, "train.epochs=1")) == 0  # not --resume
+    assert not (run / "eval.json").exists() and not (run / "mistakes.csv").exists()
+    assert (run / "model.json").is_file()

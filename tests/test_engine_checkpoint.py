@@ -37,7 +37,10 @@ def test_save_keeps_newest_and_loads_back(tmp_path):
     torch.optim.Adam(fresh.parameters()).load_state_dict(state["optimizer"])
 
 
-def test_disk_full_while_saving_keeps_previous_checkpoint(tmp_path, monkeypatch):
+# torch.save on a full device raises RuntimeError (its C++ writer), not OSError: both must be caught
+@pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"),
+                                   RuntimeError("[enforce fail at inline_container.cc] . No space left on device")])
+def test_disk_full_while_saving_keeps_previous_checkpoint(tmp_path, monkeypatch, error):
     model = _model()
     save_checkpoint(tmp_path, model, _state(model), epoch=0)
     before = {p.name: p.read_bytes() for p in checkpoint_dirs(tmp_path)[0].iterdir()}
@@ -45,7 +48,7 @@ def test_disk_full_while_saving_keeps_previous_checkpoint(tmp_path, monkeypatch)
     def full(obj, path):
         with open(path, "wb") as fh:
             fh.write(b"partial")
-        raise OSError(errno.ENOSPC, "No space left on device")
+        raise error
 
     monkeypatch.setattr(ckpt.torch, "save", full)
     with pytest.raises(CheckpointError, match=r"epoch 2 \(disk full\); the previous checkpoint .*epoch-0001 is intact"):

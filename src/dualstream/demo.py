@@ -35,8 +35,9 @@ def run_demo(out: str | Path = "demo_out", *, config: str | Path | None = None, 
     if not quiet:
         print(summary.line(cache))
 
-    cfg = load_config(config or demo_config_path(),
-                      [f"data.cache={cache}", f"data.splits={data / 'ucfTrainTestlist'}", *overrides])
+    # --set values are YAML: quote the paths (as JSON strings) so "#" or ": " in them stay literal
+    paths = [f"data.cache={json.dumps(str(cache))}", f"data.splits={json.dumps(str(data / 'ucfTrainTestlist'))}"]
+    cfg = load_config(config or demo_config_path(), [*paths, *overrides])
     t = time.perf_counter()
     train(cfg, run, progress=not quiet)
     timings["train"] = time.perf_counter() - t

@@ -24,6 +24,7 @@ import shutil
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -136,11 +137,13 @@ def save_checkpoint(run: str | Path, model: nn.Module, state: dict, *, epoch: in
             shutil.rmtree(final)
         os.replace(tmp, final)
         _fsync(root)
-    except OSError as exc:
+    except (OSError, RuntimeError, SafetensorError) as exc:  # torch.save and safetensors raise their own types
         shutil.rmtree(tmp, ignore_errors=True)
         previous = checkpoint_dirs(run)
         kept = f"the previous checkpoint {previous[-1]} is intact" if previous else "no earlier checkpoint exists"
-        reason = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+        errno_ = getattr(exc, "errno", None)
+        full = errno_ == errno.ENOSPC or "No space left" in str(exc)
+        reason = "disk full" if full else (getattr(exc, "strerror", None) or str(exc))
         where = f"epoch {epoch + 1}" + (f" + {batch} batches" if batch else "")
         raise CheckpointError(f"could not save the checkpoint for {where} ({reason}); {kept}") from None
     for old in checkpoint_dirs(run)[:-keep]:

@@ -152,7 +152,7 @@ def evaluate_run(run: str | Path, *, clips: int | None = None, crops: int | None
     result = video_metrics(probs, labels, videos, spec["classes"])
     wrong = mistakes(result.pop("_video_probs"), entries, spec["classes"])
     result.update(split=cfg.data.split, trained_split=trained_split, views_per_video=dataset.views_per_video,
-                  clips_per_video=dataset.views_per_video,
+                  clips_per_video=len(offsets),
                   offsets=offsets, crops=dataset.crops, flip=len(dataset.flips) == 2, num_mistakes=len(wrong),
                   mistakes=MISTAKES_CSV)
     if world.main:

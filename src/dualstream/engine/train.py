@@ -34,9 +34,9 @@ from ..data.ucf101 import Split, check_group_overlap, read_split, validate_split
 from ..models import create_model
 from .accel import autocast, autocast_dtype, loader_workers, to_device, use_channels_last
 from .checkpoint import (CHECKPOINT_DIR, CheckpointError, checkpoint_dirs, load_checkpoint, save_checkpoint,
-                         save_model_package)
+                         MODEL_JSON, MODEL_WEIGHTS, save_model_package)
 from .distributed import World, all_reduce_sum, close_world, gather_objects, init_world
-from .evaluate import eval_loader, predict
+from .evaluate import CONFUSION_PNG, EVAL_JSON, MISTAKES_CSV, eval_loader, predict
 
 METRICS = "metrics.jsonl"
 CONFIG = "config.yaml"
@@ -202,6 +202,10 @@ def _fit(cfg: Config, run: Path, world: World, device: torch.device, *, resume: 
             group.update(lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
         start, step, history = state["epoch"] + 1, int(state["step"]), list(state["history"])
         partial = state.get("partial")
+        saved_batch = state.get("config", {}).get("train", {}).get("batch_size", cfg.train.batch_size)
+        if partial and saved_batch != cfg.train.batch_size:
+            raise CheckpointError(f"{run}: a mid-epoch checkpoint resumes with the batch size that wrote it "
+                                  f"(train.batch_size={saved_batch}, not {cfg.train.batch_size})")
         if partial and len(state["rng"]) != world.size:
             raise CheckpointError(f"{run}: a mid-epoch checkpoint resumes with as many processes as wrote it "
                                   f"({len(state['rng'])}, not {world.size})")
@@ -241,8 +245,10 @@ def _fit(cfg: Config, run: Path, world: World, device: torch.device, *, resume: 
     writer = None
     if world.main:
         run.mkdir(parents=True, exist_ok=True)
-        if state is None:  # a fresh run: an older run's checkpoints here must not outrank the new ones
+        if state is None:  # a fresh run: an older run's checkpoints and results here must not mix with it
             shutil.rmtree(run / CHECKPOINT_DIR, ignore_errors=True)
+            for stale in (EVAL_JSON, MISTAKES_CSV, CONFUSION_PNG, MODEL_WEIGHTS, MODEL_JSON):
+                (run / stale).unlink(missing_ok=True)
         (run / CONFIG).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         _write_lines(run / METRICS, history)  # exactly the checkpoint's history: no line lost or doubled
         writer = _tensorboard(run)
