@@ -1,5 +1,4 @@
 import json
-import os
 
 import cv2
 import numpy as np

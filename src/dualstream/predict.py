@@ -4,7 +4,7 @@ Training reads clips from the prepared cache; prediction rebuilds the same input
 video, with the same functions:
 
 * frames are decoded (only as far as the clips need), and their short side is resized as
-  ``dualstream prepare`` did (``prepare._resize``);
+  ``dualstream prepare`` did (``prepare.resize_short_side``);
 * the clips are the evaluation clips: ``eval_offsets(interval, clips)`` offsets, each turned into
   frame numbers by ``clip_indices`` with the video's frame count (a short video shrinks the
   interval, as in training);
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data.prepare import PrepareOptions, _resize
+from .data.prepare import PrepareOptions, resize_short_side
 from .data.sampling import clip_indices, eval_offsets
 from .data.transforms import CropParams, apply_clip_transform, center_crop_params
 from .flow import DEFAULT_BOUND, compute_flow, dequantize_flow, quantize_flow, resolve_method
@@ -115,7 +115,7 @@ def _read_frames(path: str | os.PathLike, need: int, short_side: int) -> tuple[l
     frames: list[np.ndarray] = []
     with closing(iter_frames(path)) as stream:  # closing releases the decoder when we stop early
         for rgb in stream:
-            frames.append(_resize(rgb, short_side))
+            frames.append(resize_short_side(rgb, short_side))
             if len(frames) == need:
                 return frames, False
     return frames, True

@@ -69,8 +69,9 @@ def _imread(path: Path, flags: int) -> np.ndarray:
     return img
 
 
-def load_clip(folder: str | Path, indices: list[int], *, bound: float) -> tuple[np.ndarray, np.ndarray]:
-    """Frames ``indices`` (1-based) of a rawframes folder -> rgb uint8 (T, H, W, 3), flow px (T, 2, H, W)."""
+def load_clip_u8(folder: str | Path, indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Frames ``indices`` (1-based) of a rawframes folder as stored: rgb uint8 (T, H, W, 3) and quantised
+    flow uint8 (T, 2, H, W)."""
     folder = Path(folder)
     rgb = np.stack([_imread(folder / f"img_{i:05d}.jpg", cv2.IMREAD_COLOR)[..., ::-1] for i in indices])
     q = np.stack(
@@ -79,4 +80,10 @@ def load_clip(folder: str | Path, indices: list[int], *, bound: float) -> tuple[
             for i in indices
         ]
     )
+    return rgb, q
+
+
+def load_clip(folder: str | Path, indices: list[int], *, bound: float) -> tuple[np.ndarray, np.ndarray]:
+    """Frames ``indices`` (1-based) of a rawframes folder -> rgb uint8 (T, H, W, 3), flow px (T, 2, H, W)."""
+    rgb, q = load_clip_u8(folder, indices)
     return rgb, dequantize_flow(q, bound)

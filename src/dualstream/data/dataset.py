@@ -55,14 +55,22 @@ class TrainClips(Dataset):
     def __len__(self) -> int:
         return len(self.entries)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    def clip_frames(self, i: int) -> list[int]:
+        """1-based frame numbers of video ``i``'s clip at this epoch's offset (snapped to the kept frames)."""
         s = self.spec
         offset = offset_for_epoch(self.epoch, offsets=list(s.offsets), period=s.offset_period)
-        idx = snap_to_available(clip_indices(self.num_frames[i], frames=s.frames, interval=s.interval, offset=offset),
-                                self.available[i])
-        rgb, flow = load_clip(self.cache / self.entries[i].key, idx, bound=s.flow_bound)
-        rng = np.random.default_rng([self.seed, self.epoch, i])  # same draw for the same epoch: resumable
-        crop = random_crop_params(*rgb.shape[1:3], rng=rng, scale_min=s.crop_scale_min, flip=s.flip)
+        idx = clip_indices(self.num_frames[i], frames=s.frames, interval=s.interval, offset=offset)
+        return snap_to_available(idx, self.available[i])
+
+    def crop(self, i: int, height: int, width: int) -> CropParams:
+        """Video ``i``'s random crop and flip this epoch: the same draw for the same epoch (resumable)."""
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        return random_crop_params(height, width, rng=rng, scale_min=self.spec.crop_scale_min, flip=self.spec.flip)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        s = self.spec
+        rgb, flow = load_clip(self.cache / self.entries[i].key, self.clip_frames(i), bound=s.flow_bound)
+        crop = self.crop(i, *rgb.shape[1:3])
         r, f = apply_clip_transform(rgb, flow, crop, size=s.input_size, flow_bound=s.flow_bound)
         return r, f, self.entries[i].label
 

@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..flow import DEFAULT_BOUND, FLOW_METHODS, METHOD_ALIASES, compute_flow, quantize_flow, resolve_method
+from ..flow import DEFAULT_BOUND, compute_flow, quantize_flow, resolve_method
 from ..flow._torch import resolve_device
 from ..video import VideoReadError, iter_frames
 from .schedule import SampleSchedule
@@ -41,7 +41,6 @@ from .schedule import SampleSchedule
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp")
 MANIFEST = "manifest.json"
 FAILURES = "failures.txt"
-PREPARE_FLOW_METHODS = tuple(METHOD_ALIASES) + FLOW_METHODS  # dis, farneback, opencv-*, tvl1, brox
 JPEG_QUALITY = 95
 FLOW_CHUNK = 16  # frame pairs handed to the flow engine at once
 TASKS_PER_WORKER = 500  # a worker process is replaced after this many videos (bounds slow leaks in codecs)
@@ -147,7 +146,8 @@ def is_prepared(cache: str | Path, key: str) -> bool:
     return (Path(cache) / key / MANIFEST).is_file()
 
 
-def _resize(frame: np.ndarray, short_side: int) -> np.ndarray:
+def resize_short_side(frame: np.ndarray, short_side: int) -> np.ndarray:
+    """Resize so the short side is ``short_side`` (0: keep), keeping the aspect ratio; area filter when shrinking."""
     h, w = frame.shape[:2]
     if short_side == 0 or min(h, w) == short_side:
         return frame
@@ -165,13 +165,13 @@ def _write_jpeg(path: Path, image: np.ndarray) -> None:
         fh.write(buf.data)
 
 
-def _write_flows(out: Path, first_index: int, grays: list[np.ndarray], opts: PrepareOptions) -> None:
-    """Flow between consecutive frames of ``grays``; pair k is written as index first_index + k."""
-    flows = compute_flow(np.stack(grays[:-1]), np.stack(grays[1:]), method=opts.flow, device=opts.device)
-    q = quantize_flow(flows, opts.bound)  # (N, 2, H, W) uint8
-    for k in range(q.shape[0]):
-        _write_jpeg(out / f"flow_x_{first_index + k:05d}.jpg", q[k, 0])
-        _write_jpeg(out / f"flow_y_{first_index + k:05d}.jpg", q[k, 1])
+def _write_flows(out: Path, numbers: list[int], prev: list[np.ndarray], nxt: list[np.ndarray],
+                 opts: PrepareOptions) -> None:
+    """Flow from each gray frame of ``prev`` to the one in ``nxt``, written as flow_x/flow_y ``numbers``."""
+    q = quantize_flow(compute_flow(np.stack(prev), np.stack(nxt), method=opts.flow, device=opts.device), opts.bound)
+    for k, i in enumerate(numbers):  # q: (N, 2, H, W) uint8
+        _write_jpeg(out / f"flow_x_{i:05d}.jpg", q[k, 0])
+        _write_jpeg(out / f"flow_y_{i:05d}.jpg", q[k, 1])
 
 
 def prepare_video(src: str | Path, dst: str | Path, opts: PrepareOptions) -> dict:
@@ -241,19 +241,19 @@ def _write_all_frames(src: Path, tmp: Path, opts: PrepareOptions) -> tuple[int, 
     count, height, width = 0, 0, 0
     grays: list[np.ndarray] = []  # frames waiting for their flow; the last one is kept as overlap
     for rgb in iter_frames(src):
-        rgb = _resize(rgb, opts.short_side)
+        rgb = resize_short_side(rgb, opts.short_side)
         if count == 0:
             height, width = rgb.shape[:2]
         count += 1
         _write_jpeg(tmp / f"img_{count:05d}.jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
         grays.append(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
         if len(grays) == FLOW_CHUNK + 1:
-            _write_flows(tmp, count - FLOW_CHUNK, grays, opts)
+            _write_flows(tmp, list(range(count - FLOW_CHUNK, count)), grays[:-1], grays[1:], opts)
             grays = grays[-1:]
     if count < 2:
         raise _too_short(src, count)
     if len(grays) > 1:
-        _write_flows(tmp, count - len(grays) + 1, grays, opts)
+        _write_flows(tmp, list(range(count - len(grays) + 1, count)), grays[:-1], grays[1:], opts)
     return count, height, width
 
 
@@ -270,7 +270,7 @@ def _write_sampled_frames(src: Path, tmp: Path, opts: PrepareOptions, schedule: 
         count += 1
         if count > schedule.span:
             continue
-        rgb = _resize(rgb, opts.short_side)
+        rgb = resize_short_side(rgb, opts.short_side)
         if count == 1:
             height, width = rgb.shape[:2]
         _write_jpeg(tmp / f"img_{count:05d}.jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
@@ -280,12 +280,9 @@ def _write_sampled_frames(src: Path, tmp: Path, opts: PrepareOptions, schedule: 
     kept = schedule.frames_for(count)
     for start in range(0, len(kept), FLOW_CHUNK):
         part = kept[start:start + FLOW_CHUNK]
-        prev = np.stack([np.load(tmp / f".gray_{i:05d}.npy") for i in part])
-        nxt = np.stack([np.load(tmp / f".gray_{i + 1:05d}.npy") for i in part])
-        q = quantize_flow(compute_flow(prev, nxt, method=opts.flow, device=opts.device), opts.bound)
-        for k, i in enumerate(part):
-            _write_jpeg(tmp / f"flow_x_{i:05d}.jpg", q[k, 0])
-            _write_jpeg(tmp / f"flow_y_{i:05d}.jpg", q[k, 1])
+        prev = [np.load(tmp / f".gray_{i:05d}.npy") for i in part]
+        nxt = [np.load(tmp / f".gray_{i + 1:05d}.npy") for i in part]
+        _write_flows(tmp, part, prev, nxt, opts)
     keep = set(kept)
     for i in range(1, min(count, schedule.span) + 1):
         (tmp / f".gray_{i:05d}.npy").unlink()

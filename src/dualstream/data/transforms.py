@@ -50,7 +50,7 @@ def crop_params(height: int, width: int, crops: int) -> list[CropParams]:
     return [CropParams(0, 0, side, False), centre, CropParams(0, width - side, side, False)]
 
 
-def _resize_stack(frames: np.ndarray, size: int) -> np.ndarray:
+def resize_stack(frames: np.ndarray, size: int) -> np.ndarray:
     """Resize (T, h, w, C) frames to (T, size, size, C) with OpenCV (area filter when shrinking)."""
     if frames.shape[1] == size and frames.shape[2] == size:
         return frames
@@ -75,8 +75,8 @@ def apply_clip_transform(
     if crop.flip:
         r = r[:, :, ::-1]
         f = f[:, :, ::-1] * np.array([-1.0, 1.0], np.float32)  # mirrored field: flow-x changes sign
-    r = _resize_stack(np.ascontiguousarray(r), size).astype(np.float32)
-    f = _resize_stack(np.ascontiguousarray(f, dtype=np.float32), size)
+    r = resize_stack(np.ascontiguousarray(r), size).astype(np.float32)
+    f = resize_stack(np.ascontiguousarray(f, dtype=np.float32), size)
     r = (r - _MEAN) / _STD
     f = f * (size / crop.size / flow_bound)  # displacements scale with the image
     r = torch.from_numpy(np.ascontiguousarray(r.transpose(0, 3, 1, 2))).reshape(3 * t, size, size)

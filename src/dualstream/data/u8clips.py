@@ -10,23 +10,12 @@ rounding of the uint8 resize (at most about one grey level): a flip of quantised
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import torch
 
-from .cache import snap_to_available
+from .cache import load_clip_u8
 from .dataset import TrainClips
-from .sampling import clip_indices, offset_for_epoch
-from .transforms import IMAGENET_MEAN, IMAGENET_STD, _resize_stack, random_crop_params
-
-
-def _read(path: str, flags: int) -> np.ndarray:
-    img = cv2.imread(path, flags)
-    if img is None:
-        from .cache import CacheError
-
-        raise CacheError(f"{path}: missing or unreadable frame")
-    return img
+from .transforms import IMAGENET_MEAN, IMAGENET_STD, resize_stack
 
 
 class TrainClipsU8(TrainClips):
@@ -35,28 +24,18 @@ class TrainClipsU8(TrainClips):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int, float]:  # type: ignore[override]
         s = self.spec
-        offset = offset_for_epoch(self.epoch, offsets=list(s.offsets), period=s.offset_period)
-        idx = snap_to_available(clip_indices(self.num_frames[i], frames=s.frames, interval=s.interval, offset=offset),
-                                self.available[i])
-        folder = str(self.cache / self.entries[i].key)
-        first = _read(f"{folder}/img_{idx[0]:05d}.jpg", cv2.IMREAD_COLOR)
-        rng = np.random.default_rng([self.seed, self.epoch, i])  # the same draw as TrainClips
-        crop = random_crop_params(*first.shape[:2], rng=rng, scale_min=s.crop_scale_min, flip=s.flip)
+        idx = self.clip_frames(i)
+        rgb, q = load_clip_u8(self.cache / self.entries[i].key, idx)
+        crop = self.crop(i, *rgb.shape[1:3])  # the same draw as TrainClips
         rows, cols = slice(crop.top, crop.top + crop.size), slice(crop.left, crop.left + crop.size)
-        rgb, flow = [], []
-        for k, n in enumerate(idx):
-            img = first if k == 0 else _read(f"{folder}/img_{n:05d}.jpg", cv2.IMREAD_COLOR)
-            rgb.append(img[rows, cols, ::-1])
-            fx = _read(f"{folder}/flow_x_{n:05d}.jpg", cv2.IMREAD_GRAYSCALE)[rows, cols]
-            fy = _read(f"{folder}/flow_y_{n:05d}.jpg", cv2.IMREAD_GRAYSCALE)[rows, cols]
-            flow.append(np.stack([fx, fy], axis=-1))
-        r, f = np.stack(rgb), np.stack(flow)  # (T, c, c, 3), (T, c, c, 2)
+        r = rgb[:, rows, cols]  # (T, c, c, 3)
+        f = q[:, :, rows, cols].transpose(0, 2, 3, 1)  # (T, 2, c, c) -> (T, c, c, 2)
         if crop.flip:
             r = r[:, :, ::-1]
             f = f[:, :, ::-1].copy()
             f[..., 0] = 255 - f[..., 0]  # the mirrored field's x component changes sign
-        r = _resize_stack(np.ascontiguousarray(r), s.input_size)
-        f = _resize_stack(np.ascontiguousarray(f), s.input_size)
+        r = resize_stack(np.ascontiguousarray(r), s.input_size)
+        f = resize_stack(np.ascontiguousarray(f), s.input_size)
         t, size = len(idx), s.input_size
         rt = torch.from_numpy(np.ascontiguousarray(r.transpose(0, 3, 1, 2))).reshape(3 * t, size, size)
         ft = torch.from_numpy(np.ascontiguousarray(f.transpose(0, 3, 1, 2))).reshape(2 * t, size, size)
