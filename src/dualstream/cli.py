@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .config import demo_config_path  # noqa: F401  (the demo recipe's path, also for tests)
 
 
 class UserError(Exception):
@@ -28,8 +29,6 @@ def _user_errors() -> tuple[type[BaseException], ...]:
             VideoReadError, ExportError, FileNotFoundError, FloatingPointError)
 
 
-def demo_config_path() -> Path:
-    return Path(__file__).parent / "configs" / "demo_synthetic.yaml"
 
 
 def cmd_generate(args: argparse.Namespace) -> int:

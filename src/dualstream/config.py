@@ -224,5 +224,10 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
     return _build(apply_overrides(raw, list(overrides)))
 
 
+def demo_config_path() -> Path:
+    """The built-in demo recipe, shipped inside the package (``configs/`` links to the same folder)."""
+    return Path(__file__).parent / "configs" / "demo_synthetic.yaml"
+
+
 def config_from_dict(raw: dict) -> Config:
     return _build(raw)

@@ -6,7 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from .config import load_config
+from .config import demo_config_path, load_config
 from .data.prepare import PrepareOptions, prepare_dataset
 from .data.synthetic import SyntheticSpec, generate
 from .engine.evaluate import evaluate_run
@@ -18,8 +18,6 @@ TIMINGS = "timings.json"
 def run_demo(out: str | Path = "demo_out", *, config: str | Path | None = None, quiet: bool = False,
              spec: SyntheticSpec = SyntheticSpec(), overrides: list[str] = ()) -> dict:
     """Run every stage into ``out``; returns the evaluation result with stage timings added."""
-    from .cli import demo_config_path
-
     out = Path(out)
     data, cache, run = out / "data", out / "cache", out / "run"
     timings: dict[str, float] = {}
