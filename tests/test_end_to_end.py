@@ -111,3 +111,34 @@ def test_a_fresh_run_in_an_old_run_folder_drops_its_results(tiny_dataset, tiny_c
     assert main(_train_args(tiny_cache, splits, run, "train.epochs=1")) == 0  # not --resume
     assert not (run / "eval.json").exists() and not (run / "mistakes.csv").exists()
     assert (run / "model.json").is_file()
+
+
+def test_ablation_over_seeds_reports_mean_and_std_and_reuses_finished_runs(tiny_dataset, tiny_cache, tmp_path, capsys):
+    sets = [f"data.cache={tiny_cache}", f"data.splits={tiny_dataset / 'ucfTrainTestlist'}", *TINY_RECIPE,
+            "train.epochs=1", "model.kwargs={}"]
+    argv = ["-q", "ablation", "--config", str(demo_config_path()), "--models", "rgb_only_small,flow_only_small",
+            "--folds", "1", "--seeds", "0,1", "--out", str(tmp_path)] + [a for s in sets for a in ("--set", s)]
+    assert main(argv) == 0
+    runs = json.loads((tmp_path / "ablation.json").read_text())["runs"]
+    assert [(r["model"], r["split"], r["seed"]) for r in runs] == [
+        ("rgb_only_small", 1, 0), ("rgb_only_small", 1, 1), ("flow_only_small", 1, 0), ("flow_only_small", 1, 1)]
+    assert (tmp_path / "flow_only_small" / "split1_seed1" / "eval.json").is_file()
+    table = (tmp_path / "ablation.md").read_text()
+    mine = [r["video_top1"] for r in runs if r["model"] == "flow_only_small"]
+    mean = sum(mine) / 2
+    std = (sum((v - mean) ** 2 for v in mine)) ** 0.5  # sample std of two values: |a - b| / sqrt(2)
+    assert "| flow_only_small | " in table and f"{mean:.4f} ± {std:.4f}" in table and "split 1" in table
+    assert (tmp_path / "ablation.png").read_bytes()[:4] == b"\x89PNG"
+    capsys.readouterr()
+    assert main(argv[1:]) == 0  # not quiet: says which runs it reuses
+    assert capsys.readouterr().out.count("(done before)") == 4
+
+
+@pytest.mark.parametrize("bad, message", [(["--seeds", "0,0"], "--seeds lists a value twice"),
+                                          (["--folds", "one"], "--folds expects comma-separated integers")])
+def test_ablation_bad_folds_or_seeds_are_one_line(bad, message, tmp_path, capsys):
+    argv = ["-q", "ablation", "--config", str(demo_config_path()), "--models", "flow_only_small", "--out", str(tmp_path),
+            "--set", "data.cache=x", "--set", "data.splits=y", *bad]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1

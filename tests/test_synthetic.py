@@ -3,7 +3,7 @@ import re
 import numpy as np
 import pytest
 
-from dualstream.data.synthetic import MOTIONS, SyntheticSpec, generate
+from dualstream.data.synthetic import MOTIONS, SyntheticSpec, _hue_colour, generate
 from dualstream.data.ucf101 import read_split
 from dualstream.video import read_video
 
@@ -54,3 +54,28 @@ def test_no_class_hinges_on_left_or_right():
 def test_bad_spec_is_a_clear_error():
     with pytest.raises(ValueError, match="--classes"):
         SyntheticSpec(classes=99)
+
+
+def test_hard_preset_classes_cross_colour_and_motion(tmp_path):
+    spec = SyntheticSpec(preset="hard", classes=6, videos_per_class=2, frames=12, size=32, seed=1)
+    out = generate(tmp_path / "hard", spec, progress=False)
+    names = (out / "ucfTrainTestlist" / "classInd.txt").read_text().split()[1::2]
+    assert names == ["WarmMoveUp", "CoolMoveUp", "WarmMoveDown", "CoolMoveDown", "WarmGrow", "CoolGrow"]
+    assert not [n for n in names if re.search("left|right", n, re.IGNORECASE)]  # flipping keeps every class
+    for name in names:
+        assert read_video(out / "videos" / name / f"v_{name}_g01_c01.avi").shape == (12, 32, 32, 3)
+    rng = np.random.default_rng(0)
+    warm = np.stack([_hue_colour(rng, "Warm") for _ in range(50)])
+    cool = np.stack([_hue_colour(rng, "Cool") for _ in range(50)])
+    assert (warm[:, 0] > warm[:, 2]).all() and (cool[:, 2] > cool[:, 0]).all()  # red over blue, blue over red
+
+
+def test_hard_preset_shakes_the_camera_and_leaves_the_default_alone(tmp_path):
+    hard = SyntheticSpec(preset="hard", classes=2, videos_per_class=2, frames=12, size=32, seed=7)
+    a = read_video(generate(tmp_path / "a", hard, progress=False) / "videos" / "WarmMoveUp" / "v_WarmMoveUp_g01_c01.avi")
+    corner = a[:, :4, :4].astype(float)  # background only: it moves with the shake alone
+    assert np.abs(np.diff(corner, axis=0)).mean() > 1.0
+    with pytest.raises(ValueError, match="--preset"):
+        SyntheticSpec(preset="harder")
+    with pytest.raises(ValueError, match="between 2 and 6"):
+        SyntheticSpec(preset="hard", classes=7)

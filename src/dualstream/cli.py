@@ -36,7 +36,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     try:
         spec = SyntheticSpec(classes=args.classes, videos_per_class=args.videos_per_class,
-                             frames=args.frames, size=args.size, seed=args.seed)
+                             frames=args.frames, size=args.size, seed=args.seed, preset=args.preset)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     out = generate(args.out, spec, progress=not args.quiet)
@@ -72,7 +72,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         d = load_config(args.config).data
         schedule = SampleSchedule(frames=d.frames, interval=d.interval, offsets=tuple(d.offsets), eval_clips=d.eval_clips)
     try:
-        opts = PrepareOptions(flow=args.flow, short_side=args.short_side, device=args.device, schedule=schedule)
+        opts = PrepareOptions(flow=args.flow, short_side=args.short_side, bound=args.flow_bound, device=args.device,
+                              schedule=schedule)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     shard = parse_shard(args.shard) if args.shard else None
@@ -194,19 +195,46 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _int_list(text: str | None, option: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"{option} expects comma-separated integers, e.g. 1,2,3, got {text!r}") from None
+
+
 def cmd_ablation(args: argparse.Namespace) -> int:
     from .ablation import CHART, TABLE, run_ablation
     from .config import load_config
 
     cfg = load_config(args.config, args.set or [])
+    if not cfg.data.cache or not cfg.data.splits:
+        raise UserError("data.cache and data.splits must be set (in the config or with --set)")
     models = [m.strip() for m in args.models.split(",") if m.strip()]
+    folds, seeds = _int_list(args.folds, "--folds"), _int_list(args.seeds, "--seeds")
     try:
-        rows = run_ablation(cfg, models, args.out, progress=not args.quiet)
+        rows = run_ablation(cfg, models, args.out, folds=folds, seeds=seeds, progress=not args.quiet)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     for r in rows:
-        print(f"{r['model']:<28} params {r['params']:>11,}  clip_top1 {r['clip_top1']:.4f}  video_top1 {r['video_top1']:.4f}")
+        spread = f" ± {r['video_top1_std']:.4f} ({r['runs']} runs)" if r["runs"] > 1 else ""
+        print(f"{r['model']:<28} params {r['params']:>11,}  clip_top1 {r['clip_top1']:.4f}  "
+              f"video_top1 {r['video_top1']:.4f}{spread}")
     print(f"-> {Path(args.out) / TABLE}, {Path(args.out) / CHART}")
+    return 0
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from .fit import fit
+
+    result = fit(args.videos, args.out, recipe=args.recipe, group_regex=args.group_regex, flow=args.flow,
+                 overrides=args.set or [], test_fraction=args.test_fraction, seed=args.seed, workers=args.workers,
+                 progress=not args.quiet)
+    if result.note:
+        print(result.note, file=sys.stderr)
+    print(f"video_top1={result.video_top1:.4f} clip_top1={result.clip_top1:.4f} "
+          f"(train {result.train} videos, test {result.test}, groups disjoint) -> {result.run}")
     return 0
 
 
@@ -283,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--frames", type=int, default=48)
     g.add_argument("--size", type=int, default=96)
     g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--preset", choices=("default", "hard"), default="default",
+                   help="default: motion-only classes (the demo); hard: colour x motion classes with a distractor "
+                        "and camera shake, where RGB alone and flow alone fall short")
     g.set_defaults(func=cmd_generate)
 
     pr = sub.add_parser("prepare", help="decode videos, compute optical flow, write the rawframes cache")
@@ -292,6 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="flow method: dis (default, OpenCV), farneback, opencv-tvl1, tvl1 or brox (PyTorch, batched)")
     pr.add_argument("--short-side", "--resize", dest="short_side", type=int, default=128,
                     help="resize so the short side is this (0: keep)")
+    pr.add_argument("--flow-bound", type=float, default=20.0,
+                    help="flow is clipped to +-this many px before it is stored as uint8 (default 20; small or "
+                         "slow footage wants less, e.g. 4 for 64x64 clips; train with the same data.flow_bound)")
     pr.add_argument("--workers", type=int, default=0, help="worker processes (default: all cores)")
     pr.add_argument("--device", default="cpu", help="device for the PyTorch flow methods")
     pr.add_argument("--shard", default=None, metavar="I/N",
@@ -373,12 +407,31 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="demo_out", help="working folder (default: demo_out)")
     d.set_defaults(func=cmd_demo)
 
-    a = sub.add_parser("ablation", help="train + evaluate several models with one recipe; table and chart")
+    a = sub.add_parser("ablation", help="train + evaluate several models with one recipe over folds and seeds; "
+                                        "mean ± std table and chart")
     a.add_argument("--config", required=True)
     a.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
     a.add_argument("--models", required=True, help="comma-separated model names (see `dualstream models`)")
+    a.add_argument("--folds", default=None, metavar="K,K",
+                   help="splits to train and test on, e.g. 1,2,3 (default: data.split)")
+    a.add_argument("--seeds", default=None, metavar="S,S", help="seeds per split, e.g. 0,1,2 (default: seed)")
     a.add_argument("--out", required=True, help="folder for the runs, ablation.md and ablation.png")
     a.set_defaults(func=cmd_ablation)
+
+    ft = sub.add_parser("fit", help="make-split (group-disjoint) -> prepare -> train -> evaluate a folder of "
+                                     "<Class>/<video> files with a recipe")
+    ft.add_argument("--videos", required=True, help="folder of <Class>/<video> files")
+    ft.add_argument("--out", required=True, help="run folder (also holds the split and the prepared cache)")
+    ft.add_argument("--recipe", default="small_real",
+                    help="a shipped recipe name (small_real, the default; demo_synthetic, ...) or a .yaml file")
+    ft.add_argument("--group-regex", default=None,
+                    help="regex whose first capture group names a video's group (default: UCF-101's _gGG_cCC)")
+    ft.add_argument("--flow", default="dis", help="flow method for prepare (default dis)")
+    ft.add_argument("--test-fraction", type=float, default=0.3, help="share of each class's videos in test (default 0.3)")
+    ft.add_argument("--seed", type=int, default=0, help="seed of the split and of training")
+    ft.add_argument("--workers", type=int, default=0, help="prepare worker processes (default: all cores)")
+    ft.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe key (repeatable)")
+    ft.set_defaults(func=cmd_fit)
 
     pd = sub.add_parser("predict", help="top-k classes of videos with a trained model package")
     pd.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (any format OpenCV reads)")

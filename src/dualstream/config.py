@@ -44,6 +44,18 @@ class DataConfig:
     """Random crop side as a fraction of the short side: uniform(crop_scale_min, 1)."""
     flip: bool = True
     """Random horizontal flip (mirrors the flow field and negates flow-x)."""
+    temporal_jitter: bool = False
+    """Start each training clip at a random frame (any offset whose clip fits the video) instead of the
+    ``offsets`` schedule: many more distinct clips from a short list of videos."""
+    colour_jitter: float = 0.0
+    """Per-clip brightness, contrast, saturation and tint jitter of training clips, applied to the batch
+    (``augment.colour_jitter``): factors in [1 - x, 1 + x] (the tint half as much); 0: off."""
+    in_memory: bool = False
+    """Keep the decoded training frames in memory (each loader process): for small sets, whose frames
+    are then decoded once instead of once per clip."""
+    val_fraction: float = 0.0
+    """Share of the train list's groups held out (whole groups) as validation, to choose the checkpoint
+    (the best validation accuracy) and stop early; 0: none, the last epoch's weights are kept."""
     eval_clips: int = 5
     """Frame offsets per video for video-level evaluation, spread over one interval (softmax averaged);
     ``interval`` or more: every offset of the interval."""
@@ -64,6 +76,10 @@ class DataConfig:
             raise ConfigError(f"data.crop_scale_min must be in (0, 1], got {self.crop_scale_min}")
         if self.num_workers < -1:
             raise ConfigError(f"data.num_workers must be >= 0 or -1 (auto), got {self.num_workers}")
+        if self.colour_jitter < 0 or self.colour_jitter >= 1:
+            raise ConfigError(f"data.colour_jitter must be in [0, 1), got {self.colour_jitter}")
+        if not 0 <= self.val_fraction < 1:
+            raise ConfigError(f"data.val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.eval_crops not in (1, 3):
             raise ConfigError(f"data.eval_crops must be 1 or 3, got {self.eval_crops}")
 
@@ -99,6 +115,20 @@ class TrainConfig:
     """Also save a checkpoint every this many batches within an epoch (0: at the end of each epoch only)."""
     plot_every: int = 10
     """Redraw RUN/curves.png every this many epochs (and at the end)."""
+    steps: int = 0
+    """Train for this many optimizer steps instead of ``epochs`` (0: use epochs). An epoch then draws
+    enough clips per video for about ``eval_every`` steps, so a 20-video set gets its updates without
+    an evaluation and a checkpoint after every step or two."""
+    eval_every: int = 50
+    """With ``steps``: steps between two evaluations (validation, checkpoint, metrics line)."""
+    label_smoothing: float = 0.0
+    """Label smoothing of the cross-entropy loss (0: none)."""
+    modality_dropout: float = 0.0
+    """Probability that a training clip loses one of its two inputs (RGB or flow, equally likely, set
+    to zero) in a model with both streams, so the fusion cannot lean on one stream; 0: off."""
+    patience: int = 0
+    """With data.val_fraction: stop when the validation accuracy has not improved for this many
+    evaluations (0: never stop early)."""
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -111,6 +141,10 @@ class TrainConfig:
             raise ConfigError(f"train.memory_format must be auto, channels_last or contiguous, got {self.memory_format!r}")
         if self.checkpoint_every < 0:
             raise ConfigError(f"train.checkpoint_every must be >= 0, got {self.checkpoint_every}")
+        if self.steps < 0 or self.eval_every < 1 or self.patience < 0:
+            raise ConfigError("train.steps and train.patience must be >= 0, train.eval_every >= 1")
+        if not 0 <= self.label_smoothing < 1 or not 0 <= self.modality_dropout <= 1:
+            raise ConfigError("train.label_smoothing must be in [0, 1), train.modality_dropout in [0, 1]")
         if self.keep_checkpoints < 1 or self.plot_every < 1:
             raise ConfigError("train.keep_checkpoints and train.plot_every must be >= 1")
 

@@ -9,7 +9,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .cache import CacheError, available_frames, load_clip, read_manifest, snap_to_available
+from ..flow import dequantize_flow
+from .augment import random_offset
+from .cache import CacheError, available_frames, load_clip, load_clip_u8, read_manifest, snap_to_available
 from .sampling import clip_indices, offset_for_epoch
 from .transforms import CropParams, apply_clip_transform, crop_params, random_crop_params
 from .ucf101 import VideoEntry
@@ -27,6 +29,8 @@ class ClipSpec:
     flow_bound: float = 20.0
     crop_scale_min: float = 0.8
     flip: bool = True
+    temporal_jitter: bool = False
+    """Training clips start at a random frame (any offset whose clip fits) instead of the schedule's offset."""
 
 
 def _frame_index(cache: str | Path, entries: list[VideoEntry], spec: ClipSpec
@@ -42,37 +46,69 @@ def _frame_index(cache: str | Path, entries: list[VideoEntry], spec: ClipSpec
 
 
 class TrainClips(Dataset):
-    """One randomly augmented clip per video per epoch, at the schedule's offset (call set_epoch)."""
+    """``repeats`` randomly augmented clips per video per epoch, at the schedule's offset or a random
+    one (``spec.temporal_jitter``); call set_epoch. Item ``i`` is a clip of video ``i % len(entries)``,
+    with draws of its own: the same for the same (seed, epoch, item), so a resumed run gets them again."""
 
-    def __init__(self, cache: str | Path, entries: list[VideoEntry], spec: ClipSpec, *, seed: int = 0):
-        self.cache, self.entries, self.spec, self.seed = Path(cache), entries, spec, seed
+    def __init__(self, cache: str | Path, entries: list[VideoEntry], spec: ClipSpec, *, seed: int = 0,
+                 repeats: int = 1, in_memory: bool = False):
+        if repeats < 1:
+            raise ValueError(f"repeats must be >= 1, got {repeats}")
+        self.cache, self.entries, self.spec, self.seed, self.repeats = Path(cache), entries, spec, seed, repeats
         self.num_frames, self.available = _frame_index(cache, entries, spec)
         self.epoch = 0
+        self.frames: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] | None = {} if in_memory else None
+
+    def load(self, v: int, indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Video ``v``'s frames ``indices``: rgb uint8 (T, H, W, 3), flow px (T, 2, H, W); with ``in_memory``
+        each decoded frame is kept (a small set is decoded once, not once per clip)."""
+        folder = self.cache / self.entries[v].key
+        if self.frames is None:
+            return load_clip(folder, indices, bound=self.spec.flow_bound)
+        todo = sorted({i for i in indices if (v, i) not in self.frames})
+        if todo:
+            rgb, q = load_clip_u8(folder, todo)
+            self.frames.update({(v, i): (rgb[k], q[k]) for k, i in enumerate(todo)})
+        rgb = np.stack([self.frames[v, i][0] for i in indices])
+        q = np.stack([self.frames[v, i][1] for i in indices])
+        return rgb, dequantize_flow(q, self.spec.flow_bound)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return len(self.entries) * self.repeats
+
+    def video(self, i: int) -> int:
+        """The video of item ``i``."""
+        return i % len(self.entries)
+
+    def _rng(self, i: int, stream: int) -> np.random.Generator:
+        # stream 0 is the crop draw (as before temporal jitter existed), 1 the clip offset
+        key = [self.seed, self.epoch, i] if stream == 0 else [self.seed, self.epoch, i, stream]
+        return np.random.default_rng(key)
 
     def clip_frames(self, i: int) -> list[int]:
-        """1-based frame numbers of video ``i``'s clip at this epoch's offset (snapped to the kept frames)."""
-        s = self.spec
-        offset = offset_for_epoch(self.epoch, offsets=list(s.offsets), period=s.offset_period)
-        idx = clip_indices(self.num_frames[i], frames=s.frames, interval=s.interval, offset=offset)
-        return snap_to_available(idx, self.available[i])
+        """1-based frame numbers of item ``i``'s clip at this epoch's offset (snapped to the kept frames)."""
+        s, v = self.spec, self.video(i)
+        if s.temporal_jitter:
+            offset = random_offset(self._rng(i, 1), self.num_frames[v], frames=s.frames, interval=s.interval)
+        else:
+            offset = offset_for_epoch(self.epoch, offsets=list(s.offsets), period=s.offset_period)
+        idx = clip_indices(self.num_frames[v], frames=s.frames, interval=s.interval, offset=offset)
+        return snap_to_available(idx, self.available[v])
 
     def crop(self, i: int, height: int, width: int) -> CropParams:
-        """Video ``i``'s random crop and flip this epoch: the same draw for the same epoch (resumable)."""
-        rng = np.random.default_rng([self.seed, self.epoch, i])
-        return random_crop_params(height, width, rng=rng, scale_min=self.spec.crop_scale_min, flip=self.spec.flip)
+        """Item ``i``'s random crop and flip this epoch: the same draw for the same epoch (resumable)."""
+        return random_crop_params(height, width, rng=self._rng(i, 0), scale_min=self.spec.crop_scale_min,
+                                  flip=self.spec.flip)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        s = self.spec
-        rgb, flow = load_clip(self.cache / self.entries[i].key, self.clip_frames(i), bound=s.flow_bound)
+        s, v = self.spec, self.video(i)
+        rgb, flow = self.load(v, self.clip_frames(i))
         crop = self.crop(i, *rgb.shape[1:3])
         r, f = apply_clip_transform(rgb, flow, crop, size=s.input_size, flow_bound=s.flow_bound)
-        return r, f, self.entries[i].label
+        return r, f, self.entries[v].label
 
 
 class EvalViews(Dataset):

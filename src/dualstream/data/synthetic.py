@@ -6,6 +6,12 @@ object's shape, colours, texture, start position and size and the background are
 single still frame cannot tell the class. No class hinges on left versus right (a horizontal
 flip keeps every class), so flip augmentation is safe on this set.
 
+The ``hard`` preset (``SyntheticSpec(preset="hard")``) needs both streams: each class is an
+appearance cue (a warm or a cool object colour, which optical flow cannot see) times a motion cue
+(up, down, grow, which one still frame cannot tell), over a background with a grey distractor
+object that drifts in a random direction, and a small camera shake that moves the whole frame.
+RGB alone sees the colour but hardly the motion, flow alone the motion but not the colour.
+
 Appearance is drawn per video, not per group: if the clips of a group shared a look, a network
 could learn "this look -> this class" from the training groups and fail on the unseen test
 groups. Groups (``gGG``) still structure the split as in UCF-101: groups 1..k are the test side
@@ -42,6 +48,12 @@ CLASS_NAMES = tuple(MOTIONS)
 CLIPS_PER_GROUP = 5
 TEST_GROUP_FRACTION = 0.3
 
+# The hard preset: (name, hue family, motion); the order mixes both cues in any prefix.
+HUES = {"Warm": (0.0, 40.0), "Cool": (180.0, 250.0)}  # hue ranges in degrees (0-360)
+HARD_CLASSES = tuple((f"{hue}{motion}", hue, motion) for motion in ("MoveUp", "MoveDown", "Grow") for hue in HUES)
+PRESETS = ("default", "hard")
+SHAKE_PX = 1.5  # camera shake: the frame's offset per frame, uniform in +-SHAKE_PX * size / 96
+
 
 @dataclass(frozen=True)
 class SyntheticSpec:
@@ -51,16 +63,26 @@ class SyntheticSpec:
     size: int = 96
     seed: int = 0
     fps: float = 25.0
+    preset: str = "default"
+    """default: motion-only classes; hard: colour x motion classes with a distractor and camera shake."""
 
     def __post_init__(self) -> None:
-        if not 2 <= self.classes <= len(MOTIONS):
-            raise ValueError(f"--classes must be between 2 and {len(MOTIONS)}, got {self.classes}")
+        if self.preset not in PRESETS:
+            raise ValueError(f"--preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
+        most = len(MOTIONS) if self.preset == "default" else len(HARD_CLASSES)
+        if not 2 <= self.classes <= most:
+            raise ValueError(f"--classes must be between 2 and {most} (preset {self.preset}), got {self.classes}")
         if self.videos_per_class < 2:
             raise ValueError(f"--videos-per-class must be at least 2 (one train, one test), got {self.videos_per_class}")
         if self.frames < 12:
             raise ValueError(f"--frames must be at least 12, got {self.frames}")
         if self.size < 32:
             raise ValueError(f"--size must be at least 32, got {self.size}")
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        names = CLASS_NAMES if self.preset == "default" else tuple(c[0] for c in HARD_CLASSES)
+        return names[: self.classes]
 
     @property
     def groups(self) -> int:
@@ -121,16 +143,67 @@ def render_video(spec: SyntheticSpec, motion: str, look: dict, rng: np.random.Ge
         m[1, 2] += cy + dy * s - sprite.shape[0] / 2
         layer = cv2.warpAffine(sprite, m, (s, s), flags=cv2.INTER_LINEAR)
         a = cv2.warpAffine(alpha, m, (s, s), flags=cv2.INTER_LINEAR)[..., None]
-        frame = look["background"] * (1 - a) + layer * a
+        background = look["background"]
+        frame = (background[t] if background.ndim == 4 else background) * (1 - a) + layer * a
         frame += rng.normal(0, 0.01, frame.shape).astype(np.float32)  # sensor noise
         out[t] = np.clip(frame * 255, 0, 255).astype(np.uint8)
     return out
 
 
+def _hue_colour(rng: np.random.Generator, family: str) -> np.ndarray:
+    """A saturated RGB colour (3,) float32 in [0, 1] with a hue drawn from ``family``'s range."""
+    lo, hi = HUES[family]
+    hsv = np.array([[[rng.uniform(lo, hi) / 2, rng.uniform(170, 255), rng.uniform(170, 255)]]], np.uint8)  # OpenCV H: 0..180
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32) / 255.0
+
+
+def _hard_look(rng: np.random.Generator, size: int, family: str) -> dict:
+    """The default look, with the object's colour from a hue family and a grey textured distractor."""
+    look = _appearance(rng, size)
+    colour = _hue_colour(rng, family)
+    grey = _smooth_noise(rng, size, int(rng.integers(4, 10))).mean(axis=2, keepdims=True)
+    look["texture"] = (0.75 * colour + 0.25 * grey).clip(0, 1)  # the hue stays readable under the texture
+    shade = rng.uniform(0.3, 0.8)
+    look["distractor"] = (shade + 0.4 * (_smooth_noise(rng, size, 6).mean(axis=2, keepdims=True) - 0.5)).clip(0, 1)
+    look["distractor"] = np.repeat(look["distractor"], 3, axis=2)
+    return look
+
+
+def render_hard_video(spec: SyntheticSpec, motion: str, look: dict, rng: np.random.Generator) -> np.ndarray:
+    """One clip (T, H, W, 3) uint8 of the hard preset: the object of ``look`` moving by ``motion``, a
+    grey distractor disc drifting in a random direction behind it, and the whole frame shaken."""
+    s, frames = spec.size, spec.frames
+    clean = render_video(spec, motion, {**look, "background": _with_distractor(spec, look, rng)}, rng)
+    shake = SHAKE_PX * s / 96
+    out = np.empty_like(clean)
+    for t in range(frames):
+        m = np.float32([[1, 0, rng.uniform(-shake, shake)], [0, 1, rng.uniform(-shake, shake)]])
+        out[t] = cv2.warpAffine(clean[t], m, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    return out
+
+
+def _with_distractor(spec: SyntheticSpec, look: dict, rng: np.random.Generator) -> np.ndarray:
+    """The background as a (T, H, W, 3) stack, with a grey disc drifting across it at a random angle."""
+    s, frames = spec.size, spec.frames
+    radius = rng.uniform(0.08, 0.12) * s
+    angle = rng.uniform(0, 2 * np.pi)
+    speed = rng.uniform(0.2, 0.4) * s  # px over the clip
+    x0, y0 = rng.uniform(0.25, 0.75, size=2) * s
+    stack = np.repeat(look["background"][None], frames, axis=0)
+    yy, xx = np.mgrid[0:s, 0:s].astype(np.float32)
+    for t in range(frames):
+        u = t / (frames - 1) - 0.5
+        cx, cy = x0 + speed * u * np.cos(angle), y0 + speed * u * np.sin(angle)
+        a = np.clip(radius - np.hypot(xx - cx, yy - cy), 0, 1)[..., None]  # anti-aliased disc
+        stack[t] = stack[t] * (1 - a) + look["distractor"] * a
+    return stack
+
+
 def generate(out: str | Path, spec: SyntheticSpec = SyntheticSpec(), *, progress: bool = True) -> Path:
     """Write ``out/videos/<Class>/v_<Class>_gGG_cCC.avi`` and ``out/ucfTrainTestlist/`` (split 1)."""
     out = Path(out)
-    classes = CLASS_NAMES[: spec.classes]
+    classes = spec.class_names
+    hard = {c[0]: c for c in HARD_CLASSES}
     train_lines, test_lines = [], []
     jobs = [(ci, n) for ci in range(len(classes)) for n in range(spec.videos_per_class)]
     for ci, n in tqdm(jobs, desc="generate", unit="video", disable=not progress):
@@ -138,7 +211,11 @@ def generate(out: str | Path, spec: SyntheticSpec = SyntheticSpec(), *, progress
         group = n * spec.groups // spec.videos_per_class + 1  # videos spread evenly over groups
         clip = n - min(m for m in range(spec.videos_per_class) if m * spec.groups // spec.videos_per_class + 1 == group) + 1
         rng = np.random.default_rng([spec.seed, ci, group, clip])
-        frames = render_video(spec, name, _appearance(rng, spec.size), rng)
+        if spec.preset == "hard":
+            _, family, motion = hard[name]
+            frames = render_hard_video(spec, motion, _hard_look(rng, spec.size, family), rng)
+        else:
+            frames = render_video(spec, name, _appearance(rng, spec.size), rng)
         rel = f"{name}/v_{name}_g{group:02d}_c{clip:02d}.avi"
         path = out / "videos" / rel
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,8 @@ class TrainClipsU8(TrainClips):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int, float]:  # type: ignore[override]
         s = self.spec
         idx = self.clip_frames(i)
-        rgb, q = load_clip_u8(self.cache / self.entries[i].key, idx)
+        entry = self.entries[self.video(i)]
+        rgb, q = load_clip_u8(self.cache / entry.key, idx)
         crop = self.crop(i, *rgb.shape[1:3])  # the same draw as TrainClips
         rows, cols = slice(crop.top, crop.top + crop.size), slice(crop.left, crop.left + crop.size)
         r = rgb[:, rows, cols]  # (T, c, c, 3)
@@ -39,7 +40,7 @@ class TrainClipsU8(TrainClips):
         t, size = len(idx), s.input_size
         rt = torch.from_numpy(np.ascontiguousarray(r.transpose(0, 3, 1, 2))).reshape(3 * t, size, size)
         ft = torch.from_numpy(np.ascontiguousarray(f.transpose(0, 3, 1, 2))).reshape(2 * t, size, size)
-        return rt, ft, self.entries[i].label, size / crop.size
+        return rt, ft, entry.label, size / crop.size
 
 
 def to_network_input(rgb: torch.Tensor, flow: torch.Tensor, scale: torch.Tensor, *, flow_bound: float

@@ -29,6 +29,7 @@ from tqdm import tqdm
 from ..config import Config, ConfigError
 from ..data.cache import check_prepared, read_manifest
 from ..data.dataset import ClipSpec, EvalViews, TrainClips
+from ..data.holdout import carve_validation
 from ..data.sampling import eval_offsets, offset_for_epoch
 from ..data.ucf101 import Split, check_group_overlap, read_split, validate_split
 from ..models import create_model
@@ -37,6 +38,7 @@ from .checkpoint import (CHECKPOINT_DIR, CheckpointError, checkpoint_dirs, load_
                          MODEL_JSON, MODEL_WEIGHTS, save_model_package)
 from .distributed import World, all_reduce_sum, close_world, gather_objects, init_world
 from .evaluate import CONFUSION_PNG, EVAL_JSON, MISTAKES_CSV, eval_loader, predict
+from .regime import BatchHook, Selection, batch_hook, plan_epochs
 
 METRICS = "metrics.jsonl"
 CONFIG = "config.yaml"
@@ -50,6 +52,7 @@ def clip_spec(cfg: Config) -> ClipSpec:
     return ClipSpec(
         frames=d.frames, interval=d.interval, offsets=tuple(d.offsets), offset_period=d.offset_period,
         input_size=d.input_size, flow_bound=d.flow_bound, crop_scale_min=d.crop_scale_min, flip=d.flip,
+        temporal_jitter=d.temporal_jitter,
     )
 
 
@@ -149,20 +152,24 @@ class EpochClips(Dataset):
 def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, *,
                     device: torch.device, dtype: torch.dtype | None, channels_last: bool, desc: str,
                     progress: bool, sums: torch.Tensor | None = None,
-                    after_batch: Callable[[int, torch.Tensor], None] | None = None) -> dict:
+                    after_batch: Callable[[int, torch.Tensor], None] | None = None,
+                    label_smoothing: float = 0.0, hook: BatchHook | None = None) -> dict:
     """One pass over this process's shard; loss and accuracy summed over all processes.
 
     ``sums`` (loss * n, correct, n) continue a partly trained epoch; ``after_batch(i, sums)`` runs
-    after the i-th batch (1-based), e.g. to save a mid-epoch checkpoint.
+    after the i-th batch (1-based), e.g. to save a mid-epoch checkpoint; ``hook(rgb, flow)`` transforms
+    a batch on the device before the forward pass (``regime.batch_hook``).
     """
     model.train()
     sums = torch.zeros(3, dtype=torch.float64, device=device) if sums is None else sums.to(device)
     for i, (rgb, flow, label) in enumerate(tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress)):
         rgb, flow = to_device(rgb, device, channels_last), to_device(flow, device, channels_last)
         label = label.to(device, non_blocking=True)
+        if hook is not None:
+            rgb, flow = hook(rgb, flow)
         with autocast(device, dtype):
             logits = model(rgb, flow)
-        loss = F.cross_entropy(logits.float(), label)
+        loss = F.cross_entropy(logits.float(), label, label_smoothing=label_smoothing)
         if not torch.isfinite(all_reduce_sum(loss.detach().clone())):  # every process stops together
             raise FloatingPointError(f"loss is {loss.item()} at {desc}, batch {i + 1}")
         optimizer.zero_grad(set_to_none=True)
@@ -227,12 +234,24 @@ def _fit(cfg: Config, run: Path, world: World, device: torch.device, *, resume: 
     spec = clip_spec(cfg)
     workers = loader_workers(cfg.data.num_workers, local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     pin = device.type == "cuda"
-    train_set = TrainClips(cfg.data.cache, split.train, spec, seed=cfg.seed)
+    train_entries, val_entries = carve_validation(split.train, cfg.data.val_fraction)
+    epochs, repeats = plan_epochs(cfg, len(train_entries), world.size)
+    train_set = TrainClips(cfg.data.cache, train_entries, spec, seed=cfg.seed, repeats=repeats,
+                           in_memory=cfg.data.in_memory)
     sampler = EpochSampler(train_set, num_replicas=world.size, rank=world.rank, shuffle=True, seed=cfg.seed)
     loader = DataLoader(EpochClips(train_set), batch_size=cfg.train.batch_size, sampler=sampler, num_workers=workers,
                         pin_memory=pin, persistent_workers=workers > 0, generator=torch.Generator().manual_seed(cfg.seed))
     test_set = EvalViews(cfg.data.cache, split.test, spec, offsets=eval_offsets(cfg.data.interval, 1))
     test_loader = eval_loader(test_set, world=world, batch_size=cfg.train.batch_size, workers=workers, pin=pin)
+    val_loader = None
+    if val_entries:  # the checkpoint is chosen here, never on the test list
+        val_set = EvalViews(cfg.data.cache, val_entries, spec, offsets=eval_offsets(cfg.data.interval, cfg.data.eval_clips))
+        val_loader = eval_loader(val_set, world=world, batch_size=cfg.train.batch_size, workers=workers, pin=pin)
+    elif cfg.data.val_fraction > 0 and world.main:
+        tqdm.write("note: data.val_fraction is set but the train list has too few groups for a group-disjoint "
+                   "validation part; the last epoch's weights are kept")
+    selection = Selection.from_history(history, cfg.train.patience)
+    hook = batch_hook(cfg, model_without_ddp)
     dtype = autocast_dtype(cfg.train.precision, device)
 
     info = {
@@ -240,7 +259,8 @@ def _fit(cfg: Config, run: Path, world: World, device: torch.device, *, resume: 
         "params": sum(p.numel() for p in model_without_ddp.parameters()), "classes": len(split.classes),
         "split": cfg.data.split, "world_size": world.size, "global_batch": cfg.train.batch_size * world.size,
         "device": device.type, "precision": str(dtype or torch.float32).replace("torch.", ""),
-        "compile": cfg.train.compile,
+        "compile": cfg.train.compile, "train_videos": len(train_entries), "val_videos": len(val_entries),
+        "clips_per_video": repeats,
     }
     writer = None
     if world.main:
@@ -268,7 +288,9 @@ def _fit(cfg: Config, run: Path, world: World, device: torch.device, *, resume: 
                 epoch=completed, batch=batch, keep=cfg.train.keep_checkpoints)
 
     every = cfg.train.checkpoint_every
-    for epoch in range(start, cfg.train.epochs):
+    for epoch in range(start, epochs):
+        if val_loader is not None and selection.stop:
+            break
         sampler.set_epoch(epoch)
         done = partial["batches"] if partial else 0  # batches of this epoch trained before a resume
         sampler.skip = done * cfg.train.batch_size
@@ -279,11 +301,12 @@ def _fit(cfg: Config, run: Path, world: World, device: torch.device, *, resume: 
             if (done + b) % every == 0 and done + b < full:
                 save(epoch - 1, step_now=step + b, batch=done + b, sums=sums)
 
-        desc = f"epoch {epoch + 1}/{cfg.train.epochs}"
+        desc = f"epoch {epoch + 1}/{epochs}"
         t0 = time.perf_counter()
         try:
             stats = train_one_epoch(model, loader, optimizer, device=device, dtype=dtype, channels_last=channels_last,
-                                    desc=desc, progress=progress, sums=sums, after_batch=after_batch if every else None)
+                                    desc=desc, progress=progress, sums=sums, after_batch=after_batch if every else None,
+                                    label_smoothing=cfg.train.label_smoothing, hook=hook)
         except FloatingPointError as exc:
             last = checkpoint_dirs(run)
             kept = f"the last good checkpoint {last[-1]} is kept" if last else "no checkpoint was written"
@@ -302,8 +325,15 @@ def _fit(cfg: Config, run: Path, world: World, device: torch.device, *, resume: 
             "time": {"train_s": round(t1 - t0, 3), "eval_s": round(time.perf_counter() - t1, 3),
                      "clips_per_s": round(stats["clips"] / max(t1 - t0, 1e-9), 1)},
         }
+        best = True
+        if val_loader is not None:
+            vprobs, vlabels, _ = predict(model_without_ddp, val_loader, device, dtype=dtype, channels_last=channels_last)
+            line["val_loss"] = round(F.nll_loss(vprobs.double().clamp_min(1e-12).log(), vlabels).item(), 6)
+            line["val_acc"] = round(float((vprobs.argmax(1) == vlabels).double().mean()), 6)
+            best = selection.update(epoch, line["val_acc"], line["val_loss"])
+            line["best"] = best
         history.append(line)
-        if world.main:
+        if world.main and best:  # the model package holds the chosen weights (the last ones without validation)
             save_model_package(run, model_without_ddp, spec_json)
         save(epoch, step_now=step)
         if world.main:
@@ -311,11 +341,12 @@ def _fit(cfg: Config, run: Path, world: World, device: torch.device, *, resume: 
                 fh.write(json.dumps(line) + "\n")
             _write_run_info(run, info, history)
             _log_epoch(writer, line)
-            if (epoch + 1) % cfg.train.plot_every == 0 or epoch + 1 == cfg.train.epochs:
+            if (epoch + 1) % cfg.train.plot_every == 0 or epoch + 1 == epochs or (val_loader and selection.stop):
                 _plot_curves(run, history, title=info["recipe"] if info["recipe"] == cfg.model.name
                              else f"{info['recipe']} ({cfg.model.name})")
             if progress:
-                tqdm.write(f"{desc}: loss {line['train_loss']:.4f} train_acc {line['train_acc']:.3f} "
+                val = f" val_acc {line['val_acc']:.3f}{' *' if best else ''}" if "val_acc" in line else ""
+                tqdm.write(f"{desc}: loss {line['train_loss']:.4f} train_acc {line['train_acc']:.3f}{val} "
                            f"test_acc {line['test_acc']:.3f} ({t1 - t0:.1f}s, {line['time']['clips_per_s']:.0f} clips/s)")
     if writer is not None:
         writer.close()
@@ -339,7 +370,9 @@ def _write_lines(path: Path, lines: list[dict]) -> None:
 def _write_run_info(run: Path, info: dict, history: list[dict]) -> None:
     wall = sum(h["time"]["train_s"] + h["time"]["eval_s"] for h in history if "time" in h)
     tmp = run / f".{RUN_JSON}.tmp"
-    tmp.write_text(json.dumps({**info, "epochs": len(history), "wall_s": round(wall, 1)}, indent=1))
+    chosen = [h["epoch"] for h in history if h.get("best")]  # with a validation part: the packaged epoch
+    extra = {"chosen_epoch": chosen[-1]} if chosen else {}
+    tmp.write_text(json.dumps({**info, "epochs": len(history), **extra, "wall_s": round(wall, 1)}, indent=1))
     tmp.replace(run / RUN_JSON)
 
 

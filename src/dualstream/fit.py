@@ -1,0 +1,108 @@
+"""``dualstream fit``: one command from a class-per-folder video set to an evaluated model.
+
+    dualstream fit --videos DIR --out RUN [--recipe small_real] [--group-regex R] [--flow dis]
+
+make-split (group-disjoint) -> prepare -> train -> evaluate. ``RUN`` is a normal run folder (the
+model package, metrics, eval.json, ...; ``dualstream predict --model RUN`` works on it) that also
+holds the split it made (``RUN/splits``) and the prepared cache (``RUN/cache``, reused by a rerun).
+Frames are prepared at the recipe's input size (``data.input_size``) as short side and the flow
+quantised with the recipe's ``data.flow_bound``, so the cache always fits the recipe.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import ConfigError, load_config
+from .data.make_split import compile_group_regex, make_split
+from .data.prepare import PrepareOptions, find_videos, prepare_dataset
+from .data.ucf101 import SplitError, VideoEntry, entry_group
+
+CONFIGS = Path(__file__).parent / "configs"
+DEFAULT_RECIPE = "small_real"
+
+
+def recipe_path(recipe: str) -> Path:
+    """A recipe name (a YAML file shipped in the package's configs/) or a path to a YAML file."""
+    path = Path(recipe)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise ConfigError(f"{path}: recipe file not found")
+        return path
+    shipped = CONFIGS / f"{recipe}.yaml"
+    if not shipped.is_file():
+        names = ", ".join(sorted(p.stem for p in CONFIGS.glob("*.yaml")))
+        raise ConfigError(f"unknown recipe {recipe!r}; shipped recipes: {names} (or give a .yaml file)")
+    return shipped
+
+
+def check_groups(videos_dir: str | Path, group_regex: str | None) -> tuple[int, bool]:
+    """Refuse a folder that cannot be split group-disjointly: every class needs two or more groups.
+
+    Returns (number of groups, whether any file name matched the regex); a video whose name has no
+    group is its own group.
+    """
+    pattern = compile_group_regex(group_regex)
+    videos = find_videos(videos_dir)
+    if not videos:
+        raise FileNotFoundError(f"{videos_dir}: no video files found (expected <Class>/<video>.avi etc.)")
+    groups: dict[str, set[str]] = defaultdict(set)
+    matched = False
+    for v in videos:
+        group = entry_group(VideoEntry(v, 0), pattern)
+        matched |= group != v
+        groups[v.split("/")[0]].add(group)
+    classes = sorted(groups)
+    if len(classes) < 2:
+        raise SplitError(f"{videos_dir}: {len(classes)} class folder found; a classifier needs two or more")
+    single = [c for c in classes if len(groups[c]) < 2]
+    if single:
+        how = "the group regex" if group_regex else "UCF-101's _gGG_ (--group-regex to change it)"
+        raise SplitError(f"{videos_dir}: class(es) {', '.join(single)} have only one group of videos by {how}, "
+                         "so no test set can hold groups unseen in training; add recordings of other groups")
+    return sum(len(g) for g in groups.values()), matched
+
+
+@dataclass
+class FitResult:
+    run: Path
+    video_top1: float
+    clip_top1: float
+    train: int
+    test: int
+    note: str = ""
+
+
+def fit(videos: str | Path, out: str | Path, *, recipe: str = DEFAULT_RECIPE, group_regex: str | None = None,
+        flow: str = "dis", overrides: list[str] = (), test_fraction: float = 0.3, seed: int = 0,
+        workers: int = 0, progress: bool = True) -> FitResult:
+    """Split, prepare, train and evaluate ``videos`` into the run folder ``out``."""
+    from .engine.evaluate import evaluate_run
+    from .engine.train import train
+
+    out = Path(out)
+    path = recipe_path(recipe)
+    load_config(path, list(overrides))  # a bad recipe or --set fails before any work
+    _, matched = check_groups(videos, group_regex)
+    note = "" if matched else ("note: no file name matches the group regex, so every video is its own group; "
+                               "clips cut from one recording may land on both sides")
+    splits = out / "splits"
+    counts = make_split(videos, splits, test_fraction=test_fraction, group_regex=group_regex, seed=seed)
+    if counts["test"] == 0 or counts["train"] == 0:
+        raise SplitError(f"{videos}: the group-disjoint split left the {'test' if counts['test'] == 0 else 'train'} "
+                         "side empty; add videos of more groups")
+    sets = [f"data.cache={json.dumps(str(out / 'cache'))}", f"data.splits={json.dumps(str(splits))}", "data.split=1",
+            f"seed={seed}", *overrides]
+    cfg = load_config(path, sets)
+    listed = [line.split()[0] for name in ("trainlist01.txt", "testlist01.txt")
+              for line in (splits / name).read_text().splitlines() if line.strip()]
+    opts = PrepareOptions(flow=flow, short_side=cfg.data.input_size, bound=cfg.data.flow_bound)
+    summary = prepare_dataset(videos, out / "cache", opts, workers=workers, videos=listed, progress=progress)
+    if summary.failed:
+        raise SplitError(f"{summary.failed} video(s) could not be prepared: see {out / 'cache' / summary.failures_file}")
+    train(cfg, out, progress=progress, recipe=path.stem)
+    result = evaluate_run(out, progress=progress)
+    return FitResult(out, result["video_top1"], result["clip_top1"], counts["train"], counts["test"], note)
