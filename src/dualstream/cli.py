@@ -23,10 +23,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .data.ucf101 import SplitError
     from .engine.checkpoint import CheckpointError
     from .export import ExportError
+    from .flow import FlowBackendError
     from .video import VideoReadError
 
     return (UserError, ConfigError, CacheError, SplitError, PrepareError, RawframesError, CheckpointError,
-            VideoReadError, ExportError, FileNotFoundError, FloatingPointError)
+            VideoReadError, ExportError, FlowBackendError, FileNotFoundError, FloatingPointError)
 
 
 
