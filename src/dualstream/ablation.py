@@ -24,7 +24,8 @@ import yaml
 
 from .config import Config
 from .engine.evaluate import EVAL_JSON, evaluate_run
-from .engine.train import CONFIG, train
+from .engine.build import CONFIG
+from .engine.train import train
 from .models import create_model, list_models
 
 TABLE = "ablation.md"

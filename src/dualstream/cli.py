@@ -23,10 +23,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .data.ucf101 import SplitError
     from .engine.checkpoint import CheckpointError
     from .export import ExportError
+    from .flow import FlowBackendError
     from .video import VideoReadError
 
     return (UserError, ConfigError, CacheError, SplitError, PrepareError, RawframesError, CheckpointError,
-            VideoReadError, ExportError, FileNotFoundError, FloatingPointError)
+            VideoReadError, ExportError, FlowBackendError, FileNotFoundError, FloatingPointError)
 
 
 
@@ -144,7 +145,8 @@ def cmd_import_rawframes(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .config import load_config
-    from .engine.train import CONFIG, train
+    from .engine.build import CONFIG
+    from .engine.train import train
 
     config = args.config
     if config is None:
