@@ -71,6 +71,33 @@ def cache_for(work: Path, short_side: int, bound: float) -> Path:
     return cache
 
 
+def flow_stats(work: Path) -> None:
+    """What the flow input looks like for each prepared cache: motion in px, one uint8 step, and the
+    network's input (px / bound, scaled with the crop's resize to the 64 px input)."""
+    import numpy as np
+
+    from dualstream.data.cache import load_clip_u8
+    from dualstream.data.prepare import find_videos, video_key
+    from dualstream.flow import dequantize_flow
+
+    print("| prepare | \\|flow\\| px: mean / p99 (all pixels) | share < 1 step | uint8 step px | levels at p99 | network input p99 |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for short_side, bound in ((128, 20.0), (64, 20.0), (64, 3.0)):
+        cache = cache_for(work, short_side, bound)
+        mags = []
+        for rel in find_videos(DATA / "videos"):
+            _, q = load_clip_u8(cache / video_key(rel), list(range(3, 40, 4)))
+            f = dequantize_flow(q, bound)
+            mag = np.hypot(f[:, 0], f[:, 1])
+            mags.append(mag.ravel())
+        m = np.concatenate(mags)
+        p99 = float(np.percentile(m, 99))
+        step = 2 * bound / 255
+        print(f"| --short-side {short_side} --flow-bound {bound:g} | {m.mean():.2f} / {p99:.2f} | "
+              f"{(m < step).mean():.2f} | {step:.3f} | "
+              f"{p99 / step:.0f} | {p99 / bound * 64 / short_side:.3f} |")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=str(ROOT / "configs" / "small_real.yaml"))
@@ -81,6 +108,7 @@ def main() -> int:
     p.add_argument("--work", default="/tmp/dualstream_small_real")
     p.add_argument("--set", action="append", default=[], help="extra override for every run")
     p.add_argument("--out", default=None, help="append one JSON line per run here")
+    p.add_argument("--flow-stats", action="store_true", help="only print the flow input's statistics per cache")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: fastest for these small models on a busy CPU)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -89,6 +117,9 @@ def main() -> int:
         print(f"skipped: {DATA} not found")
         return 0
     work = Path(args.work)
+    if args.flow_stats:
+        flow_stats(work)
+        return 0
     folds = [int(f) for f in args.folds.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
     summary = []
@@ -118,8 +149,9 @@ def main() -> int:
                         with open(args.out, "a") as fh:
                             fh.write(json.dumps(row) + "\n")
             sd = statistics.pstdev
-            summary.append(f"{variant:<10} {model:<22} val {statistics.mean(vals):.3f} +- {sd(vals):.3f}   "
-                           f"test {statistics.mean(tests):.3f} +- {sd(tests):.3f}   (n={len(vals)})")
+            val = "val -" if any(v != v for v in vals) else f"val {statistics.mean(vals):.3f} +- {sd(vals):.3f}"
+            summary.append(f"{variant:<16} {model:<22} {val}   test {statistics.mean(tests):.3f} +- {sd(tests):.3f}"
+                           f"   (n={len(vals)})")
     print("\n".join(summary))
     return 0
 
