@@ -171,10 +171,15 @@ def plot_rows(rows: list[dict], path: Path, *, folds: list[int] | None = None, s
             vals = r["video_top1_runs"]
             ax.scatter([i + w / 2 + 0.1 * (j / max(1, len(vals) - 1) - 0.5) for j in range(len(vals))], vals,
                        s=9, color="black", zorder=3, label="one run (video)" if i == 0 else None)
-    labels = [f"{v:.3f}" + (f"±{r['video_top1_std']:.3f}" if n_runs > 1 else "") for v, r in zip(video, rows)]
-    ax.bar_label(bars, labels=labels, fontsize=8, padding=2)
+    if n_runs > 1:  # the label above the error bar and the dots
+        for i, r in enumerate(rows):
+            top = max(r["video_top1"] + r["video_top1_std"], max(r["video_top1_runs"]))
+            ax.text(i + w / 2, top + 0.03, f"{r['video_top1']:.3f}\n±{r['video_top1_std']:.3f}", ha="center",
+                    va="bottom", fontsize=8)
+    else:
+        ax.bar_label(bars, fmt="%.3f", fontsize=8)
     ax.set_xticks(x, [r["model"] for r in rows], rotation=20, ha="right")
-    ax.set_ylim(0, 1.15)
+    ax.set_ylim(0, 1.25 if n_runs > 1 else 1.1)
     ax.set_ylabel("accuracy")
     title = "Ablation: same recipe and seed"
     if n_runs > 1:
