@@ -4,8 +4,10 @@
 
 * ``GET /``: the page (``static/index.html``);
 * ``GET /api/model``: the model's name, classes and input spec;
-* ``POST /api/predict`` (multipart field ``file``; query ``explain``, default true, and ``topk``,
-  default 5): ``{"video", "clips", "top": [{"class", "probability"}], "explanation": "data:image/png;base64,..." | null}``.
+* ``POST /api/predict`` (multipart field ``file``; query ``explain``, default true, ``topk``,
+  default 5, and ``timeline``, default false): ``{"video", "clips", "top": [{"class", "probability"}],
+  "explanation": "data:image/png;base64,..." | null, "timeline": {...} | null}``, the timeline being
+  ``dualstream predict --timeline --json``'s (segments, windows, class colours).
 
 Bad uploads get a 4xx answer whose JSON ``detail`` says what is wrong: 411 without a
 Content-Length, 413 over the size limit, 415 for a file that is not a video, 422 for a video that
@@ -24,10 +26,10 @@ from fastapi import FastAPI, File, HTTPException, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from ..data.prepare import VIDEO_EXTENSIONS
 from ..explain import render_explanation
 from ..predict import DEFAULT_CLIPS, Predictor
-from ..video import VideoReadError
+from ..timeline import predict_timeline
+from ..video import VIDEO_EXTENSIONS, VideoReadError
 
 DEFAULT_MAX_UPLOAD_MB = 200
 STATIC = Path(__file__).parent / "static"
@@ -56,9 +58,9 @@ class UploadLimit:
 
 
 def create_app(model: str | os.PathLike | Predictor, *, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
-               clips: int = DEFAULT_CLIPS) -> FastAPI:
-    """The web demo app for a model package path (or a loaded Predictor)."""
-    predictor = model if isinstance(model, Predictor) else Predictor.load(model)
+               clips: int = DEFAULT_CLIPS, runtime: str | None = None) -> FastAPI:
+    """The web demo app for a model package path or exported .onnx (or a loaded Predictor)."""
+    predictor = model if isinstance(model, Predictor) else Predictor.load(model, runtime=runtime)
     max_bytes = int(max_upload_mb * 2**20)
     lock = threading.Lock()  # one prediction at a time: the model's attention recording is shared state
     app = FastAPI(title="dualstream", description=__doc__)
@@ -72,19 +74,31 @@ def create_app(model: str | os.PathLike | Predictor, *, max_upload_mb: float = D
         spec = predictor.spec
         return {"name": spec["name"], "classes": predictor.classes, "frames": spec["frames"],
                 "interval": spec.get("interval"), "input_size": spec["input_size"],
-                "flow_method": predictor.input.flow_method, "max_upload_mb": max_upload_mb}
+                "flow_method": predictor.input.flow_method, "runtime": predictor.runtime,
+                "max_upload_mb": max_upload_mb}
 
-    def run(path: str, name: str, explain: bool, topk: int) -> dict:
+    def run(path: str, name: str, explain: bool, topk: int, timeline: bool) -> dict:
         with lock:
             built = predictor.clips(path, clips=clips)
             pred = predictor.run(built, video=name, attention=explain)
             result = pred.to_dict(topk)
             png = render_explanation(built, pred, topk=topk) if explain else None
+            windows, note = None, None
+            if timeline:
+                try:
+                    windows = predict_timeline(predictor, path, topk=topk)
+                except VideoReadError as exc:  # too short for one window: the top-5 still stands
+                    note = exc.reason
         result["explanation"] = "data:image/png;base64," + base64.b64encode(png).decode() if png else None
+        result["timeline"], result["timeline_note"] = None, note
+        if windows is not None:
+            windows.video = name
+            result["timeline"] = windows.to_dict(topk)
         return result
 
     @app.post(PREDICT_PATH)
-    async def predict(file: UploadFile = File(...), explain: bool = True, topk: int = 5) -> dict:
+    async def predict(file: UploadFile = File(...), explain: bool = True, topk: int = 5,
+                      timeline: bool = False) -> dict:
         name = os.path.basename(file.filename or "upload")
         suffix = Path(name).suffix.lower()
         if topk < 1:
@@ -100,7 +114,7 @@ def create_app(model: str | os.PathLike | Predictor, *, max_upload_mb: float = D
                 while chunk := await file.read(1 << 20):
                     fh.write(chunk)
             try:
-                return await run_in_threadpool(run, path, name, explain, topk)
+                return await run_in_threadpool(run, path, name, explain, topk, timeline)
             except VideoReadError as exc:
                 status = 415 if exc.reason.startswith("not a video") else 422
                 raise HTTPException(status, f"{name}: {exc.reason}") from None
@@ -109,9 +123,10 @@ def create_app(model: str | os.PathLike | Predictor, *, max_upload_mb: float = D
     return app
 
 
-def serve(model: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 8000,
-          max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, clips: int = DEFAULT_CLIPS) -> None:
+def serve(model: str | os.PathLike | Predictor, *, host: str = "127.0.0.1", port: int = 8000,
+          max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, clips: int = DEFAULT_CLIPS, runtime: str | None = None) -> None:
     """Run the web demo with uvicorn until interrupted."""
     import uvicorn
 
-    uvicorn.run(create_app(model, max_upload_mb=max_upload_mb, clips=clips), host=host, port=port, log_level="info")
+    app = create_app(model, max_upload_mb=max_upload_mb, clips=clips, runtime=runtime)
+    uvicorn.run(app, host=host, port=port, log_level="info")
