@@ -27,7 +27,7 @@ class UserError(Exception):
 _USER_ERRORS = (("config", "ConfigError"), ("data.cache", "CacheError"), ("data.ucf101", "SplitError"),
                 ("data.prepare", "PrepareError"), ("data.import_rawframes", "RawframesError"),
                 ("engine.checkpoint", "CheckpointError"), ("video", "VideoReadError"), ("export", "ExportError"),
-                ("model_package", "ModelPackageError"), ("live", "LiveError"))
+                ("flow", "FlowBackendError"), ("model_package", "ModelPackageError"), ("live", "LiveError"))
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
