@@ -8,7 +8,8 @@ Without ``--onnx`` it uses RUN/model.onnx, exporting it first when missing. For 
 
 * ``cli``: wall time of the whole command ``python -m dualstream predict VIDEO --model M``
   (interpreter start, imports, model load, decode, flow, network): the median and range of
-  ``--cli-repeat`` runs, the two runtimes alternating so that both see the same load;
+  ``--cli-repeat`` runs, the two runtimes alternating so that both see the same load, and the
+  median CPU time (user + system) of the process, which load changes much less than wall time;
 * ``first``: model load + first prediction inside one process (imports already done);
 * ``warm``: the median of ``--repeat`` further predictions, split into decode (with resize),
   flow, transform and network;
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -84,16 +86,21 @@ def main() -> None:
               f"{info['fps']:.2f} fps; clips {args.clips}")
 
         walls: dict[str, list[float]] = {name: [] for name in models}
+        cpus: dict[str, list[float]] = {name: [] for name in models}
         for _ in range(args.cli_repeat):
             for name, model in models.items():
                 cmd = [sys.executable, "-m", "dualstream", "predict", str(video), "--model", model,
                        "--clips", str(args.clips), "--threads", str(args.threads)]
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 t = time.perf_counter()
                 subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
                 walls[name].append(time.perf_counter() - t)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpus[name].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
         for name, times in walls.items():
             print(f"cli    {name:<5} {statistics.median(times):6.3f} s  (median of {len(times)}, range "
-                  f"{min(times):.3f}-{max(times):.3f}; python -m dualstream predict, process start to exit)")
+                  f"{min(times):.3f}-{max(times):.3f}; CPU time {statistics.median(cpus[name]):.3f} s; "
+                  "python -m dualstream predict, process start to exit)")
         print(f"cli    onnx / torch: {statistics.median(walls['onnx']) / statistics.median(walls['torch']):.2f}")
 
         for name, model in models.items():

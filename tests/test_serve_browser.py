@@ -90,7 +90,7 @@ def test_upload_shows_the_top5_and_the_explanation(browser, server_url, package,
     assert browser.find_element(By.ID, "error").text == ""
 
     # the timeline of the same video: one coloured band per segment, in order, and the confidence line
-    timeline = predict_timeline(Predictor.load(package), video, topk=5).to_dict(5)
+    timeline = predict_timeline(Predictor.load(package), video).to_dict(5)
     WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "timeline-section").is_displayed())
     bands = browser.find_elements(By.CSS_SELECTOR, "#timeline .segment")
     assert [b.get_attribute("data-class") for b in bands] == [s["class"] for s in timeline["segments"]]

@@ -264,9 +264,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             if args.timeline:
                 from .timeline import format_timeline, predict_timeline, save_timeline_plot
 
-                timeline = predict_timeline(predictor, video, stride=args.stride, topk=args.topk,
-                                            progress=not args.quiet)
-                print(json.dumps(timeline.to_dict()) if args.json else format_timeline(timeline), flush=True)
+                timeline = predict_timeline(predictor, video, stride=args.stride, progress=not args.quiet)
+                print(json.dumps(timeline.to_dict(args.topk)) if args.json else format_timeline(timeline), flush=True)
                 if args.plot and i == 0:
                     save_timeline_plot(args.plot, timeline)
                 continue
@@ -341,13 +340,14 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _runtime_options(p: argparse.ArgumentParser) -> None:
+def _runtime_options(p: argparse.ArgumentParser, *, threads: int = 0, threads_note: str = "its choice") -> None:
     p.add_argument("--runtime", choices=("torch", "onnx"), default=None,
                    help="torch (a run folder) or onnx (an exported .onnx, or RUN/model.onnx; no PyTorch needed); "
                         "default: onnx for a .onnx file, else torch")
     p.add_argument("--device", default="cpu", help="torch device for the model (default cpu; onnx: cpu only)")
-    p.add_argument("--threads", type=int, default=0,
-                   help="CPU threads of the runtime (default 0: its choice; 1 is fastest for small models on busy CPUs)")
+    p.add_argument("--threads", type=int, default=threads,
+                   help=f"CPU threads of the runtime (default {threads}: {threads_note}; "
+                        "1 is fastest for small models on busy CPUs)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -482,7 +482,9 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("source", metavar="SOURCE",
                     help="webcam index (0), stream URL OpenCV opens (rtsp://, http://...), or a video file")
     lv.add_argument("--model", required=True, help="run folder or model package, or an exported model.onnx")
-    _runtime_options(lv)
+    # one network thread: the frame reader and the optical flow need the other cores (2 torch threads
+    # on a busy 2-core machine measured 8 frames/s against 175 with one)
+    _runtime_options(lv, threads=1, threads_note="the reader and the flow use the other cores; 0: the runtime's choice")
     lv.add_argument("--stride", type=int, default=0,
                     help="frames between predictions (default 0: the model's interval)")
     lv.add_argument("--smooth", type=int, default=3, help="average the last K predictions (default 3)")

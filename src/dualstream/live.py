@@ -354,7 +354,7 @@ def run_live(predictor: Predictor, source: str, *, stride: int = 0, smooth: int 
     reader = FrameReader(source, realtime=realtime, timeout=timeout, max_frames=max_frames)
     summary = LiveSummary()
     writer = None
-    label, prob = f"warming up: {predictor.input.span + 1} frames", None
+    label, prob = f"warming up: first {predictor.input.span + 1} frames", None
     reader.start()
     start = None
     try:

@@ -93,7 +93,7 @@ class Timeline:
                 "segments": self.segments(), "windows": windows}
 
 
-def predict_timeline(predictor: Predictor, video: str | os.PathLike, *, stride: int = 0, topk: int = 3,
+def predict_timeline(predictor: Predictor, video: str | os.PathLike, *, stride: int = 0,
                      progress: bool = False) -> Timeline:
     """Decode ``video`` once and predict every window (see the module docstring)."""
     info = video_info(video)  # VideoReadError for a file that is not a video

@@ -86,7 +86,7 @@ def create_app(model: str | os.PathLike | Predictor, *, max_upload_mb: float = D
             windows, note = None, None
             if timeline:
                 try:
-                    windows = predict_timeline(predictor, path, topk=topk)
+                    windows = predict_timeline(predictor, path)
                 except VideoReadError as exc:  # too short for one window: the top-5 still stands
                     note = exc.reason
         result["explanation"] = "data:image/png;base64," + base64.b64encode(png).decode() if png else None
