@@ -214,14 +214,6 @@ def cmd_ablation(args: argparse.Namespace) -> int:
     return 0
 
 
-def _set_threads(predictor, threads: int) -> None:
-    """--threads for the torch runtime (the onnx runtime takes it when its session is made)."""
-    if threads and predictor.runtime == "torch":
-        import torch
-
-        torch.set_num_threads(threads)
-
-
 def load_predictor(args: argparse.Namespace):
     """The predictor for ``--model`` / ``--runtime`` / ``--device`` / ``--threads``; user errors in one line."""
     from .predict import Predictor, resolve_runtime
@@ -238,9 +230,11 @@ def load_predictor(args: argparse.Namespace):
         from .onnx_runtime import OnnxPredictor
 
         return OnnxPredictor.load(target, threads=args.threads)
-    predictor = Predictor.load(target, runtime="torch", device=args.device)
-    _set_threads(predictor, args.threads)
-    return predictor
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    return Predictor.load(target, runtime="torch", device=args.device)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

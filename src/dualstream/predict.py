@@ -12,7 +12,7 @@ video, with the same functions:
   then quantised to uint8 and dequantised with the model's flow bound, as the cache round trip does;
   the JPEG compression of the cached RGB and flow images is not reproduced (a difference of JPEG
   noise only);
-* a centre crop, resize and normalisation by ``apply_clip_transform``.
+* a centre crop, resize and normalisation by ``clip_arrays`` (what training's ``apply_clip_transform`` runs).
 
 Frame rate is not resampled (training did not either). The clip softmax outputs are averaged.
 
@@ -86,8 +86,8 @@ class InputSpec:
 class Clips:
     """The network inputs of one video and what they were cut from (kept for explanations).
 
-    rgb (K, 3T, S, S) and flow (K, 2T, S, S) float32 numpy arrays, as in training; ``indices`` holds each clip's 1-based
-    frame numbers; ``frames`` (T, H, W, 3) uint8 and ``flow_px`` (T, 2, H, W) are the resized frames
+    rgb (K, 3T, S, S) and flow (K, 2T, S, S), float32 numpy arrays as in training; ``indices`` holds
+    each clip's 1-based frame numbers; ``frames`` (T, H, W, 3) uint8 and ``flow_px`` (T, 2, H, W) are the resized frames
     and dequantised flow of the first clip, ``crop`` its centre crop.
     """
 
