@@ -23,10 +23,21 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .data.ucf101 import SplitError
     from .engine.checkpoint import CheckpointError
     from .export import ExportError
+    from .model_package import ModelPackageError
     from .video import VideoReadError
 
     return (UserError, ConfigError, CacheError, SplitError, PrepareError, RawframesError, CheckpointError,
-            VideoReadError, ExportError, FileNotFoundError, FloatingPointError)
+            ModelPackageError, VideoReadError, ExportError, FileNotFoundError, NotADirectoryError,
+            IsADirectoryError, PermissionError, FloatingPointError)
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for a user error: an OSError as ``path: reason``, anything else its message."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}"
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
 
 
 
@@ -419,9 +430,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except _user_errors() as exc:
-        if os.environ.get("DUALSTREAM_DEBUG"):
+        if os.environ.get("DUALSTREAM_DEBUG", "0") not in ("", "0"):
             raise
-        print(f"dualstream {args.command}: error: {exc}", file=sys.stderr)
+        print(f"dualstream {args.command}: error: {_describe(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"dualstream {args.command}: interrupted", file=sys.stderr)

@@ -33,6 +33,7 @@ from .data.prepare import PrepareOptions, resize_short_side
 from .data.sampling import clip_indices, eval_offsets
 from .data.transforms import CropParams, apply_clip_transform, center_crop_params
 from .flow import DEFAULT_BOUND, compute_flow, dequantize_flow, quantize_flow, resolve_method
+from .model_package import MODEL_JSON, ModelPackageError
 from .video import VideoReadError, iter_frames
 
 #: Clips per video when the caller does not say (the demo recipe's ``eval_clips``).
@@ -184,7 +185,11 @@ class Predictor:
         self.input = InputSpec.from_model_spec(spec)
         self.device = torch.device(device)
         # only the PyTorch solvers run on the model's device; OpenCV methods ("dis", "opencv-*") on the CPU
-        torch_flow = resolve_method(self.input.flow_method) in ("tvl1", "brox")
+        try:
+            torch_flow = resolve_method(self.input.flow_method) in ("tvl1", "brox")
+        except ValueError as exc:  # a name recorded by import-rawframes that no solver here computes
+            raise ModelPackageError(f"{MODEL_JSON}: flow_method {self.input.flow_method!r} "
+                                    f"cannot be computed for prediction ({exc})") from None
         self.flow_device = str(self.device) if torch_flow else "cpu"
 
     @classmethod

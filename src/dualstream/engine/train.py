@@ -197,7 +197,11 @@ def _fit(cfg: Config, run: Path, world: World, device: torch.device, *, resume: 
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     start, step, history, partial = 0, 0, [], None
     if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
+        try:
+            optimizer.load_state_dict(state["optimizer"])
+        except (ValueError, KeyError, TypeError, RuntimeError) as exc:  # another model's optimizer, or torn
+            raise CheckpointError(f"{checkpoint_dirs(run)[-1]}: its optimizer state does not fit this model "
+                                  f"({' '.join(str(exc).split())[:160]})") from None
         for group in optimizer.param_groups:  # the config's values win over the checkpoint's
             group.update(lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
         start, step, history = state["epoch"] + 1, int(state["step"]), list(state["history"])
