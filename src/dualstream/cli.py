@@ -270,7 +270,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UserError("--max-upload-mb must be positive")
     if args.clips < 1:
         raise UserError("--clips must be >= 1")
-    serve(args.model, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, clips=args.clips)
+    if args.timeout <= 0 or args.max_frame_megapixels <= 0:
+        raise UserError("--timeout and --max-frame-megapixels must be positive")
+    from .serve import DEFAULT_FRAME_LIMITS
+    from .serve.guard import host_name
+
+    hosts = [h.strip() for item in args.allow_host or [] for h in item.split(",") if h.strip()]
+    bad = [h for h in hosts if h != "*" and host_name(h) is None]
+    if bad:
+        raise UserError(f"--allow-host {bad[0]!r}: not a host name or address")
+    limits = type(DEFAULT_FRAME_LIMITS)(max_pixels=int(args.max_frame_megapixels * 1e6),
+                                        max_aspect=DEFAULT_FRAME_LIMITS.max_aspect)
+    serve(args.model, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, clips=args.clips,
+          docs=args.docs, allowed_hosts=hosts, frame_limits=limits, timeout_s=args.timeout)
     return 0
 
 
@@ -417,6 +429,15 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--port", type=int, default=8000)
     sv.add_argument("--max-upload-mb", type=float, default=200.0, help="largest accepted upload (default 200)")
     sv.add_argument("--clips", type=int, default=5, help="clips per video (default 5)")
+    sv.add_argument("--allow-host", action="append", metavar="NAME",
+                    help="also answer requests for this Host name (repeatable; default: localhost, 127.0.0.1, ::1 "
+                         "and the --host address; needed to reach a server bound to 0.0.0.0 by its name)")
+    sv.add_argument("--docs", action="store_true",
+                    help="serve the API docs at /docs, /redoc, /openapi.json (their page loads Swagger UI from a CDN)")
+    sv.add_argument("--timeout", type=float, default=30.0,
+                    help="seconds a client may take to send its request headers, or pause in an upload (default 30)")
+    sv.add_argument("--max-frame-megapixels", type=float, default=8.3,
+                    help="largest video frame accepted (default 8.3: 3840x2160); frames thinner than 10:1 are refused too")
     sv.set_defaults(func=cmd_serve)
 
     m = sub.add_parser("models", help="list the registered models with parameters and GFLOPs")
