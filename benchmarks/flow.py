@@ -27,7 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from dualstream.flow import FLOW_METHODS, compute_flow, endpoint_error, read_flo  # noqa: E402
+from dualstream.flow import FLOW_METHODS, compute_flow, endpoint_error, has_contrib, read_flo  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "middlebury"
 SEQUENCES = ("RubberWhale", "Dimetrodon", "Grove2", "Venus")
@@ -96,6 +96,9 @@ def main(argv: list[str] | None = None) -> None:
             runs += [(f"tvl1 {json.dumps(p)}" if p else "tvl1", "tvl1", p) for p in settings]
         else:
             runs.append((method, method, json.loads(args.brox) if method == "brox" else {}))
+    if not has_contrib() and any(method == REFERENCE for _, method, _ in runs):
+        print(f"# {REFERENCE} skipped: this OpenCV has no contrib modules (pip install opencv-contrib-python-headless)")
+        runs = [r for r in runs if r[1] != REFERENCE]
     data = load_middlebury()
     print(f"# {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC  {platform.processor() or platform.machine()}  "
           f"cpus={os.cpu_count()}  torch={torch.__version__} threads={torch.get_num_threads()}  "

@@ -11,6 +11,7 @@ import torch
 
 from dualstream.data.prepare import PrepareOptions, prepare_dataset
 from dualstream.data.synthetic import SyntheticSpec, generate
+from dualstream.flow import has_contrib
 from dualstream.flow._torch import base_grid, warp
 
 # The flow solvers run thousands of small tensor ops; on a shared 2-core machine one intra-op thread is an
@@ -41,6 +42,16 @@ def tiny_cache(tiny_dataset, tmp_path_factory) -> Path:
     summary = prepare_dataset(tiny_dataset / "videos", cache, PrepareOptions(short_side=0), workers=1, progress=False)
     assert summary.failed == 0 and summary.prepared == TINY.classes * TINY.videos_per_class
     return cache
+
+
+#: Skip reason of tests that run OpenCV DualTVL1 where cv2 lacks the contrib modules (e.g. plain opencv-python).
+NO_CONTRIB = "opencv-tvl1 needs opencv-contrib-python[-headless]; this cv2 has no contrib modules (tvl1 needs none)"
+
+
+def with_contrib_skip(methods) -> list:
+    """Flow method names for parametrize, 'opencv-tvl1' marked to skip (with the reason) without OpenCV contrib."""
+    mark = pytest.mark.skipif(not has_contrib(), reason=NO_CONTRIB)
+    return [pytest.param(m, marks=mark) if m == "opencv-tvl1" else m for m in methods]
 
 
 def synthetic_pair(n: int = 1, height: int = 64, width: int = 80, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from .conftest import interior_epe, synthetic_pair
+from .conftest import interior_epe, synthetic_pair, with_contrib_skip
 from dualstream.flow import FLOW_METHODS, brox_flow, compute_flow, endpoint_error, read_flo, tvl1_flow
 
 # Eager mode keeps the tests quick (torch.compile costs ~20 s per process); the compiled path has its own test.
@@ -56,7 +56,7 @@ def test_constant_images_give_zero_flow(method):
     assert np.abs(flow).max() < 1e-6
 
 
-@pytest.mark.parametrize("method", FLOW_METHODS)
+@pytest.mark.parametrize("method", with_contrib_skip(FLOW_METHODS))
 def test_tiny_frames_do_not_crash(method):
     rng = np.random.default_rng(0)
     a = rng.integers(0, 255, (2, 10, 12), dtype=np.uint8)
@@ -69,6 +69,29 @@ def test_tiny_frames_do_not_crash(method):
 def test_pairs_of_different_sizes_are_rejected(method):
     with pytest.raises(ValueError, match="differ in size"):
         compute_flow(np.zeros((1, 20, 30), np.uint8), np.zeros((1, 20, 31), np.uint8), method=method)
+
+
+def test_opencv_tvl1_without_contrib_is_one_clear_line(monkeypatch, tmp_path, capsys):
+    """A plain OpenCV build (no cv2.optflow) makes opencv-tvl1 fail in one line naming the package, everywhere."""
+    from dualstream.cli import main
+    from dualstream.flow import FlowBackendError
+
+    monkeypatch.delattr(cv2, "optflow", raising=False)
+    a = np.zeros((20, 30), np.uint8)
+    with pytest.raises(FlowBackendError) as err:
+        compute_flow(a, a, method="opencv-tvl1")
+    message = str(err.value)
+    assert "\n" not in message and "opencv-contrib-python" in message and "'tvl1'" in message
+    assert compute_flow(a, a, method="tvl1", **TVL1).shape == (1, 2, 20, 30)  # the PyTorch TV-L1 needs no contrib
+    cv2.imwrite(str(tmp_path / "a.png"), a)
+    assert main(["flow", str(tmp_path / "a.png"), str(tmp_path / "a.png"), "--method", "opencv-tvl1",
+                 "--out", str(tmp_path / "f.flo")]) == 2
+    err_line = capsys.readouterr().err.strip()
+    assert "\n" not in err_line and "opencv-contrib-python" in err_line
+    (tmp_path / "videos" / "A").mkdir(parents=True)
+    assert main(["-q", "prepare", "--videos", str(tmp_path / "videos"), "--out", str(tmp_path / "cache"),
+                 "--flow", "opencv-tvl1"]) == 2  # refused before any video is touched
+    assert "opencv-contrib-python" in capsys.readouterr().err
 
 
 def test_unknown_method_lists_the_choices():

@@ -23,11 +23,12 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .data.ucf101 import SplitError
     from .engine.checkpoint import CheckpointError
     from .export import ExportError
+    from .flow import FlowBackendError
     from .model_package import ModelPackageError
     from .video import VideoReadError
 
     return (UserError, ConfigError, CacheError, SplitError, PrepareError, RawframesError, CheckpointError,
-            ModelPackageError, VideoReadError, ExportError, FileNotFoundError, NotADirectoryError,
+            ModelPackageError, VideoReadError, ExportError, FlowBackendError, FileNotFoundError, NotADirectoryError,
             IsADirectoryError, PermissionError, FloatingPointError)
 
 

@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..flow import DEFAULT_BOUND, compute_flow, quantize_flow, resolve_method
+from ..flow import DEFAULT_BOUND, FlowBackendError, check_available, compute_flow, quantize_flow
 from ..flow._torch import resolve_device
 from ..video import VideoReadError, iter_frames
 from .schedule import SampleSchedule
@@ -61,7 +61,10 @@ class PrepareOptions:
     """Keep only the frames (and flows) this schedule can ask for; None keeps every frame."""
 
     def __post_init__(self) -> None:
-        method = resolve_method(self.flow)  # ValueError listing the choices
+        try:
+            method = check_available(self.flow)  # ValueError listing the choices
+        except FlowBackendError as exc:  # opencv-tvl1 without OpenCV's contrib modules
+            raise PrepareError(str(exc)) from None
         if self.device != "cpu":
             if method not in ("tvl1", "brox"):
                 raise PrepareError(f"--device {self.device} needs a PyTorch flow method (tvl1 or brox), not {self.flow!r}")

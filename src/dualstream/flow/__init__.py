@@ -13,7 +13,8 @@ from ._torch import as_gray_batch, check_pair, resolve_device
 from .brox import BroxParams, brox_flow
 from .colour import flow_to_rgb, save_flow_png
 from .flo import endpoint_error, read_flo, write_flo
-from .opencv import OPENCV_METHODS, OpenCVFlow
+from .opencv import OPENCV_METHODS, FlowBackendError, OpenCVFlow, has_contrib
+from .opencv import check_available as _check_opencv
 from .quantize import DEFAULT_BOUND, dequantize_flow, quantize_flow
 from .tvl1 import TVL1Params, tvl1_flow
 
@@ -26,6 +27,9 @@ __all__ = [
     "TVL1Params",
     "BroxParams",
     "OpenCVFlow",
+    "FlowBackendError",
+    "check_available",
+    "has_contrib",
     "OPENCV_METHODS",
     "DEFAULT_BOUND",
     "quantize_flow",
@@ -53,6 +57,15 @@ def resolve_method(method: str) -> str:
     return name
 
 
+def check_available(method: str) -> str:
+    """Canonical name of ``method`` after checking its backend is installed: ValueError for an unknown name,
+    FlowBackendError (one line naming the package) for 'opencv-tvl1' without OpenCV's contrib modules."""
+    name = resolve_method(method)
+    if name.startswith("opencv-"):
+        _check_opencv(name.removeprefix("opencv-"))
+    return name
+
+
 def compute_flow(
     prev: np.ndarray | torch.Tensor,
     nxt: np.ndarray | torch.Tensor,
@@ -71,7 +84,8 @@ def compute_flow(
     fields); OpenCV methods take none.
 
     Errors (one line each): ValueError for an unknown method or parameter, frames of different sizes, an OpenCV
-    method with device != "cpu"; RuntimeError for device="cuda" when PyTorch sees no CUDA GPU.
+    method with device != "cpu"; RuntimeError for device="cuda" when PyTorch sees no CUDA GPU; FlowBackendError
+    (a RuntimeError) for "opencv-tvl1" with an OpenCV that lacks the contrib modules.
     Cost notes: "tvl1" compiles its inner iteration on first use (compile=False to skip, ~20-60 s once per
     process on a 2-core CPU); on a CPU, small batches are faster per pair than large ones (cache), on a GPU
     large batches are the point.

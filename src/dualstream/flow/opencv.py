@@ -7,11 +7,34 @@ import numpy as np
 
 OPENCV_METHODS = ("dis", "farneback", "tvl1")
 
+#: Why ``opencv-tvl1`` cannot run with a plain OpenCV build (opencv-python without the contrib modules).
+CONTRIB_MISSING = (
+    "flow method 'opencv-tvl1' needs OpenCV's contrib modules (cv2.optflow), which this OpenCV {version} lacks: "
+    "pip install opencv-contrib-python-headless (or opencv-contrib-python) in place of opencv-python[-headless]; "
+    "the PyTorch TV-L1 (method/--flow 'tvl1') needs no contrib"
+)
+
+
+class FlowBackendError(RuntimeError):
+    """A flow method whose backend is missing from this installation (one line, says what to install)."""
+
+
+def has_contrib() -> bool:
+    """Whether this cv2 carries the contrib optflow module (DualTVL1)."""
+    return hasattr(getattr(cv2, "optflow", None), "DualTVL1OpticalFlow_create")
+
+
+def check_available(method: str) -> None:
+    """FlowBackendError when OpenCV method ``method`` ("tvl1", "dis", ...) cannot run with this cv2."""
+    if method == "tvl1" and not has_contrib():
+        raise FlowBackendError(CONTRIB_MISSING.format(version=cv2.__version__))
+
 
 def _make_engine(method: str):
     if method == "dis":
         return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     if method == "tvl1":
+        check_available(method)
         return cv2.optflow.DualTVL1OpticalFlow_create()
     if method == "farneback":
         return None
