@@ -160,7 +160,7 @@ def _argv(command: str, model: Path, video: Path, out: Path) -> list[str]:
         "predict": ["predict", str(video), "--model", str(model), "--explain", str(out / "explain.png")],
         "export": ["export", "--model", str(model), "--format", "torchscript", "--out", str(out / "model.pt")],
         "evaluate": ["evaluate", str(model)],
-        "serve": ["serve", "--model", str(model), "--port", "1"],  # fails before binding, or port 1 is refused
+        "serve": ["serve", "--model", str(model), "--port", "0"],  # port 0: any free one; the model fails first
     }[command]
 
 
@@ -352,3 +352,32 @@ def test_resume_continues_after_the_damaged_checkpoint_is_moved_away(trained, tm
     shutil.move(run / "checkpoint" / "epoch-0002", tmp_path / "epoch-0002.damaged")  # what the message says to do
     assert main(argv) == 0
     assert [json.loads(x)["epoch"] for x in (run / "metrics.jsonl").read_text().splitlines()] == [0, 1, 2]
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["predict", "x.avi", "--model", "{pkg}", "--device", "bogus"], "--device bogus: "),
+    (["predict", "x.avi", "--model", "{pkg}", "--device", "cuda:7"], "--device cuda:7: "),
+    (["serve", "--model", "{pkg}", "--port", "99999"], "--port must be 0-65535, got 99999"),
+    (["serve", "--model", "{pkg}", "--host", "192.0.2.1"], "cannot listen on 192.0.2.1:8000: "),
+    (["serve", "--model", "{pkg}", "--allow-host", "a b"], "--allow-host 'a b': not a host name or address"),
+    (["models", "--num-classes", "0"], "--num-classes must be >= 1, got 0"),
+])
+def test_bad_options_are_one_line(argv, expected, pristine, capsys):
+    if argv[0] == "serve":
+        pytest.importorskip("fastapi")
+    if argv[-1] == "cuda:7" and torch.cuda.device_count() > 7:
+        pytest.skip("that GPU exists here")
+    assert main([a.format(pkg=pristine) for a in argv]) == 2
+    assert expected in _one_line_error(capsys, argv[0])
+
+
+def test_a_taken_port_is_one_line(pristine, capsys):
+    pytest.importorskip("fastapi")
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--model", str(pristine), "--port", str(port)]) == 2
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in _one_line_error(capsys, "serve")

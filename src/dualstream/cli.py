@@ -232,6 +232,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise UserError("--topk and --clips must be >= 1")
     if args.threads < 0:
         raise UserError("--threads must be >= 0 (0: torch's default)")
+    _check_device(args.device)
     if args.threads:
         import torch
 
@@ -254,6 +255,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
+def _check_device(device: str) -> None:
+    """A torch device the user named: one line when it is unknown or absent (before any work)."""
+    from .flow._torch import resolve_device
+
+    try:
+        resolve_device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise UserError(f"--device {device}: {' '.join(str(exc).split())}") from None
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import export_model
 
@@ -269,6 +280,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         "pip install 'dualstream[serve]'") from None
     if args.max_upload_mb <= 0:
         raise UserError("--max-upload-mb must be positive")
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port must be 0-65535, got {args.port}")
     if args.clips < 1:
         raise UserError("--clips must be >= 1")
     if args.timeout <= 0 or args.max_frame_megapixels <= 0:
@@ -282,6 +295,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UserError(f"--allow-host {bad[0]!r}: not a host name or address")
     limits = type(DEFAULT_FRAME_LIMITS)(max_pixels=int(args.max_frame_megapixels * 1e6),
                                         max_aspect=DEFAULT_FRAME_LIMITS.max_aspect)
+    import socket
+
+    try:  # before the model is loaded: a taken port or an address not of this machine is one line
+        family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+        with socket.socket(family) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((args.host, args.port))
+    except OSError as exc:
+        raise UserError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     serve(args.model, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, clips=args.clips,
           docs=args.docs, allowed_hosts=hosts, frame_limits=limits, timeout_s=args.timeout)
     return 0
@@ -289,6 +311,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from .models import format_model_table, summary_rows
+
+    if args.num_classes < 1:
+        raise UserError(f"--num-classes must be >= 1, got {args.num_classes}")
 
     print(format_model_table(summary_rows(num_classes=args.num_classes)))
     return 0
