@@ -155,7 +155,8 @@ def cmd_import_rawframes(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .config import load_config
-    from .engine.train import CONFIG, train
+    from .engine.build import CONFIG
+    from .engine.train import train
 
     config = args.config
     if config is None:

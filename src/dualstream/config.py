@@ -1,6 +1,6 @@
 """Run configuration: dataclasses loaded from YAML, overridden with ``--set key=value``.
 
-The config is turned into constructor arguments in one place (``engine.train``); components never
+The config is turned into constructor arguments in one place (``engine.build``); components never
 see the config object itself.
 """
 
