@@ -32,7 +32,19 @@ _USER_ERRORS = (("config", "ConfigError"), ("data.cache", "CacheError"), ("data.
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     loaded = (getattr(sys.modules.get(f"{__package__}.{m}"), name, None) for m, name in _USER_ERRORS)
-    return (UserError, *(c for c in loaded if c is not None), FileNotFoundError, FloatingPointError)
+    return (UserError, *(c for c in loaded if c is not None), FileNotFoundError, NotADirectoryError,
+            IsADirectoryError, PermissionError, FloatingPointError)
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for a user error: an OSError as ``path: reason``, anything else its message."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}"
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
+
+
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -231,6 +243,7 @@ def load_predictor(args: argparse.Namespace):
         from .onnx_runtime import OnnxPredictor
 
         return OnnxPredictor.load(target, threads=args.threads)
+    _check_device(args.device)
     if args.threads:
         import torch
 
@@ -307,6 +320,16 @@ def cmd_live(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_device(device: str) -> None:
+    """A torch device the user named: one line when it is unknown or absent (before any work)."""
+    from .flow._torch import resolve_device
+
+    try:
+        resolve_device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise UserError(f"--device {device}: {' '.join(str(exc).split())}") from None
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import export_model
 
@@ -322,14 +345,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         "pip install 'dualstream[serve]'") from None
     if args.max_upload_mb <= 0:
         raise UserError("--max-upload-mb must be positive")
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port must be 0-65535, got {args.port}")
     if args.clips < 1:
         raise UserError("--clips must be >= 1")
-    serve(load_predictor(args), host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, clips=args.clips)
+    if args.timeout <= 0 or args.max_frame_megapixels <= 0:
+        raise UserError("--timeout and --max-frame-megapixels must be positive")
+    from .serve import DEFAULT_FRAME_LIMITS
+    from .serve.guard import host_name
+
+    hosts = [h.strip() for item in args.allow_host or [] for h in item.split(",") if h.strip()]
+    bad = [h for h in hosts if h != "*" and host_name(h) is None]
+    if bad:
+        raise UserError(f"--allow-host {bad[0]!r}: not a host name or address")
+    limits = type(DEFAULT_FRAME_LIMITS)(max_pixels=int(args.max_frame_megapixels * 1e6),
+                                        max_aspect=DEFAULT_FRAME_LIMITS.max_aspect)
+    import socket
+
+    try:  # before the model is loaded: a taken port or an address not of this machine is one line
+        family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+        with socket.socket(family) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((args.host, args.port))
+    except OSError as exc:
+        raise UserError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    serve(load_predictor(args), host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, clips=args.clips,
+          docs=args.docs, allowed_hosts=hosts, frame_limits=limits, timeout_s=args.timeout)
     return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
     from .models import format_model_table, summary_rows
+
+    if args.num_classes < 1:
+        raise UserError(f"--num-classes must be >= 1, got {args.num_classes}")
 
     print(format_model_table(summary_rows(num_classes=args.num_classes)))
     return 0
@@ -508,6 +557,15 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--port", type=int, default=8000)
     sv.add_argument("--max-upload-mb", type=float, default=200.0, help="largest accepted upload (default 200)")
     sv.add_argument("--clips", type=int, default=5, help="clips per video (default 5)")
+    sv.add_argument("--allow-host", action="append", metavar="NAME",
+                    help="also answer requests for this Host name (repeatable; default: localhost, 127.0.0.1, ::1 "
+                         "and the --host address; needed to reach a server bound to 0.0.0.0 by its name)")
+    sv.add_argument("--docs", action="store_true",
+                    help="serve the API docs at /docs, /redoc, /openapi.json (their page loads Swagger UI from a CDN)")
+    sv.add_argument("--timeout", type=float, default=30.0,
+                    help="seconds a client may take to send its request headers, or pause in an upload (default 30)")
+    sv.add_argument("--max-frame-megapixels", type=float, default=8.3,
+                    help="largest video frame accepted (default 8.3: 3840x2160); frames thinner than 10:1 are refused too")
     sv.set_defaults(func=cmd_serve)
 
     m = sub.add_parser("models", help="list the registered models with parameters and GFLOPs")
@@ -521,9 +579,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except _user_errors() as exc:
-        if os.environ.get("DUALSTREAM_DEBUG"):
+        if os.environ.get("DUALSTREAM_DEBUG", "0") not in ("", "0"):
             raise
-        print(f"dualstream {args.command}: error: {exc}", file=sys.stderr)
+        print(f"dualstream {args.command}: error: {_describe(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"dualstream {args.command}: interrupted", file=sys.stderr)

@@ -39,7 +39,7 @@ import numpy as np
 
 from .data.transforms import CropParams, center_crop_params, clip_arrays, resize_short_side
 from .predict import Predictor, flow_pairs
-from .video import VideoReadError, open_video
+from .video import FrameLimits, VideoReadError, open_video
 
 DEFAULT_TIMEOUT = 10.0
 #: Frames the reader may run ahead of the processing without --realtime.
@@ -170,10 +170,12 @@ class FrameReader(threading.Thread):
     ``dropped``), and a file paced at its frame rate. Otherwise the reader waits for the processing.
     """
 
-    def __init__(self, source: str, *, realtime: bool, timeout: float, max_frames: int = 0):
+    def __init__(self, source: str, *, realtime: bool, timeout: float, max_frames: int = 0,
+                 limits: FrameLimits | None = None):
         super().__init__(name="dualstream-live-reader", daemon=True)
         self.source, self.kind = source, source_kind(source)
         self.realtime, self.timeout, self.max_frames = realtime, timeout, max_frames
+        self.limits = limits
         self.frames: queue.Queue = queue.Queue(maxsize=1 if realtime else READ_AHEAD)
         self.opened = threading.Event()
         self.stop_event = threading.Event()
@@ -198,6 +200,11 @@ class FrameReader(threading.Thread):
                 ok, bgr = cap.read()
                 if not ok or bgr is None:
                     break
+                if self.limits is not None:  # before anything resizes the frame
+                    try:
+                        self.limits.check(self.source, bgr.shape[1], bgr.shape[0])
+                    except VideoReadError as exc:
+                        raise LiveError(str(exc)) from None
                 if bgr.ndim == 2:
                     bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
                 self.read += 1
@@ -206,6 +213,8 @@ class FrameReader(threading.Thread):
                     if delay > 0:
                         time.sleep(delay)
                 self._put((self.read, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
+        except BaseException as exc:  # handed to the consumer, which raises it in its thread
+            self.error = exc
         finally:
             cap.release()
             self._put(_END)
@@ -351,7 +360,8 @@ def run_live(predictor: Predictor, source: str, *, stride: int = 0, smooth: int 
     ``summary`` (the partial one, attribute of the error) is complete.
     """
     window = SlidingWindow(predictor, stride=stride, smooth=smooth)
-    reader = FrameReader(source, realtime=realtime, timeout=timeout, max_frames=max_frames)
+    reader = FrameReader(source, realtime=realtime, timeout=timeout, max_frames=max_frames,
+                         limits=predictor.limits)
     summary = LiveSummary()
     writer = None
     label, prob = f"warming up: first {predictor.input.span + 1} frames", None

@@ -36,7 +36,8 @@ import numpy as np
 from .data.sampling import clip_indices, eval_offsets
 from .data.transforms import DEFAULT_SHORT_SIDE, CropParams, center_crop_params, clip_arrays, resize_short_side
 from .flow import DEFAULT_BOUND, compute_flow, dequantize_flow, quantize_flow, resolve_method
-from .video import VideoReadError, iter_frames
+from .model_package import MODEL_JSON, ModelPackageError
+from .video import FrameLimits, VideoReadError, iter_frames
 
 #: Clips per video when the caller does not say (the demo recipe's ``eval_clips``).
 DEFAULT_CLIPS = 5
@@ -120,10 +121,15 @@ class Prediction:
                 "top": [{"class": c, "probability": round(p, 6)} for c, p in self.top(k)]}
 
 
-def _read_frames(path: str | os.PathLike, need: int, short_side: int) -> tuple[list[np.ndarray], bool]:
-    """The first ``need`` frames, short side resized; also whether the video ended before ``need``."""
+def _read_frames(path: str | os.PathLike, need: int, short_side: int,
+                 limits: FrameLimits | None = None) -> tuple[list[np.ndarray], bool]:
+    """The first ``need`` frames, short side resized; also whether the video ended before ``need``.
+
+    Each frame is checked against ``limits`` (default ``FrameLimits()``) before it is resized.
+    """
     frames: list[np.ndarray] = []
-    with closing(iter_frames(path)) as stream:  # closing releases the decoder when we stop early
+    limits = FrameLimits() if limits is None else limits
+    with closing(iter_frames(path, limits=limits)) as stream:  # closing releases the decoder when we stop early
         for rgb in stream:
             frames.append(resize_short_side(rgb, short_side))
             if len(frames) == need:
@@ -140,7 +146,7 @@ def flow_pairs(prev: np.ndarray, nxt: np.ndarray, spec: InputSpec, *, device: st
 
 def build_clips(video: str | os.PathLike, spec: InputSpec, *, clips: int = DEFAULT_CLIPS,
                 indices: list[list[int]] | None = None, flow_device: str = "cpu",
-                timings: dict[str, float] | None = None) -> Clips:
+                timings: dict[str, float] | None = None, limits: FrameLimits | None = None) -> Clips:
     """Decode ``video`` and build the inputs of ``clips`` evaluation clips (see the module docstring).
 
     Decoding stops at the last frame the clips need; only a video shorter than that is read to the
@@ -148,6 +154,7 @@ def build_clips(video: str | os.PathLike, spec: InputSpec, *, clips: int = DEFAU
     frame numbers of each clip, each with a following frame for its flow) replaces the evaluation
     clips, e.g. to rebuild the windows ``dualstream live`` saw. ``timings``, when given, receives
     the seconds spent in ``decode`` (with resize), ``flow`` and ``transform``.
+    Frames over ``limits`` (size, aspect ratio; default ``FrameLimits()``) are a VideoReadError.
     """
     t0 = time.perf_counter()
     if indices is None:
@@ -156,7 +163,7 @@ def build_clips(video: str | os.PathLike, spec: InputSpec, *, clips: int = DEFAU
         need = max(offsets) + spec.span
     else:
         need = max(max(idx) for idx in indices) + 1
-    frames, ended = _read_frames(video, need, spec.short_side)
+    frames, ended = _read_frames(video, need, spec.short_side, limits)
     num_frames = len(frames) if ended else None
     if len(frames) < 2:
         raise VideoReadError(video, f"only {len(frames)} frame decoded; optical flow needs at least 2")
@@ -218,11 +225,17 @@ class Predictor:
 
     runtime = ""
 
-    def __init__(self, spec: dict):
+    def __init__(self, spec: dict, *, limits: FrameLimits | None = None):
+        self.limits = limits or FrameLimits()  # bounds on decoded frames (serve sets tighter ones)
         self.spec = spec
         self.classes: list[str] = list(spec["classes"])
         self.input = InputSpec.from_model_spec(spec)
         self.flow_device = "cpu"
+        try:
+            resolve_method(self.input.flow_method)
+        except ValueError as exc:  # a name recorded by import-rawframes that no solver here computes
+            raise ModelPackageError(f"{MODEL_JSON}: flow_method {self.input.flow_method!r} "
+                                    f"cannot be computed for prediction ({exc})") from None
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, runtime: str | None = None, device: str = "cpu") -> "Predictor":
@@ -243,7 +256,8 @@ class Predictor:
 
     def clips(self, video: str | os.PathLike, *, clips: int = DEFAULT_CLIPS,
               indices: list[list[int]] | None = None) -> Clips:
-        return build_clips(video, self.input, clips=clips, indices=indices, flow_device=self.flow_device)
+        return build_clips(video, self.input, clips=clips, indices=indices, flow_device=self.flow_device,
+                           limits=self.limits)
 
     def run(self, clips: Clips, *, video: str = "", attention: bool = False) -> Prediction:
         """Mean softmax over the clips (``attention``: only runtimes that can record it return it)."""
@@ -304,10 +318,10 @@ class TorchPredictor(Predictor):
 
     runtime = "torch"
 
-    def __init__(self, model, spec: dict, *, device: str = "cpu"):
+    def __init__(self, model, spec: dict, *, device: str = "cpu", limits: FrameLimits | None = None):
         import torch
 
-        super().__init__(spec)
+        super().__init__(spec, limits=limits)
         self.model = model.eval()
         self.device = torch.device(device)
         torch_flow = resolve_method(self.input.flow_method) in ("tvl1", "brox")

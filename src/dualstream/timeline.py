@@ -106,7 +106,7 @@ def predict_timeline(predictor: Predictor, video: str | os.PathLike, *, stride: 
 
         bar = tqdm(total=info["declared_frames"] or None, unit="frame", desc=os.path.basename(str(video)),
                    leave=False, mininterval=0.5)
-    with closing(iter_frames(video)) as frames:
+    with closing(iter_frames(video, limits=predictor.limits)) as frames:
         for rgb in frames:
             pred = window.push(rgb)
             if pred is not None:
