@@ -68,7 +68,7 @@ def test_predict_live_and_serve_run_without_torch(onnx_model, clip, tmp_path):
         from fastapi.testclient import TestClient
         from dualstream.serve import create_app
 
-        client = TestClient(create_app({str(onnx_model)!r}, clips=3))
+        client = TestClient(create_app({str(onnx_model)!r}, clips=3), base_url="http://127.0.0.1")
         with open({str(clip)!r}, "rb") as fh:
             served = client.post("/api/predict", files={{"file": ("clip.avi", fh.read(), "video/x-msvideo")}},
                                  params={{"timeline": "true"}}).json()
@@ -132,8 +132,8 @@ def test_onnx_user_errors_are_one_line(onnx_model, clip, tmp_path, capsys):
     (broken / "model.onnx").write_bytes(b"\x08\x07garbage" * 10)
     assert main(["predict", str(clip), "--model", str(broken / "model.onnx")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"dualstream predict: error: {broken / 'model.onnx'}: not a loadable ONNX model")
-    assert err.count("\n") == 1
+    assert err.startswith(f"dualstream predict: error: {broken / 'model.onnx'}: not a loadable ONNX model (")
+    assert err.count("\n") == 1 and err.count(str(broken)) == 1  # onnxruntime's message without the path again
 
     wrong = tmp_path / "wrong"
     wrong.mkdir()

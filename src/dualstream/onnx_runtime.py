@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .flow import resolve_method
-from .model_package import MODEL_JSON, ModelPackageError, parse_model_json
+from .model_package import MAX_JSON_BYTES, MODEL_JSON, ModelPackageError, check_file, parse_model_json
 from .predict import Predictor
 
 #: The ONNX metadata key under which ``dualstream export`` stores model.json (see export.METADATA_KEY).
@@ -40,7 +40,8 @@ def _session(path: Path, threads: int):
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...)
-        detail = " ".join(str(exc).split())[:160]
+        # "[ONNXRuntimeError] : 7 : INVALID_PROTOBUF : Load model from PATH failed:Protobuf parsing failed."
+        detail = " ".join(str(exc).split()).rsplit(" failed:", 1)[-1].strip()[:160]
         raise ModelPackageError(f"{path}: not a loadable ONNX model ({detail})") from None
 
 
@@ -76,7 +77,8 @@ class OnnxPredictor(Predictor):
         path = Path(path)
         session = _session(path, threads)
         spec_path = path.with_name(MODEL_JSON)
-        if spec_path.is_file():
+        if spec_path.exists():
+            check_file(spec_path, max_bytes=MAX_JSON_BYTES)
             spec = parse_model_json(spec_path.read_bytes(), spec_path)
         else:
             text = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
