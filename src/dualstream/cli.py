@@ -305,6 +305,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             probe.bind((args.host, args.port))
     except OSError as exc:
         raise UserError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    if args.host in ("0.0.0.0", "::", "") and not hosts:
+        print("note: serving on every interface, but only requests for localhost, 127.0.0.1 or ::1 are "
+              "answered; add this machine's name or address with --allow-host", file=sys.stderr)
     serve(args.model, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, clips=args.clips,
           docs=args.docs, allowed_hosts=hosts, frame_limits=limits, timeout_s=args.timeout)
     return 0
