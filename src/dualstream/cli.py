@@ -323,8 +323,15 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (the usage block only with --help), as every other error here."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dualstream", description="Dual-stream action recognition with self-attention fusion.")
+    p = _Parser(prog="dualstream", description="Dual-stream action recognition with self-attention fusion.")
     p.add_argument("--version", action="version", version=f"dualstream {__version__}")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
