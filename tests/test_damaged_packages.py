@@ -380,3 +380,15 @@ def test_a_taken_port_is_one_line(pristine, capsys):
         port = taken.getsockname()[1]
         assert main(["serve", "--model", str(pristine), "--port", str(port)]) == 2
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in _one_line_error(capsys, "serve")
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["predict", "x.avi", "--topk", "q"], "dualstream predict: error: argument --topk: invalid int value: 'q'"),
+    (["nosuch"], "dualstream: error: argument COMMAND: invalid choice: 'nosuch'"),
+    (["serve"], "dualstream serve: error: the following arguments are required: --model"),
+])
+def test_argument_errors_are_one_line(argv, expected, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and err.startswith(expected), err

@@ -369,6 +369,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             probe.bind((args.host, args.port))
     except OSError as exc:
         raise UserError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    if args.host in ("0.0.0.0", "::", "") and not hosts:
+        print("note: serving on every interface, but only requests for localhost, 127.0.0.1 or ::1 are "
+              "answered; add this machine's name or address with --allow-host", file=sys.stderr)
     serve(load_predictor(args), host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, clips=args.clips,
           docs=args.docs, allowed_hosts=hosts, frame_limits=limits, timeout_s=args.timeout)
     return 0
@@ -394,8 +397,15 @@ def _runtime_options(p: argparse.ArgumentParser, *, threads: int = 0, threads_no
                         "1 is fastest for small models on busy CPUs)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (the usage block only with --help), as every other error here."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dualstream", description="Dual-stream action recognition with self-attention fusion.")
+    p = _Parser(prog="dualstream", description="Dual-stream action recognition with self-attention fusion.")
     p.add_argument("--version", action="version", version=f"dualstream {__version__}")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
