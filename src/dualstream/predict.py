@@ -289,8 +289,10 @@ def resolve_runtime(path: str | os.PathLike, runtime: str | None = None) -> tupl
     if runtime is None:
         runtime = "onnx" if not has_torch and (folder / RUN_ONNX).is_file() else "torch"
     if runtime == "torch" and not has_torch:
-        raise ValueError(f"{path}: running a run folder needs PyTorch (pip install 'dualstream[torch]'); "
-                         f"without it, export the model to ONNX where torch is installed and pass the .onnx file")
+        instead = ("use its model.onnx with --runtime onnx" if (folder / RUN_ONNX).is_file() else
+                   "export the model to ONNX where torch is installed and pass the .onnx file")
+        raise ValueError(f"{path}: the torch runtime needs PyTorch (pip install 'dualstream[torch]'); "
+                         f"without it, {instead}")
     if runtime == "onnx":
         onnx_file = folder / RUN_ONNX
         if not onnx_file.is_file():
