@@ -15,7 +15,14 @@ RECIPES = [f"{m}_ucf101_split{s}.yaml" for m in ("early_fusion", "late_fusion") 
 
 
 def test_recipe_set():
-    assert sorted(p.name for p in CONFIGS.glob("*.yaml")) == sorted(RECIPES + ["demo_synthetic.yaml"])
+    assert sorted(p.name for p in CONFIGS.glob("*.yaml")) == sorted(RECIPES + ["demo_synthetic.yaml", "small_real.yaml"])
+
+
+def test_small_real_recipe_is_what_fit_prepares_for():
+    cfg = load_config(CONFIGS / "small_real.yaml")
+    assert (cfg.model.name, cfg.data.input_size, cfg.data.flow_bound) == ("early_fusion_small", 64, 3.0)
+    assert cfg.train.steps > 0 and 0 < cfg.data.val_fraction < 1 and cfg.data.temporal_jitter
+    assert cfg.data.colour_jitter > 0 and cfg.train.modality_dropout > 0
 
 
 @pytest.mark.parametrize("name", RECIPES)
