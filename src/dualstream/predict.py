@@ -32,7 +32,7 @@ from torch import nn
 from .data.prepare import PrepareOptions, resize_short_side
 from .data.sampling import clip_indices, eval_offsets
 from .data.transforms import CropParams, apply_clip_transform, center_crop_params
-from .flow import DEFAULT_BOUND, compute_flow, dequantize_flow, quantize_flow, resolve_method
+from .flow import DEFAULT_BOUND, TORCH_METHODS, compute_flow, dequantize_flow, quantize_flow, resolve_method
 from .video import VideoReadError, iter_frames
 
 #: Clips per video when the caller does not say (the demo recipe's ``eval_clips``).
@@ -184,7 +184,7 @@ class Predictor:
         self.input = InputSpec.from_model_spec(spec)
         self.device = torch.device(device)
         # only the PyTorch solvers run on the model's device; OpenCV methods ("dis", "opencv-*") on the CPU
-        torch_flow = resolve_method(self.input.flow_method) in ("tvl1", "brox")
+        torch_flow = resolve_method(self.input.flow_method) in TORCH_METHODS
         self.flow_device = str(self.device) if torch_flow else "cpu"
 
     @classmethod

@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..flow import DEFAULT_BOUND, FlowBackendError, check_available, compute_flow, quantize_flow
+from ..flow import DEFAULT_BOUND, TORCH_METHODS, FlowBackendError, check_available, compute_flow, quantize_flow
 from ..flow._torch import resolve_device
 from ..video import VideoReadError, iter_frames
 from .schedule import SampleSchedule
@@ -66,8 +66,9 @@ class PrepareOptions:
         except FlowBackendError as exc:  # opencv-tvl1 without OpenCV's contrib modules
             raise PrepareError(str(exc)) from None
         if self.device != "cpu":
-            if method not in ("tvl1", "brox"):
-                raise PrepareError(f"--device {self.device} needs a PyTorch flow method (tvl1 or brox), not {self.flow!r}")
+            if method not in TORCH_METHODS:
+                raise PrepareError(f"--device {self.device} needs a PyTorch flow method ({', '.join(TORCH_METHODS)}), "
+                                   f"not {self.flow!r}")
             try:
                 resolve_device(self.device)
             except RuntimeError as exc:
@@ -193,21 +194,28 @@ def prepare_video(src: str | Path, dst: str | Path, opts: PrepareOptions) -> dic
         else:
             count, height, width, kept = _write_sampled_frames(src, tmp, opts, opts.schedule)
             num_flows = len(kept)
-        manifest = {
-            "source": src.name,
-            "num_frames": count,
-            "num_flows": num_flows,
-            "height": height,
-            "width": width,
-            "flow_method": opts.flow,
-            "flow_bound": opts.bound,
-            "format": "mmaction2-rawframes",
-            "frames": kept,
-        }
-        if opts.schedule is not None:
-            manifest["schedule"] = opts.schedule.to_dict()
-        manifest["bytes"] = folder_bytes(tmp)
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        manifest = write_manifest(tmp, src.name, count, height, width, num_flows, kept, opts)
+    return manifest
+
+
+def write_manifest(folder: Path, source: str, count: int, height: int, width: int, num_flows: int,
+                   kept: str | list[int], opts: PrepareOptions) -> dict:
+    """Write ``folder/manifest.json`` (last, once every frame and flow is in ``folder``) and return it."""
+    manifest = {
+        "source": source,
+        "num_frames": count,
+        "num_flows": num_flows,
+        "height": height,
+        "width": width,
+        "flow_method": opts.flow,
+        "flow_bound": opts.bound,
+        "format": "mmaction2-rawframes",
+        "frames": kept,
+    }
+    if opts.schedule is not None:
+        manifest["schedule"] = opts.schedule.to_dict()
+    manifest["bytes"] = folder_bytes(folder)
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return manifest
 
 
@@ -440,6 +448,10 @@ def prepare_dataset(
         else:
             todo.append((rel, str(videos_dir / rel), str(cache / key), opts))
     workers = workers or os.cpu_count() or 1
+    if executor == "process" and opts.device != "cpu":  # one flow process per GPU, fed by CPU workers
+        from .prepare_gpu import prepare_on_gpus
+
+        return prepare_on_gpus(todo, cache, opts, summary, workers=workers, progress=progress)
     run = _run_ray if executor == "ray" else _run_processes
     t0 = time.perf_counter()
     bar = tqdm(total=len(todo), desc="prepare", unit="video", disable=not progress or not todo)

@@ -16,19 +16,23 @@ from .flo import endpoint_error, read_flo, write_flo
 from .opencv import OPENCV_METHODS, FlowBackendError, OpenCVFlow, has_contrib
 from .opencv import check_available as _check_opencv
 from .quantize import DEFAULT_BOUND, dequantize_flow, quantize_flow
-from .tvl1 import TVL1Params, tvl1_flow
+from .tvl1 import QUALITY_PRESET, TVL1Params, tvl1_flow, tvl1_quality_flow
 
 __all__ = [
     "FLOW_METHODS",
     "METHOD_ALIASES",
     "compute_flow",
     "tvl1_flow",
+    "tvl1_quality_flow",
+    "QUALITY_PRESET",
+    "TORCH_METHODS",
     "brox_flow",
     "TVL1Params",
     "BroxParams",
     "OpenCVFlow",
     "FlowBackendError",
     "check_available",
+    "torch_solver",
     "has_contrib",
     "OPENCV_METHODS",
     "DEFAULT_BOUND",
@@ -42,10 +46,12 @@ __all__ = [
 ]
 
 #: Methods accepted by compute_flow: OpenCV on the CPU, and the batched PyTorch solvers (CPU or CUDA).
-FLOW_METHODS = ("opencv-tvl1", "opencv-dis", "opencv-farneback", "tvl1", "brox")
+FLOW_METHODS = ("opencv-tvl1", "opencv-dis", "opencv-farneback", "tvl1", "tvl1-quality", "brox")
+#: The batched PyTorch solvers (CPU or CUDA); the rest are OpenCV on the CPU.
+TORCH_METHODS = ("tvl1", "tvl1-quality", "brox")
 #: Short names kept for the data preparation step ("tvl1" itself is the PyTorch solver).
 METHOD_ALIASES = {"dis": "opencv-dis", "farneback": "opencv-farneback"}
-_TORCH_SOLVERS = {"tvl1": tvl1_flow, "brox": brox_flow}
+_TORCH_SOLVERS = {"tvl1": tvl1_flow, "tvl1-quality": tvl1_quality_flow, "brox": brox_flow}
 
 
 def resolve_method(method: str) -> str:
@@ -55,6 +61,14 @@ def resolve_method(method: str) -> str:
         choices = ", ".join(FLOW_METHODS + tuple(METHOD_ALIASES))
         raise ValueError(f"unknown flow method {method!r}; choose one of: {choices}")
     return name
+
+
+def torch_solver(method: str):
+    """The tensor-level solver of a PyTorch method (frames (N, H, W) on any device -> flow (N, 2, H, W))."""
+    name = resolve_method(method)
+    if name not in _TORCH_SOLVERS:
+        raise ValueError(f"method {name!r} is not a PyTorch solver; choose one of {', '.join(TORCH_METHODS)}")
+    return _TORCH_SOLVERS[name]
 
 
 def check_available(method: str) -> str:
@@ -92,7 +106,7 @@ def compute_flow(
     """
     name = resolve_method(method)
     if name not in _TORCH_SOLVERS and str(device) != "cpu":
-        raise ValueError(f"method {name!r} runs on the CPU only (OpenCV); use device='cpu' or method 'tvl1'/'brox'")
+        raise ValueError(f"method {name!r} runs on the CPU only (OpenCV); use device='cpu' or one of {', '.join(TORCH_METHODS)}")
     dev = resolve_device(device)
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")

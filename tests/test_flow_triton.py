@@ -1,0 +1,99 @@
+"""The Triton TV-L1 kernel against the PyTorch reference, on the CPU through Triton's interpreter.
+
+TRITON_INTERPRET=1 must be set before the kernel module is imported (Triton reads it when the kernels are
+defined); without a GPU this module sets it. The interpreter runs one numpy operation per kernel operation, so
+the images are tiny; the whole-solver comparison is marked slow.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from .conftest import interior_epe, synthetic_pair
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+pytest.importorskip("triton", reason="Triton is not installed (pip install triton; Linux only)")
+
+from dualstream.flow import tvl1_flow  # noqa: E402
+from dualstream.flow import tvl1 as reference  # noqa: E402
+from dualstream.flow.tvl1 import TVL1Params  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _warp_state(n: int, h: int, w: int, seed: int = 0):
+    """Random warp inputs as _solve_level builds them: u (N, 2, H, W), p (N, 2, 2, H, W), gradients, residual."""
+    gen = torch.Generator().manual_seed(seed)
+    u = torch.randn(n, 2, h, w, generator=gen)
+    p = 0.3 * torch.randn(n, 2, 2, h, w, generator=gen)
+    gxy = 5 * torch.randn(n, 2, h, w, generator=gen)
+    gxy[:, :, :2, :3] = 0.0  # pixels without data term (outside the second frame)
+    rho = 3 * torch.randn(n, 1, h, w, generator=gen)
+    return u, p, gxy, gxy.square().sum(1, keepdim=True), rho
+
+
+def test_median_network_is_generated_and_exact():
+    """The committed selection networks are what tools/gen_median_net.py writes, and they select the median."""
+    assert subprocess.run([sys.executable, str(ROOT / "tools" / "gen_median_net.py"), "--check"]).returncode == 0
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        from gen_median_net import median_program
+    finally:
+        sys.path.pop(0)
+    rng = np.random.default_rng(0)
+    for n in (9, 25):
+        src = f"def f({', '.join(f'v{k}' for k in range(n))}):\n" + "\n".join(median_program(n))
+        scope = {"tl": type("tl", (), {"minimum": staticmethod(np.minimum), "maximum": staticmethod(np.maximum)})}
+        exec(src, scope)  # noqa: S102 - the generated straight-line network, evaluated with numpy
+        for values in (rng.normal(size=(n, 5000)), rng.integers(0, 4, (n, 5000)).astype(float)):  # ties too
+            assert np.array_equal(scope["f"](*values), np.median(values, axis=0))
+
+
+@pytest.mark.parametrize("median, check_every", [(3, 1), (5, 2)])
+def test_kernel_warp_matches_reference(median, check_every):
+    """One launch = every outer/inner iteration of a warp, median and stopping rule included, for 2 pairs."""
+    from dualstream.flow import _triton_tvl1
+
+    n, h, w = 2, 12, 14
+    u, p, gxy, gsq, rho = _warp_state(n, h, w)
+    # the second pair starts next to its solution (constant flow, residual ~0) and stops much sooner
+    u[1], p[1] = 0.5, 0.0
+    rho[1] = -(gxy[1] * u[1]).sum(0, keepdim=True) + 0.01 * rho[1]
+    prm = TVL1Params(inner_iterations=3, outer_iterations=2, median_filtering=median, check_every=check_every,
+                     compile=False)
+    eps = 0.05**2 * h * w
+    want_u, want_p = reference._iterate_warp(u, p, gxy, gsq, rho, prm, scaled_eps=eps)
+    got_u, got_p, iters = _triton_tvl1.iterate_warp(
+        u, p, gxy, gsq, rho, total=6, inner=3, check_every=check_every, median=median,
+        l_t=prm.lambda_ * prm.theta, theta=prm.theta, taut=prm.tau / prm.theta, scaled_eps=eps)
+    assert iters.tolist()[0] == 6 and iters.tolist()[1] < 6  # the pairs stopped on their own
+    torch.testing.assert_close(got_u, want_u, rtol=0, atol=1e-5)
+    torch.testing.assert_close(got_p, want_p, rtol=0, atol=1e-5)
+
+
+def test_backend_choice_and_errors():
+    assert reference.resolve_backend(TVL1Params(), torch.device("cpu")) == "torch"  # auto: the reference on CPU
+    assert reference.resolve_backend(TVL1Params(backend="triton"), torch.device("cpu")) == "triton"  # interpreter
+    with pytest.raises(ValueError, match="does not support gamma"):
+        reference.resolve_backend(TVL1Params(backend="triton", gamma=0.1), torch.device("cpu"))
+    with pytest.raises(ValueError, match="backend must be one of"):
+        TVL1Params(backend="cuda")
+
+
+@pytest.mark.slow
+def test_triton_solver_matches_reference_on_a_synthetic_pair():
+    """The whole solver (pyramid, warps, kernel) through the interpreter against the eager reference."""
+    prev, nxt, truth = synthetic_pair(n=2, height=24, width=32)
+    params = {"warps": 2, "inner_iterations": 10, "outer_iterations": 2, "compile": False}
+    want = tvl1_flow(prev, nxt, backend="torch", **params)
+    got = tvl1_flow(prev, nxt, backend="triton", **params)
+    assert float((got - want).abs().max()) < 1e-3
+    assert abs(interior_epe(got, truth, margin=4) - interior_epe(want, truth, margin=4)) < 1e-4
