@@ -109,7 +109,8 @@ def main(argv: list[str] | None = None) -> None:
         ("tvl1 reference (torch), check_every 10", "tvl1", {"backend": "torch", "check_every": 10, **fast}),
         ("tvl1 triton", "tvl1", {"backend": "triton", **fast}),
         ("tvl1-quality triton", "tvl1-quality", {"backend": "triton", **fast}),
-        ("brox reference (torch)", "brox", brox_fast),
+        ("brox reference (torch)", "brox", {"backend": "torch", **brox_fast}),
+        ("brox triton", "brox", {"backend": "triton", **brox_fast}),
     ]
     if smoke:
         rows = [r for r in rows if "check_every" not in r[0]]
@@ -134,8 +135,8 @@ def main(argv: list[str] | None = None) -> None:
                 agree = f"{max(float(np.abs(f - r).max()) for f, r in zip(flows, reference_flows[key])):.2e}"
             one = rate(method, a[:single], b[:single], device, params, one_by_one=True)
             many = rate(method, a, b, device, params, one_by_one=False)
-            if label == "tvl1 triton":
-                solver_rate = many
+            if label == "tvl1 triton" or (label.startswith("tvl1 reference") and solver_rate is None):
+                solver_rate = many  # what prepare's default (auto: Triton on CUDA) should approach
             print(f"| {label} | {epe:.4f} | {mid:.4f} | {agree} | {one:.2f} | {many:.2f} |", flush=True)
         except Exception as exc:  # noqa: BLE001 - one failing row must not hide the others
             print(f"| {label} | failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]} | | | | |", flush=True)

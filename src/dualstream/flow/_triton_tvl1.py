@@ -14,21 +14,15 @@ check it against the reference.
 
 from __future__ import annotations
 
-import os
-
 import torch
 import triton
 import triton.language as tl
 
 from ._median_net import median9, median25
+from ._torch import triton_interpreted as interpreted
 
 #: Median kernel sizes the fused filter supports (others run through the PyTorch backend).
 MEDIAN_SIZES = (0, 1, 3, 5)
-
-
-def interpreted() -> bool:
-    """Whether the kernels were built for Triton's CPU interpreter (TRITON_INTERPRET=1 at import)."""
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
 @triton.jit

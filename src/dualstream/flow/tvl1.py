@@ -28,6 +28,8 @@ import torch.nn.functional as F
 
 from ._torch import (
     base_grid,
+    choose_backend,
+    self_check_frames,
     build_pyramid,
     centered_gradient,
     make_params,
@@ -283,9 +285,6 @@ def _solve_level(
     return u, p
 
 
-_TRITON_OK: dict[str, bool] = {}
-
-
 def triton_unsupported(prm: TVL1Params) -> str | None:
     """Why the Triton kernel cannot run these settings (None when it can)."""
     if prm.gamma > 0:
@@ -295,50 +294,17 @@ def triton_unsupported(prm: TVL1Params) -> str | None:
     return None
 
 
+def _self_check_pair(device: torch.device, **params: object) -> float:
+    """Largest difference in px between the Triton and the reference TV-L1 on a small textured pair."""
+    a, b = self_check_frames(device)
+    ref = tvl1_flow(a, b, backend="torch", compile=False, warps=2, nscales=2, **params)
+    return float((ref - tvl1_flow(a, b, backend="triton", warps=2, nscales=2, **params)).abs().max())
+
+
 def resolve_backend(prm: TVL1Params, device: torch.device) -> str:
     """"torch" or "triton" for these settings on ``device``; one-line ValueError when "triton" cannot run."""
-    if prm.backend == "torch" or (prm.backend == "auto" and device.type != "cuda"):
-        return "torch"
-    why = triton_unsupported(prm)
-    if prm.backend == "triton":
-        if why:
-            raise ValueError(f"TV-L1 backend 'triton' does not support {why}; use backend='torch'")
-        try:
-            from . import _triton_tvl1
-        except ImportError as exc:
-            raise ValueError(f"TV-L1 backend 'triton' needs Triton (pip install triton; Linux): {exc}") from None
-        if device.type != "cuda" and not _triton_tvl1.interpreted():
-            raise ValueError("TV-L1 backend 'triton' runs on CUDA tensors; on the CPU only under TRITON_INTERPRET=1 "
-                             "(Triton's interpreter, for tests)")
-        return "triton"
-    if why:
-        return "torch"
-    return "triton" if _triton_self_check(device) else "torch"
-
-
-def _triton_self_check(device: torch.device) -> bool:
-    """Once per device and process: the Triton kernel compiles and agrees with the reference on a small pair;
-    otherwise a warning, and "auto" stays on the PyTorch backend."""
-    key = str(device)
-    if key not in _TRITON_OK:
-        try:
-            from . import _triton_tvl1  # noqa: F401
-            gen = torch.Generator().manual_seed(0)
-            a = F.interpolate(torch.rand(1, 1, 8, 10, generator=gen), size=(32, 40), mode="bicubic")[:, 0] * 255
-            b = torch.roll(a, (1, 1), (1, 2))
-            a, b = a.to(device), b.to(device)
-            ref = tvl1_flow(a, b, backend="torch", compile=False, warps=2, nscales=2)
-            new = tvl1_flow(a, b, backend="triton", warps=2, nscales=2)
-            diff = float((ref - new).abs().max())
-            _TRITON_OK[key] = diff < 1e-2
-            if not _TRITON_OK[key]:
-                warnings.warn(f"Triton TV-L1 differs from the reference by {diff:.3g} px on {key}; using the PyTorch "
-                              "backend", RuntimeWarning, stacklevel=4)
-        except Exception as exc:  # noqa: BLE001 - no Triton, no compiler, a kernel error: use the reference
-            warnings.warn(f"Triton TV-L1 unavailable on {key} ({type(exc).__name__}: {exc}); using the PyTorch "
-                          "backend", RuntimeWarning, stacklevel=4)
-            _TRITON_OK[key] = False
-    return _TRITON_OK[key]
+    return choose_backend(prm.backend, device, solver="TV-L1", module="_triton_tvl1", unsupported=triton_unsupported(prm),
+                          self_check=_self_check_pair)
 
 
 def _rof_structure(f: torch.Tensor, theta: float, iterations: int) -> torch.Tensor:
