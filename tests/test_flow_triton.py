@@ -129,3 +129,14 @@ def test_triton_solver_matches_reference_on_a_synthetic_pair():
     got = tvl1_flow(prev, nxt, backend="triton", **params)
     assert float((got - want).abs().max()) < 1e-3  # measured 4.4e-5 px
     assert abs(interior_epe(got, truth, margin=4) - interior_epe(want, truth, margin=4)) < 1e-4
+
+
+@pytest.mark.slow
+def test_gpu_flow_benchmark_smoke_mode_runs():
+    """benchmarks/gpu_flow.sh --smoke: every code path of the GPU benchmark at tiny sizes (4 min on a loaded CPU)."""
+    env = {**os.environ, "PYTHON": sys.executable}
+    out = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_flow.sh"), "--smoke"], env=env, capture_output=True,
+                         text=True, timeout=1200)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "| tvl1 triton |" in out.stdout and "| brox triton |" in out.stdout and "| failed:" not in out.stdout
+    assert "UCF-101's 2.5 M pairs would take" in out.stdout
