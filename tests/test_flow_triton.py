@@ -1,8 +1,9 @@
 """The Triton TV-L1 and Brox kernels against the PyTorch reference, on the CPU through Triton's interpreter.
 
-TRITON_INTERPRET=1 must be set before the kernel module is imported (Triton reads it when the kernels are
-defined); without a GPU this module sets it. The interpreter runs one numpy operation per kernel operation, so
-the images are tiny; the whole-solver comparison is marked slow.
+TRITON_INTERPRET=1 must be set before Triton is imported (it is read when triton.language and each kernel are
+defined); without a GPU, conftest.py sets it first thing. The interpreter runs one numpy operation per kernel
+operation, so the images are tiny; the whole-solver comparisons are marked slow. On a GPU machine (no
+interpreter) the same tests run the compiled kernels on CUDA tensors.
 """
 
 from __future__ import annotations
@@ -18,9 +19,13 @@ import torch
 
 from .conftest import interior_epe, synthetic_pair
 
-if not torch.cuda.is_available():
-    os.environ.setdefault("TRITON_INTERPRET", "1")
 pytest.importorskip("triton", reason="Triton is not installed (pip install triton; Linux only)")
+from dualstream.flow._torch import triton_interpreted  # noqa: E402
+
+if not triton_interpreted() and not torch.cuda.is_available():
+    pytest.skip("Triton kernels need a CUDA GPU or TRITON_INTERPRET=1 set before Triton is imported",
+                allow_module_level=True)
+DEVICE = torch.device("cpu" if triton_interpreted() else "cuda")
 
 from dualstream.flow import tvl1_flow  # noqa: E402
 from dualstream.flow import tvl1 as reference  # noqa: E402
@@ -37,7 +42,7 @@ def _warp_state(n: int, h: int, w: int, seed: int = 0):
     gxy = 5 * torch.randn(n, 2, h, w, generator=gen)
     gxy[:, :, :2, :3] = 0.0  # pixels without data term (outside the second frame)
     rho = 3 * torch.randn(n, 1, h, w, generator=gen)
-    return u, p, gxy, gxy.square().sum(1, keepdim=True), rho
+    return u, p, gxy, rho
 
 
 def test_median_network_is_generated_and_exact():
@@ -63,10 +68,12 @@ def test_kernel_warp_matches_reference(median, check_every):
     from dualstream.flow import _triton_tvl1
 
     n, h, w = 2, 12, 14
-    u, p, gxy, gsq, rho = _warp_state(n, h, w)
+    u, p, gxy, rho = _warp_state(n, h, w)
     # the second pair starts next to its solution (constant flow, residual ~0) and stops much sooner
     u[1], p[1] = 0.5, 0.0
     rho[1] = -(gxy[1] * u[1]).sum(0, keepdim=True) + 0.01 * rho[1]
+    u, p, gxy, rho = (t.to(DEVICE) for t in (u, p, gxy, rho))
+    gsq = gxy.square().sum(1, keepdim=True)
     prm = TVL1Params(inner_iterations=3, outer_iterations=2, median_filtering=median, check_every=check_every,
                      compile=False)
     eps = 0.05**2 * h * w
@@ -88,6 +95,7 @@ def test_brox_kernel_warp_matches_reference():
     i1, i2w = (torch.nn.functional.interpolate(torch.rand(n, 1, 4, 5, generator=gen), size=(h, w), mode="bicubic")
                for _ in range(2))
     flow = 0.5 * torch.randn(n, 2, h, w, generator=gen)
+    i1, i2w, flow = i1.to(DEVICE), i2w.to(DEVICE), flow.to(DEVICE)
     prm = brox.BroxParams(inner_iterations=2, solver_iterations=2)
     want = brox._solve_warp(i1, i2w, flow, prm)
     got = brox._solve_warp_triton(i1, i2w, flow, prm)
@@ -97,9 +105,9 @@ def test_brox_kernel_warp_matches_reference():
 
 def test_backend_choice_and_errors():
     assert reference.resolve_backend(TVL1Params(), torch.device("cpu")) == "torch"  # auto: the reference on CPU
-    assert reference.resolve_backend(TVL1Params(backend="triton"), torch.device("cpu")) == "triton"  # interpreter
+    assert reference.resolve_backend(TVL1Params(backend="triton"), DEVICE) == "triton"  # interpreter or GPU
     with pytest.raises(ValueError, match="does not support gamma"):
-        reference.resolve_backend(TVL1Params(backend="triton", gamma=0.1), torch.device("cpu"))
+        reference.resolve_backend(TVL1Params(backend="triton", gamma=0.1), DEVICE)
     with pytest.raises(ValueError, match="backend must be one of"):
         TVL1Params(backend="cuda")
     from dualstream.flow import brox
@@ -114,8 +122,9 @@ def test_triton_brox_matches_reference_on_a_synthetic_pair():
     from dualstream.flow import brox_flow
 
     prev, nxt, truth = synthetic_pair(n=2, height=24, width=32)
-    want = brox_flow(prev, nxt, backend="torch")
-    got = brox_flow(prev, nxt, backend="triton")
+    prev, nxt = prev.to(DEVICE), nxt.to(DEVICE)
+    want = brox_flow(prev, nxt, backend="torch").cpu()
+    got = brox_flow(prev, nxt, backend="triton").cpu()
     assert float((got - want).abs().max()) < 1e-4  # measured 4.3e-6 px
     assert abs(interior_epe(got, truth, margin=4) - interior_epe(want, truth, margin=4)) < 1e-5
 
@@ -124,9 +133,10 @@ def test_triton_brox_matches_reference_on_a_synthetic_pair():
 def test_triton_solver_matches_reference_on_a_synthetic_pair():
     """The whole solver (pyramid, warps, kernel) through the interpreter against the eager reference."""
     prev, nxt, truth = synthetic_pair(n=2, height=24, width=32)
+    prev, nxt = prev.to(DEVICE), nxt.to(DEVICE)
     params = {"warps": 2, "inner_iterations": 10, "outer_iterations": 2, "compile": False}
-    want = tvl1_flow(prev, nxt, backend="torch", **params)
-    got = tvl1_flow(prev, nxt, backend="triton", **params)
+    want = tvl1_flow(prev, nxt, backend="torch", **params).cpu()
+    got = tvl1_flow(prev, nxt, backend="triton", **params).cpu()
     assert float((got - want).abs().max()) < 1e-3  # measured 4.4e-5 px
     assert abs(interior_epe(got, truth, margin=4) - interior_epe(want, truth, margin=4)) < 1e-4
 

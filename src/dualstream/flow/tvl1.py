@@ -67,6 +67,7 @@ class TVL1Params:
     structure_texture: alpha of the structure-texture decomposition (Wedel et al. 2009, sec. 3): the solver
         sees I - alpha * ROF(I), which removes shading and illumination changes; 0 (default) uses the frames.
     structure_theta, structure_iterations: the ROF denoising of that decomposition (on frames scaled to -1..1).
+    pyramid_antialias: low-pass each level before subsampling (bilinear with antialias); OpenCV does not.
     backend: "torch" (the eager/compiled reference, one host sync per check), "triton" (one fused kernel per
         warp: iterations, median and stopping rule on the device; CUDA tensors, or CPU tensors under
         TRITON_INTERPRET=1 for testing) or "auto" (default: "triton" on CUDA when Triton imports and its
@@ -89,6 +90,7 @@ class TVL1Params:
     structure_texture: float = 0.0
     structure_theta: float = 0.125
     structure_iterations: int = 100
+    pyramid_antialias: bool = False
     backend: str = "auto"
 
     def __post_init__(self) -> None:
@@ -353,7 +355,8 @@ def tvl1_flow(prev: torch.Tensor, nxt: torch.Tensor, **params: object) -> torch.
         i0, i1 = structure_texture(i0, i1, prm)
     n, _, h, w = i0.shape
     sizes = pyramid_sizes(h, w, nscales=prm.nscales, scale_step=prm.scale_step)
-    pyr0, pyr1 = build_pyramid(i0, sizes), build_pyramid(i1, sizes)
+    pyr0 = build_pyramid(i0, sizes, antialias=prm.pyramid_antialias)
+    pyr1 = build_pyramid(i1, sizes, antialias=prm.pyramid_antialias)
     channels = 3 if prm.gamma > 0 else 2
     u = torch.zeros(n, channels, *sizes[-1], device=i0.device)
     p = torch.zeros(n, channels, 2, *sizes[-1], device=i0.device)
@@ -369,7 +372,7 @@ def tvl1_flow(prev: torch.Tensor, nxt: torch.Tensor, **params: object) -> torch.
 
 
 #: Settings of the "tvl1-quality" method (see benchmarks/RESULTS.md for how they were chosen and what they cost).
-QUALITY_PRESET: dict[str, object] = {"structure_texture": 0.95}
+QUALITY_PRESET: dict[str, object] = {"lambda_": 0.25, "scale_step": 0.9, "nscales": 10}
 
 
 def tvl1_quality_flow(prev: torch.Tensor, nxt: torch.Tensor, **params: object) -> torch.Tensor:
