@@ -7,7 +7,7 @@ from dualstream.config import load_config
 from dualstream.data.make_split import make_split
 from dualstream.data.ucf101 import (GroupLeakageError, SplitError, check_group_overlap, read_split,
                                     validate_split)
-from dualstream.engine.train import load_split
+from dualstream.engine.build import load_split
 
 from .conftest import shared_data
 

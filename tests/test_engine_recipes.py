@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dualstream.config import load_config
-from dualstream.engine.train import build_model
+from dualstream.engine.build import build_model
 
 CONFIGS = Path(__file__).resolve().parents[1] / "src" / "dualstream" / "configs"
 RECIPES = [f"{m}_ucf101_split{s}.yaml" for m in ("early_fusion", "late_fusion") for s in (1, 2, 3)]

@@ -16,28 +16,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from ..config import ConfigError, config_from_dict
+from ..config import ConfigError, load_config
 from ..data.dataset import EvalViews
 from ..data.sampling import eval_offsets
 from ..data.ucf101 import VideoEntry
 from .accel import autocast, autocast_dtype, loader_workers, to_device, use_channels_last
-from .distributed import ShardSampler, World, close_world, gather_objects, init_world
+from .build import CONFIG, clip_spec, eval_loader, load_split
+from .checkpoint import load_model
+from .distributed import close_world, gather_objects, init_world
 
 EVAL_JSON = "eval.json"
 MISTAKES_CSV = "mistakes.csv"
 CONFUSION_PNG = "confusion.png"
-
-
-def eval_loader(dataset: Dataset, *, world: World, batch_size: int, workers: int, pin: bool) -> DataLoader:
-    # a generator of its own: starting the workers must not draw from the global RNG (exact resume)
-    return DataLoader(dataset, batch_size=batch_size, sampler=ShardSampler(len(dataset), world),
-                      num_workers=workers, pin_memory=pin, persistent_workers=workers > 0,
-                      generator=torch.Generator().manual_seed(0))
 
 
 @torch.no_grad()
@@ -115,13 +109,10 @@ def evaluate_run(run: str | Path, *, clips: int | None = None, crops: int | None
     """Evaluate a trained run on a split's test list; writes eval.json, mistakes.csv and confusion.png.
 
     Under torchrun the views are sharded over the processes and gathered; rank 0 writes."""
-    from .checkpoint import load_model
-    from .train import CONFIG, clip_spec, load_split
-
     run = Path(run)
     if not (run / CONFIG).is_file():
         raise FileNotFoundError(f"{run}: not a run folder (no {CONFIG})")
-    cfg = config_from_dict(yaml.safe_load((run / CONFIG).read_text()))
+    cfg = load_config(run / CONFIG)  # a damaged config.yaml is one ConfigError line, as for train
     trained_split = cfg.data.split
     if split is not None and split != trained_split:
         if split not in (1, 2, 3):

@@ -4,6 +4,9 @@ One code path for one process and many (``torchrun --nproc_per_node N -m dualstr
 distributed details stay at the edges (``model_without_ddp``, ``sampler.set_epoch``, rank 0 writes).
 A resumed run reproduces the uninterrupted one exactly on CPU: the checkpoint holds the model,
 optimizer, epoch, step, every process's RNG states, the sampler position and the metrics history.
+
+The loop (``_fit``) is three calls per epoch: ``setup`` builds the run once, ``train_epoch`` trains
+one pass, ``end_of_epoch`` evaluates, checkpoints and writes the metrics line.
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ import json
 import os
 import random
 import shutil
-import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,53 +30,22 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
-from ..config import Config, ConfigError
-from ..data.cache import check_prepared, read_manifest
-from ..data.dataset import ClipSpec, EvalViews, TrainClips
+from ..config import Config
+from ..data.cache import read_manifest
+from ..data.dataset import EvalViews, TrainClips
 from ..data.sampling import eval_offsets, offset_for_epoch
-from ..data.ucf101 import Split, check_group_overlap, read_split, validate_split
-from ..models import create_model
+from ..data.ucf101 import Split
 from .accel import autocast, autocast_dtype, loader_workers, to_device, use_channels_last
+from .build import CONFIG, build_model, clip_spec, eval_loader, load_split
 from .checkpoint import (CHECKPOINT_DIR, CheckpointError, checkpoint_dirs, load_checkpoint, save_checkpoint,
                          MODEL_JSON, MODEL_WEIGHTS, save_model_package)
 from .distributed import World, all_reduce_sum, close_world, gather_objects, init_world
-from .evaluate import CONFUSION_PNG, EVAL_JSON, MISTAKES_CSV, eval_loader, predict
+from .evaluate import CONFUSION_PNG, EVAL_JSON, MISTAKES_CSV, predict
 
 METRICS = "metrics.jsonl"
-CONFIG = "config.yaml"
 RUN_JSON = "run.json"
 CURVES_PNG = "curves.png"
 TENSORBOARD_DIR = "tensorboard"
-
-
-def clip_spec(cfg: Config) -> ClipSpec:
-    d = cfg.data
-    return ClipSpec(
-        frames=d.frames, interval=d.interval, offsets=tuple(d.offsets), offset_period=d.offset_period,
-        input_size=d.input_size, flow_bound=d.flow_bound, crop_scale_min=d.crop_scale_min, flip=d.flip,
-    )
-
-
-def load_split(cfg: Config) -> Split:
-    """Read the split, refuse train/test group leakage (unless data.allow_group_overlap) and check
-    that the cache holds every video it lists (one error naming all)."""
-    split = read_split(cfg.data.splits, cfg.data.split)
-    where = f"split {cfg.data.split} of {cfg.data.splits}"
-    validate_split(split, where=where)
-    overlap = check_group_overlap(split, allow=cfg.data.allow_group_overlap, where=where)
-    if overlap:
-        tqdm.write(f"warning: {where} shares {len(overlap)} group(s) between train and test "
-                   "(data.allow_group_overlap=true): test accuracy is inflated", file=sys.stderr)
-    check_prepared(cfg.data.cache, [e.key for e in split.train + split.test])
-    return split
-
-
-def build_model(cfg: Config, num_classes: int) -> nn.Module:
-    try:
-        return create_model(cfg.model.name, num_classes=num_classes, frames=cfg.data.frames,
-                            input_size=cfg.data.input_size, **cfg.model.kwargs)
-    except (TypeError, ValueError) as exc:  # unknown model or keyword argument: the user's config
-        raise ConfigError(f"model {cfg.model.name!r} with kwargs {cfg.model.kwargs}: {exc}") from None
 
 
 def model_spec(cfg: Config, classes: list[str], flow_method: str, *, short_side: int) -> dict:
@@ -146,6 +119,190 @@ class EpochClips(Dataset):
         return self.clips[i]
 
 
+def train(cfg: Config, run: str | Path, *, resume: bool = False, progress: bool = True,
+          recipe: str | None = None) -> list[dict]:
+    """Train ``cfg`` into the run folder (rank 0 writes); returns the metrics lines (one per epoch)."""
+    world, device = init_world(cfg.train.device)
+    try:
+        return _fit(cfg, Path(run), world, device, resume=resume, progress=progress and world.main, recipe=recipe)
+    finally:
+        close_world()
+
+
+def _fit(cfg: Config, run: Path, world: World, device: torch.device, *, resume: bool, progress: bool,
+         recipe: str | None) -> list[dict]:
+    s = setup(cfg, run, world, device, resume=resume, recipe=recipe)
+    try:
+        for epoch in range(s.start, cfg.train.epochs):
+            stats = train_epoch(s, epoch, progress=progress)
+            end_of_epoch(s, epoch, stats, progress=progress)
+    finally:
+        if s.writer is not None:
+            s.writer.close()
+    return s.history
+
+
+@dataclass
+class Session:
+    """What a training run carries from one epoch to the next (built by ``setup``)."""
+
+    cfg: Config
+    run: Path
+    world: World
+    device: torch.device
+    model: nn.Module
+    """What trains: the model, wrapped in DDP and/or compiled."""
+    model_without_ddp: nn.Module
+    """What is saved and evaluated."""
+    optimizer: torch.optim.Optimizer
+    sampler: EpochSampler
+    loader: DataLoader
+    test_loader: DataLoader
+    dtype: torch.dtype | None
+    channels_last: bool
+    info: dict
+    """run.json's fixed part: recipe, model, parameters, world size, precision, ..."""
+    start: int = 0
+    """First epoch to train (0-based)."""
+    step: int = 0
+    history: list[dict] = field(default_factory=list)
+    partial: dict | None = None
+    """A mid-epoch checkpoint's position (batches trained, partial sums), consumed by the first epoch."""
+    spec_json: dict | None = None
+    writer: Any = None
+
+
+def setup(cfg: Config, run: Path, world: World, device: torch.device, *, resume: bool,
+          recipe: str | None) -> Session:
+    """Model, optimizer, loaders and run folder; with ``resume`` the newest checkpoint's state restored."""
+    split = load_split(cfg)
+    seed_everything(cfg.seed)  # the same initial weights in every process
+    model = build_model(cfg, len(split.classes))
+    state = _resume_state(run, model, cfg, len(split.classes)) if resume else None
+    channels_last = use_channels_last(cfg.train.memory_format, device)
+    model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    start, step, history, partial = _restore(state, optimizer, cfg, run, world)
+    model_without_ddp = model
+    if world.size > 1:
+        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.train.compile:
+        model = torch.compile(model)
+
+    sampler, loader, test_loader = _loaders(cfg, split, world, device)
+    dtype = autocast_dtype(cfg.train.precision, device)
+    info = {
+        "recipe": recipe or (state or {}).get("recipe") or cfg.model.name, "model": cfg.model.name,
+        "params": sum(p.numel() for p in model_without_ddp.parameters()), "classes": len(split.classes),
+        "split": cfg.data.split, "world_size": world.size, "global_batch": cfg.train.batch_size * world.size,
+        "device": device.type, "precision": str(dtype or torch.float32).replace("torch.", ""),
+        "compile": cfg.train.compile,
+    }
+    s = Session(cfg, run, world, device, model, model_without_ddp, optimizer, sampler, loader, test_loader,
+                dtype, channels_last, info, start, step, history, partial)
+    if world.main:
+        _open_run_folder(s, split, fresh=state is None)
+    return s
+
+
+def _restore(state: dict | None, optimizer: torch.optim.Optimizer, cfg: Config, run: Path, world: World
+             ) -> tuple[int, int, list[dict], dict | None]:
+    """(first epoch, step, history, mid-epoch position) from a checkpoint's state, and its optimizer and
+    RNG states restored; a fresh run gives each process other than rank 0 dropout draws of its own."""
+    if state is None:
+        if world.rank:
+            seed_everything(cfg.seed + world.rank)
+        return 0, 0, [], None
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+    except (ValueError, KeyError, TypeError, RuntimeError) as exc:  # another model's optimizer, or torn
+        raise CheckpointError(f"{checkpoint_dirs(run)[-1]}: its optimizer state does not fit this model "
+                              f"({' '.join(str(exc).split())[:160]})") from None
+    for group in optimizer.param_groups:  # the config's values win over the checkpoint's
+        group.update(lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    start, step, history = state["epoch"] + 1, int(state["step"]), list(state["history"])
+    partial = state.get("partial")
+    saved_batch = state.get("config", {}).get("train", {}).get("batch_size", cfg.train.batch_size)
+    if partial and saved_batch != cfg.train.batch_size:
+        raise CheckpointError(f"{run}: a mid-epoch checkpoint resumes with the batch size that wrote it "
+                              f"(train.batch_size={saved_batch}, not {cfg.train.batch_size})")
+    if partial and len(state["rng"]) != world.size:
+        raise CheckpointError(f"{run}: a mid-epoch checkpoint resumes with as many processes as wrote it "
+                              f"({len(state['rng'])}, not {world.size})")
+    if len(state["rng"]) == world.size:
+        set_rng_state(state["rng"][world.rank])
+    else:
+        seed_everything(cfg.seed + 1000 * start + world.rank)
+        if world.main:
+            tqdm.write(f"note: resuming {len(state['rng'])}-process state in {world.size} processes; "
+                       "the continuation is valid but not bit-identical to an uninterrupted run")
+    return start, step, history, partial
+
+
+def _loaders(cfg: Config, split: Split, world: World, device: torch.device
+             ) -> tuple[EpochSampler, DataLoader, DataLoader]:
+    """The training sampler and loader (one augmented clip per video per epoch) and the per-epoch test loader."""
+    spec = clip_spec(cfg)
+    workers = loader_workers(cfg.data.num_workers, local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    pin = device.type == "cuda"
+    train_set = TrainClips(cfg.data.cache, split.train, spec, seed=cfg.seed)
+    sampler = EpochSampler(train_set, num_replicas=world.size, rank=world.rank, shuffle=True, seed=cfg.seed)
+    loader = DataLoader(EpochClips(train_set), batch_size=cfg.train.batch_size, sampler=sampler, num_workers=workers,
+                        pin_memory=pin, persistent_workers=workers > 0, generator=torch.Generator().manual_seed(cfg.seed))
+    test_set = EvalViews(cfg.data.cache, split.test, spec, offsets=eval_offsets(cfg.data.interval, 1))
+    test_loader = eval_loader(test_set, world=world, batch_size=cfg.train.batch_size, workers=workers, pin=pin)
+    return sampler, loader, test_loader
+
+
+def _open_run_folder(s: Session, split: Split, *, fresh: bool) -> None:
+    """Rank 0: config.yaml, metrics.jsonl as the checkpoint left it, TensorBoard, the model package's spec."""
+    run, cfg = s.run, s.cfg
+    run.mkdir(parents=True, exist_ok=True)
+    if fresh:  # a fresh run: an older run's checkpoints and results here must not mix with it
+        shutil.rmtree(run / CHECKPOINT_DIR, ignore_errors=True)
+        for stale in (EVAL_JSON, MISTAKES_CSV, CONFUSION_PNG, MODEL_WEIGHTS, MODEL_JSON):
+            (run / stale).unlink(missing_ok=True)
+    (run / CONFIG).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    _write_lines(run / METRICS, s.history)  # exactly the checkpoint's history: no line lost or doubled
+    s.writer = _tensorboard(run)
+    manifest = read_manifest(cfg.data.cache, split.train[0].key)
+    s.spec_json = model_spec(cfg, split.classes, manifest.get("flow_method", "unknown"),
+                             short_side=min(manifest["height"], manifest["width"]))
+
+
+def _desc(s: Session, epoch: int) -> str:
+    return f"epoch {epoch + 1}/{s.cfg.train.epochs}"
+
+
+def train_epoch(s: Session, epoch: int, *, progress: bool) -> dict:
+    """Train one epoch (the rest of it after a mid-epoch resume); loss, accuracy, clips and seconds."""
+    cfg = s.cfg
+    s.sampler.set_epoch(epoch)
+    done = s.partial["batches"] if s.partial else 0  # batches of this epoch trained before a resume
+    s.sampler.skip = done * cfg.train.batch_size
+    sums = s.partial["sums"][s.world.rank] if s.partial else None
+    full = -(-s.sampler.num_samples // cfg.train.batch_size)
+    every = cfg.train.checkpoint_every
+
+    def after_batch(b: int, sums: torch.Tensor) -> None:
+        if (done + b) % every == 0 and done + b < full:
+            save(s, epoch - 1, step=s.step + b, batch=done + b, sums=sums)
+
+    t0 = time.perf_counter()
+    try:
+        stats = train_one_epoch(s.model, s.loader, s.optimizer, device=s.device, dtype=s.dtype,
+                                channels_last=s.channels_last, desc=_desc(s, epoch), progress=progress, sums=sums,
+                                after_batch=after_batch if every else None)
+    except FloatingPointError as exc:
+        last = checkpoint_dirs(s.run)
+        kept = f"the last good checkpoint {last[-1]} is kept" if last else "no checkpoint was written"
+        raise FloatingPointError(f"training stopped: {exc}; {kept} (try a lower train.lr)") from None
+    stats["seconds"] = time.perf_counter() - t0
+    s.step += len(s.loader)
+    s.sampler.skip, s.partial = 0, None
+    return stats
+
+
 def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, *,
                     device: torch.device, dtype: torch.dtype | None, channels_last: bool, desc: str,
                     progress: bool, sums: torch.Tensor | None = None,
@@ -176,150 +333,53 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim
     return {"loss": loss_sum / seen, "acc": correct / seen, "clips": int(seen)}
 
 
-def train(cfg: Config, run: str | Path, *, resume: bool = False, progress: bool = True,
-          recipe: str | None = None) -> list[dict]:
-    """Train ``cfg`` into the run folder (rank 0 writes); returns the metrics lines (one per epoch)."""
-    world, device = init_world(cfg.train.device)
-    try:
-        return _fit(cfg, Path(run), world, device, resume=resume, progress=progress and world.main, recipe=recipe)
-    finally:
-        close_world()
 
 
-def _fit(cfg: Config, run: Path, world: World, device: torch.device, *, resume: bool, progress: bool,
-         recipe: str | None) -> list[dict]:
-    split = load_split(cfg)
-    seed_everything(cfg.seed)  # the same initial weights in every process
-    model = build_model(cfg, len(split.classes))
-    state = _resume_state(run, model, cfg, len(split.classes)) if resume else None
-    channels_last = use_channels_last(cfg.train.memory_format, device)
-    model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-    start, step, history, partial = 0, 0, [], None
-    if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        for group in optimizer.param_groups:  # the config's values win over the checkpoint's
-            group.update(lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-        start, step, history = state["epoch"] + 1, int(state["step"]), list(state["history"])
-        partial = state.get("partial")
-        saved_batch = state.get("config", {}).get("train", {}).get("batch_size", cfg.train.batch_size)
-        if partial and saved_batch != cfg.train.batch_size:
-            raise CheckpointError(f"{run}: a mid-epoch checkpoint resumes with the batch size that wrote it "
-                                  f"(train.batch_size={saved_batch}, not {cfg.train.batch_size})")
-        if partial and len(state["rng"]) != world.size:
-            raise CheckpointError(f"{run}: a mid-epoch checkpoint resumes with as many processes as wrote it "
-                                  f"({len(state['rng'])}, not {world.size})")
-        if len(state["rng"]) == world.size:
-            set_rng_state(state["rng"][world.rank])
-        else:
-            seed_everything(cfg.seed + 1000 * start + world.rank)
-            if world.main:
-                tqdm.write(f"note: resuming {len(state['rng'])}-process state in {world.size} processes; "
-                           "the continuation is valid but not bit-identical to an uninterrupted run")
-    elif world.rank:
-        seed_everything(cfg.seed + world.rank)  # dropout draws of their own in each process
-    model_without_ddp = model
-    if world.size > 1:
-        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if cfg.train.compile:
-        model = torch.compile(model)
-
-    spec = clip_spec(cfg)
-    workers = loader_workers(cfg.data.num_workers, local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-    pin = device.type == "cuda"
-    train_set = TrainClips(cfg.data.cache, split.train, spec, seed=cfg.seed)
-    sampler = EpochSampler(train_set, num_replicas=world.size, rank=world.rank, shuffle=True, seed=cfg.seed)
-    loader = DataLoader(EpochClips(train_set), batch_size=cfg.train.batch_size, sampler=sampler, num_workers=workers,
-                        pin_memory=pin, persistent_workers=workers > 0, generator=torch.Generator().manual_seed(cfg.seed))
-    test_set = EvalViews(cfg.data.cache, split.test, spec, offsets=eval_offsets(cfg.data.interval, 1))
-    test_loader = eval_loader(test_set, world=world, batch_size=cfg.train.batch_size, workers=workers, pin=pin)
-    dtype = autocast_dtype(cfg.train.precision, device)
-
-    info = {
-        "recipe": recipe or (state or {}).get("recipe") or cfg.model.name, "model": cfg.model.name,
-        "params": sum(p.numel() for p in model_without_ddp.parameters()), "classes": len(split.classes),
-        "split": cfg.data.split, "world_size": world.size, "global_batch": cfg.train.batch_size * world.size,
-        "device": device.type, "precision": str(dtype or torch.float32).replace("torch.", ""),
-        "compile": cfg.train.compile,
+def end_of_epoch(s: Session, epoch: int, stats: dict, *, progress: bool) -> dict:
+    """Evaluate on the test list (one centre clip per video), checkpoint, write the metrics line and plots."""
+    cfg, train_s = s.cfg, stats["seconds"]
+    t1 = time.perf_counter()
+    probs, labels, _ = predict(s.model_without_ddp, s.test_loader, s.device, dtype=s.dtype,
+                               channels_last=s.channels_last)
+    test_loss = F.nll_loss(probs.double().clamp_min(1e-12).log(), labels).item()
+    line = {
+        "epoch": epoch, "step": s.step,
+        "offset": offset_for_epoch(epoch, offsets=list(cfg.data.offsets), period=cfg.data.offset_period),
+        "train_loss": round(stats["loss"], 6), "train_acc": round(stats["acc"], 6), "train_clips": stats["clips"],
+        "test_loss": round(test_loss, 6), "test_acc": round(float((probs.argmax(1) == labels).double().mean()), 6),
+        "test_clips": int(labels.numel()),
+        "time": {"train_s": round(train_s, 3), "eval_s": round(time.perf_counter() - t1, 3),
+                 "clips_per_s": round(stats["clips"] / max(train_s, 1e-9), 1)},
     }
-    writer = None
-    if world.main:
-        run.mkdir(parents=True, exist_ok=True)
-        if state is None:  # a fresh run: an older run's checkpoints and results here must not mix with it
-            shutil.rmtree(run / CHECKPOINT_DIR, ignore_errors=True)
-            for stale in (EVAL_JSON, MISTAKES_CSV, CONFUSION_PNG, MODEL_WEIGHTS, MODEL_JSON):
-                (run / stale).unlink(missing_ok=True)
-        (run / CONFIG).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-        _write_lines(run / METRICS, history)  # exactly the checkpoint's history: no line lost or doubled
-        writer = _tensorboard(run)
-        manifest = read_manifest(cfg.data.cache, split.train[0].key)
-        spec_json = model_spec(cfg, split.classes, manifest.get("flow_method", "unknown"),
-                               short_side=min(manifest["height"], manifest["width"]))
+    s.history.append(line)
+    if s.world.main:
+        save_model_package(s.run, s.model_without_ddp, s.spec_json)
+    save(s, epoch, step=s.step)
+    if s.world.main:
+        with (s.run / METRICS).open("a") as fh:
+            fh.write(json.dumps(line) + "\n")
+        _write_run_info(s.run, s.info, s.history)
+        _log_epoch(s.writer, line)
+        recipe = s.info["recipe"]
+        if (epoch + 1) % cfg.train.plot_every == 0 or epoch + 1 == cfg.train.epochs:
+            _plot_curves(s.run, s.history, title=recipe if recipe == cfg.model.name else f"{recipe} ({cfg.model.name})")
+        if progress:
+            tqdm.write(f"{_desc(s, epoch)}: loss {line['train_loss']:.4f} train_acc {line['train_acc']:.3f} "
+                       f"test_acc {line['test_acc']:.3f} ({train_s:.1f}s, {line['time']['clips_per_s']:.0f} clips/s)")
+    return line
 
-    def save(completed: int, *, step_now: int, batch: int = 0, sums: torch.Tensor | None = None) -> None:
-        """Checkpoint after epoch ``completed`` (0-based) and ``batch`` batches of the next (every process calls)."""
-        rngs = gather_objects(rng_state())
-        part = {"batches": batch, "sums": gather_objects(sums.cpu())} if batch else None
-        if world.main:
-            save_checkpoint(run, model_without_ddp, {
-                "optimizer": optimizer.state_dict(), "step": step_now, "rng": rngs, "history": history, "partial": part,
-                "sampler": {"seed": cfg.seed, "epoch": completed + 1, "index": batch * cfg.train.batch_size},
-                "config": cfg.to_dict(), "world_size": world.size, "recipe": info["recipe"]},
-                epoch=completed, batch=batch, keep=cfg.train.keep_checkpoints)
 
-    every = cfg.train.checkpoint_every
-    for epoch in range(start, cfg.train.epochs):
-        sampler.set_epoch(epoch)
-        done = partial["batches"] if partial else 0  # batches of this epoch trained before a resume
-        sampler.skip = done * cfg.train.batch_size
-        sums = partial["sums"][world.rank] if partial else None
-        full = -(-sampler.num_samples // cfg.train.batch_size)
-
-        def after_batch(b: int, sums: torch.Tensor) -> None:
-            if (done + b) % every == 0 and done + b < full:
-                save(epoch - 1, step_now=step + b, batch=done + b, sums=sums)
-
-        desc = f"epoch {epoch + 1}/{cfg.train.epochs}"
-        t0 = time.perf_counter()
-        try:
-            stats = train_one_epoch(model, loader, optimizer, device=device, dtype=dtype, channels_last=channels_last,
-                                    desc=desc, progress=progress, sums=sums, after_batch=after_batch if every else None)
-        except FloatingPointError as exc:
-            last = checkpoint_dirs(run)
-            kept = f"the last good checkpoint {last[-1]} is kept" if last else "no checkpoint was written"
-            raise FloatingPointError(f"training stopped: {exc}; {kept} (try a lower train.lr)") from None
-        t1 = time.perf_counter()
-        step += len(loader)
-        sampler.skip, partial = 0, None
-        probs, labels, _ = predict(model_without_ddp, test_loader, device, dtype=dtype, channels_last=channels_last)
-        test_loss = F.nll_loss(probs.double().clamp_min(1e-12).log(), labels).item()
-        line = {
-            "epoch": epoch, "step": step,
-            "offset": offset_for_epoch(epoch, offsets=list(spec.offsets), period=spec.offset_period),
-            "train_loss": round(stats["loss"], 6), "train_acc": round(stats["acc"], 6), "train_clips": stats["clips"],
-            "test_loss": round(test_loss, 6), "test_acc": round(float((probs.argmax(1) == labels).double().mean()), 6),
-            "test_clips": int(labels.numel()),
-            "time": {"train_s": round(t1 - t0, 3), "eval_s": round(time.perf_counter() - t1, 3),
-                     "clips_per_s": round(stats["clips"] / max(t1 - t0, 1e-9), 1)},
-        }
-        history.append(line)
-        if world.main:
-            save_model_package(run, model_without_ddp, spec_json)
-        save(epoch, step_now=step)
-        if world.main:
-            with (run / METRICS).open("a") as fh:
-                fh.write(json.dumps(line) + "\n")
-            _write_run_info(run, info, history)
-            _log_epoch(writer, line)
-            if (epoch + 1) % cfg.train.plot_every == 0 or epoch + 1 == cfg.train.epochs:
-                _plot_curves(run, history, title=info["recipe"] if info["recipe"] == cfg.model.name
-                             else f"{info['recipe']} ({cfg.model.name})")
-            if progress:
-                tqdm.write(f"{desc}: loss {line['train_loss']:.4f} train_acc {line['train_acc']:.3f} "
-                           f"test_acc {line['test_acc']:.3f} ({t1 - t0:.1f}s, {line['time']['clips_per_s']:.0f} clips/s)")
-    if writer is not None:
-        writer.close()
-    return history
+def save(s: Session, completed: int, *, step: int, batch: int = 0, sums: torch.Tensor | None = None) -> None:
+    """Checkpoint after epoch ``completed`` (0-based) and ``batch`` batches of the next (every process calls)."""
+    cfg = s.cfg
+    rngs = gather_objects(rng_state())
+    part = {"batches": batch, "sums": gather_objects(sums.cpu())} if batch else None
+    if s.world.main:
+        save_checkpoint(s.run, s.model_without_ddp, {
+            "optimizer": s.optimizer.state_dict(), "step": step, "rng": rngs, "history": s.history, "partial": part,
+            "sampler": {"seed": cfg.seed, "epoch": completed + 1, "index": batch * cfg.train.batch_size},
+            "config": cfg.to_dict(), "world_size": s.world.size, "recipe": s.info["recipe"]},
+            epoch=completed, batch=batch, keep=cfg.train.keep_checkpoints)
 
 
 def _resume_state(run: Path, model: nn.Module, cfg: Config, num_classes: int) -> dict:
