@@ -150,15 +150,20 @@ def main(argv: list[str] | None = None) -> None:
         start = time.perf_counter()
         if device.type == "cuda":
             summary = prepare_dataset(videos, Path(tmp) / "cache", opts, workers=workers, progress=False)
-        else:  # the CPU path of prepare_dataset is the per-video one; run the GPU pipeline itself on the CPU
+        else:  # prepare_dataset's CPU path is the per-video one: run the GPU pipeline itself, on the CPU
             from dualstream.data.prepare import PrepareSummary, find_videos, video_key
-            from dualstream.data.prepare_gpu import prepare_on_gpus
+            from dualstream.data.prepare_gpu import GPUFlowRunner
 
             todo = [(rel, str(videos / rel), str(Path(tmp) / "cache" / video_key(rel)), opts)
                     for rel in find_videos(videos)]
-            summary = prepare_on_gpus(todo, Path(tmp) / "cache", opts, PrepareSummary(), workers=workers,
-                                      devices=["cpu"], batch=batch, params={**fast, "compile": False},
-                                      progress=False)
+            runner = GPUFlowRunner(opts, devices=["cpu"], batch=batch, params={**fast, "compile": False})
+            base = PrepareSummary()
+            for _rel, error, frames, size in runner(todo, workers):
+                base.prepared += error is None
+                base.frames += frames
+                base.disk_bytes += size
+            base.seconds = time.perf_counter() - start
+            summary = runner.summary(base)
         wall = time.perf_counter() - start
         print(f"\nprepare --flow tvl1 --device {device} ({workers} CPU workers, {width}x{height}): "
               f"{summary.line(Path(tmp) / 'cache')}")

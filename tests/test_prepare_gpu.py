@@ -8,8 +8,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from dualstream.data import prepare_gpu
 from dualstream.data.prepare import MANIFEST, PrepareOptions, PrepareSummary, find_videos, prepare_dataset, video_key
-from dualstream.data.prepare_gpu import prepare_on_gpus, quantize_flow_torch, run_pipeline
+from dualstream.data.prepare_gpu import GPUFlowRunner, quantize_flow_torch
 from dualstream.data.schedule import SampleSchedule
 from dualstream.flow import quantize_flow
 
@@ -32,15 +33,18 @@ def _same_folders(a: Path, b: Path) -> None:
             assert np.abs(x - y).max() <= 1 and (x != y).mean() < 0.01
 
 
-def test_pipeline_on_cpu_writes_what_the_per_video_path_writes(tiny_dataset, tmp_path):
+def test_pipeline_on_cpu_writes_what_the_per_video_path_writes(tiny_dataset, tmp_path, monkeypatch):
     videos = tiny_dataset / "videos"
     rels = find_videos(videos)[:4]
     opts = PrepareOptions(flow="brox", short_side=0)
     ref = prepare_dataset(videos, tmp_path / "ref", opts, workers=1, videos=rels, progress=False)
     assert ref.prepared == 4
-    # batch 7: one batch holds pairs of two videos, and one video's pairs span two batches
-    new = run_pipeline(_todo(videos, tmp_path / "new", rels, opts), opts, PrepareSummary(), device="cpu", workers=1,
-                       batch=7, progress=False)
+    # prepare_dataset with a non-CPU device takes the GPU pipeline; here its one "GPU" is the CPU
+    gpu_opts = PrepareOptions(flow="brox", short_side=0)
+    object.__setattr__(gpu_opts, "device", "cuda")  # past the CUDA check, which this machine would fail
+    monkeypatch.setattr(prepare_gpu, "flow_devices", lambda device: ["cpu"])
+    monkeypatch.setattr(prepare_gpu, "DEFAULT_BATCH", 7)  # one batch holds pairs of two videos, one video spans two
+    new = prepare_dataset(videos, tmp_path / "new", gpu_opts, workers=1, videos=rels, progress=False)
     assert (new.prepared, new.failed, new.frames, new.pairs) == (4, 0, ref.frames, ref.frames - 4)
     for rel in rels:
         _same_folders(tmp_path / "ref" / video_key(rel), tmp_path / "new" / video_key(rel))
@@ -59,11 +63,13 @@ def test_pipeline_sampled_mode_and_a_broken_video(tiny_dataset, tmp_path):
     opts = PrepareOptions(flow="tvl1", short_side=0, schedule=SampleSchedule(frames=2, interval=3, offsets=(1, 2),
                                                                              eval_clips=1))
     listed = find_videos(videos)
-    summary = prepare_on_gpus(_todo(videos, tmp_path / "cache", listed, opts), tmp_path / "cache", opts,
-                              PrepareSummary(), workers=1, devices=["cpu"], batch=64, params={"compile": False},
-                              progress=False)
-    assert summary.prepared == 2 and [rel for rel, _ in summary.failures] == ["A/broken.avi"]
-    assert (tmp_path / "cache" / "failures.txt").read_text().startswith("A/broken.avi\t")
+    runner = GPUFlowRunner(opts, devices=["cpu"], batch=64, params={"compile": False})
+    results = list(runner(_todo(videos, tmp_path / "cache", listed, opts), 1))
+    assert sorted((rel, error is None) for rel, error, _, _ in results) == [
+        ("A/broken.avi", False), (f"A/{Path(rels[0]).name}", True), (f"A/{Path(rels[1]).name}", True)]
+    summary = runner.summary(PrepareSummary(prepared=2, seconds=1.0))
+    assert summary.pairs == sum(len(json.loads((tmp_path / "cache" / video_key(rel) / MANIFEST).read_text())["frames"])
+                                for rel in listed[1:])
     assert not (tmp_path / "cache" / "A" / "broken").exists() and not list((tmp_path / "cache" / "A").glob(".*"))
     for rel in listed[1:]:
         folder = tmp_path / "cache" / video_key(rel)

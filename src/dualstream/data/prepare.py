@@ -273,26 +273,38 @@ def atomic_folder(dst: Path) -> Iterator[Path]:
     leftovers of interrupted runs are removed first, never a live run's. A ``dst`` without manifest
     (a half copy made by hand) is replaced; when a concurrent run finished the same ``dst`` first,
     its copy is kept and ours dropped (both are the same video)."""
+    tmp = new_tmp_folder(dst)
+    try:
+        yield tmp
+        commit_folder(tmp, dst)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def new_tmp_folder(dst: Path, owner: str | None = None) -> Path:
+    """The empty temporary sibling of ``dst`` that atomic_folder fills, named after ``owner`` (default: this
+    process, see _owner_tag); stale leftovers of other runs are removed first."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     for other in dst.parent.glob(f".{dst.name}.tmp-*"):
         if _is_stale(other):
             shutil.rmtree(other, ignore_errors=True)
-    tmp = dst.parent / f".{dst.name}.tmp-{_owner_tag()}"
+    tmp = dst.parent / f".{dst.name}.tmp-{owner or _owner_tag()}"
     shutil.rmtree(tmp, ignore_errors=True)  # our own leftover (this process, an earlier failed attempt)
     tmp.mkdir()
+    return tmp
+
+
+def commit_folder(tmp: Path, dst: Path) -> None:
+    """Rename a filled temporary folder to ``dst`` (see atomic_folder for the concurrent-run rules)."""
+    if dst.exists() and not (dst / MANIFEST).is_file():
+        shutil.rmtree(dst)
     try:
-        yield tmp
-        if dst.exists() and not (dst / MANIFEST).is_file():
-            shutil.rmtree(dst)
-        try:
-            os.rename(tmp, dst)
-        except OSError:
-            if not (dst / MANIFEST).is_file():
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)  # another run prepared it meanwhile
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        os.rename(tmp, dst)
+    except OSError:
+        if not (dst / MANIFEST).is_file():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)  # another run prepared it meanwhile
 
 
 def folder_bytes(folder: Path) -> int:
@@ -518,11 +530,12 @@ def prepare_dataset(
         else:
             todo.append((rel, str(videos_dir / rel), str(cache / key), opts))
     workers = workers or os.cpu_count() or 1
-    if executor == "process" and opts.device != "cpu":  # one flow process per GPU, fed by CPU workers
-        from .prepare_gpu import prepare_on_gpus
-
-        return prepare_on_gpus(todo, cache, opts, summary, workers=workers, progress=progress)
     run = _run_ray if executor == "ray" else _run_processes
+    gpu = None
+    if executor == "process" and opts.device != "cpu":  # one flow process per GPU, fed by CPU workers
+        from .prepare_gpu import GPUFlowRunner
+
+        run = gpu = GPUFlowRunner(opts)
     t0 = time.perf_counter()
     bar = tqdm(total=len(todo), desc="prepare", unit="video", disable=not progress or not todo)
     try:
@@ -542,7 +555,7 @@ def prepare_dataset(
     listed_set = set(listed)  # an entry stays while its video is listed and not prepared
     write_failures(cache / summary.failures_file, summary.failures,
                    keep=lambda rel: rel in listed_set and not is_prepared(cache, video_key(rel)))
-    return summary
+    return gpu.summary(summary) if gpu is not None else summary  # with pairs/s and the UCF-101 projection
 
 
 def _prepared_bytes(folder: Path) -> int:

@@ -12,26 +12,24 @@ means one small batch per video and one solver per worker. Here the work is spli
     place (the same atomic-folder contract as the CPU path: a crash leaves only ``.name.tmp-*`` leftovers,
     removed by the next run).
 
-The same pipeline runs with device "cpu" (``prepare_on_gpus(..., devices=["cpu"])``), which is how the tests
-check it. The summary line adds pairs/s and the time UCF-101's 2.5 M pairs would take at that rate.
+``prepare_dataset`` uses it as its runner for a non-CPU device (GPUFlowRunner); the same pipeline runs with
+device "cpu" (``GPUFlowRunner(opts, devices=["cpu"])``), which is how the tests check it. The summary line adds pairs/s and the time UCF-101's 2.5 M pairs would take at that rate.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
 import time
 from collections import defaultdict, deque
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from ..flow import torch_solver
 from ..flow._torch import resolve_device
@@ -39,11 +37,13 @@ from ..video import VideoReadError, iter_frames
 from .prepare import (
     PrepareOptions,
     PrepareSummary,
-    _die_with_parent,
+    _new_pool,
+    _owner_tag,
     _too_short,
     _write_jpeg,
+    commit_folder,
+    new_tmp_folder,
     resize_short_side,
-    write_failures,
     write_manifest,
 )
 
@@ -79,27 +79,17 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _tmp_folder(dst: Path) -> Path:
-    """The temporary sibling a video is written into (stale ones of earlier runs removed first)."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    for stale in dst.parent.glob(f".{dst.name}.tmp-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = dst.parent / f".{dst.name}.tmp-{socket.gethostname()}-{os.getpid()}"
-    tmp.mkdir()
-    return tmp
-
-
-def _decode_job(args: tuple[str, str, str, PrepareOptions]) -> tuple:
+def _decode_job(args: tuple[str, str, str, PrepareOptions, str]) -> tuple:
     """CPU worker: decode + resize one video, write its RGB JPEGs; returns (rel, error, payload).
 
     payload = (tmp folder, frame count, height, width, kept ("all" or frame numbers), gray frames (M, H, W)
     uint8, pairs): pair k is flow number ``pairs[k][0]`` from gray ``pairs[k][1]`` to gray ``pairs[k][2]``.
     """
-    rel, src, dst, opts = args
+    rel, src, dst, opts, owner = args
     cv2.setNumThreads(1)
     tmp = None
     try:
-        tmp = _tmp_folder(Path(dst))
+        tmp = new_tmp_folder(Path(dst), owner)  # named after the flow process, which renames it when done
         span = opts.schedule.span if opts.schedule is not None else None
         grays, count, height, width = [], 0, 0, 0
         for rgb in iter_frames(src):
@@ -212,45 +202,43 @@ class FlowBatcher:
         return [(video, numbers, q8[rows]) for video, numbers, rows in out.values()]
 
 
-def run_pipeline(todo: list, opts: PrepareOptions, summary: PrepareSummary, *, device: str, workers: int,
-                 batch: int = DEFAULT_BATCH, progress: bool = True, params: dict | None = None) -> GPUPrepareSummary:
-    """Prepare ``todo`` ((rel, src, dst, opts) as prepare_dataset lists them) with one flow device."""
-    out = GPUPrepareSummary(**{k: getattr(summary, k) for k in summary.__dataclass_fields__})
-    out.devices = [str(device)]
+@dataclass
+class FlowStats:
+    pairs: int = 0
+    flow_seconds: float = 0.0
+
+
+def run_pipeline(todo: list, opts: PrepareOptions, *, device: str, workers: int, batch: int = DEFAULT_BATCH,
+                 params: dict | None = None, stats: FlowStats | None = None) -> Iterator[tuple[str, str | None, int, int]]:
+    """Prepare ``todo`` ((rel, src, dst, opts) as prepare_dataset lists them) with one flow device; yields
+    (rel, failure or None, frames, bytes) per video as it completes, like prepare's other runners, and adds
+    the pairs and solver time to ``stats``."""
+    stats = stats if stats is not None else FlowStats()
     batcher = FlowBatcher(opts, device, batch, params)
+    owner = _owner_tag()  # the temporary folders belong to this process (alive until it renames them)
     queue = deque(todo)
     decoding: dict[Future, tuple] = {}
     writing: dict[Future, _Video] = {}
-    t0 = time.perf_counter()
-    bar = tqdm(total=len(todo), desc=f"prepare ({device})", unit="video", disable=not progress or not todo)
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_die_with_parent)
+    pool = _new_pool(workers)
 
-    def finish(video: _Video) -> None:
+    def finish(video: _Video) -> tuple[str, str | None, int, int]:
         if video.error is None:
             try:
                 manifest = write_manifest(video.tmp, Path(video.rel).name, video.count, video.height, video.width,
                                           video.count - 1 if video.kept == "all" else len(video.kept), video.kept,
                                           opts)
-                if video.dst.exists():
-                    shutil.rmtree(video.dst)
-                os.rename(video.tmp, video.dst)
-                out.prepared += 1
-                out.frames += video.count
-                out.disk_bytes += manifest["bytes"]
+                commit_folder(video.tmp, video.dst)
+                return video.rel, None, video.count, manifest["bytes"]
             except OSError as exc:
                 video.error = " ".join(f"{type(exc).__name__}: {exc}".split())
-        if video.error is not None:
-            shutil.rmtree(video.tmp, ignore_errors=True)
-            out.failures.append((video.rel, video.error))
-        bar.update()
-        elapsed = max(time.perf_counter() - t0, 1e-9)
-        bar.set_postfix_str(f"{batcher.pairs / elapsed:.0f} pairs/s, failed {out.failed}", refresh=False)
+        shutil.rmtree(video.tmp, ignore_errors=True)
+        return video.rel, video.error, 0, 0
 
     try:
         while queue or decoding or writing or batcher.queues:
             while queue and len(decoding) < DECODE_AHEAD * workers:
                 args = queue.popleft()
-                decoding[pool.submit(_decode_job, args)] = args
+                decoding[pool.submit(_decode_job, (*args, owner))] = args
             flush = not queue and not decoding  # nothing more is coming: run the partial batches too
             sizes = batcher.ready(flush)
             if sizes:
@@ -258,6 +246,7 @@ def run_pipeline(todo: list, opts: PrepareOptions, summary: PrepareSummary, *, d
                     video.pairs_left -= len(numbers)
                     video.writes += 1
                     writing[pool.submit(_write_job, (str(video.tmp), numbers, q8))] = video
+                stats.pairs, stats.flow_seconds = batcher.pairs, batcher.seconds
                 continue
             if not decoding and not writing:
                 continue
@@ -267,15 +256,14 @@ def run_pipeline(todo: list, opts: PrepareOptions, summary: PrepareSummary, *, d
                     args = decoding.pop(fut)
                     rel, error, payload = fut.result()
                     if error is not None:
-                        out.failures.append((rel, error))
-                        bar.update()
+                        yield rel, error, 0, 0
                         continue
                     tmp, count, height, width, kept, grays, pairs = payload
                     video = _Video(rel, Path(args[2]), Path(tmp), count, height, width, kept, grays, len(pairs))
                     if pairs:
                         batcher.add(video, pairs)
                     else:
-                        finish(video)
+                        yield finish(video)
                 else:
                     video = writing.pop(fut)
                     error = fut.result()
@@ -283,13 +271,10 @@ def run_pipeline(todo: list, opts: PrepareOptions, summary: PrepareSummary, *, d
                     video.error = video.error or error
                     if video.writes == 0 and video.pairs_left == 0:
                         video.grays = np.empty(0)
-                        finish(video)
+                        yield finish(video)
     finally:
-        bar.close()
         pool.shutdown(cancel_futures=True)
-        out.seconds = time.perf_counter() - t0
-        out.pairs, out.flow_seconds = batcher.pairs, batcher.seconds
-    return out
+        stats.pairs, stats.flow_seconds = batcher.pairs, batcher.seconds
 
 
 def flow_devices(device: str) -> list[str]:
@@ -299,51 +284,64 @@ def flow_devices(device: str) -> list[str]:
     return [device]
 
 
-def _device_process(todo, cache, opts, device, workers, batch, params, results) -> None:
+def _device_process(todo, opts, device, workers, batch, params, results) -> None:
+    """One flow process of several: its results, then ("done", pairs, solver seconds) or ("error", message)."""
+    stats = FlowStats()
     try:
-        summary = run_pipeline(todo, opts, PrepareSummary(), device=device, workers=workers, batch=batch,
-                               progress=False, params=params)
-        results.put((device, summary, None))
+        for result in run_pipeline(todo, opts, device=device, workers=workers, batch=batch, params=params,
+                                   stats=stats):
+            results.put(("video", result))
+        results.put(("done", stats.pairs, stats.flow_seconds))
     except BaseException as exc:  # noqa: BLE001 - reported by the parent
-        results.put((device, None, f"{type(exc).__name__}: {exc}"))
+        results.put(("error", f"{device}: {type(exc).__name__}: {exc}"))
 
 
-def prepare_on_gpus(todo: list, cache: Path, opts: PrepareOptions, summary: PrepareSummary, *, workers: int,
-                    progress: bool = True, devices: list[str] | None = None, batch: int = DEFAULT_BATCH,
-                    params: dict | None = None) -> GPUPrepareSummary:
-    """Prepare ``todo`` with one flow process per device (default: every visible GPU for "cuda"), the videos
-    split between them round-robin, the CPU workers split evenly; failures written as prepare_dataset does."""
-    devices = devices or flow_devices(opts.device)
-    if len(devices) == 1 or len(todo) < 2:
-        result = run_pipeline(todo, opts, summary, device=devices[0], workers=workers, batch=batch,
-                              progress=progress, params=params)
-    else:
+class GPUFlowRunner:
+    """prepare_dataset's runner for ``--device cuda``: one flow process per device (default: every visible GPU
+    for "cuda"; the videos split round-robin, the CPU workers evenly), called as ``runner(todo, workers)``."""
+
+    def __init__(self, opts: PrepareOptions, *, devices: list[str] | None = None, batch: int | None = None,
+                 params: dict | None = None):
+        self.opts, self.batch, self.params = opts, batch or DEFAULT_BATCH, params
+        self.devices = devices or flow_devices(opts.device)
+        self.stats = FlowStats()
+
+    def __call__(self, todo: list, workers: int) -> Iterator[tuple[str, str | None, int, int]]:
+        if len(self.devices) == 1 or len(todo) < 2:
+            yield from run_pipeline(todo, self.opts, device=self.devices[0], workers=workers, batch=self.batch,
+                                    params=self.params, stats=self.stats)
+            return
         ctx = get_context("spawn")
         results = ctx.Queue()
-        share = max(1, workers // len(devices))
-        procs = [ctx.Process(target=_device_process, args=(todo[k::len(devices)], cache, opts, dev, share, batch,
-                                                           params, results)) for k, dev in enumerate(devices)]
-        t0 = time.perf_counter()
+        share = max(1, workers // len(self.devices))
+        procs = [ctx.Process(target=_device_process, args=(todo[k::len(self.devices)], self.opts, dev, share,
+                                                           self.batch, self.params, results))
+                 for k, dev in enumerate(self.devices)]
         for proc in procs:
             proc.start()
-        result = GPUPrepareSummary(**{k: getattr(summary, k) for k in summary.__dataclass_fields__})
-        errors = []
-        for _ in procs:
-            dev, part, error = results.get()
-            if error is not None:
-                errors.append(f"{dev}: {error}")
-                continue
-            result.prepared += part.prepared
-            result.frames += part.frames
-            result.disk_bytes += part.disk_bytes
-            result.failures += part.failures
-            result.pairs += part.pairs
-            result.flow_seconds = max(result.flow_seconds, part.flow_seconds)
-        for proc in procs:
-            proc.join()
-        result.seconds = time.perf_counter() - t0
-        result.devices = devices
-        if errors:
-            raise RuntimeError("flow process failed: " + "; ".join(errors))
-    write_failures(cache / result.failures_file, result.failures)
-    return result
+        try:
+            running, errors = len(procs), []
+            while running:
+                kind, *rest = results.get()
+                if kind == "video":
+                    yield rest[0]
+                elif kind == "done":
+                    running -= 1
+                    self.stats.pairs += rest[0]
+                    self.stats.flow_seconds = max(self.stats.flow_seconds, rest[1])  # they run side by side
+                else:
+                    running -= 1
+                    errors.append(rest[0])
+            if errors:
+                raise RuntimeError("flow process failed: " + "; ".join(errors))
+        finally:
+            for proc in procs:
+                proc.join(timeout=5)
+                if proc.is_alive():
+                    proc.kill()
+
+    def summary(self, summary: PrepareSummary) -> GPUPrepareSummary:
+        """``summary`` (filled by prepare_dataset) with this run's pairs, solver time and devices."""
+        out = GPUPrepareSummary(**{k: getattr(summary, k) for k in summary.__dataclass_fields__})
+        out.pairs, out.flow_seconds, out.devices = self.stats.pairs, self.stats.flow_seconds, list(self.devices)
+        return out
