@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--smoke", action="store_true", help="tiny sizes on whatever device there is (CPU: interpreted)")
     ap.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     ap.add_argument("--batch", type=int, default=256, help="pairs in the batched call (default 256)")
-    ap.add_argument("--videos", type=int, default=48, help="320x240 videos for the prepare part (default 48)")
+    ap.add_argument("--videos", type=int, default=160, help="320x240 videos of 40 frames for the prepare part "
+                    "(default 160: 6,240 pairs, so that the workers' start-up, included, weighs little)")
     ap.add_argument("--workers", type=int, default=0, help="prepare CPU workers (default: cores - 2)")
     args = ap.parse_args(argv)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))

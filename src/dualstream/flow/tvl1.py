@@ -172,34 +172,46 @@ def _tvl1_iterations(
     return u, p, err
 
 
-_COMPILED: dict[str, Callable] = {}
+#: Compiled iterations per (l_t, theta, taut); "failed" -> eager for the rest of the process.
+_COMPILED: dict[object, Callable] = {}
 
 
-def _iterations_fn(compile: bool) -> Callable:
-    """The eager iterations, or their torch.compile'd version (built once per process; eager if that fails)."""
-    if not compile:
-        return _tvl1_iterations
-    if "fn" not in _COMPILED:
+def _iterations_fn(compile: bool, consts: tuple[float, float, float]) -> Callable | None:
+    """The torch.compile'd iterations for these constants (built once per process and setting), or None for eager.
+
+    The constants are closed over rather than passed: passed as Python floats, a second setting in the same
+    process (say lambda 0.25 after 0.15) made the recompiled graph return a wrong flow (Middlebury EPE 0.2012
+    instead of 0.1795, 8x slower; torch 2.13, measured in benchmarks/flow_quality.py runs).
+    """
+    if not compile or _COMPILED.get("failed"):
+        return None
+    if consts not in _COMPILED:
+        l_t, theta, taut = consts
+
+        def iterations(steps, u, p, grad_i1, grad_sq, rho_c):
+            return _tvl1_iterations(steps, u, p, grad_i1, grad_sq, rho_c, l_t, theta, taut)
+
         try:
-            _COMPILED["fn"] = torch.compile(_tvl1_iterations, dynamic=None)
+            _COMPILED[consts] = torch.compile(iterations, dynamic=None)
         except Exception as exc:  # noqa: BLE001 - any backend failure means: run eager
             warnings.warn(f"torch.compile unavailable ({exc!r}); TV-L1 runs eager", RuntimeWarning, stacklevel=3)
-            _COMPILED["fn"] = _tvl1_iterations
-    return _COMPILED["fn"]
+            _COMPILED["failed"] = True
+            return None
+    return _COMPILED[consts]
 
 
-def _run_iterations(compile: bool, *args):
+def _run_iterations(compile: bool, steps, u, p, grad_i1, grad_sq, rho_c, l_t, theta, taut):
     """Iterations through the compiled function if asked for; a failure at compile time (first call for a
     shape) switches this process to eager for good, with one warning."""
-    fn = _iterations_fn(compile)
-    if fn is _tvl1_iterations:
-        return fn(*args)
-    try:
-        return fn(*args)
-    except Exception as exc:  # noqa: BLE001 - e.g. no C++ compiler / no triton: run eager
-        warnings.warn(f"torch.compile failed ({type(exc).__name__}); TV-L1 runs eager", RuntimeWarning, stacklevel=3)
-        _COMPILED["fn"] = _tvl1_iterations
-        return _tvl1_iterations(*args)
+    fn = _iterations_fn(compile, (float(l_t), float(theta), float(taut)))
+    if fn is not None:
+        try:
+            return fn(steps, u, p, grad_i1, grad_sq, rho_c)
+        except Exception as exc:  # noqa: BLE001 - e.g. no C++ compiler / no triton: run eager
+            warnings.warn(f"torch.compile failed ({type(exc).__name__}); TV-L1 runs eager", RuntimeWarning,
+                          stacklevel=3)
+            _COMPILED["failed"] = True
+    return _tvl1_iterations(steps, u, p, grad_i1, grad_sq, rho_c, l_t, theta, taut)
 
 
 def _inside(pos: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -265,7 +277,8 @@ def _iterate_warp_triton(u, p, gxy, grad_sq, rho_c, prm: TVL1Params, *, scaled_e
 
 
 def _solve_level(
-    i0: torch.Tensor, i1: torch.Tensor, u: torch.Tensor, p: torch.Tensor, prm: TVL1Params, *, solver: Callable = None
+    i0: torch.Tensor, i1: torch.Tensor, u: torch.Tensor, p: torch.Tensor, prm: TVL1Params, *,
+    solver: Callable | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """All warps at one pyramid level; i0, i1 (N, 1, H, W), u (N, C, H, W), p (N, C, 2, H, W)."""
     h, w = i0.shape[-2:]
