@@ -276,12 +276,14 @@ def test_ctrl_c_on_a_live_stream_ends_cleanly_with_the_summary(onnx_model, video
         first = json.loads(proc.stdout.readline())  # a prediction: the stream is being read
         assert first["frame"] == SPAN + 1
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        t = time.perf_counter()
+        out, err = proc.communicate(timeout=120)  # well under a second when idle; minutes under heavy load
+        waited = time.perf_counter() - t
     finally:
         proc.kill()
         server.shutdown()
         server.server_close()
-    assert proc.returncode == 0, err
+    assert proc.returncode == 0, f"exit {proc.returncode} {waited:.1f} s after SIGINT: {err[-2000:]}"
     summary = json.loads(out.splitlines()[-1])
     assert summary["ended"] == "interrupted" and summary["frames"] > SPAN and summary["predictions"] >= 1
     assert "Traceback" not in err and "terminate" not in err
