@@ -36,6 +36,7 @@ from tqdm import tqdm
 from ..flow import DEFAULT_BOUND, FlowBackendError, check_available, compute_flow, quantize_flow
 from ..flow._torch import resolve_device
 from ..video import VideoReadError, iter_frames
+from .packed import pack_folder
 from .schedule import SampleSchedule
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp")
@@ -59,6 +60,8 @@ class PrepareOptions:
     device: str = "cpu"
     schedule: SampleSchedule | None = None
     """Keep only the frames (and flows) this schedule can ask for; None keeps every frame."""
+    format: str = "rawframes"
+    """``rawframes`` (JPEGs) or ``packed`` (one memory-mapped uint8 array per video, ``data/packed.py``)."""
 
     def __post_init__(self) -> None:
         try:
@@ -76,6 +79,8 @@ class PrepareOptions:
             raise PrepareError(f"--short-side must be >= 0 (0 keeps the original size), got {self.short_side}")
         if self.bound <= 0:
             raise PrepareError(f"the flow bound must be positive, got {self.bound}")
+        if self.format not in ("rawframes", "packed"):
+            raise PrepareError(f"--format must be rawframes or packed, got {self.format!r}")
 
 
 @dataclass
@@ -206,6 +211,8 @@ def prepare_video(src: str | Path, dst: str | Path, opts: PrepareOptions) -> dic
         }
         if opts.schedule is not None:
             manifest["schedule"] = opts.schedule.to_dict()
+        if opts.format == "packed":
+            pack_folder(tmp, manifest, drop_jpeg=True)
         manifest["bytes"] = folder_bytes(tmp)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return manifest
