@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from dualstream.engine.checkpoint import CheckpointError, load_model, save_model_package
+from dualstream.engine.checkpoint import load_model, save_model_package
+from dualstream.model_package import ModelPackageError
 from dualstream.models import create_model
 
 
@@ -22,10 +23,10 @@ def test_weights_for_another_class_count_fail_clearly(tmp_path):
     model = create_model("early_fusion_small", num_classes=3, frames=4, input_size=32, widths=[8, 4, 8])
     save_model_package(tmp_path, model, _spec(["a", "b", "c"]))
     (tmp_path / "model.json").write_text((tmp_path / "model.json").read_text().replace('"c"', '"c", "d"'))
-    with pytest.raises(CheckpointError, match="do not fit"):
+    with pytest.raises(ModelPackageError, match="do not fit"):
         load_model(tmp_path)
 
 
 def test_not_a_run(tmp_path):
-    with pytest.raises(CheckpointError, match="model.json"):
+    with pytest.raises(ModelPackageError, match="model.json"):
         load_model(tmp_path)

@@ -79,8 +79,8 @@ def test_decoding_stops_at_the_last_frame_needed(tmp_path, monkeypatch):
     decoded = []
     real = predict_mod.iter_frames
 
-    def counting(path):
-        for frame in real(path):
+    def counting(path, **kwargs):
+        for frame in real(path, **kwargs):
             decoded.append(1)
             yield frame
 

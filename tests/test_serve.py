@@ -23,7 +23,7 @@ from .test_predict import CLASSES, _moving_video, package  # noqa: E402, F401  (
 
 @pytest.fixture(scope="module")
 def client(package):
-    return TestClient(create_app(package, max_upload_mb=0.5, clips=2))
+    return TestClient(create_app(package, max_upload_mb=0.5, clips=2), base_url="http://127.0.0.1:8000")
 
 
 def _post(client, name: str, data: bytes, content_type: str = "video/x-msvideo", **params):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from dualstream.video import VideoReadError, read_video, video_info, write_video
+from dualstream.video import FrameLimits, VideoReadError, iter_frames, read_video, video_info, write_video
 
 from .conftest import shared_data
 
@@ -61,3 +61,35 @@ def test_real_ucf101_clip_counts_decoded_frames():
     frames = read_video(path)
     assert frames.shape == (107, 240, 320, 3)
     assert video_info(path)["width"] == 320
+
+
+def test_frame_limits_refuse_thin_and_huge_frames_before_handing_them_on(tmp_path, monkeypatch):
+    import cv2
+
+    thin = tmp_path / "thin.avi"
+    write_video(thin, np.zeros((3, 2, 500, 3), np.uint8))
+    with pytest.raises(VideoReadError, match=r"500x2 pixels have an aspect ratio of 250:1, over the limit of 10:1"):
+        next(iter_frames(thin, limits=FrameLimits()))
+    assert next(iter_frames(thin)).shape == (2, 500, 3)  # without limits (prepare) the frames come through
+    ok = tmp_path / "ok.avi"
+    write_video(ok, _frames(t=3))
+    with pytest.raises(VideoReadError, match=r"56x40 pixels are over the limit of 0.0 megapixels per frame"):
+        next(iter_frames(ok, limits=FrameLimits(max_pixels=1000)))
+    # a container that declares no size: each decoded frame is still checked
+    real_get = cv2.VideoCapture.get
+    monkeypatch.setattr(cv2.VideoCapture, "get", lambda self, prop: 0 if prop in (3, 4) else real_get(self, prop))
+    with pytest.raises(VideoReadError, match="aspect ratio of 250:1"):
+        next(iter_frames(thin, limits=FrameLimits()))
+
+
+def test_predict_refuses_a_thin_video_in_one_line(tmp_path, capsys):
+    from dualstream.cli import main
+
+    from .test_predict import make_package
+
+    make_package(tmp_path / "pkg")
+    thin = tmp_path / "thin.avi"
+    write_video(thin, np.zeros((30, 2, 500, 3), np.uint8))
+    assert main(["predict", str(thin), "--model", str(tmp_path / "pkg")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "aspect ratio of 250:1" in err

@@ -24,10 +24,21 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .engine.checkpoint import CheckpointError
     from .export import ExportError
     from .flow import FlowBackendError
+    from .model_package import ModelPackageError
     from .video import VideoReadError
 
     return (UserError, ConfigError, CacheError, SplitError, PrepareError, RawframesError, CheckpointError,
-            VideoReadError, ExportError, FlowBackendError, FileNotFoundError, FloatingPointError)
+            ModelPackageError, VideoReadError, ExportError, FlowBackendError, FileNotFoundError, NotADirectoryError,
+            IsADirectoryError, PermissionError, FloatingPointError)
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for a user error: an OSError as ``path: reason``, anything else its message."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}"
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
 
 
 
@@ -233,6 +244,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise UserError("--topk and --clips must be >= 1")
     if args.threads < 0:
         raise UserError("--threads must be >= 0 (0: torch's default)")
+    _check_device(args.device)
     if args.threads:
         import torch
 
@@ -255,6 +267,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
+def _check_device(device: str) -> None:
+    """A torch device the user named: one line when it is unknown or absent (before any work)."""
+    from .flow._torch import resolve_device
+
+    try:
+        resolve_device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise UserError(f"--device {device}: {' '.join(str(exc).split())}") from None
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import export_model
 
@@ -270,21 +292,57 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         "pip install 'dualstream[serve]'") from None
     if args.max_upload_mb <= 0:
         raise UserError("--max-upload-mb must be positive")
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port must be 0-65535, got {args.port}")
     if args.clips < 1:
         raise UserError("--clips must be >= 1")
-    serve(args.model, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, clips=args.clips)
+    if args.timeout <= 0 or args.max_frame_megapixels <= 0:
+        raise UserError("--timeout and --max-frame-megapixels must be positive")
+    from .serve import DEFAULT_FRAME_LIMITS
+    from .serve.guard import host_name
+
+    hosts = [h.strip() for item in args.allow_host or [] for h in item.split(",") if h.strip()]
+    bad = [h for h in hosts if h != "*" and host_name(h) is None]
+    if bad:
+        raise UserError(f"--allow-host {bad[0]!r}: not a host name or address")
+    limits = type(DEFAULT_FRAME_LIMITS)(max_pixels=int(args.max_frame_megapixels * 1e6),
+                                        max_aspect=DEFAULT_FRAME_LIMITS.max_aspect)
+    import socket
+
+    try:  # before the model is loaded: a taken port or an address not of this machine is one line
+        family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+        with socket.socket(family) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((args.host, args.port))
+    except OSError as exc:
+        raise UserError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    if args.host in ("0.0.0.0", "::", "") and not hosts:
+        print("note: serving on every interface, but only requests for localhost, 127.0.0.1 or ::1 are "
+              "answered; add this machine's name or address with --allow-host", file=sys.stderr)
+    serve(args.model, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, clips=args.clips,
+          docs=args.docs, allowed_hosts=hosts, frame_limits=limits, timeout_s=args.timeout)
     return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
     from .models import format_model_table, summary_rows
 
+    if args.num_classes < 1:
+        raise UserError(f"--num-classes must be >= 1, got {args.num_classes}")
+
     print(format_model_table(summary_rows(num_classes=args.num_classes)))
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (the usage block only with --help), as every other error here."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dualstream", description="Dual-stream action recognition with self-attention fusion.")
+    p = _Parser(prog="dualstream", description="Dual-stream action recognition with self-attention fusion.")
     p.add_argument("--version", action="version", version=f"dualstream {__version__}")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -319,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="with --only-sampled: take the schedule (data.frames, interval, offsets, eval_clips) "
                          "from this recipe (default: the paper's)")
     pr.add_argument("--format", default="rawframes", choices=("rawframes", "packed"),
-                    help="rawframes: JPEGs (default); packed: one memory-mapped uint8 array per video, "
+                    help="rawframes: JPEGs (default); packed: memory-mapped uint8 arrays per video, "
                          "about 12x the disk of the JPEGs, read without decoding (see `dualstream pack`)")
     pr.set_defaults(func=cmd_prepare)
 
@@ -429,6 +487,15 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--port", type=int, default=8000)
     sv.add_argument("--max-upload-mb", type=float, default=200.0, help="largest accepted upload (default 200)")
     sv.add_argument("--clips", type=int, default=5, help="clips per video (default 5)")
+    sv.add_argument("--allow-host", action="append", metavar="NAME",
+                    help="also answer requests for this Host name (repeatable; default: localhost, 127.0.0.1, ::1 "
+                         "and the --host address; needed to reach a server bound to 0.0.0.0 by its name)")
+    sv.add_argument("--docs", action="store_true",
+                    help="serve the API docs at /docs, /redoc, /openapi.json (their page loads Swagger UI from a CDN)")
+    sv.add_argument("--timeout", type=float, default=30.0,
+                    help="seconds a client may take to send its request headers, or pause in an upload (default 30)")
+    sv.add_argument("--max-frame-megapixels", type=float, default=8.3,
+                    help="largest video frame accepted (default 8.3: 3840x2160); frames thinner than 10:1 are refused too")
     sv.set_defaults(func=cmd_serve)
 
     m = sub.add_parser("models", help="list the registered models with parameters and GFLOPs")
@@ -442,9 +509,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except _user_errors() as exc:
-        if os.environ.get("DUALSTREAM_DEBUG"):
+        if os.environ.get("DUALSTREAM_DEBUG", "0") not in ("", "0"):
             raise
-        print(f"dualstream {args.command}: error: {exc}", file=sys.stderr)
+        print(f"dualstream {args.command}: error: {_describe(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"dualstream {args.command}: interrupted", file=sys.stderr)

@@ -229,11 +229,13 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
     if path is not None:
         p = Path(path)
         if not p.is_file():
-            raise ConfigError(f"{p}: config file not found")
+            raise ConfigError(f"{p}: {'a directory, not a config file' if p.is_dir() else 'config file not found'}")
         try:
-            raw = yaml.safe_load(p.read_text()) or {}
+            raw = yaml.safe_load(p.read_bytes().decode("utf-8")) or {}
+        except UnicodeDecodeError:
+            raise ConfigError(f"{p}: not a text file (a config is UTF-8 YAML)") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML ({exc})") from None
+            raise ConfigError(f"{p}: not valid YAML ({' '.join(str(exc).split())})") from None
         if not isinstance(raw, dict):
             raise ConfigError(f"{p}: a config must be a YAML mapping")
     return _build(apply_overrides(raw, list(overrides)))

@@ -33,7 +33,8 @@ from .data.prepare import PrepareOptions, resize_short_side
 from .data.sampling import clip_indices, eval_offsets
 from .data.transforms import CropParams, apply_clip_transform, center_crop_params
 from .flow import DEFAULT_BOUND, compute_flow, dequantize_flow, quantize_flow, resolve_method
-from .video import VideoReadError, iter_frames
+from .model_package import MODEL_JSON, ModelPackageError
+from .video import FrameLimits, VideoReadError, iter_frames
 
 #: Clips per video when the caller does not say (the demo recipe's ``eval_clips``).
 DEFAULT_CLIPS = 5
@@ -110,10 +111,15 @@ class Prediction:
                 "top": [{"class": c, "probability": round(p, 6)} for c, p in self.top(k)]}
 
 
-def _read_frames(path: str | os.PathLike, need: int, short_side: int) -> tuple[list[np.ndarray], bool]:
-    """The first ``need`` frames, short side resized; also whether the video ended before ``need``."""
+def _read_frames(path: str | os.PathLike, need: int, short_side: int,
+                 limits: FrameLimits | None = None) -> tuple[list[np.ndarray], bool]:
+    """The first ``need`` frames, short side resized; also whether the video ended before ``need``.
+
+    Each frame is checked against ``limits`` (default ``FrameLimits()``) before it is resized.
+    """
     frames: list[np.ndarray] = []
-    with closing(iter_frames(path)) as stream:  # closing releases the decoder when we stop early
+    limits = FrameLimits() if limits is None else limits
+    with closing(iter_frames(path, limits=limits)) as stream:  # closing releases the decoder when we stop early
         for rgb in stream:
             frames.append(resize_short_side(rgb, short_side))
             if len(frames) == need:
@@ -122,18 +128,20 @@ def _read_frames(path: str | os.PathLike, need: int, short_side: int) -> tuple[l
 
 
 def build_clips(video: str | os.PathLike, spec: InputSpec, *, clips: int = DEFAULT_CLIPS,
-                flow_device: str = "cpu", timings: dict[str, float] | None = None) -> Clips:
+                flow_device: str = "cpu", timings: dict[str, float] | None = None,
+                limits: FrameLimits | None = None) -> Clips:
     """Decode ``video`` and build the inputs of ``clips`` evaluation clips (see the module docstring).
 
     Decoding stops at the last frame the clips need; only a video shorter than that is read to the
     end, and its clips then follow the short-video rule of ``clip_indices``. ``timings``, when
     given, receives the seconds spent in ``decode`` (with resize), ``flow`` and ``transform``.
+    Frames over ``limits`` (size, aspect ratio; default ``FrameLimits()``) are a VideoReadError.
     """
     t0 = time.perf_counter()
     offsets = eval_offsets(spec.interval, clips)
     # With at least ``need`` frames no clip is shortened, so the frame count does not matter.
     need = max(offsets) + (spec.frames - 1) * spec.interval + 1
-    frames, ended = _read_frames(video, need, spec.short_side)
+    frames, ended = _read_frames(video, need, spec.short_side, limits)
     num_frames = len(frames) if ended else None
     if len(frames) < 2:
         raise VideoReadError(video, f"only {len(frames)} frame decoded; optical flow needs at least 2")
@@ -177,14 +185,19 @@ class Predictor:
     >>> p.predict("clip.mp4").top(5)               # doctest: +SKIP
     """
 
-    def __init__(self, model: nn.Module, spec: dict, *, device: str = "cpu"):
+    def __init__(self, model: nn.Module, spec: dict, *, device: str = "cpu", limits: FrameLimits | None = None):
         self.model = model.eval()
+        self.limits = limits or FrameLimits()  # bounds on decoded frames (serve sets tighter ones)
         self.spec = spec
         self.classes: list[str] = list(spec["classes"])
         self.input = InputSpec.from_model_spec(spec)
         self.device = torch.device(device)
         # only the PyTorch solvers run on the model's device; OpenCV methods ("dis", "opencv-*") on the CPU
-        torch_flow = resolve_method(self.input.flow_method) in ("tvl1", "brox")
+        try:
+            torch_flow = resolve_method(self.input.flow_method) in ("tvl1", "brox")
+        except ValueError as exc:  # a name recorded by import-rawframes that no solver here computes
+            raise ModelPackageError(f"{MODEL_JSON}: flow_method {self.input.flow_method!r} "
+                                    f"cannot be computed for prediction ({exc})") from None
         self.flow_device = str(self.device) if torch_flow else "cpu"
 
     @classmethod
@@ -196,7 +209,7 @@ class Predictor:
         return cls(model, spec, device=device)
 
     def clips(self, video: str | os.PathLike, *, clips: int = DEFAULT_CLIPS) -> Clips:
-        return build_clips(video, self.input, clips=clips, flow_device=self.flow_device)
+        return build_clips(video, self.input, clips=clips, flow_device=self.flow_device, limits=self.limits)
 
     @torch.no_grad()
     def run(self, clips: Clips, *, video: str = "", attention: bool = False) -> Prediction:

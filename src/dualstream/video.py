@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -27,6 +28,33 @@ class VideoReadError(Exception):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+@dataclass(frozen=True)
+class FrameLimits:
+    """Bounds on the frames a decoder may hand on, checked on the container's declared size before
+    decoding and on every decoded frame, before anything resizes it.
+
+    Resizing to a fixed short side turns a thin frame into a huge one (500x2 becomes 24000x96 at a
+    short side of 96): the aspect ratio bounds that growth, the pixel count bounds the frame itself.
+    """
+
+    max_pixels: int = 7680 * 4320
+    """Pixels per frame (default 8K UHD, 33 megapixels)."""
+    max_aspect: float = 10.0
+    """Long side over short side (default 10:1; 16:9 video is 1.8:1)."""
+
+    def check(self, path: str | os.PathLike, width: int, height: int) -> None:
+        """Raise VideoReadError when a frame of ``width`` x ``height`` is over the limits."""
+        if width <= 0 or height <= 0:
+            return
+        if width * height > self.max_pixels:
+            raise VideoReadError(path, f"frames of {width}x{height} pixels are over the limit of "
+                                       f"{self.max_pixels / 1e6:.1f} megapixels per frame")
+        aspect = max(width, height) / min(width, height)
+        if aspect > self.max_aspect:
+            raise VideoReadError(path, f"frames of {width}x{height} pixels have an aspect ratio of {aspect:.0f}:1, "
+                                       f"over the limit of {self.max_aspect:g}:1")
 
 
 def _open(path: Path) -> cv2.VideoCapture:
@@ -57,22 +85,28 @@ def video_info(path: str | os.PathLike) -> dict:
         cap.release()
 
 
-def iter_frames(path: str | os.PathLike, *, check_truncation: bool = True) -> Iterator[np.ndarray]:
+def iter_frames(path: str | os.PathLike, *, check_truncation: bool = True,
+                limits: FrameLimits | None = None) -> Iterator[np.ndarray]:
     """Yield the frames of a video one at a time as uint8 RGB arrays of shape (H, W, 3).
 
     Frames are streamed, so a long video is never held whole. Raises VideoReadError when the
     file cannot be opened, yields no frame, or (with ``check_truncation``) stops well short of
-    the frame count its container declares.
+    the frame count its container declares; with ``limits``, also when the declared frame size or
+    any decoded frame is over them (before the frame is converted or handed on).
     """
     path = Path(path)
     cap = _open(path)
     declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
     count = 0
     try:
+        if limits is not None:
+            limits.check(path, int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0))
         while True:
             ok, bgr = cap.read()
             if not ok or bgr is None:
                 break
+            if limits is not None:
+                limits.check(path, bgr.shape[1], bgr.shape[0])
             if bgr.ndim == 2:
                 bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
             count += 1

@@ -4,10 +4,11 @@ Layout read: ``SRC/<Class>/<video>/img_00001.jpg ...``, ``flow_x_00001.jpg ...``
 ``flow_y_00001.jpg ...`` (flow from frame i to i+1, uint8 with a +-bound mapping, as this project
 writes them). Each video folder is validated (numbering without gaps from 1, as many flow_x as
 flow_y, at least one flow per frame pair, no empty file, first and last images readable and of
-one size) and gets the ``manifest.json`` that makes it usable by the loader; nothing is decoded
-or recomputed beyond those checks. With ``--out`` equal to ``--src`` the manifests are written in
-place; otherwise each video's files are hard-linked (copied across file systems) into ``--out``,
-again into a temporary folder renamed when complete, so an interrupted import resumes cleanly.
+one size, no file that is a symlink leading outside SRC) and gets the ``manifest.json`` that makes it
+usable by the loader; nothing is decoded or recomputed beyond those checks. With ``--out`` equal
+to ``--src`` the manifests are written in place; otherwise each video's files are hard-linked
+(copied across file systems) into ``--out``, again into a temporary folder renamed when complete,
+so an interrupted import resumes cleanly.
 """
 
 from __future__ import annotations
@@ -59,14 +60,32 @@ def find_rawframe_folders(src: str | Path) -> list[str]:
     return folders
 
 
-def _numbers(folder: Path) -> dict[str, list[int]]:
+def _inside(path: str | Path, root: str) -> bool:
+    real = os.path.realpath(path)
+    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _numbers(folder: Path, root: Path | None = None) -> dict[str, list[int]]:
+    """Frame numbers per kind; with ``root``, a file or folder that leads (by a symlink) outside
+    ``root`` is refused: an import must never link or copy files from elsewhere into the cache."""
     found: dict[str, list[int]] = {"img": [], "flow_x": [], "flow_y": []}
+    real_root = os.path.realpath(root) if root is not None else None
+    if real_root is not None and not _inside(folder, real_root):
+        raise _Invalid(f"the folder is a symlink leading outside {root} (to {os.path.realpath(folder)}); refused")
     for entry in os.scandir(folder):
         m = FRAME_RE.match(entry.name)
         if not m:
             continue
         if len(m.group(2)) != 5:
             raise _Invalid(f"{entry.name}: frame numbers must have 5 digits (img_00001.jpg)")
+        if entry.is_symlink():
+            if real_root is not None and not _inside(entry.path, real_root):
+                raise _Invalid(f"{entry.name}: a symlink leading outside {root} (to {os.path.realpath(entry.path)}); "
+                               "refused")
+            if not os.path.exists(entry.path):
+                raise _Invalid(f"{entry.name}: a broken symlink")
+        if not entry.is_file():
+            raise _Invalid(f"{entry.name}: not a regular file")
         if entry.stat().st_size == 0:
             raise _Invalid(f"{entry.name}: empty file")
         found[m.group(1)].append(int(m.group(2)))
@@ -88,10 +107,12 @@ def _shape(path: Path, flags: int) -> tuple[int, int]:
     return img.shape[:2]
 
 
-def validate_rawframes(folder: str | Path, *, flow_method: str, flow_bound: float) -> dict:
-    """Check one video folder and return the manifest it should get (raises _Invalid)."""
+def validate_rawframes(folder: str | Path, *, flow_method: str, flow_bound: float, root: str | Path | None = None
+                       ) -> dict:
+    """Check one video folder and return the manifest it should get (raises _Invalid); with ``root``
+    (the --src folder), frames that are symlinks leading outside it are refused."""
     folder = Path(folder)
-    nums = _numbers(folder)
+    nums = _numbers(folder, Path(root) if root is not None else None)
     n_img = _check_run("img", nums["img"])
     n_x, n_y = _check_run("flow_x", nums["flow_x"]), _check_run("flow_y", nums["flow_y"])
     if n_img < 2:
@@ -129,9 +150,10 @@ def _link_tree(src: Path, dst: Path) -> None:
                 shutil.copyfile(entry.path, dst / entry.name)
 
 
-def import_video(src: Path, dst: Path, *, flow_method: str, flow_bound: float) -> dict:
-    """Validate ``src`` and make ``dst`` a finished cache folder (manifest written last, atomically)."""
-    manifest = validate_rawframes(src, flow_method=flow_method, flow_bound=flow_bound)
+def import_video(src: Path, dst: Path, *, flow_method: str, flow_bound: float, root: Path | None = None) -> dict:
+    """Validate ``src`` and make ``dst`` a finished cache folder (manifest written last, atomically);
+    ``root``: the folder no frame may lead outside of (see validate_rawframes)."""
+    manifest = validate_rawframes(src, flow_method=flow_method, flow_bound=flow_bound, root=root)
     if src.resolve() == dst.resolve():
         manifest["bytes"] = sum((src / f"{k}_{i:05d}.jpg").stat().st_size
                                 for k, n in (("img", manifest["num_frames"]), ("flow_x", manifest["num_flows"]),
@@ -149,7 +171,7 @@ def import_video(src: Path, dst: Path, *, flow_method: str, flow_bound: float) -
 
 def _import_one(src: Path, out: Path, key: str, flow_method: str, flow_bound: float) -> tuple[str, str | None]:
     try:
-        import_video(src / key, out / key, flow_method=flow_method, flow_bound=flow_bound)
+        import_video(src / key, out / key, flow_method=flow_method, flow_bound=flow_bound, root=src)
         return key, None
     except _Invalid as exc:
         return key, str(exc)
@@ -186,5 +208,6 @@ def import_rawframes(src: str | Path, out: str | Path, *, flow_method: str = "tv
             else:
                 summary.failures.append((key, error))
             bar.update()
-    write_failures(out / FAILURES, summary.failures)
+    listed = set(folders)  # a concurrent import's failures stay listed while their folder is not imported
+    write_failures(out / FAILURES, summary.failures, keep=lambda key: key in listed and not (out / key / MANIFEST).is_file())
     return summary

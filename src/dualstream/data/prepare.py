@@ -16,10 +16,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -61,7 +63,7 @@ class PrepareOptions:
     schedule: SampleSchedule | None = None
     """Keep only the frames (and flows) this schedule can ask for; None keeps every frame."""
     format: str = "rawframes"
-    """``rawframes`` (JPEGs) or ``packed`` (one memory-mapped uint8 array per video, ``data/packed.py``)."""
+    """``rawframes`` (JPEGs) or ``packed`` (memory-mapped uint8 arrays per video instead, ``data/packed.py``)."""
 
     def __post_init__(self) -> None:
         try:
@@ -218,21 +220,75 @@ def prepare_video(src: str | Path, dst: str | Path, opts: PrepareOptions) -> dic
     return manifest
 
 
+def _start_time(pid: int) -> str | None:
+    """A process's start time (clock ticks since boot, from /proc), so that a reused pid is told apart;
+    "" where /proc is not available; None when no such process runs."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "" if not Path("/proc/self/stat").exists() else None
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22, after the parenthesised command name
+
+
+_TMP_OWNER = re.compile(r"\.tmp-(?P<host>.+)-(?P<pid>\d+)-(?P<start>\d*)$")
+#: A temporary folder of another machine is taken for an interrupted run's after this long untouched.
+FOREIGN_TMP_MAX_AGE_S = 24 * 3600
+
+
+def _owner_tag() -> str:
+    """``host-pid-start``: who writes a temporary folder (the start time tells a reused pid apart)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{_start_time(os.getpid()) or ''}"
+
+
+def _is_stale(tmp: Path) -> bool:
+    """Whether a temporary folder was left by a run that is gone (so it may be removed).
+
+    Its name says its owner: on this machine, stale when that process no longer runs (or its pid now
+    belongs to a younger process); of another machine, when untouched for FOREIGN_TMP_MAX_AGE_S;
+    a name without an owner (an older version's) is stale.
+    """
+    m = _TMP_OWNER.search(tmp.name)
+    if not m:
+        return True
+    if m.group("host") != socket.gethostname():
+        try:
+            return time.time() - tmp.stat().st_mtime > FOREIGN_TMP_MAX_AGE_S
+        except OSError:
+            return False
+    running = _start_time(int(m.group("pid")))
+    return running is None or (bool(m.group("start")) and bool(running) and running != m.group("start"))
+
+
 @contextmanager
 def atomic_folder(dst: Path) -> Iterator[Path]:
     """A temporary sibling of ``dst`` to fill; renamed to ``dst`` when the block ends without error,
-    removed when it fails. Leftovers of an interrupted run (``.name.tmp-*``) are removed first, and a
-    ``dst`` without manifest (a half copy made by hand) is replaced."""
+    removed when it fails. The temporary name carries its owner (host, pid, process start time):
+    leftovers of interrupted runs are removed first, never a live run's. A ``dst`` without manifest
+    (a half copy made by hand) is replaced; when a concurrent run finished the same ``dst`` first,
+    its copy is kept and ours dropped (both are the same video)."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    for stale in dst.parent.glob(f".{dst.name}.tmp-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = dst.parent / f".{dst.name}.tmp-{socket.gethostname()}-{os.getpid()}"
+    for other in dst.parent.glob(f".{dst.name}.tmp-*"):
+        if _is_stale(other):
+            shutil.rmtree(other, ignore_errors=True)
+    tmp = dst.parent / f".{dst.name}.tmp-{_owner_tag()}"
+    shutil.rmtree(tmp, ignore_errors=True)  # our own leftover (this process, an earlier failed attempt)
     tmp.mkdir()
     try:
         yield tmp
-        if dst.exists():
+        if dst.exists() and not (dst / MANIFEST).is_file():
             shutil.rmtree(dst)
-        os.rename(tmp, dst)
+        try:
+            os.rename(tmp, dst)
+        except OSError:
+            if not (dst / MANIFEST).is_file():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # another run prepared it meanwhile
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -301,16 +357,30 @@ def _write_sampled_frames(src: Path, tmp: Path, opts: PrepareOptions, schedule: 
     return count, height, width, kept
 
 
-def _die_with_parent() -> None:
-    """Worker initialiser: on Linux, the kernel kills this worker when the parent dies (even by
-    SIGKILL), so no orphan goes on writing into the cache while a rerun redoes its video."""
+def _die_with_parent(parent: int) -> None:
+    """Worker initialiser: the worker ends when its parent ``parent`` dies, even by SIGKILL, so no
+    orphan goes on writing into the cache (or waits forever) while a rerun redoes its video.
+
+    On Linux the kernel sends SIGKILL (PR_SET_PDEATHSIG); a parent that died before that was set
+    (while the worker was still importing) is caught by checking the parent pid right after, and a
+    watchdog thread checks it every second where prctl is not available.
+    """
     if sys.platform.startswith("linux"):
         import ctypes
 
         try:
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
         except (OSError, AttributeError):
             pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
     cv2.setNumThreads(1)
 
 
@@ -333,7 +403,7 @@ WORKER_DIED = "the worker process died while preparing this video (a crash in th
 
 def _new_pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_die_with_parent,
-                               max_tasks_per_child=TASKS_PER_WORKER)
+                               initargs=(os.getpid(),), max_tasks_per_child=TASKS_PER_WORKER)
 
 
 def _run_processes(todo: list, workers: int, job=_job) -> Iterator[tuple[str, str | None, int, int]]:
@@ -464,7 +534,9 @@ def prepare_dataset(
     finally:
         bar.close()
         summary.seconds = time.perf_counter() - t0
-    write_failures(cache / summary.failures_file, summary.failures)
+    listed_set = set(listed)  # an entry stays while its video is listed and not prepared
+    write_failures(cache / summary.failures_file, summary.failures,
+                   keep=lambda rel: rel in listed_set and not is_prepared(cache, video_key(rel)))
     return summary
 
 
@@ -476,10 +548,37 @@ def _prepared_bytes(folder: Path) -> int:
         return folder_bytes(folder)
 
 
-def write_failures(path: Path, failures: list[tuple[str, str]]) -> None:
-    if not failures:
-        path.unlink(missing_ok=True)
+@contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """An exclusive lock on ``folder`` (flock on its descriptor: no lock file left behind) where
+    supported; concurrent runs into one cache then update its failures file one at a time."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover (not POSIX)
+        yield
         return
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(f"{rel}\t{reason}\n" for rel, reason in sorted(failures)))
-    os.replace(tmp, path)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def write_failures(path: Path, failures: list[tuple[str, str]], *, keep=None) -> None:
+    """Write the failures file: this run's ``failures`` plus the entries already there (from a
+    concurrent or earlier run) for which ``keep(rel)`` holds (without ``keep`` none), so a failure a
+    concurrent run reported is not lost when this run writes the file after it."""
+    with _locked(path.parent):
+        rows = dict(failures)
+        if keep is not None and path.is_file():
+            for line in path.read_text(errors="replace").splitlines():
+                rel, sep, reason = line.partition("\t")
+                if sep and rel not in rows and keep(rel):
+                    rows[rel] = reason
+        if not rows:
+            path.unlink(missing_ok=True)
+            return
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        tmp.write_text("".join(f"{rel}\t{reason}\n" for rel, reason in sorted(rows.items())))
+        os.replace(tmp, path)

@@ -12,6 +12,12 @@ A checkpoint is written into a hidden temporary folder and renamed into place on
 then older ones are removed; a crash or a full disk while saving leaves the previous checkpoint as
 it was. Single files (the model package) are written to a temporary name and renamed. Nothing is
 ever unpickled: ``torch.load(..., weights_only=True)`` only.
+
+Reading checks everything before use: ``load_model`` validates model.json (``dualstream.model_package``)
+and the weights (complete safetensors, the architecture's names and shapes, finite values), each
+problem one ModelPackageError line naming the file; ``load_checkpoint`` does the same for the newest
+checkpoint and refuses a damaged one, naming the newest intact older one (it does not fall back by
+itself: the user decides, see ``load_checkpoint``).
 """
 
 from __future__ import annotations
@@ -28,10 +34,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..models import create_model
+from ..model_package import (MODEL_JSON, MODEL_WEIGHTS, ModelPackageError, check_file, read_model_json,
+                             safetensors_header)
+from ..models import create_model, list_models
 
-MODEL_WEIGHTS = "model.safetensors"
-MODEL_JSON = "model.json"
 CHECKPOINT_DIR = "checkpoint"
 _EPOCH_DIR = re.compile(r"^epoch-(\d{4,})(?:-batch-(\d{6,}))?$")
 
@@ -72,37 +78,72 @@ def save_model_package(run: str | Path, model: nn.Module, spec: dict) -> None:
 
 
 def read_model_spec(path: str | Path) -> dict:
-    path = Path(path)
-    spec_path = path / MODEL_JSON if path.is_dir() else path
-    if not spec_path.is_file():
-        raise CheckpointError(f"{path}: no {MODEL_JSON} (not a trained run or model package)")
-    return json.loads(spec_path.read_text())
+    """The validated ``model.json`` of a package folder, run folder or the file itself."""
+    return read_model_json(path, architectures=list_models())[1]
 
 
-def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
-    """A ready model (eval mode) and its spec from a run folder or model package."""
-    path = Path(path)
-    spec = read_model_spec(path)
-    folder = path if path.is_dir() else path.parent
+def load_model(path: str | Path, *, device: str | torch.device = "cpu", command: str = "this command"
+               ) -> tuple[nn.Module, dict]:
+    """A ready model (eval mode) and its spec from a run folder or model package.
+
+    Everything is checked before use (see ``dualstream.model_package``): model.json against its
+    schema, the weights file for being complete safetensors whose tensors fit the architecture,
+    with finite values. Any problem is one ModelPackageError line naming the file.
+    """
+    folder, spec = read_model_json(path, architectures=list_models(), command=command)
     weights = folder / MODEL_WEIGHTS
-    if not weights.is_file():
-        raise CheckpointError(f"{folder}: no {MODEL_WEIGHTS}")
-    model = create_model(spec["name"], num_classes=len(spec["classes"]), frames=spec["frames"],
-                         input_size=spec["input_size"], **spec.get("kwargs", {}))
-    load_weights(model, load_file(str(weights)), folder, what=f"{spec['name']} with {len(spec['classes'])} classes")
+    what = f"{spec['name']} with the {len(spec['classes'])} classes of {MODEL_JSON}"
+    try:
+        model = create_model(spec["name"], num_classes=len(spec["classes"]), frames=spec["frames"],
+                             input_size=spec["input_size"], **spec.get("kwargs", {}))
+    except (TypeError, ValueError) as exc:  # arguments the architecture does not take, or values it refuses
+        raise ModelPackageError(f"{folder / MODEL_JSON}: {spec['name']} cannot be built from it "
+                                f"({_one_line(exc)})") from None
+    model.load_state_dict(read_weights(weights, model, what=what))
     return model.to(device).eval(), spec
 
 
-def load_weights(model: nn.Module, state: dict[str, torch.Tensor], where: Path, *, what: str = "this model") -> None:
-    """Load ``state`` strictly; a mismatch names the first differing tensor in one line."""
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+_FLOAT_DTYPES = {"F16", "BF16", "F32", "F64", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2"}
+
+
+def read_weights(path: Path, model: nn.Module, *, what: str = "this model",
+                 error: type[ValueError] = ModelPackageError, mismatch: type[ValueError] | None = None
+                 ) -> dict[str, torch.Tensor]:
+    """The tensors of the safetensors file ``path``, checked to load into ``model`` strictly.
+
+    In order: the file is complete safetensors (a pickle or zip is named and refused, never
+    unpickled), its tensor names, shapes and kinds (float or not) are the model's (from the header,
+    before any tensor is read), and every floating tensor is finite. Raises ``error`` in one line
+    (``mismatch``, when given, for weights that are intact but of another architecture).
+    """
+    header = safetensors_header(path, error=error)
     own = model.state_dict()
-    missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-    shapes = [k for k in own if k in state and own[k].shape != state[k].shape]
-    if missing or extra or shapes:
-        detail = (f"{shapes[0]} is {tuple(state[shapes[0]].shape)}, expected {tuple(own[shapes[0]].shape)}"
-                  if shapes else f"{len(missing)} missing and {len(extra)} unexpected tensors")
-        raise CheckpointError(f"{where}: weights do not fit {what} (another architecture or class count: {detail})")
-    model.load_state_dict(state)
+    missing, extra = sorted(set(own) - set(header)), sorted(set(header) - set(own))
+    shapes = [k for k in own if k in header and tuple(own[k].shape) != header[k][1]]
+    kinds = [k for k in own if k in header and own[k].is_floating_point() != (header[k][0] in _FLOAT_DTYPES)]
+    if missing or extra or shapes or kinds:
+        if shapes:
+            detail = f"{shapes[0]} is {header[shapes[0]][1]}, expected {tuple(own[shapes[0]].shape)}"
+        elif kinds:
+            detail = f"{kinds[0]} is {header[kinds[0]][0]}, expected {str(own[kinds[0]].dtype).replace('torch.', '')}"
+        else:
+            names = (missing or extra)[:2]
+            detail = (f"{len(missing)} missing and {len(extra)} unexpected tensors, e.g. "
+                      f"{'missing' if missing else 'unexpected'} {', '.join(names)}")
+        raise (mismatch or error)(f"{path}: weights do not fit {what} (another architecture or class count: {detail})")
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
+        raise error(f"{path}: not a readable safetensors file ({_one_line(exc)})") from None
+    for name, tensor in state.items():
+        if (tensor.is_floating_point() or tensor.is_complex()) and not bool(torch.isfinite(tensor).all()):
+            raise error(f"{path}: tensor {name} holds NaN or infinite values (a diverged or damaged model); refused")
+    return state
 
 
 def checkpoint_dirs(run: str | Path) -> list[Path]:
@@ -151,14 +192,59 @@ def save_checkpoint(run: str | Path, model: nn.Module, state: dict, *, epoch: in
     return final
 
 
+class DamagedCheckpoint(CheckpointError):
+    """A checkpoint folder whose files are unreadable, incomplete or hold NaN/inf (not a mismatch)."""
+
+
+#: What a training state must hold (types as ``weights_only`` loads them).
+_STATE_KEYS = {"epoch": int, "step": int, "history": list, "optimizer": dict, "rng": list}
+
+
+def _read_checkpoint(folder: Path, model: nn.Module, what: str) -> tuple[dict[str, torch.Tensor], dict]:
+    """The checked weights and training state of one checkpoint folder, without touching ``model``."""
+    tensors = read_weights(folder / "weights.safetensors", model, what=what, error=DamagedCheckpoint,
+                           mismatch=CheckpointError)
+    path = folder / "state.pt"
+    try:
+        check_file(path)
+    except ModelPackageError as exc:
+        raise DamagedCheckpoint(str(exc)) from None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # an unpicklable global or a torn file: refuse, never unpickle
+        raise DamagedCheckpoint(f"{path}: not a loadable training state ({type(exc).__name__})") from None
+    if not isinstance(state, dict):
+        raise DamagedCheckpoint(f"{path}: not a training state (a {type(state).__name__}, not a dict)")
+    for key, kind in _STATE_KEYS.items():
+        if not isinstance(state.get(key), kind) or isinstance(state.get(key), bool):
+            raise DamagedCheckpoint(f"{path}: no valid {key!r} entry (a damaged or foreign training state)")
+    return tensors, state
+
+
 def load_checkpoint(run: str | Path, model: nn.Module, *, what: str = "this model") -> dict:
-    """Restore the newest checkpoint's weights into ``model``; returns its state (epoch: last completed)."""
+    """Restore the newest checkpoint's weights into ``model``; returns its state (epoch: last completed).
+
+    A damaged newest checkpoint is refused, never skipped silently: the error names it and the
+    newest intact older one (which a resume would otherwise quietly fall back to, retraining the
+    epochs in between and hiding a failing disk), so the user decides. ``model`` is unchanged then.
+    """
     found = checkpoint_dirs(run)
     if not found:
         raise CheckpointError(f"{run}: no checkpoint to resume from")
-    folder = found[-1]
-    load_weights(model, load_file(str(folder / "weights.safetensors")), folder, what=what)
+    newest = found[-1]
     try:
-        return torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
-    except Exception as exc:  # an unpicklable global or a torn file: refuse, never unpickle
-        raise CheckpointError(f"{folder / 'state.pt'}: not a loadable training state ({type(exc).__name__})") from None
+        tensors, state = _read_checkpoint(newest, model, what)
+    except DamagedCheckpoint as exc:
+        intact = None
+        for older in reversed(found[:-1]):
+            try:
+                _read_checkpoint(older, model, what)
+            except CheckpointError:
+                continue
+            intact = older
+            break
+        hint = (f"the newest intact checkpoint is {intact}: move {newest.name} out of {newest.parent} to resume from it"
+                if intact else "no intact older checkpoint is kept (train.keep_checkpoints); train again without --resume")
+        raise CheckpointError(f"damaged checkpoint {newest}: {exc}; {hint}") from None
+    model.load_state_dict(tensors)
+    return state

@@ -16,12 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from ..config import ConfigError, config_from_dict
+from ..config import ConfigError, load_config
 from ..data.sampling import eval_offsets
 from ..data.ucf101 import VideoEntry
 from .accel import DeviceBatches, autocast, autocast_dtype, loader_workers, to_device, use_channels_last
@@ -117,7 +116,7 @@ def evaluate_run(run: str | Path, *, clips: int | None = None, crops: int | None
     run = Path(run)
     if not (run / CONFIG).is_file():
         raise FileNotFoundError(f"{run}: not a run folder (no {CONFIG})")
-    cfg = config_from_dict(yaml.safe_load((run / CONFIG).read_text()))
+    cfg = load_config(run / CONFIG)  # a damaged config.yaml is one ConfigError line, as for train
     trained_split = cfg.data.split
     if split is not None and split != trained_split:
         if split not in (1, 2, 3):

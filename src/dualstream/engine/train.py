@@ -216,7 +216,11 @@ def _restore(state: dict | None, optimizer: torch.optim.Optimizer, cfg: Config, 
         if world.rank:
             seed_everything(cfg.seed + world.rank)
         return 0, 0, [], None
-    optimizer.load_state_dict(state["optimizer"])
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+    except (ValueError, KeyError, TypeError, RuntimeError) as exc:  # another model's optimizer, or torn
+        raise CheckpointError(f"{checkpoint_dirs(run)[-1]}: its optimizer state does not fit this model "
+                              f"({' '.join(str(exc).split())[:160]})") from None
     for group in optimizer.param_groups:  # the config's values win over the checkpoint's
         group.update(lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     start, step, history = state["epoch"] + 1, int(state["step"]), list(state["history"])

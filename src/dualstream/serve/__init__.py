@@ -7,9 +7,13 @@
 * ``POST /api/predict`` (multipart field ``file``; query ``explain``, default true, and ``topk``,
   default 5): ``{"video", "clips", "top": [{"class", "probability"}], "explanation": "data:image/png;base64,..." | null}``.
 
-Bad uploads get a 4xx answer whose JSON ``detail`` says what is wrong: 411 without a
-Content-Length, 413 over the size limit, 415 for a file that is not a video, 422 for a video that
-cannot be decoded or is too short. Nothing of a request outlives it, so the server goes on serving.
+Bad uploads get a 4xx answer whose JSON ``detail`` says what is wrong: 413 over the size limit
+(counted on the bytes received, see ``guard``), 415 for a file that is not a video, 422 for a video
+that cannot be decoded, is too short, or whose frames are over the size or aspect-ratio limits
+(checked before any frame is resized). ``guard.Guard`` also refuses requests for other host names
+(400) and from pages of other sites (403), times out slow clients (408) and adds security headers;
+the API docs (``/docs``, ``/redoc``, ``/openapi.json``) exist only with ``docs=True``. Nothing of a
+request outlives it, so the server goes on serving.
 """
 
 from __future__ import annotations
@@ -22,50 +26,42 @@ from pathlib import Path
 
 from fastapi import FastAPI, File, HTTPException, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse
 
 from ..data.prepare import VIDEO_EXTENSIONS
 from ..explain import render_explanation
 from ..predict import DEFAULT_CLIPS, Predictor
-from ..video import VideoReadError
+from ..video import FrameLimits, VideoReadError
+from .guard import Guard, SlowClientProtocol, allowed_host_names, page_csp
 
 DEFAULT_MAX_UPLOAD_MB = 200
+#: Frames larger than 4K UHD, or thinner than 10:1, are refused (422) before they are resized.
+DEFAULT_FRAME_LIMITS = FrameLimits(max_pixels=3840 * 2160, max_aspect=10.0)
+DEFAULT_TIMEOUT_S = 30.0
 STATIC = Path(__file__).parent / "static"
 PREDICT_PATH = "/api/predict"
-
-
-class UploadLimit:
-    """ASGI middleware: answer an upload to PREDICT_PATH that is too large before reading its body."""
-
-    def __init__(self, app, *, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and scope["path"] == PREDICT_PATH and scope["method"] == "POST":
-            length = dict(scope["headers"]).get(b"content-length", b"")
-            detail, status = None, 0
-            if not length.isdigit():
-                detail, status = "uploads need a Content-Length header", 411
-            elif int(length) > self.max_bytes:
-                detail, status = (f"upload of {int(length) / 2**20:.1f} MB is over the "
-                                  f"{self.max_bytes / 2**20:g} MB limit"), 413
-            if detail:
-                await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+DOCS_PATHS = ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect")
 
 
 def create_app(model: str | os.PathLike | Predictor, *, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
-               clips: int = DEFAULT_CLIPS) -> FastAPI:
-    """The web demo app for a model package path (or a loaded Predictor)."""
+               clips: int = DEFAULT_CLIPS, docs: bool = False, allowed_hosts: list[str] | None = None,
+               frame_limits: FrameLimits = DEFAULT_FRAME_LIMITS, timeout_s: float = DEFAULT_TIMEOUT_S) -> FastAPI:
+    """The web demo app for a model package path (or a loaded Predictor).
+
+    ``allowed_hosts``: the Host names answered (default: localhost, 127.0.0.1, ::1; ``"*"``: any);
+    ``timeout_s``: the longest pause in an upload's body.
+    """
     predictor = model if isinstance(model, Predictor) else Predictor.load(model)
+    predictor.limits = frame_limits
     max_bytes = int(max_upload_mb * 2**20)
     lock = threading.Lock()  # one prediction at a time: the model's attention recording is shared state
-    app = FastAPI(title="dualstream", description=__doc__)
+    urls = {} if docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
+    app = FastAPI(title="dualstream", description=__doc__, **urls)
+    html = (STATIC / "index.html").read_text()
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:
-        return (STATIC / "index.html").read_text()
+        return html
 
     @app.get("/api/model")
     def model_info() -> dict:
@@ -105,13 +101,26 @@ def create_app(model: str | os.PathLike | Predictor, *, max_upload_mb: float = D
                 status = 415 if exc.reason.startswith("not a video") else 422
                 raise HTTPException(status, f"{name}: {exc.reason}") from None
 
-    app.add_middleware(UploadLimit, max_bytes=max_bytes)
+    app.add_middleware(Guard, allowed_hosts=allowed_host_names("127.0.0.1", allowed_hosts or []),
+                       max_body=max_bytes, csp=page_csp(html), docs_paths=DOCS_PATHS if docs else (),
+                       idle_timeout=timeout_s, body_timeout=timeout_s + max_bytes / 2**20)  # >= 1 MB/s
     return app
 
 
 def serve(model: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 8000,
-          max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, clips: int = DEFAULT_CLIPS) -> None:
-    """Run the web demo with uvicorn until interrupted."""
+          max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, clips: int = DEFAULT_CLIPS, docs: bool = False,
+          allowed_hosts: list[str] | None = None, frame_limits: FrameLimits = DEFAULT_FRAME_LIMITS,
+          timeout_s: float = DEFAULT_TIMEOUT_S, max_connections: int = 64) -> None:
+    """Run the web demo with uvicorn until interrupted.
+
+    The Host names answered are the localhost names, ``host`` (unless a wildcard address) and
+    ``allowed_hosts``; request headers must arrive within ``timeout_s``, at most ``max_connections``
+    are served at once (503 beyond).
+    """
     import uvicorn
 
-    uvicorn.run(create_app(model, max_upload_mb=max_upload_mb, clips=clips), host=host, port=port, log_level="info")
+    app = create_app(model, max_upload_mb=max_upload_mb, clips=clips, docs=docs, frame_limits=frame_limits,
+                     allowed_hosts=allowed_host_names(host, allowed_hosts or []), timeout_s=timeout_s)
+    protocol = type("Protocol", (SlowClientProtocol,), {"header_timeout": timeout_s})
+    uvicorn.run(app, host=host, port=port, log_level="info", http=protocol, limit_concurrency=max_connections,
+                timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024)

@@ -1,0 +1,243 @@
+"""What a model package is, and its checks that need no torch: ``model.json`` and the safetensors header.
+
+A model package is a folder (a run folder is one) holding
+
+* ``model.json``: a JSON object, the schema below (``MODEL_SPEC_KEYS``): the architecture and its
+  arguments, the class names and how inputs are built from a video;
+* ``model.safetensors``: the weights, one tensor per entry of the model's ``state_dict``.
+
+Every command that loads a package (``predict``, ``serve``, ``export``, ``evaluate``,
+``dualstream.load_model``) goes through ``locate_package`` and ``read_model_json`` here, and the
+weights through ``engine.checkpoint.load_model``, which adds what needs torch (the shapes the
+architecture expects, NaN/inf). Each problem is one ``ModelPackageError`` line naming the file.
+
+This module imports neither torch nor safetensors, so that a light runtime (ONNX) can check a
+``model.json`` (or the copy an exported file carries) with the same rules.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+MODEL_JSON = "model.json"
+MODEL_WEIGHTS = "model.safetensors"
+#: Larger than any real model.json (UCF-101's 101 classes take 3 KB); a bigger file is not one.
+MAX_JSON_BYTES = 8 * 2**20
+#: Largest safetensors header read (it lists tensor names, dtypes and shapes: kilobytes in practice).
+MAX_HEADER_BYTES = 64 * 2**20
+PACKAGE_HINT = f"a run folder or model package (a folder with {MODEL_JSON} and {MODEL_WEIGHTS})"
+
+
+class ModelPackageError(ValueError):
+    """A model package that cannot be used; the message is one line naming the file and the problem."""
+
+
+# key -> (JSON type(s) accepted, required, check of the value or None). ``int`` excludes bool.
+_INT, _NUM, _STR, _LIST, _OBJ = "an integer", "a number", "a string", "a list", "an object"
+MODEL_SPEC_KEYS: dict[str, tuple[str, bool]] = {
+    "name": (_STR, True),          # a registered architecture (``dualstream models``)
+    "classes": (_LIST, True),      # class names in output order, unique non-empty strings
+    "frames": (_INT, True),        # frames per clip, 1..1024
+    "input_size": (_INT, True),    # side of the square network input, 8..4096
+    "kwargs": (_OBJ, False),       # the architecture's extra arguments (default {})
+    "interval": (_INT, False),     # frames between sampled frames (default 10)
+    "offsets": (_LIST, False),     # training clip offsets, integers >= 1
+    "flow_bound": (_NUM, False),   # +-px bound of the quantised flow, > 0 (default 20)
+    "flow_method": (_STR, False),  # how the flow was computed (default dis)
+    "short_side": (_INT, False),   # short side of the prepared frames, 0 = kept (default 128)
+    "eval_clips": (_INT, False),   # clips per video at evaluation (default 5)
+    "split": (_INT, False),        # the split trained on
+    "normalisation": (_OBJ, False),  # a description of the input normalisation
+}
+_RANGES = {"frames": (1, 1024), "input_size": (8, 4096), "interval": (1, 10_000), "short_side": (0, 16_384),
+           "eval_clips": (1, 10_000), "split": (1, 100)}
+
+
+def _type_ok(value, kind: str) -> bool:
+    if kind == _INT:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == _NUM:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, {_STR: str, _LIST: list, _OBJ: dict}[kind])
+
+
+def _shown(value) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def validate_model_spec(spec, where: str | os.PathLike, *, architectures: list[str] | None = None) -> dict:
+    """Check a parsed ``model.json`` against the schema; returns it, or raises ModelPackageError.
+
+    ``where`` names the file in the message. ``architectures``, when given, are the names the
+    ``name`` key may take (the model registry's; a runtime that does not build the model passes None).
+    """
+    def bad(problem: str) -> ModelPackageError:
+        return ModelPackageError(f"{where}: {problem}")
+
+    if not isinstance(spec, dict):
+        raise bad(f"must be a JSON object, got {type(spec).__name__ if spec is not None else 'null'}")
+    missing = [k for k, (_, required) in MODEL_SPEC_KEYS.items() if required and k not in spec]
+    if missing:
+        raise bad(f"missing key{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+                  f"(a package records {', '.join(k for k, (_, r) in MODEL_SPEC_KEYS.items() if r)})")
+    unknown = sorted(set(spec) - set(MODEL_SPEC_KEYS))
+    if unknown:
+        raise bad(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
+                  f"(known: {', '.join(MODEL_SPEC_KEYS)})")
+    for key, (kind, _) in MODEL_SPEC_KEYS.items():
+        if key in spec and not _type_ok(spec[key], kind):
+            raise bad(f"{key!r} must be {kind}, got {_shown(spec[key])}")
+    for key, (lo, hi) in _RANGES.items():
+        if key in spec and not lo <= spec[key] <= hi:
+            raise bad(f"{key!r} must be between {lo} and {hi}, got {spec[key]}")
+    if architectures is not None and spec["name"] not in architectures:
+        raise bad(f"unknown architecture {spec['name']!r} (known: {', '.join(architectures)})")
+    classes = spec["classes"]
+    if not classes or not all(isinstance(c, str) and c.strip() for c in classes):
+        raise bad("'classes' must be a non-empty list of class names (non-empty strings)")
+    seen: set[str] = set()
+    for c in classes:
+        if c in seen:
+            raise bad(f"'classes' lists {c!r} twice")
+        seen.add(c)
+    if "flow_bound" in spec and not (math.isfinite(spec["flow_bound"]) and spec["flow_bound"] > 0):
+        raise bad(f"'flow_bound' must be a positive finite number, got {spec['flow_bound']}")
+    if "offsets" in spec and not (spec["offsets"] and all(_type_ok(o, _INT) and o >= 1 for o in spec["offsets"])):
+        raise bad(f"'offsets' must be a non-empty list of integers >= 1, got {_shown(spec['offsets'])}")
+    if not all(isinstance(k, str) and k.isidentifier() for k in spec.get("kwargs", {})):
+        raise bad(f"'kwargs' keys must be argument names, got {_shown(list(spec['kwargs']))}")
+    return spec
+
+
+def _reject_duplicates(pairs: list[tuple[str, object]]) -> dict:
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"key {key!r} appears twice")
+        out[key] = value
+    return out
+
+
+def parse_model_json(data: bytes | str, where: str | os.PathLike, *, architectures: list[str] | None = None) -> dict:
+    """Parse and validate the text of a ``model.json`` (a file's bytes, or the copy an export carries)."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+    except UnicodeDecodeError:
+        raise ModelPackageError(f"{where}: not a text file (model.json must be UTF-8 JSON)") from None
+    try:
+        spec = json.loads(text, object_pairs_hook=_reject_duplicates)
+    except json.JSONDecodeError as exc:
+        raise ModelPackageError(f"{where}: not valid JSON ({exc.msg}: line {exc.lineno}, column {exc.colno})") from None
+    except (ValueError, RecursionError) as exc:
+        raise ModelPackageError(f"{where}: not a valid model.json ({str(exc) or 'nested too deeply'})") from None
+    return validate_model_spec(spec, where, architectures=architectures)
+
+
+def check_file(path: Path, *, max_bytes: int | None = None) -> int:
+    """Size of the regular file ``path``; a ModelPackageError when it is missing, a folder or empty."""
+    if not path.exists():
+        raise ModelPackageError(f"{path}: missing (a model package holds {MODEL_JSON} and {MODEL_WEIGHTS})")
+    if not path.is_file():
+        raise ModelPackageError(f"{path}: {'a directory' if path.is_dir() else 'not a regular file'}, expected a file")
+    size = path.stat().st_size
+    if size == 0:
+        raise ModelPackageError(f"{path}: empty file (0 bytes)")
+    if max_bytes is not None and size > max_bytes:
+        raise ModelPackageError(f"{path}: {size / 2**20:.1f} MB, too large for a {path.name} "
+                                f"(at most {max_bytes / 2**20:g} MB)")
+    return size
+
+
+def locate_package(path: str | os.PathLike, *, command: str = "this command") -> Path:
+    """The package folder that ``path`` names: the folder itself, or the folder of its model.json or
+    model.safetensors. Any other file (an ONNX export, a checkpoint, a video) is a ModelPackageError."""
+    p = Path(path)
+    if not p.exists():
+        raise ModelPackageError(f"{p}: not found (expected {PACKAGE_HINT})")
+    if p.is_dir():
+        return p
+    if p.name in (MODEL_JSON, MODEL_WEIGHTS):
+        return p.parent
+    kind = {".onnx": "an ONNX file", ".pt": "a TorchScript or torch.save file", ".pth": "a torch.save file",
+            ".safetensors": "a weights file without its model.json"}.get(p.suffix.lower(), "a file")
+    raise ModelPackageError(f"{p}: {kind}; {command} needs {PACKAGE_HINT}")
+
+
+def read_model_json(path: str | os.PathLike, *, architectures: list[str] | None = None,
+                    command: str = "this command") -> tuple[Path, dict]:
+    """(package folder, validated spec) for a package folder, run folder or its model.json."""
+    folder = locate_package(path, command=command)
+    spec_path = folder / MODEL_JSON
+    if not spec_path.exists():
+        raise ModelPackageError(f"{folder}: no {MODEL_JSON} (not a trained run or model package)")
+    check_file(spec_path, max_bytes=MAX_JSON_BYTES)
+    try:
+        data = spec_path.read_bytes()
+    except OSError as exc:
+        raise ModelPackageError(f"{spec_path}: cannot be read ({exc.strerror or exc})") from None
+    return folder, parse_model_json(data, spec_path, architectures=architectures)
+
+
+_SAFETENSORS_DTYPES = {"BOOL", "U8", "I8", "I16", "U16", "I32", "U32", "I64", "U64", "F16", "BF16", "F32", "F64",
+                       "F8_E4M3", "F8_E5M2", "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2", "C64"}
+
+
+def safetensors_header(path: str | os.PathLike, *, error: type[ValueError] = ModelPackageError
+                       ) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Tensor name -> (dtype, shape) from a safetensors file's header, after checking the file is one
+    and is complete (each tensor's bytes inside the file). Nothing is unpickled or loaded.
+
+    A pickle or a ``torch.save`` zip where safetensors is expected is named as such and refused.
+    """
+    path = Path(path)
+    try:
+        size = check_file(path)
+    except ModelPackageError as exc:
+        raise error(str(exc)) from None
+
+    def bad(problem: str) -> ValueError:
+        return error(f"{path}: {problem}")
+
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else -1
+        raw = fh.read(n) if 2 <= n <= min(size - 8, MAX_HEADER_BYTES) else b""
+    try:
+        header = json.loads(raw.decode("utf-8")) if raw[:1] == b"{" else None
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        header = None
+    if header is None:  # not safetensors: say what it is, when that is recognisable
+        if 2 <= n <= MAX_HEADER_BYTES and n > size - 8:
+            raise bad(f"truncated (its header alone would be {n} bytes, the file has {size})")
+        if head[:4] == b"PK\x03\x04":
+            raise bad("a zip archive (a torch.save checkpoint?), not safetensors; refused, it is never unpickled")
+        if head[:1] == b"\x80" or head[:1] in (b"(", b"c", b"}", b"]"):
+            raise bad("a pickle, not safetensors; refused, it is never unpickled")
+        if len(head) < 8:
+            raise bad(f"truncated ({size} bytes; a safetensors file starts with an 8-byte header length)")
+        raise bad("not a safetensors file (no valid header)")
+    if not isinstance(header, dict):
+        raise bad("not a safetensors file (its header is not a JSON object)")
+    tensors: dict[str, tuple[str, tuple[int, ...]]] = {}
+    data_bytes = size - 8 - n
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        ok = (isinstance(info, dict) and info.get("dtype") in _SAFETENSORS_DTYPES
+              and isinstance(info.get("shape"), list) and all(_type_ok(d, _INT) and d >= 0 for d in info["shape"])
+              and isinstance(info.get("data_offsets"), list) and len(info["data_offsets"]) == 2
+              and all(_type_ok(o, _INT) and o >= 0 for o in info["data_offsets"])
+              and info["data_offsets"][0] <= info["data_offsets"][1])
+        if not ok:
+            raise bad(f"not a safetensors file (bad header entry for {name!r})")
+        if info["data_offsets"][1] > data_bytes:
+            raise bad(f"truncated: tensor {name!r} ends at byte {info['data_offsets'][1]} of the data, "
+                      f"the file holds {data_bytes} bytes of data")
+        tensors[name] = (info["dtype"], tuple(info["shape"]))
+    if not tensors:
+        raise bad("holds no tensors")
+    return tensors

@@ -1,0 +1,229 @@
+"""What keeps ``serve`` safe to run while a browser may visit other sites: it is a local tool that any
+web page can send requests to (the browser lets it POST a form to 127.0.0.1 and, after a DNS
+rebinding, read the answers). ``Guard`` is one ASGI middleware in front of the whole app:
+
+* Host allow-list: a request whose ``Host`` is not a name of this server (localhost, 127.0.0.1,
+  ::1, the bound address and ``--allow-host`` names) is answered 400, so a rebinding page
+  (Host: attacker.example) reads nothing;
+* Origin check: a request that a page of another origin sends (``Origin`` not an allowed host) is
+  answered 403 before it reaches the app, so no page can make the server work;
+* request bodies: bytes are counted as they arrive, whatever the transfer encoding (a declared
+  ``Content-Length`` over the limit is answered 413 at once; a chunked or lying body is cut off
+  with 413 once the bytes received pass the limit, within one read of the server); a body whose
+  next bytes take longer than ``idle_timeout`` seconds, or which is not complete within
+  ``body_timeout``, is answered 408; refusals close the connection;
+* response headers: ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY``, a
+  Content-Security-Policy (the page's own inline scripts by hash, nothing from elsewhere),
+  ``Referrer-Policy: no-referrer``, ``Cache-Control: no-store``.
+
+``SlowClientProtocol`` (uvicorn's h11 protocol with a deadline) closes a connection whose request
+headers are not complete within ``header_timeout`` seconds of its opening or of the previous
+answer, so slow clients cannot hold connections open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import re
+
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+_WILDCARD_BINDS = ("0.0.0.0", "::", "")
+_INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.S | re.I)
+
+
+def allowed_host_names(bound: str, extra: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """The Host names served by default (localhost names and the bound address) plus ``extra``."""
+    names = [*LOCAL_HOSTS, *([] if bound in _WILDCARD_BINDS else [bound]), *extra]
+    return sorted({n.strip().strip("[]").lower().rstrip(".") for n in names if n.strip()})
+
+
+def host_name(value: str) -> str | None:
+    """The host part of a Host header (``name``, ``name:port``, ``[v6]:port``), lower case; None if malformed."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        end, rest = value.find("]"), value[value.find("]") + 1:]
+        if end < 0 or (rest and not re.fullmatch(r":\d{1,5}", rest)):
+            return None
+        return value[1:end]
+    name, sep, port = value.rpartition(":") if value.count(":") == 1 else (value, "", "")
+    if sep and not re.fullmatch(r"\d{1,5}", port):
+        return None
+    if not name or not re.fullmatch(r"[a-z0-9._-]+", name):
+        return None
+    return name.rstrip(".")
+
+
+def page_csp(html: str) -> str:
+    """A Content-Security-Policy for ``html``: its inline scripts by SHA-256 hash, same-origin fetches,
+    images and media from the page itself or data:/blob: URLs, no framing, nothing from elsewhere."""
+    hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(m.encode()).digest()).decode()}'"
+                      for m in _INLINE_SCRIPT.findall(html))
+    return (f"default-src 'none'; script-src 'self' {hashes}; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; base-uri 'none'; "
+            "form-action 'self'; frame-ancestors 'none'")
+
+
+#: The interactive API docs (``serve --docs``) load Swagger UI and ReDoc from a CDN.
+DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+            "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https:; "
+            "frame-ancestors 'none'")
+
+
+class Guard:
+    """ASGI middleware: Host and Origin checks, counted and timed request bodies, security headers."""
+
+    def __init__(self, app, *, allowed_hosts: list[str], max_body: int, csp: str, docs_paths: tuple[str, ...] = (),
+                 idle_timeout: float = 30.0, body_timeout: float = 600.0):
+        self.app = app
+        self.allowed = set(allowed_hosts)
+        self.any_host = "*" in self.allowed
+        self.max_body, self.csp, self.docs_paths = max_body, csp, docs_paths
+        self.idle_timeout, self.body_timeout = idle_timeout, body_timeout
+
+    def _headers(self, path: str) -> list[tuple[bytes, bytes]]:
+        csp = DOCS_CSP if path in self.docs_paths else self.csp
+        return [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+                (b"content-security-policy", csp.encode()), (b"referrer-policy", b"no-referrer"),
+                (b"cross-origin-opener-policy", b"same-origin"), (b"cross-origin-resource-policy", b"same-origin"),
+                (b"cache-control", b"no-store")]
+
+    def _allowed(self, name: str | None) -> bool:
+        return name is not None and (self.any_host or name in self.allowed)
+
+    def _refusal(self, scope) -> tuple[int, str] | None:
+        headers = {}
+        for key, value in scope["headers"]:
+            headers.setdefault(key, []).append(value)
+        hosts = headers.get(b"host", [])
+        host = hosts[0].decode("latin-1") if len(hosts) == 1 else None
+        if not self._allowed(host_name(host) if host is not None else None):
+            shown = "no Host header" if host is None else f"Host {host[:100]!r}"
+            return 400, (f"{shown} is not a name of this server (allowed: {', '.join(sorted(self.allowed))}; "
+                         "serve --allow-host NAME adds one)")
+        origin = headers.get(b"origin", [None])[0]
+        if origin is not None:
+            text = origin.decode("latin-1")
+            m = re.fullmatch(r"https?://(.+)", text.strip())
+            if not (m and self._allowed(host_name(m.group(1)))):
+                return 403, f"requests from pages of other sites are refused (Origin {text[:100]!r})"
+        lengths = headers.get(b"content-length", [])
+        chunked = any(b"chunked" in v.lower() for v in headers.get(b"transfer-encoding", []))
+        if lengths and not chunked:
+            if len(lengths) > 1 or not lengths[0].strip().isdigit():
+                return 400, "a malformed Content-Length header"
+            if int(lengths[0]) > self.max_body:
+                return 413, (f"upload of {int(lengths[0]) / 2**20:.1f} MB is over the "
+                             f"{self.max_body / 2**20:g} MB limit")
+        return None
+
+    async def _answer(self, scope, send, status: int, detail: str) -> None:
+        body = json.dumps({"detail": detail}).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close"), *self._headers(scope.get("path", ""))]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "websocket":
+                return  # no websockets here: refuse the upgrade by not accepting it
+            await self.app(scope, receive, send)
+            return
+        refusal = self._refusal(scope)
+        if refusal is not None:
+            await self._answer(scope, send, *refusal)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.body_timeout
+        state = {"received": 0, "complete": False, "error": None, "started": False, "replaced": False}
+
+        def fail(status: int, detail: str):
+            from starlette.exceptions import HTTPException
+
+            state["error"] = (status, detail)
+            return HTTPException(status, detail)  # FastAPI passes it on as this answer
+
+        async def guarded_receive():
+            if state["error"] is not None:
+                return {"type": "http.disconnect"}
+            if state["complete"]:
+                return await receive()  # after the body: waiting for a disconnect is not timed
+            wait = min(self.idle_timeout, deadline - loop.time())
+            try:
+                message = await asyncio.wait_for(receive(), timeout=max(wait, 0.001))
+            except asyncio.TimeoutError:
+                raise fail(408, f"the upload stalled or took too long (no data for {self.idle_timeout:g} s, or "
+                                f"not complete after {self.body_timeout:g} s)") from None
+            if message["type"] == "http.request":
+                state["received"] += len(message.get("body", b""))
+                if state["received"] > self.max_body:
+                    raise fail(413, f"upload over the {self.max_body / 2**20:g} MB limit (stopped reading after "
+                                    f"{state['received']} bytes)")
+                state["complete"] = not message.get("more_body", False)
+            return message
+
+        async def guarded_send(message):
+            if state["replaced"]:
+                return
+            if message["type"] == "http.response.start":
+                if state["error"] is not None:  # whatever the app made of the refused body, answer the refusal
+                    state["replaced"] = state["started"] = True
+                    await self._answer(scope, send, *state["error"])
+                    return
+                state["started"] = True
+                message = {**message, "headers": [*message.get("headers", []), *self._headers(scope["path"])]}
+            await send(message)
+
+        try:
+            await self.app(scope, guarded_receive, guarded_send)
+        except Exception:
+            if state["error"] is None or state["started"]:
+                raise
+            await self._answer(scope, send, *state["error"])
+
+
+class SlowClientProtocol(H11Protocol):
+    """uvicorn's h11 protocol, closing a connection (after a 408 line) whose request headers are not
+    complete ``header_timeout`` seconds after it opened or after its previous answer."""
+
+    header_timeout: float = 10.0
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def _arm(self) -> None:
+        self._waiting_since_cycle = self.cycle
+        self._header_timer = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+
+    def _disarm(self) -> None:
+        timer = getattr(self, "_header_timer", None)
+        if timer is not None:
+            timer.cancel()
+            self._header_timer = None
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if getattr(self, "_header_timer", None) is not None and self.cycle is not self._waiting_since_cycle:
+            self._disarm()  # a new request's headers are in
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
+            self._disarm()
+            self._arm()
+
+    def connection_lost(self, exc) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if not self.transport.is_closing():
+            self.transport.write(b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            self.transport.close()
