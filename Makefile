@@ -13,7 +13,7 @@ $(VENV)/.created:
 	touch $@
 
 $(VENV)/.installed: $(VENV)/.created pyproject.toml
-	$(PY) -m pip install -q -e .
+	$(PY) -m pip install -q -e ".[torch]"
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed

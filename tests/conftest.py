@@ -80,3 +80,19 @@ def middlebury() -> Path:
     if not (MIDDLEBURY / "RubberWhale" / "flow10.flo").is_file():
         pytest.skip(f"Middlebury data not found at {MIDDLEBURY}")
     return MIDDLEBURY
+
+
+@pytest.fixture(scope="session")
+def onnx_model(tmp_path_factory) -> Path:
+    """The tiny package of test_predict exported to ONNX once per session: DIR/model.onnx with
+    DIR/model.json beside it (as a run folder after ``dualstream export --out RUN/model.onnx``)."""
+    pytest.importorskip("onnxruntime", reason="the onnx runtime needs onnxruntime (test extra)")
+    pytest.importorskip("onnxscript", reason="ONNX export needs onnxscript (export extra)")
+    from dualstream.export import export_model
+
+    from .test_predict import make_package
+
+    folder = tmp_path_factory.mktemp("onnx_run")
+    make_package(folder)
+    export_model(folder, fmt="onnx", out=folder / "model.onnx")
+    return folder / "model.onnx"

@@ -199,8 +199,7 @@ def test_the_pristine_package_works_with_every_command(pristine, video, tmp_path
 
 
 @pytest.mark.parametrize("name,expected", [
-    ("model.onnx", "model.onnx: an ONNX file; this command needs a run folder or model package (a folder with "
-                   "model.json and model.safetensors)"),
+    ("model.onnx", "model.onnx: not a loadable ONNX model ("),  # an .onnx runs on the onnx runtime
     ("clip.avi", "clip.avi: a file; this command needs a run folder or model package"),
     ("weights.pt", "weights.pt: a TorchScript or torch.save file; this command needs a run folder"),
     ("missing", "missing: not found (expected a run folder or model package"),

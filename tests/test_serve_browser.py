@@ -23,6 +23,7 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from dualstream.predict import Predictor  # noqa: E402
 from dualstream.serve import create_app  # noqa: E402
+from dualstream.timeline import predict_timeline  # noqa: E402
 
 from .test_predict import package  # noqa: E402, F401  (package: the fixture)
 
@@ -88,6 +89,25 @@ def test_upload_shows_the_top5_and_the_explanation(browser, server_url, package,
                                    "return i.complete && i.naturalWidth > 0 && i.style.display === 'block';"))
     assert browser.find_element(By.ID, "error").text == ""
 
+    # the timeline of the same video: one coloured band per segment, in order, and the confidence line
+    timeline = predict_timeline(Predictor.load(package), video).to_dict(5)
+    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "timeline-section").is_displayed())
+    bands = browser.find_elements(By.CSS_SELECTOR, "#timeline .segment")
+    assert [b.get_attribute("data-class") for b in bands] == [s["class"] for s in timeline["segments"]]
+    first = timeline["segments"][0]
+    assert bands[0].get_attribute("title").startswith(f"{first['class']}: {first['start']:.2f}-{first['end']:.2f} s")
+    colour = browser.execute_script("return getComputedStyle(arguments[0]).backgroundColor;", bands[0])
+    hex_colour = timeline["colours"][first["class"]]
+    assert colour == "rgb({}, {}, {})".format(*(int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)))
+    widths = [b.size["width"] for b in bands]
+    track = browser.find_element(By.ID, "timeline").size["width"]
+    assert sum(widths) == pytest.approx(track * (timeline["windows"][-1]["end"] - timeline["windows"][0]["start"])
+                                        / timeline["duration"], abs=len(bands) + 1)
+    points = browser.find_element(By.ID, "confidence-line").get_attribute("points").split()
+    assert len(points) == 2 * len(timeline["windows"])
+    legend = browser.find_element(By.ID, "legend").text.split("\n")
+    assert legend == list(dict.fromkeys(s["class"] for s in timeline["segments"]))
+
     # a bad file shows the server's message, and the page keeps working
     junk = tmp_path / "notes.txt"
     junk.write_text("not a video")
@@ -96,3 +116,4 @@ def test_upload_shows_the_top5_and_the_explanation(browser, server_url, package,
     WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "error").text)
     assert browser.find_element(By.ID, "error").text.startswith("notes.txt: not a video file")
     assert browser.find_elements(By.CSS_SELECTOR, "#results .row") == []
+    assert not browser.find_element(By.ID, "timeline-section").is_displayed()

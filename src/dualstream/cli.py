@@ -8,27 +8,31 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .config import demo_config_path  # noqa: F401  (the demo recipe's path, also for tests)
+
+
+def demo_config_path() -> Path:
+    """The demo recipe's path (config.py, imported on use: PyYAML is not needed to parse a command line)."""
+    from .config import demo_config_path as path
+
+    return path()
 
 
 class UserError(Exception):
     """An error the user can fix; printed as one line without a traceback."""
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from .config import ConfigError
-    from .data.cache import CacheError
-    from .data.import_rawframes import RawframesError
-    from .data.prepare import PrepareError
-    from .data.ucf101 import SplitError
-    from .engine.checkpoint import CheckpointError
-    from .export import ExportError
-    from .flow import FlowBackendError
-    from .model_package import ModelPackageError
-    from .video import VideoReadError
+#: (module, class) of every error a user can fix. Only modules already imported are looked at: an
+#: exception class can only be raised once its module is loaded, and importing the others here would
+#: pull in PyTorch for commands that never use it (the onnx runtime of predict, live and serve).
+_USER_ERRORS = (("config", "ConfigError"), ("data.cache", "CacheError"), ("data.ucf101", "SplitError"),
+                ("data.prepare", "PrepareError"), ("data.import_rawframes", "RawframesError"),
+                ("engine.checkpoint", "CheckpointError"), ("video", "VideoReadError"), ("export", "ExportError"),
+                ("flow", "FlowBackendError"), ("model_package", "ModelPackageError"), ("live", "LiveError"))
 
-    return (UserError, ConfigError, CacheError, SplitError, PrepareError, RawframesError, CheckpointError,
-            ModelPackageError, VideoReadError, ExportError, FlowBackendError, FileNotFoundError, NotADirectoryError,
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    loaded = (getattr(sys.modules.get(f"{__package__}.{m}"), name, None) for m, name in _USER_ERRORS)
+    return (UserError, *(c for c in loaded if c is not None), FileNotFoundError, NotADirectoryError,
             IsADirectoryError, PermissionError, FloatingPointError)
 
 
@@ -234,25 +238,56 @@ def cmd_ablation(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
-    import json
+def load_predictor(args: argparse.Namespace):
+    """The predictor for ``--model`` / ``--runtime`` / ``--device`` / ``--threads``; user errors in one line."""
+    from .predict import Predictor, resolve_runtime
 
-    from .predict import Predictor, format_top
-    from .video import VideoReadError
-
-    if args.topk < 1 or args.clips < 1:
-        raise UserError("--topk and --clips must be >= 1")
     if args.threads < 0:
-        raise UserError("--threads must be >= 0 (0: torch's default)")
+        raise UserError("--threads must be >= 0 (0: the runtime's default)")
+    try:
+        runtime, target = resolve_runtime(args.model, args.runtime)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if runtime == "onnx":
+        if args.device != "cpu":
+            raise UserError(f"the onnx runtime runs on the CPU; --device {args.device} needs --runtime torch")
+        from .onnx_runtime import OnnxPredictor
+
+        return OnnxPredictor.load(target, threads=args.threads)
     _check_device(args.device)
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    predictor = Predictor.load(args.model, device=args.device)
+    return Predictor.load(target, runtime="torch", device=args.device)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import json
+
+    from .predict import format_top
+    from .video import VideoReadError
+
+    if args.topk < 1 or args.clips < 1:
+        raise UserError("--topk and --clips must be >= 1")
+    if args.explain and args.timeline:
+        raise UserError("--explain and --timeline are separate views: give one of them")
+    if args.plot and not args.timeline:
+        raise UserError("--plot draws the timeline: add --timeline")
+    if args.stride < 0:
+        raise UserError("--stride must be >= 1 (0: the model's interval)")
+    predictor = load_predictor(args)
     failed = 0
     for i, video in enumerate(args.videos):
         try:
+            if args.timeline:
+                from .timeline import format_timeline, predict_timeline, save_timeline_plot
+
+                timeline = predict_timeline(predictor, video, stride=args.stride, progress=not args.quiet)
+                print(json.dumps(timeline.to_dict(args.topk)) if args.json else format_timeline(timeline), flush=True)
+                if args.plot and i == 0:
+                    save_timeline_plot(args.plot, timeline)
+                continue
             clips = predictor.clips(video, clips=args.clips)
         except VideoReadError as exc:  # one bad file does not stop the others
             print(f"dualstream predict: error: {exc}", file=sys.stderr)
@@ -265,6 +300,35 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
             save_explanation(args.explain, clips, pred, topk=args.topk)
     return 2 if failed else 0
+
+
+def cmd_live(args: argparse.Namespace) -> int:
+    import json
+
+    from .live import LiveError, print_prediction, run_live
+
+    if args.stride < 0 or args.smooth < 1 or args.topk < 1:
+        raise UserError("--stride must be >= 0 (0: the model's interval), --smooth and --topk >= 1")
+    if args.timeout < 0 or args.max_frames < 0:
+        raise UserError("--timeout and --max-frames must be >= 0 (0: no limit)")
+    predictor = load_predictor(args)
+    show = lambda pred: print_prediction(pred, predictor.classes, k=args.topk, as_json=args.json)  # noqa: E731
+    try:
+        summary = run_live(predictor, args.source, stride=args.stride, smooth=args.smooth, realtime=args.realtime,
+                           timeout=args.timeout, out=args.out, max_frames=args.max_frames, on_prediction=show)
+    except LiveError as exc:
+        summary = getattr(exc, "summary", None)
+        if summary is None or not summary.frames:
+            raise
+        print(f"dualstream live: {exc}", file=sys.stderr)
+        print(json.dumps(summary.to_dict()) if args.json else summary.line(), flush=True)
+        return 1
+    if summary.ended == "stream ended":
+        print(f"dualstream live: {args.source}: the stream ended after {summary.frames} frames", file=sys.stderr)
+    print(json.dumps(summary.to_dict()) if args.json else summary.line(), flush=True)
+    if args.out:
+        print(f"wrote {args.out}", file=sys.stderr)
+    return 0
 
 
 def _check_device(device: str) -> None:
@@ -319,7 +383,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.host in ("0.0.0.0", "::", "") and not hosts:
         print("note: serving on every interface, but only requests for localhost, 127.0.0.1 or ::1 are "
               "answered; add this machine's name or address with --allow-host", file=sys.stderr)
-    serve(args.model, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, clips=args.clips,
+    serve(load_predictor(args), host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, clips=args.clips,
           docs=args.docs, allowed_hosts=hosts, frame_limits=limits, timeout_s=args.timeout)
     return 0
 
@@ -332,6 +396,16 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     print(format_model_table(summary_rows(num_classes=args.num_classes)))
     return 0
+
+
+def _runtime_options(p: argparse.ArgumentParser, *, threads: int = 0, threads_note: str = "its choice") -> None:
+    p.add_argument("--runtime", choices=("torch", "onnx"), default=None,
+                   help="torch (a run folder) or onnx (an exported .onnx, or RUN/model.onnx; no PyTorch needed); "
+                        "default: onnx for a .onnx file, else torch")
+    p.add_argument("--device", default="cpu", help="torch device for the model (default cpu; onnx: cpu only)")
+    p.add_argument("--threads", type=int, default=threads,
+                   help=f"CPU threads of the runtime (default {threads}: {threads_note}; "
+                        "1 is fastest for small models on busy CPUs)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -463,17 +537,43 @@ def build_parser() -> argparse.ArgumentParser:
 
     pd = sub.add_parser("predict", help="top-k classes of videos with a trained model package")
     pd.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (any format OpenCV reads)")
-    pd.add_argument("--model", required=True, help="run folder or model package (model.json + model.safetensors)")
+    pd.add_argument("--model", required=True,
+                    help="run folder or model package (model.json + model.safetensors), or an exported model.onnx")
+    _runtime_options(pd)
     pd.add_argument("--topk", type=int, default=5, help="classes to print (default 5)")
     pd.add_argument("--clips", type=int, default=5,
                     help="clips per video at offsets spread over one interval, as evaluate (default 5)")
     pd.add_argument("--json", action="store_true", help="one JSON line per video")
     pd.add_argument("--explain", metavar="OUT.png",
                     help="write the frames, flow and fusion attention of the first video's first clip")
-    pd.add_argument("--device", default="cpu", help="torch device for the model (default cpu)")
-    pd.add_argument("--threads", type=int, default=0,
-                    help="torch CPU threads (default 0: torch's choice; 1 is fastest for small models on busy CPUs)")
+    pd.add_argument("--timeline", action="store_true",
+                    help="the top class of every window (one clip's frames) over the video, for long videos")
+    pd.add_argument("--stride", type=int, default=0,
+                    help="with --timeline: frames between windows (default: the model's interval)")
+    pd.add_argument("--plot", metavar="OUT.png", help="with --timeline: draw the first video's timeline chart")
     pd.set_defaults(func=cmd_predict)
+
+    lv = sub.add_parser("live", help="recognise actions on a webcam, stream or file as it plays (sliding window)")
+    lv.add_argument("source", metavar="SOURCE",
+                    help="webcam index (0), stream URL OpenCV opens (rtsp://, http://...), or a video file")
+    lv.add_argument("--model", required=True, help="run folder or model package, or an exported model.onnx")
+    # one network thread: the frame reader and the optical flow need the other cores (2 torch threads
+    # on a busy 2-core machine measured 8 frames/s against 175 with one)
+    _runtime_options(lv, threads=1, threads_note="the reader and the flow use the other cores; 0: the runtime's choice")
+    lv.add_argument("--stride", type=int, default=0,
+                    help="frames between predictions (default 0: the model's interval)")
+    lv.add_argument("--smooth", type=int, default=3, help="average the last K predictions (default 3)")
+    lv.add_argument("--topk", type=int, default=3, help="classes per prediction (default 3)")
+    lv.add_argument("--json", action="store_true",
+                    help='one JSON line per prediction {"frame", "time", "top"}, and a JSON summary line')
+    lv.add_argument("--out", metavar="ANNOTATED.mp4", help="write the video with the label and a confidence bar")
+    lv.add_argument("--realtime", action="store_true",
+                    help="keep up with the source: drop (and count) frames that arrive while busy; "
+                         "a file is paced at its frame rate")
+    lv.add_argument("--timeout", type=float, default=10.0,
+                    help="end when no frame arrives for this many seconds (default 10; 0: wait forever)")
+    lv.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (default 0: no limit)")
+    lv.set_defaults(func=cmd_live)
 
     x = sub.add_parser("export", help="export a model package to ONNX or TorchScript (with a parity check)")
     x.add_argument("--model", required=True, help="run folder or model package")
@@ -482,7 +582,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.set_defaults(func=cmd_export)
 
     sv = sub.add_parser("serve", help="web demo: upload a video, see the top-5 and the explanation")
-    sv.add_argument("--model", required=True, help="run folder or model package")
+    sv.add_argument("--model", required=True, help="run folder or model package, or an exported model.onnx")
+    _runtime_options(sv)
     sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     sv.add_argument("--port", type=int, default=8000)
     sv.add_argument("--max-upload-mb", type=float, default=200.0, help="largest accepted upload (default 200)")

@@ -19,6 +19,7 @@ The single-stream baselines (``rgb_only``, ``flow_only``) keep only the input th
 from __future__ import annotations
 
 import json
+import logging
 import os
 import warnings
 from collections.abc import Iterator
@@ -43,7 +44,7 @@ IO_DOCS = {
     "probabilities": "float32 (B, K): softmax of logits; average over a video's clips",
 }
 PARITY_ATOL = 1e-4
-ONNX_OPSET = 17
+ONNX_OPSET = 18
 METADATA_KEY = "dualstream.model_json"
 
 
@@ -93,15 +94,23 @@ def example_inputs(spec: dict, *, batch: int = 2, seed: int = 0) -> tuple[torch.
 
 @contextmanager
 def _quiet() -> Iterator[None]:
-    """Silence the tracer's warnings about the models' shape checks and torch.jit's deprecation notes.
+    """Silence the tracer's warnings about the models' shape checks, torch.jit's deprecation notes and
+    the ONNX exporter's chatter (torchvision ops it skips, axis renames, pytree deprecations).
 
-    torch 2.13 marks torch.jit and the TorchScript-based ONNX exporter deprecated; both still work
-    and are what TorchScript and ONNX files are made with here.
+    torch 2.13 marks torch.jit deprecated; it still works and is what TorchScript files are made with.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        yield
+    onnx_log = logging.getLogger("torch.onnx")
+    level = onnx_log.level
+    onnx_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.filterwarnings("ignore", module=r"torch\.onnx\..*")
+            yield
+    finally:
+        onnx_log.setLevel(level)
 
 
 def _prepare(model: nn.Module) -> ClipClassifier:
@@ -119,6 +128,9 @@ def _export_onnx(wrapper: ClipClassifier, inputs: tuple, out: Path, spec: dict) 
     with _quiet():
         _onnx_export(wrapper, inputs, out)
     proto = onnx.load(str(out))
+    used = {name for node in proto.graph.node for name in node.input}
+    for value in [v for v in proto.graph.input if v.name not in used]:  # a single-stream baseline's other input
+        proto.graph.input.remove(value)
     proto.doc_string = __doc__
     for value in (*proto.graph.input, *proto.graph.output):
         value.doc_string = IO_DOCS[value.name]
@@ -129,9 +141,20 @@ def _export_onnx(wrapper: ClipClassifier, inputs: tuple, out: Path, spec: dict) 
 
 
 def _onnx_export(wrapper: ClipClassifier, inputs: tuple, out: Path) -> None:
-    axes = {name: {0: "batch"} for name in (*INPUT_NAMES, *OUTPUT_NAMES)}
-    torch.onnx.export(wrapper, inputs, str(out), input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
-                      dynamic_axes=axes, opset_version=ONNX_OPSET, dynamo=False)
+    """torch.export-based exporter (``dynamo=True``; the TorchScript one is deprecated since torch 2.9).
+
+    The batch axis is free. The exporter needs onnxscript (in the export extra).
+    """
+    try:
+        import onnxscript  # noqa: F401  (the exporter's own dependency: a clear message if it is missing)
+    except ImportError:
+        raise ExportError("ONNX export needs onnxscript: pip install 'dualstream[export]'") from None
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    shapes = {"rgb": {0: batch}, "flow": {0: batch}}
+    program = torch.onnx.export(wrapper, inputs, input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
+                                dynamic_shapes=shapes, opset_version=ONNX_OPSET, dynamo=True, verbose=False,
+                                optimize=True)
+    program.save(str(out))
 
 
 def _run_onnx(path: Path, inputs: tuple) -> list[np.ndarray]:

@@ -12,9 +12,14 @@ video, with the same functions:
   then quantised to uint8 and dequantised with the model's flow bound, as the cache round trip does;
   the JPEG compression of the cached RGB and flow images is not reproduced (a difference of JPEG
   noise only);
-* a centre crop, resize and normalisation by ``apply_clip_transform``.
+* a centre crop, resize and normalisation by ``clip_arrays`` (what training's ``apply_clip_transform`` runs).
 
 Frame rate is not resampled (training did not either). The clip softmax outputs are averaged.
+
+Two runtimes run the network on those inputs: PyTorch (``TorchPredictor``, a run folder's
+``model.safetensors``) and ONNX Runtime (``dualstream.onnx_runtime.OnnxPredictor``, an exported
+``model.onnx``); ``Predictor.load`` picks one. The inputs are numpy arrays built by the same code for
+both, and this module imports neither runtime itself: ``predict --model model.onnx`` never imports torch.
 """
 
 from __future__ import annotations
@@ -23,24 +28,24 @@ import os
 import time
 from contextlib import closing
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
-from torch import nn
 
-from .data.prepare import PrepareOptions, resize_short_side
 from .data.sampling import clip_indices, eval_offsets
-from .data.transforms import CropParams, apply_clip_transform, center_crop_params
+from .data.transforms import DEFAULT_SHORT_SIDE, CropParams, center_crop_params, clip_arrays, resize_short_side
 from .flow import DEFAULT_BOUND, compute_flow, dequantize_flow, quantize_flow, resolve_method
 from .model_package import MODEL_JSON, ModelPackageError
 from .video import FrameLimits, VideoReadError, iter_frames
 
 #: Clips per video when the caller does not say (the demo recipe's ``eval_clips``).
 DEFAULT_CLIPS = 5
-#: Short side of the frames before flow when model.json does not record it (``prepare``'s default).
-DEFAULT_SHORT_SIDE = PrepareOptions().short_side
 DEFAULT_FLOW_METHOD = "dis"
+#: The runtimes a model can run on: PyTorch (a run folder) and ONNX Runtime (an exported model.onnx).
+RUNTIMES = ("torch", "onnx")
+#: Where ``--runtime onnx`` looks for the exported model in a run folder.
+RUN_ONNX = "model.onnx"
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,11 @@ class InputSpec:
     flow_bound: float = DEFAULT_BOUND
     flow_method: str = DEFAULT_FLOW_METHOD
     short_side: int = DEFAULT_SHORT_SIDE
+
+    @property
+    def span(self) -> int:
+        """Frames one clip covers, first to last: (frames - 1) * interval + 1."""
+        return (self.frames - 1) * self.interval + 1
 
     @classmethod
     def from_model_spec(cls, spec: dict) -> "InputSpec":
@@ -77,13 +87,13 @@ class InputSpec:
 class Clips:
     """The network inputs of one video and what they were cut from (kept for explanations).
 
-    rgb (K, 3T, S, S) and flow (K, 2T, S, S) as in training; ``indices`` holds each clip's 1-based
-    frame numbers; ``frames`` (T, H, W, 3) uint8 and ``flow_px`` (T, 2, H, W) are the resized frames
+    rgb (K, 3T, S, S) and flow (K, 2T, S, S), float32 numpy arrays as in training; ``indices`` holds
+    each clip's 1-based frame numbers; ``frames`` (T, H, W, 3) uint8 and ``flow_px`` (T, 2, H, W) are the resized frames
     and dequantised flow of the first clip, ``crop`` its centre crop.
     """
 
-    rgb: torch.Tensor
-    flow: torch.Tensor
+    rgb: np.ndarray
+    flow: np.ndarray
     indices: list[list[int]]
     num_frames: int | None
     frames: np.ndarray
@@ -127,51 +137,76 @@ def _read_frames(path: str | os.PathLike, need: int, short_side: int,
     return frames, True
 
 
+def flow_pairs(prev: np.ndarray, nxt: np.ndarray, spec: InputSpec, *, device: str = "cpu") -> np.ndarray:
+    """Flow (N, 2, H, W) px of gray frame pairs as the cache stores it: computed with the model's
+    method, then quantised to uint8 and dequantised with its bound (the cache's round trip)."""
+    raw = compute_flow(prev, nxt, method=spec.flow_method, device=device)
+    return dequantize_flow(quantize_flow(raw, spec.flow_bound), spec.flow_bound)
+
+
 def build_clips(video: str | os.PathLike, spec: InputSpec, *, clips: int = DEFAULT_CLIPS,
-                flow_device: str = "cpu", timings: dict[str, float] | None = None,
-                limits: FrameLimits | None = None) -> Clips:
+                indices: list[list[int]] | None = None, flow_device: str = "cpu",
+                timings: dict[str, float] | None = None, limits: FrameLimits | None = None) -> Clips:
     """Decode ``video`` and build the inputs of ``clips`` evaluation clips (see the module docstring).
 
     Decoding stops at the last frame the clips need; only a video shorter than that is read to the
-    end, and its clips then follow the short-video rule of ``clip_indices``. ``timings``, when
-    given, receives the seconds spent in ``decode`` (with resize), ``flow`` and ``transform``.
+    end, and its clips then follow the short-video rule of ``clip_indices``. ``indices`` (1-based
+    frame numbers of each clip, each with a following frame for its flow) replaces the evaluation
+    clips, e.g. to rebuild the windows ``dualstream live`` saw. ``timings``, when given, receives
+    the seconds spent in ``decode`` (with resize), ``flow`` and ``transform``.
     Frames over ``limits`` (size, aspect ratio; default ``FrameLimits()``) are a VideoReadError.
     """
     t0 = time.perf_counter()
-    offsets = eval_offsets(spec.interval, clips)
-    # With at least ``need`` frames no clip is shortened, so the frame count does not matter.
-    need = max(offsets) + (spec.frames - 1) * spec.interval + 1
+    if indices is None:
+        offsets = eval_offsets(spec.interval, clips)
+        # With at least ``need`` frames no clip is shortened, so the frame count does not matter.
+        need = max(offsets) + spec.span
+    else:
+        need = max(max(idx) for idx in indices) + 1
     frames, ended = _read_frames(video, need, spec.short_side, limits)
     num_frames = len(frames) if ended else None
     if len(frames) < 2:
         raise VideoReadError(video, f"only {len(frames)} frame decoded; optical flow needs at least 2")
-    count = len(frames)
+    if indices is None:
+        indices = [clip_indices(len(frames), frames=spec.frames, interval=spec.interval, offset=o) for o in offsets]
+    elif len(frames) < need:
+        raise VideoReadError(video, f"{len(frames)} frames decoded; the clips asked for need {need}")
+    timings = {} if timings is None else timings
+    timings["decode"] = time.perf_counter() - t0
+    return clips_from_frames(frames, indices, spec, flow_device=flow_device, num_frames=num_frames, timings=timings)
+
+
+def clips_from_frames(frames: list[np.ndarray], indices: list[list[int]], spec: InputSpec, *,
+                      flow_device: str = "cpu", num_frames: int | None = None,
+                      timings: dict[str, float] | None = None) -> Clips:
+    """The inputs of the clips ``indices`` (1-based) of resized RGB ``frames``: flow for the pairs
+    (i, i + 1) they use, then crop, resize and normalisation (``clip_arrays``)."""
     t1 = time.perf_counter()
-    indices = [clip_indices(count, frames=spec.frames, interval=spec.interval, offset=o) for o in offsets]
     pairs = sorted({i for idx in indices for i in idx})
     gray = {i: cv2.cvtColor(frames[i - 1], cv2.COLOR_RGB2GRAY) for i in {*pairs, *(p + 1 for p in pairs)}}
-    raw = compute_flow(np.stack([gray[i] for i in pairs]), np.stack([gray[i + 1] for i in pairs]),
-                       method=spec.flow_method, device=flow_device)
-    px = dequantize_flow(quantize_flow(raw, spec.flow_bound), spec.flow_bound)  # the cache's uint8 round trip
+    px = flow_pairs(np.stack([gray[i] for i in pairs]), np.stack([gray[i + 1] for i in pairs]), spec,
+                    device=flow_device)
     flow_of = dict(zip(pairs, px))
     t2 = time.perf_counter()
     crop = center_crop_params(*frames[0].shape[:2])
     rgbs, flows = [], []
     for idx in indices:
-        r, f = apply_clip_transform(np.stack([frames[i - 1] for i in idx]), np.stack([flow_of[i] for i in idx]),
-                                    crop, size=spec.input_size, flow_bound=spec.flow_bound)
+        r, f = clip_arrays(np.stack([frames[i - 1] for i in idx]), np.stack([flow_of[i] for i in idx]),
+                           crop, size=spec.input_size, flow_bound=spec.flow_bound)
         rgbs.append(r)
         flows.append(f)
     first = indices[0]
     if timings is not None:
-        timings.update(decode=t1 - t0, flow=t2 - t1, transform=time.perf_counter() - t2)
-    return Clips(rgb=torch.stack(rgbs), flow=torch.stack(flows), indices=indices, num_frames=num_frames,
+        timings.update(flow=t2 - t1, transform=time.perf_counter() - t2)
+    return Clips(rgb=np.stack(rgbs), flow=np.stack(flows), indices=indices, num_frames=num_frames,
                  frames=np.stack([frames[i - 1] for i in first]), flow_px=np.stack([flow_of[i] for i in first]),
                  crop=crop)
 
 
-def attention_layers(model: nn.Module) -> list[nn.Module]:
+def attention_layers(model) -> list:
     """The model's self-attention fusion layers (none for models without ``model.attention``)."""
+    from torch import nn
+
     att = getattr(model, "attention", None)
     if att is None:
         return []
@@ -179,59 +214,154 @@ def attention_layers(model: nn.Module) -> list[nn.Module]:
 
 
 class Predictor:
-    """A loaded model package ready to predict videos.
+    """A model package ready to predict videos, on one runtime (``TorchPredictor``, ``OnnxPredictor``).
 
-    >>> p = Predictor.load("runs/demo")            # doctest: +SKIP
-    >>> p.predict("clip.mp4").top(5)               # doctest: +SKIP
+    >>> p = Predictor.load("runs/demo")                 # doctest: +SKIP  (PyTorch)
+    >>> p = Predictor.load("model.onnx")                # doctest: +SKIP  (ONNX Runtime, no torch)
+    >>> p.predict("clip.mp4").top(5)                    # doctest: +SKIP
+
+    A runtime implements ``probabilities(rgb, flow)``: the softmax (B, K) of a batch of clips.
     """
 
-    def __init__(self, model: nn.Module, spec: dict, *, device: str = "cpu", limits: FrameLimits | None = None):
-        self.model = model.eval()
+    runtime = ""
+
+    def __init__(self, spec: dict, *, limits: FrameLimits | None = None):
         self.limits = limits or FrameLimits()  # bounds on decoded frames (serve sets tighter ones)
         self.spec = spec
         self.classes: list[str] = list(spec["classes"])
         self.input = InputSpec.from_model_spec(spec)
-        self.device = torch.device(device)
-        # only the PyTorch solvers run on the model's device; OpenCV methods ("dis", "opencv-*") on the CPU
+        self.flow_device = "cpu"
         try:
-            torch_flow = resolve_method(self.input.flow_method) in ("tvl1", "brox")
+            resolve_method(self.input.flow_method)
         except ValueError as exc:  # a name recorded by import-rawframes that no solver here computes
             raise ModelPackageError(f"{MODEL_JSON}: flow_method {self.input.flow_method!r} "
                                     f"cannot be computed for prediction ({exc})") from None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, runtime: str | None = None, device: str = "cpu") -> "Predictor":
+        """The predictor for ``path``: a run folder / model package (PyTorch) or an exported ``.onnx``
+        (ONNX Runtime, with the ``model.json`` beside it). ``runtime`` ("torch" or "onnx") overrides
+        the choice; "onnx" with a run folder uses its ``model.onnx``. See :func:`resolve_runtime`."""
+        runtime, target = resolve_runtime(path, runtime)
+        if runtime == "onnx":
+            from .onnx_runtime import OnnxPredictor
+
+            if device != "cpu":
+                raise ValueError(f"the onnx runtime runs on the CPU; --device {device} needs --runtime torch")
+            return OnnxPredictor.load(target)
+        return TorchPredictor.load(target, device=device)
+
+    def probabilities(self, rgb: np.ndarray, flow: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def clips(self, video: str | os.PathLike, *, clips: int = DEFAULT_CLIPS,
+              indices: list[list[int]] | None = None) -> Clips:
+        return build_clips(video, self.input, clips=clips, indices=indices, flow_device=self.flow_device,
+                           limits=self.limits)
+
+    def run(self, clips: Clips, *, video: str = "", attention: bool = False) -> Prediction:
+        """Mean softmax over the clips (``attention``: only runtimes that can record it return it)."""
+        probs = self.probabilities(clips.rgb, clips.flow).mean(0)
+        return Prediction(video=video, classes=self.classes, probabilities=probs, clips=clips.rgb.shape[0])
+
+    def predict(self, video: str | os.PathLike, *, clips: int = DEFAULT_CLIPS) -> Prediction:
+        """Class probabilities of ``video`` averaged over ``clips`` centre-cropped clips."""
+        return self.run(self.clips(video, clips=clips), video=str(video))
+
+
+def resolve_runtime(path: str | os.PathLike, runtime: str | None = None) -> tuple[str, Path]:
+    """(runtime, file or folder to load) for ``--model path [--runtime R]``.
+
+    A ``.onnx`` file runs on ONNX Runtime (``--runtime torch`` for it is an error: the weights are
+    in the run folder). A folder (or its model.json) runs on PyTorch, or with ``runtime="onnx"`` on
+    its ``model.onnx``; without ``runtime`` and without PyTorch installed, a folder holding a
+    ``model.onnx`` runs on ONNX Runtime. Errors are one-line ValueErrors.
+    """
+    if runtime is not None and runtime not in RUNTIMES:
+        raise ValueError(f"--runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+    path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        if runtime == "torch":
+            raise ValueError(f"{path}: an ONNX file runs on the onnx runtime; for --runtime torch give the run folder")
+        return "onnx", path
+    folder = path.parent if path.is_file() else path
+    has_torch = _torch_installed()
+    if runtime is None:
+        runtime = "onnx" if not has_torch and (folder / RUN_ONNX).is_file() else "torch"
+    if runtime == "torch" and not has_torch:
+        instead = ("use its model.onnx with --runtime onnx" if (folder / RUN_ONNX).is_file() else
+                   "export the model to ONNX where torch is installed and pass the .onnx file")
+        raise ValueError(f"{path}: the torch runtime needs PyTorch (pip install 'dualstream[torch]'); "
+                         f"without it, {instead}")
+    if runtime == "onnx":
+        onnx_file = folder / RUN_ONNX
+        if not onnx_file.is_file():
+            raise ValueError(f"{folder}: no {RUN_ONNX} for --runtime onnx; make it with "
+                             f"dualstream export --model {folder} --format onnx --out {onnx_file}")
+        return "onnx", onnx_file
+    return "torch", path
+
+
+def _torch_installed() -> bool:
+    """Whether PyTorch can be imported, without importing it."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):  # a broken or blocked install counts as none
+        return False
+
+
+class TorchPredictor(Predictor):
+    """The PyTorch runtime: a loaded ``nn.Module`` (``dualstream.load_model``) on ``device``.
+
+    Only the PyTorch flow solvers (tvl1, brox) follow the model's device; OpenCV methods run on the CPU.
+    """
+
+    runtime = "torch"
+
+    def __init__(self, model, spec: dict, *, device: str = "cpu", limits: FrameLimits | None = None):
+        import torch
+
+        super().__init__(spec, limits=limits)
+        self.model = model.eval()
+        self.device = torch.device(device)
+        torch_flow = resolve_method(self.input.flow_method) in ("tvl1", "brox")
         self.flow_device = str(self.device) if torch_flow else "cpu"
 
     @classmethod
-    def load(cls, path: str | os.PathLike, *, device: str = "cpu") -> "Predictor":
+    def load(cls, path: str | os.PathLike, *, device: str = "cpu") -> "TorchPredictor":
         """Load the model package (``model.safetensors`` + ``model.json``) in ``path``."""
         from .engine.checkpoint import load_model
 
         model, spec = load_model(path, device=device)
         return cls(model, spec, device=device)
 
-    def clips(self, video: str | os.PathLike, *, clips: int = DEFAULT_CLIPS) -> Clips:
-        return build_clips(video, self.input, clips=clips, flow_device=self.flow_device, limits=self.limits)
+    def _forward(self, rgb: np.ndarray, flow: np.ndarray):
+        import torch
 
-    @torch.no_grad()
+        with torch.no_grad():
+            logits = self.model(torch.from_numpy(rgb).to(self.device), torch.from_numpy(flow).to(self.device))
+            return torch.softmax(logits.float(), dim=1).cpu().numpy()
+
+    def probabilities(self, rgb: np.ndarray, flow: np.ndarray) -> np.ndarray:
+        return self._forward(rgb, flow)
+
     def run(self, clips: Clips, *, video: str = "", attention: bool = False) -> Prediction:
         """Mean softmax over the clips; with ``attention`` also the first clip's fusion attention (N, N)."""
         layers = attention_layers(self.model) if attention else []
         for layer in layers:
             layer.record, layer.last_attention = True, None
         try:
-            logits = self.model(clips.rgb.to(self.device), clips.flow.to(self.device))
+            probs = self._forward(clips.rgb, clips.flow).mean(0)
         finally:
             for layer in layers:
                 layer.record = False
-        probs = torch.softmax(logits.float(), dim=1).mean(0).cpu().numpy()
         att = None
         if layers:
             att = np.mean([layer.last_attention[0].float().cpu().numpy() for layer in layers], axis=0)
         return Prediction(video=video, classes=self.classes, probabilities=probs, clips=clips.rgb.shape[0],
                           attention=att)
-
-    def predict(self, video: str | os.PathLike, *, clips: int = DEFAULT_CLIPS) -> Prediction:
-        """Class probabilities of ``video`` averaged over ``clips`` centre-cropped clips."""
-        return self.run(self.clips(video, clips=clips), video=str(video))
 
 
 def format_top(pred: Prediction, k: int) -> str:

@@ -19,6 +19,8 @@ import numpy as np  # noqa: E402
 # declares is treated as truncated. The declared count is only a hint (it can be off by a
 # few frames), so the decoded frames are what the rest of the project counts.
 TRUNCATION_RATIO = 0.9
+#: File name endings taken for videos (when listing a folder, or checking an upload).
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp")
 
 
 class VideoReadError(Exception):
@@ -57,7 +59,9 @@ class FrameLimits:
                                        f"over the limit of {self.max_aspect:g}:1")
 
 
-def _open(path: Path) -> cv2.VideoCapture:
+def open_video(path: str | os.PathLike) -> cv2.VideoCapture:
+    """An opened FFmpeg capture of the file ``path``; VideoReadError (one line) when it is not a readable video."""
+    path = Path(path)
     if not path.exists():
         raise VideoReadError(path, "file not found")
     if path.is_dir():
@@ -73,7 +77,7 @@ def _open(path: Path) -> cv2.VideoCapture:
 
 def video_info(path: str | os.PathLike) -> dict:
     """Container metadata (declared frame count, fps, width, height) without decoding frames."""
-    cap = _open(Path(path))
+    cap = open_video(path)
     try:
         return {
             "declared_frames": int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0),
@@ -95,7 +99,7 @@ def iter_frames(path: str | os.PathLike, *, check_truncation: bool = True,
     any decoded frame is over them (before the frame is converted or handed on).
     """
     path = Path(path)
-    cap = _open(path)
+    cap = open_video(path)
     declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
     count = 0
     try:

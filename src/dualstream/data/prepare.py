@@ -36,12 +36,11 @@ import numpy as np
 from tqdm import tqdm
 
 from ..flow import DEFAULT_BOUND, FlowBackendError, check_available, compute_flow, quantize_flow
-from ..flow._torch import resolve_device
-from ..video import VideoReadError, iter_frames
+from ..video import VIDEO_EXTENSIONS, VideoReadError, iter_frames
 from .packed import pack_folder
 from .schedule import SampleSchedule
+from .transforms import DEFAULT_SHORT_SIDE, resize_short_side
 
-VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp")
 MANIFEST = "manifest.json"
 FAILURES = "failures.txt"
 JPEG_QUALITY = 95
@@ -57,7 +56,7 @@ class PrepareError(ValueError):
 @dataclass(frozen=True)
 class PrepareOptions:
     flow: str = "dis"
-    short_side: int = 128
+    short_side: int = DEFAULT_SHORT_SIDE
     bound: float = DEFAULT_BOUND
     device: str = "cpu"
     schedule: SampleSchedule | None = None
@@ -73,6 +72,8 @@ class PrepareOptions:
         if self.device != "cpu":
             if method not in ("tvl1", "brox"):
                 raise PrepareError(f"--device {self.device} needs a PyTorch flow method (tvl1 or brox), not {self.flow!r}")
+            from ..flow._torch import resolve_device  # torch only for the PyTorch solvers
+
             try:
                 resolve_device(self.device)
             except RuntimeError as exc:
@@ -154,16 +155,6 @@ def video_key(rel: str) -> str:
 
 def is_prepared(cache: str | Path, key: str) -> bool:
     return (Path(cache) / key / MANIFEST).is_file()
-
-
-def resize_short_side(frame: np.ndarray, short_side: int) -> np.ndarray:
-    """Resize so the short side is ``short_side`` (0: keep), keeping the aspect ratio; area filter when shrinking."""
-    h, w = frame.shape[:2]
-    if short_side == 0 or min(h, w) == short_side:
-        return frame
-    s = short_side / min(h, w)
-    size = (max(1, round(w * s)), max(1, round(h * s)))
-    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
 
 
 def _write_jpeg(path: Path, image: np.ndarray) -> None:

@@ -2,21 +2,21 @@
 
 ``compute_flow(prev, nxt, method=...)`` is the entry point for numpy/torch batches; ``tvl1_flow`` and
 ``brox_flow`` are the tensor-level solvers for callers that keep frames on the GPU.
+
+Importing this package does not import PyTorch: the OpenCV methods, quantisation, ``.flo`` files and
+the colour wheel run without it (the ONNX runtime of ``predict``/``live``/``serve`` relies on that);
+the PyTorch solvers and their parameter classes are imported on first use.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from ._torch import as_gray_batch, check_pair, resolve_device
-from .brox import BroxParams, brox_flow
 from .colour import flow_to_rgb, save_flow_png
 from .flo import endpoint_error, read_flo, write_flo
 from .opencv import OPENCV_METHODS, FlowBackendError, OpenCVFlow, has_contrib
 from .opencv import check_available as _check_opencv
 from .quantize import DEFAULT_BOUND, dequantize_flow, quantize_flow
-from .tvl1 import TVL1Params, tvl1_flow
 
 __all__ = [
     "FLOW_METHODS",
@@ -45,7 +45,18 @@ __all__ = [
 FLOW_METHODS = ("opencv-tvl1", "opencv-dis", "opencv-farneback", "tvl1", "brox")
 #: Short names kept for the data preparation step ("tvl1" itself is the PyTorch solver).
 METHOD_ALIASES = {"dis": "opencv-dis", "farneback": "opencv-farneback"}
-_TORCH_SOLVERS = {"tvl1": tvl1_flow, "brox": brox_flow}
+#: The PyTorch solvers: method -> (module, function); imported on first use.
+_TORCH_SOLVERS = {"tvl1": ("tvl1", "tvl1_flow"), "brox": ("brox", "brox_flow")}
+_LAZY = {"tvl1_flow": "tvl1", "TVL1Params": "tvl1", "brox_flow": "brox", "BroxParams": "brox"}
+
+
+def __getattr__(name: str):
+    """The PyTorch solvers and their parameters, imported (with torch) only when asked for."""
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def resolve_method(method: str) -> str:
@@ -67,8 +78,8 @@ def check_available(method: str) -> str:
 
 
 def compute_flow(
-    prev: np.ndarray | torch.Tensor,
-    nxt: np.ndarray | torch.Tensor,
+    prev: np.ndarray | "torch.Tensor",
+    nxt: np.ndarray | "torch.Tensor",
     *,
     method: str = "dis",
     device: str = "cpu",
@@ -93,15 +104,20 @@ def compute_flow(
     name = resolve_method(method)
     if name not in _TORCH_SOLVERS and str(device) != "cpu":
         raise ValueError(f"method {name!r} runs on the CPU only (OpenCV); use device='cpu' or method 'tvl1'/'brox'")
-    dev = resolve_device(device)
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
     if name in _TORCH_SOLVERS:
+        import torch
+
+        from ._torch import as_gray_batch, check_pair, resolve_device
+
+        solver = __getattr__(_TORCH_SOLVERS[name][1])
+        dev = resolve_device(device)
         a = as_gray_batch(prev, device=dev, name="prev")[:, 0]  # (N, 1, H, W) -> (N, H, W)
         b = as_gray_batch(nxt, device=dev, name="nxt")[:, 0]
         check_pair(a, b)
         step = batch_size or max(1, a.shape[0])
-        chunks = [_TORCH_SOLVERS[name](a[i : i + step], b[i : i + step], **params) for i in range(0, a.shape[0], step)]
+        chunks = [solver(a[i : i + step], b[i : i + step], **params) for i in range(0, a.shape[0], step)]
         return torch.cat(chunks).cpu().numpy()
     if params:
         raise ValueError(f"method {name!r} takes no parameters, got {', '.join(sorted(params))}")
@@ -113,9 +129,9 @@ def compute_flow(
     return np.stack(flows).astype(np.float32, copy=False)
 
 
-def _as_numpy(frames: np.ndarray | torch.Tensor) -> np.ndarray:
+def _as_numpy(frames) -> np.ndarray:
     """numpy (N, H, W) view of gray frames given as numpy or torch, one frame (H, W) or a batch."""
-    arr = frames.detach().cpu().numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
+    arr = frames.detach().cpu().numpy() if hasattr(frames, "detach") else np.asarray(frames)
     if arr.ndim == 2:
         arr = arr[None]
     if arr.ndim != 3:

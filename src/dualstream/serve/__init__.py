@@ -4,8 +4,10 @@
 
 * ``GET /``: the page (``static/index.html``);
 * ``GET /api/model``: the model's name, classes and input spec;
-* ``POST /api/predict`` (multipart field ``file``; query ``explain``, default true, and ``topk``,
-  default 5): ``{"video", "clips", "top": [{"class", "probability"}], "explanation": "data:image/png;base64,..." | null}``.
+* ``POST /api/predict`` (multipart field ``file``; query ``explain``, default true, ``topk``,
+  default 5, and ``timeline``, default false): ``{"video", "clips", "top": [{"class", "probability"}],
+  "explanation": "data:image/png;base64,..." | null, "timeline": {...} | null}``, the timeline being
+  ``dualstream predict --timeline --json``'s (segments, windows, class colours).
 
 Bad uploads get a 4xx answer whose JSON ``detail`` says what is wrong: 413 over the size limit
 (counted on the bytes received, see ``guard``), 415 for a file that is not a video, 422 for a video
@@ -28,10 +30,10 @@ from fastapi import FastAPI, File, HTTPException, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
-from ..data.prepare import VIDEO_EXTENSIONS
 from ..explain import render_explanation
 from ..predict import DEFAULT_CLIPS, Predictor
-from ..video import FrameLimits, VideoReadError
+from ..timeline import predict_timeline
+from ..video import VIDEO_EXTENSIONS, FrameLimits, VideoReadError
 from .guard import Guard, SlowClientProtocol, allowed_host_names, page_csp
 
 DEFAULT_MAX_UPLOAD_MB = 200
@@ -45,13 +47,14 @@ DOCS_PATHS = ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect")
 
 def create_app(model: str | os.PathLike | Predictor, *, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
                clips: int = DEFAULT_CLIPS, docs: bool = False, allowed_hosts: list[str] | None = None,
-               frame_limits: FrameLimits = DEFAULT_FRAME_LIMITS, timeout_s: float = DEFAULT_TIMEOUT_S) -> FastAPI:
-    """The web demo app for a model package path (or a loaded Predictor).
+               frame_limits: FrameLimits = DEFAULT_FRAME_LIMITS, timeout_s: float = DEFAULT_TIMEOUT_S,
+               runtime: str | None = None) -> FastAPI:
+    """The web demo app for a model package path or exported .onnx (or a loaded Predictor).
 
     ``allowed_hosts``: the Host names answered (default: localhost, 127.0.0.1, ::1; ``"*"``: any);
-    ``timeout_s``: the longest pause in an upload's body.
+    ``timeout_s``: the longest pause in an upload's body; ``runtime``: see ``Predictor.load``.
     """
-    predictor = model if isinstance(model, Predictor) else Predictor.load(model)
+    predictor = model if isinstance(model, Predictor) else Predictor.load(model, runtime=runtime)
     predictor.limits = frame_limits
     max_bytes = int(max_upload_mb * 2**20)
     lock = threading.Lock()  # one prediction at a time: the model's attention recording is shared state
@@ -68,19 +71,31 @@ def create_app(model: str | os.PathLike | Predictor, *, max_upload_mb: float = D
         spec = predictor.spec
         return {"name": spec["name"], "classes": predictor.classes, "frames": spec["frames"],
                 "interval": spec.get("interval"), "input_size": spec["input_size"],
-                "flow_method": predictor.input.flow_method, "max_upload_mb": max_upload_mb}
+                "flow_method": predictor.input.flow_method, "runtime": predictor.runtime,
+                "max_upload_mb": max_upload_mb}
 
-    def run(path: str, name: str, explain: bool, topk: int) -> dict:
+    def run(path: str, name: str, explain: bool, topk: int, timeline: bool) -> dict:
         with lock:
             built = predictor.clips(path, clips=clips)
             pred = predictor.run(built, video=name, attention=explain)
             result = pred.to_dict(topk)
             png = render_explanation(built, pred, topk=topk) if explain else None
+            windows, note = None, None
+            if timeline:
+                try:
+                    windows = predict_timeline(predictor, path)
+                except VideoReadError as exc:  # too short for one window: the top-5 still stands
+                    note = exc.reason
         result["explanation"] = "data:image/png;base64," + base64.b64encode(png).decode() if png else None
+        result["timeline"], result["timeline_note"] = None, note
+        if windows is not None:
+            windows.video = name
+            result["timeline"] = windows.to_dict(topk)
         return result
 
     @app.post(PREDICT_PATH)
-    async def predict(file: UploadFile = File(...), explain: bool = True, topk: int = 5) -> dict:
+    async def predict(file: UploadFile = File(...), explain: bool = True, topk: int = 5,
+                      timeline: bool = False) -> dict:
         name = os.path.basename(file.filename or "upload")
         suffix = Path(name).suffix.lower()
         if topk < 1:
@@ -96,7 +111,7 @@ def create_app(model: str | os.PathLike | Predictor, *, max_upload_mb: float = D
                 while chunk := await file.read(1 << 20):
                     fh.write(chunk)
             try:
-                return await run_in_threadpool(run, path, name, explain, topk)
+                return await run_in_threadpool(run, path, name, explain, topk, timeline)
             except VideoReadError as exc:
                 status = 415 if exc.reason.startswith("not a video") else 422
                 raise HTTPException(status, f"{name}: {exc.reason}") from None
@@ -107,10 +122,10 @@ def create_app(model: str | os.PathLike | Predictor, *, max_upload_mb: float = D
     return app
 
 
-def serve(model: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 8000,
+def serve(model: str | os.PathLike | Predictor, *, host: str = "127.0.0.1", port: int = 8000,
           max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, clips: int = DEFAULT_CLIPS, docs: bool = False,
           allowed_hosts: list[str] | None = None, frame_limits: FrameLimits = DEFAULT_FRAME_LIMITS,
-          timeout_s: float = DEFAULT_TIMEOUT_S, max_connections: int = 64) -> None:
+          timeout_s: float = DEFAULT_TIMEOUT_S, max_connections: int = 64, runtime: str | None = None) -> None:
     """Run the web demo with uvicorn until interrupted.
 
     The Host names answered are the localhost names, ``host`` (unless a wildcard address) and
@@ -120,7 +135,8 @@ def serve(model: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 8000
     import uvicorn
 
     app = create_app(model, max_upload_mb=max_upload_mb, clips=clips, docs=docs, frame_limits=frame_limits,
-                     allowed_hosts=allowed_host_names(host, allowed_hosts or []), timeout_s=timeout_s)
+                     allowed_hosts=allowed_host_names(host, allowed_hosts or []), timeout_s=timeout_s,
+                     runtime=runtime)
     protocol = type("Protocol", (SlowClientProtocol,), {"header_timeout": timeout_s})
     uvicorn.run(app, host=host, port=port, log_level="info", http=protocol, limit_concurrency=max_connections,
                 timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024)

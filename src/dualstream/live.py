@@ -1,0 +1,412 @@
+"""Live recognition: actions on a camera, a stream or a file read as a stream, as they happen.
+
+``dualstream live SOURCE --model RUN`` reads frames one at a time from SOURCE (a webcam index such
+as ``0``, a stream URL OpenCV opens (RTSP, HTTP MJPEG, ...), or a video file), and keeps a sliding
+window of the model's clip: ``frames`` frames at the model's ``interval``, i.e. the last
+``(frames - 1) * interval + 1`` frames. Each new frame costs one optical-flow pair (the previous
+frame to it) and the crop/resize/normalisation of the previous frame, never the whole window again;
+every ``--stride`` frames the window's clip goes through the network, and the printed probabilities
+are the mean over the last ``--smooth`` predictions.
+
+The inputs are built exactly as ``dualstream predict`` builds them from a file (same resize, flow
+and its uint8 round trip, centre crop and normalisation, per frame), so a prediction equals
+``predict`` on the same frames: the clip of a prediction at frame ``n`` holds frames
+``n - span, n - span + interval, ..., n - 1`` (1-based; frame ``n`` supplies the last flow), and
+``--smooth K`` averages K such clips as ``predict`` averages its clips.
+
+Frames are decoded in a reader thread. Without ``--realtime`` every frame is processed, as fast as
+possible for a file; with it the reader keeps only the newest frame (a file is paced at its frame
+rate, as a camera would deliver it) and frames that arrive while the previous one is processed are
+dropped and counted. No frame for ``--timeout`` seconds ends the run with a message (a stalled or
+stopped stream); Ctrl-C ends it cleanly. Either way the summary is printed: frames processed,
+frames/s, and the latency of the predictions (from taking the frame that completes the window to
+the smoothed probabilities: resize, one flow pair, transform, network).
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import cv2
+import numpy as np
+
+from .data.transforms import CropParams, center_crop_params, clip_arrays, resize_short_side
+from .predict import Predictor, flow_pairs
+from .video import FrameLimits, VideoReadError, open_video
+
+DEFAULT_TIMEOUT = 10.0
+#: Frames the reader may run ahead of the processing without --realtime.
+READ_AHEAD = 8
+
+
+class LiveError(Exception):
+    """A source that cannot be opened or stalls; one line for the user."""
+
+
+@dataclass
+class LivePrediction:
+    """One prediction: at 1-based ``frame`` (the newest frame read), ``time`` seconds into the source."""
+
+    frame: int
+    time: float
+    probabilities: np.ndarray  # smoothed over the last ``smooth`` clips
+    clip: np.ndarray = field(repr=False)  # this window's own probabilities
+    indices: list[int] = field(default_factory=list)  # 1-based frames of this window's clip
+    latency: float = 0.0
+
+    def top(self, classes: list[str], k: int) -> list[tuple[str, float]]:
+        order = np.argsort(-self.probabilities, kind="stable")[: max(1, k)]
+        return [(classes[i], float(self.probabilities[i])) for i in order]
+
+    def to_dict(self, classes: list[str], k: int) -> dict:
+        return {"frame": self.frame, "time": round(self.time, 3),
+                "top": [{"class": c, "probability": round(p, 6)} for c, p in self.top(classes, k)]}
+
+
+class SlidingWindow:
+    """The model's clip over the newest frames, one flow pair per new frame.
+
+    ``push(rgb)`` takes a decoded uint8 RGB frame (any size: it is resized as ``predict`` does) and
+    returns a LivePrediction when this frame completes a window due for prediction, else None.
+    """
+
+    def __init__(self, predictor: Predictor, *, stride: int = 0, smooth: int = 1):
+        spec = predictor.input
+        self.predictor, self.spec = predictor, spec
+        self.stride = stride or spec.interval
+        if self.stride < 1 or smooth < 1:
+            raise ValueError("stride and smooth must be >= 1")
+        self.history: deque[np.ndarray] = deque(maxlen=smooth)
+        self.frames = 0  # frames pushed
+        self._reset()
+
+    def _reset(self) -> None:
+        self._prev: np.ndarray | None = None  # previous resized RGB frame
+        self._prev_gray: np.ndarray | None = None
+        self._crop: CropParams | None = None
+        self._size: tuple[int, int] | None = None
+        self._rgb: deque[np.ndarray] = deque(maxlen=self.spec.span)  # per-frame network inputs, oldest first
+        self._flow: deque[np.ndarray] = deque(maxlen=self.spec.span)
+        self._first = self.frames  # first frame of the current run of equally sized frames
+        self.history.clear()
+
+    def push(self, rgb: np.ndarray) -> LivePrediction | None:
+        t0 = time.perf_counter()
+        self.frames += 1
+        frame = resize_short_side(rgb, self.spec.short_side)
+        if frame.shape[:2] != self._size:  # the first frame, or a stream that changed its resolution
+            self._reset()
+            self._size = frame.shape[:2]
+            self._crop = center_crop_params(*self._size)
+        gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        if self._prev is not None:
+            flow = flow_pairs(self._prev_gray[None], gray[None], self.spec)  # (1, 2, H, W)
+            r, f = clip_arrays(self._prev[None], flow, self._crop, size=self.spec.input_size,
+                               flow_bound=self.spec.flow_bound)
+            self._rgb.append(r)
+            self._flow.append(f)
+        self._prev, self._prev_gray = frame, gray
+        span, step = self.spec.span, self.spec.interval
+        complete = self.frames - self._first  # frames of this run that have their flow
+        if complete < span or (complete - span) % self.stride:
+            return None
+        rgb_in = np.concatenate(list(self._rgb)[::step])[None]
+        flow_in = np.concatenate(list(self._flow)[::step])[None]
+        clip = self.predictor.probabilities(rgb_in, flow_in)[0]
+        self.history.append(clip)
+        probs = np.mean(self.history, axis=0)
+        last = self.frames - 1
+        indices = list(range(last - span + 1, last + 1, step))
+        return LivePrediction(frame=self.frames, time=0.0, probabilities=probs, clip=clip, indices=indices,
+                              latency=time.perf_counter() - t0)
+
+
+# ---------------------------------------------------------------------------------------------- sources
+
+def source_kind(source: str) -> str:
+    """"camera" for an index (0, 1, ...), "stream" for a URL (rtsp://, http://, ...), else "file"."""
+    if source.isdigit():
+        return "camera"
+    if "://" in source:
+        return "stream"
+    return "file"
+
+
+def _open_source(source: str, kind: str, timeout: float) -> cv2.VideoCapture:
+    if kind == "file":
+        try:
+            return open_video(source)
+        except VideoReadError as exc:
+            raise LiveError(str(exc)) from None
+    if kind == "camera":
+        cap = cv2.VideoCapture(int(source))
+        what = f"camera {source}: cannot be opened (no such device, no permission, or in use)"
+    else:
+        # FFmpeg gives up a little after our own --timeout, so that a stall is reported as one
+        params = [] if timeout <= 0 else [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(timeout * 1000) + 2000,
+                                          cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(timeout * 1000) + 2000]
+        cap = cv2.VideoCapture(source, cv2.CAP_FFMPEG, params)
+        what = f"{source}: cannot open the stream (unreachable, refused, or a format FFmpeg does not read)"
+    if not cap.isOpened():
+        cap.release()
+        raise LiveError(what)
+    return cap
+
+
+_END = object()
+
+
+class FrameReader(threading.Thread):
+    """Decode SOURCE in the background into a queue of (frame number, RGB frame).
+
+    ``realtime``: a queue of one, the newest frame replacing an unprocessed one (counted in
+    ``dropped``), and a file paced at its frame rate. Otherwise the reader waits for the processing.
+    """
+
+    def __init__(self, source: str, *, realtime: bool, timeout: float, max_frames: int = 0,
+                 limits: FrameLimits | None = None):
+        super().__init__(name="dualstream-live-reader", daemon=True)
+        self.source, self.kind = source, source_kind(source)
+        self.realtime, self.timeout, self.max_frames = realtime, timeout, max_frames
+        self.limits = limits
+        self.frames: queue.Queue = queue.Queue(maxsize=1 if realtime else READ_AHEAD)
+        self.opened = threading.Event()
+        self.stop_event = threading.Event()
+        self.fps = 0.0
+        self.read = self.dropped = 0
+        self.error: BaseException | None = None
+        self._lock = threading.Lock()
+
+    def run(self) -> None:
+        try:
+            cap = _open_source(self.source, self.kind, self.timeout)
+        except BaseException as exc:  # handed to the consumer, which raises it in its thread
+            self.error = exc
+            self._put(_END)
+            return
+        self.fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.opened.set()
+        pace = self.realtime and self.kind == "file" and self.fps > 0
+        start = time.perf_counter()
+        try:
+            while not self.stop_event.is_set() and not (self.max_frames and self.read >= self.max_frames):
+                ok, bgr = cap.read()
+                if not ok or bgr is None:
+                    break
+                if self.limits is not None:  # before anything resizes the frame
+                    try:
+                        self.limits.check(self.source, bgr.shape[1], bgr.shape[0])
+                    except VideoReadError as exc:
+                        raise LiveError(str(exc)) from None
+                if bgr.ndim == 2:
+                    bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
+                self.read += 1
+                if pace:  # deliver the file as a camera would: frame k at k / fps seconds
+                    delay = start + (self.read - 1) / self.fps - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
+                self._put((self.read, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
+        except BaseException as exc:  # handed to the consumer, which raises it in its thread
+            self.error = exc
+        finally:
+            cap.release()
+            self._put(_END)
+
+    def _put(self, item) -> None:
+        if not self.realtime:
+            while not self.stop_event.is_set():
+                try:
+                    self.frames.put(item, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+            return
+        with self._lock:  # keep only the newest frame; the one it replaces is dropped
+            try:
+                self.frames.put_nowait(item)
+            except queue.Full:
+                try:
+                    old = self.frames.get_nowait()
+                except queue.Empty:  # taken by the consumer meanwhile: nothing to drop
+                    old = None
+                if old is _END:  # never drop the end marker
+                    item = _END
+                elif old is not None:
+                    self.dropped += 1
+                self.frames.put_nowait(item)
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        """(frame number, RGB frame) until the source ends; LiveError after ``timeout`` s without a frame."""
+        while True:
+            try:
+                item = self.frames.get(timeout=self.timeout if self.timeout > 0 else None)
+            except queue.Empty:
+                if not self.opened.is_set():
+                    raise LiveError(f"{self.source}: not opened within {self.timeout:g} s (--timeout)") from None
+                raise LiveError(f"{self.source}: no frame for {self.timeout:g} s after frame {self.read} "
+                                "(the stream stalled or stopped; --timeout)") from None
+            if item is _END:
+                if self.error is not None:
+                    raise self.error
+                return
+            yield item
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        while True:  # unblock a reader waiting to put
+            try:
+                self.frames.get_nowait()
+            except queue.Empty:
+                break
+
+
+# ------------------------------------------------------------------------------------------- annotation
+
+def annotate(bgr: np.ndarray, label: str, probability: float | None, note: str = "") -> np.ndarray:
+    """Draw the current label and a confidence bar at the top of a BGR frame (in place; returned)."""
+    h, w = bgr.shape[:2]
+    scale = max(0.4, min(1.0, w / 640))
+    bar_h = max(6, int(10 * scale))
+    band = int(30 * scale) + bar_h + 6
+    overlay = bgr[:band].astype(np.float32) * 0.35  # darken the band so the text reads on any video
+    bgr[:band] = overlay.astype(np.uint8)
+    text = label if probability is None else f"{label}  {probability:.0%}"
+    cv2.putText(bgr, text, (6, int(22 * scale) + 2), cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale, (255, 255, 255),
+                max(1, int(2 * scale)), cv2.LINE_AA)
+    if note:
+        size = cv2.getTextSize(note, cv2.FONT_HERSHEY_SIMPLEX, 0.45 * scale, 1)[0]
+        cv2.putText(bgr, note, (w - size[0] - 6, int(22 * scale) + 2), cv2.FONT_HERSHEY_SIMPLEX, 0.45 * scale,
+                    (200, 200, 200), 1, cv2.LINE_AA)
+    top, left, right = band - bar_h - 4, 6, w - 6
+    cv2.rectangle(bgr, (left, top), (right, top + bar_h), (90, 90, 90), -1)
+    if probability is not None:
+        colour = (80, 200, 80) if probability >= 0.6 else (60, 190, 230) if probability >= 0.35 else (80, 80, 230)
+        cv2.rectangle(bgr, (left, top), (left + int((right - left) * probability), top + bar_h), colour, -1)
+    return bgr
+
+
+class AnnotatedWriter:
+    """``--out``: the processed frames with the current label and confidence bar, as a video file."""
+
+    def __init__(self, path: str | Path, fps: float):
+        self.path, self.fps = Path(path), fps if fps > 0 else 25.0
+        if not self.path.parent.is_dir():
+            raise LiveError(f"{self.path.parent}: output folder does not exist")
+        self._writer: cv2.VideoWriter | None = None
+
+    def write(self, rgb: np.ndarray, label: str, probability: float | None, note: str = "") -> None:
+        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        if self._writer is None:
+            fourcc = "mp4v" if self.path.suffix.lower() in (".mp4", ".m4v", ".mov") else "MJPG"
+            h, w = bgr.shape[:2]
+            self._writer = cv2.VideoWriter(str(self.path), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*fourcc),
+                                           self.fps, (w, h))
+            if not self._writer.isOpened():
+                raise LiveError(f"{self.path}: cannot open a {fourcc} video writer")
+            self._size = (h, w)
+        if bgr.shape[:2] != self._size:  # a stream that changed its resolution: keep the file's
+            bgr = cv2.resize(bgr, self._size[::-1])
+        self._writer.write(annotate(bgr, label, probability, note))
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+
+
+# --------------------------------------------------------------------------------------------------- run
+
+@dataclass
+class LiveSummary:
+    frames: int = 0
+    seconds: float = 0.0
+    predictions: int = 0
+    dropped: int = 0
+    latencies: list[float] = field(default_factory=list, repr=False)
+    ended: str = "end of source"
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.latencies, q) * 1000) if self.latencies else 0.0
+
+    def to_dict(self) -> dict:
+        return {"frames": self.frames, "fps": round(self.fps, 2),
+                "latency_ms": {"p50": round(self.percentile(50), 2), "p95": round(self.percentile(95), 2)},
+                "predictions": self.predictions, "dropped": self.dropped, "seconds": round(self.seconds, 3),
+                "ended": self.ended}
+
+    def line(self) -> str:
+        return (f"{self.frames} frames in {self.seconds:.2f} s: {self.fps:.1f} frames/s, {self.predictions} "
+                f"predictions, latency p50 {self.percentile(50):.1f} ms p95 {self.percentile(95):.1f} ms, "
+                f"{self.dropped} dropped ({self.ended})")
+
+
+def run_live(predictor: Predictor, source: str, *, stride: int = 0, smooth: int = 1, realtime: bool = False,
+             timeout: float = DEFAULT_TIMEOUT, out: str | Path | None = None, max_frames: int = 0,
+             on_prediction: Callable[[LivePrediction], None] | None = None) -> LiveSummary:
+    """Run the sliding window over ``source`` until it ends (or ``max_frames``, a timeout, Ctrl-C).
+
+    ``on_prediction`` receives each LivePrediction (``time``: seconds into a file at its frame rate,
+    wall seconds since the first frame for a camera or stream). A timeout raises LiveError after
+    ``summary`` (the partial one, attribute of the error) is complete.
+    """
+    window = SlidingWindow(predictor, stride=stride, smooth=smooth)
+    reader = FrameReader(source, realtime=realtime, timeout=timeout, max_frames=max_frames,
+                         limits=predictor.limits)
+    summary = LiveSummary()
+    writer = None
+    label, prob = f"warming up: first {predictor.input.span + 1} frames", None
+    reader.start()
+    start = None
+    try:
+        for number, rgb in reader:
+            if start is None:
+                start = time.perf_counter()
+                if out is not None:
+                    writer = AnnotatedWriter(out, reader.fps)
+            pred = window.push(rgb)
+            summary.frames += 1
+            if pred is not None:
+                file_time = reader.kind == "file" and reader.fps > 0
+                pred.time = (number - 1) / reader.fps if file_time else time.perf_counter() - start
+                summary.predictions += 1
+                summary.latencies.append(pred.latency)
+                (label, prob), = pred.top(predictor.classes, 1)
+                if on_prediction is not None:
+                    on_prediction(pred)
+            if writer is not None:
+                writer.write(rgb, label, prob, f"frame {number}")
+        if reader.kind != "file" and not (max_frames and summary.frames >= max_frames):
+            summary.ended = "stream ended"
+    except KeyboardInterrupt:
+        summary.ended = "interrupted"
+    except LiveError as exc:
+        summary.ended = "timeout" if "--timeout" in str(exc) else "error"
+        exc.summary = summary  # type: ignore[attr-defined]
+        raise
+    finally:
+        reader.stop()
+        summary.seconds = time.perf_counter() - start if start is not None else 0.0
+        summary.dropped = reader.dropped
+        if writer is not None:
+            writer.close()
+        if max_frames and summary.frames >= max_frames and summary.ended == "end of source":
+            summary.ended = f"--max-frames {max_frames}"
+    return summary
+
+
+def print_prediction(pred: LivePrediction, classes: list[str], *, k: int, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(pred.to_dict(classes, k)), flush=True)
+    else:
+        top = "  ".join(f"{c} {p:.3f}" for c, p in pred.top(classes, k))
+        print(f"frame {pred.frame:>6}  {pred.time:8.2f} s  {top}", flush=True)

@@ -1,0 +1,234 @@
+"""live: the sliding window equals predict on the same frames; MJPEG-over-HTTP streams, stalls, drops,
+the annotated video, Ctrl-C and the CLI's JSON lines."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from dualstream import live as live_mod
+from dualstream.cli import main
+from dualstream.live import LiveError, SlidingWindow, run_live
+from dualstream.predict import Predictor, build_clips
+from dualstream.video import iter_frames, read_video, video_info, write_video
+
+from .test_predict import CLASSES, FRAMES, INTERVAL, package  # noqa: F401  (package: the fixture)
+
+SPAN = (FRAMES - 1) * INTERVAL + 1  # 10 frames per window
+
+
+def _video(path, frames: int = 30, fps: float = 25.0):
+    """Textured objects moving in different directions (so that windows differ)."""
+    rng = np.random.default_rng(5)
+    tex = rng.integers(0, 255, (48 + frames, 64 + frames, 3), dtype=np.uint8)
+    seq = np.stack([tex[t // 2:t // 2 + 48, t:t + 64] if t < frames // 2 else tex[t:t + 48, 0:64]
+                    for t in range(frames)])
+    write_video(path, seq, fps=fps)
+    return path
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    return _video(tmp_path_factory.mktemp("live") / "clip.avi")
+
+
+def _window_runs(predictor, video, *, stride, smooth):
+    window = SlidingWindow(predictor, stride=stride, smooth=smooth)
+    return [p for p in (window.push(f) for f in iter_frames(video)) if p is not None]
+
+
+def test_window_predictions_equal_predict_on_the_same_frames(package, video):
+    predictor = Predictor.load(package)
+    preds = _window_runs(predictor, video, stride=3, smooth=2)
+    # 30 frames: windows complete at frames 11, 14, ..., 29 (frame n gives the flow of n - 1)
+    assert [p.frame for p in preds] == list(range(SPAN + 1, 31, 3))
+    assert preds[0].indices == list(range(1, SPAN + 1, INTERVAL))
+    for k, p in enumerate(preds):
+        assert p.indices == list(range(p.frame - SPAN, p.frame, INTERVAL))
+        # predict, from the file, on this window's clip alone and on the last two (the smoothing)
+        alone = predictor.run(build_clips(video, predictor.input, indices=[p.indices]))
+        np.testing.assert_allclose(p.clip, alone.probabilities, atol=1e-6)
+        clips = [q.indices for q in preds[max(0, k - 1):k + 1]]
+        smoothed = predictor.run(build_clips(video, predictor.input, indices=clips))
+        np.testing.assert_allclose(p.probabilities, smoothed.probabilities, atol=1e-6)
+    assert len({round(float(p.clip[0]), 6) for p in preds}) > 1  # the windows do see different frames
+
+
+def test_live_cli_json_lines_and_summary(package, video, capsys):
+    assert main(["live", str(video), "--model", str(package), "--json", "--stride", "5", "--smooth", "1",
+                 "--topk", "2"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    *preds, summary = lines
+    assert [p["frame"] for p in preds] == [11, 16, 21, 26]
+    assert preds[0]["time"] == pytest.approx(10 / 25)  # seconds into the file: frame 11 at 25 fps
+    assert all(len(p["top"]) == 2 and {t["class"] for t in p["top"]} <= set(CLASSES) for p in preds)
+    assert summary["frames"] == 30 and summary["predictions"] == 4 and summary["dropped"] == 0
+    assert summary["fps"] > 0 and 0 < summary["latency_ms"]["p50"] <= summary["latency_ms"]["p95"]
+    expected = _window_runs(Predictor.load(package), video, stride=5, smooth=1)
+    assert [p["top"][0]["class"] for p in preds] == [CLASSES[int(np.argmax(p.probabilities))] for p in expected]
+
+
+class _MJPEG(http.server.BaseHTTPRequestHandler):
+    """An MJPEG-over-HTTP camera: multipart/x-mixed-replace JPEGs, then close or hang (a stall)."""
+
+    frames: list[bytes] = []
+    stall = threading.Event()  # set: keep the connection open without sending after the frames
+    release = threading.Event()
+
+    def do_GET(self):  # noqa: N802  (the handler's name)
+        self.send_response(200)
+        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+        self.end_headers()
+        for jpg in self.frames:
+            self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpg)
+                             + jpg + b"\r\n")
+            self.wfile.flush()
+            time.sleep(0.005)
+        if self.stall.is_set():
+            self.release.wait(20)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def stream(video):
+    frames = read_video(video)
+    _MJPEG.frames = [cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])[1]
+                     .tobytes() for f in frames]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _MJPEG)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/camera.mjpg", _MJPEG
+    _MJPEG.release.set()
+    server.shutdown()
+    server.server_close()
+
+
+def test_mjpeg_stream_from_a_local_server(package, stream, capsys):
+    url, handler = stream
+    handler.stall.clear()
+    assert main(["live", url, "--model", str(package), "--json", "--stride", "4", "--timeout", "10",
+                 "--topk", str(len(CLASSES))]) == 0
+    out, err = capsys.readouterr()
+    *preds, summary = [json.loads(line) for line in out.splitlines()]
+    assert summary["frames"] == len(handler.frames) == 30 and summary["ended"] == "stream ended"
+    assert [p["frame"] for p in preds] == list(range(SPAN + 1, 31, 4))
+    assert all(p["time"] >= 0 for p in preds)  # wall seconds since the first frame of a live source
+    assert f"{url}: the stream ended after 30 frames" in err
+    # the frames are the served ones (up to the JPEG decoders, FFmpeg's here and OpenCV's in imdecode,
+    # which upsample the colour differently: compared in grey) ...
+    cap = cv2.VideoCapture(url, cv2.CAP_FFMPEG)
+    received = []
+    while (got := cap.read())[0]:
+        received.append(cv2.cvtColor(got[1], cv2.COLOR_BGR2RGB))
+    cap.release()
+    sent = [cv2.cvtColor(cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            for j in handler.frames]
+    grey = lambda frames: np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]).astype(int)  # noqa: E731
+    assert len(received) == 30 and np.abs(grey(received) - grey(sent)).mean() < 2
+    # ... and the live predictions are the sliding window's on exactly those frames
+    window = SlidingWindow(Predictor.load(package), stride=4, smooth=3)
+    expected = [p for p in map(window.push, received) if p is not None]
+    assert len(preds) == len(expected)
+    for got, want in zip(preds, expected):
+        probs = {t["class"]: t["probability"] for t in got["top"]}
+        np.testing.assert_allclose([probs[c] for c in CLASSES], want.probabilities, atol=2e-6)
+
+
+def test_a_stalled_stream_ends_after_the_timeout(package, stream, capsys):
+    url, handler = stream
+    handler.stall.set()
+    handler.release.clear()
+    t = time.perf_counter()
+    try:
+        rc = main(["live", url, "--model", str(package), "--timeout", "1.5"])
+    finally:
+        handler.release.set()
+    assert rc == 1 and time.perf_counter() - t < 8
+    out, err = capsys.readouterr()
+    assert f"dualstream live: {url}: no frame for 1.5 s after frame 30 (the stream stalled or stopped; --timeout)" in err
+    assert out.splitlines()[-1].startswith("30 frames in ")
+    assert "(timeout)" in out.splitlines()[-1]
+
+
+def test_unreachable_stream_and_missing_file_are_one_line_errors(package, tmp_path, capsys):
+    with socket_closed_port() as port:
+        assert main(["live", f"http://127.0.0.1:{port}/x.mjpg", "--model", str(package), "--timeout", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dualstream live: error: http://127.0.0.1:") and err.count("\n") == 1
+    assert main(["live", str(tmp_path / "nope.avi"), "--model", str(package)]) == 2
+    assert capsys.readouterr().err == f"dualstream live: error: {tmp_path / 'nope.avi'}: file not found\n"
+
+
+class socket_closed_port:  # noqa: N801  (a context manager used like a function)
+    """A local port with nothing listening."""
+
+    def __enter__(self) -> int:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def test_realtime_drops_frames_when_behind_and_counts_them(package, tmp_path, monkeypatch):
+    video = _video(tmp_path / "fast.avi", frames=40, fps=100.0)  # a frame every 10 ms
+    predictor = Predictor.load(package)
+    real = predictor.probabilities
+
+    def slow(rgb, flow):
+        time.sleep(0.05)  # a network five frames slow
+        return real(rgb, flow)
+
+    monkeypatch.setattr(predictor, "probabilities", slow)
+    summary = run_live(predictor, str(video), stride=1, realtime=True)
+    assert summary.dropped > 0 and summary.frames + summary.dropped == 40
+    everything = run_live(predictor, str(video), stride=1)
+    assert everything.frames == 40 and everything.dropped == 0
+
+
+def test_annotated_video_and_ctrl_c(package, video, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "annotated.mp4"
+    real = SlidingWindow.push
+
+    def interrupted(self, rgb):
+        if self.frames == 20:
+            raise KeyboardInterrupt
+        return real(self, rgb)
+
+    monkeypatch.setattr(SlidingWindow, "push", interrupted)
+    assert main(["live", str(video), "--model", str(package), "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert summary["frames"] == 20 and summary["ended"] == "interrupted"
+    info = video_info(out)
+    assert (info["width"], info["height"]) == (64, 48)
+    annotated = read_video(out)
+    original = read_video(video)
+    assert len(annotated) == 20
+    band, rest = slice(0, 20), slice(30, None)  # the label and the confidence bar are over the top rows
+    assert annotated[15, band].mean() < 0.75 * original[15, band].mean()  # the darkened band
+    # the rest is the video (up to the mp4v compression of a noise texture)
+    assert np.abs(annotated[15, rest].astype(int) - original[15, rest]).mean() < 20
+
+
+def test_reader_reports_a_source_that_never_opens(monkeypatch):
+    def never(*args):
+        time.sleep(3)
+        raise LiveError("gave up")
+
+    monkeypatch.setattr(live_mod, "_open_source", never)
+    reader = live_mod.FrameReader("rtsp://camera.invalid/x", realtime=False, timeout=0.3)
+    reader.start()
+    with pytest.raises(LiveError, match=r"not opened within 0\.3 s"):
+        list(reader)
