@@ -295,6 +295,8 @@ CHECKPOINT_CASES = {
     "state-a-pickle": (lambda w, s: s.write_bytes(pickle.dumps({"epoch": 1, "x": _Payload()}, protocol=2)),
                        "state.pt: not a loadable training state"),
     "state-missing-keys": (lambda w, s: torch.save({"epoch": 1}, s), "state.pt: no valid 'step' entry"),
+    "state-bad-partial": (lambda w, s: torch.save({**torch.load(s, weights_only=True), "partial": {"x": 1}}, s),
+                          "state.pt: no valid 'partial' entry"),
 }
 
 
@@ -342,6 +344,18 @@ def test_damaged_only_checkpoint_says_none_is_intact(trained, tmp_path, capsys):
     assert main(argv) == 2
     err = _one_line_error(capsys, "train")
     assert "weights.safetensors: truncated" in err and "no intact older checkpoint is kept" in err
+
+
+def test_a_foreign_rng_or_optimizer_state_is_one_line(trained, tmp_path, capsys):
+    run, argv = _copy_run(trained, tmp_path)
+    state_path = run / "checkpoint" / "epoch-0002" / "state.pt"
+    state = torch.load(state_path, weights_only=True)
+    torch.save({**state, "rng": [{"torch": "not a state"}]}, state_path)
+    assert main(argv) == 2
+    assert "epoch-0002: its RNG state cannot be restored" in _one_line_error(capsys, "train")
+    torch.save({**state, "optimizer": {"state": {}, "param_groups": [{"params": [0]}]}}, state_path)
+    assert main(argv) == 2
+    assert "epoch-0002: its optimizer state does not fit this model" in _one_line_error(capsys, "train")
 
 
 def test_resume_continues_after_the_damaged_checkpoint_is_moved_away(trained, tmp_path, capsys):

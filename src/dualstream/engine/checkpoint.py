@@ -218,6 +218,10 @@ def _read_checkpoint(folder: Path, model: nn.Module, what: str) -> tuple[dict[st
     for key, kind in _STATE_KEYS.items():
         if not isinstance(state.get(key), kind) or isinstance(state.get(key), bool):
             raise DamagedCheckpoint(f"{path}: no valid {key!r} entry (a damaged or foreign training state)")
+    partial = state.get("partial")
+    if partial is not None and not (isinstance(partial, dict) and isinstance(partial.get("batches"), int)
+                                    and isinstance(partial.get("sums"), list)):
+        raise DamagedCheckpoint(f"{path}: no valid 'partial' entry (a damaged or foreign training state)")
     return tensors, state
 
 

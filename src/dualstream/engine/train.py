@@ -233,7 +233,11 @@ def _restore(state: dict | None, optimizer: torch.optim.Optimizer, cfg: Config, 
         raise CheckpointError(f"{run}: a mid-epoch checkpoint resumes with as many processes as wrote it "
                               f"({len(state['rng'])}, not {world.size})")
     if len(state["rng"]) == world.size:
-        set_rng_state(state["rng"][world.rank])
+        try:
+            set_rng_state(state["rng"][world.rank])
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:  # a torn or foreign state
+            raise CheckpointError(f"{checkpoint_dirs(run)[-1]}: its RNG state cannot be restored "
+                                  f"({type(exc).__name__}: {' '.join(str(exc).split())[:120]})") from None
     else:
         seed_everything(cfg.seed + 1000 * start + world.rank)
         if world.main:
