@@ -190,7 +190,7 @@ def profile_stages(cache: Path, packed: Path, entries: list[VideoEntry], *, clip
     picks = [(n % len(entries), ds.clip_frames(n % len(entries))) for n in range(clips)]
     timed("JPEG store: decode 30 JPEGs into uint8 arrays", lambda: [load_frames_u8(cache / entries[i].key, idx)
                                                                   for i, idx in picks])
-    raw = timed("packed store: 10 rows of 2 memory-mapped files", lambda: [load_frames_u8(packed / entries[i].key, idx)
+    raw = timed("packed store: read 10 rows of 2 files", lambda: [load_frames_u8(packed / entries[i].key, idx)
                                                                           for i, idx in picks])
     crops = [ds.crop(i, *r.shape[1:3]) for (i, _), (r, _) in zip(picks, raw)]
     u8 = timed("u8: crop + flip + resize in uint8 (OpenCV)", lambda: [

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
 from .cache import load_frames_u8, read_manifest, snap_to_available
 from .dataset import ClipSpec, TrainClips, _frame_index
@@ -109,7 +109,7 @@ def collate_frames(items: list[dict]) -> dict:
             if any(c.shape[1:3] != (h, w) for c in clips):
                 clips = [F.pad(c.permute(0, 3, 1, 2).float(), (0, w - c.shape[2], 0, h - c.shape[1]),
                                mode="replicate").to(torch.uint8).permute(0, 2, 3, 1) for c in clips]
-            out[key] = torch.stack(clips)  # (B, T, H, W, 3 or 2)
+            out[key] = _stack(clips)  # (B, T, H, W, 3 or 2)
     else:
         out["jpeg"] = [b for it in items for b in it["jpeg"]]
     for key in ("box", "size"):
@@ -121,6 +121,16 @@ def collate_frames(items: list[dict]) -> dict:
     if "flip" in items[0]:
         out["flip"] = torch.tensor([it["flip"] for it in items])
     return out
+
+
+def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """torch.stack, into shared memory in a loader worker (as default_collate: the batch then crosses to
+    the main process without another copy)."""
+    shape = (len(tensors), *tensors[0].shape)
+    if get_worker_info() is None:
+        return torch.stack(tensors)
+    out = torch.empty(shape, dtype=tensors[0].dtype).share_memory_()
+    return torch.stack(tensors, out=out)
 
 
 def decode_jpeg_batch(data: list[torch.Tensor], batch: int, device: torch.device) -> torch.Tensor:

@@ -1,9 +1,10 @@
 """Training clips cut in uint8 in the workers, normalised on the device: the fast loader for CPU training.
 
-``TrainClips`` does the whole transform in float32 in the workers (about 75 ms of CPU per 224x224
-clip: ``benchmarks/loader.py --profile``). Here a worker reads the clip's frames as
-uint8 arrays (slices of the packed store, or the decoded JPEGs), crops, flips and resizes them in
-uint8 with OpenCV and hands over uint8 (a quarter of the float bytes); ``to_u8_input`` dequantises the flow and normalises both streams batched, on the device.
+``TrainClips`` does the whole transform in float32 in the workers (about 65 ms of CPU per 224x224
+clip: ``benchmarks/loader.py --profile``). Here a worker reads the clip's frames as uint8 arrays
+(rows of the packed store, or the decoded JPEGs), crops, flips and resizes them in uint8 with
+OpenCV and hands over uint8 (a quarter of the float bytes); ``to_u8_input`` dequantises the flow
+and normalises both streams batched, on the device.
 The RGB equals ``TrainClips``' exactly (it is resized in uint8 there too); the flow is within one
 quantisation level (it is resized as uint8, not as float). ``data.pipeline: u8`` trains with it.
 """

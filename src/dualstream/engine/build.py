@@ -76,14 +76,16 @@ def resolve_pipeline(cfg: Config, device: torch.device, entries: list[VideoEntry
     pipeline = d.pipeline if d.pipeline != "auto" else ("device" if device.type == "cuda" else "classic")
     if pipeline != "device" or d.jpeg_decode == "worker":
         return pipeline, False
-    if d.jpeg_decode == "device" and not dev.jpeg_on_device_available(device):
-        raise ConfigError("data.jpeg_decode=device needs a CUDA device and torchvision's decode_jpeg "
-                          "(use data.jpeg_decode=worker or auto)")
+    if not dev.jpeg_on_device_available(device):
+        if d.jpeg_decode == "device":
+            raise ConfigError("data.jpeg_decode=device needs a CUDA device and torchvision's decode_jpeg "
+                              "(use data.jpeg_decode=worker or auto)")
+        return pipeline, False
     packed = is_packed(Path(d.cache) / entries[0].key) if entries else False
     sizes = {(m["height"], m["width"]) for m in (read_manifest(d.cache, e.key) for e in entries)}
     if d.jpeg_decode == "device" and (packed or len(sizes) > 1):
         raise ConfigError("data.jpeg_decode=device needs a JPEG (not packed) cache whose videos share one size")
-    return pipeline, dev.jpeg_on_device_available(device) and not packed and len(sizes) == 1
+    return pipeline, not packed and len(sizes) == 1
 
 
 def classic_input(device: torch.device, channels_last: bool) -> Callable:

@@ -35,7 +35,8 @@ CONFUSION_PNG = "confusion.png"
 
 @torch.no_grad()
 def predict(model: nn.Module, loader: DataLoader | DeviceBatches, device: torch.device, *,
-            dtype: torch.dtype | None = None, channels_last: bool = False, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            dtype: torch.dtype | None = None, channels_last: bool = False, progress: bool = False
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Softmax probabilities (N, K), labels (N,) and video indices (N,) for every view of the dataset
     (``views_per_item`` consecutive views per loader item).
 

@@ -269,7 +269,8 @@ def _loaders(cfg: Config, split: Split, world: World, device: torch.device, chan
                         worker_init_fn=loader_worker_init if workers else None)
     test = eval_batches(cfg, split.test, world=world, device=device, offsets=eval_offsets(cfg.data.interval, 1),
                         workers=workers, channels_last=channels_last)
-    return sampler, DeviceBatches(loader, to_input, device), test, pipeline + (" (JPEG decoded on the device)" if jpeg else "")
+    name = pipeline + (" (JPEG decoded on the device)" if jpeg else "")
+    return sampler, DeviceBatches(loader, to_input, device), test, name
 
 
 def _open_run_folder(s: Session, split: Split, *, fresh: bool) -> None:
