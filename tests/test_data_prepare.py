@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -66,6 +67,28 @@ def test_sigkill_then_rerun_gives_the_uninterrupted_cache(tiny_dataset, tiny_cac
     assert main(["-q", "prepare", "--videos", str(tiny_dataset / "videos"), "--out", str(cache),
                  "--short-side", "0", "--workers", "2"]) == 0
     assert _tree(cache) == _tree(tiny_cache)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_a_zombie_owner_does_not_keep_its_temporary_folder(tmp_path):
+    """A killed run's worker stays a zombie until reaped (and a container's pid 1 may never reap it):
+    its temporary folder must count as stale, or a rerun leaves it in the cache."""
+    from dualstream.data.prepare import _is_stale, _start_time
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    try:
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        tmp = tmp_path / f".v_A_g01_c01.tmp-{socket.gethostname()}-{pid}-123"
+        tmp.mkdir()
+        assert _start_time(pid) is None and _is_stale(tmp)
+        assert _start_time(os.getpid()) and not _is_stale(tmp_path / f".x.tmp-{socket.gethostname()}-"
+                                                                       f"{os.getpid()}-{_start_time(os.getpid())}")
+    finally:
+        os.waitpid(pid, 0)
 
 
 def _paper_frames(offsets, n_frames):

@@ -224,7 +224,10 @@ def _start_time(pid: int) -> str | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return "" if not Path("/proc/self/stat").exists() else None
-    return stat.rsplit(")", 1)[1].split()[19]  # field 22, after the parenthesised command name
+    fields = stat.rsplit(")", 1)[1].split()  # the fields after the parenthesised command name
+    if fields[0] in "ZX":  # state: a dead process nobody has reaped yet (a zombie) runs no more
+        return None
+    return fields[19]  # field 22, the start time
 
 
 _TMP_OWNER = re.compile(r"\.tmp-(?P<host>.+)-(?P<pid>\d+)-(?P<start>\d*)$")
