@@ -3,6 +3,7 @@
 #
 #   bash benchmarks/gpu.sh              # on the GPU machine (torch + CUDA, torchvision, OpenCV preinstalled)
 #   bash benchmarks/gpu.sh --cpu-smoke  # the same steps, tiny and on the CPU: checks the script itself
+#                                       # (--smoke is the same; benchmarks/gpu_flow.sh gets --smoke)
 #
 # Makes its own synthetic cache (64 videos of 320x240, DIS flow; trainlist entries are links to them),
 # then prints one table:
@@ -12,12 +13,17 @@
 #   3. `dualstream train` clips/s, early fusion at 224 with the paper's recipe (bf16), device pipeline,
 #      from the JPEG cache (nvJPEG where torchvision imports) and from the packed store;
 #   4. multi-view `dualstream evaluate` views/s next to the model's forward-only clips/s.
-# Then runs benchmarks/gpu_flow.sh (optical flow on the GPU) when that file exists.
+# Then runs benchmarks/gpu_flow.sh (optical flow on the GPU, about 3 minutes) when that file exists;
+# this part takes about 3 minutes on a 16-core GPU machine (not measured yet: no GPU was lent).
 # Results: $OUT (the device tool's folder), else $GPU_BENCH_OUT, else a temporary folder: *.json, *.log.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SMOKE=0
-[[ "${1:-}" == "--cpu-smoke" ]] && SMOKE=1
+FLOW_ARGS=("$@")
+if [[ "${1:-}" == "--cpu-smoke" || "${1:-}" == "--smoke" ]]; then
+  SMOKE=1
+  FLOW_ARGS=(--smoke "${@:2}")
+fi
 PY=${PYTHON:-python3}
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 RES=${OUT:-${GPU_BENCH_OUT:-$(mktemp -d /tmp/dualstream-gpu-XXXXXX)}}
@@ -59,7 +65,7 @@ else
   if $PY -c "import torch, torchvision.io as io; assert torch.cuda.is_available(); io.decode_jpeg" 2>/dev/null; then
     variants+=(device-nvjpeg)
   fi
-  LOADER_ARGS=(--batch 25 --batches 400 --seconds 3 --variants "${variants[@]}")
+  LOADER_ARGS=(--batch 25 --batches 400 --seconds 2 --variants "${variants[@]}")
   SLOW=1
   TRAIN_SETS=(--set train.device=cuda --set train.epochs=3 --set data.num_workers=-1)
   EVAL_ARGS=(--clips 10 --crops 3 --flip)
@@ -89,5 +95,5 @@ stamp "done in $(( $(date +%s) - T0 )) s; results in $RES${FAILED[*]:+; FAILED: 
 
 if [[ -f benchmarks/gpu_flow.sh ]]; then
   stamp "optical flow (benchmarks/gpu_flow.sh)"
-  bash benchmarks/gpu_flow.sh "$@"
+  bash benchmarks/gpu_flow.sh ${FLOW_ARGS[@]+"${FLOW_ARGS[@]}"}
 fi

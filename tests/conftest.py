@@ -3,16 +3,25 @@ flow pairs with known flow, and the real data in ../shared/data when present."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
+import shutil
 
-import numpy as np
-import pytest
-import torch
+# Triton reads TRITON_INTERPRET when its language module and each kernel are defined, and torch may import
+# Triton long before test_flow_triton.py does, so it is set here, first: without a GPU the Triton kernels run
+# in Triton's interpreter on CPU tensors (tests/test_flow_triton.py). It changes nothing else on the CPU.
+if shutil.which("nvidia-smi") is None:
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
-from dualstream.data.prepare import PrepareOptions, prepare_dataset
-from dualstream.data.synthetic import SyntheticSpec, generate
-from dualstream.flow import has_contrib
-from dualstream.flow._torch import base_grid, warp
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from dualstream.data.prepare import PrepareOptions, prepare_dataset  # noqa: E402
+from dualstream.data.synthetic import SyntheticSpec, generate  # noqa: E402
+from dualstream.flow import has_contrib  # noqa: E402
+from dualstream.flow._torch import base_grid, warp  # noqa: E402
 
 # The flow solvers run thousands of small tensor ops; on a shared 2-core machine one intra-op thread is an
 # order of magnitude faster than two (measured 0.57 s against 8.7 s for TV-L1 on a 128x128 crop under load).

@@ -32,11 +32,10 @@ def test_onnx_parity_names_and_metadata(package, tmp_path):
     assert json.loads(meta["dualstream.model_json"])["classes"] == CLASSES
 
 
-def test_onnx_predicts_a_video_like_pytorch(package, tiny_dataset, tmp_path):
+def test_onnx_predicts_a_video_like_pytorch(onnx_model, tiny_dataset):
     """Another runtime gets the same answer from the same clips (batch of 3, traced with 1)."""
-    out = tmp_path / "model.onnx"
-    export_model(package, fmt="onnx", out=out)
-    predictor = Predictor.load(package)
+    out = onnx_model  # the same tiny package as ``package``, exported once per session (conftest)
+    predictor = Predictor.load(onnx_model.parent)
     clips = predictor.clips(tiny_dataset / "videos" / "Grow" / "v_Grow_g01_c01.avi", clips=3)
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     probs = session.run(["probabilities"], {"rgb": clips.rgb, "flow": clips.flow})[0]

@@ -164,6 +164,9 @@ def test_compiled_iteration_matches_eager():
     torch.testing.assert_close(compiled, eager, rtol=0, atol=5e-3)
     tiny = compute_flow(prev[:, :10, :12], nxt[:, :10, :12], method="tvl1")  # compile=True is the default
     assert tiny.shape == (2, 2, 10, 12) and np.isfinite(tiny).all()
+    # a second setting in the same process (lambda passed as a float to one compiled function was off by 0.21 px)
+    other = tvl1_flow(prev, nxt, lambda_=0.25)
+    torch.testing.assert_close(other, tvl1_flow(prev, nxt, lambda_=0.25, compile=False), rtol=0, atol=5e-3)
 
 
 def test_median_filter_branches_agree(monkeypatch):
@@ -196,3 +199,18 @@ def test_tvl1_illumination_field_runs():
     flow = tvl1_flow(prev, nxt, gamma=0.05, **TVL1)
     assert flow.shape == (1, 2, 64, 80)
     assert interior_epe(flow, truth) < TVL1_SYNTH_EPE
+
+
+def test_quality_preset_and_its_options():
+    """tvl1-quality is tvl1 with QUALITY_PRESET (single settings overridable); the optional refinements run."""
+    from dualstream.flow import QUALITY_PRESET
+
+    prev, nxt, truth = synthetic_pair(height=40, width=48)
+    quality = compute_flow(prev, nxt, method="tvl1-quality", **TVL1)
+    assert np.array_equal(quality, compute_flow(prev, nxt, method="tvl1", **QUALITY_PRESET, **TVL1))
+    overridden = compute_flow(prev, nxt, method="tvl1-quality", lambda_=0.15, **TVL1)
+    assert np.array_equal(overridden, compute_flow(prev, nxt, method="tvl1", **{**QUALITY_PRESET, "lambda_": 0.15}, **TVL1))
+    for extra in ({"structure_texture": 0.95}, {"pyramid_antialias": True}):
+        assert interior_epe(tvl1_flow(prev, nxt, **extra, **TVL1), truth) < 2 * TVL1_SYNTH_EPE
+    with pytest.raises(ValueError, match="structure_texture"):
+        tvl1_flow(prev, nxt, structure_texture=1.5)

@@ -232,3 +232,58 @@ def test_reader_reports_a_source_that_never_opens(monkeypatch):
     reader.start()
     with pytest.raises(LiveError, match=r"not opened within 0\.3 s"):
         list(reader)
+
+
+class _Camera(http.server.BaseHTTPRequestHandler):
+    """An endless MJPEG camera: the same few frames at 50 frames/s until the client goes."""
+
+    frames: list[bytes] = []
+
+    def do_GET(self):  # noqa: N802
+        self.send_response(200)
+        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+        self.end_headers()
+        try:
+            for k in range(100_000):
+                jpg = self.frames[k % len(self.frames)]
+                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpg)
+                                 + jpg + b"\r\n")
+                time.sleep(0.02)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+def test_ctrl_c_on_a_live_stream_ends_cleanly_with_the_summary(onnx_model, video):
+    """A real SIGINT to the command reading an endless stream: exit 0, the summary last, no abort."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    _Camera.frames = [cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR))[1].tobytes() for f in read_video(video)]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Camera)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/camera.mjpg"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    proc = subprocess.Popen([sys.executable, "-m", "dualstream", "live", url, "--model", str(onnx_model), "--json",
+                             "--stride", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        first = json.loads(proc.stdout.readline())  # a prediction: the stream is being read
+        assert first["frame"] == SPAN + 1
+        proc.send_signal(signal.SIGINT)
+        t = time.perf_counter()
+        out, err = proc.communicate(timeout=120)  # well under a second when idle; minutes under heavy load
+        waited = time.perf_counter() - t
+    finally:
+        proc.kill()
+        server.shutdown()
+        server.server_close()
+    assert proc.returncode == 0, f"exit {proc.returncode} {waited:.1f} s after SIGINT: {err[-2000:]}"
+    summary = json.loads(out.splitlines()[-1])
+    assert summary["ended"] == "interrupted" and summary["frames"] > SPAN and summary["predictions"] >= 1
+    assert "Traceback" not in err and "terminate" not in err

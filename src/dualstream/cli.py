@@ -434,7 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--videos", required=True, help="folder of <Class>/<video> files")
     pr.add_argument("--out", required=True, help="cache folder")
     pr.add_argument("--flow", default="dis",
-                    help="flow method: dis (default, OpenCV), farneback, opencv-tvl1, tvl1 or brox (PyTorch, batched)")
+                    help="flow method: dis (default, OpenCV), farneback, opencv-tvl1, tvl1, tvl1-quality or brox "
+                         "(PyTorch, batched)")
     pr.add_argument("--short-side", "--resize", dest="short_side", type=int, default=128,
                     help="resize so the short side is this (0: keep)")
     pr.add_argument("--workers", type=int, default=0, help="worker processes (default: all cores)")
@@ -465,7 +466,8 @@ def build_parser() -> argparse.ArgumentParser:
     fl = sub.add_parser("flow", help="optical flow between two images -> .flo (+ colour PNG)")
     fl.add_argument("frame_a")
     fl.add_argument("frame_b")
-    fl.add_argument("--method", default="tvl1", help="opencv-dis, opencv-farneback, opencv-tvl1, tvl1 (default), brox")
+    fl.add_argument("--method", default="tvl1", help="opencv-dis, opencv-farneback, opencv-tvl1, tvl1 (default), "
+                    "tvl1-quality (more accurate, slower), brox")
     fl.add_argument("--out", required=True, help="output .flo file")
     fl.add_argument("--png", default=None, help="also write the flow in colour (Middlebury wheel)")
     fl.add_argument("--device", default="cpu", help="cpu or cuda (PyTorch methods)")

@@ -394,8 +394,12 @@ def run_live(predictor: Predictor, source: str, *, stride: int = 0, smooth: int 
         exc.summary = summary  # type: ignore[attr-defined]
         raise
     finally:
+        summary_end = time.perf_counter()
         reader.stop()
-        summary.seconds = time.perf_counter() - start if start is not None else 0.0
+        # wait for the reader to leave the decoder: a thread still inside OpenCV when the interpreter
+        # exits aborts the process (FFmpeg gives up on a stalled stream 2 s after --timeout)
+        reader.join(timeout=(timeout if timeout > 0 else 10.0) + 3.0)
+        summary.seconds = summary_end - start if start is not None else 0.0
         summary.dropped = reader.dropped
         if writer is not None:
             writer.close()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .flow import resolve_method
+from .flow import TORCH_METHODS, resolve_method
 from .model_package import MAX_JSON_BYTES, MODEL_JSON, ModelPackageError, check_file, parse_model_json
 from .predict import Predictor
 
@@ -54,7 +54,7 @@ class OnnxPredictor(Predictor):
         super().__init__(spec)
         self.session = session
         method = resolve_method(self.input.flow_method)
-        if method in ("tvl1", "brox"):
+        if method in TORCH_METHODS:
             raise ModelPackageError(f"{where}: the model was trained on the PyTorch {method} flow, which the onnx "
                                     "runtime cannot compute; use --runtime torch with its run folder")
         self.inputs = [i.name for i in session.get_inputs()]  # a single-stream baseline keeps only its input

@@ -35,7 +35,7 @@ import numpy as np
 
 from .data.sampling import clip_indices, eval_offsets
 from .data.transforms import DEFAULT_SHORT_SIDE, CropParams, center_crop_params, clip_arrays, resize_short_side
-from .flow import DEFAULT_BOUND, compute_flow, dequantize_flow, quantize_flow, resolve_method
+from .flow import DEFAULT_BOUND, TORCH_METHODS, compute_flow, dequantize_flow, quantize_flow, resolve_method
 from .model_package import MODEL_JSON, ModelPackageError
 from .video import FrameLimits, VideoReadError, iter_frames
 
@@ -326,7 +326,7 @@ class TorchPredictor(Predictor):
         super().__init__(spec, limits=limits)
         self.model = model.eval()
         self.device = torch.device(device)
-        torch_flow = resolve_method(self.input.flow_method) in ("tvl1", "brox")
+        torch_flow = resolve_method(self.input.flow_method) in TORCH_METHODS
         self.flow_device = str(self.device) if torch_flow else "cpu"
 
     @classmethod

@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..flow import DEFAULT_BOUND, FlowBackendError, check_available, compute_flow, quantize_flow
+from ..flow import DEFAULT_BOUND, TORCH_METHODS, FlowBackendError, check_available, compute_flow, quantize_flow
 from ..video import VIDEO_EXTENSIONS, VideoReadError, iter_frames
 from .packed import pack_folder
 from .schedule import SampleSchedule
@@ -70,8 +70,9 @@ class PrepareOptions:
         except FlowBackendError as exc:  # opencv-tvl1 without OpenCV's contrib modules
             raise PrepareError(str(exc)) from None
         if self.device != "cpu":
-            if method not in ("tvl1", "brox"):
-                raise PrepareError(f"--device {self.device} needs a PyTorch flow method (tvl1 or brox), not {self.flow!r}")
+            if method not in TORCH_METHODS:
+                raise PrepareError(f"--device {self.device} needs a PyTorch flow method ({', '.join(TORCH_METHODS)}), "
+                                   f"not {self.flow!r}")
             from ..flow._torch import resolve_device  # torch only for the PyTorch solvers
 
             try:
@@ -191,23 +192,30 @@ def prepare_video(src: str | Path, dst: str | Path, opts: PrepareOptions) -> dic
         else:
             count, height, width, kept = _write_sampled_frames(src, tmp, opts, opts.schedule)
             num_flows = len(kept)
-        manifest = {
-            "source": src.name,
-            "num_frames": count,
-            "num_flows": num_flows,
-            "height": height,
-            "width": width,
-            "flow_method": opts.flow,
-            "flow_bound": opts.bound,
-            "format": "mmaction2-rawframes",
-            "frames": kept,
-        }
-        if opts.schedule is not None:
-            manifest["schedule"] = opts.schedule.to_dict()
-        if opts.format == "packed":
-            pack_folder(tmp, manifest, drop_jpeg=True)
-        manifest["bytes"] = folder_bytes(tmp)
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        manifest = write_manifest(tmp, src.name, count, height, width, num_flows, kept, opts)
+    return manifest
+
+
+def write_manifest(folder: Path, source: str, count: int, height: int, width: int, num_flows: int,
+                   kept: str | list[int], opts: PrepareOptions) -> dict:
+    """Write ``folder/manifest.json`` (last, once every frame and flow is in ``folder``) and return it."""
+    manifest = {
+        "source": source,
+        "num_frames": count,
+        "num_flows": num_flows,
+        "height": height,
+        "width": width,
+        "flow_method": opts.flow,
+        "flow_bound": opts.bound,
+        "format": "mmaction2-rawframes",
+        "frames": kept,
+    }
+    if opts.schedule is not None:
+        manifest["schedule"] = opts.schedule.to_dict()
+    if opts.format == "packed":  # memory-mapped uint8 arrays instead of the JPEGs (data/packed.py)
+        pack_folder(folder, manifest, drop_jpeg=True)
+    manifest["bytes"] = folder_bytes(folder)
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return manifest
 
 
@@ -266,26 +274,38 @@ def atomic_folder(dst: Path) -> Iterator[Path]:
     leftovers of interrupted runs are removed first, never a live run's. A ``dst`` without manifest
     (a half copy made by hand) is replaced; when a concurrent run finished the same ``dst`` first,
     its copy is kept and ours dropped (both are the same video)."""
+    tmp = new_tmp_folder(dst)
+    try:
+        yield tmp
+        commit_folder(tmp, dst)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def new_tmp_folder(dst: Path, owner: str | None = None) -> Path:
+    """The empty temporary sibling of ``dst`` that atomic_folder fills, named after ``owner`` (default: this
+    process, see _owner_tag); stale leftovers of other runs are removed first."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     for other in dst.parent.glob(f".{dst.name}.tmp-*"):
         if _is_stale(other):
             shutil.rmtree(other, ignore_errors=True)
-    tmp = dst.parent / f".{dst.name}.tmp-{_owner_tag()}"
+    tmp = dst.parent / f".{dst.name}.tmp-{owner or _owner_tag()}"
     shutil.rmtree(tmp, ignore_errors=True)  # our own leftover (this process, an earlier failed attempt)
     tmp.mkdir()
+    return tmp
+
+
+def commit_folder(tmp: Path, dst: Path) -> None:
+    """Rename a filled temporary folder to ``dst`` (see atomic_folder for the concurrent-run rules)."""
+    if dst.exists() and not (dst / MANIFEST).is_file():
+        shutil.rmtree(dst)
     try:
-        yield tmp
-        if dst.exists() and not (dst / MANIFEST).is_file():
-            shutil.rmtree(dst)
-        try:
-            os.rename(tmp, dst)
-        except OSError:
-            if not (dst / MANIFEST).is_file():
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)  # another run prepared it meanwhile
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        os.rename(tmp, dst)
+    except OSError:
+        if not (dst / MANIFEST).is_file():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)  # another run prepared it meanwhile
 
 
 def folder_bytes(folder: Path) -> int:
@@ -512,6 +532,11 @@ def prepare_dataset(
             todo.append((rel, str(videos_dir / rel), str(cache / key), opts))
     workers = workers or os.cpu_count() or 1
     run = _run_ray if executor == "ray" else _run_processes
+    gpu = None
+    if executor == "process" and opts.device != "cpu":  # one flow process per GPU, fed by CPU workers
+        from .prepare_gpu import GPUFlowRunner
+
+        run = gpu = GPUFlowRunner(opts)
     t0 = time.perf_counter()
     bar = tqdm(total=len(todo), desc="prepare", unit="video", disable=not progress or not todo)
     try:
@@ -531,7 +556,7 @@ def prepare_dataset(
     listed_set = set(listed)  # an entry stays while its video is listed and not prepared
     write_failures(cache / summary.failures_file, summary.failures,
                    keep=lambda rel: rel in listed_set and not is_prepared(cache, video_key(rel)))
-    return summary
+    return gpu.summary(summary) if gpu is not None else summary  # with pairs/s and the UCF-101 projection
 
 
 def _prepared_bytes(folder: Path) -> int:

@@ -23,12 +23,16 @@ __all__ = [
     "METHOD_ALIASES",
     "compute_flow",
     "tvl1_flow",
+    "tvl1_quality_flow",
+    "QUALITY_PRESET",
+    "TORCH_METHODS",
     "brox_flow",
     "TVL1Params",
     "BroxParams",
     "OpenCVFlow",
     "FlowBackendError",
     "check_available",
+    "torch_solver",
     "has_contrib",
     "OPENCV_METHODS",
     "DEFAULT_BOUND",
@@ -42,12 +46,16 @@ __all__ = [
 ]
 
 #: Methods accepted by compute_flow: OpenCV on the CPU, and the batched PyTorch solvers (CPU or CUDA).
-FLOW_METHODS = ("opencv-tvl1", "opencv-dis", "opencv-farneback", "tvl1", "brox")
+FLOW_METHODS = ("opencv-tvl1", "opencv-dis", "opencv-farneback", "tvl1", "tvl1-quality", "brox")
+#: The batched PyTorch solvers (CPU or CUDA); the rest are OpenCV on the CPU.
+TORCH_METHODS = ("tvl1", "tvl1-quality", "brox")
 #: Short names kept for the data preparation step ("tvl1" itself is the PyTorch solver).
 METHOD_ALIASES = {"dis": "opencv-dis", "farneback": "opencv-farneback"}
 #: The PyTorch solvers: method -> (module, function); imported on first use.
-_TORCH_SOLVERS = {"tvl1": ("tvl1", "tvl1_flow"), "brox": ("brox", "brox_flow")}
-_LAZY = {"tvl1_flow": "tvl1", "TVL1Params": "tvl1", "brox_flow": "brox", "BroxParams": "brox"}
+_TORCH_SOLVERS = {"tvl1": ("tvl1", "tvl1_flow"), "tvl1-quality": ("tvl1", "tvl1_quality_flow"),
+                  "brox": ("brox", "brox_flow")}
+_LAZY = {"tvl1_flow": "tvl1", "TVL1Params": "tvl1", "tvl1_quality_flow": "tvl1", "QUALITY_PRESET": "tvl1",
+         "brox_flow": "brox", "BroxParams": "brox"}
 
 
 def __getattr__(name: str):
@@ -66,6 +74,14 @@ def resolve_method(method: str) -> str:
         choices = ", ".join(FLOW_METHODS + tuple(METHOD_ALIASES))
         raise ValueError(f"unknown flow method {method!r}; choose one of: {choices}")
     return name
+
+
+def torch_solver(method: str):
+    """The tensor-level solver of a PyTorch method (frames (N, H, W) on any device -> flow (N, 2, H, W))."""
+    name = resolve_method(method)
+    if name not in _TORCH_SOLVERS:
+        raise ValueError(f"method {name!r} is not a PyTorch solver; choose one of {', '.join(TORCH_METHODS)}")
+    return __getattr__(_TORCH_SOLVERS[name][1])
 
 
 def check_available(method: str) -> str:
@@ -103,7 +119,8 @@ def compute_flow(
     """
     name = resolve_method(method)
     if name not in _TORCH_SOLVERS and str(device) != "cpu":
-        raise ValueError(f"method {name!r} runs on the CPU only (OpenCV); use device='cpu' or method 'tvl1'/'brox'")
+        raise ValueError(f"method {name!r} runs on the CPU only (OpenCV); use device='cpu' or one of "
+                         f"{', '.join(TORCH_METHODS)}")
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
     if name in _TORCH_SOLVERS:

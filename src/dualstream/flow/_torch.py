@@ -6,7 +6,11 @@ in pixels, channel 0 = x (columns), channel 1 = y (rows), from the first frame t
 
 from __future__ import annotations
 
+import importlib
+import os
+import warnings
 from dataclasses import fields
+from typing import Callable
 
 import numpy as np
 import torch
@@ -143,3 +147,62 @@ def make_params(cls: type, params: dict, aliases: dict[str, str]) -> object:
     if unknown:
         raise ValueError(f"unknown {cls.__name__} parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
     return cls(**mapped)
+
+
+def triton_interpreted() -> bool:
+    """Whether Triton kernels run in Triton's CPU interpreter (TRITON_INTERPRET=1, read when they are defined)."""
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def self_check_frames(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """A small textured gray pair (1, 32, 40) moved by (1, 1) px, on ``device``: the Triton self-checks' input."""
+    gen = torch.Generator().manual_seed(0)
+    a = F.interpolate(torch.rand(1, 1, 8, 10, generator=gen), size=(32, 40), mode="bicubic", align_corners=False)
+    a = a[:, 0].clamp(0, 1) * 255
+    return a.to(device), torch.roll(a, (1, 1), (1, 2)).to(device)
+
+
+_TRITON_OK: dict[tuple[str, str], bool] = {}
+#: Largest difference (px) the self-check accepts between a Triton solver and its reference.
+SELF_CHECK_TOLERANCE = 1e-2
+
+
+def choose_backend(requested: str, device: torch.device, *, solver: str, module: str, unsupported: str | None,
+                   self_check: Callable[[torch.device], float]) -> str:
+    """The backend ("torch" or "triton") a solver runs with.
+
+    "torch" is the reference; "auto" means "triton" on CUDA when the kernel module (``flow.<module>``) imports
+    and ``self_check`` (the kernel against the reference on a small pair, once per process and device) stays
+    within SELF_CHECK_TOLERANCE, else "torch" with one warning; on the CPU "auto" is always "torch". Asking
+    for "triton" where it cannot run (``unsupported`` settings, no Triton, CPU tensors outside the interpreter)
+    is a one-line ValueError.
+    """
+    if requested == "torch" or (requested == "auto" and device.type != "cuda"):
+        return "torch"
+    if requested == "triton":
+        if unsupported:
+            raise ValueError(f"{solver} backend 'triton' does not support {unsupported}; use backend='torch'")
+        try:
+            importlib.import_module(f"{__package__}.{module}")
+        except ImportError as exc:
+            raise ValueError(f"{solver} backend 'triton' needs Triton (pip install triton; Linux): {exc}") from None
+        if device.type != "cuda" and not triton_interpreted():
+            raise ValueError(f"{solver} backend 'triton' runs on CUDA tensors; on the CPU only under "
+                             "TRITON_INTERPRET=1 (Triton's interpreter, for tests)")
+        return "triton"
+    if unsupported:
+        return "torch"
+    key = (solver, str(device))
+    if key not in _TRITON_OK:
+        try:
+            importlib.import_module(f"{__package__}.{module}")
+            diff = self_check(device)
+            _TRITON_OK[key] = diff < SELF_CHECK_TOLERANCE
+            if not _TRITON_OK[key]:
+                warnings.warn(f"Triton {solver} differs from the reference by {diff:.3g} px on {device}; using the "
+                              "PyTorch backend", RuntimeWarning, stacklevel=3)
+        except Exception as exc:  # noqa: BLE001 - no Triton, no compiler, a kernel error: use the reference
+            warnings.warn(f"Triton {solver} unavailable on {device} ({type(exc).__name__}: {exc}); using the PyTorch "
+                          "backend", RuntimeWarning, stacklevel=3)
+            _TRITON_OK[key] = False
+    return "triton" if _TRITON_OK[key] else "torch"

@@ -17,7 +17,17 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ._torch import base_grid, build_pyramid, centered_gradient, make_params, pyramid_sizes, upsample_flow, warp
+from ._torch import (
+    base_grid,
+    build_pyramid,
+    centered_gradient,
+    choose_backend,
+    make_params,
+    pyramid_sizes,
+    self_check_frames,
+    upsample_flow,
+    warp,
+)
 
 __all__ = ["BroxParams", "brox_flow"]
 
@@ -37,6 +47,9 @@ class BroxParams:
     inner_iterations: lagged-nonlinearity fixed-point iterations per warp.
     solver_iterations: red-black SOR sweeps per lagged linear system; omega: SOR relaxation factor.
     epsilon: Charbonnier epsilon (eq. 5), 0.001 as in the paper.
+    backend: "torch" (the reference), "triton" (one kernel launch per warp runs every lagged iteration and SOR
+        sweep; CUDA tensors, or CPU tensors under TRITON_INTERPRET=1) or "auto" (default: "triton" on CUDA
+        when Triton imports and its self-check against the reference passes, else "torch").
     """
 
     alpha: float = 0.1
@@ -48,6 +61,7 @@ class BroxParams:
     solver_iterations: int = 10
     omega: float = 1.8
     epsilon: float = 0.001
+    backend: str = "auto"
 
     def __post_init__(self) -> None:
         for name in ("alpha", "scale_step", "epsilon", "omega"):
@@ -56,6 +70,8 @@ class BroxParams:
         for name in ("nscales", "warps", "inner_iterations", "solver_iterations"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Brox parameter {name} must be >= 1, got {getattr(self, name)}")
+        if self.backend not in ("auto", "torch", "triton"):
+            raise ValueError(f"Brox backend must be one of auto, torch, triton, got {self.backend!r}")
         if self.gamma < 0 or self.omega >= 2:
             raise ValueError(f"Brox needs gamma >= 0 and omega < 2, got gamma={self.gamma}, omega={self.omega}")
 
@@ -87,15 +103,31 @@ def _smoothness_weights(flow: torch.Tensor, alpha: float, eps: float) -> tuple[t
     return wr, wl, wd, wu
 
 
-def _solve_warp(i1: torch.Tensor, i2w: torch.Tensor, flow: torch.Tensor, prm: BroxParams) -> torch.Tensor:
-    """Increment (N, 2, H, W) for one warp: lagged fixed point (eq. 12) + red-black SOR on each linear system."""
-    n, _, h, w = i1.shape
+def _derivatives(i1: torch.Tensor, i2w: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """ix, iy, it (brightness), ixx, ixy, iyy (Hessian of the warped frame), ixt, iyt (gradient constancy),
+    each (N, H, W), from the first frame and the warped second frame (N, 1, H, W)."""
     g1, g2 = centered_gradient(i1), centered_gradient(i2w)  # (N, 2, H, W): d/dx, d/dy
     ix, iy = (0.5 * (g1 + g2)).unbind(1)  # brightness term derivatives, averaged over both frames
     it = (i2w - i1)[:, 0]
     h2 = torch.cat((centered_gradient(g2[:, :1]), centered_gradient(g2[:, 1:])), 1)  # Ixx, Ixy, Iyx, Iyy
     ixx, ixy, iyy = h2[:, 0], 0.5 * (h2[:, 1] + h2[:, 2]), h2[:, 3]
     ixt, iyt = (g2 - g1).unbind(1)  # gradient-constancy residuals
+    return ix, iy, it, ixx, ixy, iyy, ixt, iyt
+
+
+def _solve_warp_triton(i1: torch.Tensor, i2w: torch.Tensor, flow: torch.Tensor, prm: BroxParams) -> torch.Tensor:
+    """The increment of _solve_warp from one Triton kernel launch."""
+    from . import _triton_brox
+
+    return _triton_brox.solve_warp(torch.stack(_derivatives(i1, i2w), 1), flow, inner=prm.inner_iterations,
+                                   sweeps=prm.solver_iterations, alpha=prm.alpha, gamma=prm.gamma, omega=prm.omega,
+                                   eps=prm.epsilon)
+
+
+def _solve_warp(i1: torch.Tensor, i2w: torch.Tensor, flow: torch.Tensor, prm: BroxParams) -> torch.Tensor:
+    """Increment (N, 2, H, W) for one warp: lagged fixed point (eq. 12) + red-black SOR on each linear system."""
+    n, _, h, w = i1.shape
+    ix, iy, it, ixx, ixy, iyy, ixt, iyt = _derivatives(i1, i2w)
     du = torch.zeros_like(flow)
     parity = (torch.arange(h, device=i1.device)[:, None] + torch.arange(w, device=i1.device)) % 2
     colours = (parity == 0, parity == 1)  # red / black checkerboard, (H, W)
@@ -124,6 +156,19 @@ def _solve_warp(i1: torch.Tensor, i2w: torch.Tensor, flow: torch.Tensor, prm: Br
     return du
 
 
+def _self_check_pair(device: torch.device) -> float:
+    """Largest difference in px between the Triton and the reference Brox on a small textured pair."""
+    a, b = self_check_frames(device)
+    ref = brox_flow(a, b, backend="torch", nscales=2)
+    return float((ref - brox_flow(a, b, backend="triton", nscales=2)).abs().max())
+
+
+def resolve_backend(prm: BroxParams, device: torch.device) -> str:
+    """"torch" or "triton" for ``device`` (see BroxParams.backend)."""
+    return choose_backend(prm.backend, device, solver="Brox", module="_triton_brox", unsupported=None,
+                          self_check=_self_check_pair)
+
+
 @torch.inference_mode()
 def brox_flow(prev: torch.Tensor, nxt: torch.Tensor, **params: object) -> torch.Tensor:
     """Brox et al. 2004 flow from ``prev`` to ``nxt``: gray frames (N, H, W), 0..255 -> (N, 2, H, W) float32.
@@ -139,6 +184,7 @@ def brox_flow(prev: torch.Tensor, nxt: torch.Tensor, **params: object) -> torch.
     i2 = nxt.to(device=prev.device, dtype=torch.float32)[:, None] / 255.0
     sizes = pyramid_sizes(i1.shape[-2], i1.shape[-1], nscales=prm.nscales, scale_step=prm.scale_step)
     pyr1, pyr2 = build_pyramid(i1, sizes, antialias=True), build_pyramid(i2, sizes, antialias=True)
+    solve = _solve_warp_triton if resolve_backend(prm, i1.device) == "triton" else _solve_warp
     flow = torch.zeros(i1.shape[0], 2, *sizes[-1], device=i1.device)
     for level in range(len(sizes) - 1, -1, -1):
         if flow.shape[-2:] != sizes[level]:
@@ -146,5 +192,5 @@ def brox_flow(prev: torch.Tensor, nxt: torch.Tensor, **params: object) -> torch.
         grid = base_grid(*sizes[level], device=i1.device)
         for _ in range(prm.warps):
             i2w = warp(pyr2[level], flow, grid, mode="bilinear", padding="border")
-            flow = flow + _solve_warp(pyr1[level], i2w, flow, prm)
+            flow = flow + solve(pyr1[level], i2w, flow, prm)
     return flow

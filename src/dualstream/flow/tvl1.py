@@ -28,6 +28,8 @@ import torch.nn.functional as F
 
 from ._torch import (
     base_grid,
+    choose_backend,
+    self_check_frames,
     build_pyramid,
     centered_gradient,
     make_params,
@@ -37,7 +39,10 @@ from ._torch import (
     warp,
 )
 
-__all__ = ["TVL1Params", "tvl1_flow"]
+__all__ = ["TVL1Params", "tvl1_flow", "tvl1_quality_flow", "QUALITY_PRESET"]
+
+
+BACKENDS = ("auto", "torch", "triton")
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,14 @@ class TVL1Params:
         means one host sync per 5 iterations instead of per iteration (use 5-10 there).
     compile: run the inner iteration through torch.compile (default; the first call per process pays the
         compilation, ~20 s on a 2-core CPU; falls back to eager with a warning if compilation fails).
+    structure_texture: alpha of the structure-texture decomposition (Wedel et al. 2009, sec. 3): the solver
+        sees I - alpha * ROF(I), which removes shading and illumination changes; 0 (default) uses the frames.
+    structure_theta, structure_iterations: the ROF denoising of that decomposition (on frames scaled to -1..1).
+    pyramid_antialias: low-pass each level before subsampling (bilinear with antialias); OpenCV does not.
+    backend: "torch" (the eager/compiled reference, one host sync per check), "triton" (one fused kernel per
+        warp: iterations, median and stopping rule on the device; CUDA tensors, or CPU tensors under
+        TRITON_INTERPRET=1 for testing) or "auto" (default: "triton" on CUDA when Triton imports and its
+        self-check against the reference passes, else "torch"; always "torch" on the CPU).
     """
 
     tau: float = 0.25
@@ -74,6 +87,11 @@ class TVL1Params:
     median_filtering: int = 5
     check_every: int = 1
     compile: bool = True
+    structure_texture: float = 0.0
+    structure_theta: float = 0.125
+    structure_iterations: int = 100
+    pyramid_antialias: bool = False
+    backend: str = "auto"
 
     def __post_init__(self) -> None:
         for name in ("tau", "theta", "scale_step"):
@@ -82,6 +100,11 @@ class TVL1Params:
         for name in ("nscales", "warps", "inner_iterations", "outer_iterations", "check_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TV-L1 parameter {name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.structure_texture < 1.0 or self.structure_theta <= 0:
+            raise ValueError("TV-L1 structure_texture must be in [0, 1) and structure_theta positive, got "
+                             f"{self.structure_texture}, {self.structure_theta}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"TV-L1 backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.median_filtering > 1 and self.median_filtering % 2 == 0:
             raise ValueError(f"TV-L1 median_filtering must be odd, got {self.median_filtering}")
 
@@ -149,34 +172,46 @@ def _tvl1_iterations(
     return u, p, err
 
 
-_COMPILED: dict[str, Callable] = {}
+#: Compiled iterations per (l_t, theta, taut); "failed" -> eager for the rest of the process.
+_COMPILED: dict[object, Callable] = {}
 
 
-def _iterations_fn(compile: bool) -> Callable:
-    """The eager iterations, or their torch.compile'd version (built once per process; eager if that fails)."""
-    if not compile:
-        return _tvl1_iterations
-    if "fn" not in _COMPILED:
+def _iterations_fn(compile: bool, consts: tuple[float, float, float]) -> Callable | None:
+    """The torch.compile'd iterations for these constants (built once per process and setting), or None for eager.
+
+    The constants are closed over rather than passed: passed as Python floats, a second setting in the same
+    process (say lambda 0.25 after 0.15) made the recompiled graph return a wrong flow (Middlebury EPE 0.2012
+    instead of 0.1795, 8x slower; torch 2.13, measured in benchmarks/flow_quality.py runs).
+    """
+    if not compile or _COMPILED.get("failed"):
+        return None
+    if consts not in _COMPILED:
+        l_t, theta, taut = consts
+
+        def iterations(steps, u, p, grad_i1, grad_sq, rho_c):
+            return _tvl1_iterations(steps, u, p, grad_i1, grad_sq, rho_c, l_t, theta, taut)
+
         try:
-            _COMPILED["fn"] = torch.compile(_tvl1_iterations, dynamic=None)
+            _COMPILED[consts] = torch.compile(iterations, dynamic=None)
         except Exception as exc:  # noqa: BLE001 - any backend failure means: run eager
             warnings.warn(f"torch.compile unavailable ({exc!r}); TV-L1 runs eager", RuntimeWarning, stacklevel=3)
-            _COMPILED["fn"] = _tvl1_iterations
-    return _COMPILED["fn"]
+            _COMPILED["failed"] = True
+            return None
+    return _COMPILED[consts]
 
 
-def _run_iterations(compile: bool, *args):
+def _run_iterations(compile: bool, steps, u, p, grad_i1, grad_sq, rho_c, l_t, theta, taut):
     """Iterations through the compiled function if asked for; a failure at compile time (first call for a
     shape) switches this process to eager for good, with one warning."""
-    fn = _iterations_fn(compile)
-    if fn is _tvl1_iterations:
-        return fn(*args)
-    try:
-        return fn(*args)
-    except Exception as exc:  # noqa: BLE001 - e.g. no C++ compiler / no triton: run eager
-        warnings.warn(f"torch.compile failed ({type(exc).__name__}); TV-L1 runs eager", RuntimeWarning, stacklevel=3)
-        _COMPILED["fn"] = _tvl1_iterations
-        return _tvl1_iterations(*args)
+    fn = _iterations_fn(compile, (float(l_t), float(theta), float(taut)))
+    if fn is not None:
+        try:
+            return fn(steps, u, p, grad_i1, grad_sq, rho_c)
+        except Exception as exc:  # noqa: BLE001 - e.g. no C++ compiler / no triton: run eager
+            warnings.warn(f"torch.compile failed ({type(exc).__name__}); TV-L1 runs eager", RuntimeWarning,
+                          stacklevel=3)
+            _COMPILED["failed"] = True
+    return _tvl1_iterations(steps, u, p, grad_i1, grad_sq, rho_c, l_t, theta, taut)
 
 
 def _inside(pos: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -230,8 +265,20 @@ def _scatter(full: torch.Tensor, part: torch.Tensor, rows: torch.Tensor | None) 
     return full
 
 
+def _iterate_warp_triton(u, p, gxy, grad_sq, rho_c, prm: TVL1Params, *, scaled_eps: float):
+    """The same iterations as _iterate_warp, as one Triton kernel launch for the whole batch."""
+    from . import _triton_tvl1
+
+    u, p, _ = _triton_tvl1.iterate_warp(
+        u, p, gxy, grad_sq, rho_c, total=prm.inner_iterations * prm.outer_iterations, inner=prm.inner_iterations,
+        check_every=prm.check_every, median=prm.median_filtering if prm.median_filtering > 1 else 0,
+        l_t=prm.lambda_ * prm.theta, theta=prm.theta, taut=prm.tau / prm.theta, scaled_eps=scaled_eps)
+    return u, p
+
+
 def _solve_level(
-    i0: torch.Tensor, i1: torch.Tensor, u: torch.Tensor, p: torch.Tensor, prm: TVL1Params
+    i0: torch.Tensor, i1: torch.Tensor, u: torch.Tensor, p: torch.Tensor, prm: TVL1Params, *,
+    solver: Callable | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """All warps at one pyramid level; i0, i1 (N, 1, H, W), u (N, C, H, W), p (N, C, 2, H, W)."""
     h, w = i0.shape[-2:]
@@ -249,8 +296,57 @@ def _solve_level(
         if u.shape[1] == 3:
             gxy = torch.cat((gxy, torch.full_like(i1w, prm.gamma)), 1)  # illumination channel
         grad_sq = gxy.square().sum(1, keepdim=True)
-        u, p = _iterate_warp(u, p, gxy, grad_sq, rho_c, prm, scaled_eps=prm.epsilon**2 * h * w)
+        u, p = (solver or _iterate_warp)(u, p, gxy, grad_sq, rho_c, prm, scaled_eps=prm.epsilon**2 * h * w)
     return u, p
+
+
+def triton_unsupported(prm: TVL1Params) -> str | None:
+    """Why the Triton kernel cannot run these settings (None when it can)."""
+    if prm.gamma > 0:
+        return "gamma > 0 (the illumination field)"
+    if prm.median_filtering > 1 and prm.median_filtering not in (3, 5):
+        return f"median_filtering {prm.median_filtering} (the fused median is 3x3 or 5x5)"
+    return None
+
+
+def _self_check_pair(device: torch.device, **params: object) -> float:
+    """Largest difference in px between the Triton and the reference TV-L1 on a small textured pair."""
+    a, b = self_check_frames(device)
+    ref = tvl1_flow(a, b, backend="torch", compile=False, warps=2, nscales=2, **params)
+    return float((ref - tvl1_flow(a, b, backend="triton", warps=2, nscales=2, **params)).abs().max())
+
+
+def resolve_backend(prm: TVL1Params, device: torch.device) -> str:
+    """"torch" or "triton" for these settings on ``device``; one-line ValueError when "triton" cannot run."""
+    return choose_backend(prm.backend, device, solver="TV-L1", module="_triton_tvl1", unsupported=triton_unsupported(prm),
+                          self_check=_self_check_pair)
+
+
+def _rof_structure(f: torch.Tensor, theta: float, iterations: int) -> torch.Tensor:
+    """ROF denoising (Chambolle 2004, the dual projection) of images (N, 1, H, W): the structure part."""
+    p = torch.zeros(f.shape[0], 2, *f.shape[-2:], device=f.device)
+    tau = 0.25
+    for _ in range(iterations):
+        px, py = p[:, :1], p[:, 1:]
+        div = px - F.pad(px[..., :-1], (1, 0)) + py - F.pad(py[..., :-1, :], (0, 0, 1, 0))
+        g = div - f / theta
+        grad = torch.cat((F.pad(g[..., 1:] - g[..., :-1], (0, 1)), F.pad(g[..., 1:, :] - g[..., :-1, :], (0, 0, 0, 1))), 1)
+        p = (p + tau * grad) / (1.0 + tau * grad.norm(dim=1, keepdim=True))
+    px, py = p[:, :1], p[:, 1:]
+    return f - theta * (px - F.pad(px[..., :-1], (1, 0)) + py - F.pad(py[..., :-1, :], (0, 0, 1, 0)))
+
+
+def structure_texture(i0: torch.Tensor, i1: torch.Tensor, prm: TVL1Params) -> tuple[torch.Tensor, torch.Tensor]:
+    """Texture parts I - alpha ROF(I) of both frames (N, 1, H, W), stretched jointly per pair back to 0..255."""
+    out = []
+    for image in (i0, i1):
+        f = image / 127.5 - 1.0
+        out.append(f - prm.structure_texture * _rof_structure(f, prm.structure_theta, prm.structure_iterations))
+    both = torch.cat(out, 1)  # (N, 2, H, W)
+    lo = both.amin(dim=(1, 2, 3), keepdim=True)
+    span = (both.amax(dim=(1, 2, 3), keepdim=True) - lo).clamp_min(1e-6)
+    both = (both - lo) * (255.0 / span)
+    return both[:, :1], both[:, 1:]
 
 
 @torch.inference_mode()
@@ -267,9 +363,13 @@ def tvl1_flow(prev: torch.Tensor, nxt: torch.Tensor, **params: object) -> torch.
         raise ValueError(f"tvl1_flow expects gray frames shaped (N, H, W), got {tuple(prev.shape)}")
     i0 = prev.to(torch.float32)[:, None]  # (N, H, W) -> (N, 1, H, W)
     i1 = nxt.to(device=prev.device, dtype=torch.float32)[:, None]
+    solver = _iterate_warp_triton if resolve_backend(prm, i0.device) == "triton" else _iterate_warp
+    if prm.structure_texture > 0:
+        i0, i1 = structure_texture(i0, i1, prm)
     n, _, h, w = i0.shape
     sizes = pyramid_sizes(h, w, nscales=prm.nscales, scale_step=prm.scale_step)
-    pyr0, pyr1 = build_pyramid(i0, sizes), build_pyramid(i1, sizes)
+    pyr0 = build_pyramid(i0, sizes, antialias=prm.pyramid_antialias)
+    pyr1 = build_pyramid(i1, sizes, antialias=prm.pyramid_antialias)
     channels = 3 if prm.gamma > 0 else 2
     u = torch.zeros(n, channels, *sizes[-1], device=i0.device)
     p = torch.zeros(n, channels, 2, *sizes[-1], device=i0.device)
@@ -280,5 +380,14 @@ def tvl1_flow(prev: torch.Tensor, nxt: torch.Tensor, **params: object) -> torch.
                 flow = torch.cat((flow, F.interpolate(u[:, 2:], size=sizes[level], mode="bilinear")), 1)
             u = flow
             p = torch.zeros(n, channels, 2, *sizes[level], device=i0.device)  # restarted per level, as OpenCV
-        u, p = _solve_level(pyr0[level], pyr1[level], u, p, prm)
+        u, p = _solve_level(pyr0[level], pyr1[level], u, p, prm, solver=solver)
     return u[:, :2].contiguous()
+
+
+#: Settings of the "tvl1-quality" method (see benchmarks/RESULTS.md for how they were chosen and what they cost).
+QUALITY_PRESET: dict[str, object] = {"lambda_": 0.25, "scale_step": 0.9, "nscales": 10}
+
+
+def tvl1_quality_flow(prev: torch.Tensor, nxt: torch.Tensor, **params: object) -> torch.Tensor:
+    """tvl1_flow with QUALITY_PRESET (``params`` override single settings of the preset)."""
+    return tvl1_flow(prev, nxt, **{**QUALITY_PRESET, **params})

@@ -1,0 +1,347 @@
+"""``prepare --device cuda``: one flow process per GPU, fed by CPU worker processes.
+
+The per-video path (``prepare._job``) computes each video's flow in the worker that decodes it: on a GPU that
+means one small batch per video and one solver per worker. Here the work is split by what each part is good at:
+
+  * CPU workers decode and resize a video, write its RGB JPEGs into the video's temporary folder and send its
+    gray frames back;
+  * the flow process (this one; one per visible GPU) pools the frame pairs of many videos into batches of
+    ``batch`` pairs of one frame size, runs the batched solver on the GPU, quantises on the GPU and sends the
+    uint8 flow of each video's share of the batch to a CPU worker, which writes the flow JPEGs;
+  * when a video's last flow is written, the flow process writes its manifest and renames the folder into
+    place (the same atomic-folder contract as the CPU path: a crash leaves only ``.name.tmp-*`` leftovers,
+    removed by the next run).
+
+``prepare_dataset`` uses it as its runner for a non-CPU device (GPUFlowRunner); the same pipeline runs with
+device "cpu" (``GPUFlowRunner(opts, devices=["cpu"])``), which is how the tests check it. The summary line adds pairs/s and the time UCF-101's 2.5 M pairs would take at that rate.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections import defaultdict, deque
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+import torch
+
+from ..flow import torch_solver
+from ..flow._torch import resolve_device
+from ..video import VideoReadError, iter_frames
+from .prepare import (
+    PrepareOptions,
+    PrepareSummary,
+    _new_pool,
+    _owner_tag,
+    _too_short,
+    _write_jpeg,
+    commit_folder,
+    new_tmp_folder,
+    resize_short_side,
+    write_manifest,
+)
+
+UCF101_PAIRS = 2_500_000
+DEFAULT_BATCH = 256
+#: Videos decoded ahead of the flow process, per CPU worker (bounds the frames held in memory).
+DECODE_AHEAD = 3
+
+
+@dataclass
+class GPUPrepareSummary(PrepareSummary):
+    pairs: int = 0
+    """Frame pairs whose flow this run computed."""
+    flow_seconds: float = 0.0
+    """Time spent in the solver (including the copy of the frames to the device and of the flow back)."""
+    devices: list[str] = field(default_factory=list)
+
+    def line(self, cache: Path) -> str:
+        text = super().line(cache)
+        if self.pairs and self.seconds > 0:
+            rate = self.pairs / self.seconds
+            solver = f", solver alone {self.pairs / self.flow_seconds:.0f}" if self.flow_seconds > 0 else ""
+            text += (f"; flow {self.pairs} pairs on {'+'.join(self.devices)}: {rate:.1f} pairs/s{solver}; "
+                     f"UCF-101's 2.5 M pairs would take {_duration(UCF101_PAIRS / rate)} at this rate")
+        return text
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _decode_job(args: tuple[str, str, str, PrepareOptions, str]) -> tuple:
+    """CPU worker: decode + resize one video, write its RGB JPEGs; returns (rel, error, payload).
+
+    payload = (tmp folder, frame count, height, width, kept ("all" or frame numbers), gray frames (M, H, W)
+    uint8, pairs): pair k is flow number ``pairs[k][0]`` from gray ``pairs[k][1]`` to gray ``pairs[k][2]``.
+    """
+    rel, src, dst, opts, owner = args
+    cv2.setNumThreads(1)
+    tmp = None
+    try:
+        tmp = new_tmp_folder(Path(dst), owner)  # named after the flow process, which renames it when done
+        span = opts.schedule.span if opts.schedule is not None else None
+        grays, count, height, width = [], 0, 0, 0
+        for rgb in iter_frames(src):
+            count += 1
+            if span is not None and count > span:
+                continue  # only counted: no kept frame lies beyond the span
+            rgb = resize_short_side(rgb, opts.short_side)
+            if count == 1:
+                height, width = rgb.shape[:2]
+            _write_jpeg(tmp / f"img_{count:05d}.jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+            grays.append(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+        if count < 2:
+            raise _too_short(Path(src), count)
+        if opts.schedule is None:
+            kept: str | list[int] = "all"
+            pairs = [(i, i - 1, i) for i in range(1, count)]  # flow i: frame i -> i + 1 (1-based numbers)
+        else:
+            kept = opts.schedule.frames_for(count)
+            keep = set(kept)
+            for i in range(1, min(count, span) + 1):
+                if i not in keep:
+                    (tmp / f"img_{i:05d}.jpg").unlink()
+            pairs = [(i, i - 1, i) for i in kept]
+        return rel, None, (str(tmp), count, height, width, kept, np.stack(grays), pairs)
+    except VideoReadError as exc:
+        reason = " ".join(exc.reason.split())
+    except (Exception, MemoryError) as exc:  # cv2.error, OSError (disk full), ...
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+    if tmp is not None:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return rel, reason, None
+
+
+def _write_job(args: tuple[str, list[int], np.ndarray]) -> str | None:
+    """CPU worker: write flow_x/flow_y JPEGs ``numbers`` from uint8 flow (K, 2, H, W); the error or None."""
+    tmp, numbers, q = args
+    cv2.setNumThreads(1)
+    try:
+        out = Path(tmp)
+        for k, i in enumerate(numbers):
+            _write_jpeg(out / f"flow_x_{i:05d}.jpg", q[k, 0])
+            _write_jpeg(out / f"flow_y_{i:05d}.jpg", q[k, 1])
+        return None
+    except (Exception, MemoryError) as exc:
+        return " ".join(f"{type(exc).__name__}: {exc}".split())
+
+
+def quantize_flow_torch(flow: torch.Tensor, bound: float) -> torch.Tensor:
+    """quantize_flow on the flow's device: the same float32 arithmetic and round-half-even, uint8 out."""
+    return torch.round((flow.clamp(-bound, bound) + bound) * (255.0 / (2 * bound))).to(torch.uint8)
+
+
+@dataclass
+class _Video:
+    rel: str
+    dst: Path
+    tmp: Path
+    count: int
+    height: int
+    width: int
+    kept: str | list[int]
+    grays: np.ndarray
+    pairs_left: int
+    writes: int = 0
+    error: str | None = None
+
+
+class FlowBatcher:
+    """Pools the pairs of many videos into batches per frame size and runs the solver on one device."""
+
+    def __init__(self, opts: PrepareOptions, device: str, batch: int, params: dict | None = None):
+        self.solver = torch_solver(opts.flow)
+        self.device = resolve_device(device)
+        self.batch = batch
+        self.bound = opts.bound
+        self.params = params or {}
+        self.queues: dict[tuple[int, int], deque] = defaultdict(deque)  # size -> (video, number, prev, next)
+        self.pairs = 0
+        self.seconds = 0.0
+
+    def add(self, video: _Video, pairs: list[tuple[int, int, int]]) -> None:
+        q = self.queues[video.grays.shape[1:]]
+        for number, a, b in pairs:
+            q.append((video, number, a, b))
+
+    def ready(self, flush: bool) -> list[tuple[int, int]]:
+        """Frame sizes with a full batch waiting (or any pairs at all when ``flush``)."""
+        return [s for s, q in self.queues.items() if len(q) >= self.batch or (flush and q)]
+
+    def run(self, size: tuple[int, int]) -> list[tuple[_Video, list[int], np.ndarray]]:
+        """Flow for up to ``batch`` pairs of ``size``: per video, (video, flow numbers, uint8 (K, 2, H, W))."""
+        q = self.queues[size]
+        items = [q.popleft() for _ in range(min(self.batch, len(q)))]
+        if not q:
+            del self.queues[size]
+        prev = np.stack([v.grays[a] for v, _, a, _ in items])
+        nxt = np.stack([v.grays[b] for v, _, _, b in items])
+        start = time.perf_counter()
+        a = torch.from_numpy(prev).to(self.device, non_blocking=True)
+        b = torch.from_numpy(nxt).to(self.device, non_blocking=True)
+        flow = self.solver(a, b, **self.params)
+        q8 = quantize_flow_torch(flow, self.bound).cpu().numpy()
+        self.seconds += time.perf_counter() - start
+        self.pairs += len(items)
+        out: dict[int, tuple[_Video, list[int], list[int]]] = {}
+        for k, (video, number, _, _) in enumerate(items):
+            entry = out.setdefault(id(video), (video, [], []))
+            entry[1].append(number)
+            entry[2].append(k)
+        return [(video, numbers, q8[rows]) for video, numbers, rows in out.values()]
+
+
+@dataclass
+class FlowStats:
+    pairs: int = 0
+    flow_seconds: float = 0.0
+
+
+def run_pipeline(todo: list, opts: PrepareOptions, *, device: str, workers: int, batch: int = DEFAULT_BATCH,
+                 params: dict | None = None, stats: FlowStats | None = None) -> Iterator[tuple[str, str | None, int, int]]:
+    """Prepare ``todo`` ((rel, src, dst, opts) as prepare_dataset lists them) with one flow device; yields
+    (rel, failure or None, frames, bytes) per video as it completes, like prepare's other runners, and adds
+    the pairs and solver time to ``stats``."""
+    stats = stats if stats is not None else FlowStats()
+    batcher = FlowBatcher(opts, device, batch, params)
+    owner = _owner_tag()  # the temporary folders belong to this process (alive until it renames them)
+    queue = deque(todo)
+    decoding: dict[Future, tuple] = {}
+    writing: dict[Future, _Video] = {}
+    pool = _new_pool(workers)
+
+    def finish(video: _Video) -> tuple[str, str | None, int, int]:
+        if video.error is None:
+            try:
+                manifest = write_manifest(video.tmp, Path(video.rel).name, video.count, video.height, video.width,
+                                          video.count - 1 if video.kept == "all" else len(video.kept), video.kept,
+                                          opts)
+                commit_folder(video.tmp, video.dst)
+                return video.rel, None, video.count, manifest["bytes"]
+            except OSError as exc:
+                video.error = " ".join(f"{type(exc).__name__}: {exc}".split())
+        shutil.rmtree(video.tmp, ignore_errors=True)
+        return video.rel, video.error, 0, 0
+
+    try:
+        while queue or decoding or writing or batcher.queues:
+            while queue and len(decoding) < DECODE_AHEAD * workers:
+                args = queue.popleft()
+                decoding[pool.submit(_decode_job, (*args, owner))] = args
+            flush = not queue and not decoding  # nothing more is coming: run the partial batches too
+            sizes = batcher.ready(flush)
+            if sizes:
+                for video, numbers, q8 in batcher.run(sizes[0]):
+                    video.pairs_left -= len(numbers)
+                    video.writes += 1
+                    writing[pool.submit(_write_job, (str(video.tmp), numbers, q8))] = video
+                stats.pairs, stats.flow_seconds = batcher.pairs, batcher.seconds
+                continue
+            if not decoding and not writing:
+                continue
+            done, _ = wait(list(decoding) + list(writing), return_when=FIRST_COMPLETED)
+            for fut in done:
+                if fut in decoding:
+                    args = decoding.pop(fut)
+                    rel, error, payload = fut.result()
+                    if error is not None:
+                        yield rel, error, 0, 0
+                        continue
+                    tmp, count, height, width, kept, grays, pairs = payload
+                    video = _Video(rel, Path(args[2]), Path(tmp), count, height, width, kept, grays, len(pairs))
+                    if pairs:
+                        batcher.add(video, pairs)
+                    else:
+                        yield finish(video)
+                else:
+                    video = writing.pop(fut)
+                    error = fut.result()
+                    video.writes -= 1
+                    video.error = video.error or error
+                    if video.writes == 0 and video.pairs_left == 0:
+                        video.grays = np.empty(0)
+                        yield finish(video)
+    finally:
+        pool.shutdown(cancel_futures=True)
+        stats.pairs, stats.flow_seconds = batcher.pairs, batcher.seconds
+
+
+def flow_devices(device: str) -> list[str]:
+    """The devices to run flow processes on: every visible GPU for a bare "cuda", else ``device`` alone."""
+    if device == "cuda" and torch.cuda.is_available() and torch.cuda.device_count() > 1:
+        return [f"cuda:{k}" for k in range(torch.cuda.device_count())]
+    return [device]
+
+
+def _device_process(todo, opts, device, workers, batch, params, results) -> None:
+    """One flow process of several: its results, then ("done", pairs, solver seconds) or ("error", message)."""
+    stats = FlowStats()
+    try:
+        for result in run_pipeline(todo, opts, device=device, workers=workers, batch=batch, params=params,
+                                   stats=stats):
+            results.put(("video", result))
+        results.put(("done", stats.pairs, stats.flow_seconds))
+    except BaseException as exc:  # noqa: BLE001 - reported by the parent
+        results.put(("error", f"{device}: {type(exc).__name__}: {exc}"))
+
+
+class GPUFlowRunner:
+    """prepare_dataset's runner for ``--device cuda``: one flow process per device (default: every visible GPU
+    for "cuda"; the videos split round-robin, the CPU workers evenly), called as ``runner(todo, workers)``."""
+
+    def __init__(self, opts: PrepareOptions, *, devices: list[str] | None = None, batch: int | None = None,
+                 params: dict | None = None):
+        self.opts, self.batch, self.params = opts, batch or DEFAULT_BATCH, params
+        self.devices = devices or flow_devices(opts.device)
+        self.stats = FlowStats()
+
+    def __call__(self, todo: list, workers: int) -> Iterator[tuple[str, str | None, int, int]]:
+        if len(self.devices) == 1 or len(todo) < 2:
+            yield from run_pipeline(todo, self.opts, device=self.devices[0], workers=workers, batch=self.batch,
+                                    params=self.params, stats=self.stats)
+            return
+        ctx = get_context("spawn")
+        results = ctx.Queue()
+        share = max(1, workers // len(self.devices))
+        procs = [ctx.Process(target=_device_process, args=(todo[k::len(self.devices)], self.opts, dev, share,
+                                                           self.batch, self.params, results))
+                 for k, dev in enumerate(self.devices)]
+        for proc in procs:
+            proc.start()
+        try:
+            running, errors = len(procs), []
+            while running:
+                kind, *rest = results.get()
+                if kind == "video":
+                    yield rest[0]
+                elif kind == "done":
+                    running -= 1
+                    self.stats.pairs += rest[0]
+                    self.stats.flow_seconds = max(self.stats.flow_seconds, rest[1])  # they run side by side
+                else:
+                    running -= 1
+                    errors.append(rest[0])
+            if errors:
+                raise RuntimeError("flow process failed: " + "; ".join(errors))
+        finally:
+            for proc in procs:
+                proc.join(timeout=5)
+                if proc.is_alive():
+                    proc.kill()
+
+    def summary(self, summary: PrepareSummary) -> GPUPrepareSummary:
+        """``summary`` (filled by prepare_dataset) with this run's pairs, solver time and devices."""
+        out = GPUPrepareSummary(**{k: getattr(summary, k) for k in summary.__dataclass_fields__})
+        out.pairs, out.flow_seconds, out.devices = self.stats.pairs, self.stats.flow_seconds, list(self.devices)
+        return out

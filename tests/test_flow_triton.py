@@ -1,0 +1,152 @@
+"""The Triton TV-L1 and Brox kernels against the PyTorch reference, on the CPU through Triton's interpreter.
+
+TRITON_INTERPRET=1 must be set before Triton is imported (it is read when triton.language and each kernel are
+defined); without a GPU, conftest.py sets it first thing. The interpreter runs one numpy operation per kernel
+operation, so the images are tiny; the whole-solver comparisons are marked slow. On a GPU machine (no
+interpreter) the same tests run the compiled kernels on CUDA tensors.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from .conftest import interior_epe, synthetic_pair
+
+pytest.importorskip("triton", reason="Triton is not installed (pip install triton; Linux only)")
+from dualstream.flow._torch import triton_interpreted  # noqa: E402
+
+if not triton_interpreted() and not torch.cuda.is_available():
+    pytest.skip("Triton kernels need a CUDA GPU or TRITON_INTERPRET=1 set before Triton is imported",
+                allow_module_level=True)
+DEVICE = torch.device("cpu" if triton_interpreted() else "cuda")
+
+from dualstream.flow import tvl1_flow  # noqa: E402
+from dualstream.flow import tvl1 as reference  # noqa: E402
+from dualstream.flow.tvl1 import TVL1Params  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _warp_state(n: int, h: int, w: int, seed: int = 0):
+    """Random warp inputs as _solve_level builds them: u (N, 2, H, W), p (N, 2, 2, H, W), gradients, residual."""
+    gen = torch.Generator().manual_seed(seed)
+    u = torch.randn(n, 2, h, w, generator=gen)
+    p = 0.3 * torch.randn(n, 2, 2, h, w, generator=gen)
+    gxy = 5 * torch.randn(n, 2, h, w, generator=gen)
+    gxy[:, :, :2, :3] = 0.0  # pixels without data term (outside the second frame)
+    rho = 3 * torch.randn(n, 1, h, w, generator=gen)
+    return u, p, gxy, rho
+
+
+def test_median_network_is_generated_and_exact():
+    """The committed selection networks are what tools/gen_median_net.py writes, and they select the median."""
+    assert subprocess.run([sys.executable, str(ROOT / "tools" / "gen_median_net.py"), "--check"]).returncode == 0
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        from gen_median_net import median_program
+    finally:
+        sys.path.pop(0)
+    rng = np.random.default_rng(0)
+    for n in (9, 25):
+        src = f"def f({', '.join(f'v{k}' for k in range(n))}):\n" + "\n".join(median_program(n))
+        scope = {"tl": type("tl", (), {"minimum": staticmethod(np.minimum), "maximum": staticmethod(np.maximum)})}
+        exec(src, scope)  # noqa: S102 - the generated straight-line network, evaluated with numpy
+        for values in (rng.normal(size=(n, 5000)), rng.integers(0, 4, (n, 5000)).astype(float)):  # ties too
+            assert np.array_equal(scope["f"](*values), np.median(values, axis=0))
+
+
+@pytest.mark.parametrize("median, check_every", [(3, 1), (5, 2)])
+def test_kernel_warp_matches_reference(median, check_every):
+    """One launch = every outer/inner iteration of a warp, median and stopping rule included, for 2 pairs."""
+    from dualstream.flow import _triton_tvl1
+
+    n, h, w = 2, 12, 14
+    u, p, gxy, rho = _warp_state(n, h, w)
+    # the second pair starts next to its solution (constant flow, residual ~0) and stops much sooner
+    u[1], p[1] = 0.5, 0.0
+    rho[1] = -(gxy[1] * u[1]).sum(0, keepdim=True) + 0.01 * rho[1]
+    u, p, gxy, rho = (t.to(DEVICE) for t in (u, p, gxy, rho))
+    gsq = gxy.square().sum(1, keepdim=True)
+    prm = TVL1Params(inner_iterations=3, outer_iterations=2, median_filtering=median, check_every=check_every,
+                     compile=False)
+    eps = 0.05**2 * h * w
+    want_u, want_p = reference._iterate_warp(u, p, gxy, gsq, rho, prm, scaled_eps=eps)
+    got_u, got_p, iters = _triton_tvl1.iterate_warp(
+        u, p, gxy, gsq, rho, total=6, inner=3, check_every=check_every, median=median,
+        l_t=prm.lambda_ * prm.theta, theta=prm.theta, taut=prm.tau / prm.theta, scaled_eps=eps)
+    assert iters.tolist()[0] == 6 and iters.tolist()[1] < 6  # the pairs stopped on their own
+    torch.testing.assert_close(got_u, want_u, rtol=0, atol=1e-5)
+    torch.testing.assert_close(got_p, want_p, rtol=0, atol=1e-5)
+
+
+def test_brox_kernel_warp_matches_reference():
+    """Lagged iterations + red-black SOR of one warp in one launch against brox._solve_warp."""
+    from dualstream.flow import brox
+
+    gen = torch.Generator().manual_seed(1)
+    n, h, w = 2, 12, 14
+    i1, i2w = (torch.nn.functional.interpolate(torch.rand(n, 1, 4, 5, generator=gen), size=(h, w), mode="bicubic")
+               for _ in range(2))
+    flow = 0.5 * torch.randn(n, 2, h, w, generator=gen)
+    i1, i2w, flow = i1.to(DEVICE), i2w.to(DEVICE), flow.to(DEVICE)
+    prm = brox.BroxParams(inner_iterations=2, solver_iterations=2)
+    want = brox._solve_warp(i1, i2w, flow, prm)
+    got = brox._solve_warp_triton(i1, i2w, flow, prm)
+    assert float(want.abs().max()) > 0.5  # a real increment, not two zeros
+    torch.testing.assert_close(got, want, rtol=0, atol=2e-5)
+
+
+def test_backend_choice_and_errors():
+    assert reference.resolve_backend(TVL1Params(), torch.device("cpu")) == "torch"  # auto: the reference on CPU
+    assert reference.resolve_backend(TVL1Params(backend="triton"), DEVICE) == "triton"  # interpreter or GPU
+    with pytest.raises(ValueError, match="does not support gamma"):
+        reference.resolve_backend(TVL1Params(backend="triton", gamma=0.1), DEVICE)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        TVL1Params(backend="cuda")
+    from dualstream.flow import brox
+
+    assert brox.resolve_backend(brox.BroxParams(), torch.device("cpu")) == "torch"
+    with pytest.raises(ValueError, match="backend must be one of"):
+        brox.BroxParams(backend="gpu")
+
+
+@pytest.mark.slow
+def test_triton_brox_matches_reference_on_a_synthetic_pair():
+    from dualstream.flow import brox_flow
+
+    prev, nxt, truth = synthetic_pair(n=2, height=24, width=32)
+    prev, nxt = prev.to(DEVICE), nxt.to(DEVICE)
+    want = brox_flow(prev, nxt, backend="torch").cpu()
+    got = brox_flow(prev, nxt, backend="triton").cpu()
+    assert float((got - want).abs().max()) < 1e-4  # measured 4.3e-6 px
+    assert abs(interior_epe(got, truth, margin=4) - interior_epe(want, truth, margin=4)) < 1e-5
+
+
+@pytest.mark.slow
+def test_triton_solver_matches_reference_on_a_synthetic_pair():
+    """The whole solver (pyramid, warps, kernel) through the interpreter against the eager reference."""
+    prev, nxt, truth = synthetic_pair(n=2, height=24, width=32)
+    prev, nxt = prev.to(DEVICE), nxt.to(DEVICE)
+    params = {"warps": 2, "inner_iterations": 10, "outer_iterations": 2, "compile": False}
+    want = tvl1_flow(prev, nxt, backend="torch", **params).cpu()
+    got = tvl1_flow(prev, nxt, backend="triton", **params).cpu()
+    assert float((got - want).abs().max()) < 1e-3  # measured 4.4e-5 px
+    assert abs(interior_epe(got, truth, margin=4) - interior_epe(want, truth, margin=4)) < 1e-4
+
+
+@pytest.mark.slow
+def test_gpu_flow_benchmark_smoke_mode_runs():
+    """benchmarks/gpu_flow.sh --smoke: every code path of the GPU benchmark at tiny sizes (4 min on a loaded CPU)."""
+    env = {**os.environ, "PYTHON": sys.executable}
+    out = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_flow.sh"), "--smoke"], env=env, capture_output=True,
+                         text=True, timeout=1200)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "| tvl1 triton |" in out.stdout and "| brox triton |" in out.stdout and "| failed:" not in out.stdout
+    assert "UCF-101's 2.5 M pairs would take" in out.stdout
