@@ -69,7 +69,8 @@ class TrainClips(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         s = self.spec
-        rgb, flow = load_clip(self.cache / self.entries[i].key, self.clip_frames(i), bound=s.flow_bound)
+        rgb, flow = load_clip(self.cache / self.entries[i].key, self.clip_frames(i), bound=s.flow_bound,
+                              available=self.available[i])
         crop = self.crop(i, *rgb.shape[1:3])
         r, f = apply_clip_transform(rgb, flow, crop, size=s.input_size, flow_bound=s.flow_bound)
         return r, f, self.entries[i].label
@@ -102,7 +103,7 @@ class EvalViews(Dataset):
         c, f = divmod(rest, len(self.flips))
         idx = snap_to_available(clip_indices(self.num_frames[v], frames=s.frames, interval=s.interval,
                                              offset=self.offsets[o]), self.available[v])
-        rgb, flow = load_clip(self.cache / self.entries[v].key, idx, bound=s.flow_bound)
+        rgb, flow = load_clip(self.cache / self.entries[v].key, idx, bound=s.flow_bound, available=self.available[v])
         crop = crop_params(*rgb.shape[1:3], self.crops)[c]
         crop = CropParams(crop.top, crop.left, crop.size, self.flips[f])
         r, fl = apply_clip_transform(rgb, flow, crop, size=s.input_size, flow_bound=s.flow_bound)

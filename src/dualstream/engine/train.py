@@ -32,11 +32,14 @@ from tqdm import tqdm
 
 from ..config import Config
 from ..data.cache import read_manifest
-from ..data.dataset import EvalViews, TrainClips
+from ..data.dataset import TrainClips
+from ..data.device import TrainFrames, collate_frames
+from ..data.u8clips import TrainClipsU8
 from ..data.sampling import eval_offsets, offset_for_epoch
 from ..data.ucf101 import Split
-from .accel import autocast, autocast_dtype, loader_workers, to_device, use_channels_last
-from .build import CONFIG, build_model, clip_spec, eval_loader, load_split
+from .accel import (DeviceBatches, autocast, autocast_dtype, loader_worker_init, loader_workers, to_device,
+                    use_channels_last)
+from .build import CONFIG, build_model, classic_input, clip_spec, device_input, eval_batches, load_split, resolve_pipeline
 from .checkpoint import (CHECKPOINT_DIR, CheckpointError, checkpoint_dirs, load_checkpoint, save_checkpoint,
                          MODEL_JSON, MODEL_WEIGHTS, save_model_package)
 from .distributed import World, all_reduce_sum, close_world, gather_objects, init_world
@@ -156,8 +159,8 @@ class Session:
     """What is saved and evaluated."""
     optimizer: torch.optim.Optimizer
     sampler: EpochSampler
-    loader: DataLoader
-    test_loader: DataLoader
+    loader: DeviceBatches
+    test_loader: DeviceBatches
     dtype: torch.dtype | None
     channels_last: bool
     info: dict
@@ -189,14 +192,14 @@ def setup(cfg: Config, run: Path, world: World, device: torch.device, *, resume:
     if cfg.train.compile:
         model = torch.compile(model)
 
-    sampler, loader, test_loader = _loaders(cfg, split, world, device)
+    sampler, loader, test_loader, pipeline = _loaders(cfg, split, world, device, channels_last)
     dtype = autocast_dtype(cfg.train.precision, device)
     info = {
         "recipe": recipe or (state or {}).get("recipe") or cfg.model.name, "model": cfg.model.name,
         "params": sum(p.numel() for p in model_without_ddp.parameters()), "classes": len(split.classes),
         "split": cfg.data.split, "world_size": world.size, "global_batch": cfg.train.batch_size * world.size,
         "device": device.type, "precision": str(dtype or torch.float32).replace("torch.", ""),
-        "compile": cfg.train.compile,
+        "compile": cfg.train.compile, "pipeline": pipeline,
     }
     s = Session(cfg, run, world, device, model, model_without_ddp, optimizer, sampler, loader, test_loader,
                 dtype, channels_last, info, start, step, history, partial)
@@ -243,19 +246,31 @@ def _restore(state: dict | None, optimizer: torch.optim.Optimizer, cfg: Config, 
     return start, step, history, partial
 
 
-def _loaders(cfg: Config, split: Split, world: World, device: torch.device
-             ) -> tuple[EpochSampler, DataLoader, DataLoader]:
-    """The training sampler and loader (one augmented clip per video per epoch) and the per-epoch test loader."""
+def _loaders(cfg: Config, split: Split, world: World, device: torch.device, channels_last: bool
+             ) -> tuple[EpochSampler, DeviceBatches, DeviceBatches, str]:
+    """The training sampler and batches (one augmented clip per video per epoch), the per-epoch test
+    batches (one centre clip per video) and the pipeline's name (``data.pipeline``)."""
     spec = clip_spec(cfg)
     workers = loader_workers(cfg.data.num_workers, local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-    pin = device.type == "cuda"
-    train_set = TrainClips(cfg.data.cache, split.train, spec, seed=cfg.seed)
+    pipeline, jpeg = resolve_pipeline(cfg, device, split.train)
+    if pipeline == "classic":
+        train_set, collate, to_input = TrainClips(cfg.data.cache, split.train, spec, seed=cfg.seed), None, \
+            classic_input(device, channels_last)
+    elif pipeline == "u8":
+        train_set, collate, to_input = TrainClipsU8(cfg.data.cache, split.train, spec, seed=cfg.seed), None, \
+            device_input("u8", spec, device, channels_last)
+    else:
+        train_set = TrainFrames(cfg.data.cache, split.train, spec, seed=cfg.seed, jpeg_bytes=jpeg)
+        collate, to_input = collate_frames, device_input("train", spec, device, channels_last)
     sampler = EpochSampler(train_set, num_replicas=world.size, rank=world.rank, shuffle=True, seed=cfg.seed)
     loader = DataLoader(EpochClips(train_set), batch_size=cfg.train.batch_size, sampler=sampler, num_workers=workers,
-                        pin_memory=pin, persistent_workers=workers > 0, generator=torch.Generator().manual_seed(cfg.seed))
-    test_set = EvalViews(cfg.data.cache, split.test, spec, offsets=eval_offsets(cfg.data.interval, 1))
-    test_loader = eval_loader(test_set, world=world, batch_size=cfg.train.batch_size, workers=workers, pin=pin)
-    return sampler, loader, test_loader
+                        pin_memory=device.type == "cuda" and not jpeg, persistent_workers=workers > 0,
+                        generator=torch.Generator().manual_seed(cfg.seed), collate_fn=collate,
+                        worker_init_fn=loader_worker_init if workers else None)
+    test = eval_batches(cfg, split.test, world=world, device=device, offsets=eval_offsets(cfg.data.interval, 1),
+                        workers=workers, channels_last=channels_last)
+    name = pipeline + (" (JPEG decoded on the device)" if jpeg else "")
+    return sampler, DeviceBatches(loader, to_input, device), test, name
 
 
 def _open_run_folder(s: Session, split: Split, *, fresh: bool) -> None:
@@ -307,7 +322,7 @@ def train_epoch(s: Session, epoch: int, *, progress: bool) -> dict:
     return stats
 
 
-def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, *,
+def train_one_epoch(model: nn.Module, loader: DataLoader | DeviceBatches, optimizer: torch.optim.Optimizer, *,
                     device: torch.device, dtype: torch.dtype | None, channels_last: bool, desc: str,
                     progress: bool, sums: torch.Tensor | None = None,
                     after_batch: Callable[[int, torch.Tensor], None] | None = None) -> dict:
