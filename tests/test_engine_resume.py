@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from torch.utils.data import DataLoader
 
@@ -85,15 +86,18 @@ def test_persistent_workers_follow_the_epoch(tiny_dataset, tiny_cache):
     assert not torch.equal(a[0], a[2])  # another epoch: another offset and crop
 
 
-def test_resume_from_a_mid_epoch_checkpoint_matches_uninterrupted_run(tiny_dataset, tiny_cache, tmp_path, monkeypatch):
+@pytest.mark.parametrize("pipeline", ["classic", "u8", "device"])
+def test_resume_from_a_mid_epoch_checkpoint_matches_uninterrupted_run(tiny_dataset, tiny_cache, tmp_path, monkeypatch,
+                                                                      pipeline):
     """train.checkpoint_every: interrupted after batch 1 of epoch 2, resumed there (sampler position,
-    partial sums, RNG), the run ends exactly as one never interrupted."""
+    partial sums, RNG), the run ends exactly as one never interrupted; on every data pipeline (the
+    augmentation is drawn from seed, epoch and video wherever the clip is cut)."""
     from dualstream.cli import main
     from dualstream.engine import train as train_mod
     from dualstream.engine.checkpoint import checkpoint_dirs
 
     sets = [f"data.cache={tiny_cache}", f"data.splits={tiny_dataset / 'ucfTrainTestlist'}", *RECIPE,
-            "data.num_workers=0", "train.epochs=3", "train.batch_size=2"]
+            "data.num_workers=0", "train.epochs=3", "train.batch_size=2", f"data.pipeline={pipeline}"]
 
     def args(run, *extra):
         return ["-q", "train", "--config", str(demo_config_path()), "--out", str(run),
@@ -101,6 +105,7 @@ def test_resume_from_a_mid_epoch_checkpoint_matches_uninterrupted_run(tiny_datas
 
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     assert main(args(whole)) == 0
+    assert json.loads((whole / "run.json").read_text())["pipeline"] == pipeline
     real = train_mod.save_checkpoint
 
     def interrupt(run, model, state, *, epoch, batch=0, keep=1):

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from ..flow import dequantize_flow
+from .packed import decode_frames, decode_jpeg, is_packed, read_packed
 from .prepare import MANIFEST
 
 
@@ -62,28 +63,38 @@ def check_prepared(cache: str | Path, keys: list[str]) -> None:
         )
 
 
-def _imread(path: Path, flags: int) -> np.ndarray:
-    img = cv2.imread(str(path), flags)
-    if img is None:
-        raise CacheError(f"{path}: missing or unreadable frame")
-    return img
-
-
-def load_clip_u8(folder: str | Path, indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Frames ``indices`` (1-based) of a rawframes folder as stored: rgb uint8 (T, H, W, 3) and quantised
-    flow uint8 (T, 2, H, W)."""
+def load_frames_u8(folder: str | Path, indices: list[int], available: list[int] | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Frames ``indices`` (1-based, held by the folder): rgb ``(T, H, W, 3)`` and quantised flow
+    ``(T, H, W, 2)`` uint8. Sliced from the packed store when the folder has one (``available``: the
+    folder's kept frames, None for all), else decoded from the JPEGs."""
     folder = Path(folder)
-    rgb = np.stack([_imread(folder / f"img_{i:05d}.jpg", cv2.IMREAD_COLOR)[..., ::-1] for i in indices])
+    if is_packed(folder):
+        rows = [i - 1 for i in indices] if available is None else [bisect_left(available, i) for i in indices]
+        return read_packed(folder, rows)
+    return decode_frames(folder, indices)
+
+
+def load_clip_u8(folder: str | Path, indices: list[int], available: list[int] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Frames ``indices`` (1-based) of a rawframes folder as stored: rgb uint8 (T, H, W, 3) and quantised
+    flow uint8 (T, 2, H, W) (from the packed store when the folder has one)."""
+    folder = Path(folder)
+    if is_packed(folder):
+        rgb, flow = load_frames_u8(folder, indices, available)
+        return rgb, flow.transpose(0, 3, 1, 2)
+    rgb = np.stack([decode_jpeg(folder / f"img_{i:05d}.jpg", cv2.IMREAD_COLOR)[..., ::-1] for i in indices])
     q = np.stack(
         [
-            np.stack([_imread(folder / f"flow_{axis}_{i:05d}.jpg", cv2.IMREAD_GRAYSCALE) for axis in "xy"])
+            np.stack([decode_jpeg(folder / f"flow_{axis}_{i:05d}.jpg", cv2.IMREAD_GRAYSCALE) for axis in "xy"])
             for i in indices
         ]
     )
     return rgb, q
 
 
-def load_clip(folder: str | Path, indices: list[int], *, bound: float) -> tuple[np.ndarray, np.ndarray]:
+def load_clip(folder: str | Path, indices: list[int], *, bound: float, available: list[int] | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
     """Frames ``indices`` (1-based) of a rawframes folder -> rgb uint8 (T, H, W, 3), flow px (T, 2, H, W)."""
-    rgb, q = load_clip_u8(folder, indices)
+    rgb, q = load_clip_u8(folder, indices, available)
     return rgb, dequantize_flow(q, bound)

@@ -64,10 +64,10 @@ class TrainClips(Dataset):
         each decoded frame is kept (a small set is decoded once, not once per clip)."""
         folder = self.cache / self.entries[v].key
         if self.frames is None:
-            return load_clip(folder, indices, bound=self.spec.flow_bound)
+            return load_clip(folder, indices, bound=self.spec.flow_bound, available=self.available[v])
         todo = sorted({i for i in indices if (v, i) not in self.frames})
         if todo:
-            rgb, q = load_clip_u8(folder, todo)
+            rgb, q = load_clip_u8(folder, todo, available=self.available[v])
             self.frames.update({(v, i): (rgb[k], q[k]) for k, i in enumerate(todo)})
         rgb = np.stack([self.frames[v, i][0] for i in indices])
         q = np.stack([self.frames[v, i][1] for i in indices])
@@ -138,7 +138,7 @@ class EvalViews(Dataset):
         c, f = divmod(rest, len(self.flips))
         idx = snap_to_available(clip_indices(self.num_frames[v], frames=s.frames, interval=s.interval,
                                              offset=self.offsets[o]), self.available[v])
-        rgb, flow = load_clip(self.cache / self.entries[v].key, idx, bound=s.flow_bound)
+        rgb, flow = load_clip(self.cache / self.entries[v].key, idx, bound=s.flow_bound, available=self.available[v])
         crop = crop_params(*rgb.shape[1:3], self.crops)[c]
         crop = CropParams(crop.top, crop.left, crop.size, self.flips[f])
         r, fl = apply_clip_transform(rgb, flow, crop, size=s.input_size, flow_bound=s.flow_bound)

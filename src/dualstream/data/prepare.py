@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from ..flow import DEFAULT_BOUND, TORCH_METHODS, FlowBackendError, check_available, compute_flow, quantize_flow
 from ..video import VIDEO_EXTENSIONS, VideoReadError, iter_frames
+from .packed import pack_folder
 from .schedule import SampleSchedule
 from .transforms import DEFAULT_SHORT_SIDE, resize_short_side
 
@@ -60,6 +61,8 @@ class PrepareOptions:
     device: str = "cpu"
     schedule: SampleSchedule | None = None
     """Keep only the frames (and flows) this schedule can ask for; None keeps every frame."""
+    format: str = "rawframes"
+    """``rawframes`` (JPEGs) or ``packed`` (memory-mapped uint8 arrays per video instead, ``data/packed.py``)."""
 
     def __post_init__(self) -> None:
         try:
@@ -80,6 +83,8 @@ class PrepareOptions:
             raise PrepareError(f"--short-side must be >= 0 (0 keeps the original size), got {self.short_side}")
         if self.bound <= 0:
             raise PrepareError(f"the flow bound must be positive, got {self.bound}")
+        if self.format not in ("rawframes", "packed"):
+            raise PrepareError(f"--format must be rawframes or packed, got {self.format!r}")
 
 
 @dataclass
@@ -207,6 +212,8 @@ def write_manifest(folder: Path, source: str, count: int, height: int, width: in
     }
     if opts.schedule is not None:
         manifest["schedule"] = opts.schedule.to_dict()
+    if opts.format == "packed":  # memory-mapped uint8 arrays instead of the JPEGs (data/packed.py)
+        pack_folder(folder, manifest, drop_jpeg=True)
     manifest["bytes"] = folder_bytes(folder)
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return manifest

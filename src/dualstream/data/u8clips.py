@@ -1,59 +1,65 @@
-"""Training clips as uint8, normalised on the device: a loader that can keep up with a GPU.
+"""Training clips cut in uint8 in the workers, normalised on the device: the fast loader for CPU training.
 
-``TrainClips`` does the whole transform on the CPU in float32 (about 80 ms per 224x224 clip on
-one core). Here the workers only decode, crop, flip and resize in uint8 and hand over uint8
-tensors (4x fewer bytes to copy to the device); ``to_network_input`` then dequantises the flow
-and normalises both streams on the device, batched. The result equals ``TrainClips``' up to the
-rounding of the uint8 resize (at most about one grey level): a flip of quantised flow is exact
-(``255 - q`` is the quantised ``-flow``).
+``TrainClips`` does the whole transform in float32 in the workers (about 65 ms of CPU per 224x224
+clip: ``benchmarks/loader.py --profile``). Here a worker reads the clip's frames as uint8 arrays
+(rows of the packed store, or the decoded JPEGs), crops, flips and resizes them in uint8 with
+OpenCV and hands over uint8 (a quarter of the float bytes); ``to_u8_input`` dequantises the flow
+and normalises both streams batched, on the device.
+The RGB equals ``TrainClips``' exactly (it is resized in uint8 there too); the flow is within one
+quantisation level (it is resized as uint8, not as float). ``data.pipeline: u8`` trains with it.
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import torch
 
-from .cache import load_clip_u8
+from .cache import load_frames_u8
 from .dataset import TrainClips
-from .transforms import IMAGENET_MEAN, IMAGENET_STD, resize_stack
+from .device import normalise, planes
+from .transforms import CropParams
+
+
+def crop_flip_resize_u8(frames: np.ndarray, crop: CropParams, size: int, *, flow: bool = False) -> np.ndarray:
+    """(T, H, W, C) uint8 -> the crop, mirrored if ``crop.flip``, resized to (T, size, size, C) uint8
+    (OpenCV, area filter when shrinking, as ``transforms.resize_stack``). ``flow``: channel 0 is the
+    quantised flow-x, which a mirror turns into ``255 - q`` (the quantised ``-flow``)."""
+    rows, cols = slice(crop.top, crop.top + crop.size), slice(crop.left, crop.left + crop.size)
+    roi = frames[:, rows, cols]
+    t, c = frames.shape[0], frames.shape[3]
+    out = np.empty((t, size, size, c), np.uint8)
+    interp = cv2.INTER_AREA if crop.size > size else cv2.INTER_LINEAR
+    for k in range(t):
+        src = cv2.flip(roi[k], 1) if crop.flip else roi[k]
+        if crop.size == size:
+            out[k] = src
+        else:
+            out[k] = cv2.resize(src, (size, size), interpolation=interp).reshape(size, size, c)
+    if crop.flip and flow:
+        np.subtract(255, out[..., 0], out=out[..., 0])
+    return out
 
 
 class TrainClipsU8(TrainClips):
-    """Same clips and augmentation draws as ``TrainClips``; items are (rgb uint8 (3T, S, S), flow uint8
-    (2T, S, S), label, scale) with ``scale`` = S / crop side, for ``to_network_input``."""
+    """Same clips and augmentation draws as ``TrainClips``; items are (rgb uint8 (T, S, S, 3), flow uint8
+    (T, S, S, 2), label, scale) with ``scale`` = S / crop side, for ``to_u8_input``."""
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int, float]:  # type: ignore[override]
         s = self.spec
-        idx = self.clip_frames(i)
-        entry = self.entries[self.video(i)]
-        rgb, q = load_clip_u8(self.cache / entry.key, idx)
+        v = self.video(i)
+        rgb, flow = load_frames_u8(self.cache / self.entries[v].key, self.clip_frames(i), self.available[v])
         crop = self.crop(i, *rgb.shape[1:3])  # the same draw as TrainClips
-        rows, cols = slice(crop.top, crop.top + crop.size), slice(crop.left, crop.left + crop.size)
-        r = rgb[:, rows, cols]  # (T, c, c, 3)
-        f = q[:, :, rows, cols].transpose(0, 2, 3, 1)  # (T, 2, c, c) -> (T, c, c, 2)
-        if crop.flip:
-            r = r[:, :, ::-1]
-            f = f[:, :, ::-1].copy()
-            f[..., 0] = 255 - f[..., 0]  # the mirrored field's x component changes sign
-        r = resize_stack(np.ascontiguousarray(r), s.input_size)
-        f = resize_stack(np.ascontiguousarray(f), s.input_size)
-        t, size = len(idx), s.input_size
-        rt = torch.from_numpy(np.ascontiguousarray(r.transpose(0, 3, 1, 2))).reshape(3 * t, size, size)
-        ft = torch.from_numpy(np.ascontiguousarray(f.transpose(0, 3, 1, 2))).reshape(2 * t, size, size)
-        return rt, ft, entry.label, size / crop.size
+        return (torch.from_numpy(crop_flip_resize_u8(rgb, crop, s.input_size)),
+                torch.from_numpy(crop_flip_resize_u8(flow, crop, s.input_size, flow=True)),
+                self.entries[v].label, s.input_size / crop.size)
 
 
-def to_network_input(rgb: torch.Tensor, flow: torch.Tensor, scale: torch.Tensor, *, flow_bound: float
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 batches (B, 3T, S, S), (B, 2T, S, S) -> the float inputs ``TrainClips`` gives, on their device.
-
-    RGB: ImageNet mean/std per channel; flow: quantised -> px, times the crop's resize factor
-    ``scale`` (B,), divided by the bound.
-    """
-    b, c3, h, w = rgb.shape
-    mean = torch.tensor(IMAGENET_MEAN, device=rgb.device).repeat(c3 // 3).view(1, c3, 1, 1) * 255
-    std = torch.tensor(IMAGENET_STD, device=rgb.device).repeat(c3 // 3).view(1, c3, 1, 1) * 255
-    r = (rgb.float() - mean) / std
-    px = flow.float() * (2 * flow_bound / 255.0) - flow_bound
-    f = px * (scale.to(flow.device, torch.float32) / flow_bound).view(-1, 1, 1, 1)
-    return r, f
+def to_u8_input(batch, device: torch.device, *, flow_bound: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A collated ``TrainClipsU8`` batch -> (rgb (B, 3T, S, S), flow (B, 2T, S, S), label) as ``TrainClips``
+    gives them: RGB with ImageNet mean/std, flow in px times the crop's resize factor over the bound."""
+    rgb, flow, label, scale = batch
+    rgb, flow = planes(rgb.to(device, non_blocking=True)), planes(flow.to(device, non_blocking=True))
+    scale = scale.to(torch.float32)
+    rgb, flow = normalise(rgb, flow, flow_bound=flow_bound, scale_xy=torch.stack([scale, scale], 1))
+    return rgb, flow, label.to(device, non_blocking=True)

@@ -49,3 +49,59 @@ def loader_workers(setting: int, *, local_world_size: int = 1) -> int:
     except AttributeError:  # not Linux
         cores = os.cpu_count() or 1
     return max(1, min(16, cores // max(1, local_world_size) - 1))
+
+
+def loader_worker_init(_: int) -> None:
+    """A loader worker runs one thread: torch's (DataLoader sets it) and OpenCV's, whose pool would
+    otherwise start one thread per core in every worker and make the workers fight over the cores."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+class DeviceBatches:
+    """Iterate ``loader`` with every batch made ready on ``device`` by ``to_input`` (copy, and for the
+    device pipeline decode, crop, flip, resize, normalise); on CUDA one batch ahead on a side stream,
+    so that the copy and the transform of the next batch overlap the model's work on this one.
+
+    ``views_per_item``: network inputs per loader item (evaluation views cut on the device).
+    """
+
+    def __init__(self, loader, to_input, device: torch.device, *, views_per_item: int = 1):
+        self.loader, self.to_input, self.device, self.views_per_item = loader, to_input, device, views_per_item
+
+    @property
+    def sampler(self):
+        return self.loader.sampler
+
+    @property
+    def dataset(self):
+        return self.loader.dataset
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        if self.device.type != "cuda":
+            for batch in self.loader:
+                yield self.to_input(batch)
+            return
+        stream = torch.cuda.Stream(self.device)
+        main = torch.cuda.current_stream(self.device)
+        batches = iter(self.loader)
+
+        def ahead():
+            batch = next(batches, None)
+            if batch is None:
+                return None
+            with torch.cuda.stream(stream):
+                return self.to_input(batch)
+
+        nxt = ahead()
+        while nxt is not None:
+            main.wait_stream(stream)
+            for t in nxt:
+                if isinstance(t, torch.Tensor) and t.is_cuda:
+                    t.record_stream(main)  # made on the side stream, used on this one
+            current, nxt = nxt, ahead()
+            yield current

@@ -7,6 +7,8 @@ The config is turned into constructor arguments here; the modules that do the wo
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -14,10 +16,14 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ..config import Config, ConfigError
-from ..data.cache import check_prepared
-from ..data.dataset import ClipSpec
-from ..data.ucf101 import Split, check_group_overlap, read_split, validate_split
+from ..data import device as dev
+from ..data.cache import check_prepared, read_manifest
+from ..data.dataset import ClipSpec, EvalViews
+from ..data.packed import is_packed
+from ..data.u8clips import to_u8_input
+from ..data.ucf101 import Split, VideoEntry, check_group_overlap, read_split, validate_split
 from ..models import create_model
+from .accel import DeviceBatches, loader_worker_init, to_device
 from .distributed import ShardSampler, World
 
 CONFIG = "config.yaml"
@@ -55,9 +61,72 @@ def build_model(cfg: Config, num_classes: int) -> nn.Module:
         raise ConfigError(f"model {cfg.model.name!r} with kwargs {cfg.model.kwargs}: {exc}") from None
 
 
-def eval_loader(dataset: Dataset, *, world: World, batch_size: int, workers: int, pin: bool) -> DataLoader:
+def eval_loader(dataset: Dataset, *, world: World, batch_size: int, workers: int, pin: bool,
+                collate_fn: Callable | None = None) -> DataLoader:
     """Every item once over all processes (``ShardSampler``: a disjoint shard each, no padding), in order."""
     # a generator of its own: starting the workers must not draw from the global RNG (exact resume)
     return DataLoader(dataset, batch_size=batch_size, sampler=ShardSampler(len(dataset), world),
                       num_workers=workers, pin_memory=pin, persistent_workers=workers > 0,
-                      generator=torch.Generator().manual_seed(0))
+                      generator=torch.Generator().manual_seed(0), collate_fn=collate_fn,
+                      worker_init_fn=loader_worker_init if workers else None)
+
+
+def resolve_pipeline(cfg: Config, device: torch.device, entries: list[VideoEntry]) -> tuple[str, bool]:
+    """(``classic``, ``u8`` or ``device``, whether the device decodes the JPEGs) for this config, device and videos."""
+    d = cfg.data
+    pipeline = d.pipeline if d.pipeline != "auto" else ("device" if device.type == "cuda" else "classic")
+    if pipeline != "device" or d.jpeg_decode == "worker":
+        return pipeline, False
+    if not dev.jpeg_on_device_available(device):
+        if d.jpeg_decode == "device":
+            raise ConfigError("data.jpeg_decode=device needs a CUDA device and torchvision's decode_jpeg "
+                              "(use data.jpeg_decode=worker or auto)")
+        return pipeline, False
+    packed = is_packed(Path(d.cache) / entries[0].key) if entries else False
+    sizes = {(m["height"], m["width"]) for m in (read_manifest(d.cache, e.key) for e in entries)}
+    if d.jpeg_decode == "device" and (packed or len(sizes) > 1):
+        raise ConfigError("data.jpeg_decode=device needs a JPEG (not packed) cache whose videos share one size")
+    return pipeline, not packed and len(sizes) == 1
+
+
+def classic_input(device: torch.device, channels_last: bool) -> Callable:
+    """(rgb, flow, label[, video]) from the classic datasets -> the same with rgb and flow on ``device``."""
+    def to_input(batch):
+        rgb, flow, *rest = batch
+        return (to_device(rgb, device, channels_last), to_device(flow, device, channels_last), *rest)
+    return to_input
+
+
+def device_input(kind: str, spec: ClipSpec, device: torch.device, channels_last: bool, **views) -> Callable:
+    """The device-side transform of ``kind`` ``train`` / ``eval`` (device pipeline) or ``u8`` batches:
+    network inputs on ``device``."""
+    if kind == "u8":
+        def fn(batch, device, *, size, flow_bound):
+            return to_u8_input(batch, device, flow_bound=flow_bound)
+    else:
+        fn = dev.to_train_input if kind == "train" else dev.to_eval_input
+
+    def to_input(batch):
+        rgb, flow, *rest = fn(batch, device, size=spec.input_size, flow_bound=spec.flow_bound, **views)
+        if channels_last:
+            rgb, flow = (x.contiguous(memory_format=torch.channels_last) for x in (rgb, flow))
+        return (rgb, flow, *rest)
+    return to_input
+
+
+def eval_batches(cfg: Config, entries: list[VideoEntry], *, world: World, device: torch.device, offsets: list[int],
+                 crops: int = 1, flip: bool = False, workers: int, channels_last: bool) -> DeviceBatches:
+    """Every view of every video of ``entries`` (a shard per process), ready on ``device``; the
+    dataset (``.dataset``) says ``views_per_video``, ``crops`` and ``flips``."""
+    spec, pin = clip_spec(cfg), device.type == "cuda"
+    pipeline, jpeg = resolve_pipeline(cfg, device, entries)
+    if pipeline != "device":
+        views = EvalViews(cfg.data.cache, entries, spec, offsets=offsets, crops=crops, flip=flip)
+        loader = eval_loader(views, world=world, batch_size=cfg.train.batch_size, workers=workers, pin=pin)
+        return DeviceBatches(loader, classic_input(device, channels_last), device)
+    frames = dev.EvalFrames(cfg.data.cache, entries, spec, offsets=offsets, crops=crops, flip=flip, jpeg_bytes=jpeg)
+    m = frames.views_per_item  # a batch of items is m times as many views: keep the views per batch
+    loader = eval_loader(frames, world=world, batch_size=max(1, cfg.train.batch_size // m), workers=workers,
+                         pin=pin and not jpeg, collate_fn=dev.collate_frames)
+    to_input = device_input("eval", spec, device, channels_last, crops=crops, flips=frames.flips)
+    return DeviceBatches(loader, to_input, device, views_per_item=m)

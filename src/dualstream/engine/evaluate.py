@@ -21,11 +21,10 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..config import ConfigError, load_config
-from ..data.dataset import EvalViews
 from ..data.sampling import eval_offsets
 from ..data.ucf101 import VideoEntry
-from .accel import autocast, autocast_dtype, loader_workers, to_device, use_channels_last
-from .build import CONFIG, clip_spec, eval_loader, load_split
+from .accel import DeviceBatches, autocast, autocast_dtype, loader_workers, to_device, use_channels_last
+from .build import CONFIG, eval_batches, load_split
 from .checkpoint import load_model
 from .distributed import close_world, gather_objects, init_world
 
@@ -35,9 +34,11 @@ CONFUSION_PNG = "confusion.png"
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader: DataLoader, device: torch.device, *, dtype: torch.dtype | None = None,
-            channels_last: bool = False, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Softmax probabilities (N, K), labels (N,) and video indices (N,) for every item of the dataset.
+def predict(model: nn.Module, loader: DataLoader | DeviceBatches, device: torch.device, *,
+            dtype: torch.dtype | None = None, channels_last: bool = False, progress: bool = False
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Softmax probabilities (N, K), labels (N,) and video indices (N,) for every view of the dataset
+    (``views_per_item`` consecutive views per loader item).
 
     Gathered from every process and put in dataset order, so the result is the same for any number
     of processes.
@@ -51,7 +52,11 @@ def predict(model: nn.Module, loader: DataLoader, device: torch.device, *, dtype
         labels.append(label)
         videos.append(video)
     k = getattr(model, "num_classes", None) or (probs[0].shape[1] if probs else 0)
-    mine = (torch.tensor(list(loader.sampler), dtype=torch.long),
+    order = torch.tensor(list(loader.sampler), dtype=torch.long)
+    m = getattr(loader, "views_per_item", 1)  # views cut on the device from one item: consecutive positions
+    if m > 1:
+        order = (order[:, None] * m + torch.arange(m)).flatten()
+    mine = (order,
             torch.cat(probs) if probs else torch.zeros(0, k),
             torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long),
             torch.cat(videos) if videos else torch.zeros(0, dtype=torch.long))
@@ -130,14 +135,14 @@ def evaluate_run(run: str | Path, *, clips: int | None = None, crops: int | None
         model, spec = load_model(run, device=device)
         entries = load_split(cfg).test
         offsets = eval_offsets(cfg.data.interval, clips or cfg.data.eval_clips)
-        dataset = EvalViews(cfg.data.cache, entries, clip_spec(cfg), offsets=offsets,
-                            crops=crops or cfg.data.eval_crops, flip=cfg.data.eval_flip if flip is None else flip)
         workers = loader_workers(cfg.data.num_workers, local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-        loader = eval_loader(dataset, world=world, batch_size=cfg.train.batch_size, workers=workers,
-                             pin=device.type == "cuda")
+        channels_last = use_channels_last(cfg.train.memory_format, device)
+        loader = eval_batches(cfg, entries, world=world, device=device, offsets=offsets,
+                              crops=crops or cfg.data.eval_crops, flip=cfg.data.eval_flip if flip is None else flip,
+                              workers=workers, channels_last=channels_last)
+        dataset = loader.dataset
         probs, labels, videos = predict(model, loader, device, dtype=autocast_dtype(cfg.train.precision, device),
-                                        channels_last=use_channels_last(cfg.train.memory_format, device),
-                                        progress=progress and world.main)
+                                        channels_last=channels_last, progress=progress and world.main)
     finally:
         close_world()
     result = video_metrics(probs, labels, videos, spec["classes"])

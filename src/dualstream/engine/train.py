@@ -34,12 +34,15 @@ from tqdm import tqdm
 
 from ..config import Config
 from ..data.cache import read_manifest
-from ..data.dataset import EvalViews, TrainClips
+from ..data.dataset import TrainClips
 from ..data.holdout import carve_validation
+from ..data.device import TrainFrames, collate_frames
+from ..data.u8clips import TrainClipsU8
 from ..data.sampling import eval_offsets, offset_for_epoch
 from ..data.ucf101 import Split
-from .accel import autocast, autocast_dtype, loader_workers, to_device, use_channels_last
-from .build import CONFIG, build_model, clip_spec, eval_loader, load_split
+from .accel import (DeviceBatches, autocast, autocast_dtype, loader_worker_init, loader_workers, to_device,
+                    use_channels_last)
+from .build import CONFIG, build_model, classic_input, clip_spec, device_input, eval_batches, load_split, resolve_pipeline
 from .checkpoint import (CHECKPOINT_DIR, CheckpointError, checkpoint_dirs, load_checkpoint, save_checkpoint,
                          MODEL_JSON, MODEL_WEIGHTS, save_model_package)
 from .distributed import World, all_reduce_sum, close_world, gather_objects, init_world
@@ -162,8 +165,8 @@ class Session:
     """What is saved and evaluated."""
     optimizer: torch.optim.Optimizer
     sampler: EpochSampler
-    loader: DataLoader
-    test_loader: DataLoader
+    loader: DeviceBatches
+    test_loader: DeviceBatches
     dtype: torch.dtype | None
     channels_last: bool
     info: dict
@@ -178,7 +181,7 @@ class Session:
     writer: Any = None
     epochs: int = 0
     """Epochs to train: train.epochs, or as many as train.steps takes (``regime.plan_epochs``)."""
-    val_loader: DataLoader | None = None
+    val_loader: DeviceBatches | None = None
     """The validation part carved from the train list (data.val_fraction), None without one."""
     selection: Selection = field(default_factory=Selection)
     hook: BatchHook | None = None
@@ -203,16 +206,22 @@ def setup(cfg: Config, run: Path, world: World, device: torch.device, *, resume:
 
     train_entries, val_entries = carve_validation(split.train, cfg.data.val_fraction)
     epochs, repeats = plan_epochs(cfg, len(train_entries), world.size)
-    sampler, loader, test_loader, val_loader = _loaders(cfg, split, world, device, train_entries, val_entries,
-                                                        repeats=repeats)
+    sampler, loader, test_loader, pipeline = _loaders(cfg, split, world, device, channels_last, train_entries,
+                                                      repeats=repeats)
+    val_loader = None
+    if val_entries:  # the checkpoint is chosen here, never on the test list
+        val_loader = eval_batches(cfg, val_entries, world=world, device=device, channels_last=channels_last,
+                                  offsets=eval_offsets(cfg.data.interval, cfg.data.eval_clips),
+                                  workers=loader_workers(cfg.data.num_workers,
+                                                         local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
     dtype = autocast_dtype(cfg.train.precision, device)
     info = {
         "recipe": recipe or (state or {}).get("recipe") or cfg.model.name, "model": cfg.model.name,
         "params": sum(p.numel() for p in model_without_ddp.parameters()), "classes": len(split.classes),
         "split": cfg.data.split, "world_size": world.size, "global_batch": cfg.train.batch_size * world.size,
         "device": device.type, "precision": str(dtype or torch.float32).replace("torch.", ""),
-        "compile": cfg.train.compile, "train_videos": len(train_entries), "val_videos": len(val_entries),
-        "clips_per_video": repeats,
+        "compile": cfg.train.compile, "pipeline": pipeline, "train_videos": len(train_entries),
+        "val_videos": len(val_entries), "clips_per_video": repeats,
     }
     s = Session(cfg, run, world, device, model, model_without_ddp, optimizer, sampler, loader, test_loader,
                 dtype, channels_last, info, start, step, history, partial, epochs=epochs, val_loader=val_loader,
@@ -263,26 +272,32 @@ def _restore(state: dict | None, optimizer: torch.optim.Optimizer, cfg: Config, 
     return start, step, history, partial
 
 
-def _loaders(cfg: Config, split: Split, world: World, device: torch.device, train_entries: list, val_entries: list,
-             *, repeats: int) -> tuple[EpochSampler, DataLoader, DataLoader, DataLoader | None]:
-    """The training sampler and loader (``repeats`` augmented clips per video per epoch), the per-epoch
-    test loader and the validation loader (None without a validation part; the checkpoint is chosen
-    there, never on the test list)."""
+def _loaders(cfg: Config, split: Split, world: World, device: torch.device, channels_last: bool,
+             train_entries: list, *, repeats: int = 1) -> tuple[EpochSampler, DeviceBatches, DeviceBatches, str]:
+    """The training sampler and batches (``repeats`` augmented clips of each of ``train_entries`` per
+    epoch), the per-epoch test batches (one centre clip per video) and the pipeline's name (``data.pipeline``)."""
     spec = clip_spec(cfg)
     workers = loader_workers(cfg.data.num_workers, local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-    pin = device.type == "cuda"
-    train_set = TrainClips(cfg.data.cache, train_entries, spec, seed=cfg.seed, repeats=repeats,
-                           in_memory=cfg.data.in_memory)
+    pipeline, jpeg = resolve_pipeline(cfg, device, split.train)
+    if pipeline == "classic":
+        train_set, collate, to_input = TrainClips(cfg.data.cache, train_entries, spec, seed=cfg.seed, repeats=repeats,
+                                                  in_memory=cfg.data.in_memory), None, classic_input(device, channels_last)
+    elif pipeline == "u8":
+        train_set, collate, to_input = TrainClipsU8(cfg.data.cache, train_entries, spec, seed=cfg.seed,
+                                                    repeats=repeats), None, \
+            device_input("u8", spec, device, channels_last)
+    else:
+        train_set = TrainFrames(cfg.data.cache, train_entries, spec, seed=cfg.seed, jpeg_bytes=jpeg, repeats=repeats)
+        collate, to_input = collate_frames, device_input("train", spec, device, channels_last)
     sampler = EpochSampler(train_set, num_replicas=world.size, rank=world.rank, shuffle=True, seed=cfg.seed)
     loader = DataLoader(EpochClips(train_set), batch_size=cfg.train.batch_size, sampler=sampler, num_workers=workers,
-                        pin_memory=pin, persistent_workers=workers > 0, generator=torch.Generator().manual_seed(cfg.seed))
-    test_set = EvalViews(cfg.data.cache, split.test, spec, offsets=eval_offsets(cfg.data.interval, 1))
-    test_loader = eval_loader(test_set, world=world, batch_size=cfg.train.batch_size, workers=workers, pin=pin)
-    val_loader = None
-    if val_entries:
-        val_set = EvalViews(cfg.data.cache, val_entries, spec, offsets=eval_offsets(cfg.data.interval, cfg.data.eval_clips))
-        val_loader = eval_loader(val_set, world=world, batch_size=cfg.train.batch_size, workers=workers, pin=pin)
-    return sampler, loader, test_loader, val_loader
+                        pin_memory=device.type == "cuda" and not jpeg, persistent_workers=workers > 0,
+                        generator=torch.Generator().manual_seed(cfg.seed), collate_fn=collate,
+                        worker_init_fn=loader_worker_init if workers else None)
+    test = eval_batches(cfg, split.test, world=world, device=device, offsets=eval_offsets(cfg.data.interval, 1),
+                        workers=workers, channels_last=channels_last)
+    name = pipeline + (" (JPEG decoded on the device)" if jpeg else "")
+    return sampler, DeviceBatches(loader, to_input, device), test, name
 
 
 def _open_run_folder(s: Session, split: Split, *, fresh: bool) -> None:
@@ -323,8 +338,7 @@ def train_epoch(s: Session, epoch: int, *, progress: bool) -> dict:
     try:
         stats = train_one_epoch(s.model, s.loader, s.optimizer, device=s.device, dtype=s.dtype,
                                 channels_last=s.channels_last, desc=_desc(s, epoch), progress=progress, sums=sums,
-                                after_batch=after_batch if every else None,
-                                label_smoothing=cfg.train.label_smoothing, hook=s.hook)
+                                after_batch=after_batch if every else None)
     except FloatingPointError as exc:
         last = checkpoint_dirs(s.run)
         kept = f"the last good checkpoint {last[-1]} is kept" if last else "no checkpoint was written"
@@ -335,7 +349,7 @@ def train_epoch(s: Session, epoch: int, *, progress: bool) -> dict:
     return stats
 
 
-def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, *,
+def train_one_epoch(model: nn.Module, loader: DataLoader | DeviceBatches, optimizer: torch.optim.Optimizer, *,
                     device: torch.device, dtype: torch.dtype | None, channels_last: bool, desc: str,
                     progress: bool, sums: torch.Tensor | None = None,
                     after_batch: Callable[[int, torch.Tensor], None] | None = None,

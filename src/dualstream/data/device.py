@@ -1,0 +1,277 @@
+"""The device pipeline: loader workers only read (and decode) uint8 frames; crop, flip, resize and
+normalisation run batched on the training device (CUDA, or the CPU).
+
+Worker side (``TrainFrames``, ``EvalFrames``): a clip is rgb ``(T, H, W, 3)`` and quantised flow
+``(T, H, W, 2)`` uint8, sliced from the packed store (``data/packed.py``) or decoded from the
+JPEGs; with ``jpeg_bytes=True`` the workers read the JPEG files' bytes only and the device decodes
+them (nvJPEG through ``torchvision.io.decode_jpeg``). The augmentation is drawn in the worker with
+the very draw ``TrainClips`` makes (``TrainClips.crop``: seeded by seed, epoch and video), so a
+resumed run cuts the same clips.
+
+Device side: the functions below take a batch and explicitly drawn parameters (crop boxes, flips),
+so further augmentations can be applied to the same batch: ``crop_resize`` (one ``grid_sample`` for
+the whole batch: crop, flip, resize), ``split_streams`` (network layout), ``normalise``.
+``to_train_input`` / ``to_eval_input`` chain them for a collated batch.
+
+The result equals ``TrainClips``' up to the resize filter: bilinear sampling on the device (with a
+k x k box pre-filter when shrinking by k >= 2) against OpenCV's area/linear filter on each crop, and
+no rounding of the resized RGB to uint8. ``data.pipeline: classic`` keeps the old path exactly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset, get_worker_info
+
+from .cache import load_frames_u8, read_manifest, snap_to_available
+from .dataset import ClipSpec, TrainClips, _frame_index
+CHANNELS = 5  # per frame on the device: R, G, B, flow-x, flow-y
+from .sampling import clip_indices
+from .transforms import IMAGENET_MEAN, IMAGENET_STD, crop_params
+from .ucf101 import VideoEntry
+
+
+def _read(folder: Path, indices: list[int], available: list[int] | None, jpeg_bytes: bool) -> dict:
+    """Frames ``indices`` as ``{"rgb", "flow"}`` uint8 tensors, or with ``jpeg_bytes`` ``{"jpeg": the
+    files' bytes}``: the RGB images first, then flow-x, flow-y per frame (3T uint8 tensors)."""
+    if jpeg_bytes:
+        names = [f"img_{i:05d}.jpg" for i in indices] + [f"flow_{a}_{i:05d}.jpg" for i in indices for a in "xy"]
+        return {"jpeg": [torch.from_numpy(np.fromfile(folder / n, np.uint8)) for n in names]}
+    rgb, flow = load_frames_u8(folder, indices, available)
+    return {"rgb": torch.from_numpy(rgb), "flow": torch.from_numpy(flow)}
+
+
+class TrainFrames(TrainClips):
+    """``TrainClips``' clips and draws, left uint8 and untransformed. Items: ``{"rgb": (T, H, W, 3),
+    "flow": (T, H, W, 2)`` uint8 (or ``"jpeg"``: 3T byte tensors), ``"box": (top, left, height, width)``,
+    ``"flip"``, ``"label"}``."""
+
+    def __init__(self, cache: str | Path, entries: list[VideoEntry], spec: ClipSpec, *, seed: int = 0,
+                 jpeg_bytes: bool = False, repeats: int = 1):
+        super().__init__(cache, entries, spec, seed=seed, repeats=repeats)
+        self.jpeg_bytes = jpeg_bytes
+        self.sizes = _sizes(cache, entries)
+
+    def __getitem__(self, i: int) -> dict:  # type: ignore[override]
+        v = self.video(i)
+        idx, folder = self.clip_frames(i), self.cache / self.entries[v].key
+        crop = self.crop(i, *self.sizes[v])
+        return {"box": torch.tensor([crop.top, crop.left, crop.size, crop.size]), "flip": crop.flip,
+                "label": self.entries[v].label, **_read(folder, idx, self.available[v], self.jpeg_bytes)}
+
+
+class EvalFrames(Dataset):
+    """One item per (video, frame offset): the clip's whole frames; ``to_eval_input`` cuts its
+    ``views_per_item`` views (crops x flips) on the device, in ``EvalViews``' order."""
+
+    def __init__(self, cache: str | Path, entries: list[VideoEntry], spec: ClipSpec, *,
+                 offsets: list[int], crops: int = 1, flip: bool = False, jpeg_bytes: bool = False):
+        self.cache, self.entries, self.spec, self.jpeg_bytes = Path(cache), entries, spec, jpeg_bytes
+        self.offsets, self.crops, self.flips = list(offsets), crops, (False, True) if flip else (False,)
+        self.num_frames, self.available = _frame_index(cache, entries, spec)
+        self.sizes = _sizes(cache, entries)
+
+    @property
+    def views_per_item(self) -> int:
+        return self.crops * len(self.flips)
+
+    @property
+    def views_per_video(self) -> int:
+        return len(self.offsets) * self.views_per_item
+
+    def __len__(self) -> int:
+        return len(self.entries) * len(self.offsets)
+
+    def __getitem__(self, k: int) -> dict:
+        s = self.spec
+        v, o = divmod(k, len(self.offsets))
+        idx = snap_to_available(clip_indices(self.num_frames[v], frames=s.frames, interval=s.interval,
+                                             offset=self.offsets[o]), self.available[v])
+        return {"label": self.entries[v].label, "video": v, "size": torch.tensor(self.sizes[v]),
+                **_read(self.cache / self.entries[v].key, idx, self.available[v], self.jpeg_bytes)}
+
+
+def _sizes(cache: str | Path, entries: list[VideoEntry]) -> list[tuple[int, int]]:
+    return [(m["height"], m["width"]) for m in (read_manifest(cache, e.key) for e in entries)]
+
+
+def collate_frames(items: list[dict]) -> dict:
+    """Stack a batch of ``TrainFrames`` / ``EvalFrames`` items; clips of other sizes are padded (edge
+    pixels repeated) to the largest, which the crop boxes never leave."""
+    out: dict = {}
+    if "rgb" in items[0]:
+        h, w = max(it["rgb"].shape[1] for it in items), max(it["rgb"].shape[2] for it in items)
+        for key in ("rgb", "flow"):
+            clips = [it[key] for it in items]
+            if any(c.shape[1:3] != (h, w) for c in clips):
+                clips = [F.pad(c.permute(0, 3, 1, 2).float(), (0, w - c.shape[2], 0, h - c.shape[1]),
+                               mode="replicate").to(torch.uint8).permute(0, 2, 3, 1) for c in clips]
+            out[key] = _stack(clips)  # (B, T, H, W, 3 or 2)
+    else:
+        out["jpeg"] = [b for it in items for b in it["jpeg"]]
+    for key in ("box", "size"):
+        if key in items[0]:
+            out[key] = torch.stack([it[key] for it in items])
+    for key in ("label", "video"):
+        if key in items[0]:
+            out[key] = torch.tensor([it[key] for it in items])
+    if "flip" in items[0]:
+        out["flip"] = torch.tensor([it["flip"] for it in items])
+    return out
+
+
+def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """torch.stack, into shared memory in a loader worker (as default_collate: the batch then crosses to
+    the main process without another copy)."""
+    shape = (len(tensors), *tensors[0].shape)
+    if get_worker_info() is None:
+        return torch.stack(tensors)
+    out = torch.empty(shape, dtype=tensors[0].dtype).share_memory_()
+    return torch.stack(tensors, out=out)
+
+
+def decode_jpeg_batch(data: list[torch.Tensor], batch: int, device: torch.device) -> torch.Tensor:
+    """``collate_frames``' JPEG bytes (per clip: T RGB images, then flow-x, flow-y per frame) decoded on
+    ``device`` -> rgb ``(B, T, H, W, 3)``, flow ``(B, T, H, W, 2)`` uint8. nvJPEG via torchvision on CUDA,
+    OpenCV otherwise."""
+    per = len(data) // batch
+    t = per // 3
+    if device.type == "cuda":
+        from torchvision.io import ImageReadMode, decode_jpeg
+
+        rgb_bytes = [data[b * per + k] for b in range(batch) for k in range(t)]
+        gray_bytes = [data[b * per + t + k] for b in range(batch) for k in range(2 * t)]
+        rgb = torch.stack(decode_jpeg(rgb_bytes, mode=ImageReadMode.RGB, device=device))  # (B*T, 3, H, W)
+        gray = torch.stack(decode_jpeg(gray_bytes, mode=ImageReadMode.GRAY, device=device))  # (B*2T, 1, H, W)
+        h, w = rgb.shape[-2:]
+        return (rgb.view(batch, t, 3, h, w).permute(0, 1, 3, 4, 2),
+                gray.view(batch, t, 2, h, w).permute(0, 1, 3, 4, 2))
+    import cv2
+
+    def dec(b: torch.Tensor, flags: int) -> np.ndarray:
+        return cv2.imdecode(b.numpy(), flags)
+
+    rgbs, flows = [], []
+    for b in range(batch):
+        part = data[b * per:(b + 1) * per]
+        rgb = np.stack([dec(x, cv2.IMREAD_COLOR)[..., ::-1] for x in part[:t]])
+        gray = np.stack([dec(x, cv2.IMREAD_GRAYSCALE) for x in part[t:]]).reshape(t, 2, *rgb.shape[1:3])
+        rgbs.append(rgb)
+        flows.append(gray.transpose(0, 2, 3, 1))
+    return torch.from_numpy(np.stack(rgbs)).to(device), torch.from_numpy(np.stack(flows)).to(device)
+
+
+def crop_resize(x: torch.Tensor, boxes: torch.Tensor, size: int, flips: torch.Tensor | None = None) -> torch.Tensor:
+    """Crop box ``b`` (top, left, height, width in pixels) of image ``b`` of ``x`` (B, C, H, W) float,
+    mirrored where ``flips``, resized to ``size`` x ``size``: one bilinear ``grid_sample`` for the batch.
+
+    Shrinking by k >= 2 first averages k x k blocks (a box filter against aliasing).
+    """
+    boxes = boxes.to(torch.float64).cpu()
+    k = int(min(boxes[:, 2].min(), boxes[:, 3].min()) // size) if len(boxes) else 1
+    if k >= 2:
+        x = F.avg_pool2d(x, k, ceil_mode=True)
+        boxes = boxes / k
+    b, _, h, w = x.shape
+    top, left, bh, bw = boxes.unbind(1)
+    sign = torch.ones(b, dtype=torch.float64) if flips is None else 1 - 2 * flips.cpu().to(torch.float64)
+    theta = torch.zeros(b, 2, 3, dtype=torch.float64)
+    theta[:, 0, 0], theta[:, 0, 2] = sign * bw / w, (2 * left + bw) / w - 1
+    theta[:, 1, 1], theta[:, 1, 2] = bh / h, (2 * top + bh) / h - 1
+    grid = F.affine_grid(theta.to(x.device, x.dtype), [b, 1, size, size], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def split_streams(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T * 5, S, S) frame-major R, G, B, flow-x, flow-y -> rgb (B, 3T, S, S), flow (B, 2T, S, S)."""
+    b, c, h, w = x.shape
+    x = x.view(b, c // CHANNELS, CHANNELS, h, w)
+    return x[:, :, :3].reshape(b, -1, h, w), x[:, :, 3:].reshape(b, -1, h, w)
+
+
+def normalise(rgb: torch.Tensor, flow: torch.Tensor, *, flow_bound: float, scale_xy: torch.Tensor,
+              flips: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """In place: rgb 0..255 (B, 3T, S, S) float -> ImageNet mean/std (``(x - mean) / std`` as ``TrainClips``);
+    quantised flow (B, 2T, S, S) float -> px, times the crop's resize factors ``scale_xy`` (B, 2) (x, y),
+    negated in x where mirrored, over the bound (``TrainClips``' units)."""
+    b, c3, h, w = rgb.shape
+    mean = torch.tensor(IMAGENET_MEAN, device=rgb.device).repeat(c3 // 3).view(1, c3, 1, 1) * 255
+    std = torch.tensor(IMAGENET_STD, device=rgb.device).repeat(c3 // 3).view(1, c3, 1, 1) * 255
+    rgb.sub_(mean).div_(std)
+    factor = scale_xy.to(torch.float32) / flow_bound  # (B, 2)
+    if flips is not None:
+        factor[:, 0] *= 1 - 2 * flips.to(torch.float32)  # a mirrored field's x component changes sign
+    factor = factor.to(flow.device).view(b, 1, 2, 1, 1)
+    f = flow.view(b, -1, 2, h, w)  # px = q * 2 bound / 255 - bound, times factor
+    f.mul_(factor * (2 * flow_bound / 255.0)).sub_(factor * flow_bound)
+    return rgb, flow
+
+
+def planes(x: torch.Tensor) -> torch.Tensor:
+    """(B, T, H, W, C) uint8 -> (B, T * C, H, W) float32, frame-major, in one pass."""
+    b, t, h, w, c = x.shape
+    out = torch.empty((b, t, c, h, w), dtype=torch.float32, device=x.device)
+    return out.copy_(x.permute(0, 1, 4, 2, 3)).view(b, t * c, h, w)
+
+
+def _channels_first(rgb: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """rgb (B, T, H, W, 3), flow (B, T, H, W, 2) uint8 -> (B, T * 5, H, W) float32, frame-major R, G, B, x, y."""
+    return planes(torch.cat([rgb, flow], -1))
+
+
+def batch_frames(batch: dict, device: torch.device) -> torch.Tensor:
+    """The batch's frames on ``device`` as (B, T * 5, H, W) float: moved there, or decoded there from JPEG bytes."""
+    if "rgb" in batch:
+        return _channels_first(batch["rgb"].to(device, non_blocking=True), batch["flow"].to(device, non_blocking=True))
+    return _channels_first(*decode_jpeg_batch(batch["jpeg"], len(batch["label"]), device))
+
+
+def to_train_input(batch: dict, device: torch.device, *, size: int, flow_bound: float
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A collated ``TrainFrames`` batch -> (rgb, flow, label) on ``device``, as ``TrainClips`` gives them."""
+    boxes, flips = batch["box"], batch["flip"]
+    x = crop_resize(batch_frames(batch, device), boxes, size, flips)
+    rgb, flow = split_streams(x)
+    scale = size / boxes[:, [3, 2]].to(torch.float32)  # (x, y): S / width, S / height
+    rgb, flow = normalise(rgb, flow, flow_bound=flow_bound, scale_xy=scale, flips=flips)
+    return rgb, flow, batch["label"].to(device, non_blocking=True)
+
+
+def eval_boxes(height: int, width: int, crops: int, flips: tuple[bool, ...]) -> list[tuple[list[int], bool]]:
+    """The views of one clip in ``EvalViews``' order: (box, flip) per crop, per flip."""
+    return [([c.top, c.left, c.size, c.size], f) for c in crop_params(height, width, crops) for f in flips]
+
+
+def to_eval_input(batch: dict, device: torch.device, *, size: int, flow_bound: float, crops: int,
+                  flips: tuple[bool, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A collated ``EvalFrames`` batch -> (rgb, flow, label, video) of all its views, ``views_per_item``
+    consecutive views per item; rgb and flow on ``device``, label and video on the CPU."""
+    x = batch_frames(batch, device)
+    views = [eval_boxes(int(h), int(w), crops, flips) for h, w in batch["size"].tolist()]
+    m = len(views[0])
+    outs = []
+    for r in range(m):  # one batched grid_sample per view
+        boxes = torch.tensor([v[r][0] for v in views])
+        fl = torch.tensor([v[r][1] for v in views])
+        rgb, flow = split_streams(crop_resize(x, boxes, size, fl))
+        scale = size / boxes[:, [3, 2]].to(torch.float32)
+        outs.append(normalise(rgb, flow, flow_bound=flow_bound, scale_xy=scale, flips=fl))
+    rgb = torch.stack([o[0] for o in outs], 1).flatten(0, 1)  # (B, m, 3T, S, S) -> (B * m, 3T, S, S)
+    flow = torch.stack([o[1] for o in outs], 1).flatten(0, 1)
+    return rgb, flow, batch["label"].repeat_interleave(m), batch["video"].repeat_interleave(m)
+
+
+def jpeg_on_device_available(device: torch.device) -> bool:
+    """torchvision's nvJPEG decoder imports and ``device`` is CUDA."""
+    if device.type != "cuda":
+        return False
+    try:
+        from torchvision.io import decode_jpeg  # noqa: F401
+    except Exception:  # not installed, or built for another torch
+        return False
+    return True
+

@@ -1,0 +1,189 @@
+"""A packed uint8 store beside (or instead of) the rawframes JPEGs: memory-mapped arrays per video.
+
+``<video>/rgb.npy`` holds ``(N, H, W, 3)`` uint8 and ``<video>/flow.npy`` ``(N, H, W, 2)`` uint8
+(quantised flow-x, flow-y to the next frame), row k = frame ``rows[k]``: exactly the decoded pixels
+of ``img_*.jpg``, ``flow_x_*.jpg`` and ``flow_y_*.jpg``. The rows are the frames that have a flow
+(1 .. num_frames - 1, or the kept frames of ``prepare --only-sampled``), the only ones a clip may
+use. A clip is then 10 rows of two files instead of 30 JPEG opens and decodes: the loader copies bytes.
+
+Size: ``5 * H * W`` bytes per frame, uncompressed (320x240: 384 KB, about 12x the JPEGs): for sets
+that fit in the page cache or on fast disk; ``prepare --only-sampled`` keeps the set small.
+``dualstream pack CACHE`` converts a rawframes cache in place (``--drop-jpeg`` removes the JPEGs);
+``prepare --format packed`` writes the packed store directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+PACKED_RGB, PACKED_FLOW = "rgb.npy", "flow.npy"  # flow.npy is written last: it marks a complete store
+MANIFEST = "manifest.json"  # as data.prepare.MANIFEST (not imported: prepare imports this module)
+
+
+def packed_rows(manifest: dict) -> list[int]:
+    """Frame numbers (1-based) of the packed rows: every frame with a forward flow."""
+    kept = manifest.get("frames", "all")
+    if kept != "all":
+        return [int(i) for i in kept]
+    return list(range(1, int(manifest.get("num_flows", manifest["num_frames"] - 1)) + 1))
+
+
+def row_of(frame: int, manifest: dict) -> int:
+    """The packed row of frame number ``frame`` (which the folder must hold)."""
+    kept = manifest.get("frames", "all")
+    return frame - 1 if kept == "all" else kept.index(frame)
+
+
+def is_packed(folder: str | Path) -> bool:
+    return (Path(folder) / PACKED_FLOW).is_file()
+
+
+def decode_jpeg(path: Path, flags: int) -> np.ndarray:
+    img = cv2.imread(str(path), flags)
+    if img is None:
+        from .cache import CacheError
+
+        raise CacheError(f"{path}: missing or unreadable frame")
+    return img
+
+
+def decode_frames(folder: Path, indices: list[int], out: tuple[np.ndarray, np.ndarray] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Frames ``indices`` of a rawframes folder decoded: rgb ``(T, H, W, 3)`` and flow ``(T, H, W, 2)`` uint8."""
+    for t, i in enumerate(indices):
+        bgr = decode_jpeg(folder / f"img_{i:05d}.jpg", cv2.IMREAD_COLOR)
+        if out is None:
+            out = (np.empty((len(indices), *bgr.shape[:2], 3), np.uint8),
+                   np.empty((len(indices), *bgr.shape[:2], 2), np.uint8))
+        cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=out[0][t])
+        cv2.merge([decode_jpeg(folder / f"flow_{a}_{i:05d}.jpg", cv2.IMREAD_GRAYSCALE) for a in "xy"], dst=out[1][t])
+    assert out is not None, "a clip has at least one frame"
+    return out
+
+
+def read_packed(folder: Path, rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the packed store: rgb (T, H, W, 3), flow (T, H, W, 2). Read with one ``readinto`` per row
+    (no memory-map page faults; from the page cache once the set has been read)."""
+    return tuple(_read_rows(folder / name, rows) for name in (PACKED_RGB, PACKED_FLOW))  # type: ignore[return-value]
+
+
+def _read_rows(path: Path, rows: list[int]) -> np.ndarray:
+    with open(path, "rb") as fh:
+        fmt = np.lib.format
+        read_header = fmt.read_array_header_1_0 if fmt.read_magic(fh) == (1, 0) else fmt.read_array_header_2_0
+        shape = read_header(fh)[0]
+        start = fh.tell()
+        out = np.empty((len(rows), *shape[1:]), np.uint8)
+        row_bytes = out[0].nbytes
+        for k, r in enumerate(rows):
+            if not 0 <= r < shape[0]:
+                raise IndexError(f"{path}: row {r} of {shape[0]}")
+            fh.seek(start + r * row_bytes)
+            if fh.readinto(memoryview(out[k]).cast("B")) != row_bytes:
+                from .cache import CacheError
+
+                raise CacheError(f"{path}: truncated packed store")
+    return out
+
+
+def pack_folder(folder: str | Path, manifest: dict | None = None, *, drop_jpeg: bool = False) -> int:
+    """Write the folder's packed store from its JPEGs (atomically: a temporary file renamed); returns its bytes.
+
+    ``manifest``: the folder's manifest when it is not written yet (``prepare --format packed``).
+    ``drop_jpeg``: remove the JPEGs afterwards (the store then serves every reader of the cache) and
+    mark the manifest ``"format": "packed-uint8"``.
+    """
+    folder = Path(folder)
+    on_disk = manifest is None
+    if manifest is None:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    rows = packed_rows(manifest)
+    shape = (len(rows), manifest["height"], manifest["width"])
+    tmps = [folder / f".{name}.tmp" for name in (PACKED_RGB, PACKED_FLOW)]
+    try:
+        out = tuple(np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(*shape, c))
+                    for tmp, c in zip(tmps, (3, 2)))
+        for k in range(0, len(rows), 16):  # a few frames at a time: memory stays small for long videos
+            decode_frames(folder, rows[k:k + 16], (out[0][k:k + 16], out[1][k:k + 16]))
+        for a in out:
+            a.flush()
+        del out
+        for tmp, name in zip(tmps, (PACKED_RGB, PACKED_FLOW)):
+            os.replace(tmp, folder / name)
+    except BaseException:
+        for tmp in tmps:
+            tmp.unlink(missing_ok=True)
+        raise
+    if drop_jpeg:
+        manifest["format"] = "packed-uint8"
+        if on_disk:
+            tmp_manifest = folder / f".{MANIFEST}.tmp"
+            tmp_manifest.write_text(json.dumps(manifest, indent=1))
+            os.replace(tmp_manifest, folder / MANIFEST)
+        for p in folder.glob("*.jpg"):
+            p.unlink()
+    return packed_bytes(folder)
+
+
+def packed_bytes(folder: Path) -> int:
+    return sum((folder / name).stat().st_size for name in (PACKED_RGB, PACKED_FLOW))
+
+
+@dataclass
+class PackSummary:
+    packed: int = 0
+    skipped: int = 0
+    bytes: int = 0
+
+    def line(self, cache: Path) -> str:
+        return (f"packed {self.packed}, skipped {self.skipped} (already packed) in {cache}; "
+                f"packed store {self.bytes / 2**20:.1f} MiB")
+
+
+def _pack_job(args: tuple[str, bool]) -> int:
+    cv2.setNumThreads(1)
+    return pack_folder(args[0], drop_jpeg=args[1])
+
+
+def pack_cache(cache: str | Path, *, workers: int = 0, drop_jpeg: bool = False, progress: bool = True) -> PackSummary:
+    """Pack every prepared video of a rawframes cache (skips those already packed; resumable)."""
+    from .cache import CacheError
+
+    cache = Path(cache)
+    folders = sorted({m.parent.resolve() for m in cache.glob(f"*/*/{MANIFEST}")})  # a linked folder once
+    if not folders:
+        raise CacheError(f"{cache}: no prepared videos (run `dualstream prepare` first)")
+    summary = PackSummary()
+    todo = []
+    for f in folders:
+        if is_packed(f):
+            summary.skipped += 1
+            summary.bytes += packed_bytes(f)
+        else:
+            todo.append((str(f), drop_jpeg))
+    workers = workers or len(os.sched_getaffinity(0))
+    bar = tqdm(total=len(todo), desc="pack", unit="video", disable=not progress)
+    if workers == 1 or len(todo) <= 1:
+        results = map(_pack_job, todo)
+    else:
+        pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+        results = pool.map(_pack_job, todo, chunksize=4)
+    try:
+        for size in results:
+            summary.packed += 1
+            summary.bytes += size
+            bar.update()
+    finally:
+        bar.close()
+        if workers > 1 and len(todo) > 1:
+            pool.shutdown(cancel_futures=True)
+    return summary
