@@ -457,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--preset", choices=("default", "hard"), default="default",
                    help="default: motion-only classes (the demo); hard: colour x motion classes with a distractor "
-                        "and camera shake, where RGB alone and flow alone fall short")
+                        "and camera shake (flow alone cannot see the colour)")
     g.set_defaults(func=cmd_generate)
 
     pr = sub.add_parser("prepare", help="decode videos, compute optical flow, write the rawframes cache")

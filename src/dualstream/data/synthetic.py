@@ -6,11 +6,12 @@ object's shape, colours, texture, start position and size and the background are
 single still frame cannot tell the class. No class hinges on left versus right (a horizontal
 flip keeps every class), so flip augmentation is safe on this set.
 
-The ``hard`` preset (``SyntheticSpec(preset="hard")``) needs both streams: each class is an
+The ``hard`` preset (``SyntheticSpec(preset="hard")``) is meant to need both streams: each class is an
 appearance cue (a warm or a cool object colour, which optical flow cannot see) times a motion cue
 (up, down, grow, which one still frame cannot tell), over a background with a grey distractor
 object that drifts in a random direction, and a small camera shake that moves the whole frame.
-RGB alone sees the colour but hardly the motion, flow alone the motion but not the colour.
+Flow alone cannot see the colour; RGB alone was meant to miss the motion, but its stacked frames
+read it (measured in benchmarks/RESULTS.md: RGB-only 0.98, flow-only 0.38, early fusion 0.97).
 
 Appearance is drawn per video, not per group: if the clips of a group shared a look, a network
 could learn "this look -> this class" from the training groups and fail on the unseen test
