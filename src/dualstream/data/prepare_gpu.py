@@ -13,7 +13,8 @@ means one small batch per video and one solver per worker. Here the work is spli
     removed by the next run).
 
 ``prepare_dataset`` uses it as its runner for a non-CPU device (GPUFlowRunner); the same pipeline runs with
-device "cpu" (``GPUFlowRunner(opts, devices=["cpu"])``), which is how the tests check it. The summary line adds pairs/s and the time UCF-101's 2.5 M pairs would take at that rate.
+device "cpu" (``GPUFlowRunner(opts, devices=["cpu"])``), which is how the tests check it. The summary line
+adds pairs/s and the time UCF-101's 2.5 M pairs would take at that rate.
 """
 
 from __future__ import annotations
