@@ -35,6 +35,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -236,6 +237,7 @@ def main() -> None:
     if "device-nvjpeg" in names and not dev.jpeg_on_device_available(device):
         raise SystemExit("device-nvjpeg needs --device cuda and torchvision's decode_jpeg")
     work = Path(tempfile.mkdtemp(prefix="dualstream-loader-bench-"))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `timeout` (gpu.sh): still remove the work folder
     try:
         cache = work / "cache"
         if args.cache:
