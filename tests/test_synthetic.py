@@ -3,7 +3,8 @@ import re
 import numpy as np
 import pytest
 
-from dualstream.data.synthetic import MOTIONS, SyntheticSpec, _hue_colour, generate
+from dualstream.data.synthetic import (MOTIONS, VIBRATION_AMPLITUDE, VIBRATION_PERIOD, SyntheticSpec, _appearance,
+                                       _hue_colour, generate, render_video)
 from dualstream.data.ucf101 import read_split
 from dualstream.video import read_video
 
@@ -60,7 +61,8 @@ def test_hard_preset_classes_cross_colour_and_motion(tmp_path):
     spec = SyntheticSpec(preset="hard", classes=6, videos_per_class=2, frames=12, size=32, seed=1)
     out = generate(tmp_path / "hard", spec, progress=False)
     names = (out / "ucfTrainTestlist" / "classInd.txt").read_text().split()[1::2]
-    assert names == ["WarmMoveUp", "CoolMoveUp", "WarmMoveDown", "CoolMoveDown", "WarmGrow", "CoolGrow"]
+    assert names == ["WarmStill", "CoolStill", "WarmVibrateVertical", "CoolVibrateVertical",
+                     "WarmVibrateHorizontal", "CoolVibrateHorizontal"]
     assert not [n for n in names if re.search("left|right", n, re.IGNORECASE)]  # flipping keeps every class
     for name in names:
         assert read_video(out / "videos" / name / f"v_{name}_g01_c01.avi").shape == (12, 32, 32, 3)
@@ -70,9 +72,25 @@ def test_hard_preset_classes_cross_colour_and_motion(tmp_path):
     assert (warm[:, 0] > warm[:, 2]).all() and (cool[:, 2] > cool[:, 0]).all()  # red over blue, blue over red
 
 
+def test_hard_preset_vibration_is_invisible_at_the_sampling_interval():
+    """Frames VIBRATION_PERIOD apart show the object at one place; consecutive frames one amplitude
+    apart, never at the same place (so flow sees it). A white object on black, without shake."""
+    spec = SyntheticSpec(preset="hard", classes=6, frames=24, size=64, seed=3)
+    look = _appearance(np.random.default_rng(1), 64)
+    look = {**look, "background": np.zeros((64, 64, 3), np.float32), "texture": np.ones_like(look["texture"])}
+    amplitude = VIBRATION_AMPLITUDE * 64
+    for motion, axis in (("VibrateVertical", 0), ("VibrateHorizontal", 1)):
+        video = render_video(spec, motion, look, np.random.default_rng(5))
+        pos = np.array([np.argwhere(f.mean(axis=2) > 128).mean(axis=0) for f in video])  # (T, 2): y, x
+        sampled = pos[::VIBRATION_PERIOD]
+        assert np.abs(sampled - sampled[0]).max() < 0.2  # the stacked frames see no motion
+        steps = np.abs(np.diff(pos, axis=0))
+        assert steps[:, axis].min() > 0.8 * amplitude and steps[:, 1 - axis].max() < 0.2
+
+
 def test_hard_preset_shakes_the_camera_and_leaves_the_default_alone(tmp_path):
     hard = SyntheticSpec(preset="hard", classes=2, videos_per_class=2, frames=12, size=32, seed=7)
-    a = read_video(generate(tmp_path / "a", hard, progress=False) / "videos" / "WarmMoveUp" / "v_WarmMoveUp_g01_c01.avi")
+    a = read_video(generate(tmp_path / "a", hard, progress=False) / "videos" / "WarmStill" / "v_WarmStill_g01_c01.avi")
     corner = a[:, :4, :4].astype(float)  # background only: it moves with the shake alone
     assert np.abs(np.diff(corner, axis=0)).mean() > 1.0
     with pytest.raises(ValueError, match="--preset"):

@@ -456,8 +456,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--size", type=int, default=96)
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--preset", choices=("default", "hard"), default="default",
-                   help="default: motion-only classes (the demo); hard: colour x motion classes with a distractor "
-                        "and camera shake (flow alone cannot see the colour)")
+                   help="default: motion-only classes (the demo); hard: colour x vibration classes with a distractor "
+                        "and camera shake (flow cannot see the colour, RGB sampled every 4 frames the vibration)")
     g.set_defaults(func=cmd_generate)
 
     pr = sub.add_parser("prepare", help="decode videos, compute optical flow, write the rawframes cache")

@@ -6,12 +6,16 @@ object's shape, colours, texture, start position and size and the background are
 single still frame cannot tell the class. No class hinges on left versus right (a horizontal
 flip keeps every class), so flip augmentation is safe on this set.
 
-The ``hard`` preset (``SyntheticSpec(preset="hard")``) is meant to need both streams: each class is an
+The ``hard`` preset (``SyntheticSpec(preset="hard")``) needs both streams: each class is an
 appearance cue (a warm or a cool object colour, which optical flow cannot see) times a motion cue
-(up, down, grow, which one still frame cannot tell), over a background with a grey distractor
-object that drifts in a random direction, and a small camera shake that moves the whole frame.
-Flow alone cannot see the colour; RGB alone was meant to miss the motion, but its stacked frames
-read it (measured in benchmarks/RESULTS.md: RGB-only 0.98, flow-only 0.38, early fusion 0.97).
+that the stacked RGB frames cannot see: the object stands still, or vibrates vertically or
+horizontally with a period of ``VIBRATION_PERIOD`` frames. A clip samples its RGB frames every
+``interval`` frames (4 in the demo recipe, a multiple of the period), so every sampled frame catches
+the vibration at the same phase and the stack looks still; the flow from a sampled frame to the
+next one sees a displacement of the full amplitude. A grey distractor object drifts in a random
+direction behind the object, and a small camera shake moves the whole frame. So RGB alone can tell
+the colour (1 class in 3 right by motion), flow alone the motion (1 in 2 by colour), the fusion both.
+A recipe whose interval is not a multiple of the period lets the RGB stack see the vibration.
 
 Appearance is drawn per video, not per group: if the clips of a group shared a look, a network
 could learn "this look -> this class" from the training groups and fail on the unseen test
@@ -49,9 +53,20 @@ CLASS_NAMES = tuple(MOTIONS)
 CLIPS_PER_GROUP = 5
 TEST_GROUP_FRACTION = 0.3
 
-# The hard preset: (name, hue family, motion); the order mixes both cues in any prefix.
+# The hard preset: motions the stacked RGB frames cannot see. name -> (frame index i, amplitude a
+# as a fraction of the frame size) -> (dx, dy, scale, angle): a square-wave-like vibration 0, +a, 0,
+# -a of period VIBRATION_PERIOD, so that every frame-to-next-frame displacement is +-a (a sine of
+# another phase would have pairs of equal positions, which flow would see as standing still).
+VIBRATION_PERIOD = 4
+VIBRATION_AMPLITUDE = 0.06
+VIBRATIONS = {
+    "Still": lambda i, a: (0.0, 0.0, 1.0, 0.0),
+    "VibrateVertical": lambda i, a: (0.0, a * math.sin(0.5 * math.pi * i), 1.0, 0.0),
+    "VibrateHorizontal": lambda i, a: (a * math.sin(0.5 * math.pi * i), 0.0, 1.0, 0.0),
+}
+# (name, hue family, motion); the order mixes both cues in any prefix.
 HUES = {"Warm": (0.0, 40.0), "Cool": (180.0, 250.0)}  # hue ranges in degrees (0-360)
-HARD_CLASSES = tuple((f"{hue}{motion}", hue, motion) for motion in ("MoveUp", "MoveDown", "Grow") for hue in HUES)
+HARD_CLASSES = tuple((f"{hue}{motion}", hue, motion) for motion in VIBRATIONS for hue in HUES)
 PRESETS = ("default", "hard")
 SHAKE_PX = 1.5  # camera shake: the frame's offset per frame, uniform in +-SHAKE_PX * size / 96
 
@@ -123,7 +138,11 @@ def _appearance(rng: np.random.Generator, size: int) -> dict:
 def render_video(spec: SyntheticSpec, motion: str, look: dict, rng: np.random.Generator) -> np.ndarray:
     """Render one clip (T, H, W, 3) uint8 of ``motion`` with appearance ``look``."""
     s, frames = spec.size, spec.frames
-    move = MOTIONS[motion]
+    if spec.preset == "hard":  # vibrations, in frames from a random phase (a whole number of frames)
+        shift, vibrate = int(rng.integers(VIBRATION_PERIOD)), VIBRATIONS[motion]
+        move = lambda t, a: vibrate(round(t * (frames - 1)) + shift, VIBRATION_AMPLITUDE)  # noqa: E731
+    else:
+        move = MOTIONS[motion]
     obj = rng.uniform(0.3, 0.42) * s  # object diameter in px
     strength = rng.uniform(0.3, 0.45)
     cx, cy = s * rng.uniform(0.4, 0.6), s * rng.uniform(0.4, 0.6)
