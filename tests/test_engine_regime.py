@@ -58,7 +58,24 @@ def _split_with_validation(tiny_dataset, tmp_path):
     return out
 
 
-def test_steps_validation_choice_and_early_stop_through_train(tiny_dataset, tiny_cache, tmp_path):
+def test_steps_validation_choice_and_early_stop_through_train(tiny_dataset, tiny_cache, tmp_path, monkeypatch):
+    import dualstream.engine.train as train_mod
+
+    hooked, smoothing = [], []  # the loop must apply the batch hook and the label smoothing it was given
+    make_hook = train_mod.batch_hook
+
+    def counting_hook(cfg, model):
+        hook = make_hook(cfg, model)
+        return lambda rgb, flow: (hooked.append(rgb.shape[0]), hook(rgb, flow))[1]
+
+    cross_entropy = train_mod.F.cross_entropy
+
+    def recording_cross_entropy(*args, label_smoothing=0.0, **kwargs):
+        smoothing.append(label_smoothing)
+        return cross_entropy(*args, label_smoothing=label_smoothing, **kwargs)
+
+    monkeypatch.setattr(train_mod, "batch_hook", counting_hook)
+    monkeypatch.setattr(train_mod.F, "cross_entropy", recording_cross_entropy)
     splits = _split_with_validation(tiny_dataset, tmp_path)
     run = tmp_path / "run"
     sets = [f"data.cache={tiny_cache}", f"data.splits={splits}", *TINY_RECIPE, "data.allow_group_overlap=true",
@@ -68,6 +85,7 @@ def test_steps_validation_choice_and_early_stop_through_train(tiny_dataset, tiny
     assert main(argv) == 0
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     info = json.loads((run / "run.json").read_text())
+    assert len(hooked) == lines[-1]["step"] and smoothing and set(smoothing) == {0.1}
     assert info["val_videos"] + info["train_videos"] == 9 and info["val_videos"] in (3, 6)
     assert info["clips_per_video"] == max(1, round(2 * 4 / info["train_videos"]))
     assert all({"val_acc", "val_loss", "best"} <= set(x) for x in lines)

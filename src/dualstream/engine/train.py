@@ -338,7 +338,8 @@ def train_epoch(s: Session, epoch: int, *, progress: bool) -> dict:
     try:
         stats = train_one_epoch(s.model, s.loader, s.optimizer, device=s.device, dtype=s.dtype,
                                 channels_last=s.channels_last, desc=_desc(s, epoch), progress=progress, sums=sums,
-                                after_batch=after_batch if every else None)
+                                after_batch=after_batch if every else None,
+                                label_smoothing=cfg.train.label_smoothing, hook=s.hook)
     except FloatingPointError as exc:
         last = checkpoint_dirs(s.run)
         kept = f"the last good checkpoint {last[-1]} is kept" if last else "no checkpoint was written"
@@ -381,8 +382,6 @@ def train_one_epoch(model: nn.Module, loader: DataLoader | DeviceBatches, optimi
             after_batch(i + 1, sums)
     loss_sum, correct, seen = all_reduce_sum(sums).tolist()
     return {"loss": loss_sum / seen, "acc": correct / seen, "clips": int(seen)}
-
-
 
 
 def end_of_epoch(s: Session, epoch: int, stats: dict, *, progress: bool) -> dict:
