@@ -14,12 +14,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..config import Config
-import numpy as np
-
 from ..data.augment import colour_jitter_normalised, draw_colour_jitter, draw_modality_dropout, modality_dropout
 
 BatchHook = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
