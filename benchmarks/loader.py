@@ -16,6 +16,9 @@ resize to 224, normalisation) on ``--device``, through the engine's ``DeviceBatc
 * ``classic-packed``: the same from the packed store (bit-identical);
 * ``u8``: ``TrainClipsU8`` (crop, flip, resize in uint8 in the workers, normalisation batched on the
   device, ``data.pipeline: u8``); ``u8-packed``: the same from the packed store;
+* ``fused``: ``FusedClips`` (each worker cuts whole batches, network-ready: crop rows read, uint8 bilinear
+  resize, flip, then every plane normalised straight into the shared-memory batch; ``data.pipeline:
+  fused``); ``fused-packed``: the same from the packed store;
 * ``device``: ``TrainFrames`` (workers decode JPEGs only) + crop/flip/resize/normalise batched on the
   device (``data.pipeline: device``); ``device-packed``: the same from the packed store (workers
   slice arrays only); ``device-nvjpeg``: workers read bytes, the GPU decodes (CUDA + torchvision only).
@@ -48,6 +51,7 @@ from torch.utils.data import DataLoader, default_collate
 
 from dualstream.data import device as dev
 from dualstream.data.dataset import ClipSpec, TrainClips
+from dualstream.data.fused import FusedClips, collate_fused, release_batch
 from dualstream.data.packed import pack_cache
 from dualstream.data.prepare import MANIFEST, PrepareOptions, prepare_dataset
 from dualstream.data.u8clips import TrainClipsU8, crop_flip_resize_u8, to_u8_input
@@ -60,7 +64,8 @@ from train import measure  # noqa: E402
 
 SIZE = 224
 BATCH = 25  # --batch
-VARIANTS = ("baseline", "classic", "classic-packed", "u8", "u8-packed", "device", "device-packed", "device-nvjpeg")
+VARIANTS = ("baseline", "classic", "classic-packed", "u8", "u8-packed", "fused", "fused-packed", "device",
+            "device-packed", "device-nvjpeg")
 
 
 def cache_entries(cache: Path) -> list[VideoEntry]:
@@ -87,6 +92,9 @@ def variant(name: str, cache: Path, packed: Path, entries: list[VideoEntry], dev
         return TrainClips(packed if name.endswith("packed") else cache, entries, spec), None, loader_worker_init, classic
     if name in ("u8", "u8-packed"):
         return TrainClipsU8(packed if name.endswith("packed") else cache, entries, spec), None, loader_worker_init, u8
+    if name in ("fused", "fused-packed"):
+        ds = FusedClips(packed if name.endswith("packed") else cache, entries, spec)
+        return (ds.reuse_batches() if device.type == "cpu" else ds), collate_fused, loader_worker_init, classic
     folder = packed if name == "device-packed" else cache
     ds = dev.TrainFrames(folder, entries, spec, jpeg_bytes=name == "device-nvjpeg")
     return ds, dev.collate_frames, loader_worker_init, frames
@@ -102,7 +110,8 @@ def loader_rate(name: str, cache: Path, packed: Path, entries: list[VideoEntry],
     loader = DataLoader(dataset, batch_size=BATCH, shuffle=True, num_workers=workers, collate_fn=collate,
                         worker_init_fn=init if workers else None, pin_memory=pin, persistent_workers=workers > 0,
                         prefetch_factor=4 if workers else None, generator=torch.Generator().manual_seed(0))
-    source = DeviceBatches(loader, to_input, device) if transform else loader
+    release = release_batch if name.startswith("fused") else None  # a fused batch's memory is then reused
+    source = DeviceBatches(loader, to_input if transform else (lambda b: b), device, release=release)
     seen, t0 = 0, 0.0
     for epoch in range(10**6):
         dataset.set_epoch(epoch)
@@ -206,6 +215,14 @@ def profile_stages(cache: Path, packed: Path, entries: list[VideoEntry], *, clip
                                                         for k in range(0, clips, BATCH)])
     timed("device: crop/flip/resize/normalise on this CPU (1 thread)", lambda: [
         dev.to_train_input(b, cpu, size=SIZE, flow_bound=20.0) for b in fb])
+    fused = FusedClips(packed, entries, ClipSpec(input_size=SIZE)).reuse_batches()
+    release_batch(fused.__getitems__(list(range(BATCH))))  # the batch memory is reused from here on, as in training
+
+    def cut_batches():
+        for k in range(0, clips, BATCH):
+            release_batch(fused.__getitems__(list(range(k, min(k + BATCH, clips)))))
+
+    timed("fused: a whole clip from the packed store, network-ready", cut_batches)
     print("  the new paths' stages (thread CPU ms per clip):")
     for name, sec in new.items():
         print(f"  {name:<58} {1000 * sec / clips:7.2f} ms")
@@ -266,7 +283,7 @@ def main() -> None:
             kw = dict(device=device, workers=args.workers, batches=args.batches, seconds=args.seconds)
             handed = loader_rate(name, cache, packed, entries, transform=False, **kw)
             # the classic variants' device-side work is the copy alone: on the CPU the two rates are one
-            same = device.type == "cpu" and name in ("baseline", "classic", "classic-packed")
+            same = device.type == "cpu" and (name.startswith(("classic", "fused")) or name == "baseline")
             ready = handed if same else loader_rate(name, cache, packed, entries, transform=True, **kw)
             w = max(1, args.workers)
             rows[name] = {"clips_per_s": round(ready, 2), "clips_per_s_per_worker": round(ready / w, 2),

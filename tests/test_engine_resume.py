@@ -86,7 +86,7 @@ def test_persistent_workers_follow_the_epoch(tiny_dataset, tiny_cache):
     assert not torch.equal(a[0], a[2])  # another epoch: another offset and crop
 
 
-@pytest.mark.parametrize("pipeline", ["classic", "u8", "device"])
+@pytest.mark.parametrize("pipeline", ["classic", "u8", "fused", "device"])
 def test_resume_from_a_mid_epoch_checkpoint_matches_uninterrupted_run(tiny_dataset, tiny_cache, tmp_path, monkeypatch,
                                                                       pipeline):
     """train.checkpoint_every: interrupted after batch 1 of epoch 2, resumed there (sampler position,

@@ -68,10 +68,12 @@ class DataConfig:
     pipeline: str = "auto"
     """Where clips are cut: ``classic`` (workers crop, flip, resize and normalise in float: the results
     of earlier versions, bit for bit), ``u8`` (workers crop, flip, resize in uint8, the device
-    normalises: the fastest on a CPU; RGB identical, flow within one quantisation level), ``device``
-    (workers only read/decode uint8 frames; crop, flip, resize, normalise run batched on the training
-    device: for GPUs; bilinear resize, so not bit-identical), or ``auto``: device on CUDA, classic on
-    the CPU. Evaluation uses the device path with ``device``, the classic one otherwise."""
+    normalises; RGB identical, flow within one quantisation level), ``fused`` (each worker cuts whole
+    batches network-ready in one pass per clip, into reused shared memory: the fastest on a CPU,
+    ``benchmarks/loader.py``; bilinear resize as ``device``, so not bit-identical),
+    ``device`` (workers only read/decode uint8 frames; crop, flip, resize, normalise run batched on the
+    training device: for GPUs; bilinear resize), or ``auto``: device on CUDA, classic on the CPU.
+    Evaluation uses the device path with ``device``, the fused one with ``fused``, the classic one otherwise."""
     jpeg_decode: str = "auto"
     """With the device pipeline: ``worker`` (OpenCV in the loader workers), ``device`` (nvJPEG on the
     GPU via torchvision; the workers only read bytes), ``auto``: device where torchvision's decoder
@@ -93,8 +95,8 @@ class DataConfig:
             raise ConfigError(f"data.val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.eval_crops not in (1, 3):
             raise ConfigError(f"data.eval_crops must be 1 or 3, got {self.eval_crops}")
-        if self.pipeline not in ("auto", "classic", "u8", "device"):
-            raise ConfigError(f"data.pipeline must be auto, classic, u8 or device, got {self.pipeline!r}")
+        if self.pipeline not in ("auto", "classic", "u8", "fused", "device"):
+            raise ConfigError(f"data.pipeline must be auto, classic, u8, fused or device, got {self.pipeline!r}")
         if self.jpeg_decode not in ("auto", "worker", "device"):
             raise ConfigError(f"data.jpeg_decode must be auto, worker or device, got {self.jpeg_decode!r}")
 

@@ -63,15 +63,16 @@ def check_prepared(cache: str | Path, keys: list[str]) -> None:
         )
 
 
-def load_frames_u8(folder: str | Path, indices: list[int], available: list[int] | None = None
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def load_frames_u8(folder: str | Path, indices: list[int], available: list[int] | None = None, *,
+                   lines: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Frames ``indices`` (1-based, held by the folder): rgb ``(T, H, W, 3)`` and quantised flow
     ``(T, H, W, 2)`` uint8. Sliced from the packed store when the folder has one (``available``: the
-    folder's kept frames, None for all), else decoded from the JPEGs."""
+    folder's kept frames, None for all), else decoded from the JPEGs. ``lines`` (top, height): the
+    packed store reads only those image lines (``(T, height, W, C)``); the JPEGs are decoded whole."""
     folder = Path(folder)
     if is_packed(folder):
         rows = [i - 1 for i in indices] if available is None else [bisect_left(available, i) for i in indices]
-        return read_packed(folder, rows)
+        return read_packed(folder, rows, lines)
     return decode_frames(folder, indices)
 
 

@@ -131,14 +131,23 @@ class EvalViews(Dataset):
     def __len__(self) -> int:
         return len(self.entries) * self.views_per_video
 
-    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor, int, int]:
-        s = self.spec
+    def view(self, k: int) -> tuple[int, tuple[int, int, int]]:
+        """Item ``k``'s video and (offset, crop, flip) numbers."""
         v, view = divmod(k, self.views_per_video)
         o, rest = divmod(view, self.crops * len(self.flips))
-        c, f = divmod(rest, len(self.flips))
-        idx = snap_to_available(clip_indices(self.num_frames[v], frames=s.frames, interval=s.interval,
-                                             offset=self.offsets[o]), self.available[v])
-        rgb, flow = load_clip(self.cache / self.entries[v].key, idx, bound=s.flow_bound, available=self.available[v])
+        return v, (o, *divmod(rest, len(self.flips)))
+
+    def view_frames(self, v: int, o: int) -> list[int]:
+        """1-based frame numbers of video ``v``'s clip at offset number ``o`` (snapped to the kept frames)."""
+        s = self.spec
+        return snap_to_available(clip_indices(self.num_frames[v], frames=s.frames, interval=s.interval,
+                                              offset=self.offsets[o]), self.available[v])
+
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+        s = self.spec
+        v, (o, c, f) = self.view(k)
+        rgb, flow = load_clip(self.cache / self.entries[v].key, self.view_frames(v, o), bound=s.flow_bound,
+                              available=self.available[v])
         crop = crop_params(*rgb.shape[1:3], self.crops)[c]
         crop = CropParams(crop.top, crop.left, crop.size, self.flips[f])
         r, fl = apply_clip_transform(rgb, flow, crop, size=s.input_size, flow_bound=s.flow_bound)

@@ -54,7 +54,7 @@ class TrainFrames(TrainClips):
                  jpeg_bytes: bool = False, repeats: int = 1):
         super().__init__(cache, entries, spec, seed=seed, repeats=repeats)
         self.jpeg_bytes = jpeg_bytes
-        self.sizes = _sizes(cache, entries)
+        self.sizes = frame_sizes(cache, entries)
 
     def __getitem__(self, i: int) -> dict:  # type: ignore[override]
         v = self.video(i)
@@ -73,7 +73,7 @@ class EvalFrames(Dataset):
         self.cache, self.entries, self.spec, self.jpeg_bytes = Path(cache), entries, spec, jpeg_bytes
         self.offsets, self.crops, self.flips = list(offsets), crops, (False, True) if flip else (False,)
         self.num_frames, self.available = _frame_index(cache, entries, spec)
-        self.sizes = _sizes(cache, entries)
+        self.sizes = frame_sizes(cache, entries)
 
     @property
     def views_per_item(self) -> int:
@@ -95,7 +95,8 @@ class EvalFrames(Dataset):
                 **_read(self.cache / self.entries[v].key, idx, self.available[v], self.jpeg_bytes)}
 
 
-def _sizes(cache: str | Path, entries: list[VideoEntry]) -> list[tuple[int, int]]:
+def frame_sizes(cache: str | Path, entries: list[VideoEntry]) -> list[tuple[int, int]]:
+    """(height, width) of every video's frames, from the manifests."""
     return [(m["height"], m["width"]) for m in (read_manifest(cache, e.key) for e in entries)]
 
 

@@ -70,25 +70,31 @@ def decode_frames(folder: Path, indices: list[int], out: tuple[np.ndarray, np.nd
     return out
 
 
-def read_packed(folder: Path, rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of the packed store: rgb (T, H, W, 3), flow (T, H, W, 2). Read with one ``readinto`` per row
-    (no memory-map page faults; from the page cache once the set has been read)."""
-    return tuple(_read_rows(folder / name, rows) for name in (PACKED_RGB, PACKED_FLOW))  # type: ignore[return-value]
+def read_packed(folder: Path, rows: list[int], lines: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the packed store: rgb (T, H, W, 3), flow (T, H, W, 2); ``lines`` (top, height): only those
+    image lines of each frame (T, height, W, C). Read with one ``readinto`` per row (no memory-map page
+    faults; from the page cache once the set has been read)."""
+    rgb, flow = (_read_rows(folder / name, rows, lines) for name in (PACKED_RGB, PACKED_FLOW))
+    return rgb, flow
 
 
-def _read_rows(path: Path, rows: list[int]) -> np.ndarray:
+def _read_rows(path: Path, rows: list[int], lines: tuple[int, int] | None) -> np.ndarray:
     with open(path, "rb") as fh:
         fmt = np.lib.format
         read_header = fmt.read_array_header_1_0 if fmt.read_magic(fh) == (1, 0) else fmt.read_array_header_2_0
         shape = read_header(fh)[0]
         start = fh.tell()
-        out = np.empty((len(rows), *shape[1:]), np.uint8)
-        row_bytes = out[0].nbytes
+        top, height = (0, shape[1]) if lines is None else lines
+        if not (0 <= top and height >= 1 and top + height <= shape[1]):
+            raise IndexError(f"{path}: lines {top}..{top + height - 1} of {shape[1]}")
+        out = np.empty((len(rows), height, *shape[2:]), np.uint8)
+        line_bytes = out[0, 0].nbytes
+        row_bytes, want = shape[1] * line_bytes, height * line_bytes
         for k, r in enumerate(rows):
             if not 0 <= r < shape[0]:
                 raise IndexError(f"{path}: row {r} of {shape[0]}")
-            fh.seek(start + r * row_bytes)
-            if fh.readinto(memoryview(out[k]).cast("B")) != row_bytes:
+            fh.seek(start + r * row_bytes + top * line_bytes)
+            if fh.readinto(memoryview(out[k]).cast("B")) != want:
                 from .cache import CacheError
 
                 raise CacheError(f"{path}: truncated packed store")

@@ -59,6 +59,21 @@ def loader_worker_init(_: int) -> None:
     cv2.setNumThreads(1)
 
 
+@contextlib.contextmanager
+def forking_workers():
+    """Around the start of loader workers: this process's OpenCV runs one thread meanwhile. A worker
+    forked from a process whose OpenCV pool has run hangs for ever in ``cv2.setNumThreads(1)``
+    (``loader_worker_init``; OpenCV 5.0 here) unless the pool was set to one thread before the fork."""
+    import cv2
+
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(threads)
+
+
 class DeviceBatches:
     """Iterate ``loader`` with every batch made ready on ``device`` by ``to_input`` (copy, and for the
     device pipeline decode, crop, flip, resize, normalise); on CUDA one batch ahead on a side stream,
@@ -67,8 +82,9 @@ class DeviceBatches:
     ``views_per_item``: network inputs per loader item (evaluation views cut on the device).
     """
 
-    def __init__(self, loader, to_input, device: torch.device, *, views_per_item: int = 1):
+    def __init__(self, loader, to_input, device: torch.device, *, views_per_item: int = 1, release=None):
         self.loader, self.to_input, self.device, self.views_per_item = loader, to_input, device, views_per_item
+        self.release = release
 
     @property
     def sampler(self):
@@ -82,26 +98,33 @@ class DeviceBatches:
         return len(self.loader)
 
     def __iter__(self):
+        """``release(batch)`` (when given) is called on each loader batch once the next is asked for:
+        the consumer is done with it (the fused pipeline then reuses its memory)."""
+        with forking_workers() if getattr(self.loader, "num_workers", 0) else contextlib.nullcontext():
+            batches = iter(self.loader)
+        release = self.release or (lambda _: None)
         if self.device.type != "cuda":
-            for batch in self.loader:
+            for batch in batches:
                 yield self.to_input(batch)
+                release(batch)
             return
         stream = torch.cuda.Stream(self.device)
         main = torch.cuda.current_stream(self.device)
-        batches = iter(self.loader)
 
         def ahead():
             batch = next(batches, None)
             if batch is None:
-                return None
+                return None, None
             with torch.cuda.stream(stream):
-                return self.to_input(batch)
+                return batch, self.to_input(batch)
 
-        nxt = ahead()
+        raw, nxt = ahead()
         while nxt is not None:
             main.wait_stream(stream)
             for t in nxt:
                 if isinstance(t, torch.Tensor) and t.is_cuda:
                     t.record_stream(main)  # made on the side stream, used on this one
-            current, nxt = nxt, ahead()
+            done, current = raw, nxt
+            raw, nxt = ahead()
             yield current
+            release(done)

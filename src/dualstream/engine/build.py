@@ -19,6 +19,7 @@ from ..config import Config, ConfigError
 from ..data import device as dev
 from ..data.cache import check_prepared, read_manifest
 from ..data.dataset import ClipSpec, EvalViews
+from ..data.fused import FusedViews, collate_fused, release_batch
 from ..data.packed import is_packed
 from ..data.u8clips import to_u8_input
 from ..data.ucf101 import Split, VideoEntry, check_group_overlap, read_split, validate_split
@@ -72,7 +73,8 @@ def eval_loader(dataset: Dataset, *, world: World, batch_size: int, workers: int
 
 
 def resolve_pipeline(cfg: Config, device: torch.device, entries: list[VideoEntry]) -> tuple[str, bool]:
-    """(``classic``, ``u8`` or ``device``, whether the device decodes the JPEGs) for this config, device and videos."""
+    """(``classic``, ``u8``, ``fused`` or ``device``, whether the device decodes the JPEGs) for this config,
+    device and videos."""
     d = cfg.data
     pipeline = d.pipeline if d.pipeline != "auto" else ("device" if device.type == "cuda" else "classic")
     if pipeline != "device" or d.jpeg_decode == "worker":
@@ -120,6 +122,13 @@ def eval_batches(cfg: Config, entries: list[VideoEntry], *, world: World, device
     dataset (``.dataset``) says ``views_per_video``, ``crops`` and ``flips``."""
     spec, pin = clip_spec(cfg), device.type == "cuda"
     pipeline, jpeg = resolve_pipeline(cfg, device, entries)
+    if pipeline == "fused":  # batches cut whole in the workers; on the CPU their memory is reused
+        views = FusedViews(cfg.data.cache, entries, spec, offsets=offsets, crops=crops, flip=flip)
+        if device.type == "cpu":
+            views.reuse_batches()
+        loader = eval_loader(views, world=world, batch_size=cfg.train.batch_size, workers=workers, pin=pin,
+                             collate_fn=collate_fused)
+        return DeviceBatches(loader, classic_input(device, channels_last), device, release=release_batch)
     if pipeline != "device":
         views = EvalViews(cfg.data.cache, entries, spec, offsets=offsets, crops=crops, flip=flip)
         loader = eval_loader(views, world=world, batch_size=cfg.train.batch_size, workers=workers, pin=pin)

@@ -37,6 +37,7 @@ from ..data.cache import read_manifest
 from ..data.dataset import TrainClips
 from ..data.holdout import carve_validation
 from ..data.device import TrainFrames, collate_frames
+from ..data.fused import FusedClips, collate_fused, release_batch
 from ..data.u8clips import TrainClipsU8
 from ..data.sampling import eval_offsets, offset_for_epoch
 from ..data.ucf101 import Split
@@ -124,6 +125,14 @@ class EpochClips(Dataset):
         epoch, i = key
         self.clips.set_epoch(epoch)
         return self.clips[i]
+
+    def __getitems__(self, keys: list[tuple[int, int]]):
+        """A whole batch from datasets that cut one (``FusedClips``), a list of items from the others."""
+        epochs = {epoch for epoch, _ in keys}
+        if not hasattr(self.clips, "__getitems__") or len(epochs) != 1:
+            return [self[key] for key in keys]
+        self.clips.set_epoch(epochs.pop())
+        return self.clips.__getitems__([i for _, i in keys])
 
 
 def train(cfg: Config, run: str | Path, *, resume: bool = False, progress: bool = True,
@@ -286,6 +295,11 @@ def _loaders(cfg: Config, split: Split, world: World, device: torch.device, chan
         train_set, collate, to_input = TrainClipsU8(cfg.data.cache, train_entries, spec, seed=cfg.seed,
                                                     repeats=repeats), None, \
             device_input("u8", spec, device, channels_last)
+    elif pipeline == "fused":  # on the CPU each batch's memory is reused once the loop has moved on
+        train_set = FusedClips(cfg.data.cache, train_entries, spec, seed=cfg.seed, repeats=repeats)
+        if device.type == "cpu":
+            train_set.reuse_batches()
+        collate, to_input = collate_fused, classic_input(device, channels_last)
     else:
         train_set = TrainFrames(cfg.data.cache, train_entries, spec, seed=cfg.seed, jpeg_bytes=jpeg, repeats=repeats)
         collate, to_input = collate_frames, device_input("train", spec, device, channels_last)
@@ -297,7 +311,8 @@ def _loaders(cfg: Config, split: Split, world: World, device: torch.device, chan
     test = eval_batches(cfg, split.test, world=world, device=device, offsets=eval_offsets(cfg.data.interval, 1),
                         workers=workers, channels_last=channels_last)
     name = pipeline + (" (JPEG decoded on the device)" if jpeg else "")
-    return sampler, DeviceBatches(loader, to_input, device), test, name
+    release = release_batch if pipeline == "fused" else None
+    return sampler, DeviceBatches(loader, to_input, device, release=release), test, name
 
 
 def _open_run_folder(s: Session, split: Split, *, fresh: bool) -> None:

@@ -1,0 +1,194 @@
+"""The fused pipeline (workers cut whole network-ready batches into reused shared memory) against the
+classic and device pipelines; its batch memory pool; loader workers forked after OpenCV's pool ran."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from dualstream.data import device as dev
+from dualstream.data.dataset import ClipSpec, EvalViews, TrainClips
+from dualstream.data.fused import BatchPool, FusedClips, FusedViews, collate_fused, release_batch
+from dualstream.data.packed import pack_cache, read_packed
+from dualstream.engine.accel import DeviceBatches, loader_worker_init
+from dualstream.engine.train import EpochClips, EpochSampler
+
+from .test_data_device import fake_cache
+
+CPU = torch.device("cpu")
+RGB_LEVEL = 1 / (0.224 * 255)  # one uint8 step of RGB in normalised units (the smallest std)
+
+
+def _flow_level(size: int, side: int) -> float:
+    """One quantisation step of the flow (bound 20) in network units, for a crop of ``side`` resized to ``size``."""
+    return 2 / 255 * size / side
+
+
+def test_fused_clips_are_classic_when_enlarged_and_device_when_shrunk(tmp_path):
+    """Same draws and labels as TrainClips; a crop enlarged to the input size is OpenCV's bilinear
+    resize as in TrainClips, a crop shrunk is sampled as the device pipeline samples (bilinear): each
+    within one uint8 step (the flow is resized as uint8, not as float)."""
+    entries = fake_cache(tmp_path, [(40, 52), (44, 60)])
+    spec = ClipSpec(frames=3, interval=3, offsets=(1, 2), input_size=32, crop_scale_min=0.6)
+    fused, classic, frames = FusedClips(tmp_path, entries, spec), TrainClips(tmp_path, entries, spec), \
+        dev.TrainFrames(tmp_path, entries, spec)
+    seen = set()
+    for epoch in range(4):
+        for ds in (fused, classic, frames):
+            ds.set_epoch(epoch)
+        for i in range(len(entries)):
+            rgb, flow, label = fused[i]
+            crop = classic.crop(i, *frames.sizes[i])
+            assert rgb.shape == (9, 32, 32) and flow.shape == (6, 32, 32) and rgb.dtype == torch.float32
+            if crop.size <= 32:
+                want_rgb, want_flow, want_label = classic[i]
+                seen.add("enlarged")
+            else:
+                want_rgb, want_flow, want_label = dev.to_train_input(dev.collate_frames([frames[i]]), CPU, size=32,
+                                                                     flow_bound=20.0)
+                want_rgb, want_flow, want_label = want_rgb[0], want_flow[0], int(want_label[0])
+                seen.add("shrunk")
+            assert label == want_label
+            assert (rgb - want_rgb).abs().max() <= RGB_LEVEL + 1e-5
+            assert (flow - want_flow).abs().max() <= _flow_level(32, crop.size) + 1e-5
+            if crop.size <= 32:
+                assert (rgb - want_rgb).abs().max() < 1e-5  # the same OpenCV resize of the same uint8 pixels
+    assert seen == {"enlarged", "shrunk"}
+
+
+def test_fused_mirror_negates_flow_x(tmp_path):
+    """An uncropped, unresized clip and its mirror: RGB and flow-y mirrored, flow-x mirrored and negated."""
+    entries = fake_cache(tmp_path, [(24, 24)])
+    spec = ClipSpec(frames=2, interval=3, offsets=(1,), input_size=24, crop_scale_min=1.0)
+    fused = FusedClips(tmp_path, entries, spec)
+    flips = {}
+    for epoch in range(12):
+        fused.set_epoch(epoch)
+        flips[fused.crop(0, 24, 24).flip] = fused[0]
+    (rgb, flow, _), (mrgb, mflow, _) = flips[False], flips[True]
+    torch.testing.assert_close(mrgb, rgb.flip(-1), atol=1e-5, rtol=0)
+    torch.testing.assert_close(mflow[1::2], flow[1::2].flip(-1), atol=1e-5, rtol=0)
+    torch.testing.assert_close(mflow[0::2], -flow[0::2].flip(-1), atol=1e-5, rtol=0)
+    assert flow.abs().max() > 0.05  # the fake flows are not zero
+
+
+def test_fused_views_are_eval_views_in_order(tmp_path):
+    """Input size = short side: every view (offsets x 3 crops x mirrors) equals EvalViews', in its order."""
+    entries = fake_cache(tmp_path, [(40, 52), (52, 40)])
+    spec = ClipSpec(frames=3, interval=3, input_size=40)
+    ref = EvalViews(tmp_path, entries, spec, offsets=[1, 3], crops=3, flip=True)
+    fused = FusedViews(tmp_path, entries, spec, offsets=[1, 3], crops=3, flip=True)
+    assert len(fused) == len(ref) == 2 * 2 * 3 * 2
+    rgb, flow, labels, videos = fused.__getitems__(list(range(len(fused))))
+    for k in range(len(ref)):
+        want = ref[k]
+        torch.testing.assert_close(rgb[k], want[0], atol=1e-5, rtol=0)
+        torch.testing.assert_close(flow[k], want[1], atol=1e-5, rtol=0)
+        assert (int(labels[k]), int(videos[k])) == want[2:]
+
+
+def test_fused_reads_only_the_crop_lines_of_a_packed_store(tmp_path):
+    entries = fake_cache(tmp_path / "cache", [(40, 52), (52, 40)], kept=[1, 4, 7, 10])
+    packed = tmp_path / "packed"
+    shutil.copytree(tmp_path / "cache", packed)
+    pack_cache(packed, drop_jpeg=True, workers=1, progress=False)
+    folder = packed / entries[0].key
+    whole = read_packed(folder, [0, 2])
+    part = read_packed(folder, [0, 2], (5, 30))
+    assert part[0].shape == (2, 30, 52, 3) and part[1].shape == (2, 30, 52, 2)
+    assert all(np.array_equal(p, w[:, 5:35]) for p, w in zip(part, whole))
+    with pytest.raises(IndexError, match="lines"):
+        read_packed(folder, [0], (20, 30))
+    spec = ClipSpec(frames=3, interval=3, offsets=(1, 2), input_size=32, crop_scale_min=0.6)
+    jpeg, pk = FusedClips(tmp_path / "cache", entries, spec), FusedClips(packed, entries, spec)
+    for epoch in range(3):
+        jpeg.set_epoch(epoch)
+        pk.set_epoch(epoch)
+        a, b = jpeg.__getitems__([0, 1]), pk.__getitems__([0, 1])
+        assert all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def test_batch_pool_reuses_only_released_batches():
+    pool = BatchPool(keep=2)
+    shapes = (2, 3, 4, 4), (2, 2, 4, 4)
+    a = pool.batch(*shapes)
+    b = pool.batch(*shapes)
+    assert a[0].data_ptr() != b[0].data_ptr()
+    assert a[1].data_ptr() == a[0].data_ptr() + 4 * a[0].numel()  # one storage, the flag after both
+    assert pool.batch(*shapes)[0].data_ptr() not in (a[0].data_ptr(), b[0].data_ptr())  # none released yet
+    release_batch(b)
+    release_batch(b)  # twice: harmless
+    c = pool.batch(*shapes)
+    assert c[0].data_ptr() == b[0].data_ptr()  # b's memory, once released
+    assert pool.batch(*shapes)[0].data_ptr() != b[0].data_ptr()  # c holds it now
+    release_batch((torch.zeros(2, 3), torch.zeros(2, 2), torch.zeros(2)))  # not a pooled batch: nothing happens
+    release_batch(a)
+    assert pool.batch((1, 3, 4, 4), (1, 2, 4, 4))[0].data_ptr() != a[0].data_ptr()  # another size: fresh
+    copy = pickle.loads(pickle.dumps(pool))  # a worker's copy starts empty
+    assert copy.storages == [] and copy.keep == 2
+
+
+def test_fused_loader_workers_deliver_the_in_process_batches(tmp_path):
+    """Two workers, two epochs, memory reused (the loop releases each batch): the batches equal those
+    cut in this process, every batch fresh (a reused storage never overwrites one still in use)."""
+    entries = fake_cache(tmp_path, [(40, 52)] * 5)
+    spec = ClipSpec(frames=3, interval=3, offsets=(1, 2), offset_period=1, input_size=32, crop_scale_min=0.6)
+
+    def batches(workers: int) -> list[tuple[torch.Tensor, ...]]:
+        clips = FusedClips(tmp_path, entries, spec, seed=3, repeats=2).reuse_batches(keep=2)
+        sampler = EpochSampler(clips, num_replicas=1, rank=0, shuffle=True, seed=3)
+        loader = DataLoader(EpochClips(clips), batch_size=3, sampler=sampler, num_workers=workers,
+                            collate_fn=collate_fused, worker_init_fn=loader_worker_init if workers else None,
+                            persistent_workers=workers > 0, generator=torch.Generator().manual_seed(3))
+        out = []
+        for epoch in range(2):
+            sampler.set_epoch(epoch)
+            out += [tuple(t.clone() for t in b) for b in DeviceBatches(loader, lambda b: b, CPU, release=release_batch)]
+        return out
+
+    a, b = batches(0), batches(2)
+    assert len(a) == len(b) == 2 * 4 and [x[0].shape[0] for x in a[:4]] == [3, 3, 3, 1]
+    assert all(torch.equal(x, y) for p, q in zip(a, b) for x, y in zip(p, q))
+    assert not torch.equal(a[0][0], a[4][0])  # another epoch: other clips
+
+
+def test_loader_workers_start_after_opencv_pool_ran(tmp_path):
+    """A worker forked after this process ran OpenCV's thread pool hung for ever in cv2.setNumThreads(1)
+    (loader_worker_init) before DeviceBatches set the pool to one thread around the fork."""
+    script = textwrap.dedent(f"""
+        import cv2, numpy as np, sys, torch
+        sys.path.insert(0, {str(Path(__file__).parent.parent)!r})
+        from pathlib import Path
+        from torch.utils.data import DataLoader
+        from tests.test_data_device import fake_cache
+        from dualstream.data.dataset import ClipSpec, TrainClips
+        from dualstream.engine.accel import DeviceBatches, loader_worker_init
+        cv2.GaussianBlur(np.zeros((400, 400, 3), np.uint8), (7, 7), 0)  # the pool has run
+        threads = cv2.getNumThreads()
+        entries = fake_cache(Path({str(tmp_path)!r}), [(24, 32)] * 4)
+        clips = TrainClips({str(tmp_path)!r}, entries, ClipSpec(frames=3, interval=3, input_size=16))
+        loader = DataLoader(clips, batch_size=2, num_workers=2, worker_init_fn=loader_worker_init)
+        n = len(list(DeviceBatches(loader, lambda b: b, torch.device("cpu"))))
+        print(n, cv2.getNumThreads() == threads)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the hung workers too
+        proc.communicate()
+        pytest.fail("loader workers forked after OpenCV's pool ran did not start within 60 s")
+    assert proc.returncode == 0, stderr
+    assert stdout.split() == ["2", "True"]  # the batches came, this process's OpenCV threads are back
