@@ -3,8 +3,8 @@ classic and device pipelines; its batch memory pool; loader workers forked after
 
 from __future__ import annotations
 
+import copy
 import os
-import pickle
 import shutil
 import signal
 import subprocess
@@ -135,8 +135,8 @@ def test_batch_pool_reuses_only_released_batches():
     release_batch((torch.zeros(2, 3), torch.zeros(2, 2), torch.zeros(2)))  # not a pooled batch: nothing happens
     release_batch(a)
     assert pool.batch((1, 3, 4, 4), (1, 2, 4, 4))[0].data_ptr() != a[0].data_ptr()  # another size: fresh
-    copy = pickle.loads(pickle.dumps(pool))  # a worker's copy starts empty
-    assert copy.storages == [] and copy.keep == 2
+    clone = copy.deepcopy(pool)  # a worker's copy (pickled through __getstate__) starts empty
+    assert clone.storages == [] and clone.keep == 2
 
 
 def test_fused_loader_workers_deliver_the_in_process_batches(tmp_path):

@@ -125,14 +125,18 @@ def collate_frames(items: list[dict]) -> dict:
     return out
 
 
-def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """torch.stack, into shared memory in a loader worker (as default_collate: the batch then crosses to
-    the main process without another copy)."""
-    shape = (len(tensors), *tensors[0].shape)
+def shared_empty(shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """An uninitialised tensor, in shared memory inside a loader worker (as ``default_collate``'s
+    batches: it then reaches the main process without a copy), in ordinary memory elsewhere."""
     if get_worker_info() is None:
-        return torch.stack(tensors)
-    out = torch.empty(shape, dtype=tensors[0].dtype).share_memory_()
-    return torch.stack(tensors, out=out)
+        return torch.empty(shape, dtype=dtype)
+    storage = torch.empty(0, dtype=dtype)._typed_storage()._new_shared(int(np.prod(shape)))
+    return torch.empty(0, dtype=dtype).set_(storage._untyped_storage, 0, shape)
+
+
+def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """torch.stack, into shared memory in a loader worker (``shared_empty``)."""
+    return torch.stack(tensors, out=shared_empty((len(tensors), *tensors[0].shape), tensors[0].dtype))
 
 
 def decode_jpeg_batch(data: list[torch.Tensor], batch: int, device: torch.device) -> torch.Tensor:

@@ -25,25 +25,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import default_collate, get_worker_info
+from torch.utils.data import default_collate
 
 from .cache import load_frames_u8
 from .dataset import ClipSpec, EvalViews, TrainClips
-from .device import frame_sizes
+from .device import frame_sizes, shared_empty
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, CropParams, crop_params
 from .ucf101 import VideoEntry
 
-_RGB_SCALE = 1.0 / (np.array(IMAGENET_STD) * 255.0)  # (x - 255 mean) / (255 std) = x * scale + shift
-_RGB_SHIFT = -np.array(IMAGENET_MEAN) / np.array(IMAGENET_STD)
-
-
-def shared_empty(shape: tuple[int, ...]) -> torch.Tensor:
-    """An uninitialised float32 tensor, in shared memory inside a loader worker (it then reaches the main
-    process without a copy, as ``default_collate``'s batches), in ordinary memory elsewhere."""
-    if get_worker_info() is None:
-        return torch.empty(shape, dtype=torch.float32)
-    storage = torch.empty(0, dtype=torch.float32)._typed_storage()._new_shared(int(np.prod(shape)))
-    return torch.empty(0, dtype=torch.float32).set_(storage._untyped_storage, 0, shape)
+_RGB_SCALE = (1.0 / (np.array(IMAGENET_STD) * 255.0)).tolist()  # (x - 255 mean) / (255 std) = x * scale + shift
+_RGB_SHIFT = (-np.array(IMAGENET_MEAN) / np.array(IMAGENET_STD)).tolist()
 
 
 IN_USE, RELEASED = 1234.5, 0.0  # the flag after a pooled batch's two tensors
@@ -136,9 +127,8 @@ def cut_clip(rgb: np.ndarray, flow: np.ndarray, crop: CropParams, *, size: int, 
     k = size / crop.size
     sign = -1.0 if crop.flip else 1.0
     flow_scale, flow_shift = [sign * 2 * k / 255.0, 2 * k / 255.0], [-sign * k, -k]
-    rgb_scale, rgb_shift = _RGB_SCALE.tolist(), _RGB_SHIFT.tolist()
     for t in range(rgb.shape[0]):
-        _planes(_resize(rgb[t, rows, cols], size, crop.flip), rgb_scale, rgb_shift, out_rgb[3 * t:3 * t + 3])
+        _planes(_resize(rgb[t, rows, cols], size, crop.flip), _RGB_SCALE, _RGB_SHIFT, out_rgb[3 * t:3 * t + 3])
         _planes(_resize(flow[t, rows, cols], size, crop.flip), flow_scale, flow_shift, out_flow[2 * t:2 * t + 2])
 
 
@@ -151,6 +141,10 @@ class _Batches:
     available: list
     pool: BatchPool | None = None
     """Set by ``reuse_batches`` where the consumer calls ``release_batch``: batches then reuse released storages."""
+
+    def __init__(self, cache: str | Path, entries: list[VideoEntry], spec: ClipSpec, **kwargs):
+        super().__init__(cache, entries, spec, **kwargs)  # TrainClips' or EvalViews'
+        self.sizes = frame_sizes(cache, entries)
 
     def clip(self, k: int) -> tuple[int, list[int], CropParams]:
         raise NotImplementedError
@@ -184,11 +178,6 @@ class FusedClips(_Batches, TrainClips):
     """``TrainClips``' clips and draws, cut by ``cut_clip``: items (rgb (3T, S, S), flow (2T, S, S), label)
     and, through ``__getitems__``, whole batches (rgb (B, 3T, S, S), flow, labels) as a tuple."""
 
-    def __init__(self, cache: str | Path, entries: list[VideoEntry], spec: ClipSpec, *, seed: int = 0,
-                 repeats: int = 1):
-        super().__init__(cache, entries, spec, seed=seed, repeats=repeats)
-        self.sizes = frame_sizes(cache, entries)
-
     def clip(self, i: int) -> tuple[int, list[int], CropParams]:
         v = self.video(i)
         return v, self.clip_frames(i), self.crop(i, *self.sizes[v])
@@ -204,11 +193,6 @@ class FusedClips(_Batches, TrainClips):
 
 class FusedViews(_Batches, EvalViews):
     """``EvalViews``' views in its order, cut by ``cut_clip``: items (rgb, flow, label, video) and whole batches."""
-
-    def __init__(self, cache: str | Path, entries: list[VideoEntry], spec: ClipSpec, *,
-                 offsets: list[int], crops: int = 1, flip: bool = False):
-        super().__init__(cache, entries, spec, offsets=offsets, crops=crops, flip=flip)
-        self.sizes = frame_sizes(cache, entries)
 
     def clip(self, k: int) -> tuple[int, list[int], CropParams]:
         v, (o, c, f) = self.view(k)
