@@ -267,7 +267,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 def load_predictor(args: argparse.Namespace):
     """The predictor for ``--model`` / ``--runtime`` / ``--device`` / ``--threads``; user errors in one line."""
-    from .predict import Predictor, resolve_runtime
+    from .predict import TorchPredictor, resolve_runtime
 
     if args.threads < 0:
         raise UserError("--threads must be >= 0 (0: the runtime's default)")
@@ -286,7 +286,7 @@ def load_predictor(args: argparse.Namespace):
         import torch
 
         torch.set_num_threads(args.threads)
-    return Predictor.load(target, runtime="torch", device=args.device)
+    return TorchPredictor.load(target, device=args.device)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

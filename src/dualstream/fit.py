@@ -19,7 +19,7 @@ from pathlib import Path
 from .config import ConfigError, load_config
 from .data.make_split import compile_group_regex, make_split
 from .data.prepare import PrepareOptions, find_videos, prepare_dataset
-from .data.ucf101 import SplitError, VideoEntry, entry_group
+from .data.ucf101 import SplitError, VideoEntry, entry_group, read_split
 
 CONFIGS = Path(__file__).parent / "configs"
 DEFAULT_RECIPE = "small_real"
@@ -39,11 +39,10 @@ def recipe_path(recipe: str) -> Path:
     return shipped
 
 
-def check_groups(videos_dir: str | Path, group_regex: str | None) -> tuple[int, bool]:
+def check_groups(videos_dir: str | Path, group_regex: str | None) -> bool:
     """Refuse a folder that cannot be split group-disjointly: every class needs two or more groups.
 
-    Returns (number of groups, whether any file name matched the regex); a video whose name has no
-    group is its own group.
+    Returns whether any file name matched the regex; a video whose name has no group is its own group.
     """
     pattern = compile_group_regex(group_regex)
     videos = find_videos(videos_dir)
@@ -63,7 +62,7 @@ def check_groups(videos_dir: str | Path, group_regex: str | None) -> tuple[int, 
         how = "the group regex" if group_regex else "UCF-101's _gGG_ (--group-regex to change it)"
         raise SplitError(f"{videos_dir}: class(es) {', '.join(single)} have only one group of videos by {how}, "
                          "so no test set can hold groups unseen in training; add recordings of other groups")
-    return sum(len(g) for g in groups.values()), matched
+    return matched
 
 
 @dataclass
@@ -86,19 +85,17 @@ def fit(videos: str | Path, out: str | Path, *, recipe: str = DEFAULT_RECIPE, gr
     out = Path(out)
     path = recipe_path(recipe)
     load_config(path, list(overrides))  # a bad recipe or --set fails before any work
-    _, matched = check_groups(videos, group_regex)
+    matched = check_groups(videos, group_regex)
     note = "" if matched else ("note: no file name matches the group regex, so every video is its own group; "
                                "clips cut from one recording may land on both sides")
     splits = out / "splits"
+    # both sides get groups of every class: check_groups made sure that each class has two or more
     counts = make_split(videos, splits, test_fraction=test_fraction, group_regex=group_regex, seed=seed)
-    if counts["test"] == 0 or counts["train"] == 0:
-        raise SplitError(f"{videos}: the group-disjoint split left the {'test' if counts['test'] == 0 else 'train'} "
-                         "side empty; add videos of more groups")
     sets = [f"data.cache={json.dumps(str(out / 'cache'))}", f"data.splits={json.dumps(str(splits))}", "data.split=1",
             f"seed={seed}", *overrides]
     cfg = load_config(path, sets)
-    listed = [line.split()[0] for name in ("trainlist01.txt", "testlist01.txt")
-              for line in (splits / name).read_text().splitlines() if line.strip()]
+    split = read_split(splits, 1)
+    listed = [e.path for e in (*split.train, *split.test)]
     opts = PrepareOptions(flow=flow, short_side=cfg.data.input_size, bound=cfg.data.flow_bound)
     summary = prepare_dataset(videos, out / "cache", opts, workers=workers, videos=listed, progress=progress)
     if summary.failed:

@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 
 from .data.transforms import CropParams, center_crop_params, clip_arrays, resize_short_side
-from .predict import Predictor, flow_pairs
+from .predict import Predictor, flow_pairs, top_dicts, top_k
 from .video import FrameLimits, VideoReadError, open_video
 
 DEFAULT_TIMEOUT = 10.0
@@ -62,12 +62,10 @@ class LivePrediction:
     latency: float = 0.0
 
     def top(self, classes: list[str], k: int) -> list[tuple[str, float]]:
-        order = np.argsort(-self.probabilities, kind="stable")[: max(1, k)]
-        return [(classes[i], float(self.probabilities[i])) for i in order]
+        return top_k(self.probabilities, classes, k)
 
     def to_dict(self, classes: list[str], k: int) -> dict:
-        return {"frame": self.frame, "time": round(self.time, 3),
-                "top": [{"class": c, "probability": round(p, 6)} for c, p in self.top(classes, k)]}
+        return {"frame": self.frame, "time": round(self.time, 3), "top": top_dicts(self.top(classes, k))}
 
 
 class SlidingWindow:

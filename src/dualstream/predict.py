@@ -113,12 +113,21 @@ class Prediction:
 
     def top(self, k: int = 5) -> list[tuple[str, float]]:
         """The ``k`` most probable classes as (name, probability), most probable first."""
-        order = np.argsort(-self.probabilities, kind="stable")[: max(1, k)]
-        return [(self.classes[i], float(self.probabilities[i])) for i in order]
+        return top_k(self.probabilities, self.classes, k)
 
     def to_dict(self, k: int = 5) -> dict:
-        return {"video": self.video, "clips": self.clips,
-                "top": [{"class": c, "probability": round(p, 6)} for c, p in self.top(k)]}
+        return {"video": self.video, "clips": self.clips, "top": top_dicts(self.top(k))}
+
+
+def top_k(probabilities: np.ndarray, classes: list[str], k: int) -> list[tuple[str, float]]:
+    """The ``k`` (at least 1) most probable classes as (name, probability), most probable first (ties: class order)."""
+    order = np.argsort(-probabilities, kind="stable")[: max(1, k)]
+    return [(classes[i], float(probabilities[i])) for i in order]
+
+
+def top_dicts(top: list[tuple[str, float]]) -> list[dict]:
+    """``top_k``'s pairs as JSON objects (probabilities to 6 decimals)."""
+    return [{"class": c, "probability": round(p, 6)} for c, p in top]
 
 
 def _read_frames(path: str | os.PathLike, need: int, short_side: int,
@@ -337,15 +346,12 @@ class TorchPredictor(Predictor):
         model, spec = load_model(path, device=device)
         return cls(model, spec, device=device)
 
-    def _forward(self, rgb: np.ndarray, flow: np.ndarray):
+    def probabilities(self, rgb: np.ndarray, flow: np.ndarray) -> np.ndarray:
         import torch
 
         with torch.no_grad():
             logits = self.model(torch.from_numpy(rgb).to(self.device), torch.from_numpy(flow).to(self.device))
             return torch.softmax(logits.float(), dim=1).cpu().numpy()
-
-    def probabilities(self, rgb: np.ndarray, flow: np.ndarray) -> np.ndarray:
-        return self._forward(rgb, flow)
 
     def run(self, clips: Clips, *, video: str = "", attention: bool = False) -> Prediction:
         """Mean softmax over the clips; with ``attention`` also the first clip's fusion attention (N, N)."""
@@ -353,7 +359,7 @@ class TorchPredictor(Predictor):
         for layer in layers:
             layer.record, layer.last_attention = True, None
         try:
-            probs = self._forward(clips.rgb, clips.flow).mean(0)
+            probs = self.probabilities(clips.rgb, clips.flow).mean(0)
         finally:
             for layer in layers:
                 layer.record = False

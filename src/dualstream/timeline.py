@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .live import SlidingWindow
-from .predict import Predictor
+from .predict import Predictor, top_dicts, top_k
 from .video import VideoReadError, iter_frames, video_info
 
 #: Class colours (matplotlib's tab10, then tab20's lighter shades), shared by the chart and the serve page.
@@ -81,12 +81,9 @@ class Timeline:
     def to_dict(self, k: int = 3) -> dict:
         windows = []
         for (start, end), w in zip(self.bands(), self.windows):
-            order = np.argsort(-w.probabilities, kind="stable")[: max(1, k)]
+            top = top_dicts(top_k(w.probabilities, self.classes, k))
             windows.append({"frames": [w.first, w.last], "time": round(self.centre(w), 3),
-                            "start": round(start, 3), "end": round(end, 3),
-                            "class": self.classes[order[0]], "probability": round(float(w.probabilities[order[0]]), 6),
-                            "top": [{"class": self.classes[i], "probability": round(float(w.probabilities[i]), 6)}
-                                    for i in order]})
+                            "start": round(start, 3), "end": round(end, 3), **top[0], "top": top})
         return {"video": self.video, "fps": round(self.fps, 3), "frames": self.frames, "stride": self.stride,
                 "duration": round(self.frames / self.fps, 3),
                 "colours": {c: class_colour(i) for i, c in enumerate(self.classes)},

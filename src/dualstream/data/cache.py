@@ -6,11 +6,10 @@ import json
 from bisect import bisect_left
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..flow import dequantize_flow
-from .packed import decode_frames, decode_jpeg, is_packed, read_packed
+from .packed import decode_frames, is_packed, read_packed
 from .prepare import MANIFEST
 
 
@@ -80,18 +79,8 @@ def load_clip_u8(folder: str | Path, indices: list[int], available: list[int] | 
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Frames ``indices`` (1-based) of a rawframes folder as stored: rgb uint8 (T, H, W, 3) and quantised
     flow uint8 (T, 2, H, W) (from the packed store when the folder has one)."""
-    folder = Path(folder)
-    if is_packed(folder):
-        rgb, flow = load_frames_u8(folder, indices, available)
-        return rgb, flow.transpose(0, 3, 1, 2)
-    rgb = np.stack([decode_jpeg(folder / f"img_{i:05d}.jpg", cv2.IMREAD_COLOR)[..., ::-1] for i in indices])
-    q = np.stack(
-        [
-            np.stack([decode_jpeg(folder / f"flow_{axis}_{i:05d}.jpg", cv2.IMREAD_GRAYSCALE) for axis in "xy"])
-            for i in indices
-        ]
-    )
-    return rgb, q
+    rgb, flow = load_frames_u8(folder, indices, available)
+    return rgb, flow.transpose(0, 3, 1, 2)
 
 
 def load_clip(folder: str | Path, indices: list[int], *, bound: float, available: list[int] | None = None

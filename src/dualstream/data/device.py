@@ -25,14 +25,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset, get_worker_info
+from torch.utils.data import get_worker_info
 
-from .cache import load_frames_u8, read_manifest, snap_to_available
-from .dataset import ClipSpec, TrainClips, _frame_index
-CHANNELS = 5  # per frame on the device: R, G, B, flow-x, flow-y
-from .sampling import clip_indices
+from .cache import load_frames_u8, read_manifest
+from .dataset import ClipSpec, EvalViews, TrainClips
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, crop_params
 from .ucf101 import VideoEntry
+
+CHANNELS = 5  # per frame on the device: R, G, B, flow-x, flow-y
 
 
 def _read(folder: Path, indices: list[int], available: list[int] | None, jpeg_bytes: bool) -> dict:
@@ -64,35 +64,27 @@ class TrainFrames(TrainClips):
                 "label": self.entries[v].label, **_read(folder, idx, self.available[v], self.jpeg_bytes)}
 
 
-class EvalFrames(Dataset):
-    """One item per (video, frame offset): the clip's whole frames; ``to_eval_input`` cuts its
-    ``views_per_item`` views (crops x flips) on the device, in ``EvalViews``' order."""
+class EvalFrames(EvalViews):
+    """``EvalViews``' clips, one item per (video, frame offset): the clip's whole frames; ``to_eval_input``
+    cuts its ``views_per_item`` views (crops x flips) on the device, in ``EvalViews``' order."""
 
     def __init__(self, cache: str | Path, entries: list[VideoEntry], spec: ClipSpec, *,
                  offsets: list[int], crops: int = 1, flip: bool = False, jpeg_bytes: bool = False):
-        self.cache, self.entries, self.spec, self.jpeg_bytes = Path(cache), entries, spec, jpeg_bytes
-        self.offsets, self.crops, self.flips = list(offsets), crops, (False, True) if flip else (False,)
-        self.num_frames, self.available = _frame_index(cache, entries, spec)
+        super().__init__(cache, entries, spec, offsets=offsets, crops=crops, flip=flip)
+        self.jpeg_bytes = jpeg_bytes
         self.sizes = frame_sizes(cache, entries)
 
     @property
     def views_per_item(self) -> int:
         return self.crops * len(self.flips)
 
-    @property
-    def views_per_video(self) -> int:
-        return len(self.offsets) * self.views_per_item
-
     def __len__(self) -> int:
         return len(self.entries) * len(self.offsets)
 
-    def __getitem__(self, k: int) -> dict:
-        s = self.spec
+    def __getitem__(self, k: int) -> dict:  # type: ignore[override]
         v, o = divmod(k, len(self.offsets))
-        idx = snap_to_available(clip_indices(self.num_frames[v], frames=s.frames, interval=s.interval,
-                                             offset=self.offsets[o]), self.available[v])
         return {"label": self.entries[v].label, "video": v, "size": torch.tensor(self.sizes[v]),
-                **_read(self.cache / self.entries[v].key, idx, self.available[v], self.jpeg_bytes)}
+                **_read(self.cache / self.entries[v].key, self.view_frames(v, o), self.available[v], self.jpeg_bytes)}
 
 
 def frame_sizes(cache: str | Path, entries: list[VideoEntry]) -> list[tuple[int, int]]:

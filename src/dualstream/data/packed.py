@@ -37,12 +37,6 @@ def packed_rows(manifest: dict) -> list[int]:
     return list(range(1, int(manifest.get("num_flows", manifest["num_frames"] - 1)) + 1))
 
 
-def row_of(frame: int, manifest: dict) -> int:
-    """The packed row of frame number ``frame`` (which the folder must hold)."""
-    kept = manifest.get("frames", "all")
-    return frame - 1 if kept == "all" else kept.index(frame)
-
-
 def is_packed(folder: str | Path) -> bool:
     return (Path(folder) / PACKED_FLOW).is_file()
 

@@ -188,21 +188,19 @@ def prepare_video(src: str | Path, dst: str | Path, opts: PrepareOptions) -> dic
         if opts.schedule is None:
             count, height, width = _write_all_frames(src, tmp, opts)
             kept: str | list[int] = "all"
-            num_flows = count - 1
         else:
             count, height, width, kept = _write_sampled_frames(src, tmp, opts, opts.schedule)
-            num_flows = len(kept)
-        manifest = write_manifest(tmp, src.name, count, height, width, num_flows, kept, opts)
+        manifest = write_manifest(tmp, src.name, count, height, width, kept, opts)
     return manifest
 
 
-def write_manifest(folder: Path, source: str, count: int, height: int, width: int, num_flows: int,
+def write_manifest(folder: Path, source: str, count: int, height: int, width: int,
                    kept: str | list[int], opts: PrepareOptions) -> dict:
     """Write ``folder/manifest.json`` (last, once every frame and flow is in ``folder``) and return it."""
     manifest = {
         "source": source,
         "num_frames": count,
-        "num_flows": num_flows,
+        "num_flows": count - 1 if kept == "all" else len(kept),  # every frame but the last, or the kept ones
         "height": height,
         "width": width,
         "flow_method": opts.flow,

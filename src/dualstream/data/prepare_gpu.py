@@ -226,8 +226,7 @@ def run_pipeline(todo: list, opts: PrepareOptions, *, device: str, workers: int,
         if video.error is None:
             try:
                 manifest = write_manifest(video.tmp, Path(video.rel).name, video.count, video.height, video.width,
-                                          video.count - 1 if video.kept == "all" else len(video.kept), video.kept,
-                                          opts)
+                                          video.kept, opts)
                 commit_folder(video.tmp, video.dst)
                 return video.rel, None, video.count, manifest["bytes"]
             except OSError as exc:

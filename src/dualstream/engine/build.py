@@ -17,9 +17,9 @@ from tqdm import tqdm
 
 from ..config import Config, ConfigError
 from ..data import device as dev
-from ..data.cache import check_prepared, read_manifest
+from ..data.cache import check_prepared
 from ..data.dataset import ClipSpec, EvalViews
-from ..data.fused import FusedViews, collate_fused, release_batch
+from ..data.fused import FusedClips, FusedViews, collate_fused, release_batch
 from ..data.packed import is_packed
 from ..data.u8clips import to_u8_input
 from ..data.ucf101 import Split, VideoEntry, check_group_overlap, read_split, validate_split
@@ -85,7 +85,7 @@ def resolve_pipeline(cfg: Config, device: torch.device, entries: list[VideoEntry
                               "(use data.jpeg_decode=worker or auto)")
         return pipeline, False
     packed = is_packed(Path(d.cache) / entries[0].key) if entries else False
-    sizes = {(m["height"], m["width"]) for m in (read_manifest(d.cache, e.key) for e in entries)}
+    sizes = set(dev.frame_sizes(d.cache, entries))
     if d.jpeg_decode == "device" and (packed or len(sizes) > 1):
         raise ConfigError("data.jpeg_decode=device needs a JPEG (not packed) cache whose videos share one size")
     return pipeline, not packed and len(sizes) == 1
@@ -116,23 +116,30 @@ def device_input(kind: str, spec: ClipSpec, device: torch.device, channels_last:
     return to_input
 
 
+def fused_batches(dataset: FusedClips | FusedViews, device: torch.device) -> tuple[Callable, Callable]:
+    """A fused dataset's (collate, release) for its loader and ``DeviceBatches``. On the CPU its batch
+    memory is reused once released; on CUDA the loop gets pinned copies, so nothing would be released."""
+    if device.type == "cpu":
+        dataset.reuse_batches()
+    return collate_fused, release_batch
+
+
 def eval_batches(cfg: Config, entries: list[VideoEntry], *, world: World, device: torch.device, offsets: list[int],
                  crops: int = 1, flip: bool = False, workers: int, channels_last: bool) -> DeviceBatches:
     """Every view of every video of ``entries`` (a shard per process), ready on ``device``; the
     dataset (``.dataset``) says ``views_per_video``, ``crops`` and ``flips``."""
     spec, pin = clip_spec(cfg), device.type == "cuda"
     pipeline, jpeg = resolve_pipeline(cfg, device, entries)
-    if pipeline == "fused":  # batches cut whole in the workers; on the CPU their memory is reused
-        views = FusedViews(cfg.data.cache, entries, spec, offsets=offsets, crops=crops, flip=flip)
-        if device.type == "cpu":
-            views.reuse_batches()
-        loader = eval_loader(views, world=world, batch_size=cfg.train.batch_size, workers=workers, pin=pin,
-                             collate_fn=collate_fused)
-        return DeviceBatches(loader, classic_input(device, channels_last), device, release=release_batch)
     if pipeline != "device":
-        views = EvalViews(cfg.data.cache, entries, spec, offsets=offsets, crops=crops, flip=flip)
-        loader = eval_loader(views, world=world, batch_size=cfg.train.batch_size, workers=workers, pin=pin)
-        return DeviceBatches(loader, classic_input(device, channels_last), device)
+        collate = release = None
+        if pipeline == "fused":
+            views = FusedViews(cfg.data.cache, entries, spec, offsets=offsets, crops=crops, flip=flip)
+            collate, release = fused_batches(views, device)
+        else:
+            views = EvalViews(cfg.data.cache, entries, spec, offsets=offsets, crops=crops, flip=flip)
+        loader = eval_loader(views, world=world, batch_size=cfg.train.batch_size, workers=workers, pin=pin,
+                             collate_fn=collate)
+        return DeviceBatches(loader, classic_input(device, channels_last), device, release=release)
     frames = dev.EvalFrames(cfg.data.cache, entries, spec, offsets=offsets, crops=crops, flip=flip, jpeg_bytes=jpeg)
     m = frames.views_per_item  # a batch of items is m times as many views: keep the views per batch
     loader = eval_loader(frames, world=world, batch_size=max(1, cfg.train.batch_size // m), workers=workers,

@@ -37,13 +37,14 @@ from ..data.cache import read_manifest
 from ..data.dataset import TrainClips
 from ..data.holdout import carve_validation
 from ..data.device import TrainFrames, collate_frames
-from ..data.fused import FusedClips, collate_fused, release_batch
+from ..data.fused import FusedClips
 from ..data.u8clips import TrainClipsU8
 from ..data.sampling import eval_offsets, offset_for_epoch
 from ..data.ucf101 import Split
 from .accel import (DeviceBatches, autocast, autocast_dtype, loader_worker_init, loader_workers, to_device,
                     use_channels_last)
-from .build import CONFIG, build_model, classic_input, clip_spec, device_input, eval_batches, load_split, resolve_pipeline
+from .build import (CONFIG, build_model, classic_input, clip_spec, device_input, eval_batches, fused_batches, load_split,
+                    resolve_pipeline)
 from .checkpoint import (CHECKPOINT_DIR, CheckpointError, checkpoint_dirs, load_checkpoint, save_checkpoint,
                          MODEL_JSON, MODEL_WEIGHTS, save_model_package)
 from .distributed import World, all_reduce_sum, close_world, gather_objects, init_world
@@ -288,6 +289,7 @@ def _loaders(cfg: Config, split: Split, world: World, device: torch.device, chan
     spec = clip_spec(cfg)
     workers = loader_workers(cfg.data.num_workers, local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     pipeline, jpeg = resolve_pipeline(cfg, device, split.train)
+    release = None
     if pipeline == "classic":
         train_set, collate, to_input = TrainClips(cfg.data.cache, train_entries, spec, seed=cfg.seed, repeats=repeats,
                                                   in_memory=cfg.data.in_memory), None, classic_input(device, channels_last)
@@ -295,11 +297,9 @@ def _loaders(cfg: Config, split: Split, world: World, device: torch.device, chan
         train_set, collate, to_input = TrainClipsU8(cfg.data.cache, train_entries, spec, seed=cfg.seed,
                                                     repeats=repeats), None, \
             device_input("u8", spec, device, channels_last)
-    elif pipeline == "fused":  # on the CPU each batch's memory is reused once the loop has moved on
+    elif pipeline == "fused":
         train_set = FusedClips(cfg.data.cache, train_entries, spec, seed=cfg.seed, repeats=repeats)
-        if device.type == "cpu":
-            train_set.reuse_batches()
-        collate, to_input = collate_fused, classic_input(device, channels_last)
+        (collate, release), to_input = fused_batches(train_set, device), classic_input(device, channels_last)
     else:
         train_set = TrainFrames(cfg.data.cache, train_entries, spec, seed=cfg.seed, jpeg_bytes=jpeg, repeats=repeats)
         collate, to_input = collate_frames, device_input("train", spec, device, channels_last)
@@ -311,7 +311,6 @@ def _loaders(cfg: Config, split: Split, world: World, device: torch.device, chan
     test = eval_batches(cfg, split.test, world=world, device=device, offsets=eval_offsets(cfg.data.interval, 1),
                         workers=workers, channels_last=channels_last)
     name = pipeline + (" (JPEG decoded on the device)" if jpeg else "")
-    release = release_batch if pipeline == "fused" else None
     return sampler, DeviceBatches(loader, to_input, device, release=release), test, name
 
 
