@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -302,7 +303,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.plot and not args.timeline:
         raise UserError("--plot draws the timeline: add --timeline")
     if args.stride < 0:
-        raise UserError("--stride must be >= 1 (0: the model's interval)")
+        raise UserError("--stride must be >= 0 (0: the model's interval)")
     predictor = load_predictor(args)
     failed = 0
     for i, video in enumerate(args.videos):
@@ -396,8 +397,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     bad = [h for h in hosts if h != "*" and host_name(h) is None]
     if bad:
         raise UserError(f"--allow-host {bad[0]!r}: not a host name or address")
-    limits = type(DEFAULT_FRAME_LIMITS)(max_pixels=int(args.max_frame_megapixels * 1e6),
-                                        max_aspect=DEFAULT_FRAME_LIMITS.max_aspect)
+    limits = dataclasses.replace(DEFAULT_FRAME_LIMITS, max_pixels=int(args.max_frame_megapixels * 1e6))
     import socket
 
     try:  # before the model is loaded: a taken port or an address not of this machine is one line

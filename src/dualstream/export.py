@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from .data.transforms import _MEAN, _STD
+from .model_package import METADATA_KEY
 from .predict import attention_layers
 
 FORMATS = ("onnx", "torchscript")
@@ -45,7 +46,6 @@ IO_DOCS = {
 }
 PARITY_ATOL = 1e-4
 ONNX_OPSET = 18
-METADATA_KEY = "dualstream.model_json"
 
 
 class ExportError(ValueError):

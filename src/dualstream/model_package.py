@@ -26,6 +26,8 @@ MODEL_JSON = "model.json"
 MODEL_WEIGHTS = "model.safetensors"
 #: Larger than any real model.json (UCF-101's 101 classes take 3 KB); a bigger file is not one.
 MAX_JSON_BYTES = 8 * 2**20
+#: The ONNX metadata key under which ``dualstream export`` stores model.json (read by the onnx runtime).
+METADATA_KEY = "dualstream.model_json"
 #: Largest safetensors header read (it lists tensor names, dtypes and shapes: kilobytes in practice).
 MAX_HEADER_BYTES = 64 * 2**20
 PACKAGE_HINT = f"a run folder or model package (a folder with {MODEL_JSON} and {MODEL_WEIGHTS})"

@@ -19,11 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from .flow import TORCH_METHODS, resolve_method
-from .model_package import MAX_JSON_BYTES, MODEL_JSON, ModelPackageError, check_file, parse_model_json
+from .model_package import (MAX_JSON_BYTES, METADATA_KEY, MODEL_JSON, ModelPackageError, check_file,
+                            parse_model_json)
 from .predict import Predictor
-
-#: The ONNX metadata key under which ``dualstream export`` stores model.json (see export.METADATA_KEY).
-METADATA_KEY = "dualstream.model_json"
 
 
 def _session(path: Path, threads: int):

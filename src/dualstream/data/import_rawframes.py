@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
-from .prepare import FAILURES, MANIFEST, atomic_folder, folder_bytes, write_failures
+from .prepare import FAILURES, MANIFEST, atomic_folder, folder_bytes, is_prepared, write_failures
 
 FRAME_RE = re.compile(r"^(img|flow_x|flow_y)_(\d+)\.jpg$")
 
@@ -209,5 +209,5 @@ def import_rawframes(src: str | Path, out: str | Path, *, flow_method: str = "tv
                 summary.failures.append((key, error))
             bar.update()
     listed = set(folders)  # a concurrent import's failures stay listed while their folder is not imported
-    write_failures(out / FAILURES, summary.failures, keep=lambda key: key in listed and not (out / key / MANIFEST).is_file())
+    write_failures(out / FAILURES, summary.failures, keep=lambda key: key in listed and not is_prepared(out, key))
     return summary

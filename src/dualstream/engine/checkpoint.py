@@ -77,11 +77,6 @@ def save_model_package(run: str | Path, model: nn.Module, spec: dict) -> None:
     _atomic(run / MODEL_JSON, lambda p: p.write_text(json.dumps(spec, indent=1)))
 
 
-def read_model_spec(path: str | Path) -> dict:
-    """The validated ``model.json`` of a package folder, run folder or the file itself."""
-    return read_model_json(path, architectures=list_models())[1]
-
-
 def load_model(path: str | Path, *, device: str | torch.device = "cpu", command: str = "this command"
                ) -> tuple[nn.Module, dict]:
     """A ready model (eval mode) and its spec from a run folder or model package.

@@ -47,13 +47,12 @@ __all__ = [
 
 #: Methods accepted by compute_flow: OpenCV on the CPU, and the batched PyTorch solvers (CPU or CUDA).
 FLOW_METHODS = ("opencv-tvl1", "opencv-dis", "opencv-farneback", "tvl1", "tvl1-quality", "brox")
+#: The PyTorch solvers: method -> function (its module in ``_LAZY``); imported on first use.
+_TORCH_SOLVERS = {"tvl1": "tvl1_flow", "tvl1-quality": "tvl1_quality_flow", "brox": "brox_flow"}
 #: The batched PyTorch solvers (CPU or CUDA); the rest are OpenCV on the CPU.
-TORCH_METHODS = ("tvl1", "tvl1-quality", "brox")
+TORCH_METHODS = tuple(_TORCH_SOLVERS)
 #: Short names kept for the data preparation step ("tvl1" itself is the PyTorch solver).
 METHOD_ALIASES = {"dis": "opencv-dis", "farneback": "opencv-farneback"}
-#: The PyTorch solvers: method -> (module, function); imported on first use.
-_TORCH_SOLVERS = {"tvl1": ("tvl1", "tvl1_flow"), "tvl1-quality": ("tvl1", "tvl1_quality_flow"),
-                  "brox": ("brox", "brox_flow")}
 _LAZY = {"tvl1_flow": "tvl1", "TVL1Params": "tvl1", "tvl1_quality_flow": "tvl1", "QUALITY_PRESET": "tvl1",
          "brox_flow": "brox", "BroxParams": "brox"}
 
@@ -81,7 +80,7 @@ def torch_solver(method: str):
     name = resolve_method(method)
     if name not in _TORCH_SOLVERS:
         raise ValueError(f"method {name!r} is not a PyTorch solver; choose one of {', '.join(TORCH_METHODS)}")
-    return __getattr__(_TORCH_SOLVERS[name][1])
+    return __getattr__(_TORCH_SOLVERS[name])
 
 
 def check_available(method: str) -> str:
@@ -128,7 +127,7 @@ def compute_flow(
 
         from ._torch import as_gray_batch, check_pair, resolve_device
 
-        solver = __getattr__(_TORCH_SOLVERS[name][1])
+        solver = torch_solver(name)
         dev = resolve_device(device)
         a = as_gray_batch(prev, device=dev, name="prev")[:, 0]  # (N, 1, H, W) -> (N, H, W)
         b = as_gray_batch(nxt, device=dev, name="nxt")[:, 0]

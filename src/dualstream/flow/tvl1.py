@@ -278,7 +278,7 @@ def _iterate_warp_triton(u, p, gxy, grad_sq, rho_c, prm: TVL1Params, *, scaled_e
 
 def _solve_level(
     i0: torch.Tensor, i1: torch.Tensor, u: torch.Tensor, p: torch.Tensor, prm: TVL1Params, *,
-    solver: Callable | None = None,
+    solver: Callable = _iterate_warp,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """All warps at one pyramid level; i0, i1 (N, 1, H, W), u (N, C, H, W), p (N, C, 2, H, W)."""
     h, w = i0.shape[-2:]
@@ -296,7 +296,7 @@ def _solve_level(
         if u.shape[1] == 3:
             gxy = torch.cat((gxy, torch.full_like(i1w, prm.gamma)), 1)  # illumination channel
         grad_sq = gxy.square().sum(1, keepdim=True)
-        u, p = (solver or _iterate_warp)(u, p, gxy, grad_sq, rho_c, prm, scaled_eps=prm.epsilon**2 * h * w)
+        u, p = solver(u, p, gxy, grad_sq, rho_c, prm, scaled_eps=prm.epsilon**2 * h * w)
     return u, p
 
 
@@ -309,11 +309,11 @@ def triton_unsupported(prm: TVL1Params) -> str | None:
     return None
 
 
-def _self_check_pair(device: torch.device, **params: object) -> float:
+def _self_check_pair(device: torch.device) -> float:
     """Largest difference in px between the Triton and the reference TV-L1 on a small textured pair."""
     a, b = self_check_frames(device)
-    ref = tvl1_flow(a, b, backend="torch", compile=False, warps=2, nscales=2, **params)
-    return float((ref - tvl1_flow(a, b, backend="triton", warps=2, nscales=2, **params)).abs().max())
+    ref = tvl1_flow(a, b, backend="torch", compile=False, warps=2, nscales=2)
+    return float((ref - tvl1_flow(a, b, backend="triton", warps=2, nscales=2)).abs().max())
 
 
 def resolve_backend(prm: TVL1Params, device: torch.device) -> str:
