@@ -138,6 +138,19 @@ def _write_job(args: tuple[str, list[int], np.ndarray]) -> str | None:
         return " ".join(f"{type(exc).__name__}: {exc}".split())
 
 
+def _finish_job(args: tuple[str, str, str, int, int, int, str | list[int], PrepareOptions]) -> tuple[str | None, int]:
+    """CPU worker: a finished video's manifest (with ``--format packed`` the packing first, which decodes
+    every JPEG) and the rename into the cache, away from the flow process; (error or None, bytes)."""
+    tmp, dst, source, count, height, width, kept, opts = args
+    try:
+        manifest = write_manifest(Path(tmp), source, count, height, width, kept, opts)
+        commit_folder(Path(tmp), Path(dst))
+        return None, manifest["bytes"]
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        return " ".join(f"{type(exc).__name__}: {exc}".split()), 0
+
+
 def quantize_flow_torch(flow: torch.Tensor, bound: float) -> torch.Tensor:
     """quantize_flow on the flow's device: the same float32 arithmetic and round-half-even, uint8 out."""
     return torch.round((flow.clamp(-bound, bound) + bound) * (255.0 / (2 * bound))).to(torch.uint8)
@@ -220,22 +233,21 @@ def run_pipeline(todo: list, opts: PrepareOptions, *, device: str, workers: int,
     queue = deque(todo)
     decoding: dict[Future, tuple] = {}
     writing: dict[Future, _Video] = {}
+    finishing: dict[Future, _Video] = {}
     pool = _new_pool(workers)
 
-    def finish(video: _Video) -> tuple[str, str | None, int, int]:
+    def finish(video: _Video) -> Iterator[tuple[str, str | None, int, int]]:
+        """A failed video's result now; a complete one's manifest and rename go to the pool."""
         if video.error is None:
-            try:
-                manifest = write_manifest(video.tmp, Path(video.rel).name, video.count, video.height, video.width,
-                                          video.kept, opts)
-                commit_folder(video.tmp, video.dst)
-                return video.rel, None, video.count, manifest["bytes"]
-            except OSError as exc:
-                video.error = " ".join(f"{type(exc).__name__}: {exc}".split())
+            video.grays = np.empty(0)
+            finishing[pool.submit(_finish_job, (str(video.tmp), str(video.dst), Path(video.rel).name, video.count,
+                                                video.height, video.width, video.kept, opts))] = video
+            return
         shutil.rmtree(video.tmp, ignore_errors=True)
-        return video.rel, video.error, 0, 0
+        yield video.rel, video.error, 0, 0
 
     try:
-        while queue or decoding or writing or batcher.queues:
+        while queue or decoding or writing or finishing or batcher.queues:
             while queue and len(decoding) < DECODE_AHEAD * workers:
                 args = queue.popleft()
                 decoding[pool.submit(_decode_job, (*args, owner))] = args
@@ -246,11 +258,10 @@ def run_pipeline(todo: list, opts: PrepareOptions, *, device: str, workers: int,
                     video.pairs_left -= len(numbers)
                     video.writes += 1
                     writing[pool.submit(_write_job, (str(video.tmp), numbers, q8))] = video
-                stats.pairs, stats.flow_seconds = batcher.pairs, batcher.seconds
                 continue
-            if not decoding and not writing:
+            if not decoding and not writing and not finishing:
                 continue
-            done, _ = wait(list(decoding) + list(writing), return_when=FIRST_COMPLETED)
+            done, _ = wait([*decoding, *writing, *finishing], return_when=FIRST_COMPLETED)
             for fut in done:
                 if fut in decoding:
                     args = decoding.pop(fut)
@@ -263,15 +274,18 @@ def run_pipeline(todo: list, opts: PrepareOptions, *, device: str, workers: int,
                     if pairs:
                         batcher.add(video, pairs)
                     else:
-                        yield finish(video)
-                else:
+                        yield from finish(video)
+                elif fut in writing:
                     video = writing.pop(fut)
                     error = fut.result()
                     video.writes -= 1
                     video.error = video.error or error
                     if video.writes == 0 and video.pairs_left == 0:
-                        video.grays = np.empty(0)
-                        yield finish(video)
+                        yield from finish(video)
+                else:
+                    video = finishing.pop(fut)
+                    error, size = fut.result()
+                    yield video.rel, error, 0 if error else video.count, size
     finally:
         pool.shutdown(cancel_futures=True)
         stats.pairs, stats.flow_seconds = batcher.pairs, batcher.seconds
