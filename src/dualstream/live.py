@@ -39,7 +39,7 @@ import numpy as np
 
 from .data.transforms import CropParams, center_crop_params, clip_arrays, resize_short_side
 from .predict import Predictor, flow_pairs, top_dicts, top_k
-from .video import FrameLimits, VideoReadError, open_video
+from .video import FrameLimits, VideoReadError, decoded_frames, open_video
 
 DEFAULT_TIMEOUT = 10.0
 #: Frames the reader may run ahead of the processing without --realtime.
@@ -193,24 +193,21 @@ class FrameReader(threading.Thread):
         self.opened.set()
         pace = self.realtime and self.kind == "file" and self.fps > 0
         start = time.perf_counter()
+        frames = decoded_frames(cap, self.source, self.limits)  # checked before anything resizes them
         try:
             while not self.stop_event.is_set() and not (self.max_frames and self.read >= self.max_frames):
-                ok, bgr = cap.read()
-                if not ok or bgr is None:
+                try:
+                    rgb = next(frames, None)
+                except VideoReadError as exc:
+                    raise LiveError(str(exc)) from None
+                if rgb is None:
                     break
-                if self.limits is not None:  # before anything resizes the frame
-                    try:
-                        self.limits.check(self.source, bgr.shape[1], bgr.shape[0])
-                    except VideoReadError as exc:
-                        raise LiveError(str(exc)) from None
-                if bgr.ndim == 2:
-                    bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
                 self.read += 1
                 if pace:  # deliver the file as a camera would: frame k at k / fps seconds
                     delay = start + (self.read - 1) / self.fps - time.perf_counter()
                     if delay > 0:
                         time.sleep(delay)
-                self._put((self.read, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
+                self._put((self.read, rgb))
         except BaseException as exc:  # handed to the consumer, which raises it in its thread
             self.error = exc
         finally:

@@ -89,6 +89,21 @@ def video_info(path: str | os.PathLike) -> dict:
         cap.release()
 
 
+def decoded_frames(cap: cv2.VideoCapture, source: str | os.PathLike, limits: FrameLimits | None = None
+                   ) -> Iterator[np.ndarray]:
+    """The frames ``cap`` decodes until it stops, as uint8 RGB (H, W, 3); each checked against ``limits``
+    (VideoReadError naming ``source``) before it is converted."""
+    while True:
+        ok, bgr = cap.read()
+        if not ok or bgr is None:
+            return
+        if limits is not None:
+            limits.check(source, bgr.shape[1], bgr.shape[0])
+        if bgr.ndim == 2:
+            bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
+        yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
 def iter_frames(path: str | os.PathLike, *, check_truncation: bool = True,
                 limits: FrameLimits | None = None) -> Iterator[np.ndarray]:
     """Yield the frames of a video one at a time as uint8 RGB arrays of shape (H, W, 3).
@@ -105,16 +120,9 @@ def iter_frames(path: str | os.PathLike, *, check_truncation: bool = True,
     try:
         if limits is not None:
             limits.check(path, int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0))
-        while True:
-            ok, bgr = cap.read()
-            if not ok or bgr is None:
-                break
-            if limits is not None:
-                limits.check(path, bgr.shape[1], bgr.shape[0])
-            if bgr.ndim == 2:
-                bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
+        for rgb in decoded_frames(cap, path, limits):
             count += 1
-            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            yield rgb
     finally:
         cap.release()
     if count == 0:
