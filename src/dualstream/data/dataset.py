@@ -34,15 +34,16 @@ class ClipSpec:
 
 
 def _frame_index(cache: str | Path, entries: list[VideoEntry], spec: ClipSpec
-                 ) -> tuple[list[int], list[list[int] | None]]:
-    """Frame counts and kept frames of every video, from the manifests; their flow must have been
-    quantised with ``spec.flow_bound`` (another bound would rescale every flow value silently)."""
+                 ) -> tuple[list[int], list[list[int] | None], list[tuple[int, int]]]:
+    """Frame counts, kept frames and (height, width) of every video, from the manifests; their flow
+    must have been quantised with ``spec.flow_bound`` (another bound would rescale every flow value silently)."""
     manifests = [read_manifest(cache, e.key) for e in entries]
     other = sorted({m["flow_bound"] for m in manifests if m.get("flow_bound", spec.flow_bound) != spec.flow_bound})
     if other:
         raise CacheError(f"{cache}: flow was quantised with bound {', '.join(map(str, other))}, the config says "
                          f"data.flow_bound={spec.flow_bound}; set data.flow_bound to match the cache")
-    return [m["num_frames"] for m in manifests], [available_frames(m) for m in manifests]
+    return ([m["num_frames"] for m in manifests], [available_frames(m) for m in manifests],
+            [(m["height"], m["width"]) for m in manifests])
 
 
 class TrainClips(Dataset):
@@ -55,7 +56,7 @@ class TrainClips(Dataset):
         if repeats < 1:
             raise ValueError(f"repeats must be >= 1, got {repeats}")
         self.cache, self.entries, self.spec, self.seed, self.repeats = Path(cache), entries, spec, seed, repeats
-        self.num_frames, self.available = _frame_index(cache, entries, spec)
+        self.num_frames, self.available, self.sizes = _frame_index(cache, entries, spec)
         self.epoch = 0
         self.frames: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] | None = {} if in_memory else None
 
@@ -122,7 +123,7 @@ class EvalViews(Dataset):
                  offsets: list[int], crops: int = 1, flip: bool = False):
         self.cache, self.entries, self.spec = Path(cache), entries, spec
         self.offsets, self.crops, self.flips = list(offsets), crops, (False, True) if flip else (False,)
-        self.num_frames, self.available = _frame_index(cache, entries, spec)
+        self.num_frames, self.available, self.sizes = _frame_index(cache, entries, spec)
 
     @property
     def views_per_video(self) -> int:
@@ -143,12 +144,16 @@ class EvalViews(Dataset):
         return snap_to_available(clip_indices(self.num_frames[v], frames=s.frames, interval=s.interval,
                                               offset=self.offsets[o]), self.available[v])
 
+    def view_crop(self, height: int, width: int, c: int, f: int) -> CropParams:
+        """Crop number ``c`` of a (height, width) clip, mirrored as flip number ``f`` says."""
+        crop = crop_params(height, width, self.crops)[c]
+        return CropParams(crop.top, crop.left, crop.size, self.flips[f])
+
     def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor, int, int]:
         s = self.spec
         v, (o, c, f) = self.view(k)
         rgb, flow = load_clip(self.cache / self.entries[v].key, self.view_frames(v, o), bound=s.flow_bound,
                               available=self.available[v])
-        crop = crop_params(*rgb.shape[1:3], self.crops)[c]
-        crop = CropParams(crop.top, crop.left, crop.size, self.flips[f])
+        crop = self.view_crop(*rgb.shape[1:3], c, f)
         r, fl = apply_clip_transform(rgb, flow, crop, size=s.input_size, flow_bound=s.flow_bound)
         return r, fl, self.entries[v].label, v

@@ -54,7 +54,6 @@ class TrainFrames(TrainClips):
                  jpeg_bytes: bool = False, repeats: int = 1):
         super().__init__(cache, entries, spec, seed=seed, repeats=repeats)
         self.jpeg_bytes = jpeg_bytes
-        self.sizes = frame_sizes(cache, entries)
 
     def __getitem__(self, i: int) -> dict:  # type: ignore[override]
         v = self.video(i)
@@ -72,7 +71,6 @@ class EvalFrames(EvalViews):
                  offsets: list[int], crops: int = 1, flip: bool = False, jpeg_bytes: bool = False):
         super().__init__(cache, entries, spec, offsets=offsets, crops=crops, flip=flip)
         self.jpeg_bytes = jpeg_bytes
-        self.sizes = frame_sizes(cache, entries)
 
     @property
     def views_per_item(self) -> int:

@@ -29,8 +29,8 @@ from torch.utils.data import default_collate
 
 from .cache import load_frames_u8
 from .dataset import ClipSpec, EvalViews, TrainClips
-from .device import frame_sizes, shared_empty
-from .transforms import IMAGENET_MEAN, IMAGENET_STD, CropParams, crop_params
+from .device import shared_empty
+from .transforms import IMAGENET_MEAN, IMAGENET_STD, CropParams
 from .ucf101 import VideoEntry
 
 _RGB_SCALE = (1.0 / (np.array(IMAGENET_STD) * 255.0)).tolist()  # (x - 255 mean) / (255 std) = x * scale + shift
@@ -142,10 +142,6 @@ class _Batches:
     pool: BatchPool | None = None
     """Set by ``reuse_batches`` where the consumer calls ``release_batch``: batches then reuse released storages."""
 
-    def __init__(self, cache: str | Path, entries: list[VideoEntry], spec: ClipSpec, **kwargs):
-        super().__init__(cache, entries, spec, **kwargs)  # TrainClips' or EvalViews'
-        self.sizes = frame_sizes(cache, entries)
-
     def clip(self, k: int) -> tuple[int, list[int], CropParams]:
         raise NotImplementedError
 
@@ -196,8 +192,7 @@ class FusedViews(_Batches, EvalViews):
 
     def clip(self, k: int) -> tuple[int, list[int], CropParams]:
         v, (o, c, f) = self.view(k)
-        crop = crop_params(*self.sizes[v], self.crops)[c]
-        return v, self.view_frames(v, o), CropParams(crop.top, crop.left, crop.size, self.flips[f])
+        return v, self.view_frames(v, o), self.view_crop(*self.sizes[v], c, f)
 
     def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor, int, int]:  # type: ignore[override]
         rgb, flow, labels, videos = self.__getitems__([k])

@@ -40,10 +40,13 @@ def to_device(x: torch.Tensor, device: torch.device, channels_last: bool) -> tor
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
-def loader_workers(setting: int, *, local_world_size: int = 1) -> int:
-    """``-1``: one worker per core this process may use (at most 16); otherwise the setting."""
+def loader_workers(setting: int, *, local_world_size: int | None = None) -> int:
+    """``-1``: one worker per core this process may use (at most 16), the cores shared by the
+    ``local_world_size`` processes of this machine (default: torchrun's LOCAL_WORLD_SIZE); otherwise the setting."""
     if setting >= 0:
         return setting
+    if local_world_size is None:
+        local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux

@@ -135,7 +135,7 @@ def evaluate_run(run: str | Path, *, clips: int | None = None, crops: int | None
         model, spec = load_model(run, device=device)
         entries = load_split(cfg).test
         offsets = eval_offsets(cfg.data.interval, clips or cfg.data.eval_clips)
-        workers = loader_workers(cfg.data.num_workers, local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        workers = loader_workers(cfg.data.num_workers)
         channels_last = use_channels_last(cfg.train.memory_format, device)
         loader = eval_batches(cfg, entries, world=world, device=device, offsets=offsets,
                               crops=crops or cfg.data.eval_crops, flip=cfg.data.eval_flip if flip is None else flip,

@@ -14,7 +14,6 @@ lives in ``engine.regime``.
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 import time
@@ -222,8 +221,7 @@ def setup(cfg: Config, run: Path, world: World, device: torch.device, *, resume:
     if val_entries:  # the checkpoint is chosen here, never on the test list
         val_loader = eval_batches(cfg, val_entries, world=world, device=device, channels_last=channels_last,
                                   offsets=eval_offsets(cfg.data.interval, cfg.data.eval_clips),
-                                  workers=loader_workers(cfg.data.num_workers,
-                                                         local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+                                  workers=loader_workers(cfg.data.num_workers))
     dtype = autocast_dtype(cfg.train.precision, device)
     info = {
         "recipe": recipe or (state or {}).get("recipe") or cfg.model.name, "model": cfg.model.name,
@@ -287,7 +285,7 @@ def _loaders(cfg: Config, split: Split, world: World, device: torch.device, chan
     """The training sampler and batches (``repeats`` augmented clips of each of ``train_entries`` per
     epoch), the per-epoch test batches (one centre clip per video) and the pipeline's name (``data.pipeline``)."""
     spec = clip_spec(cfg)
-    workers = loader_workers(cfg.data.num_workers, local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    workers = loader_workers(cfg.data.num_workers)
     pipeline, jpeg = resolve_pipeline(cfg, device, split.train)
     release = None
     if pipeline == "classic":
