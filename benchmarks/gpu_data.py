@@ -17,7 +17,9 @@ import os
 import sys
 from pathlib import Path
 
-from dualstream.data.prepare import PrepareOptions, find_videos, prepare_dataset
+from dualstream.prepare.common import PrepareOptions
+from dualstream.video import find_videos
+from dualstream.prepare.run import prepare_dataset
 
 sys.path.insert(0, str(Path(__file__).parent))
 from prepare import write_moving_videos  # noqa: E402

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from dualstream.engine.accel import autocast, autocast_dtype, use_channels_last
-from dualstream.engine.checkpoint import load_model
+from dualstream.inference.package import load_model
 from dualstream.engine.evaluate import evaluate_run
 
 

@@ -33,7 +33,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from dualstream.data.prepare import PrepareOptions, prepare_dataset  # noqa: E402
+from dualstream.prepare.common import PrepareOptions
+from dualstream.prepare.run import prepare_dataset  # noqa: E402
 from dualstream.flow import endpoint_error, torch_solver  # noqa: E402
 from dualstream.flow.groundtruth import KINDS, make_pair, procedural_texture  # noqa: E402
 from flow import load_middlebury  # noqa: E402
@@ -152,8 +153,10 @@ def main(argv: list[str] | None = None) -> None:
         if device.type == "cuda":
             summary = prepare_dataset(videos, Path(tmp) / "cache", opts, workers=workers, progress=False)
         else:  # prepare_dataset's CPU path is the per-video one: run the GPU pipeline itself, on the CPU
-            from dualstream.data.prepare import PrepareSummary, find_videos, video_key
-            from dualstream.data.prepare_gpu import GPUFlowRunner
+            from dualstream.prepare.common import PrepareSummary
+            from dualstream.video import find_videos
+            from dualstream.prepare.run import video_key
+            from dualstream.prepare.gpu import GPUFlowRunner
 
             todo = [(rel, str(videos / rel), str(Path(tmp) / "cache" / video_key(rel)), opts)
                     for rel in find_videos(videos)]

@@ -25,8 +25,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from predict import machine_line, make_video, onnx_model  # noqa: E402  (benchmarks/predict.py)
 
-from dualstream.live import SlidingWindow, run_live  # noqa: E402
-from dualstream.predict import Predictor, build_clips  # noqa: E402
+from dualstream.inference.live import run_live  # noqa: E402
+from dualstream.inference.window import SlidingWindow  # noqa: E402
+from dualstream.inference.predict import Predictor, build_clips  # noqa: E402
+from dualstream.inference.runtime import load_predictor
 from dualstream.video import iter_frames, video_info  # noqa: E402
 
 
@@ -56,10 +58,10 @@ def main() -> None:
 
     import torch
 
-    from dualstream.onnx_runtime import OnnxPredictor
+    from dualstream.inference.onnx_runtime import OnnxPredictor
 
     torch.set_num_threads(args.threads)
-    runtimes = {"torch": Predictor.load(args.model, runtime="torch"),
+    runtimes = {"torch": load_predictor(args.model, runtime="torch"),
                 "onnx": OnnxPredictor.load(onnx_model(args.model, args.onnx), threads=args.threads)}
     with tempfile.TemporaryDirectory(prefix="dualstream-live-bench-") as tmp:
         video = Path(args.video) if args.video else make_video(Path(tmp) / "seven_seconds.avi")

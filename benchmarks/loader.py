@@ -52,8 +52,10 @@ from torch.utils.data import DataLoader, default_collate
 from dualstream.data import device as dev
 from dualstream.data.dataset import ClipSpec, TrainClips
 from dualstream.data.fused import FusedClips, collate_fused, release_batch
-from dualstream.data.packed import pack_cache
-from dualstream.data.prepare import MANIFEST, PrepareOptions, prepare_dataset
+from dualstream.prepare.pack import pack_cache
+from dualstream.cache import MANIFEST
+from dualstream.prepare.common import PrepareOptions
+from dualstream.prepare.run import prepare_dataset
 from dualstream.data.u8clips import TrainClipsU8, crop_flip_resize_u8, to_u8_input
 from dualstream.data.ucf101 import VideoEntry
 from dualstream.engine.accel import DeviceBatches, loader_worker_init
@@ -133,7 +135,7 @@ def profile_stages(cache: Path, packed: Path, entries: list[VideoEntry], *, clip
     """Thread CPU ms per clip of each stage of the baseline (one thread), and of the new paths' stages."""
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    from dualstream.data.cache import load_frames_u8
+    from dualstream.cache import load_frames_u8
     from dualstream.data.transforms import _MEAN, _STD, resize_stack
     from dualstream.flow import dequantize_flow
 

@@ -22,8 +22,9 @@ import time
 from pathlib import Path
 
 from dualstream.config import demo_config_path, load_config
-from dualstream.data.prepare import PrepareOptions, prepare_dataset
-from dualstream.data.synthetic import SyntheticSpec, generate
+from dualstream.prepare.common import PrepareOptions
+from dualstream.prepare.run import prepare_dataset
+from dualstream.prepare.synthetic import SyntheticSpec, generate
 from dualstream.engine.evaluate import evaluate_run
 from dualstream.engine.train import train
 

@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dualstream.predict import DEFAULT_CLIPS, Predictor, build_clips
+from dualstream.inference.predict import DEFAULT_CLIPS, build_clips
+from dualstream.inference.runtime import load_predictor
 from dualstream.video import video_info, write_video
 
 SECONDS, FPS, WIDTH, HEIGHT = 7, 25, 320, 240
@@ -53,7 +54,7 @@ def onnx_model(run: str, onnx: str | None) -> Path:
     """``onnx`` or RUN/model.onnx, exported from the run first when it does not exist."""
     path = Path(onnx) if onnx else Path(run) / "model.onnx"
     if not path.is_file():
-        from dualstream.export import export_model
+        from dualstream.inference.export import export_model
 
         print(export_model(run, fmt="onnx", out=path).line())
     return path
@@ -105,7 +106,7 @@ def main() -> None:
 
         for name, model in models.items():
             t = time.perf_counter()
-            predictor = Predictor.load(model)
+            predictor = load_predictor(model)
             t_load = time.perf_counter()
             first: dict[str, float] = {}
             clips = build_clips(video, predictor.input, clips=args.clips, flow_device=predictor.flow_device,

@@ -24,7 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dualstream.data.prepare import PrepareOptions, prepare_dataset
+from dualstream.prepare.common import PrepareOptions
+from dualstream.prepare.run import prepare_dataset
 from dualstream.video import write_video
 
 

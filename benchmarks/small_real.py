@@ -26,7 +26,8 @@ import cv2  # noqa: E402
 import torch  # noqa: E402
 
 from dualstream.config import load_config  # noqa: E402
-from dualstream.data.prepare import PrepareOptions, prepare_dataset  # noqa: E402
+from dualstream.prepare.common import PrepareOptions
+from dualstream.prepare.run import prepare_dataset  # noqa: E402
 from dualstream.engine.evaluate import evaluate_run  # noqa: E402
 from dualstream.engine.train import train  # noqa: E402
 
@@ -76,8 +77,9 @@ def flow_stats(work: Path) -> None:
     network's input (px / bound, scaled with the crop's resize to the 64 px input)."""
     import numpy as np
 
-    from dualstream.data.cache import load_clip_u8
-    from dualstream.data.prepare import find_videos, video_key
+    from dualstream.cache import load_clip_u8
+    from dualstream.video import find_videos
+    from dualstream.prepare.run import video_key
     from dualstream.flow import dequantize_flow
 
     print("| prepare | \\|flow\\| px: mean / p99 (all pixels) | share < 1 step | uint8 step px | levels at p99 | network input p99 |")

@@ -18,8 +18,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from dualstream.data.prepare import PrepareOptions, prepare_dataset  # noqa: E402
-from dualstream.data.synthetic import SyntheticSpec, generate  # noqa: E402
+from dualstream.prepare.common import PrepareOptions
+from dualstream.prepare.run import prepare_dataset  # noqa: E402
+from dualstream.prepare.synthetic import SyntheticSpec, generate  # noqa: E402
 from dualstream.flow import has_contrib  # noqa: E402
 from dualstream.flow._torch import base_grid, warp  # noqa: E402
 
@@ -97,7 +98,7 @@ def onnx_model(tmp_path_factory) -> Path:
     DIR/model.json beside it (as a run folder after ``dualstream export --out RUN/model.onnx``)."""
     pytest.importorskip("onnxruntime", reason="the onnx runtime needs onnxruntime (test extra)")
     pytest.importorskip("onnxscript", reason="ONNX export needs onnxscript (export extra)")
-    from dualstream.export import export_model
+    from dualstream.inference.export import export_model
 
     from .test_predict import make_package
 

@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from dualstream.engine.checkpoint import load_model, save_model_package
-from dualstream.model_package import ModelPackageError
+from dualstream.inference.package import load_model
+from dualstream.engine.checkpoint import save_model_package
+from dualstream.inference.package import ModelPackageError
 from dualstream.models import create_model
 
 

@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 from dualstream.cli import demo_config_path, main
 from dualstream.config import Config
 from dualstream.engine.checkpoint import checkpoint_dirs
-from dualstream.model_package import ModelPackageError, parse_model_json, read_model_json, safetensors_header
+from dualstream.inference.package import ModelPackageError, parse_model_json, read_model_json, safetensors_header
 from dualstream.models import create_model, list_models
 
 from .test_predict import CLASSES, FRAMES, SIZE, _moving_video, make_package
@@ -240,7 +240,7 @@ def test_a_real_process_prints_one_line_and_debug_shows_the_traceback(pristine, 
 
 
 def test_model_json_checks_need_no_torch():
-    code = ("import sys, dualstream.model_package as m; "
+    code = ("import sys, dualstream.inference.package as m; "
             "m.parse_model_json(b'{\"name\": \"x\", \"classes\": [\"a\"], \"frames\": 4, \"input_size\": 32}', 'x'); "
             "assert 'torch' not in sys.modules and 'safetensors' not in sys.modules, sorted(sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(SRC)},

@@ -14,10 +14,14 @@ import torch
 
 from dualstream.cli import main
 from dualstream.data import device as dev
-from dualstream.data.cache import load_clip, load_frames_u8
+from dualstream.cache import load_clip, load_frames_u8
 from dualstream.data.dataset import ClipSpec, EvalViews, TrainClips
-from dualstream.data.packed import PACKED_FLOW, decode_frames, is_packed, pack_cache
-from dualstream.data.prepare import MANIFEST, PrepareOptions, find_videos, prepare_dataset
+from dualstream.cache import PACKED_FLOW, decode_frames, is_packed
+from dualstream.prepare.pack import pack_cache
+from dualstream.cache import MANIFEST
+from dualstream.prepare.common import PrepareOptions
+from dualstream.video import find_videos
+from dualstream.prepare.run import prepare_dataset
 from dualstream.data.ucf101 import VideoEntry
 from dualstream.engine.accel import DeviceBatches
 

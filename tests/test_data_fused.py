@@ -20,7 +20,8 @@ from torch.utils.data import DataLoader
 from dualstream.data import device as dev
 from dualstream.data.dataset import ClipSpec, EvalViews, TrainClips
 from dualstream.data.fused import BatchPool, FusedClips, FusedViews, collate_fused, release_batch
-from dualstream.data.packed import pack_cache, read_packed
+from dualstream.prepare.pack import pack_cache
+from dualstream.cache import read_packed
 from dualstream.engine.accel import DeviceBatches, loader_worker_init
 from dualstream.engine.train import EpochClips, EpochSampler
 

@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 
 from dualstream.cli import main
-from dualstream.data import prepare as prep
-from dualstream.data.import_rawframes import import_rawframes
-from dualstream.data.prepare import FAILURES, MANIFEST, PrepareOptions, atomic_folder, prepare_dataset, write_failures
+from dualstream.prepare import common as prep
+from dualstream.prepare.import_rawframes import import_rawframes
+from dualstream.prepare.common import FAILURES, PrepareOptions, atomic_folder, write_failures
+from dualstream.cache import MANIFEST
+from dualstream.prepare.run import prepare_dataset
 
 from .test_data_import_rawframes import _copy_frames
 

@@ -6,11 +6,12 @@ import shutil
 import numpy as np
 
 from dualstream.cli import main
-from dualstream.data.cache import read_manifest
+from dualstream.cache import read_manifest
 from dualstream.data.dataset import ClipSpec, EvalViews
-from dualstream.data.import_rawframes import import_rawframes
+from dualstream.prepare.import_rawframes import import_rawframes
 from dualstream.data.sampling import eval_offsets
-from dualstream.data.prepare import FAILURES, MANIFEST
+from dualstream.prepare.common import FAILURES
+from dualstream.cache import MANIFEST
 from dualstream.data.ucf101 import VideoEntry
 
 from .conftest import TINY

@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 
 from dualstream.cli import main
-from dualstream.data.cache import read_manifest, snap_to_available
+from dualstream.cache import read_manifest, snap_to_available
 from dualstream.data.dataset import ClipSpec, EvalViews, TrainClips
-from dualstream.data.prepare import FAILURES, MANIFEST, PrepareOptions, in_shard, prepare_dataset
+from dualstream.prepare.common import FAILURES, PrepareOptions
+from dualstream.cache import MANIFEST
+from dualstream.prepare.run import in_shard, prepare_dataset
 from dualstream.data.sampling import eval_offsets
 from dualstream.data.schedule import SampleSchedule
 from dualstream.data.ucf101 import VideoEntry
@@ -73,7 +75,7 @@ def test_sigkill_then_rerun_gives_the_uninterrupted_cache(tiny_dataset, tiny_cac
 def test_a_zombie_owner_does_not_keep_its_temporary_folder(tmp_path):
     """A killed run's worker stays a zombie until reaped (and a container's pid 1 may never reap it):
     its temporary folder must count as stale, or a rerun leaves it in the cache."""
-    from dualstream.data.prepare import _is_stale, _start_time
+    from dualstream.prepare.common import _is_stale, _start_time
     pid = os.fork()
     if pid == 0:
         os._exit(0)
@@ -229,7 +231,8 @@ def test_ray_executor_prepares_the_same_cache(tiny_dataset, tiny_cache, tmp_path
 
 
 def test_a_worker_that_dies_fails_its_video_not_the_run():
-    from dualstream.data.prepare import WORKER_DIED, _run_processes
+    from dualstream.prepare.common import WORKER_DIED
+    from dualstream.prepare.run import _run_processes
 
     from ._jobs import dies_on_b
 

@@ -9,8 +9,8 @@ import torch
 from torch.utils.data import default_collate
 
 from dualstream.data.dataset import ClipSpec, TrainClips
-from dualstream.data.packed import pack_cache
-from dualstream.data.prepare import find_videos
+from dualstream.prepare.pack import pack_cache
+from dualstream.video import find_videos
 from dualstream.data.transforms import random_crop_params
 from dualstream.data.u8clips import TrainClipsU8, to_u8_input
 from dualstream.data.ucf101 import VideoEntry

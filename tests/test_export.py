@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from dualstream import export as export_mod
+from dualstream.inference import export as export_mod
 from dualstream.cli import main
-from dualstream.export import ExportError, export_model
-from dualstream.predict import Predictor
+from dualstream.inference.export import ExportError, export_model
+from dualstream.inference.runtime import load_predictor
 
 from .test_predict import CLASSES, make_package, package  # noqa: F401  (package: the fixture)
 
@@ -35,7 +35,7 @@ def test_onnx_parity_names_and_metadata(package, tmp_path):
 def test_onnx_predicts_a_video_like_pytorch(onnx_model, tiny_dataset):
     """Another runtime gets the same answer from the same clips (batch of 3, traced with 1)."""
     out = onnx_model  # the same tiny package as ``package``, exported once per session (conftest)
-    predictor = Predictor.load(onnx_model.parent)
+    predictor = load_predictor(onnx_model.parent)
     clips = predictor.clips(tiny_dataset / "videos" / "Grow" / "v_Grow_g01_c01.avi", clips=3)
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     probs = session.run(["probabilities"], {"rgb": clips.rgb, "flow": clips.flow})[0]
@@ -75,12 +75,12 @@ def test_export_cli(package, tmp_path, capsys):
     ("two_stream_average_small", 32, False, ["rgb", "flow"]), ("rgb_only_small", 32, False, ["rgb"]),
 ])
 def test_other_architectures_export_and_explain(tmp_path, tiny_dataset, name, size, attention_rows, inputs):
-    from dualstream.explain import render_explanation
+    from dualstream.inference.explain import render_explanation
 
     make_package(tmp_path / "pkg", name=name, size=size, kwargs={})
     assert export_model(tmp_path / "pkg", fmt="onnx", out=tmp_path / "m.onnx").max_abs_diff <= 1e-4
     assert [i.name for i in onnx.load(str(tmp_path / "m.onnx")).graph.input] == inputs
-    predictor = Predictor.load(tmp_path / "pkg")
+    predictor = load_predictor(tmp_path / "pkg")
     clips = predictor.clips(tiny_dataset / "videos" / "Grow" / "v_Grow_g01_c01.avi", clips=1)
     pred = predictor.run(clips, attention=True)
     assert (pred.attention is not None) == attention_rows

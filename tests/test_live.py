@@ -12,10 +12,12 @@ import cv2
 import numpy as np
 import pytest
 
-from dualstream import live as live_mod
+from dualstream.inference import live as live_mod
 from dualstream.cli import main
-from dualstream.live import LiveError, SlidingWindow, run_live
-from dualstream.predict import Predictor, build_clips
+from dualstream.inference.live import LiveError, run_live
+from dualstream.inference.window import SlidingWindow
+from dualstream.inference.predict import build_clips
+from dualstream.inference.runtime import load_predictor
 from dualstream.video import iter_frames, read_video, video_info, write_video
 
 from .test_predict import CLASSES, FRAMES, INTERVAL, package  # noqa: F401  (package: the fixture)
@@ -44,7 +46,7 @@ def _window_runs(predictor, video, *, stride, smooth):
 
 
 def test_window_predictions_equal_predict_on_the_same_frames(package, video):
-    predictor = Predictor.load(package)
+    predictor = load_predictor(package)
     preds = _window_runs(predictor, video, stride=3, smooth=2)
     # 30 frames: windows complete at frames 11, 14, ..., 29 (frame n gives the flow of n - 1)
     assert [p.frame for p in preds] == list(range(SPAN + 1, 31, 3))
@@ -70,7 +72,7 @@ def test_live_cli_json_lines_and_summary(package, video, capsys):
     assert all(len(p["top"]) == 2 and {t["class"] for t in p["top"]} <= set(CLASSES) for p in preds)
     assert summary["frames"] == 30 and summary["predictions"] == 4 and summary["dropped"] == 0
     assert summary["fps"] > 0 and 0 < summary["latency_ms"]["p50"] <= summary["latency_ms"]["p95"]
-    expected = _window_runs(Predictor.load(package), video, stride=5, smooth=1)
+    expected = _window_runs(load_predictor(package), video, stride=5, smooth=1)
     assert [p["top"][0]["class"] for p in preds] == [CLASSES[int(np.argmax(p.probabilities))] for p in expected]
 
 
@@ -135,7 +137,7 @@ def test_mjpeg_stream_from_a_local_server(package, stream, capsys):
     grey = lambda frames: np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]).astype(int)  # noqa: E731
     assert len(received) == 30 and np.abs(grey(received) - grey(sent)).mean() < 2
     # ... and the live predictions are the sliding window's on exactly those frames
-    window = SlidingWindow(Predictor.load(package), stride=4, smooth=3)
+    window = SlidingWindow(load_predictor(package), stride=4, smooth=3)
     expected = [p for p in map(window.push, received) if p is not None]
     assert len(preds) == len(expected)
     for got, want in zip(preds, expected):
@@ -184,7 +186,7 @@ class socket_closed_port:  # noqa: N801  (a context manager used like a function
 
 def test_realtime_drops_frames_when_behind_and_counts_them(package, tmp_path, monkeypatch):
     video = _video(tmp_path / "fast.avi", frames=40, fps=100.0)  # a frame every 10 ms
-    predictor = Predictor.load(package)
+    predictor = load_predictor(package)
     real = predictor.probabilities
 
     def slow(rgb, flow):

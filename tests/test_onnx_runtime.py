@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 from dualstream.cli import main
-from dualstream.live import SlidingWindow
-from dualstream.predict import Predictor, TorchPredictor
+from dualstream.inference.window import SlidingWindow
+from dualstream.inference.predict import TorchPredictor
+from dualstream.inference.runtime import load_predictor
 from dualstream.video import iter_frames
 
 from .test_live import _video
@@ -95,10 +96,10 @@ def test_predict_live_and_serve_run_without_torch(onnx_model, clip, tmp_path):
 
 
 def test_onnx_and_torch_runtimes_agree(onnx_model, clip):
-    onnx_pred = Predictor.load(onnx_model)
-    torch_pred = Predictor.load(onnx_model.parent)
+    onnx_pred = load_predictor(onnx_model)
+    torch_pred = load_predictor(onnx_model.parent)
     assert (onnx_pred.runtime, torch_pred.runtime) == ("onnx", "torch")
-    assert Predictor.load(onnx_model.parent, runtime="onnx").runtime == "onnx"
+    assert load_predictor(onnx_model.parent, runtime="onnx").runtime == "onnx"
     clips = torch_pred.clips(clip, clips=3)
     np.testing.assert_allclose(onnx_pred.run(clips).probabilities, torch_pred.run(clips).probabilities, atol=1e-5)
     windows = [SlidingWindow(p, stride=3, smooth=2) for p in (onnx_pred, torch_pred)]

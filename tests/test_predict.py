@@ -10,15 +10,16 @@ import pytest
 import torch
 
 import dualstream
-from dualstream import predict as predict_mod
+from dualstream.inference import predict as predict_mod
 from dualstream.cli import main
-from dualstream.data.cache import read_manifest
+from dualstream.cache import read_manifest
 from dualstream.data.dataset import ClipSpec, EvalViews
 from dualstream.data.sampling import clip_indices, eval_offsets
 from dualstream.data.ucf101 import read_split
 from dualstream.engine.checkpoint import save_model_package
 from dualstream.models import create_model
-from dualstream.predict import InputSpec, Predictor, TorchPredictor, build_clips
+from dualstream.inference.predict import InputSpec, TorchPredictor, build_clips
+from dualstream.inference.runtime import load_predictor
 from dualstream.video import VideoReadError, write_video
 
 from .conftest import shared_data
@@ -127,7 +128,7 @@ def test_predict_cli_json_and_bad_file(package, tiny_dataset, tmp_path, capsys):
     assert err == f"dualstream predict: error: {junk}: not a video, or a format/codec FFmpeg cannot open\n"
     (line,) = out.splitlines()
     result = json.loads(line)
-    expected = Predictor.load(package).predict(video, clips=2)
+    expected = load_predictor(package).predict(video, clips=2)
     assert result["video"] == str(video) and result["clips"] == 2
     assert [t["class"] for t in result["top"]] == [c for c, _ in expected.top(2)]
     assert [t["probability"] for t in result["top"]] == [round(p, 6) for _, p in expected.top(2)]
@@ -151,7 +152,7 @@ def test_predict_cli_user_errors(package, tmp_path, capsys):
 
 def test_real_clips_of_another_size_and_codec(package):
     videos = shared_data("ucf101", "videos")
-    predictor = Predictor.load(package)
+    predictor = load_predictor(package)
     for video in sorted(videos.glob("*/*.avi")):
         pred = predictor.predict(video, clips=2)
         assert pred.probabilities.shape == (len(CLASSES),)
@@ -168,7 +169,7 @@ def test_other_containers_and_sizes(tmp_path, ext, fourcc):
     except VideoReadError as exc:
         pytest.skip(f"this FFmpeg build cannot write {fourcc} {ext}: {exc.reason}")
     make_package(tmp_path / "pkg", short_side=None)
-    pred = Predictor.load(tmp_path / "pkg")
+    pred = load_predictor(tmp_path / "pkg")
     clips = pred.clips(video, clips=2)
     assert clips.num_frames is None  # 20 frames are more than the clips need
     assert clips.frames.shape[1:] == (128, 185, 3)  # short side 36 -> the default 128
@@ -183,7 +184,7 @@ def test_top_is_sorted_and_load_model_is_reexported(package):
 
 
 def test_explain_writes_a_figure(package, tiny_dataset, tmp_path):
-    from dualstream.explain import attention_map
+    from dualstream.inference.explain import attention_map
 
     out = tmp_path / "why.png"
     video = tiny_dataset / "videos" / "Grow" / "v_Grow_g01_c01.avi"
@@ -191,7 +192,7 @@ def test_explain_writes_a_figure(package, tiny_dataset, tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     image = cv2.imread(str(out))
     assert image.shape[1] == 4 * 160  # one column per frame of the clip
-    pred = Predictor.load(package)
+    pred = load_predictor(package)
     clips = pred.clips(video, clips=1)
     att = pred.run(clips, attention=True).attention
     assert att.shape == (16, 16)  # 32 px input, 3 poolings: 4 x 4 positions

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 from dualstream.cli import main
-from dualstream.data.prepare import FAILURES, MANIFEST, PrepareOptions, prepare_dataset, prepare_video
+from dualstream.prepare.common import FAILURES, PrepareOptions
+from dualstream.cache import MANIFEST
+from dualstream.prepare.run import prepare_dataset, prepare_video
 from dualstream.flow import dequantize_flow
 from dualstream.video import write_video
 

@@ -8,9 +8,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dualstream.data import prepare_gpu
-from dualstream.data.prepare import MANIFEST, PrepareOptions, PrepareSummary, find_videos, prepare_dataset, video_key
-from dualstream.data.prepare_gpu import GPUFlowRunner, quantize_flow_torch
+from dualstream.prepare import gpu as prepare_gpu
+from dualstream.cache import MANIFEST
+from dualstream.prepare.common import PrepareOptions, PrepareSummary
+from dualstream.video import find_videos
+from dualstream.prepare.run import prepare_dataset, video_key
+from dualstream.prepare.gpu import GPUFlowRunner, quantize_flow_torch
 from dualstream.data.schedule import SampleSchedule
 from dualstream.flow import quantize_flow
 

@@ -15,7 +15,7 @@ with warnings.catch_warnings():  # starlette 1.x prefers httpx2 for its TestClie
     from fastapi.testclient import TestClient  # noqa: E402
 
 from dualstream.cli import build_parser  # noqa: E402
-from dualstream.predict import Predictor  # noqa: E402
+from dualstream.inference.runtime import load_predictor
 from dualstream.serve import create_app  # noqa: E402
 
 from .test_predict import CLASSES, _moving_video, package  # noqa: E402, F401  (package: the fixture)
@@ -42,7 +42,7 @@ def test_predict_json_matches_the_cli_predictor(client, package, tiny_dataset):
     response = _post(client, "grow.avi", video.read_bytes())
     assert response.status_code == 200
     body = response.json()
-    expected = Predictor.load(package).predict(video, clips=2)
+    expected = load_predictor(package).predict(video, clips=2)
     assert body["video"] == "grow.avi" and body["clips"] == 2
     assert [t["class"] for t in body["top"]] == [c for c, _ in expected.top(5)]
     assert [t["probability"] for t in body["top"]] == [round(p, 6) for _, p in expected.top(5)]

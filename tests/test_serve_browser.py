@@ -21,9 +21,9 @@ from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-from dualstream.predict import Predictor  # noqa: E402
+from dualstream.inference.runtime import load_predictor
 from dualstream.serve import create_app  # noqa: E402
-from dualstream.timeline import predict_timeline  # noqa: E402
+from dualstream.inference.timeline import predict_timeline  # noqa: E402
 
 from .test_predict import package  # noqa: E402, F401  (package: the fixture)
 
@@ -72,7 +72,7 @@ def browser(tmp_path_factory):
 
 def test_upload_shows_the_top5_and_the_explanation(browser, server_url, package, tiny_dataset, tmp_path):
     video = tiny_dataset / "videos" / "Grow" / "v_Grow_g01_c01.avi"
-    expected = Predictor.load(package).predict(video, clips=2).top(5)
+    expected = load_predictor(package).predict(video, clips=2).top(5)
     browser.get(server_url)
     assert browser.title == "dualstream: action recognition"
     WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "model").text.startswith("Model early_fusion_small"))
@@ -90,7 +90,7 @@ def test_upload_shows_the_top5_and_the_explanation(browser, server_url, package,
     assert browser.find_element(By.ID, "error").text == ""
 
     # the timeline of the same video: one coloured band per segment, in order, and the confidence line
-    timeline = predict_timeline(Predictor.load(package), video).to_dict(5)
+    timeline = predict_timeline(load_predictor(package), video).to_dict(5)
     WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "timeline-section").is_displayed())
     bands = browser.find_elements(By.CSS_SELECTOR, "#timeline .segment")
     assert [b.get_attribute("data-class") for b in bands] == [s["class"] for s in timeline["segments"]]

@@ -3,8 +3,7 @@ import re
 import numpy as np
 import pytest
 
-from dualstream.data.synthetic import (MOTIONS, VIBRATION_AMPLITUDE, VIBRATION_PERIOD, SyntheticSpec, _appearance,
-                                       _hue_colour, generate, render_video)
+from dualstream.prepare.synthetic import (MOTIONS, VIBRATION_AMPLITUDE, VIBRATION_PERIOD, SyntheticSpec, _appearance, _hue_colour, generate, render_video)
 from dualstream.data.ucf101 import read_split
 from dualstream.video import read_video
 

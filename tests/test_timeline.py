@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from dualstream.cli import main
-from dualstream.live import SlidingWindow
-from dualstream.predict import Predictor, build_clips
-from dualstream.timeline import Timeline, TimelineWindow, predict_timeline, render_timeline
+from dualstream.inference.window import SlidingWindow
+from dualstream.inference.predict import build_clips
+from dualstream.inference.runtime import load_predictor
+from dualstream.inference.timeline import Timeline, TimelineWindow, predict_timeline, render_timeline
 from dualstream.video import iter_frames
 
 from .test_live import SPAN, _video
@@ -43,7 +44,7 @@ def test_bands_tile_the_time_and_segments_merge_equal_neighbours():
 
 def test_windows_are_predict_on_the_same_frames(package, tmp_path):
     video = _video(tmp_path / "long.avi", frames=40)
-    predictor = Predictor.load(package)
+    predictor = load_predictor(package)
     t = predict_timeline(predictor, video, stride=5)
     assert t.frames == 40 and t.stride == 5
     assert [(w.first, w.last) for w in t.windows] == [(1 + 5 * k, SPAN + 5 * k) for k in range(6)]
@@ -93,7 +94,7 @@ def test_chart_renders_many_classes_and_one_window():
 
 def test_sliding_window_restarts_when_the_frame_size_changes(package, tmp_path):
     """A stream that changes resolution: the window starts again rather than mixing sizes."""
-    predictor = Predictor.load(package)
+    predictor = load_predictor(package)
     window = SlidingWindow(predictor, stride=1)
     small = list(iter_frames(_video(tmp_path / "a.avi", frames=12)))
     big = [cv2.resize(f, (80, 60)) for f in small]

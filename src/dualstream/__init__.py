@@ -9,7 +9,7 @@ __all__ = ["__version__", "load_model"]
 def __getattr__(name: str):
     """Lazy re-exports, so that ``import dualstream`` stays light (no torch at import)."""
     if name == "load_model":
-        from .engine.checkpoint import load_model
+        from .inference.package import load_model
 
         return load_model
     raise AttributeError(f"module 'dualstream' has no attribute {name!r}")

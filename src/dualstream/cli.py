@@ -25,10 +25,10 @@ class UserError(Exception):
 #: (module, class) of every error a user can fix. Only modules already imported are looked at: an
 #: exception class can only be raised once its module is loaded, and importing the others here would
 #: pull in PyTorch for commands that never use it (the onnx runtime of predict, live and serve).
-_USER_ERRORS = (("config", "ConfigError"), ("data.cache", "CacheError"), ("data.ucf101", "SplitError"),
-                ("data.prepare", "PrepareError"), ("data.import_rawframes", "RawframesError"),
-                ("engine.checkpoint", "CheckpointError"), ("video", "VideoReadError"), ("export", "ExportError"),
-                ("flow", "FlowBackendError"), ("model_package", "ModelPackageError"), ("live", "LiveError"))
+_USER_ERRORS = (("config", "ConfigError"), ("cache", "CacheError"), ("data.ucf101", "SplitError"),
+                ("prepare.common", "PrepareError"), ("prepare.import_rawframes", "RawframesError"),
+                ("engine.checkpoint", "CheckpointError"), ("video", "VideoReadError"), ("inference.export", "ExportError"),
+                ("flow", "FlowBackendError"), ("inference.package", "ModelPackageError"), ("inference.live", "LiveError"))
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -46,10 +46,8 @@ def _describe(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
-
-
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .data.synthetic import SyntheticSpec, generate
+    from .prepare.synthetic import SyntheticSpec, generate
 
     try:
         spec = SyntheticSpec(classes=args.classes, videos_per_class=args.videos_per_class,
@@ -77,7 +75,8 @@ def _listed_videos(splits: str, videos: str) -> list[str]:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from .data.prepare import PrepareOptions, parse_shard, prepare_dataset
+    from .prepare.common import PrepareOptions
+    from .prepare.run import parse_shard, prepare_dataset
     from .data.schedule import SampleSchedule
 
     schedule = None
@@ -104,7 +103,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_pack(args: argparse.Namespace) -> int:
-    from .data.packed import pack_cache
+    from .prepare.pack import pack_cache
 
     if args.workers < 0:
         raise UserError("--workers must be >= 0 (0: all cores)")
@@ -161,7 +160,7 @@ def cmd_make_split(args: argparse.Namespace) -> int:
 
 
 def cmd_import_rawframes(args: argparse.Namespace) -> int:
-    from .data.import_rawframes import import_rawframes
+    from .prepare.import_rawframes import import_rawframes
 
     summary = import_rawframes(args.src, args.out, flow_method=args.flow_method, flow_bound=args.flow_bound,
                                threads=args.threads, progress=not args.quiet)
@@ -268,32 +267,22 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 def load_predictor(args: argparse.Namespace):
     """The predictor for ``--model`` / ``--runtime`` / ``--device`` / ``--threads``; user errors in one line."""
-    from .predict import TorchPredictor, resolve_runtime
+    from .inference.runtime import load_predictor as load
 
-    if args.threads < 0:
-        raise UserError("--threads must be >= 0 (0: the runtime's default)")
+    if args.device != "cpu" and args.runtime != "onnx" and not str(args.model).lower().endswith(".onnx"):
+        _check_device(args.device)
     try:
-        runtime, target = resolve_runtime(args.model, args.runtime)
+        return load(args.model, runtime=args.runtime, device=args.device, threads=args.threads)
     except ValueError as exc:
+        if type(exc) is not ValueError:  # ModelPackageError etc. reach the caller's handler as they are
+            raise
         raise UserError(str(exc)) from None
-    if runtime == "onnx":
-        if args.device != "cpu":
-            raise UserError(f"the onnx runtime runs on the CPU; --device {args.device} needs --runtime torch")
-        from .onnx_runtime import OnnxPredictor
-
-        return OnnxPredictor.load(target, threads=args.threads)
-    _check_device(args.device)
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    return TorchPredictor.load(target, device=args.device)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     import json
 
-    from .predict import format_top
+    from .inference.predict import format_top
     from .video import VideoReadError
 
     if args.topk < 1 or args.clips < 1:
@@ -309,7 +298,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for i, video in enumerate(args.videos):
         try:
             if args.timeline:
-                from .timeline import format_timeline, predict_timeline, save_timeline_plot
+                from .inference.timeline import format_timeline, predict_timeline, save_timeline_plot
 
                 timeline = predict_timeline(predictor, video, stride=args.stride, progress=not args.quiet)
                 print(json.dumps(timeline.to_dict(args.topk)) if args.json else format_timeline(timeline), flush=True)
@@ -324,7 +313,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         pred = predictor.run(clips, video=video, attention=bool(args.explain and i == 0))
         print(json.dumps(pred.to_dict(args.topk)) if args.json else format_top(pred, args.topk), flush=True)
         if args.explain and i == 0:
-            from .explain import save_explanation
+            from .inference.explain import save_explanation
 
             save_explanation(args.explain, clips, pred, topk=args.topk)
     return 2 if failed else 0
@@ -333,7 +322,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_live(args: argparse.Namespace) -> int:
     import json
 
-    from .live import LiveError, print_prediction, run_live
+    from .inference.live import LiveError, print_prediction, run_live
 
     if args.stride < 0 or args.smooth < 1 or args.topk < 1:
         raise UserError("--stride must be >= 0 (0: the model's interval), --smooth and --topk >= 1")
@@ -370,7 +359,7 @@ def _check_device(device: str) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_model
+    from .inference.export import export_model
 
     print(export_model(args.model, fmt=args.format, out=args.out).line())
     return 0

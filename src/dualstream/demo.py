@@ -7,8 +7,9 @@ import time
 from pathlib import Path
 
 from .config import demo_config_path, load_config
-from .data.prepare import PrepareOptions, prepare_dataset
-from .data.synthetic import SyntheticSpec, generate
+from .prepare.common import PrepareOptions
+from .prepare.run import prepare_dataset
+from .prepare.synthetic import SyntheticSpec, generate
 from .engine.evaluate import evaluate_run
 from .engine.train import train
 

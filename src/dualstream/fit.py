@@ -18,7 +18,9 @@ from pathlib import Path
 
 from .config import ConfigError, load_config
 from .data.make_split import compile_group_regex, make_split
-from .data.prepare import PrepareOptions, find_videos, prepare_dataset
+from .prepare.common import PrepareOptions
+from .video import find_videos
+from .prepare.run import prepare_dataset
 from .data.ucf101 import SplitError, VideoEntry, entry_group, read_split
 
 CONFIGS = Path(__file__).parent / "configs"

@@ -152,3 +152,16 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, *, fps: float = 25.
             writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     finally:
         writer.release()
+
+
+def find_videos(videos_dir: str | Path) -> list[str]:
+    """Video files under ``videos_dir`` as sorted ``Class/file.ext`` paths (one class level deep)."""
+    root = Path(videos_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: videos folder not found")
+    found = [
+        p.relative_to(root).as_posix()
+        for p in root.glob("*/*")
+        if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
+    ]
+    return sorted(found)

@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 
 from ..flow import dequantize_flow
 from .augment import random_offset
-from .cache import CacheError, available_frames, load_clip, load_clip_u8, read_manifest, snap_to_available
+from ..cache import CacheError, available_frames, load_clip, load_clip_u8, read_manifest, snap_to_available
 from .sampling import clip_indices, offset_for_epoch
 from .transforms import CropParams, apply_clip_transform, crop_params, random_crop_params
 from .ucf101 import VideoEntry

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import get_worker_info
 
-from .cache import load_frames_u8, read_manifest
+from ..cache import load_frames_u8
 from .dataset import ClipSpec, EvalViews, TrainClips
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, crop_params
 from .ucf101 import VideoEntry
@@ -83,11 +83,6 @@ class EvalFrames(EvalViews):
         v, o = divmod(k, len(self.offsets))
         return {"label": self.entries[v].label, "video": v, "size": torch.tensor(self.sizes[v]),
                 **_read(self.cache / self.entries[v].key, self.view_frames(v, o), self.available[v], self.jpeg_bytes)}
-
-
-def frame_sizes(cache: str | Path, entries: list[VideoEntry]) -> list[tuple[int, int]]:
-    """(height, width) of every video's frames, from the manifests."""
-    return [(m["height"], m["width"]) for m in (read_manifest(cache, e.key) for e in entries)]
 
 
 def collate_frames(items: list[dict]) -> dict:

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate
 
-from .cache import load_frames_u8
+from ..cache import load_frames_u8
 from .dataset import ClipSpec, EvalViews, TrainClips
 from .device import shared_empty
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, CropParams

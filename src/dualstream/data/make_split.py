@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .prepare import find_videos
+from ..video import find_videos
 from .ucf101 import GROUP_RE, SplitError, VideoEntry, entry_group
 
 

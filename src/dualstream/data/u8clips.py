@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import torch
 
-from .cache import load_frames_u8
+from ..cache import load_frames_u8
 from .dataset import TrainClips
 from .device import normalise, planes
 from .transforms import CropParams

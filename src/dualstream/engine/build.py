@@ -17,10 +17,10 @@ from tqdm import tqdm
 
 from ..config import Config, ConfigError
 from ..data import device as dev
-from ..data.cache import check_prepared
+from ..cache import check_prepared
 from ..data.dataset import ClipSpec, EvalViews
 from ..data.fused import FusedClips, FusedViews, collate_fused, release_batch
-from ..data.packed import is_packed
+from ..cache import is_packed
 from ..data.u8clips import to_u8_input
 from ..data.ucf101 import Split, VideoEntry, check_group_overlap, read_split, validate_split
 from ..models import create_model

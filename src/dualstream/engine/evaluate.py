@@ -25,7 +25,7 @@ from ..data.sampling import eval_offsets
 from ..data.ucf101 import VideoEntry
 from .accel import DeviceBatches, autocast, autocast_dtype, loader_workers, to_device, use_channels_last
 from .build import CONFIG, eval_batches, load_split
-from .checkpoint import load_model
+from ..inference.package import load_model
 from .distributed import close_world, gather_objects, init_world
 
 EVAL_JSON = "eval.json"

@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
 from ..config import Config
-from ..data.cache import read_manifest
+from ..cache import read_manifest
 from ..data.dataset import TrainClips
 from ..data.holdout import carve_validation
 from ..data.device import TrainFrames, collate_frames

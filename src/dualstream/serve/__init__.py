@@ -30,9 +30,10 @@ from fastapi import FastAPI, File, HTTPException, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
-from ..explain import render_explanation
-from ..predict import DEFAULT_CLIPS, Predictor
-from ..timeline import predict_timeline
+from ..inference.explain import render_explanation
+from ..inference.predict import DEFAULT_CLIPS, Predictor
+from ..inference.runtime import load_predictor
+from ..inference.timeline import predict_timeline
 from ..video import VIDEO_EXTENSIONS, FrameLimits, VideoReadError
 from .guard import Guard, SlowClientProtocol, allowed_host_names, page_csp
 
@@ -54,7 +55,7 @@ def create_app(model: str | os.PathLike | Predictor, *, max_upload_mb: float = D
     ``allowed_hosts``: the Host names answered (default: localhost, 127.0.0.1, ::1; ``"*"``: any);
     ``timeout_s``: the longest pause in an upload's body; ``runtime``: see ``Predictor.load``.
     """
-    predictor = model if isinstance(model, Predictor) else Predictor.load(model, runtime=runtime)
+    predictor = model if isinstance(model, Predictor) else load_predictor(model, runtime=runtime)
     predictor.limits = frame_limits
     max_bytes = int(max_upload_mb * 2**20)
     lock = threading.Lock()  # one prediction at a time: the model's attention recording is shared state

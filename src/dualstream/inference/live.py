@@ -29,7 +29,6 @@ import json
 import queue
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -37,9 +36,9 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-from .data.transforms import CropParams, center_crop_params, clip_arrays, resize_short_side
-from .predict import Predictor, flow_pairs, top_dicts, top_k
-from .video import FrameLimits, VideoReadError, decoded_frames, open_video
+from ..video import FrameLimits, VideoReadError, decoded_frames, open_video
+from .predict import Predictor
+from .window import LivePrediction, SlidingWindow
 
 DEFAULT_TIMEOUT = 10.0
 #: Frames the reader may run ahead of the processing without --realtime.
@@ -48,82 +47,6 @@ READ_AHEAD = 8
 
 class LiveError(Exception):
     """A source that cannot be opened or stalls; one line for the user."""
-
-
-@dataclass
-class LivePrediction:
-    """One prediction: at 1-based ``frame`` (the newest frame read), ``time`` seconds into the source."""
-
-    frame: int
-    time: float
-    probabilities: np.ndarray  # smoothed over the last ``smooth`` clips
-    clip: np.ndarray = field(repr=False)  # this window's own probabilities
-    indices: list[int] = field(default_factory=list)  # 1-based frames of this window's clip
-    latency: float = 0.0
-
-    def top(self, classes: list[str], k: int) -> list[tuple[str, float]]:
-        return top_k(self.probabilities, classes, k)
-
-    def to_dict(self, classes: list[str], k: int) -> dict:
-        return {"frame": self.frame, "time": round(self.time, 3), "top": top_dicts(self.top(classes, k))}
-
-
-class SlidingWindow:
-    """The model's clip over the newest frames, one flow pair per new frame.
-
-    ``push(rgb)`` takes a decoded uint8 RGB frame (any size: it is resized as ``predict`` does) and
-    returns a LivePrediction when this frame completes a window due for prediction, else None.
-    """
-
-    def __init__(self, predictor: Predictor, *, stride: int = 0, smooth: int = 1):
-        spec = predictor.input
-        self.predictor, self.spec = predictor, spec
-        self.stride = stride or spec.interval
-        if self.stride < 1 or smooth < 1:
-            raise ValueError("stride and smooth must be >= 1")
-        self.history: deque[np.ndarray] = deque(maxlen=smooth)
-        self.frames = 0  # frames pushed
-        self._reset()
-
-    def _reset(self) -> None:
-        self._prev: np.ndarray | None = None  # previous resized RGB frame
-        self._prev_gray: np.ndarray | None = None
-        self._crop: CropParams | None = None
-        self._size: tuple[int, int] | None = None
-        self._rgb: deque[np.ndarray] = deque(maxlen=self.spec.span)  # per-frame network inputs, oldest first
-        self._flow: deque[np.ndarray] = deque(maxlen=self.spec.span)
-        self._first = self.frames  # first frame of the current run of equally sized frames
-        self.history.clear()
-
-    def push(self, rgb: np.ndarray) -> LivePrediction | None:
-        t0 = time.perf_counter()
-        self.frames += 1
-        frame = resize_short_side(rgb, self.spec.short_side)
-        if frame.shape[:2] != self._size:  # the first frame, or a stream that changed its resolution
-            self._reset()
-            self._size = frame.shape[:2]
-            self._crop = center_crop_params(*self._size)
-        gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-        if self._prev is not None:
-            flow = flow_pairs(self._prev_gray[None], gray[None], self.spec)  # (1, 2, H, W)
-            r, f = clip_arrays(self._prev[None], flow, self._crop, size=self.spec.input_size,
-                               flow_bound=self.spec.flow_bound)
-            self._rgb.append(r)
-            self._flow.append(f)
-        self._prev, self._prev_gray = frame, gray
-        span, step = self.spec.span, self.spec.interval
-        complete = self.frames - self._first  # frames of this run that have their flow
-        if complete < span or (complete - span) % self.stride:
-            return None
-        rgb_in = np.concatenate(list(self._rgb)[::step])[None]
-        flow_in = np.concatenate(list(self._flow)[::step])[None]
-        clip = self.predictor.probabilities(rgb_in, flow_in)[0]
-        self.history.append(clip)
-        probs = np.mean(self.history, axis=0)
-        last = self.frames - 1
-        indices = list(range(last - span + 1, last + 1, step))
-        return LivePrediction(frame=self.frames, time=0.0, probabilities=probs, clip=clip, indices=indices,
-                              latency=time.perf_counter() - t0)
 
 
 # ---------------------------------------------------------------------------------------------- sources

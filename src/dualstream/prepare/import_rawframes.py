@@ -24,7 +24,8 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
-from .prepare import FAILURES, MANIFEST, atomic_folder, folder_bytes, is_prepared, write_failures
+from ..cache import MANIFEST, is_prepared
+from .common import FAILURES, atomic_folder, folder_bytes, write_failures
 
 FRAME_RE = re.compile(r"^(img|flow_x|flow_y)_(\d+)\.jpg$")
 

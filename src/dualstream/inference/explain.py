@@ -15,7 +15,7 @@ import os
 import cv2
 import numpy as np
 
-from .flow.colour import flow_to_rgb
+from ..flow.colour import flow_to_rgb
 from .predict import Clips, Prediction
 
 MIN_FLOW_SCALE = 1.0  # px: a still clip is drawn white instead of amplifying noise to full colour

@@ -11,7 +11,7 @@ input_size, K = classes; see ``model.json`` for T, S, the class names and the fl
 * ``probabilities`` float32 (B, K): their softmax (average it over a video's clips).
 
 The single-stream baselines (``rgb_only``, ``flow_only``) keep only the input they read.
-``dualstream.predict.build_clips`` builds exactly these inputs from a video. The ONNX file carries
+``dualstream.inference.predict.build_clips`` builds exactly these inputs from a video. The ONNX file carries
 ``model.json`` in its metadata (key ``dualstream.model_json``), the TorchScript file as the extra file
 ``model.json``.
 """
@@ -31,8 +31,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data.transforms import _MEAN, _STD
-from .model_package import METADATA_KEY
+from ..data.transforms import _MEAN, _STD
+from .package import METADATA_KEY
 from .predict import attention_layers
 
 FORMATS = ("onnx", "torchscript")
@@ -187,7 +187,7 @@ def export_model(model_path: str | os.PathLike, *, fmt: str, out: str | os.PathL
     of three clips (other than the tracing batch, so the free batch axis is exercised) and raises
     ExportError when any output differs by more than ``atol``.
     """
-    from .engine.checkpoint import load_model
+    from .package import load_model
 
     if fmt not in FORMATS:
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .live import SlidingWindow
+from .window import SlidingWindow
 from .predict import Predictor, top_dicts, top_k
-from .video import VideoReadError, iter_frames, video_info
+from ..video import VideoReadError, iter_frames, video_info
 
 #: Class colours (matplotlib's tab10, then tab20's lighter shades), shared by the chart and the serve page.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",

@@ -3,7 +3,7 @@
 ``OnnxPredictor.load("model.onnx")`` reads the model package description from the ``model.json``
 beside the file (or, when there is none, from the copy ``dualstream export`` stores in the file's
 metadata) and checks it with the same rules as every other package reader
-(``dualstream.model_package``). Inputs are built by ``dualstream.predict`` exactly as for the PyTorch
+(``dualstream.inference.package``). Inputs are built by ``dualstream.inference.predict`` exactly as for the PyTorch
 runtime (OpenCV decoding and flow, numpy transforms), so both runtimes see the same arrays and agree
 to float32 rounding. Only OpenCV flow methods are available here: a model trained on the PyTorch
 TV-L1 or Brox flow needs the torch runtime.
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .flow import TORCH_METHODS, resolve_method
-from .model_package import (MAX_JSON_BYTES, METADATA_KEY, MODEL_JSON, ModelPackageError, check_file,
+from ..flow import TORCH_METHODS, resolve_method
+from .package import (MAX_JSON_BYTES, METADATA_KEY, MODEL_JSON, ModelPackageError, check_file,
                             parse_model_json)
 from .predict import Predictor
 

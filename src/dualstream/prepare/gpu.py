@@ -35,18 +35,9 @@ import torch
 from ..flow import torch_solver
 from ..flow._torch import resolve_device
 from ..video import VideoReadError, iter_frames
-from .prepare import (
-    PrepareOptions,
-    PrepareSummary,
-    _new_pool,
-    _owner_tag,
-    _too_short,
-    _write_jpeg,
-    commit_folder,
-    new_tmp_folder,
-    resize_short_side,
-    write_manifest,
-)
+from ..data.transforms import resize_short_side
+from .common import (PrepareOptions, PrepareSummary, _new_pool, _owner_tag, _too_short, _write_jpeg, commit_folder,
+                     new_tmp_folder, write_manifest)
 
 UCF101_PAIRS = 2_500_000
 DEFAULT_BATCH = 256

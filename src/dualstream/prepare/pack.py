@@ -25,74 +25,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-PACKED_RGB, PACKED_FLOW = "rgb.npy", "flow.npy"  # flow.npy is written last: it marks a complete store
-MANIFEST = "manifest.json"  # as data.prepare.MANIFEST (not imported: prepare imports this module)
+from ..cache import MANIFEST, PACKED_FLOW, PACKED_RGB, CacheError, decode_frames, is_packed, packed_rows
 
-
-def packed_rows(manifest: dict) -> list[int]:
-    """Frame numbers (1-based) of the packed rows: every frame with a forward flow."""
-    kept = manifest.get("frames", "all")
-    if kept != "all":
-        return [int(i) for i in kept]
-    return list(range(1, int(manifest.get("num_flows", manifest["num_frames"] - 1)) + 1))
-
-
-def is_packed(folder: str | Path) -> bool:
-    return (Path(folder) / PACKED_FLOW).is_file()
-
-
-def decode_jpeg(path: Path, flags: int) -> np.ndarray:
-    img = cv2.imread(str(path), flags)
-    if img is None:
-        from .cache import CacheError
-
-        raise CacheError(f"{path}: missing or unreadable frame")
-    return img
-
-
-def decode_frames(folder: Path, indices: list[int], out: tuple[np.ndarray, np.ndarray] | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Frames ``indices`` of a rawframes folder decoded: rgb ``(T, H, W, 3)`` and flow ``(T, H, W, 2)`` uint8."""
-    for t, i in enumerate(indices):
-        bgr = decode_jpeg(folder / f"img_{i:05d}.jpg", cv2.IMREAD_COLOR)
-        if out is None:
-            out = (np.empty((len(indices), *bgr.shape[:2], 3), np.uint8),
-                   np.empty((len(indices), *bgr.shape[:2], 2), np.uint8))
-        cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=out[0][t])
-        cv2.merge([decode_jpeg(folder / f"flow_{a}_{i:05d}.jpg", cv2.IMREAD_GRAYSCALE) for a in "xy"], dst=out[1][t])
-    assert out is not None, "a clip has at least one frame"
-    return out
-
-
-def read_packed(folder: Path, rows: list[int], lines: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of the packed store: rgb (T, H, W, 3), flow (T, H, W, 2); ``lines`` (top, height): only those
-    image lines of each frame (T, height, W, C). Read with one ``readinto`` per row (no memory-map page
-    faults; from the page cache once the set has been read)."""
-    rgb, flow = (_read_rows(folder / name, rows, lines) for name in (PACKED_RGB, PACKED_FLOW))
-    return rgb, flow
-
-
-def _read_rows(path: Path, rows: list[int], lines: tuple[int, int] | None) -> np.ndarray:
-    with open(path, "rb") as fh:
-        fmt = np.lib.format
-        read_header = fmt.read_array_header_1_0 if fmt.read_magic(fh) == (1, 0) else fmt.read_array_header_2_0
-        shape = read_header(fh)[0]
-        start = fh.tell()
-        top, height = (0, shape[1]) if lines is None else lines
-        if not (0 <= top and height >= 1 and top + height <= shape[1]):
-            raise IndexError(f"{path}: lines {top}..{top + height - 1} of {shape[1]}")
-        out = np.empty((len(rows), height, *shape[2:]), np.uint8)
-        line_bytes = out[0, 0].nbytes
-        row_bytes, want = shape[1] * line_bytes, height * line_bytes
-        for k, r in enumerate(rows):
-            if not 0 <= r < shape[0]:
-                raise IndexError(f"{path}: row {r} of {shape[0]}")
-            fh.seek(start + r * row_bytes + top * line_bytes)
-            if fh.readinto(memoryview(out[k]).cast("B")) != want:
-                from .cache import CacheError
-
-                raise CacheError(f"{path}: truncated packed store")
-    return out
 
 
 def pack_folder(folder: str | Path, manifest: dict | None = None, *, drop_jpeg: bool = False) -> int:
@@ -156,8 +90,6 @@ def _pack_job(args: tuple[str, bool]) -> int:
 
 def pack_cache(cache: str | Path, *, workers: int = 0, drop_jpeg: bool = False, progress: bool = True) -> PackSummary:
     """Pack every prepared video of a rawframes cache (skips those already packed; resumable)."""
-    from .cache import CacheError
-
     cache = Path(cache)
     folders = sorted({m.parent.resolve() for m in cache.glob(f"*/*/{MANIFEST}")})  # a linked folder once
     if not folders:

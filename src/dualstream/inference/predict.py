@@ -17,8 +17,8 @@ video, with the same functions:
 Frame rate is not resampled (training did not either). The clip softmax outputs are averaged.
 
 Two runtimes run the network on those inputs: PyTorch (``TorchPredictor``, a run folder's
-``model.safetensors``) and ONNX Runtime (``dualstream.onnx_runtime.OnnxPredictor``, an exported
-``model.onnx``); ``Predictor.load`` picks one. The inputs are numpy arrays built by the same code for
+``model.safetensors``) and ONNX Runtime (``dualstream.inference.onnx_runtime.OnnxPredictor``, an exported
+``model.onnx``); ``runtime.load_predictor`` picks one. The inputs are numpy arrays built by the same code for
 both, and this module imports neither runtime itself: ``predict --model model.onnx`` never imports torch.
 """
 
@@ -28,24 +28,21 @@ import os
 import time
 from contextlib import closing
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .data.sampling import clip_indices, eval_offsets
-from .data.transforms import DEFAULT_SHORT_SIDE, CropParams, center_crop_params, clip_arrays, resize_short_side
-from .flow import DEFAULT_BOUND, TORCH_METHODS, compute_flow, dequantize_flow, quantize_flow, resolve_method
-from .model_package import MODEL_JSON, ModelPackageError
-from .video import FrameLimits, VideoReadError, iter_frames
+from ..data.sampling import clip_indices, eval_offsets
+from ..data.transforms import DEFAULT_SHORT_SIDE, CropParams, center_crop_params, clip_arrays, resize_short_side
+from ..flow import DEFAULT_BOUND, TORCH_METHODS, compute_flow, dequantize_flow, quantize_flow, resolve_method
+from .package import MODEL_JSON, ModelPackageError
+from ..video import FrameLimits, VideoReadError, iter_frames
 
 #: Clips per video when the caller does not say (the demo recipe's ``eval_clips``).
 DEFAULT_CLIPS = 5
 DEFAULT_FLOW_METHOD = "dis"
 #: The runtimes a model can run on: PyTorch (a run folder) and ONNX Runtime (an exported model.onnx).
-RUNTIMES = ("torch", "onnx")
 #: Where ``--runtime onnx`` looks for the exported model in a run folder.
-RUN_ONNX = "model.onnx"
 
 
 @dataclass(frozen=True)
@@ -225,8 +222,8 @@ def attention_layers(model) -> list:
 class Predictor:
     """A model package ready to predict videos, on one runtime (``TorchPredictor``, ``OnnxPredictor``).
 
-    >>> p = Predictor.load("runs/demo")                 # doctest: +SKIP  (PyTorch)
-    >>> p = Predictor.load("model.onnx")                # doctest: +SKIP  (ONNX Runtime, no torch)
+    >>> p = load_predictor("runs/demo")                # doctest: +SKIP  (PyTorch; inference.runtime)
+    >>> p = load_predictor("model.onnx")               # doctest: +SKIP  (ONNX Runtime, no torch)
     >>> p.predict("clip.mp4").top(5)                    # doctest: +SKIP
 
     A runtime implements ``probabilities(rgb, flow)``: the softmax (B, K) of a batch of clips.
@@ -246,20 +243,6 @@ class Predictor:
             raise ModelPackageError(f"{MODEL_JSON}: flow_method {self.input.flow_method!r} "
                                     f"cannot be computed for prediction ({exc})") from None
 
-    @classmethod
-    def load(cls, path: str | os.PathLike, *, runtime: str | None = None, device: str = "cpu") -> "Predictor":
-        """The predictor for ``path``: a run folder / model package (PyTorch) or an exported ``.onnx``
-        (ONNX Runtime, with the ``model.json`` beside it). ``runtime`` ("torch" or "onnx") overrides
-        the choice; "onnx" with a run folder uses its ``model.onnx``. See :func:`resolve_runtime`."""
-        runtime, target = resolve_runtime(path, runtime)
-        if runtime == "onnx":
-            from .onnx_runtime import OnnxPredictor
-
-            if device != "cpu":
-                raise ValueError(f"the onnx runtime runs on the CPU; --device {device} needs --runtime torch")
-            return OnnxPredictor.load(target)
-        return TorchPredictor.load(target, device=device)
-
     def probabilities(self, rgb: np.ndarray, flow: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
@@ -276,49 +259,6 @@ class Predictor:
     def predict(self, video: str | os.PathLike, *, clips: int = DEFAULT_CLIPS) -> Prediction:
         """Class probabilities of ``video`` averaged over ``clips`` centre-cropped clips."""
         return self.run(self.clips(video, clips=clips), video=str(video))
-
-
-def resolve_runtime(path: str | os.PathLike, runtime: str | None = None) -> tuple[str, Path]:
-    """(runtime, file or folder to load) for ``--model path [--runtime R]``.
-
-    A ``.onnx`` file runs on ONNX Runtime (``--runtime torch`` for it is an error: the weights are
-    in the run folder). A folder (or its model.json) runs on PyTorch, or with ``runtime="onnx"`` on
-    its ``model.onnx``; without ``runtime`` and without PyTorch installed, a folder holding a
-    ``model.onnx`` runs on ONNX Runtime. Errors are one-line ValueErrors.
-    """
-    if runtime is not None and runtime not in RUNTIMES:
-        raise ValueError(f"--runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
-    path = Path(path)
-    if path.suffix.lower() == ".onnx":
-        if runtime == "torch":
-            raise ValueError(f"{path}: an ONNX file runs on the onnx runtime; for --runtime torch give the run folder")
-        return "onnx", path
-    folder = path.parent if path.is_file() else path
-    has_torch = _torch_installed()
-    if runtime is None:
-        runtime = "onnx" if not has_torch and (folder / RUN_ONNX).is_file() else "torch"
-    if runtime == "torch" and not has_torch:
-        instead = ("use its model.onnx with --runtime onnx" if (folder / RUN_ONNX).is_file() else
-                   "export the model to ONNX where torch is installed and pass the .onnx file")
-        raise ValueError(f"{path}: the torch runtime needs PyTorch (pip install 'dualstream[torch]'); "
-                         f"without it, {instead}")
-    if runtime == "onnx":
-        onnx_file = folder / RUN_ONNX
-        if not onnx_file.is_file():
-            raise ValueError(f"{folder}: no {RUN_ONNX} for --runtime onnx; make it with "
-                             f"dualstream export --model {folder} --format onnx --out {onnx_file}")
-        return "onnx", onnx_file
-    return "torch", path
-
-
-def _torch_installed() -> bool:
-    """Whether PyTorch can be imported, without importing it."""
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec("torch") is not None
-    except (ImportError, ValueError):  # a broken or blocked install counts as none
-        return False
 
 
 class TorchPredictor(Predictor):
@@ -341,7 +281,7 @@ class TorchPredictor(Predictor):
     @classmethod
     def load(cls, path: str | os.PathLike, *, device: str = "cpu") -> "TorchPredictor":
         """Load the model package (``model.safetensors`` + ``model.json``) in ``path``."""
-        from .engine.checkpoint import load_model
+        from .package import load_model
 
         model, spec = load_model(path, device=device)
         return cls(model, spec, device=device)

@@ -8,10 +8,11 @@ A model package is a folder (a run folder is one) holding
 
 Every command that loads a package (``predict``, ``serve``, ``export``, ``evaluate``,
 ``dualstream.load_model``) goes through ``locate_package`` and ``read_model_json`` here, and the
-weights through ``engine.checkpoint.load_model``, which adds what needs torch (the shapes the
+weights through ``load_model``, which adds what needs torch (the shapes the
 architecture expects, NaN/inf). Each problem is one ``ModelPackageError`` line naming the file.
 
-This module imports neither torch nor safetensors, so that a light runtime (ONNX) can check a
+This module imports neither torch nor safetensors at import time (``load_model`` and
+``read_weights`` import them when called), so that a light runtime (ONNX) can check a
 ``model.json`` (or the copy an exported file carries) with the same rules.
 """
 
@@ -21,6 +22,11 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 MODEL_JSON = "model.json"
 MODEL_WEIGHTS = "model.safetensors"
@@ -243,3 +249,73 @@ def safetensors_header(path: str | os.PathLike, *, error: type[ValueError] = Mod
     if not tensors:
         raise bad("holds no tensors")
     return tensors
+
+
+def load_model(path: str | Path, *, device: "str | torch.device" = "cpu", command: str = "this command"
+               ) -> tuple[nn.Module, dict]:
+    """A ready model (eval mode) and its spec from a run folder or model package.
+
+    Everything is checked before use (see ``dualstream.inference.package``): model.json against its
+    schema, the weights file for being complete safetensors whose tensors fit the architecture,
+    with finite values. Any problem is one ModelPackageError line naming the file.
+    """
+    from ..models import create_model, list_models
+
+    folder, spec = read_model_json(path, architectures=list_models(), command=command)
+    weights = folder / MODEL_WEIGHTS
+    what = f"{spec['name']} with the {len(spec['classes'])} classes of {MODEL_JSON}"
+    try:
+        model = create_model(spec["name"], num_classes=len(spec["classes"]), frames=spec["frames"],
+                             input_size=spec["input_size"], **spec.get("kwargs", {}))
+    except (TypeError, ValueError) as exc:  # arguments the architecture does not take, or values it refuses
+        raise ModelPackageError(f"{folder / MODEL_JSON}: {spec['name']} cannot be built from it "
+                                f"({one_line(exc)})") from None
+    model.load_state_dict(read_weights(weights, model, what=what))
+    return model.to(device).eval(), spec
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+_FLOAT_DTYPES = {"F16", "BF16", "F32", "F64", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2"}
+
+
+def read_weights(path: Path, model: nn.Module, *, what: str = "this model",
+                 error: type[ValueError] = ModelPackageError, mismatch: type[ValueError] | None = None
+                 ) -> dict[str, torch.Tensor]:
+    """The tensors of the safetensors file ``path``, checked to load into ``model`` strictly.
+
+    In order: the file is complete safetensors (a pickle or zip is named and refused, never
+    unpickled), its tensor names, shapes and kinds (float or not) are the model's (from the header,
+    before any tensor is read), and every floating tensor is finite. Raises ``error`` in one line
+    (``mismatch``, when given, for weights that are intact but of another architecture).
+    """
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    header = safetensors_header(path, error=error)
+    own = model.state_dict()
+    missing, extra = sorted(set(own) - set(header)), sorted(set(header) - set(own))
+    shapes = [k for k in own if k in header and tuple(own[k].shape) != header[k][1]]
+    kinds = [k for k in own if k in header and own[k].is_floating_point() != (header[k][0] in _FLOAT_DTYPES)]
+    if missing or extra or shapes or kinds:
+        if shapes:
+            detail = f"{shapes[0]} is {header[shapes[0]][1]}, expected {tuple(own[shapes[0]].shape)}"
+        elif kinds:
+            detail = f"{kinds[0]} is {header[kinds[0]][0]}, expected {str(own[kinds[0]].dtype).replace('torch.', '')}"
+        else:
+            names = (missing or extra)[:2]
+            detail = (f"{len(missing)} missing and {len(extra)} unexpected tensors, e.g. "
+                      f"{'missing' if missing else 'unexpected'} {', '.join(names)}")
+        raise (mismatch or error)(f"{path}: weights do not fit {what} (another architecture or class count: {detail})")
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
+        raise error(f"{path}: not a readable safetensors file ({one_line(exc)})") from None
+    for name, tensor in state.items():
+        if (tensor.is_floating_point() or tensor.is_complex()) and not bool(torch.isfinite(tensor).all()):
+            raise error(f"{path}: tensor {name} holds NaN or infinite values (a diverged or damaged model); refused")
+    return state

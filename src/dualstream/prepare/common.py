@@ -1,0 +1,314 @@
+"""What both preparation paths (the CPU pool in ``run``, the GPU flow batcher in ``gpu``) share:
+options, summary, the atomic temporary-folder protocol, writers and the worker pool."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import sys
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from ..cache import MANIFEST
+from ..data.schedule import SampleSchedule
+from ..data.transforms import DEFAULT_SHORT_SIDE
+from ..flow import DEFAULT_BOUND, TORCH_METHODS, FlowBackendError, check_available, compute_flow, quantize_flow
+from ..video import VideoReadError
+from .pack import pack_folder
+
+FAILURES = "failures.txt"
+JPEG_QUALITY = 95
+FLOW_CHUNK = 16  # frame pairs handed to the flow engine at once
+TASKS_PER_WORKER = 500  # a worker process is replaced after this many videos (bounds slow leaks in codecs)
+EXECUTORS = ("process", "ray")
+
+
+class PrepareError(ValueError):
+    """A bad preparation request (shard, executor, options); printed as one line."""
+
+
+@dataclass(frozen=True)
+class PrepareOptions:
+    flow: str = "dis"
+    short_side: int = DEFAULT_SHORT_SIDE
+    bound: float = DEFAULT_BOUND
+    device: str = "cpu"
+    schedule: SampleSchedule | None = None
+    """Keep only the frames (and flows) this schedule can ask for; None keeps every frame."""
+    format: str = "rawframes"
+    """``rawframes`` (JPEGs) or ``packed`` (memory-mapped uint8 arrays per video instead, ``data/packed.py``)."""
+
+    def __post_init__(self) -> None:
+        try:
+            method = check_available(self.flow)  # ValueError listing the choices
+        except FlowBackendError as exc:  # opencv-tvl1 without OpenCV's contrib modules
+            raise PrepareError(str(exc)) from None
+        if self.device != "cpu":
+            if method not in TORCH_METHODS:
+                raise PrepareError(f"--device {self.device} needs a PyTorch flow method ({', '.join(TORCH_METHODS)}), "
+                                   f"not {self.flow!r}")
+            from ..flow._torch import resolve_device  # torch only for the PyTorch solvers
+
+            try:
+                resolve_device(self.device)
+            except RuntimeError as exc:
+                raise PrepareError(str(exc)) from None
+        if self.short_side < 0:
+            raise PrepareError(f"--short-side must be >= 0 (0 keeps the original size), got {self.short_side}")
+        if self.bound <= 0:
+            raise PrepareError(f"the flow bound must be positive, got {self.bound}")
+        if self.format not in ("rawframes", "packed"):
+            raise PrepareError(f"--format must be rawframes or packed, got {self.format!r}")
+
+
+@dataclass
+class PrepareSummary:
+    prepared: int = 0
+    skipped: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    frames: int = 0
+    """Frames decoded by this run (prepared videos only)."""
+    seconds: float = 0.0
+    disk_bytes: int = 0
+    """Bytes of the prepared and skipped videos' folders (this run's share of the cache)."""
+    failures_file: str = FAILURES
+
+    @property
+    def failed(self) -> int:
+        return len(self.failures)
+
+    def line(self, cache: Path) -> str:
+        text = f"prepared {self.prepared}, skipped {self.skipped} (already done), failed {self.failed}"
+        text += f" (see {cache / self.failures_file})" if self.failed else ""
+        rate = f" ({self.frames / self.seconds:.0f} frames/s)" if self.seconds > 0 and self.frames else ""
+        return text + f"; {self.frames} frames in {self.seconds:.1f} s{rate}; disk used {_human(self.disk_bytes)}"
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1000
+    return f"{n:.2f} TB"  # pragma: no cover
+
+
+def _write_jpeg(path: Path, image: np.ndarray) -> None:
+    """Encode in memory, write with one call: the same bytes as cv2.imwrite, at about half its cost."""
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise OSError(f"could not encode {path}")
+    with open(path, "wb") as fh:
+        fh.write(buf.data)
+
+
+def _write_flows(out: Path, numbers: list[int], prev: list[np.ndarray], nxt: list[np.ndarray],
+                 opts: PrepareOptions) -> None:
+    """Flow from each gray frame of ``prev`` to the one in ``nxt``, written as flow_x/flow_y ``numbers``."""
+    q = quantize_flow(compute_flow(np.stack(prev), np.stack(nxt), method=opts.flow, device=opts.device), opts.bound)
+    for k, i in enumerate(numbers):  # q: (N, 2, H, W) uint8
+        _write_jpeg(out / f"flow_x_{i:05d}.jpg", q[k, 0])
+        _write_jpeg(out / f"flow_y_{i:05d}.jpg", q[k, 1])
+
+
+def write_manifest(folder: Path, source: str, count: int, height: int, width: int,
+                   kept: str | list[int], opts: PrepareOptions) -> dict:
+    """Write ``folder/manifest.json`` (last, once every frame and flow is in ``folder``) and return it."""
+    manifest = {
+        "source": source,
+        "num_frames": count,
+        "num_flows": count - 1 if kept == "all" else len(kept),  # every frame but the last, or the kept ones
+        "height": height,
+        "width": width,
+        "flow_method": opts.flow,
+        "flow_bound": opts.bound,
+        "format": "mmaction2-rawframes",
+        "frames": kept,
+    }
+    if opts.schedule is not None:
+        manifest["schedule"] = opts.schedule.to_dict()
+    if opts.format == "packed":  # memory-mapped uint8 arrays instead of the JPEGs (data/packed.py)
+        pack_folder(folder, manifest, drop_jpeg=True)
+    manifest["bytes"] = folder_bytes(folder)
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+def _start_time(pid: int) -> str | None:
+    """A process's start time (clock ticks since boot, from /proc), so that a reused pid is told apart;
+    "" where /proc is not available; None when no such process runs."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "" if not Path("/proc/self/stat").exists() else None
+    fields = stat.rsplit(")", 1)[1].split()  # the fields after the parenthesised command name
+    if fields[0] in "ZX":  # state: a dead process nobody has reaped yet (a zombie) runs no more
+        return None
+    return fields[19]  # field 22, the start time
+
+
+_TMP_OWNER = re.compile(r"\.tmp-(?P<host>.+)-(?P<pid>\d+)-(?P<start>\d*)$")
+#: A temporary folder of another machine is taken for an interrupted run's after this long untouched.
+FOREIGN_TMP_MAX_AGE_S = 24 * 3600
+
+
+def _owner_tag() -> str:
+    """``host-pid-start``: who writes a temporary folder (the start time tells a reused pid apart)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{_start_time(os.getpid()) or ''}"
+
+
+def _is_stale(tmp: Path) -> bool:
+    """Whether a temporary folder was left by a run that is gone (so it may be removed).
+
+    Its name says its owner: on this machine, stale when that process no longer runs (or its pid now
+    belongs to a younger process); of another machine, when untouched for FOREIGN_TMP_MAX_AGE_S;
+    a name without an owner (an older version's) is stale.
+    """
+    m = _TMP_OWNER.search(tmp.name)
+    if not m:
+        return True
+    if m.group("host") != socket.gethostname():
+        try:
+            return time.time() - tmp.stat().st_mtime > FOREIGN_TMP_MAX_AGE_S
+        except OSError:
+            return False
+    running = _start_time(int(m.group("pid")))
+    return running is None or (bool(m.group("start")) and bool(running) and running != m.group("start"))
+
+
+@contextmanager
+def atomic_folder(dst: Path) -> Iterator[Path]:
+    """A temporary sibling of ``dst`` to fill; renamed to ``dst`` when the block ends without error,
+    removed when it fails. The temporary name carries its owner (host, pid, process start time):
+    leftovers of interrupted runs are removed first, never a live run's. A ``dst`` without manifest
+    (a half copy made by hand) is replaced; when a concurrent run finished the same ``dst`` first,
+    its copy is kept and ours dropped (both are the same video)."""
+    tmp = new_tmp_folder(dst)
+    try:
+        yield tmp
+        commit_folder(tmp, dst)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def new_tmp_folder(dst: Path, owner: str | None = None) -> Path:
+    """The empty temporary sibling of ``dst`` that atomic_folder fills, named after ``owner`` (default: this
+    process, see _owner_tag); stale leftovers of other runs are removed first."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    for other in dst.parent.glob(f".{dst.name}.tmp-*"):
+        if _is_stale(other):
+            shutil.rmtree(other, ignore_errors=True)
+    tmp = dst.parent / f".{dst.name}.tmp-{owner or _owner_tag()}"
+    shutil.rmtree(tmp, ignore_errors=True)  # our own leftover (this process, an earlier failed attempt)
+    tmp.mkdir()
+    return tmp
+
+
+def commit_folder(tmp: Path, dst: Path) -> None:
+    """Rename a filled temporary folder to ``dst`` (see atomic_folder for the concurrent-run rules)."""
+    if dst.exists() and not (dst / MANIFEST).is_file():
+        shutil.rmtree(dst)
+    try:
+        os.rename(tmp, dst)
+    except OSError:
+        if not (dst / MANIFEST).is_file():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)  # another run prepared it meanwhile
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(e.stat().st_size for e in os.scandir(folder) if e.is_file())
+
+
+def _too_short(src: Path, count: int) -> VideoReadError:
+    return VideoReadError(src, f"only {count} frame decoded; optical flow needs at least 2")
+
+
+def _die_with_parent(parent: int) -> None:
+    """Worker initialiser: the worker ends when its parent ``parent`` dies, even by SIGKILL, so no
+    orphan goes on writing into the cache (or waits forever) while a rerun redoes its video.
+
+    On Linux the kernel sends SIGKILL (PR_SET_PDEATHSIG); a parent that died before that was set
+    (while the worker was still importing) is caught by checking the parent pid right after, and a
+    watchdog thread checks it every second where prctl is not available.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+    cv2.setNumThreads(1)
+
+
+WORKER_DIED = "the worker process died while preparing this video (a crash in the decoder, or killed, e.g. out of memory)"
+
+
+def _new_pool(workers: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_die_with_parent,
+                               initargs=(os.getpid(),), max_tasks_per_child=TASKS_PER_WORKER)
+
+
+@contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """An exclusive lock on ``folder`` (flock on its descriptor: no lock file left behind) where
+    supported; concurrent runs into one cache then update its failures file one at a time."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover (not POSIX)
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def write_failures(path: Path, failures: list[tuple[str, str]], *, keep=None) -> None:
+    """Write the failures file: this run's ``failures`` plus the entries already there (from a
+    concurrent or earlier run) for which ``keep(rel)`` holds (without ``keep`` none), so a failure a
+    concurrent run reported is not lost when this run writes the file after it."""
+    with _locked(path.parent):
+        rows = dict(failures)
+        if keep is not None and path.is_file():
+            for line in path.read_text(errors="replace").splitlines():
+                rel, sep, reason = line.partition("\t")
+                if sep and rel not in rows and keep(rel):
+                    rows[rel] = reason
+        if not rows:
+            path.unlink(missing_ok=True)
+            return
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        tmp.write_text("".join(f"{rel}\t{reason}\n" for rel, reason in sorted(rows.items())))
+        os.replace(tmp, path)

@@ -1,0 +1,293 @@
+"""Prepare a folder of videos for training: decode, resize, optical flow, MMAction2 rawframes.
+
+Per video ``<Class>/<name>.avi`` the cache holds ``<Class>/<name>/img_00001.jpg ...`` (RGB frames),
+``flow_x_00001.jpg ...`` and ``flow_y_00001.jpg ...`` (flow from frame i to i+1, clipped to +-bound
+px and mapped to uint8) and ``manifest.json``. A video is written into a temporary folder and
+renamed into place only when complete, so an interrupted run never leaves a half video that looks
+finished; a rerun skips every video whose folder exists and redoes the rest.
+
+At scale: worker processes (or a Ray cluster), ``shard=(i, n)`` so that several machines each
+prepare a disjoint part into one shared folder, and a mode that keeps only the frames a sampling
+schedule can ask for (``schedule``), for users short of disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from concurrent.futures import as_completed
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from ..cache import MANIFEST, is_prepared
+from ..data.schedule import SampleSchedule
+from ..data.transforms import resize_short_side
+from ..video import VideoReadError, find_videos, iter_frames
+from .common import (EXECUTORS, FAILURES, FLOW_CHUNK, WORKER_DIED, PrepareError, PrepareOptions, PrepareSummary,
+                     _new_pool, _too_short, _write_flows, _write_jpeg, atomic_folder, folder_bytes, write_failures,
+                     write_manifest)
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` (1 <= i <= n) -> (i, n); a malformed value is a PrepareError."""
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise PrepareError(f"--shard must look like i/n, e.g. 1/4, got {text!r}") from None
+    if not 1 <= i <= n:
+        raise PrepareError(f"--shard {text}: shards are numbered 1..n, got {i} of {n}")
+    return i, n
+
+
+def in_shard(rel: str, shard: tuple[int, int]) -> bool:
+    """Whether video ``rel`` belongs to shard (i, n): by a hash of its path, so that machines that list
+    the folder differently (or see it grow) still agree and the shards stay disjoint."""
+    i, n = shard
+    return int.from_bytes(hashlib.sha1(rel.encode()).digest()[:8], "big") % n == i - 1
+
+
+def video_key(rel: str) -> str:
+    """``Class/v_x.avi`` -> ``Class/v_x``: the video's folder in the cache."""
+    return rel.rsplit(".", 1)[0]
+
+
+def prepare_video(src: str | Path, dst: str | Path, opts: PrepareOptions) -> dict:
+    """Decode ``src`` and write its rawframes folder ``dst`` atomically; returns the manifest.
+
+    Frames are streamed: at most FLOW_CHUNK + 1 frames are held at once (the sampled mode parks
+    the grayscale frames it may need in the temporary folder instead of memory). A folder counts
+    as done only once it has its manifest, which is written last, before the rename.
+    """
+    src, dst = Path(src), Path(dst)
+    with atomic_folder(dst) as tmp:
+        if opts.schedule is None:
+            count, height, width = _write_all_frames(src, tmp, opts)
+            kept: str | list[int] = "all"
+        else:
+            count, height, width, kept = _write_sampled_frames(src, tmp, opts, opts.schedule)
+        manifest = write_manifest(tmp, src.name, count, height, width, kept, opts)
+    return manifest
+
+
+def _write_all_frames(src: Path, tmp: Path, opts: PrepareOptions) -> tuple[int, int, int]:
+    """Every frame and every forward flow; returns (frames, height, width)."""
+    count, height, width = 0, 0, 0
+    grays: list[np.ndarray] = []  # frames waiting for their flow; the last one is kept as overlap
+    for rgb in iter_frames(src):
+        rgb = resize_short_side(rgb, opts.short_side)
+        if count == 0:
+            height, width = rgb.shape[:2]
+        count += 1
+        _write_jpeg(tmp / f"img_{count:05d}.jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        grays.append(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+        if len(grays) == FLOW_CHUNK + 1:
+            _write_flows(tmp, list(range(count - FLOW_CHUNK, count)), grays[:-1], grays[1:], opts)
+            grays = grays[-1:]
+    if count < 2:
+        raise _too_short(src, count)
+    if len(grays) > 1:
+        _write_flows(tmp, list(range(count - len(grays) + 1, count)), grays[:-1], grays[1:], opts)
+    return count, height, width
+
+
+def _write_sampled_frames(src: Path, tmp: Path, opts: PrepareOptions, schedule: SampleSchedule
+                          ) -> tuple[int, int, int, list[int]]:
+    """Only the frames ``schedule`` can ask for, with their forward flow; returns (frames, h, w, kept).
+
+    Which frames those are depends on the frame count, known only at the end of the stream; but
+    they all lie within the first ``schedule.span`` frames, so those are parked (RGB as JPEG, gray
+    as .npy) in the temporary folder, the rest of the video is only decoded and counted.
+    """
+    count, height, width = 0, 0, 0
+    for rgb in iter_frames(src):
+        count += 1
+        if count > schedule.span:
+            continue
+        rgb = resize_short_side(rgb, opts.short_side)
+        if count == 1:
+            height, width = rgb.shape[:2]
+        _write_jpeg(tmp / f"img_{count:05d}.jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        np.save(tmp / f".gray_{count:05d}.npy", cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+    if count < 2:
+        raise _too_short(src, count)
+    kept = schedule.frames_for(count)
+    for start in range(0, len(kept), FLOW_CHUNK):
+        part = kept[start:start + FLOW_CHUNK]
+        prev = [np.load(tmp / f".gray_{i:05d}.npy") for i in part]
+        nxt = [np.load(tmp / f".gray_{i + 1:05d}.npy") for i in part]
+        _write_flows(tmp, part, prev, nxt, opts)
+    keep = set(kept)
+    for i in range(1, min(count, schedule.span) + 1):
+        (tmp / f".gray_{i:05d}.npy").unlink()
+        if i not in keep:
+            (tmp / f"img_{i:05d}.jpg").unlink()
+    return count, height, width, kept
+
+
+def _job(args: tuple[str, str, str, PrepareOptions]) -> tuple[str, str | None, int, int]:
+    """Prepare one video; returns (rel, failure reason or None, frames, bytes). Never raises for a
+    bad video: whatever goes wrong with one file is its failure, not the run's."""
+    rel, src, dst, opts = args
+    cv2.setNumThreads(1)
+    try:
+        manifest = prepare_video(src, dst, opts)
+        return rel, None, manifest["num_frames"], manifest["bytes"]
+    except VideoReadError as exc:
+        return rel, " ".join(exc.reason.split()), 0, 0
+    except (Exception, MemoryError) as exc:  # cv2.error, OSError (disk full), MemoryError (huge frames), ...
+        return rel, " ".join(f"{type(exc).__name__}: {exc}".split()), 0, 0
+
+
+def _run_processes(todo: list, workers: int, job=_job) -> Iterator[tuple[str, str | None, int, int]]:
+    """Results of ``job`` over ``todo`` from a process pool, as they complete.
+
+    A worker that dies (a segfault in a codec, the OOM killer) breaks the whole pool; then the
+    videos that were in flight (the first ``workers + 1`` unfinished ones, in submission order)
+    are retried one at a time in a one-worker pool, where one that kills its worker again is
+    reported as failed, and the rest go on in a fresh pool. So one bad file never ends the run.
+    """
+    if workers == 1 or len(todo) <= 1:
+        yield from map(job, todo)
+        return
+    queue = list(todo)
+    while queue:
+        unfinished: list[int] = []
+        pool = _new_pool(workers)
+        try:
+            futures = {pool.submit(job, args): k for k, args in enumerate(queue)}
+            for fut in as_completed(futures):
+                try:
+                    yield fut.result()
+                except BrokenProcessPool:
+                    unfinished.append(futures[fut])
+        finally:
+            pool.shutdown(cancel_futures=True)
+        unfinished.sort()
+        suspects = [queue[k] for k in unfinished[: workers + 1]]
+        queue = [queue[k] for k in unfinished[workers + 1:]]
+        alone = None  # one worker, one video at a time: a break names its video
+        try:
+            for args in suspects:
+                alone = alone or _new_pool(1)
+                try:
+                    yield alone.submit(job, args).result()
+                except BrokenProcessPool:
+                    yield args[0], WORKER_DIED, 0, 0
+                    alone.shutdown()
+                    alone = None
+        finally:
+            if alone is not None:
+                alone.shutdown(cancel_futures=True)
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise PrepareError("--executor ray needs Ray: pip install 'dualstream[ray]'") from None
+    return ray
+
+
+def _run_ray(todo: list, workers: int) -> Iterator[tuple[str, str | None, int, int]]:
+    """One Ray task per video on the cluster at RAY_ADDRESS (a local Ray otherwise); the cache must be
+    a folder every node sees. At most 4 tasks per worker slot are in flight, to keep memory flat."""
+    ray = _import_ray()
+    if not ray.is_initialized():
+        ray.init(address=os.environ.get("RAY_ADDRESS") or None, **({} if os.environ.get("RAY_ADDRESS") else
+                                                                   {"num_cpus": workers}))
+    task = ray.remote(num_cpus=1)(_job)
+    window = 4 * max(1, int(ray.cluster_resources().get("CPU", workers)))
+    pending, queue = [], iter(todo)
+    for args in queue:
+        pending.append(task.remote(args))
+        if len(pending) >= window:
+            break
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        yield ray.get(done[0])
+        nxt = next(queue, None)
+        if nxt is not None:
+            pending.append(task.remote(nxt))
+
+
+def prepare_dataset(
+    videos_dir: str | Path,
+    cache: str | Path,
+    opts: PrepareOptions = PrepareOptions(),
+    *,
+    workers: int = 0,
+    shard: tuple[int, int] | None = None,
+    executor: str = "process",
+    videos: Iterable[str] | None = None,
+    progress: bool = True,
+) -> PrepareSummary:
+    """Prepare the videos under ``videos_dir`` (or the listed ``videos``) into ``cache``.
+
+    ``shard=(i, n)`` takes only this machine's part; failures go to ``cache/failures.txt`` (one
+    file per shard, ``failures-shard-I-of-N.txt``, so machines never overwrite each other's).
+    """
+    if executor not in EXECUTORS:
+        raise PrepareError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if workers < 0:
+        raise PrepareError(f"--workers must be >= 0 (0: all cores), got {workers}")
+    if executor == "ray":
+        _import_ray()  # before any work
+    videos_dir, cache = Path(videos_dir), Path(cache)
+    listed = sorted(videos) if videos is not None else find_videos(videos_dir)
+    if not listed:
+        raise FileNotFoundError(f"{videos_dir}: no video files found (expected <Class>/<video>.avi etc.)")
+    if shard is not None:
+        listed = [rel for rel in listed if in_shard(rel, shard)]
+    cache.mkdir(parents=True, exist_ok=True)
+    summary = PrepareSummary(failures_file=FAILURES if shard is None else f"failures-shard-{shard[0]}-of-{shard[1]}.txt")
+    todo = []
+    for rel in listed:
+        key = video_key(rel)
+        if is_prepared(cache, key):
+            summary.skipped += 1
+            summary.disk_bytes += _prepared_bytes(cache / key)
+        else:
+            todo.append((rel, str(videos_dir / rel), str(cache / key), opts))
+    workers = workers or os.cpu_count() or 1
+    run = _run_ray if executor == "ray" else _run_processes
+    gpu = None
+    if executor == "process" and opts.device != "cpu":  # one flow process per GPU, fed by CPU workers
+        from .gpu import GPUFlowRunner
+
+        run = gpu = GPUFlowRunner(opts)
+    t0 = time.perf_counter()
+    bar = tqdm(total=len(todo), desc="prepare", unit="video", disable=not progress or not todo)
+    try:
+        for rel, error, frames, size in run(todo, workers):
+            if error is None:
+                summary.prepared += 1
+                summary.frames += frames
+                summary.disk_bytes += size
+            else:
+                summary.failures.append((rel, error))
+            bar.update()
+            elapsed = max(time.perf_counter() - t0, 1e-9)
+            bar.set_postfix_str(f"{summary.frames / elapsed:.0f} frames/s, failed {summary.failed}", refresh=False)
+    finally:
+        bar.close()
+        summary.seconds = time.perf_counter() - t0
+    listed_set = set(listed)  # an entry stays while its video is listed and not prepared
+    write_failures(cache / summary.failures_file, summary.failures,
+                   keep=lambda rel: rel in listed_set and not is_prepared(cache, video_key(rel)))
+    return gpu.summary(summary) if gpu is not None else summary  # with pairs/s and the UCF-101 projection
+
+
+def _prepared_bytes(folder: Path) -> int:
+    """A finished video's size: from its manifest, or by listing the folder (imported or older caches)."""
+    try:
+        return int(json.loads((folder / MANIFEST).read_text())["bytes"])
+    except (KeyError, ValueError, TypeError, OSError):
+        return folder_bytes(folder)
+
+
