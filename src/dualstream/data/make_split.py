@@ -7,7 +7,6 @@ expression (default: UCF-101's ``_gGG_cCC``); a video whose name does not match 
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import numpy as np
 
 from ..video import find_videos
 from .ucf101 import GROUP_RE, SplitError, VideoEntry, entry_group
+from ..files import atomic_write
 
 
 def compile_group_regex(pattern: str | None) -> re.Pattern[str]:
@@ -92,6 +92,4 @@ def make_split(
 
 
 def _write_crlf(path: Path, lines: list[str]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes("".join(line + "\r\n" for line in lines).encode())
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: tmp.write_bytes("".join(line + "\r\n" for line in lines).encode()))

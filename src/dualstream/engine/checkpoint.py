@@ -35,6 +35,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ..inference.package import MODEL_JSON, MODEL_WEIGHTS, ModelPackageError, check_file, read_weights
+from ..files import atomic_write, atomic_write_text, fsync_file
 
 CHECKPOINT_DIR = "checkpoint"
 _EPOCH_DIR = re.compile(r"^epoch-(\d{4,})(?:-batch-(\d{6,}))?$")
@@ -42,25 +43,6 @@ _EPOCH_DIR = re.compile(r"^epoch-(\d{4,})(?:-batch-(\d{6,}))?$")
 
 class CheckpointError(ValueError):
     """A run folder without a usable model or checkpoint, or a checkpoint that cannot be written."""
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        write(tmp)
-        _fsync(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -71,8 +53,8 @@ def save_model_package(run: str | Path, model: nn.Module, spec: dict) -> None:
     """Write ``model.safetensors`` and ``model.json`` (spec: name, kwargs, classes, input spec)."""
     run = Path(run)
     run.mkdir(parents=True, exist_ok=True)
-    _atomic(run / MODEL_WEIGHTS, lambda p: save_file(_state_dict(model), str(p)))
-    _atomic(run / MODEL_JSON, lambda p: p.write_text(json.dumps(spec, indent=1)))
+    atomic_write(run / MODEL_WEIGHTS, lambda p: save_file(_state_dict(model), str(p)), fsync=True)
+    atomic_write_text(run / MODEL_JSON, json.dumps(spec, indent=1), fsync=True)
 
 
 def checkpoint_dirs(run: str | Path) -> list[Path]:
@@ -102,11 +84,11 @@ def save_checkpoint(run: str | Path, model: nn.Module, state: dict, *, epoch: in
         save_file(_state_dict(model), str(tmp / "weights.safetensors"))
         torch.save({**state, "epoch": epoch}, tmp / "state.pt")
         for name in ("weights.safetensors", "state.pt"):
-            _fsync(tmp / name)
+            fsync_file(tmp / name)
         if final.exists():  # the same epoch saved again (a rerun after a resume): replace it
             shutil.rmtree(final)
         os.replace(tmp, final)
-        _fsync(root)
+        fsync_file(root)
     except (OSError, RuntimeError, SafetensorError) as exc:  # torch.save and safetensors raise their own types
         shutil.rmtree(tmp, ignore_errors=True)
         previous = checkpoint_dirs(run)

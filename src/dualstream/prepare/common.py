@@ -28,6 +28,7 @@ from ..data.transforms import DEFAULT_SHORT_SIDE
 from ..flow import DEFAULT_BOUND, TORCH_METHODS, FlowBackendError, check_available, compute_flow, quantize_flow
 from ..video import VideoReadError
 from .pack import pack_folder
+from ..files import atomic_write_text
 
 FAILURES = "failures.txt"
 JPEG_QUALITY = 95
@@ -309,6 +310,4 @@ def write_failures(path: Path, failures: list[tuple[str, str]], *, keep=None) ->
         if not rows:
             path.unlink(missing_ok=True)
             return
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text("".join(f"{rel}\t{reason}\n" for rel, reason in sorted(rows.items())))
-        os.replace(tmp, path)
+        atomic_write_text(path, "".join(f"{rel}\t{reason}\n" for rel, reason in sorted(rows.items())))

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from ..cache import MANIFEST, is_prepared
 from .common import FAILURES, atomic_folder, folder_bytes, write_failures
+from ..files import atomic_write_text
 
 FRAME_RE = re.compile(r"^(img|flow_x|flow_y)_(\d+)\.jpg$")
 
@@ -159,9 +160,7 @@ def import_video(src: Path, dst: Path, *, flow_method: str, flow_bound: float, r
         manifest["bytes"] = sum((src / f"{k}_{i:05d}.jpg").stat().st_size
                                 for k, n in (("img", manifest["num_frames"]), ("flow_x", manifest["num_flows"]),
                                              ("flow_y", manifest["num_flows"])) for i in range(1, n + 1))
-        tmp = src / f".{MANIFEST}.tmp"
-        tmp.write_text(json.dumps(manifest, indent=1))
-        os.replace(tmp, src / MANIFEST)
+        atomic_write_text(src / MANIFEST, json.dumps(manifest, indent=1))
         return manifest
     with atomic_folder(dst) as tmp:
         _link_tree(src, tmp)

@@ -26,6 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..cache import MANIFEST, PACKED_FLOW, PACKED_RGB, CacheError, decode_frames, is_packed, packed_rows
+from ..files import atomic_write_text
 
 
 
@@ -60,9 +61,7 @@ def pack_folder(folder: str | Path, manifest: dict | None = None, *, drop_jpeg: 
     if drop_jpeg:
         manifest["format"] = "packed-uint8"
         if on_disk:
-            tmp_manifest = folder / f".{MANIFEST}.tmp"
-            tmp_manifest.write_text(json.dumps(manifest, indent=1))
-            os.replace(tmp_manifest, folder / MANIFEST)
+            atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1))
         for p in folder.glob("*.jpg"):
             p.unlink()
     return packed_bytes(folder)

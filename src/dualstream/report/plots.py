@@ -3,10 +3,11 @@ confusion matrix, readable from a handful of classes up to UCF-101's 101."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
+
+from ..files import atomic_write
 
 
 def _pyplot():
@@ -19,9 +20,7 @@ def _pyplot():
 
 
 def _save(fig, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=fig.dpi)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=fig.dpi, format=path.suffix[1:] or "png"))
 
 
 def plot_curves(history: list[dict], path: str | Path, *, title: str = "") -> Path:
