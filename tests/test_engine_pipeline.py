@@ -35,13 +35,13 @@ def test_device_evaluation_equals_classic_without_resize(tiny_dataset, tiny_cach
     run = tmp_path / "run"
     assert main(_args(tiny_cache, tiny_dataset / "ucfTrainTestlist", run, "data.input_size=48")) == 0
     results = {}
-    for pipeline in ("classic", "device"):
+    for pipeline in ("workers", "device"):
         cfg = yaml.safe_load((run / "config.yaml").read_text())
         cfg["data"]["pipeline"] = pipeline
         (run / "config.yaml").write_text(yaml.safe_dump(cfg))
         assert main(["-q", "evaluate", str(run), "--clips", "2", "--crops", "3", "--flip"]) == 0
         results[pipeline] = json.loads((run / "eval.json").read_text())
-    a, b = results["classic"], results["device"]
+    a, b = results["workers"], results["device"]
     assert a["num_clips"] == b["num_clips"] == 6 * 2 * 3 * 2 and a["views_per_video"] == b["views_per_video"] == 12
     for key in ("clip_top1", "video_top1", "top5", "confusion"):
         assert a[key] == b[key], key
@@ -86,5 +86,7 @@ def test_pipeline_settings_are_checked_in_one_line():
     cfg = load_config(None, ["data.jpeg_decode=device", "data.pipeline=device"])
     with pytest.raises(ConfigError, match="needs a CUDA device"):
         resolve_pipeline(cfg, torch.device("cpu"), [])
-    assert resolve_pipeline(load_config(None), torch.device("cpu"), []) == ("classic", False)
+    assert resolve_pipeline(load_config(None), torch.device("cpu"), []) == ("workers", False)
     assert resolve_pipeline(load_config(None, ["data.pipeline=device"]), torch.device("cpu"), []) == ("device", False)
+    for old in ("classic", "u8", "fused"):  # the worker pipelines before 0.2 are one now
+        assert load_config(None, [f"data.pipeline={old}"]).data.pipeline == "workers"

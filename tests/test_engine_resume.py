@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from dualstream.cli import demo_config_path
+from dualstream.data.batches import collate_batches
 from dualstream.data.dataset import ClipSpec, TrainClips
 from dualstream.data.ucf101 import read_split
 from dualstream.engine.train import EpochClips, EpochSampler
@@ -74,7 +75,7 @@ def test_persistent_workers_follow_the_epoch(tiny_dataset, tiny_cache):
     def batches(workers: int) -> list[torch.Tensor]:
         sampler = EpochSampler(clips, num_replicas=1, rank=0, shuffle=True, seed=5)
         loader = DataLoader(EpochClips(clips), batch_size=2, sampler=sampler, num_workers=workers,
-                            persistent_workers=workers > 0)
+                            persistent_workers=workers > 0, collate_fn=collate_batches)
         out = []
         for epoch in range(2):
             sampler.set_epoch(epoch)
@@ -86,7 +87,7 @@ def test_persistent_workers_follow_the_epoch(tiny_dataset, tiny_cache):
     assert not torch.equal(a[0], a[2])  # another epoch: another offset and crop
 
 
-@pytest.mark.parametrize("pipeline", ["classic", "u8", "fused", "device"])
+@pytest.mark.parametrize("pipeline", ["workers", "device"])
 def test_resume_from_a_mid_epoch_checkpoint_matches_uninterrupted_run(tiny_dataset, tiny_cache, tmp_path, monkeypatch,
                                                                       pipeline):
     """train.checkpoint_every: interrupted after batch 1 of epoch 2, resumed there (sampler position,

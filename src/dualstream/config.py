@@ -66,14 +66,11 @@ class DataConfig:
     num_workers: int = 2
     """DataLoader worker processes per training process; -1: one per core (at most 16)."""
     pipeline: str = "auto"
-    """Where clips are cut: ``classic`` (workers crop, flip, resize and normalise in float: the results
-    of earlier versions, bit for bit), ``u8`` (workers crop, flip, resize in uint8, the device
-    normalises; RGB identical, flow within one quantisation level), ``fused`` (each worker cuts whole
-    batches network-ready in one pass per clip, into reused shared memory: the fastest on a CPU,
-    ``benchmarks/loader.py``; bilinear resize as ``device``, so not bit-identical),
-    ``device`` (workers only read/decode uint8 frames; crop, flip, resize, normalise run batched on the
-    training device: for GPUs; bilinear resize), or ``auto``: device on CUDA, classic on the CPU.
-    Evaluation uses the device path with ``device``, the fused one with ``fused``, the classic one otherwise."""
+    """Where clips are cut: ``workers`` (the loader workers cut whole network-ready batches in one pass per
+    clip, into reused shared memory: the fastest on a CPU), ``device`` (workers only read/decode uint8
+    frames; crop, flip, resize and normalisation run batched on the training device: for GPUs), or
+    ``auto``: device on CUDA, workers elsewhere. Both cut the same clips with the same filter rule
+    (within one uint8 level). ``classic``, ``u8`` and ``fused`` (before 0.2) are read as ``workers``."""
     jpeg_decode: str = "auto"
     """With the device pipeline: ``worker`` (OpenCV in the loader workers), ``device`` (nvJPEG on the
     GPU via torchvision; the workers only read bytes), ``auto``: device where torchvision's decoder
@@ -95,8 +92,10 @@ class DataConfig:
             raise ConfigError(f"data.val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.eval_crops not in (1, 3):
             raise ConfigError(f"data.eval_crops must be 1 or 3, got {self.eval_crops}")
-        if self.pipeline not in ("auto", "classic", "u8", "fused", "device"):
-            raise ConfigError(f"data.pipeline must be auto, classic, u8, fused or device, got {self.pipeline!r}")
+        if self.pipeline in ("classic", "u8", "fused"):  # the worker pipelines before 0.2, now one
+            self.pipeline = "workers"
+        if self.pipeline not in ("auto", "workers", "device"):
+            raise ConfigError(f"data.pipeline must be auto, workers or device, got {self.pipeline!r}")
         if self.jpeg_decode not in ("auto", "worker", "device"):
             raise ConfigError(f"data.jpeg_decode must be auto, worker or device, got {self.jpeg_decode!r}")
 

@@ -1,4 +1,10 @@
-"""Clip datasets over the rawframes cache, for training (random paired augmentation) and evaluation."""
+"""Clip datasets over the prepared cache, for training (random paired augmentation) and evaluation.
+
+Which frames and crop an item uses is decided here (``clip_frames``/``crop``, ``view_frames``/``view_crop``);
+the workers cut it with ``clips.cut_clip``, a whole batch at a time (``__getitems__``) into shared memory
+that a ``BatchPool`` reuses once released. The device pipeline's datasets (``data.device``) take the
+same draws and leave the cutting to the device.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +15,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..flow import dequantize_flow
+from ..cache import CacheError, available_frames, load_frames_u8, read_manifest, snap_to_available
 from .augment import random_offset
-from ..cache import CacheError, available_frames, load_clip, load_clip_u8, read_manifest, snap_to_available
+from .batches import BatchPool, shared_empty
+from .clips import cut_clip
 from .sampling import clip_indices, offset_for_epoch
-from .transforms import CropParams, apply_clip_transform, crop_params, random_crop_params
+from .transforms import CropParams, crop_params, random_crop_params
 from .ucf101 import VideoEntry
 
 
@@ -46,7 +53,58 @@ def _frame_index(cache: str | Path, entries: list[VideoEntry], spec: ClipSpec
             [(m["height"], m["width"]) for m in manifests])
 
 
-class TrainClips(Dataset):
+class _Cut:
+    """Whole batches cut by the worker: ``clip(k)`` gives (video, frames, crop) of item k."""
+
+    cache: Path
+    entries: list[VideoEntry]
+    spec: ClipSpec
+    available: list
+    frames: dict | None = None
+    pool: BatchPool | None = None
+    """Set by ``reuse_batches`` where the consumer calls ``release_batch``: batches then reuse released storages."""
+
+    def clip(self, k: int) -> tuple[int, list[int], CropParams]:
+        raise NotImplementedError
+
+    def reuse_batches(self, keep: int = 4):
+        """Cut batches into released batches' memory (``BatchPool``); returns the dataset."""
+        self.pool = BatchPool(keep)
+        return self
+
+    def load(self, v: int, indices: list[int], lines: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Video ``v``'s frames ``indices`` as stored: rgb (T, H, W, 3) and quantised flow (T, H, W, 2) uint8;
+        ``lines`` (top, height): the packed store reads only those lines. With ``in_memory`` each decoded
+        frame is kept whole (a small set is decoded once, not once per clip)."""
+        folder = self.cache / self.entries[v].key
+        if self.frames is None:
+            return load_frames_u8(folder, indices, self.available[v], lines=lines)
+        todo = sorted({i for i in indices if (v, i) not in self.frames})
+        if todo:
+            rgb, q = load_frames_u8(folder, todo, self.available[v])
+            self.frames.update({(v, i): (rgb[k], q[k]) for k, i in enumerate(todo)})
+        return (np.stack([self.frames[v, i][0] for i in indices]), np.stack([self.frames[v, i][1] for i in indices]))
+
+    def _cut(self, keys: list[int]) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        s, t = self.spec.input_size, self.spec.frames
+        shapes = (len(keys), 3 * t, s, s), (len(keys), 2 * t, s, s)
+        if self.pool is not None and len(keys) > 1:
+            rgb, flow = self.pool.batch(*shapes)
+        else:
+            rgb, flow = (shared_empty(shape) for shape in shapes)
+        r, f = rgb.numpy(), flow.numpy()
+        videos = []
+        for b, k in enumerate(keys):
+            v, idx, crop = self.clip(k)
+            frames = self.load(v, idx, lines=(crop.top, crop.size))
+            if frames[0].shape[1] == crop.size:  # only the crop's rows were read
+                crop = CropParams(0, crop.left, crop.size, crop.flip)
+            cut_clip(*frames, crop, size=s, out_rgb=r[b], out_flow=f[b])
+            videos.append(v)
+        return rgb, flow, videos
+
+
+class TrainClips(_Cut, Dataset):
     """``repeats`` randomly augmented clips per video per epoch, at the schedule's offset or a random
     one (``spec.temporal_jitter``); call set_epoch. Item ``i`` is a clip of video ``i % len(entries)``,
     with draws of its own: the same for the same (seed, epoch, item), so a resumed run gets them again."""
@@ -59,20 +117,6 @@ class TrainClips(Dataset):
         self.num_frames, self.available, self.sizes = _frame_index(cache, entries, spec)
         self.epoch = 0
         self.frames: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] | None = {} if in_memory else None
-
-    def load(self, v: int, indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        """Video ``v``'s frames ``indices``: rgb uint8 (T, H, W, 3), flow px (T, 2, H, W); with ``in_memory``
-        each decoded frame is kept (a small set is decoded once, not once per clip)."""
-        folder = self.cache / self.entries[v].key
-        if self.frames is None:
-            return load_clip(folder, indices, bound=self.spec.flow_bound, available=self.available[v])
-        todo = sorted({i for i in indices if (v, i) not in self.frames})
-        if todo:
-            rgb, q = load_clip_u8(folder, todo, available=self.available[v])
-            self.frames.update({(v, i): (rgb[k], q[k]) for k, i in enumerate(todo)})
-        rgb = np.stack([self.frames[v, i][0] for i in indices])
-        q = np.stack([self.frames[v, i][1] for i in indices])
-        return rgb, dequantize_flow(q, self.spec.flow_bound)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -104,15 +148,21 @@ class TrainClips(Dataset):
         return random_crop_params(height, width, rng=self._rng(i, 0), scale_min=self.spec.crop_scale_min,
                                   flip=self.spec.flip)
 
+    def clip(self, i: int) -> tuple[int, list[int], CropParams]:
+        v = self.video(i)
+        return v, self.clip_frames(i), self.crop(i, *self.sizes[v])
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        s, v = self.spec, self.video(i)
-        rgb, flow = self.load(v, self.clip_frames(i))
-        crop = self.crop(i, *rgb.shape[1:3])
-        r, f = apply_clip_transform(rgb, flow, crop, size=s.input_size, flow_bound=s.flow_bound)
-        return r, f, self.entries[v].label
+        rgb, flow, labels = self.__getitems__([i])
+        return rgb[0], flow[0], int(labels[0])
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A whole batch: rgb (B, 3T, S, S), flow (B, 2T, S, S) float32 and labels, as a tuple."""
+        rgb, flow, videos = self._cut(list(indices))
+        return rgb, flow, torch.tensor([self.entries[v].label for v in videos])
 
 
-class EvalViews(Dataset):
+class EvalViews(_Cut, Dataset):
     """``len(offsets) * crops * (2 if flip else 1)`` views per video; item k is view ``k % n`` of video ``k // n``.
 
     A view is one frame offset (``sampling.eval_offsets``), one crop (``transforms.crop_params``) and
@@ -149,11 +199,15 @@ class EvalViews(Dataset):
         crop = crop_params(height, width, self.crops)[c]
         return CropParams(crop.top, crop.left, crop.size, self.flips[f])
 
-    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor, int, int]:
-        s = self.spec
+    def clip(self, k: int) -> tuple[int, list[int], CropParams]:
         v, (o, c, f) = self.view(k)
-        rgb, flow = load_clip(self.cache / self.entries[v].key, self.view_frames(v, o), bound=s.flow_bound,
-                              available=self.available[v])
-        crop = self.view_crop(*rgb.shape[1:3], c, f)
-        r, fl = apply_clip_transform(rgb, flow, crop, size=s.input_size, flow_bound=s.flow_bound)
-        return r, fl, self.entries[v].label, v
+        return v, self.view_frames(v, o), self.view_crop(*self.sizes[v], c, f)
+
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+        rgb, flow, labels, videos = self.__getitems__([k])
+        return rgb[0], flow[0], int(labels[0]), int(videos[0])
+
+    def __getitems__(self, keys: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A whole batch of views: rgb, flow, labels and video indices, as a tuple."""
+        rgb, flow, videos = self._cut(list(keys))
+        return rgb, flow, torch.tensor([self.entries[v].label for v in videos]), torch.tensor(videos)

@@ -13,9 +13,9 @@ so further augmentations can be applied to the same batch: ``crop_resize`` (one 
 the whole batch: crop, flip, resize), ``split_streams`` (network layout), ``normalise``.
 ``to_train_input`` / ``to_eval_input`` chain them for a collated batch.
 
-The result equals ``TrainClips``' up to the resize filter: bilinear sampling on the device (with a
-k x k box pre-filter when shrinking by k >= 2) against OpenCV's area/linear filter on each crop, and
-no rounding of the resized RGB to uint8. ``data.pipeline: classic`` keeps the old path exactly.
+The result is ``clips.cut_clip``'s, batched: the same filter rule (bilinear; a k x k box pre-filter
+when shrinking by k >= 2, where the worker path uses OpenCV's area filter), without rounding the
+resized frames to uint8; the two agree within one uint8 level (tests/test_data_device.py).
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import get_worker_info
 
 from ..cache import load_frames_u8
+from .batches import shared_empty
 from .dataset import ClipSpec, EvalViews, TrainClips
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, crop_params
 from .ucf101 import VideoEntry
@@ -50,6 +50,8 @@ class TrainFrames(TrainClips):
     "flow": (T, H, W, 2)`` uint8 (or ``"jpeg"``: 3T byte tensors), ``"box": (top, left, height, width)``,
     ``"flip"``, ``"label"}``."""
 
+    __getitems__ = None  # items, not batches cut in the worker: the device cuts them
+
     def __init__(self, cache: str | Path, entries: list[VideoEntry], spec: ClipSpec, *, seed: int = 0,
                  jpeg_bytes: bool = False, repeats: int = 1):
         super().__init__(cache, entries, spec, seed=seed, repeats=repeats)
@@ -66,6 +68,8 @@ class TrainFrames(TrainClips):
 class EvalFrames(EvalViews):
     """``EvalViews``' clips, one item per (video, frame offset): the clip's whole frames; ``to_eval_input``
     cuts its ``views_per_item`` views (crops x flips) on the device, in ``EvalViews``' order."""
+
+    __getitems__ = None  # items, not batches cut in the worker: the device cuts them
 
     def __init__(self, cache: str | Path, entries: list[VideoEntry], spec: ClipSpec, *,
                  offsets: list[int], crops: int = 1, flip: bool = False, jpeg_bytes: bool = False):
@@ -108,15 +112,6 @@ def collate_frames(items: list[dict]) -> dict:
     if "flip" in items[0]:
         out["flip"] = torch.tensor([it["flip"] for it in items])
     return out
-
-
-def shared_empty(shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """An uninitialised tensor, in shared memory inside a loader worker (as ``default_collate``'s
-    batches: it then reaches the main process without a copy), in ordinary memory elsewhere."""
-    if get_worker_info() is None:
-        return torch.empty(shape, dtype=dtype)
-    storage = torch.empty(0, dtype=dtype)._typed_storage()._new_shared(int(np.prod(shape)))
-    return torch.empty(0, dtype=dtype).set_(storage._untyped_storage, 0, shape)
 
 
 def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:

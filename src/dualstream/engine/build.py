@@ -18,10 +18,9 @@ from tqdm import tqdm
 from ..config import Config, ConfigError
 from ..data import device as dev
 from ..cache import check_prepared
-from ..data.dataset import ClipSpec, EvalViews
-from ..data.fused import FusedClips, FusedViews, collate_fused, release_batch
-from ..cache import is_packed
-from ..data.u8clips import to_u8_input
+from ..cache import frame_sizes, is_packed
+from ..data.batches import collate_batches, release_batch
+from ..data.dataset import ClipSpec, EvalViews, TrainClips
 from ..data.ucf101 import Split, VideoEntry, check_group_overlap, read_split, validate_split
 from ..models import create_model
 from .accel import DeviceBatches, loader_worker_init, to_device
@@ -73,10 +72,9 @@ def eval_loader(dataset: Dataset, *, world: World, batch_size: int, workers: int
 
 
 def resolve_pipeline(cfg: Config, device: torch.device, entries: list[VideoEntry]) -> tuple[str, bool]:
-    """(``classic``, ``u8``, ``fused`` or ``device``, whether the device decodes the JPEGs) for this config,
-    device and videos."""
+    """(``workers`` or ``device``, whether the device decodes the JPEGs) for this config, device and videos."""
     d = cfg.data
-    pipeline = d.pipeline if d.pipeline != "auto" else ("device" if device.type == "cuda" else "classic")
+    pipeline = {"auto": "device" if device.type == "cuda" else "workers"}.get(d.pipeline, d.pipeline)
     if pipeline != "device" or d.jpeg_decode == "worker":
         return pipeline, False
     if not dev.jpeg_on_device_available(device):
@@ -85,14 +83,14 @@ def resolve_pipeline(cfg: Config, device: torch.device, entries: list[VideoEntry
                               "(use data.jpeg_decode=worker or auto)")
         return pipeline, False
     packed = is_packed(Path(d.cache) / entries[0].key) if entries else False
-    sizes = set(dev.frame_sizes(d.cache, entries))
+    sizes = set(frame_sizes(d.cache, [e.key for e in entries]))
     if d.jpeg_decode == "device" and (packed or len(sizes) > 1):
         raise ConfigError("data.jpeg_decode=device needs a JPEG (not packed) cache whose videos share one size")
     return pipeline, not packed and len(sizes) == 1
 
 
-def classic_input(device: torch.device, channels_last: bool) -> Callable:
-    """(rgb, flow, label[, video]) from the classic datasets -> the same with rgb and flow on ``device``."""
+def worker_input(device: torch.device, channels_last: bool) -> Callable:
+    """(rgb, flow, label[, video]) cut by the workers -> the same with rgb and flow on ``device``."""
     def to_input(batch):
         rgb, flow, *rest = batch
         return (to_device(rgb, device, channels_last), to_device(flow, device, channels_last), *rest)
@@ -100,13 +98,8 @@ def classic_input(device: torch.device, channels_last: bool) -> Callable:
 
 
 def device_input(kind: str, spec: ClipSpec, device: torch.device, channels_last: bool, **views) -> Callable:
-    """The device-side transform of ``kind`` ``train`` / ``eval`` (device pipeline) or ``u8`` batches:
-    network inputs on ``device``."""
-    if kind == "u8":
-        def fn(batch, device, *, size, flow_bound):
-            return to_u8_input(batch, device, flow_bound=flow_bound)
-    else:
-        fn = dev.to_train_input if kind == "train" else dev.to_eval_input
+    """The device pipeline's transform of ``train`` / ``eval`` batches: network inputs on ``device``."""
+    fn = dev.to_train_input if kind == "train" else dev.to_eval_input
 
     def to_input(batch):
         rgb, flow, *rest = fn(batch, device, size=spec.input_size, flow_bound=spec.flow_bound, **views)
@@ -116,12 +109,12 @@ def device_input(kind: str, spec: ClipSpec, device: torch.device, channels_last:
     return to_input
 
 
-def fused_batches(dataset: FusedClips | FusedViews, device: torch.device) -> tuple[Callable, Callable]:
-    """A fused dataset's (collate, release) for its loader and ``DeviceBatches``. On the CPU its batch
+def worker_batches(dataset: TrainClips | EvalViews, device: torch.device) -> tuple[Callable, Callable]:
+    """A worker-cut dataset's (collate, release) for its loader and ``DeviceBatches``. On the CPU its batch
     memory is reused once released; on CUDA the loop gets pinned copies, so nothing would be released."""
     if device.type == "cpu":
         dataset.reuse_batches()
-    return collate_fused, release_batch
+    return collate_batches, release_batch
 
 
 def eval_batches(cfg: Config, entries: list[VideoEntry], *, world: World, device: torch.device, offsets: list[int],
@@ -131,15 +124,11 @@ def eval_batches(cfg: Config, entries: list[VideoEntry], *, world: World, device
     spec, pin = clip_spec(cfg), device.type == "cuda"
     pipeline, jpeg = resolve_pipeline(cfg, device, entries)
     if pipeline != "device":
-        collate = release = None
-        if pipeline == "fused":
-            views = FusedViews(cfg.data.cache, entries, spec, offsets=offsets, crops=crops, flip=flip)
-            collate, release = fused_batches(views, device)
-        else:
-            views = EvalViews(cfg.data.cache, entries, spec, offsets=offsets, crops=crops, flip=flip)
+        views = EvalViews(cfg.data.cache, entries, spec, offsets=offsets, crops=crops, flip=flip)
+        collate, release = worker_batches(views, device)
         loader = eval_loader(views, world=world, batch_size=cfg.train.batch_size, workers=workers, pin=pin,
                              collate_fn=collate)
-        return DeviceBatches(loader, classic_input(device, channels_last), device, release=release)
+        return DeviceBatches(loader, worker_input(device, channels_last), device, release=release)
     frames = dev.EvalFrames(cfg.data.cache, entries, spec, offsets=offsets, crops=crops, flip=flip, jpeg_bytes=jpeg)
     m = frames.views_per_item  # a batch of items is m times as many views: keep the views per batch
     loader = eval_loader(frames, world=world, batch_size=max(1, cfg.train.batch_size // m), workers=workers,

@@ -36,13 +36,11 @@ from ..cache import read_manifest
 from ..data.dataset import TrainClips
 from ..data.holdout import carve_validation
 from ..data.device import TrainFrames, collate_frames
-from ..data.fused import FusedClips
-from ..data.u8clips import TrainClipsU8
 from ..data.sampling import eval_offsets, offset_for_epoch
 from ..data.ucf101 import Split
 from .accel import (DeviceBatches, autocast, autocast_dtype, loader_worker_init, loader_workers, to_device,
                     use_channels_last)
-from .build import (CONFIG, build_model, classic_input, clip_spec, device_input, eval_batches, fused_batches, load_split,
+from .build import (CONFIG, build_model, clip_spec, device_input, eval_batches, load_split, worker_batches, worker_input,
                     resolve_pipeline)
 from .checkpoint import (CHECKPOINT_DIR, CheckpointError, checkpoint_dirs, load_checkpoint, save_checkpoint,
                          MODEL_JSON, MODEL_WEIGHTS, save_model_package)
@@ -127,9 +125,9 @@ class EpochClips(Dataset):
         return self.clips[i]
 
     def __getitems__(self, keys: list[tuple[int, int]]):
-        """A whole batch from datasets that cut one (``FusedClips``), a list of items from the others."""
+        """A whole batch from datasets that cut one (the workers' path), a list of items from the others."""
         epochs = {epoch for epoch, _ in keys}
-        if not hasattr(self.clips, "__getitems__") or len(epochs) != 1:
+        if not getattr(self.clips, "__getitems__", None) or len(epochs) != 1:
             return [self[key] for key in keys]
         self.clips.set_epoch(epochs.pop())
         return self.clips.__getitems__([i for _, i in keys])
@@ -288,16 +286,10 @@ def _loaders(cfg: Config, split: Split, world: World, device: torch.device, chan
     workers = loader_workers(cfg.data.num_workers)
     pipeline, jpeg = resolve_pipeline(cfg, device, split.train)
     release = None
-    if pipeline == "classic":
-        train_set, collate, to_input = TrainClips(cfg.data.cache, train_entries, spec, seed=cfg.seed, repeats=repeats,
-                                                  in_memory=cfg.data.in_memory), None, classic_input(device, channels_last)
-    elif pipeline == "u8":
-        train_set, collate, to_input = TrainClipsU8(cfg.data.cache, train_entries, spec, seed=cfg.seed,
-                                                    repeats=repeats), None, \
-            device_input("u8", spec, device, channels_last)
-    elif pipeline == "fused":
-        train_set = FusedClips(cfg.data.cache, train_entries, spec, seed=cfg.seed, repeats=repeats)
-        (collate, release), to_input = fused_batches(train_set, device), classic_input(device, channels_last)
+    if pipeline == "workers":
+        train_set = TrainClips(cfg.data.cache, train_entries, spec, seed=cfg.seed, repeats=repeats,
+                               in_memory=cfg.data.in_memory)
+        (collate, release), to_input = worker_batches(train_set, device), worker_input(device, channels_last)
     else:
         train_set = TrainFrames(cfg.data.cache, train_entries, spec, seed=cfg.seed, jpeg_bytes=jpeg, repeats=repeats)
         collate, to_input = collate_frames, device_input("train", spec, device, channels_last)

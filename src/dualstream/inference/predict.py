@@ -9,10 +9,9 @@ video, with the same functions:
   frame numbers by ``clip_indices`` with the video's frame count (a short video shrinks the
   interval, as in training);
 * optical flow is computed only for the pairs (i, i + 1) the clips use, on the resized gray frames,
-  then quantised to uint8 and dequantised with the model's flow bound, as the cache round trip does;
-  the JPEG compression of the cached RGB and flow images is not reproduced (a difference of JPEG
-  noise only);
-* a centre crop, resize and normalisation by ``clip_arrays`` (what training's ``apply_clip_transform`` runs).
+  then quantised to uint8 with the model's flow bound, as the cache stores it; the JPEG compression
+  of the cached RGB and flow images is not reproduced (a difference of JPEG noise only);
+* the centre crop is cut by ``data.clips.cut_clip``, the function the training loader workers run.
 
 Frame rate is not resampled (training did not either). The clip softmax outputs are averaged.
 
@@ -33,7 +32,8 @@ import cv2
 import numpy as np
 
 from ..data.sampling import clip_indices, eval_offsets
-from ..data.transforms import DEFAULT_SHORT_SIDE, CropParams, center_crop_params, clip_arrays, resize_short_side
+from ..data.clips import cut_arrays
+from ..data.transforms import DEFAULT_SHORT_SIDE, CropParams, center_crop_params, resize_short_side
 from ..flow import DEFAULT_BOUND, TORCH_METHODS, compute_flow, dequantize_flow, quantize_flow, resolve_method
 from .package import MODEL_JSON, ModelPackageError
 from ..video import FrameLimits, VideoReadError, iter_frames
@@ -41,8 +41,6 @@ from ..video import FrameLimits, VideoReadError, iter_frames
 #: Clips per video when the caller does not say (the demo recipe's ``eval_clips``).
 DEFAULT_CLIPS = 5
 DEFAULT_FLOW_METHOD = "dis"
-#: The runtimes a model can run on: PyTorch (a run folder) and ONNX Runtime (an exported model.onnx).
-#: Where ``--runtime onnx`` looks for the exported model in a run folder.
 
 
 @dataclass(frozen=True)
@@ -144,10 +142,10 @@ def _read_frames(path: str | os.PathLike, need: int, short_side: int,
 
 
 def flow_pairs(prev: np.ndarray, nxt: np.ndarray, spec: InputSpec, *, device: str = "cpu") -> np.ndarray:
-    """Flow (N, 2, H, W) px of gray frame pairs as the cache stores it: computed with the model's
-    method, then quantised to uint8 and dequantised with its bound (the cache's round trip)."""
+    """Flow of gray frame pairs as the cache stores it: computed with the model's method, quantised to
+    uint8 with its bound; (N, H, W, 2) uint8, flow-x then flow-y."""
     raw = compute_flow(prev, nxt, method=spec.flow_method, device=device)
-    return dequantize_flow(quantize_flow(raw, spec.flow_bound), spec.flow_bound)
+    return quantize_flow(raw, spec.flow_bound).transpose(0, 2, 3, 1)
 
 
 def build_clips(video: str | os.PathLike, spec: InputSpec, *, clips: int = DEFAULT_CLIPS,
@@ -186,26 +184,27 @@ def clips_from_frames(frames: list[np.ndarray], indices: list[list[int]], spec: 
                       flow_device: str = "cpu", num_frames: int | None = None,
                       timings: dict[str, float] | None = None) -> Clips:
     """The inputs of the clips ``indices`` (1-based) of resized RGB ``frames``: flow for the pairs
-    (i, i + 1) they use, then crop, resize and normalisation (``clip_arrays``)."""
+    (i, i + 1) they use, then the centre crop cut by ``cut_arrays`` (as the training workers cut)."""
     t1 = time.perf_counter()
     pairs = sorted({i for idx in indices for i in idx})
     gray = {i: cv2.cvtColor(frames[i - 1], cv2.COLOR_RGB2GRAY) for i in {*pairs, *(p + 1 for p in pairs)}}
-    px = flow_pairs(np.stack([gray[i] for i in pairs]), np.stack([gray[i + 1] for i in pairs]), spec,
-                    device=flow_device)
-    flow_of = dict(zip(pairs, px))
+    q = flow_pairs(np.stack([gray[i] for i in pairs]), np.stack([gray[i + 1] for i in pairs]), spec,
+                   device=flow_device)
+    flow_of = dict(zip(pairs, q))
     t2 = time.perf_counter()
     crop = center_crop_params(*frames[0].shape[:2])
     rgbs, flows = [], []
     for idx in indices:
-        r, f = clip_arrays(np.stack([frames[i - 1] for i in idx]), np.stack([flow_of[i] for i in idx]),
-                           crop, size=spec.input_size, flow_bound=spec.flow_bound)
+        r, f = cut_arrays(np.stack([frames[i - 1] for i in idx]), np.stack([flow_of[i] for i in idx]), crop,
+                          size=spec.input_size)
         rgbs.append(r)
         flows.append(f)
     first = indices[0]
     if timings is not None:
         timings.update(flow=t2 - t1, transform=time.perf_counter() - t2)
     return Clips(rgb=np.stack(rgbs), flow=np.stack(flows), indices=indices, num_frames=num_frames,
-                 frames=np.stack([frames[i - 1] for i in first]), flow_px=np.stack([flow_of[i] for i in first]),
+                 frames=np.stack([frames[i - 1] for i in first]),
+                 flow_px=dequantize_flow(np.stack([flow_of[i] for i in first]).transpose(0, 3, 1, 2), spec.flow_bound),
                  crop=crop)
 
 

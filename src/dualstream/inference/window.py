@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from ..data.transforms import CropParams, center_crop_params, clip_arrays, resize_short_side
+from ..data.clips import cut_arrays
+from ..data.transforms import CropParams, center_crop_params, resize_short_side
 from .predict import Predictor, flow_pairs, top_dicts, top_k
 
 
@@ -69,9 +70,8 @@ class SlidingWindow:
             self._crop = center_crop_params(*self._size)
         gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
         if self._prev is not None:
-            flow = flow_pairs(self._prev_gray[None], gray[None], self.spec)  # (1, 2, H, W)
-            r, f = clip_arrays(self._prev[None], flow, self._crop, size=self.spec.input_size,
-                               flow_bound=self.spec.flow_bound)
+            flow = flow_pairs(self._prev_gray[None], gray[None], self.spec)  # (1, H, W, 2) uint8
+            r, f = cut_arrays(self._prev[None], flow, self._crop, size=self.spec.input_size)
             self._rgb.append(r)
             self._flow.append(f)
         self._prev, self._prev_gray = frame, gray

@@ -1,5 +1,5 @@
-"""The fused pipeline (workers cut whole network-ready batches into reused shared memory) against the
-classic and device pipelines; its batch memory pool; loader workers forked after OpenCV's pool ran."""
+"""The workers' clip path (whole network-ready batches cut into reused shared memory) against its device
+twin; the views' order; the batch memory pool; loader workers forked after OpenCV's pool ran."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ from torch.utils.data import DataLoader
 
 from dualstream.data import device as dev
 from dualstream.data.dataset import ClipSpec, EvalViews, TrainClips
-from dualstream.data.fused import BatchPool, FusedClips, FusedViews, collate_fused, release_batch
+from dualstream.data.batches import BatchPool, collate_batches, release_batch
+from dualstream.data.clips import cut_arrays
+from dualstream.data.transforms import CropParams
 from dualstream.prepare.pack import pack_cache
 from dualstream.cache import read_packed
 from dualstream.engine.accel import DeviceBatches, loader_worker_init
@@ -36,43 +38,50 @@ def _flow_level(size: int, side: int) -> float:
     return 2 / 255 * size / side
 
 
-def test_fused_clips_are_classic_when_enlarged_and_device_when_shrunk(tmp_path):
-    """Same draws and labels as TrainClips; a crop enlarged to the input size is OpenCV's bilinear
-    resize as in TrainClips, a crop shrunk is sampled as the device pipeline samples (bilinear): each
-    within one uint8 step (the flow is resized as uint8, not as float)."""
+def test_worker_clips_agree_with_the_device_twin_within_one_level(tmp_path):
+    """Same draws and labels as the device pipeline's TrainFrames, and the same values within one uint8
+    step (one quantisation level for the flow), bilinear both: crops shrunk by less than 2 everywhere,
+    enlarged crops inside a 2-pixel border (there the device samples the frame beyond the crop, OpenCV
+    repeats the crop's edge). Shrinking by 2 or more (area against a box pre-filter) is not compared."""
     entries = fake_cache(tmp_path, [(40, 52), (44, 60)])
     spec = ClipSpec(frames=3, interval=3, offsets=(1, 2), input_size=32, crop_scale_min=0.6)
-    fused, classic, frames = FusedClips(tmp_path, entries, spec), TrainClips(tmp_path, entries, spec), \
-        dev.TrainFrames(tmp_path, entries, spec)
+    clips, frames = TrainClips(tmp_path, entries, spec), dev.TrainFrames(tmp_path, entries, spec)
     seen = set()
-    for epoch in range(4):
-        for ds in (fused, classic, frames):
+    for epoch in range(6):
+        for ds in (clips, frames):
             ds.set_epoch(epoch)
         for i in range(len(entries)):
-            rgb, flow, label = fused[i]
-            crop = classic.crop(i, *frames.sizes[i])
+            rgb, flow, label = clips[i]
+            crop = clips.crop(i, *frames.sizes[i])
+            assert crop == frames.crop(i, *frames.sizes[i])
             assert rgb.shape == (9, 32, 32) and flow.shape == (6, 32, 32) and rgb.dtype == torch.float32
-            if crop.size <= 32:
-                want_rgb, want_flow, want_label = classic[i]
-                seen.add("enlarged")
-            else:
-                want_rgb, want_flow, want_label = dev.to_train_input(dev.collate_frames([frames[i]]), CPU, size=32,
-                                                                     flow_bound=20.0)
-                want_rgb, want_flow, want_label = want_rgb[0], want_flow[0], int(want_label[0])
-                seen.add("shrunk")
-            assert label == want_label
-            assert (rgb - want_rgb).abs().max() <= RGB_LEVEL + 1e-5
-            assert (flow - want_flow).abs().max() <= _flow_level(32, crop.size) + 1e-5
-            if crop.size <= 32:
-                assert (rgb - want_rgb).abs().max() < 1e-5  # the same OpenCV resize of the same uint8 pixels
+            want_rgb, want_flow, want_label = dev.to_train_input(dev.collate_frames([frames[i]]), CPU, size=32,
+                                                                 flow_bound=20.0)
+            assert label == int(want_label[0])
+            inside = slice(2, -2) if crop.size < 32 else slice(None)
+            seen.add("enlarged" if crop.size < 32 else "shrunk")
+            d_rgb, d_flow = (rgb - want_rgb[0])[:, inside, inside], (flow - want_flow[0])[:, inside, inside]
+            assert d_rgb.abs().max() <= RGB_LEVEL + 1e-5
+            assert d_flow.abs().max() <= _flow_level(32, crop.size) + 1e-5
     assert seen == {"enlarged", "shrunk"}
+
+
+def test_cut_arrays_is_the_workers_cut(tmp_path):
+    """``cut_arrays`` (predict, live) gives exactly the tensors a worker cuts for the same frames and crop."""
+    entries = fake_cache(tmp_path, [(40, 52)])
+    spec = ClipSpec(frames=3, interval=3, offsets=(1,), input_size=24, crop_scale_min=0.6)
+    clips = TrainClips(tmp_path, entries, spec)
+    v, idx, crop = clips.clip(0)
+    rgb, flow = cut_arrays(*clips.load(v, idx), crop, size=24)
+    want = clips[0]
+    assert np.array_equal(rgb, want[0].numpy()) and np.array_equal(flow, want[1].numpy())
 
 
 def test_fused_mirror_negates_flow_x(tmp_path):
     """An uncropped, unresized clip and its mirror: RGB and flow-y mirrored, flow-x mirrored and negated."""
     entries = fake_cache(tmp_path, [(24, 24)])
     spec = ClipSpec(frames=2, interval=3, offsets=(1,), input_size=24, crop_scale_min=1.0)
-    fused = FusedClips(tmp_path, entries, spec)
+    fused = TrainClips(tmp_path, entries, spec)
     flips = {}
     for epoch in range(12):
         fused.set_epoch(epoch)
@@ -84,19 +93,23 @@ def test_fused_mirror_negates_flow_x(tmp_path):
     assert flow.abs().max() > 0.05  # the fake flows are not zero
 
 
-def test_fused_views_are_eval_views_in_order(tmp_path):
-    """Input size = short side: every view (offsets x 3 crops x mirrors) equals EvalViews', in its order."""
+def test_eval_views_in_order_batched_as_one_by_one(tmp_path):
+    """Every view (offsets x 3 crops x mirrors) in EvalViews' order; a batch equals its views cut one by one,
+    and a mirrored view is its unmirrored twin mirrored (flow-x negated)."""
     entries = fake_cache(tmp_path, [(40, 52), (52, 40)])
     spec = ClipSpec(frames=3, interval=3, input_size=40)
-    ref = EvalViews(tmp_path, entries, spec, offsets=[1, 3], crops=3, flip=True)
-    fused = FusedViews(tmp_path, entries, spec, offsets=[1, 3], crops=3, flip=True)
-    assert len(fused) == len(ref) == 2 * 2 * 3 * 2
-    rgb, flow, labels, videos = fused.__getitems__(list(range(len(fused))))
-    for k in range(len(ref)):
-        want = ref[k]
-        torch.testing.assert_close(rgb[k], want[0], atol=1e-5, rtol=0)
-        torch.testing.assert_close(flow[k], want[1], atol=1e-5, rtol=0)
-        assert (int(labels[k]), int(videos[k])) == want[2:]
+    views = EvalViews(tmp_path, entries, spec, offsets=[1, 3], crops=3, flip=True)
+    assert len(views) == 2 * 2 * 3 * 2
+    assert [views.view(k) for k in range(4)] == [(0, (0, 0, 0)), (0, (0, 0, 1)), (0, (0, 1, 0)), (0, (0, 1, 1))]
+    assert views.view(12) == (1, (0, 0, 0)) and views.view(23) == (1, (1, 2, 1))
+    rgb, flow, labels, videos = views.__getitems__(list(range(len(views))))
+    for k in range(len(views)):
+        want = views[k]
+        assert torch.equal(rgb[k], want[0]) and torch.equal(flow[k], want[1])
+        assert (int(labels[k]), int(videos[k])) == want[2:] == (entries[k // 12].label, k // 12)
+    for k in range(0, len(views), 2):  # view k + 1 is view k mirrored
+        torch.testing.assert_close(rgb[k + 1], rgb[k].flip(-1), atol=1e-5, rtol=0)
+        torch.testing.assert_close(flow[k + 1][0::2], -flow[k][0::2].flip(-1), atol=1e-5, rtol=0)
 
 
 def test_fused_reads_only_the_crop_lines_of_a_packed_store(tmp_path):
@@ -112,7 +125,7 @@ def test_fused_reads_only_the_crop_lines_of_a_packed_store(tmp_path):
     with pytest.raises(IndexError, match="lines"):
         read_packed(folder, [0], (20, 30))
     spec = ClipSpec(frames=3, interval=3, offsets=(1, 2), input_size=32, crop_scale_min=0.6)
-    jpeg, pk = FusedClips(tmp_path / "cache", entries, spec), FusedClips(packed, entries, spec)
+    jpeg, pk = TrainClips(tmp_path / "cache", entries, spec), TrainClips(packed, entries, spec)
     for epoch in range(3):
         jpeg.set_epoch(epoch)
         pk.set_epoch(epoch)
@@ -147,10 +160,10 @@ def test_fused_loader_workers_deliver_the_in_process_batches(tmp_path):
     spec = ClipSpec(frames=3, interval=3, offsets=(1, 2), offset_period=1, input_size=32, crop_scale_min=0.6)
 
     def batches(workers: int) -> list[tuple[torch.Tensor, ...]]:
-        clips = FusedClips(tmp_path, entries, spec, seed=3, repeats=2).reuse_batches(keep=2)
+        clips = TrainClips(tmp_path, entries, spec, seed=3, repeats=2).reuse_batches(keep=2)
         sampler = EpochSampler(clips, num_replicas=1, rank=0, shuffle=True, seed=3)
         loader = DataLoader(EpochClips(clips), batch_size=3, sampler=sampler, num_workers=workers,
-                            collate_fn=collate_fused, worker_init_fn=loader_worker_init if workers else None,
+                            collate_fn=collate_batches, worker_init_fn=loader_worker_init if workers else None,
                             persistent_workers=workers > 0, generator=torch.Generator().manual_seed(3))
         out = []
         for epoch in range(2):
@@ -173,13 +186,15 @@ def test_loader_workers_start_after_opencv_pool_ran(tmp_path):
         from pathlib import Path
         from torch.utils.data import DataLoader
         from tests.test_data_device import fake_cache
+        from dualstream.data.batches import collate_batches
         from dualstream.data.dataset import ClipSpec, TrainClips
         from dualstream.engine.accel import DeviceBatches, loader_worker_init
         cv2.GaussianBlur(np.zeros((400, 400, 3), np.uint8), (7, 7), 0)  # the pool has run
         threads = cv2.getNumThreads()
         entries = fake_cache(Path({str(tmp_path)!r}), [(24, 32)] * 4)
         clips = TrainClips({str(tmp_path)!r}, entries, ClipSpec(frames=3, interval=3, input_size=16))
-        loader = DataLoader(clips, batch_size=2, num_workers=2, worker_init_fn=loader_worker_init)
+        loader = DataLoader(clips, batch_size=2, num_workers=2, worker_init_fn=loader_worker_init,
+                            collate_fn=collate_batches)
         n = len(list(DeviceBatches(loader, lambda b: b, torch.device("cpu"))))
         print(n, cv2.getNumThreads() == threads)
     """)

@@ -1,0 +1,68 @@
+"""The one clip cutter: decoded uint8 frames -> network inputs, numpy and OpenCV only (no torch), so the
+loader workers, ``predict``, ``live`` and the ONNX runtime build their inputs with the same function.
+``data.device`` is its batched torch twin, with the same filter rule (tested to agree within one uint8 level).
+
+A clip is rgb ``(T, H, W, 3)`` and quantised flow ``(T, H, W, 2)`` uint8 (``flow.quantize``: flow-x,
+flow-y to the next frame over ``+-bound`` px). Per frame the crop is resized in uint8 (bilinear; area when
+shrinking by 2 or more), mirrored if drawn, and each plane written dequantised and normalised straight into
+the output: RGB with ImageNet mean/std, flow in px times the resize factor over the bound, flow-x negated
+where mirrored (a mirrored field moves the other way).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .transforms import IMAGENET_MEAN, IMAGENET_STD, CropParams
+
+_RGB_SCALE = (1.0 / (np.array(IMAGENET_STD) * 255.0)).tolist()  # (x - 255 mean) / (255 std) = x * scale + shift
+_RGB_SHIFT = (-np.array(IMAGENET_MEAN) / np.array(IMAGENET_STD)).tolist()
+
+
+def shrink_filter(crop_side: int, size: int) -> int:
+    """The OpenCV filter for resizing a ``crop_side`` crop to ``size``: area when shrinking by 2 or more
+    (the device twin box-filters k x k blocks then), bilinear otherwise."""
+    return cv2.INTER_AREA if crop_side >= 2 * size else cv2.INTER_LINEAR
+
+
+def _resize(img: np.ndarray, size: int, flip: bool) -> np.ndarray:
+    """A (h, w, C) uint8 crop (a view) -> (size, size, C) uint8, mirrored if ``flip``."""
+    if img.shape[0] != size or img.shape[1] != size:
+        img = cv2.resize(img, (size, size), interpolation=shrink_filter(min(img.shape[:2]), size))
+    if flip:
+        img = cv2.flip(img, 1)
+    if img.ndim == 2:  # OpenCV drops a single channel
+        img = img[..., None]
+    return img
+
+
+def _planes(img: np.ndarray, scale: list[float], shift: list[float], out: np.ndarray) -> None:
+    """``out[c] = img[..., c] * scale[c] + shift[c]`` in float32, for each channel c of (S, S, C) uint8."""
+    planes = cv2.split(img) if img.shape[2] > 1 else [img[..., 0]]
+    for c, plane in enumerate(planes):
+        cv2.addWeighted(plane, scale[c], plane, 0.0, shift[c], dst=out[c], dtype=cv2.CV_32F)
+
+
+def cut_clip(rgb: np.ndarray, flow: np.ndarray, crop: CropParams, *, size: int, out_rgb: np.ndarray,
+             out_flow: np.ndarray) -> None:
+    """Crop, resize, mirror and normalise one clip into ``out_rgb`` (3T, S, S) and ``out_flow`` (2T, S, S)
+    float32 (frame-major, as ``TrainClips``): rgb (T, H, W, 3) and quantised flow (T, H, W, 2) uint8,
+    which may be just the rows the crop covers (then ``crop.top`` is 0)."""
+    rows, cols = slice(crop.top, crop.top + crop.size), slice(crop.left, crop.left + crop.size)
+    # flow in px is q * 2 bound / 255 - bound; the network takes px / bound (the bound cancels: 2 q / 255 - 1)
+    # times size / crop side (displacements scale with the image); a mirrored field's x changes sign
+    k = size / crop.size
+    sign = -1.0 if crop.flip else 1.0
+    flow_scale, flow_shift = [sign * 2 * k / 255.0, 2 * k / 255.0], [-sign * k, -k]
+    for t in range(rgb.shape[0]):
+        _planes(_resize(rgb[t, rows, cols], size, crop.flip), _RGB_SCALE, _RGB_SHIFT, out_rgb[3 * t:3 * t + 3])
+        _planes(_resize(flow[t, rows, cols], size, crop.flip), flow_scale, flow_shift, out_flow[2 * t:2 * t + 2])
+
+
+def cut_arrays(rgb: np.ndarray, flow: np.ndarray, crop: CropParams, *, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`cut_clip` into new arrays: rgb (3T, S, S) and flow (2T, S, S) float32."""
+    t = rgb.shape[0]
+    out_rgb, out_flow = np.empty((3 * t, size, size), np.float32), np.empty((2 * t, size, size), np.float32)
+    cut_clip(rgb, flow, crop, size=size, out_rgb=out_rgb, out_flow=out_flow)
+    return out_rgb, out_flow
