@@ -91,7 +91,9 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         from .config import load_config
 
         d = load_config(args.config).data
-        schedule = SampleSchedule(frames=d.frames, interval=d.interval, offsets=tuple(d.offsets), eval_clips=d.eval_clips)
+        schedule = SampleSchedule.for_data(d)
+        if schedule is None:
+            print("note: data.sampling is spread: a clip may use any frame, so every frame is kept", file=sys.stderr)
     try:
         opts = PrepareOptions(flow=args.flow, short_side=args.short_side, bound=args.flow_bound, device=args.device,
                               schedule=schedule, format=args.format)
@@ -315,7 +317,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.plot and not args.timeline:
         raise UserError("--plot draws the timeline: add --timeline")
     if args.stride < 0:
-        raise UserError("--stride must be >= 0 (0: the model's interval)")
+        raise UserError("--stride must be >= 0 (0: one sampling step of the model, its interval)")
     predictor = load_predictor(args)
     failed = 0
     for i, video in enumerate(args.videos):
@@ -348,7 +350,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     from .live import LiveError, print_prediction, run_live
 
     if args.stride < 0 or args.smooth < 1 or args.topk < 1:
-        raise UserError("--stride must be >= 0 (0: the model's interval), --smooth and --topk >= 1")
+        raise UserError("--stride must be >= 0 (0: one sampling step of the model, its interval), --smooth and --topk >= 1")
     if args.timeout < 0 or args.max_frames < 0:
         raise UserError("--timeout and --max-frames must be >= 0 (0: no limit)")
     predictor = load_predictor(args)
@@ -617,7 +619,7 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--timeline", action="store_true",
                     help="the top class of every window (one clip's frames) over the video, for long videos")
     pd.add_argument("--stride", type=int, default=0,
-                    help="with --timeline: frames between windows (default: the model's interval)")
+                    help="with --timeline: frames between windows (default: one sampling step, the model's interval)")
     pd.add_argument("--plot", metavar="OUT.png", help="with --timeline: draw the first video's timeline chart")
     pd.set_defaults(func=cmd_predict)
 
@@ -629,7 +631,7 @@ def build_parser() -> argparse.ArgumentParser:
     # on a busy 2-core machine measured 8 frames/s against 175 with one)
     _runtime_options(lv, threads=1, threads_note="the reader and the flow use the other cores; 0: the runtime's choice")
     lv.add_argument("--stride", type=int, default=0,
-                    help="frames between predictions (default 0: the model's interval)")
+                    help="frames between predictions (default 0: one sampling step, the model's interval)")
     lv.add_argument("--smooth", type=int, default=3, help="average the last K predictions (default 3)")
     lv.add_argument("--topk", type=int, default=3, help="classes per prediction (default 3)")
     lv.add_argument("--json", action="store_true",

@@ -3,7 +3,8 @@
 ``dualstream live SOURCE --model RUN`` reads frames one at a time from SOURCE (a webcam index such
 as ``0``, a stream URL OpenCV opens (RTSP, HTTP MJPEG, ...), or a video file), and keeps a sliding
 window of the model's clip: ``frames`` frames at the model's ``interval``, i.e. the last
-``(frames - 1) * interval + 1`` frames. Each new frame costs one optical-flow pair (the previous
+``(frames - 1) * interval + 1`` frames (a ``spread`` model: its frames spread over the last ``window``
+frames, the median length of its training videos, recorded in its model.json). Each new frame costs one optical-flow pair (the previous
 frame to it) and the crop/resize/normalisation of the previous frame, never the whole window again;
 every ``--stride`` frames the window's clip goes through the network, and the printed probabilities
 are the mean over the last ``--smooth`` predictions.
@@ -11,7 +12,8 @@ are the mean over the last ``--smooth`` predictions.
 The inputs are built exactly as ``dualstream predict`` builds them from a file (same resize, flow
 and its uint8 round trip, centre crop and normalisation, per frame), so a prediction equals
 ``predict`` on the same frames: the clip of a prediction at frame ``n`` holds frames
-``n - span, n - span + interval, ..., n - 1`` (1-based; frame ``n`` supplies the last flow), and
+``n - span, n - span + interval, ..., n - 1`` (1-based; frame ``n`` supplies the last flow;
+``InputSpec.window_indices``), and
 ``--smooth K`` averages K such clips as ``predict`` averages its clips.
 
 Frames are decoded in a reader thread. Without ``--realtime`` every frame is processed, as fast as
@@ -78,7 +80,7 @@ class SlidingWindow:
     def __init__(self, predictor: Predictor, *, stride: int = 0, smooth: int = 1):
         spec = predictor.input
         self.predictor, self.spec = predictor, spec
-        self.stride = stride or spec.interval
+        self.stride = stride or spec.step
         if self.stride < 1 or smooth < 1:
             raise ValueError("stride and smooth must be >= 1")
         self.history: deque[np.ndarray] = deque(maxlen=smooth)
@@ -111,17 +113,17 @@ class SlidingWindow:
             self._rgb.append(r)
             self._flow.append(f)
         self._prev, self._prev_gray = frame, gray
-        span, step = self.spec.span, self.spec.interval
+        span, where = self.spec.span, self.spec.window_indices()
         complete = self.frames - self._first  # frames of this run that have their flow
         if complete < span or (complete - span) % self.stride:
             return None
-        rgb_in = np.concatenate(list(self._rgb)[::step])[None]
-        flow_in = np.concatenate(list(self._flow)[::step])[None]
+        rgb_in = np.concatenate([self._rgb[i - 1] for i in where])[None]
+        flow_in = np.concatenate([self._flow[i - 1] for i in where])[None]
         clip = self.predictor.probabilities(rgb_in, flow_in)[0]
         self.history.append(clip)
         probs = np.mean(self.history, axis=0)
         last = self.frames - 1
-        indices = list(range(last - span + 1, last + 1, step))
+        indices = [last - span + i for i in where]
         return LivePrediction(frame=self.frames, time=0.0, probabilities=probs, clip=clip, indices=indices,
                               latency=time.perf_counter() - t0)
 

@@ -68,7 +68,7 @@ class EvalFrames(EvalViews):
     cuts its ``views_per_item`` views (crops x flips) on the device, in ``EvalViews``' order."""
 
     def __init__(self, cache: str | Path, entries: list[VideoEntry], spec: ClipSpec, *,
-                 offsets: list[int], crops: int = 1, flip: bool = False, jpeg_bytes: bool = False):
+                 offsets: list[float], crops: int = 1, flip: bool = False, jpeg_bytes: bool = False):
         super().__init__(cache, entries, spec, offsets=offsets, crops=crops, flip=flip)
         self.jpeg_bytes = jpeg_bytes
 
