@@ -21,7 +21,6 @@ from dualstream.data import device as dev
 from dualstream.data.dataset import ClipSpec, EvalViews, TrainClips
 from dualstream.data.batches import BatchPool, collate_batches, release_batch
 from dualstream.data.clips import cut_arrays
-from dualstream.data.transforms import CropParams
 from dualstream.prepare.pack import pack_cache
 from dualstream.cache import read_packed
 from dualstream.engine.accel import DeviceBatches, loader_worker_init

@@ -42,7 +42,8 @@ def test_moving_one_test_video_to_train_is_refused(tmp_path, capsys):
 
     assert main(["check-split", "--splits", str(leaky), "--split", "1"]) == 1
     out = capsys.readouterr().out
-    assert "groups in both train and test 1\n  overlap ApplyEyeMakeup/01: train 1, test 5" in out
+    assert "groups in both train and test 1, group ids on both sides across classes 1\n" in out
+    assert "\n  overlap ApplyEyeMakeup/01: train 1, test 5\n  across classes 01: train 1, test 532\n" in out
 
     cache = tmp_path / "cache"  # the guard comes before the cache check
     cfg = load_config(None, [f"data.splits={leaky}", f"data.cache={cache}"])
@@ -92,7 +93,8 @@ def _touch_videos(root, names):
 
 def test_make_split_is_group_disjoint_and_reads_back(tmp_path, capsys):
     videos = tmp_path / "videos"
-    names = [f"{c}/v_{c}_g{g:02d}_c{k:02d}.avi" for c in ("Run", "Walk") for g in range(1, 11) for k in range(1, 4)]
+    names = [f"{c}/v_{c}_g{g:02d}_c{k:02d}.avi" for c, gs in (("Run", range(1, 11)), ("Walk", range(11, 21)))
+             for g in gs for k in range(1, 4)]
     _touch_videos(videos, names + ["Walk/odd_name.mp4"])
     out = tmp_path / "split"
     assert main(["make-split", "--videos", str(videos), "--out", str(out), "--seed", "1"]) == 0
@@ -106,9 +108,63 @@ def test_make_split_is_group_disjoint_and_reads_back(tmp_path, capsys):
     # same seed, same split; another seed, another one
     again = make_split(videos, tmp_path / "again", seed=1)
     assert (tmp_path / "again" / "testlist01.txt").read_bytes() == (out / "testlist01.txt").read_bytes()
-    assert again == {"classes": 2, "train": 43, "test": 18, "groups": 21}
+    assert again == {"classes": 2, "train": 43, "test": 18, "groups": 21, "across": 0}
     make_split(videos, tmp_path / "other", seed=2)
     assert (tmp_path / "other" / "testlist01.txt").read_bytes() != (out / "testlist01.txt").read_bytes()
+
+
+def _recordings(tmp_path, classes=("Circle", "Left", "Right", "Up"), serials=range(1, 9)):
+    """Every class recorded in every session: g01 of Circle and g01 of Left are one recording."""
+    videos = tmp_path / "videos"
+    _touch_videos(videos, [f"{c}/v_{c}_g{g:02d}_c01.mp4" for c in classes for g in serials])
+    return videos
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_make_split_keeps_a_recording_on_one_side_for_every_class(tmp_path, seed, capsys):
+    videos = _recordings(tmp_path)
+    out = tmp_path / "split"
+    assert main(["make-split", "--videos", str(videos), "--out", str(out), "--seed", str(seed)]) == 0
+    assert "(no group number on both sides in any class)" in capsys.readouterr().out
+    split = read_split(out, 1)
+    test_ids = {e.group for e in split.test}
+    assert test_ids and not test_ids & {e.group for e in split.train}
+    assert split.shared_across_classes() == {}
+    assert {e.label for e in split.test} == {e.label for e in split.train} == {0, 1, 2, 3}  # every class on both sides
+    assert len(split.test) == 4 * len(test_ids)  # whole recordings: every class of a test serial
+    assert main(["check-split", "--splits", str(out)]) == 0
+    assert "group ids on both sides across classes 0" in capsys.readouterr().out
+
+
+def test_class_by_class_splits_share_recordings_and_check_split_says_so(tmp_path, capsys):
+    videos = _recordings(tmp_path)
+    counts = make_split(videos, tmp_path / "split", seed=0, group_scope="class")
+    assert counts["across"] == 0
+    split = read_split(tmp_path / "split", 1)
+    shared = split.shared_across_classes()
+    assert shared  # class by class, a serial tested for one class is trained on for another
+    assert check_group_overlap(split, allow=False, where="x") == {}  # which the per-class guard cannot see
+    capsys.readouterr()
+    assert main(["check-split", "--splits", str(tmp_path / "split")]) == 0
+    out, err = capsys.readouterr()
+    assert f"group ids on both sides across classes {len(shared)}" in out
+    g, (a, b) = next(iter(shared.items()))
+    assert f"  across classes {g}: train {a}, test {b}" in out
+    assert "put one group number on both sides in different classes" in err
+
+
+def test_a_serial_missing_from_some_classes_still_gives_every_class_a_test_video(tmp_path):
+    videos = tmp_path / "videos"
+    # Circle has serials 1-4 only, Left 5-8 only, Up 1-8: shared ids, yet each class needs both sides
+    names = ([f"Circle/v_Circle_g{g:02d}_c01.mp4" for g in range(1, 5)] +
+             [f"Left/v_Left_g{g:02d}_c01.mp4" for g in range(5, 9)] +
+             [f"Up/v_Up_g{g:02d}_c01.mp4" for g in range(1, 9)])
+    _touch_videos(videos, names)
+    for seed in range(8):
+        make_split(videos, tmp_path / f"s{seed}", seed=seed, test_fraction=0.2)
+        split = read_split(tmp_path / f"s{seed}", 1)
+        assert split.shared_across_classes() == {}
+        assert {e.label for e in split.test} == {e.label for e in split.train} == {0, 1, 2}, seed
 
 
 def test_make_split_custom_regex_and_no_groups(tmp_path):

@@ -18,7 +18,8 @@ def test_fit_end_to_end_on_a_folder(tiny_dataset, tmp_path, capsys):
     result = json.loads((run / "eval.json").read_text())
     assert f"video_top1={result['video_top1']:.4f}" in out and str(run) in out
     split = read_split(run / "splits", 1)
-    assert split.test and not {(e.label, e.group) for e in split.train} & {(e.label, e.group) for e in split.test}
+    assert split.test and not {e.group for e in split.train} & {e.group for e in split.test}  # recording-disjoint
+    assert split.shared_across_classes() == {} and "group numbers disjoint across classes" in out
     manifest = json.loads(next((run / "cache").glob("*/*/manifest.json")).read_text())
     assert min(manifest["height"], manifest["width"]) == 32  # prepared at the recipe's input size
     assert manifest["flow_bound"] == 3.0  # and quantised with its flow bound (small_real)

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
+from dualstream.data.sampling import spread_indices
 from dualstream.inference import live as live_mod
 from dualstream.cli import main
 from dualstream.inference.live import LiveError, run_live
@@ -20,7 +21,7 @@ from dualstream.inference.predict import build_clips
 from dualstream.inference.runtime import load_predictor
 from dualstream.video import iter_frames, read_video, video_info, write_video
 
-from .test_predict import CLASSES, FRAMES, INTERVAL, package  # noqa: F401  (package: the fixture)
+from .test_predict import CLASSES, FRAMES, INTERVAL, package, spread_package  # noqa: F401  (the fixtures)
 
 SPAN = (FRAMES - 1) * INTERVAL + 1  # 10 frames per window
 
@@ -60,6 +61,18 @@ def test_window_predictions_equal_predict_on_the_same_frames(package, video):
         smoothed = predictor.run(build_clips(video, predictor.input, indices=clips))
         np.testing.assert_allclose(p.probabilities, smoothed.probabilities, atol=1e-6)
     assert len({round(float(p.clip[0]), 6) for p in preds}) > 1  # the windows do see different frames
+
+
+def test_a_spread_model_spreads_its_window_over_the_recorded_length(spread_package, video):
+    predictor = load_predictor(spread_package)  # window 13 frames: 12 with their flow
+    preds = _window_runs(predictor, video, stride=0, smooth=1)
+    assert [p.frame for p in preds] == list(range(13, 31, 3))  # default stride: one segment, 12 // 4
+    where = spread_indices(13, frames=FRAMES)
+    assert where == [2, 5, 8, 11]
+    for p in preds:
+        assert p.indices == [p.frame - 13 + i for i in where]
+        alone = predictor.run(build_clips(video, predictor.input, indices=[p.indices]))
+        np.testing.assert_allclose(p.clip, alone.probabilities, atol=1e-6)
 
 
 def test_live_cli_json_lines_and_summary(package, video, capsys):

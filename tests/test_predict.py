@@ -14,7 +14,7 @@ from dualstream.inference import predict as predict_mod
 from dualstream.cli import main
 from dualstream.cache import read_manifest
 from dualstream.data.dataset import ClipSpec, EvalViews
-from dualstream.data.sampling import clip_indices, eval_offsets
+from dualstream.data.sampling import clip_indices, eval_offsets, eval_phases, spread_indices
 from dualstream.data.ucf101 import read_split
 from dualstream.engine.checkpoint import save_model_package
 from dualstream.models import create_model
@@ -29,7 +29,7 @@ FRAMES, INTERVAL, SIZE = 4, 3, 32
 
 
 def make_package(folder, *, short_side: int | None = 0, name: str = "early_fusion_small", size: int = SIZE,
-                 kwargs: dict | None = None) -> None:
+                 kwargs: dict | None = None, **extra) -> None:
     """A tiny untrained package with the spec keys training writes, plus ``short_side``
     (0: keep the size, as the tiny cache was prepared; None: leave the key out, as training does now)."""
     torch.manual_seed(0)
@@ -38,7 +38,7 @@ def make_package(folder, *, short_side: int | None = 0, name: str = "early_fusio
     spec = {"name": name, "kwargs": kwargs, "classes": CLASSES,
             "frames": FRAMES, "interval": INTERVAL, "offsets": [1, 2], "input_size": size, "flow_bound": 20.0,
             "flow_method": "dis", "normalisation": {"rgb": "imagenet mean/std on 0..1", "flow": "px / flow_bound"},
-            **({} if short_side is None else {"short_side": short_side})}
+            **({} if short_side is None else {"short_side": short_side}), **extra}
     save_model_package(folder, model, spec)
 
 
@@ -104,6 +104,27 @@ def test_short_video_follows_the_training_rule(tmp_path):
     assert clips.frames.shape == (FRAMES, 24, 16, 3)  # short side resized to 16 before the flow
     assert clips.flow_px.shape == (FRAMES, 2, 24, 16)
     assert tuple(clips.rgb.shape) == (2, 3 * FRAMES, SIZE, SIZE)
+
+
+@pytest.fixture(scope="module")
+def spread_package(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("spread_package")
+    make_package(folder, sampling="spread", window=13)
+    return folder
+
+
+def test_a_spread_model_spreads_its_clips_over_the_whole_video(spread_package, tmp_path):
+    predictor = load_predictor(spread_package)
+    assert (predictor.input.sampling, predictor.input.window, predictor.input.span) == ("spread", 13, 12)
+    video = tmp_path / "long.avi"
+    _moving_video(video, 60)
+    clips = predictor.clips(video, clips=3)
+    assert clips.num_frames == 60  # read to the end: the clip positions depend on the frame count
+    assert clips.indices == [spread_indices(60, frames=FRAMES, phase=p) for p in eval_phases(3)]
+    assert clips.indices[0] == [3, 18, 32, 47]  # phase 1/6 of 4 segments of the whole video (usable 1..59)
+    short = tmp_path / "short.avi"
+    _moving_video(short, 7)
+    assert build_clips(short, predictor.input, clips=1).indices == [spread_indices(7, frames=FRAMES)]
 
 
 def test_one_frame_video_is_a_clear_error(tmp_path):

@@ -1,6 +1,9 @@
 import pytest
 
-from dualstream.data.sampling import clip_indices, eval_offsets, offset_for_epoch
+import numpy as np
+
+from dualstream.data.sampling import (clip_indices, eval_offsets, eval_phases, eval_positions, offset_for_epoch,
+                                     random_spread_indices, spread_indices, view_indices)
 
 
 def test_paper_schedule_f5_to_f95_then_f8():
@@ -25,3 +28,85 @@ def test_offset_schedule_and_eval_offsets():
     assert [offset_for_epoch(e, offsets=[5, 8], period=100) for e in (0, 99, 100, 199, 200)] == [5, 5, 8, 8, 5]
     assert eval_offsets(10, 5) == [1, 3, 5, 8, 10]  # round half to even
     assert eval_offsets(10, 1) == [5]
+
+
+def test_spread_takes_one_frame_per_equal_segment_over_the_whole_video():
+    # 91 frames: usable 1..90, ten segments of 9 frames, centres at 1 + 4.5 + 9k
+    assert spread_indices(91, frames=10) == [5, 14, 23, 32, 41, 50, 59, 68, 77, 86]
+    assert spread_indices(91, frames=10, phase=0.0) == [1, 10, 19, 28, 37, 46, 55, 64, 73, 82]
+    assert spread_indices(91, frames=10, phase=0.999) == [9, 18, 27, 36, 45, 54, 63, 72, 81, 90]
+    # the same clip covers a 20-frame and a 200-frame video, the whole of each
+    for n in (20, 75, 200):
+        idx = spread_indices(n, frames=10)
+        assert idx == sorted(idx) and idx[0] <= n // 10 and idx[-1] >= n - 1 - n // 10 and idx[-1] <= n - 1
+
+
+def test_spread_of_a_short_video_repeats_in_order_and_bad_arguments_raise():
+    assert spread_indices(5, frames=10) == [1, 1, 2, 2, 2, 3, 3, 4, 4, 4]
+    assert spread_indices(2, frames=3) == [1, 1, 1]
+    for bad in ({"phase": 1.0}, {"phase": [0.5] * 9}, {"start": 0.5, "span": 0.6}, {"span": 0.0}):
+        with pytest.raises(ValueError):
+            spread_indices(50, frames=10, **bad)
+    with pytest.raises(ValueError):
+        spread_indices(1, frames=10)
+
+
+def test_spread_part_of_the_video_and_eval_phases():
+    # the second half of 101 frames (usable 1..100): segments of 5 frames from frame 51
+    assert spread_indices(101, frames=10, start=0.5, span=0.5) == [53, 58, 63, 68, 73, 78, 83, 88, 93, 98]
+    assert eval_phases(4) == [0.125, 0.375, 0.625, 0.875]
+    assert eval_phases(1) == [0.5]
+    assert eval_positions("spread", interval=4, clips=3) == eval_phases(3)
+    assert eval_positions("interval", interval=10, clips=5) == eval_offsets(10, 5)
+    assert view_indices(91, 0.5, sampling="spread", frames=10, interval=7) == spread_indices(91, frames=10)
+    assert view_indices(91, 3, sampling="interval", frames=10, interval=7) == clip_indices(91, frames=10, interval=7,
+                                                                                           offset=3)
+
+
+def test_random_spread_clips_jitter_within_segments_and_shrink_for_speed():
+    n, frames = 121, 6  # usable 1..120: segments of 20 frames
+    seen = set()
+    for seed in range(50):
+        idx = random_spread_indices(np.random.default_rng(seed), n, frames=frames)
+        assert [(i - 1) // 20 for i in idx] == list(range(frames))  # one frame in each segment, in order
+        seen.add(tuple(idx))
+        assert idx == random_spread_indices(np.random.default_rng(seed), n, frames=frames)  # seeded
+    assert len(seen) == 50
+    assert random_spread_indices(np.random.default_rng(0), n, frames=frames, jitter=False) == spread_indices(n, frames=frames)
+    spans = []
+    for seed in range(50):
+        idx = random_spread_indices(np.random.default_rng(seed), n, frames=frames, jitter=False, span_min=0.5)
+        assert idx == sorted(idx) and 1 <= idx[0] and idx[-1] <= 120
+        spans.append(idx[-1] - idx[0])
+    # whole video: 100 frames between the first and last centre; at half of it down to 50
+    assert max(spans) <= 100 and min(spans) < 60
+
+
+def test_train_and_eval_clips_of_the_datasets_spread_over_the_video(tiny_dataset, tiny_cache):
+    from dualstream.cache import read_manifest
+    from dualstream.data.dataset import ClipSpec, EvalViews, TrainClips
+    from dualstream.data.ucf101 import read_split
+
+    entries = read_split(tiny_dataset / "ucfTrainTestlist", 1).train[:3]
+    spec = ClipSpec(frames=4, interval=3, input_size=32, sampling="spread", temporal_jitter=True)
+    train = TrainClips(tiny_cache, entries, spec, seed=0)
+    for i in range(3):
+        n = read_manifest(tiny_cache, entries[i].key)["num_frames"]
+        idx = train.clip_frames(i)
+        seg = (n - 1) / 4
+        assert [int((j - 1) // seg) for j in idx] == [0, 1, 2, 3]
+        assert idx == train.clip_frames(i)  # the same draw for the same (seed, epoch, item)
+    views = EvalViews(tiny_cache, entries, spec, offsets=eval_phases(2))
+    n = read_manifest(tiny_cache, entries[0].key)["num_frames"]
+    assert views.view_frames(0, 1) == spread_indices(n, frames=4, phase=0.75)
+    rgb, flow, _, _ = views[1]
+    assert tuple(rgb.shape) == (12, 32, 32) and tuple(flow.shape) == (8, 32, 32)
+
+
+def test_a_spread_schedule_keeps_every_frame():
+    from dualstream.config import DataConfig
+    from dualstream.data.schedule import SampleSchedule
+
+    assert SampleSchedule.for_data(DataConfig(sampling="spread")) is None
+    assert SampleSchedule.for_data(DataConfig(frames=3, interval=2, offsets=[1], eval_clips=1)) == SampleSchedule(
+        frames=3, interval=2, offsets=(1,), eval_clips=1)

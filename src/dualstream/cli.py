@@ -9,6 +9,10 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .data.ucf101 import GROUP_SCOPES
+
+GROUP_SCOPE_HELP = ("auto (default): a group number that appears in several classes stays on one side for all "
+                    "of them (recording-disjoint); dataset: always so; class: choose test groups class by class")
 
 
 def demo_config_path() -> Path:
@@ -86,7 +90,9 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         from .config import load_config
 
         d = load_config(args.config).data
-        schedule = SampleSchedule(frames=d.frames, interval=d.interval, offsets=tuple(d.offsets), eval_clips=d.eval_clips)
+        schedule = SampleSchedule.for_data(d)
+        if schedule is None:
+            print("note: data.sampling is spread: a clip may use any frame, so every frame is kept", file=sys.stderr)
     try:
         opts = PrepareOptions(flow=args.flow, short_side=args.short_side, bound=args.flow_bound, device=args.device,
                               schedule=schedule, format=args.format)
@@ -131,14 +137,20 @@ def cmd_check_split(args: argparse.Namespace) -> int:
     splits = [args.split] if args.split else [n for n in SPLITS if (Path(args.splits) / f"trainlist{n:02d}.txt").is_file()]
     if not splits:
         raise UserError(f"{args.splits}: no trainlist0N.txt found")
-    leaking = 0
+    leaking = shared = 0
     for n in splits:
         split = read_split(args.splits, n)
         where = f"split {n} of {args.splits}"
         validate_split(split, where=where, videos_dir=args.videos)
         overlap = check_group_overlap(split, allow=True, where=where, group_re=pattern)
         leaking += bool(overlap)
-        print(f"split {n}: " + split_summary(split, overlap))
+        across = split.shared_across_classes(pattern)
+        shared += bool(across)
+        print(f"split {n}: " + split_summary(split, overlap, across))
+    if shared:
+        print(f"note: {shared} split(s) put one group number on both sides in different classes: where a group "
+              "number is one person or recording in every class, the split is not recording-disjoint "
+              "(make-split keeps such groups on one side)", file=sys.stderr)
     if leaking and args.allow_group_overlap:
         print(f"{leaking} split(s) share groups between train and test (allowed by --allow-group-overlap)",
               file=sys.stderr)
@@ -153,9 +165,10 @@ def cmd_make_split(args: argparse.Namespace) -> int:
     from .data.make_split import make_split
 
     counts = make_split(args.videos, args.out, test_fraction=args.test_fraction, group_regex=args.group_regex,
-                        seed=args.seed)
+                        seed=args.seed, group_scope=args.group_scope)
+    sides = "no group number on both sides in any class" if counts["across"] else "no group on both sides"
     print(f"wrote split 1 to {args.out}: classes {counts['classes']}, train {counts['train']}, "
-          f"test {counts['test']}, groups {counts['groups']} (no group on both sides)")
+          f"test {counts['test']}, groups {counts['groups']} ({sides})")
     return 0
 
 
@@ -257,11 +270,12 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     result = fit(args.videos, args.out, recipe=args.recipe, group_regex=args.group_regex, flow=args.flow,
                  overrides=args.set or [], test_fraction=args.test_fraction, seed=args.seed, workers=args.workers,
-                 progress=not args.quiet)
+                 progress=not args.quiet, group_scope=args.group_scope)
     if result.note:
         print(result.note, file=sys.stderr)
+    sides = "group numbers disjoint across classes" if result.across else "groups disjoint"
     print(f"video_top1={result.video_top1:.4f} clip_top1={result.clip_top1:.4f} "
-          f"(train {result.train} videos, test {result.test}, groups disjoint) -> {result.run}")
+          f"(train {result.train} videos, test {result.test}, {sides}) -> {result.run}")
     return 0
 
 
@@ -292,7 +306,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.plot and not args.timeline:
         raise UserError("--plot draws the timeline: add --timeline")
     if args.stride < 0:
-        raise UserError("--stride must be >= 0 (0: the model's interval)")
+        raise UserError("--stride must be >= 0 (0: one sampling step of the model, its interval)")
     predictor = load_predictor(args)
     failed = 0
     for i, video in enumerate(args.videos):
@@ -325,7 +339,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     from .inference.live import LiveError, print_prediction, run_live
 
     if args.stride < 0 or args.smooth < 1 or args.topk < 1:
-        raise UserError("--stride must be >= 0 (0: the model's interval), --smooth and --topk >= 1")
+        raise UserError("--stride must be >= 0 (0: one sampling step of the model, its interval), --smooth and --topk >= 1")
     if args.timeout < 0 or args.max_frames < 0:
         raise UserError("--timeout and --max-frames must be >= 0 (0: no limit)")
     predictor = load_predictor(args)
@@ -511,6 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="regex whose first capture group (or whole match) names a video's group "
                          "(default: UCF-101's _gGG_cCC); a video without a match is its own group")
     ms.add_argument("--seed", type=int, default=0)
+    ms.add_argument("--group-scope", choices=GROUP_SCOPES, default="auto", help=GROUP_SCOPE_HELP)
     ms.set_defaults(func=cmd_make_split)
 
     ir = sub.add_parser("import-rawframes",
@@ -574,6 +589,7 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--flow", default="dis", help="flow method for prepare (default dis)")
     ft.add_argument("--test-fraction", type=float, default=0.3, help="share of each class's videos in test (default 0.3)")
     ft.add_argument("--seed", type=int, default=0, help="seed of the split and of training")
+    ft.add_argument("--group-scope", choices=GROUP_SCOPES, default="auto", help=GROUP_SCOPE_HELP)
     ft.add_argument("--workers", type=int, default=0, help="prepare worker processes (default: all cores)")
     ft.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe key (repeatable)")
     ft.set_defaults(func=cmd_fit)
@@ -592,7 +608,7 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--timeline", action="store_true",
                     help="the top class of every window (one clip's frames) over the video, for long videos")
     pd.add_argument("--stride", type=int, default=0,
-                    help="with --timeline: frames between windows (default: the model's interval)")
+                    help="with --timeline: frames between windows (default: one sampling step, the model's interval)")
     pd.add_argument("--plot", metavar="OUT.png", help="with --timeline: draw the first video's timeline chart")
     pd.set_defaults(func=cmd_predict)
 
@@ -604,7 +620,7 @@ def build_parser() -> argparse.ArgumentParser:
     # on a busy 2-core machine measured 8 frames/s against 175 with one)
     _runtime_options(lv, threads=1, threads_note="the reader and the flow use the other cores; 0: the runtime's choice")
     lv.add_argument("--stride", type=int, default=0,
-                    help="frames between predictions (default 0: the model's interval)")
+                    help="frames between predictions (default 0: one sampling step, the model's interval)")
     lv.add_argument("--smooth", type=int, default=3, help="average the last K predictions (default 3)")
     lv.add_argument("--topk", type=int, default=3, help="classes per prediction (default 3)")
     lv.add_argument("--json", action="store_true",

@@ -32,6 +32,15 @@ class DataConfig:
     """Side of the square network input, after crop and resize."""
     frames: int = 10
     """Frames per clip (paper: 10)."""
+    sampling: str = "interval"
+    """Which frames a clip takes (``data.sampling``): ``interval`` (the paper's: ``frames`` frames at
+    ``interval``, from an offset) or ``spread`` (``frames`` frames spread in order over the whole video,
+    one per equal segment, TSN-like: the clip covers the whole action whatever its duration or frame
+    rate; ``interval`` and ``offsets`` are then unused, ``temporal_jitter`` draws the position in each
+    segment, ``eval_clips`` are phases of the segments)."""
+    span_min: float = 1.0
+    """With ``spread`` sampling: a training clip covers a random part of at least this fraction of the
+    video (the action looks up to 1 / span_min times slower: speed augmentation); 1: the whole video."""
     interval: int = 10
     """Frames between two sampled frames (paper: 10, f5, f15, ...); shrinks for short videos."""
     offsets: list[int] = field(default_factory=lambda: [5, 8])
@@ -80,6 +89,10 @@ class DataConfig:
         for name in ("input_size", "frames", "interval", "offset_period", "eval_clips"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"data.{name} must be >= 1, got {getattr(self, name)}")
+        if self.sampling not in ("interval", "spread"):
+            raise ConfigError(f"data.sampling must be interval or spread, got {str(self.sampling)[:40]!r}")
+        if not 0 < self.span_min <= 1:
+            raise ConfigError(f"data.span_min must be in (0, 1], got {self.span_min}")
         if not self.offsets or any(o < 1 for o in self.offsets):
             raise ConfigError(f"data.offsets must be a non-empty list of frame numbers >= 1, got {self.offsets}")
         if not 0 < self.crop_scale_min <= 1:

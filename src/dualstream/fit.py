@@ -2,7 +2,8 @@
 
     dualstream fit --videos DIR --out RUN [--recipe small_real] [--group-regex R] [--flow dis]
 
-make-split (group-disjoint) -> prepare -> train -> evaluate. ``RUN`` is a normal run folder (the
+make-split (group-disjoint; a group number found in several classes stays on one side for all of
+them) -> prepare -> train -> evaluate. ``RUN`` is a normal run folder (the
 model package, metrics, eval.json, ...; ``dualstream predict --model RUN`` works on it) that also
 holds the split it made (``RUN/splits``) and the prepared cache (``RUN/cache``, reused by a rerun).
 Frames are prepared at the recipe's input size (``data.input_size``) as short side and the flow
@@ -75,11 +76,13 @@ class FitResult:
     train: int
     test: int
     note: str = ""
+    across: bool = False
+    """The split keeps each group number on one side for every class (make_split's group_scope)."""
 
 
 def fit(videos: str | Path, out: str | Path, *, recipe: str = DEFAULT_RECIPE, group_regex: str | None = None,
         flow: str = "dis", overrides: list[str] = (), test_fraction: float = 0.3, seed: int = 0,
-        workers: int = 0, progress: bool = True) -> FitResult:
+        workers: int = 0, progress: bool = True, group_scope: str = "auto") -> FitResult:
     """Split, prepare, train and evaluate ``videos`` into the run folder ``out``."""
     from .engine.evaluate import evaluate_run
     from .engine.train import train
@@ -92,7 +95,8 @@ def fit(videos: str | Path, out: str | Path, *, recipe: str = DEFAULT_RECIPE, gr
                                "clips cut from one recording may land on both sides")
     splits = out / "splits"
     # both sides get groups of every class: check_groups made sure that each class has two or more
-    counts = make_split(videos, splits, test_fraction=test_fraction, group_regex=group_regex, seed=seed)
+    counts = make_split(videos, splits, test_fraction=test_fraction, group_regex=group_regex, seed=seed,
+                        group_scope=group_scope)
     sets = [f"data.cache={json.dumps(str(out / 'cache'))}", f"data.splits={json.dumps(str(splits))}", "data.split=1",
             f"seed={seed}", *overrides]
     cfg = load_config(path, sets)
@@ -104,4 +108,5 @@ def fit(videos: str | Path, out: str | Path, *, recipe: str = DEFAULT_RECIPE, gr
         raise SplitError(f"{summary.failed} video(s) could not be prepared: see {out / 'cache' / summary.failures_file}")
     train(cfg, out, progress=progress, recipe=path.stem)
     result = evaluate_run(out, progress=progress)
-    return FitResult(out, result["video_top1"], result["clip_top1"], counts["train"], counts["test"], note)
+    return FitResult(out, result["video_top1"], result["clip_top1"], counts["train"], counts["test"], note,
+                     bool(counts["across"]))

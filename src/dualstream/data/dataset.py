@@ -19,7 +19,7 @@ from ..cache import CacheError, available_frames, load_frames_u8, read_manifest,
 from .augment import random_offset
 from .batches import BatchPool, shared_empty
 from .clips import cut_clip
-from .sampling import clip_indices, offset_for_epoch
+from .sampling import clip_indices, offset_for_epoch, random_spread_indices, view_indices
 from .transforms import CropParams, crop_params, random_crop_params
 from .ucf101 import VideoEntry
 
@@ -37,7 +37,12 @@ class ClipSpec:
     crop_scale_min: float = 0.8
     flip: bool = True
     temporal_jitter: bool = False
-    """Training clips start at a random frame (any offset whose clip fits) instead of the schedule's offset."""
+    """Training clips start at a random frame (any offset whose clip fits) instead of the schedule's offset;
+    with ``spread`` sampling, a random frame in each segment instead of its centre."""
+    sampling: str = "interval"
+    """``interval`` (frames at ``interval`` from an offset) or ``spread`` (over the whole video): ``sampling``."""
+    span_min: float = 1.0
+    """Spread training clips cover a random part of at least this fraction of the video (speed augmentation)."""
 
 
 def _frame_index(cache: str | Path, entries: list[VideoEntry], spec: ClipSpec
@@ -136,6 +141,10 @@ class TrainClips(_Cut, Dataset):
     def clip_frames(self, i: int) -> list[int]:
         """1-based frame numbers of item ``i``'s clip at this epoch's offset (snapped to the kept frames)."""
         s, v = self.spec, self.video(i)
+        if s.sampling == "spread":
+            idx = random_spread_indices(self._rng(i, 1), self.num_frames[v], frames=s.frames,
+                                        jitter=s.temporal_jitter, span_min=s.span_min)
+            return snap_to_available(idx, self.available[v])
         if s.temporal_jitter:
             offset = random_offset(self._rng(i, 1), self.num_frames[v], frames=s.frames, interval=s.interval)
         else:
@@ -165,12 +174,12 @@ class TrainClips(_Cut, Dataset):
 class EvalViews(_Cut, Dataset):
     """``len(offsets) * crops * (2 if flip else 1)`` views per video; item k is view ``k % n`` of video ``k // n``.
 
-    A view is one frame offset (``sampling.eval_offsets``), one crop (``transforms.crop_params``) and
+    A view is one clip position (``sampling.eval_positions``: a frame offset or a spread phase), one crop (``transforms.crop_params``) and
     optionally its mirror image. Returns (rgb, flow, label, video index).
     """
 
     def __init__(self, cache: str | Path, entries: list[VideoEntry], spec: ClipSpec, *,
-                 offsets: list[int], crops: int = 1, flip: bool = False):
+                 offsets: list[float], crops: int = 1, flip: bool = False):
         self.cache, self.entries, self.spec = Path(cache), entries, spec
         self.offsets, self.crops, self.flips = list(offsets), crops, (False, True) if flip else (False,)
         self.num_frames, self.available, self.sizes = _frame_index(cache, entries, spec)
@@ -189,10 +198,10 @@ class EvalViews(_Cut, Dataset):
         return v, (o, *divmod(rest, len(self.flips)))
 
     def view_frames(self, v: int, o: int) -> list[int]:
-        """1-based frame numbers of video ``v``'s clip at offset number ``o`` (snapped to the kept frames)."""
+        """1-based frame numbers of video ``v``'s clip at position number ``o`` (snapped to the kept frames)."""
         s = self.spec
-        return snap_to_available(clip_indices(self.num_frames[v], frames=s.frames, interval=s.interval,
-                                              offset=self.offsets[o]), self.available[v])
+        return snap_to_available(view_indices(self.num_frames[v], self.offsets[o], sampling=s.sampling,
+                                              frames=s.frames, interval=s.interval), self.available[v])
 
     def view_crop(self, height: int, width: int, c: int, f: int) -> CropParams:
         """Crop number ``c`` of a (height, width) clip, mirrored as flip number ``f`` says."""

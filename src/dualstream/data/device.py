@@ -72,7 +72,7 @@ class EvalFrames(EvalViews):
     __getitems__ = None  # items, not batches cut in the worker: the device cuts them
 
     def __init__(self, cache: str | Path, entries: list[VideoEntry], spec: ClipSpec, *,
-                 offsets: list[int], crops: int = 1, flip: bool = False, jpeg_bytes: bool = False):
+                 offsets: list[float], crops: int = 1, flip: bool = False, jpeg_bytes: bool = False):
         super().__init__(cache, entries, spec, offsets=offsets, crops=crops, flip=flip)
         self.jpeg_bytes = jpeg_bytes
 

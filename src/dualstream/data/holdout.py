@@ -16,13 +16,7 @@ import re
 
 import numpy as np
 
-from .ucf101 import VideoEntry, entry_group
-
-
-def _group_id(entry: VideoEntry, group_re: re.Pattern[str] | None) -> str:
-    """The group without its class: ``Class/04`` -> ``04``; a video without a group is its own."""
-    group = entry_group(entry, group_re)
-    return entry.path if group == entry.path else group.split("/", 1)[1]
+from .ucf101 import VideoEntry, group_id
 
 
 def carve_validation(entries: list[VideoEntry], fraction: float, *, seed: int = 0,
@@ -34,7 +28,7 @@ def carve_validation(entries: list[VideoEntry], fraction: float, *, seed: int = 
     """
     if fraction <= 0:
         return list(entries), []
-    ids = sorted({_group_id(e, group_re) for e in entries})
+    ids = sorted({group_id(e, group_re) for e in entries})
     if len(ids) < 2:
         return list(entries), []
     k = min(len(ids) - 1, max(1, math.floor(fraction * len(ids) + 0.5)))
@@ -45,7 +39,7 @@ def carve_validation(entries: list[VideoEntry], fraction: float, *, seed: int = 
     train, val = [], []
     for label in sorted(by_class):
         videos = by_class[label]
-        held = [e for e in videos if _group_id(e, group_re) in chosen]
+        held = [e for e in videos if group_id(e, group_re) in chosen]
         if len(held) == len(videos):  # the class would lose every training video: it stays in training
             held = []
         train.extend(e for e in videos if e not in held)

@@ -1,20 +1,24 @@
 """Write UCF-101-format split files for any class-per-folder dataset, with a group-disjoint split.
 
 Videos of one group (clips cut from one recording) all land on the same side, so the split
-passes the leakage guard by construction. The group is read from the file name with a regular
-expression (default: UCF-101's ``_gGG_cCC``); a video whose name does not match is its own group.
+passes the leakage guard by construction; when one group number appears in several classes (one
+person or recording session doing every class), it lands on one side for all classes. The group is
+read from the file name with a regular expression (default: UCF-101's ``_gGG_cCC``); a video whose
+name does not match is its own group.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from ..video import find_videos
-from .ucf101 import GROUP_RE, SplitError, VideoEntry, entry_group
 from ..files import atomic_write
+from ..video import find_videos
+from .ucf101 import GROUP_RE, GROUP_SCOPES, SplitError, VideoEntry, entry_group, group_id, groups_across_classes
 
 
 def compile_group_regex(pattern: str | None) -> re.Pattern[str]:
@@ -27,24 +31,40 @@ def compile_group_regex(pattern: str | None) -> re.Pattern[str]:
         raise SplitError(f"--group-regex {pattern!r} is not a valid regular expression: {exc}") from None
 
 
-def _pick_test_groups(groups: dict[str, list[str]], fraction: float, rng: np.random.Generator) -> set[str]:
-    """Whole groups, in a seeded random order, until the test side holds ``fraction`` of the videos.
+def _pick_test_groups(entries: list[VideoEntry], fraction: float, rng: np.random.Generator,
+                      key: Callable[[VideoEntry], str]) -> set[str]:
+    """Whole groups (``key`` of a video), in a seeded random order, until the test side holds
+    ``fraction`` of the videos; then one more group for each class that has no test video yet.
 
-    Each side keeps at least one group when the class has two or more.
+    A group is never taken when it would leave a class without a training video.
     """
-    names = sorted(groups)
-    if len(names) < 2:
-        return set()
+    members: dict[str, list[VideoEntry]] = {}
+    for e in entries:
+        members.setdefault(key(e), []).append(e)
+    names = sorted(members)
     order = [names[i] for i in rng.permutation(len(names))]
-    total = sum(len(v) for v in groups.values())
-    target = fraction * total
-    chosen, count = [], 0
-    for g in order[:-1]:  # the last group stays in train
-        if chosen and count + len(groups[g]) / 2 > target:
+    train_left = Counter(e.label for e in entries)
+    target = fraction * len(entries)
+    chosen: set[str] = set()
+
+    def take(g: str) -> bool:
+        lost = Counter(e.label for e in members[g])
+        if any(train_left[c] <= n for c, n in lost.items()):
+            return False
+        train_left.subtract(lost)
+        chosen.add(g)
+        return True
+
+    count = 0
+    for g in order:
+        if chosen and count + len(members[g]) / 2 > target:
             break
-        chosen.append(g)
-        count += len(groups[g])
-    return set(chosen)
+        if take(g):
+            count += len(members[g])
+    for c in sorted(train_left):
+        if not any(e.label == c for g in chosen for e in members[g]):
+            next((g for g in order if g not in chosen and any(e.label == c for e in members[g]) and take(g)), None)
+    return chosen
 
 
 def make_split(
@@ -54,13 +74,20 @@ def make_split(
     test_fraction: float = 0.3,
     group_regex: str | None = None,
     seed: int = 0,
+    group_scope: str = "auto",
 ) -> dict[str, int]:
     """Write ``classInd.txt``, ``trainlist01.txt`` and ``testlist01.txt`` (CRLF) into ``out``.
 
-    Returns the counts: classes, train, test, groups. Classes are the sorted folder names.
+    ``group_scope``: ``dataset`` keeps each group number on one side for every class (the same
+    number is one person or recording in every class), ``class`` chooses test groups class by class,
+    ``auto`` is ``dataset`` when some group number appears in two or more classes, else ``class``.
+    Returns the counts: classes, train, test, groups, and across (1 when groups were kept across classes).
+    Classes are the sorted folder names.
     """
     if not 0 < test_fraction < 1:
         raise SplitError(f"--test-fraction must be between 0 and 1, got {test_fraction}")
+    if group_scope not in GROUP_SCOPES:
+        raise SplitError(f"--group-scope must be one of {', '.join(GROUP_SCOPES)}, got {group_scope[:40]!r}")
     pattern = compile_group_regex(group_regex)
     videos = find_videos(videos_dir)
     if not videos:
@@ -71,24 +98,27 @@ def make_split(
         raise SplitError(f"{videos_dir}: {len(spaced)} path(s) contain spaces, which split files cannot hold "
                          f"(they are space-separated), e.g. {spaced[0]!r}")
     rng = np.random.default_rng(seed)
-    train: list[VideoEntry] = []
-    test: list[VideoEntry] = []
-    n_groups = 0
-    for label, c in enumerate(classes):
-        groups: dict[str, list[str]] = {}
-        for v in (v for v in videos if v.split("/")[0] == c):
-            groups.setdefault(entry_group(VideoEntry(v, label), pattern), []).append(v)
-        n_groups += len(groups)
-        test_groups = _pick_test_groups(groups, test_fraction, rng)
-        for g in sorted(groups):
-            side = test if g in test_groups else train
-            side.extend(VideoEntry(v, label) for v in groups[g])
+    entries = [VideoEntry(v, classes.index(v.split("/")[0])) for v in videos]
+    across = group_scope == "dataset" or (group_scope == "auto" and bool(groups_across_classes(entries, pattern)))
+    if across:
+        test_ids = _pick_test_groups(entries, test_fraction, rng, lambda e: group_id(e, pattern))
+        is_test = [group_id(e, pattern) in test_ids for e in entries]
+    else:
+        test_groups: set[str] = set()
+        for label in range(len(classes)):
+            test_groups |= _pick_test_groups([e for e in entries if e.label == label], test_fraction, rng,
+                                             lambda e: entry_group(e, pattern))
+        is_test = [entry_group(e, pattern) in test_groups for e in entries]
+    order = sorted(range(len(entries)), key=lambda i: (entries[i].label, entry_group(entries[i], pattern)))
+    train = [entries[i] for i in order if not is_test[i]]
+    test = [entries[i] for i in order if is_test[i]]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     _write_crlf(out / "classInd.txt", [f"{i} {c}" for i, c in enumerate(classes, 1)])
     _write_crlf(out / "trainlist01.txt", [f"{e.path} {e.label + 1}" for e in train])
     _write_crlf(out / "testlist01.txt", [e.path for e in test])
-    return {"classes": len(classes), "train": len(train), "test": len(test), "groups": n_groups}
+    n_groups = len({entry_group(e, pattern) for e in entries})
+    return {"classes": len(classes), "train": len(train), "test": len(test), "groups": n_groups, "across": int(across)}
 
 
 def _write_crlf(path: Path, lines: list[str]) -> None:

@@ -5,7 +5,8 @@ clips start at offsets spread over one interval (``sampling.eval_offsets``) for 
 (the test pass during training) and for ``eval_clips`` clips (``dualstream evaluate``). A short
 video shrinks the interval, so the set depends on the frame count; but every clip of a video with
 at least ``span`` frames uses the same frame numbers, all below ``span``, so preparation only ever
-needs the first ``span`` frames of a video to decide and compute what to keep.
+needs the first ``span`` frames of a video to decide and compute what to keep. ``spread`` sampling
+has no such schedule: its clips can use every frame (``for_data``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,14 @@ class SampleSchedule:
         for offset in self.all_offsets:
             kept.update(clip_indices(num_frames, frames=self.frames, interval=self.interval, offset=offset))
         return sorted(kept)
+
+    @classmethod
+    def for_data(cls, data) -> "SampleSchedule | None":
+        """The schedule of a ``config.DataConfig``; None for ``spread`` sampling, whose clips spread over
+        the whole video (each training clip draws its own frames), so that every frame can be used."""
+        if data.sampling == "spread":
+            return None
+        return cls(frames=data.frames, interval=data.interval, offsets=tuple(data.offsets), eval_clips=data.eval_clips)
 
     def to_dict(self) -> dict:
         return {"frames": self.frames, "interval": self.interval, "offsets": list(self.offsets),

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 GROUP_RE = re.compile(r"_g(\d+)_c\d+", re.IGNORECASE)
+GROUP_SCOPES = ("auto", "dataset", "class")  # make-split: where a group must stay on one side (make_split)
 SPLITS = (1, 2, 3)
 
 
@@ -56,6 +57,24 @@ def entry_group(entry: VideoEntry, group_re: re.Pattern[str] | None = None) -> s
     return f"{folder}/{m.group(1) if m.re.groups else m.group(0)}"
 
 
+def group_id(entry: VideoEntry, group_re: re.Pattern[str] | None = None) -> str:
+    """The group without its class (``Class/04`` -> ``04``); a video without a group is its own.
+
+    In many sets one group number is one person or recording session in every class (Weizmann's
+    people, EgoGestAR's recording serials), so this id is what must stay on one side of a split.
+    """
+    group = entry_group(entry, group_re)
+    return entry.path if group == entry.path else group.split("/", 1)[1]
+
+
+def groups_across_classes(entries: list[VideoEntry], group_re: re.Pattern[str] | None = None) -> list[str]:
+    """Group ids (``group_id``) that appear in two or more classes, sorted."""
+    classes: dict[str, set[int]] = {}
+    for e in entries:
+        classes.setdefault(group_id(e, group_re), set()).add(e.label)
+    return sorted(g for g, labels in classes.items() if len(labels) > 1)
+
+
 @dataclass(frozen=True)
 class Split:
     classes: list[str]
@@ -66,6 +85,16 @@ class Split:
         """Groups on both sides: ``Class/group`` -> (train videos, test videos), sorted by group."""
         train = Counter(entry_group(e, group_re) for e in self.train)
         test = Counter(entry_group(e, group_re) for e in self.test)
+        return {g: (train[g], test[g]) for g in sorted(set(train) & set(test))}
+
+    def shared_across_classes(self, group_re: re.Pattern[str] | None = None) -> dict[str, tuple[int, int]]:
+        """Group ids with videos on both sides, in any classes: ``id`` -> (train videos, test videos).
+
+        Empty for a recording-disjoint split. Where a group number names the same person or session
+        in every class, such a group lets a model recognise the recording, as a per-class overlap does.
+        """
+        train = Counter(group_id(e, group_re) for e in self.train)
+        test = Counter(group_id(e, group_re) for e in self.test)
         return {g: (train[g], test[g]) for g in sorted(set(train) & set(test))}
 
 
@@ -184,10 +213,17 @@ def _shown(items: list[str], limit: int = 20) -> str:
     return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
-def split_summary(split: Split, overlap: dict[str, tuple[int, int]]) -> str:
-    """Counts and overlap of one split, as ``check-split`` prints them."""
+def split_summary(split: Split, overlap: dict[str, tuple[int, int]],
+                  shared: dict[str, tuple[int, int]] | None = None) -> str:
+    """Counts and overlap of one split, as ``check-split`` prints them; ``shared`` adds the groups
+    shared across classes between the sides (``Split.shared_across_classes``)."""
     groups = {entry_group(e) for e in split.train + split.test}
     text = (f"classes {len(split.classes)}, train {len(split.train)}, test {len(split.test)}, "
             f"groups {len(groups)}, groups in both train and test {len(overlap)}")
+    if shared is not None:
+        text += f", group ids on both sides across classes {len(shared)}"
     lines = [text] + [f"  overlap {g}: train {a}, test {b}" for g, (a, b) in overlap.items()]
+    lines += [f"  across classes {g}: train {a}, test {b}" for g, (a, b) in list((shared or {}).items())[:20]]
+    if shared and len(shared) > 20:
+        lines.append(f"  across classes: and {len(shared) - 20} more")
     return "\n".join(lines)

@@ -35,7 +35,7 @@ def clip_spec(cfg: Config) -> ClipSpec:
     return ClipSpec(
         frames=d.frames, interval=d.interval, offsets=tuple(d.offsets), offset_period=d.offset_period,
         input_size=d.input_size, flow_bound=d.flow_bound, crop_scale_min=d.crop_scale_min, flip=d.flip,
-        temporal_jitter=d.temporal_jitter,
+        temporal_jitter=d.temporal_jitter, sampling=d.sampling, span_min=d.span_min,
     )
 
 
@@ -117,7 +117,7 @@ def worker_batches(dataset: TrainClips | EvalViews, device: torch.device) -> tup
     return collate_batches, release_batch
 
 
-def eval_batches(cfg: Config, entries: list[VideoEntry], *, world: World, device: torch.device, offsets: list[int],
+def eval_batches(cfg: Config, entries: list[VideoEntry], *, world: World, device: torch.device, offsets: list[float],
                  crops: int = 1, flip: bool = False, workers: int, channels_last: bool) -> DeviceBatches:
     """Every view of every video of ``entries`` (a shard per process), ready on ``device``; the
     dataset (``.dataset``) says ``views_per_video``, ``crops`` and ``flips``."""

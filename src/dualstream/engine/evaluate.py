@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..config import ConfigError, load_config
-from ..data.sampling import eval_offsets
+from ..data.sampling import eval_positions
 from ..data.ucf101 import VideoEntry
 from .accel import DeviceBatches, autocast, autocast_dtype, loader_workers, to_device, use_channels_last
 from .build import CONFIG, eval_batches, load_split
@@ -134,7 +134,7 @@ def evaluate_run(run: str | Path, *, clips: int | None = None, crops: int | None
     try:
         model, spec = load_model(run, device=device)
         entries = load_split(cfg).test
-        offsets = eval_offsets(cfg.data.interval, clips or cfg.data.eval_clips)
+        offsets = eval_positions(cfg.data.sampling, interval=cfg.data.interval, clips=clips or cfg.data.eval_clips)
         workers = loader_workers(cfg.data.num_workers)
         channels_last = use_channels_last(cfg.train.memory_format, device)
         loader = eval_batches(cfg, entries, world=world, device=device, offsets=offsets,

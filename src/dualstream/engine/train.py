@@ -36,7 +36,7 @@ from ..cache import read_manifest
 from ..data.dataset import TrainClips
 from ..data.holdout import carve_validation
 from ..data.device import TrainFrames, collate_frames
-from ..data.sampling import eval_offsets, offset_for_epoch
+from ..data.sampling import eval_positions, offset_for_epoch
 from ..data.ucf101 import Split
 from .accel import (DeviceBatches, autocast, autocast_dtype, loader_worker_init, loader_workers, to_device,
                     use_channels_last)
@@ -54,13 +54,17 @@ CURVES_PNG = "curves.png"
 TENSORBOARD_DIR = "tensorboard"
 
 
-def model_spec(cfg: Config, classes: list[str], flow_method: str, *, short_side: int) -> dict:
+def model_spec(cfg: Config, classes: list[str], flow_method: str, *, short_side: int,
+               window: int | None = None) -> dict:
     """What a model package records so that ``predict`` can rebuild inputs exactly as in training.
 
     ``short_side`` is the short side of the prepared frames (``prepare --short-side``), ``eval_clips``
-    the clips per video that evaluation averages.
+    the clips per video that evaluation averages. With ``spread`` sampling, ``window`` (the median
+    frame count of the training videos) is the stretch of a stream that ``live`` and ``timeline``
+    spread a clip over: a typical action's length.
     """
-    return {
+    spread = {"sampling": "spread", "window": window} if cfg.data.sampling == "spread" else {}
+    return {**spread,
         "name": cfg.model.name, "kwargs": cfg.model.kwargs, "classes": classes,
         "frames": cfg.data.frames, "interval": cfg.data.interval, "offsets": cfg.data.offsets,
         "input_size": cfg.data.input_size, "flow_bound": cfg.data.flow_bound, "flow_method": flow_method,
@@ -218,7 +222,8 @@ def setup(cfg: Config, run: Path, world: World, device: torch.device, *, resume:
     val_loader = None
     if val_entries:  # the checkpoint is chosen here, never on the test list
         val_loader = eval_batches(cfg, val_entries, world=world, device=device, channels_last=channels_last,
-                                  offsets=eval_offsets(cfg.data.interval, cfg.data.eval_clips),
+                                  offsets=eval_positions(cfg.data.sampling, interval=cfg.data.interval,
+                                                                 clips=cfg.data.eval_clips),
                                   workers=loader_workers(cfg.data.num_workers))
     dtype = autocast_dtype(cfg.train.precision, device)
     info = {
@@ -298,8 +303,8 @@ def _loaders(cfg: Config, split: Split, world: World, device: torch.device, chan
                         pin_memory=device.type == "cuda" and not jpeg, persistent_workers=workers > 0,
                         generator=torch.Generator().manual_seed(cfg.seed), collate_fn=collate,
                         worker_init_fn=loader_worker_init if workers else None)
-    test = eval_batches(cfg, split.test, world=world, device=device, offsets=eval_offsets(cfg.data.interval, 1),
-                        workers=workers, channels_last=channels_last)
+    test = eval_batches(cfg, split.test, world=world, device=device, workers=workers, channels_last=channels_last,
+                        offsets=eval_positions(cfg.data.sampling, interval=cfg.data.interval, clips=1))
     name = pipeline + (" (JPEG decoded on the device)" if jpeg else "")
     return sampler, DeviceBatches(loader, to_input, device, release=release), test, name
 
@@ -316,8 +321,11 @@ def _open_run_folder(s: Session, split: Split, *, fresh: bool) -> None:
     _write_lines(run / METRICS, s.history)  # exactly the checkpoint's history: no line lost or doubled
     s.writer = _tensorboard(run)
     manifest = read_manifest(cfg.data.cache, split.train[0].key)
+    window = None
+    if cfg.data.sampling == "spread":
+        window = max(2, int(np.median([read_manifest(cfg.data.cache, e.key)["num_frames"] for e in split.train])))
     s.spec_json = model_spec(cfg, split.classes, manifest.get("flow_method", "unknown"),
-                             short_side=min(manifest["height"], manifest["width"]))
+                             short_side=min(manifest["height"], manifest["width"]), window=window)
 
 
 def _desc(s: Session, epoch: int) -> str:

@@ -3,7 +3,8 @@
 ``dualstream live SOURCE --model RUN`` reads frames one at a time from SOURCE (a webcam index such
 as ``0``, a stream URL OpenCV opens (RTSP, HTTP MJPEG, ...), or a video file), and keeps a sliding
 window of the model's clip: ``frames`` frames at the model's ``interval``, i.e. the last
-``(frames - 1) * interval + 1`` frames. Each new frame costs one optical-flow pair (the previous
+``(frames - 1) * interval + 1`` frames (a ``spread`` model: its frames spread over the last ``window``
+frames, the median length of its training videos, recorded in its model.json). Each new frame costs one optical-flow pair (the previous
 frame to it) and the crop/resize/normalisation of the previous frame, never the whole window again;
 every ``--stride`` frames the window's clip goes through the network, and the printed probabilities
 are the mean over the last ``--smooth`` predictions.
@@ -11,7 +12,8 @@ are the mean over the last ``--smooth`` predictions.
 The inputs are built exactly as ``dualstream predict`` builds them from a file (same resize, flow
 and its uint8 round trip, centre crop and normalisation, per frame), so a prediction equals
 ``predict`` on the same frames: the clip of a prediction at frame ``n`` holds frames
-``n - span, n - span + interval, ..., n - 1`` (1-based; frame ``n`` supplies the last flow), and
+``n - span, n - span + interval, ..., n - 1`` (1-based; frame ``n`` supplies the last flow;
+``InputSpec.window_indices``), and
 ``--smooth K`` averages K such clips as ``predict`` averages its clips.
 
 Frames are decoded in a reader thread. Without ``--realtime`` every frame is processed, as fast as

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+from ..data.sampling import SAMPLINGS
+
 MODEL_JSON = "model.json"
 MODEL_WEIGHTS = "model.safetensors"
 #: Larger than any real model.json (UCF-101's 101 classes take 3 KB); a bigger file is not one.
@@ -52,6 +54,8 @@ MODEL_SPEC_KEYS: dict[str, tuple[str, bool]] = {
     "input_size": (_INT, True),    # side of the square network input, 8..4096
     "kwargs": (_OBJ, False),       # the architecture's extra arguments (default {})
     "interval": (_INT, False),     # frames between sampled frames (default 10)
+    "sampling": (_STR, False),     # interval (default) or spread (frames over the whole video)
+    "window": (_INT, False),       # spread: frames a stream window covers (live, timeline), 2..100000
     "offsets": (_LIST, False),     # training clip offsets, integers >= 1
     "flow_bound": (_NUM, False),   # +-px bound of the quantised flow, > 0 (default 20)
     "flow_method": (_STR, False),  # how the flow was computed (default dis)
@@ -61,7 +65,7 @@ MODEL_SPEC_KEYS: dict[str, tuple[str, bool]] = {
     "normalisation": (_OBJ, False),  # a description of the input normalisation
 }
 _RANGES = {"frames": (1, 1024), "input_size": (8, 4096), "interval": (1, 10_000), "short_side": (0, 16_384),
-           "eval_clips": (1, 10_000), "split": (1, 100)}
+           "eval_clips": (1, 10_000), "split": (1, 100), "window": (2, 100_000)}
 
 
 def _type_ok(value, kind: str) -> bool:
@@ -112,6 +116,10 @@ def validate_model_spec(spec, where: str | os.PathLike, *, architectures: list[s
         if c in seen:
             raise bad(f"'classes' lists {c!r} twice")
         seen.add(c)
+    if spec.get("sampling", "interval") not in SAMPLINGS:
+        raise bad(f"'sampling' must be one of {', '.join(SAMPLINGS)}, got {_shown(spec['sampling'])}")
+    if spec.get("sampling") == "spread" and "window" not in spec:
+        raise bad("'sampling' spread needs 'window' (frames a stream window covers)")
     if "flow_bound" in spec and not (math.isfinite(spec["flow_bound"]) and spec["flow_bound"] > 0):
         raise bad(f"'flow_bound' must be a positive finite number, got {spec['flow_bound']}")
     if "offsets" in spec and not (spec["offsets"] and all(_type_ok(o, _INT) and o >= 1 for o in spec["offsets"])):

@@ -5,9 +5,10 @@ video, with the same functions:
 
 * frames are decoded (only as far as the clips need), and their short side is resized as
   ``dualstream prepare`` did (``prepare.resize_short_side``);
-* the clips are the evaluation clips: ``eval_offsets(interval, clips)`` offsets, each turned into
-  frame numbers by ``clip_indices`` with the video's frame count (a short video shrinks the
-  interval, as in training);
+* the clips are the evaluation clips: ``eval_positions(sampling, interval, clips)`` positions, each
+  turned into frame numbers by ``view_indices`` with the video's frame count (a short video shrinks
+  the interval, as in training; a ``spread`` model spreads its frames over the whole video, which is
+  then read to the end);
 * optical flow is computed only for the pairs (i, i + 1) the clips use, on the resized gray frames,
   then quantised to uint8 with the model's flow bound, as the cache stores it; the JPEG compression
   of the cached RGB and flow images is not reproduced (a difference of JPEG noise only);
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from ..data.sampling import clip_indices, eval_offsets
+from ..data.sampling import eval_positions, spread_indices, view_indices
 from ..data.clips import cut_arrays
 from ..data.transforms import DEFAULT_SHORT_SIDE, CropParams, center_crop_params, resize_short_side
 from ..flow import DEFAULT_BOUND, TORCH_METHODS, compute_flow, dequantize_flow, quantize_flow, resolve_method
@@ -57,11 +58,30 @@ class InputSpec:
     flow_bound: float = DEFAULT_BOUND
     flow_method: str = DEFAULT_FLOW_METHOD
     short_side: int = DEFAULT_SHORT_SIDE
+    sampling: str = "interval"
+    window: int = 0
+    """``spread`` sampling: the frames of a stream window (``live``, ``timeline``); a video is spread over whole."""
 
     @property
     def span(self) -> int:
-        """Frames one clip covers, first to last: (frames - 1) * interval + 1."""
+        """Frames one clip of a stream covers, first to last: (frames - 1) * interval + 1, or ``window - 1``
+        for ``spread`` (the window's frames that have a flow to their successor)."""
+        if self.sampling == "spread":
+            return self.window - 1
         return (self.frames - 1) * self.interval + 1
+
+    @property
+    def step(self) -> int:
+        """Frames between two stream clips when the user does not say: one sampling step (the
+        interval, or a spread clip's segment)."""
+        return max(1, self.span // self.frames) if self.sampling == "spread" else self.interval
+
+    def window_indices(self) -> list[int]:
+        """1-based positions, in a stretch of ``span`` frames with their flow, of a stream clip's frames:
+        every ``interval``-th from the first, or spread over the stretch (centre of each segment)."""
+        if self.sampling == "spread":
+            return spread_indices(self.span + 1, frames=self.frames)
+        return list(range(1, self.span + 1, self.interval))
 
     @classmethod
     def from_model_spec(cls, spec: dict) -> "InputSpec":
@@ -75,6 +95,8 @@ class InputSpec:
             flow_bound=float(spec.get("flow_bound", DEFAULT_BOUND)),
             flow_method=str(method),
             short_side=int(spec.get("short_side", DEFAULT_SHORT_SIDE)),
+            sampling=str(spec.get("sampling", "interval")),
+            window=int(spec.get("window", 0)),
         )
 
 
@@ -125,9 +147,9 @@ def top_dicts(top: list[tuple[str, float]]) -> list[dict]:
     return [{"class": c, "probability": round(p, 6)} for c, p in top]
 
 
-def _read_frames(path: str | os.PathLike, need: int, short_side: int,
+def _read_frames(path: str | os.PathLike, need: int | None, short_side: int,
                  limits: FrameLimits | None = None) -> tuple[list[np.ndarray], bool]:
-    """The first ``need`` frames, short side resized; also whether the video ended before ``need``.
+    """The first ``need`` frames (None: all), short side resized; also whether the video ended before ``need``.
 
     Each frame is checked against ``limits`` (default ``FrameLimits()``) before it is resized.
     """
@@ -162,9 +184,10 @@ def build_clips(video: str | os.PathLike, spec: InputSpec, *, clips: int = DEFAU
     """
     t0 = time.perf_counter()
     if indices is None:
-        offsets = eval_offsets(spec.interval, clips)
-        # With at least ``need`` frames no clip is shortened, so the frame count does not matter.
-        need = max(offsets) + spec.span
+        positions = eval_positions(spec.sampling, interval=spec.interval, clips=clips)
+        # With at least ``need`` frames no clip is shortened, so the frame count does not matter;
+        # spread clips depend on the whole video's frame count.
+        need = None if spec.sampling == "spread" else int(max(positions)) + spec.span
     else:
         need = max(max(idx) for idx in indices) + 1
     frames, ended = _read_frames(video, need, spec.short_side, limits)
@@ -172,7 +195,8 @@ def build_clips(video: str | os.PathLike, spec: InputSpec, *, clips: int = DEFAU
     if len(frames) < 2:
         raise VideoReadError(video, f"only {len(frames)} frame decoded; optical flow needs at least 2")
     if indices is None:
-        indices = [clip_indices(len(frames), frames=spec.frames, interval=spec.interval, offset=o) for o in offsets]
+        indices = [view_indices(len(frames), p, sampling=spec.sampling, frames=spec.frames, interval=spec.interval)
+                   for p in positions]
     elif len(frames) < need:
         raise VideoReadError(video, f"{len(frames)} frames decoded; the clips asked for need {need}")
     timings = {} if timings is None else timings

@@ -1,7 +1,8 @@
 """Which action happens when: the top class of every window of a long video, as JSON and as a chart.
 
 A window is one clip of the model (``frames`` frames at its ``interval``: ``(frames - 1) * interval + 1``
-consecutive frames); windows start every ``stride`` frames (default: the model's interval). They
+consecutive frames; a ``spread`` model spreads them over its ``window``, the median length of its
+training videos); windows start every ``stride`` frames (default: one sampling step, ``InputSpec.step``). They
 are computed with ``dualstream live``'s sliding window over the decoded file (one flow pair per
 frame), so each window's probabilities are those ``predict`` gives for the same frames, no smoothing.
 

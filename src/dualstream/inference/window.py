@@ -43,7 +43,7 @@ class SlidingWindow:
     def __init__(self, predictor: Predictor, *, stride: int = 0, smooth: int = 1):
         spec = predictor.input
         self.predictor, self.spec = predictor, spec
-        self.stride = stride or spec.interval
+        self.stride = stride or spec.step
         if self.stride < 1 or smooth < 1:
             raise ValueError("stride and smooth must be >= 1")
         self.history: deque[np.ndarray] = deque(maxlen=smooth)
@@ -75,16 +75,16 @@ class SlidingWindow:
             self._rgb.append(r)
             self._flow.append(f)
         self._prev, self._prev_gray = frame, gray
-        span, step = self.spec.span, self.spec.interval
+        span, where = self.spec.span, self.spec.window_indices()
         complete = self.frames - self._first  # frames of this run that have their flow
         if complete < span or (complete - span) % self.stride:
             return None
-        rgb_in = np.concatenate(list(self._rgb)[::step])[None]
-        flow_in = np.concatenate(list(self._flow)[::step])[None]
+        rgb_in = np.concatenate([self._rgb[i - 1] for i in where])[None]
+        flow_in = np.concatenate([self._flow[i - 1] for i in where])[None]
         clip = self.predictor.probabilities(rgb_in, flow_in)[0]
         self.history.append(clip)
         probs = np.mean(self.history, axis=0)
         last = self.frames - 1
-        indices = list(range(last - span + 1, last + 1, step))
+        indices = [last - span + i for i in where]
         return LivePrediction(frame=self.frames, time=0.0, probabilities=probs, clip=clip, indices=indices,
                               latency=time.perf_counter() - t0)

@@ -71,7 +71,7 @@ def create_app(model: str | os.PathLike | Predictor, *, max_upload_mb: float = D
     def model_info() -> dict:
         spec = predictor.spec
         return {"name": spec["name"], "classes": predictor.classes, "frames": spec["frames"],
-                "interval": spec.get("interval"), "input_size": spec["input_size"],
+                "interval": spec.get("interval"), "sampling": predictor.input.sampling, "input_size": spec["input_size"],
                 "flow_method": predictor.input.flow_method, "runtime": predictor.runtime,
                 "max_upload_mb": max_upload_mb}
 
