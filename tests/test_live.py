@@ -332,10 +332,11 @@ def test_nothing_decoded_is_a_one_line_error(package, tmp_path, garbage_stream, 
 @pytest.mark.parametrize("frames", [1, SPAN])
 def test_a_source_too_short_for_one_clip_says_why(package, tmp_path, capsys, frames):
     short = _video(tmp_path / "short.avi", frames=frames)
-    assert main(["live", str(short), "--model", str(package)]) == 2
+    assert main(["live", str(short), "--model", str(package), "--out", str(tmp_path / "annotated.avi")]) == 2
     decoded = f"{frames} frame{'s' if frames > 1 else ''} decoded"
     assert capsys.readouterr() == ("", (f"dualstream live: error: {short}: {decoded}, too few for one clip: "
                                         f"the model needs {SPAN + 1} frames of one size\n"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["short.avi"]  # no annotated video of "warming up"
 
 
 def test_max_frames_before_the_first_clip_says_why(package, video, capsys):

@@ -354,7 +354,7 @@ def run_live(predictor: Predictor, source: str, *, stride: int = 0, smooth: int 
     wall seconds since the first frame for a camera or stream). A timeout raises LiveError after
     ``summary`` (the partial one, attribute of the error) is complete. A source that ends (or
     ``max_frames``) before the first prediction is a LiveError saying why: no frame could be decoded,
-    or too few for one clip.
+    or too few for one clip (``out`` is then removed).
     """
     window = SlidingWindow(predictor, stride=stride, smooth=smooth)
     reader = FrameReader(source, realtime=realtime, timeout=timeout, max_frames=max_frames,
@@ -403,6 +403,8 @@ def run_live(predictor: Predictor, source: str, *, stride: int = 0, smooth: int 
         if max_frames and summary.frames >= max_frames and summary.ended == "end of source":
             summary.ended = f"--max-frames {max_frames}"
     if not summary.predictions and summary.ended != "interrupted":
+        if writer is not None:  # its frames only say "warming up"
+            writer.path.unlink(missing_ok=True)
         need = predictor.input.span + 1
         if not summary.frames:
             raise LiveError(f"{source}: no frame could be decoded")
