@@ -270,3 +270,27 @@ def test_weights_onnx_cannot_read_and_a_missing_onnx_are_one_line(onnx_model, cl
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr == (f"dualstream predict: error: {onnx_model}: the onnx runtime needs onnx: "
                            "pip install 'dualstream[onnx]'\n")
+
+
+@pytest.mark.parametrize("bound,shown", [("1e-320", "1e-320"), ("1e308", "1e+308"), ("NaN", None)])
+def test_a_flow_bound_that_overflows_is_refused_at_load(onnx_model, clip, tmp_path, capsys, bound, shown):
+    """In the copy inside the file and in a model.json beside it (float32 inputs would be NaN)."""
+    import onnx
+
+    model = onnx.load(onnx_model)
+    entry = next(p for p in model.metadata_props if p.key == "dualstream.model_json")
+    assert '"flow_bound": 20.0' in entry.value
+    entry.value = entry.value.replace('"flow_bound": 20.0', f'"flow_bound": {bound}')
+    (tmp_path / "inside").mkdir()
+    onnx.save(model, tmp_path / "inside" / "model.onnx")
+    beside = tmp_path / "beside"
+    beside.mkdir()
+    shutil.copy(onnx_model, beside / "model.onnx")
+    (beside / "model.json").write_text(entry.value)
+    problem = ("not a valid model.json (NaN is not a number JSON allows)" if bound == "NaN" else
+               f"'flow_bound' must be between 0.01 and 10000, got {shown}")
+    for path, where in ((tmp_path / "inside" / "model.onnx", f"{tmp_path / 'inside' / 'model.onnx'} (metadata "
+                                                             "dualstream.model_json)"),
+                        (beside / "model.onnx", beside / "model.json")):
+        assert main(["predict", str(clip), "--model", str(path)]) == 2
+        assert capsys.readouterr() == ("", f"dualstream predict: error: {where}: {problem}\n")
