@@ -40,6 +40,12 @@ def _edit_spec(folder: Path, **changes) -> None:
     (folder / "model.json").write_text(json.dumps({k: v for k, v in spec.items() if v is not None}))
 
 
+def _replace_in_spec(folder: Path, old: str, new: str) -> None:
+    text = (folder / "model.json").read_text()
+    assert old in text
+    (folder / "model.json").write_text(text.replace(old, new))
+
+
 def _weights(folder: Path) -> Path:
     return folder / "model.safetensors"
 
@@ -122,7 +128,18 @@ CASES = {
     "json-out-of-range": (lambda f: _edit_spec(f, input_size=10**9), "'input_size' must be between 8 and 4096"),
     "json-nan-bound": (_write("model.json", b'{"name": "early_fusion_small", "classes": ["a", "b", "c"], '
                                             b'"frames": 4, "input_size": 32, "flow_bound": NaN}'),
-                       "'flow_bound' must be a positive finite number"),
+                       "model.json: not a valid model.json (NaN is not a number JSON allows)"),
+    # far outside its range the flow bound overflows float32 and every probability is NaN
+    "json-tiny-bound": (lambda f: _edit_spec(f, flow_bound=1e-320),
+                        "'flow_bound' must be between 0.01 and 10000, got 1e-320"),
+    "json-huge-bound": (lambda f: _edit_spec(f, flow_bound=1e308),
+                        "'flow_bound' must be between 0.01 and 10000, got 1e+308"),
+    "json-overflowing-number": (lambda f: _replace_in_spec(f, '"flow_bound": 20.0', '"flow_bound": 1e400'),
+                                "model.json: not a valid model.json (the number 1e400 is out of range)"),
+    "json-infinity-in-kwargs": (lambda f: _edit_spec(f, kwargs={"widths": [8, 4, 8], "dropout": float("inf")}),
+                                "model.json: not a valid model.json (Infinity is not a number JSON allows)"),
+    "json-huge-offset": (lambda f: _edit_spec(f, offsets=[1, 10**30]),
+                         "'offsets' must be a non-empty list of integers between 1 and 1000000, got [1, 1000000"),
     "json-duplicate-key": (_write("model.json", b'{"name": "early_fusion_small", "name": "x", "classes": ["a"], '
                                                 b'"frames": 4, "input_size": 32}'),
                            "model.json: not a valid model.json (key 'name' appears twice)"),

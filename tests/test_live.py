@@ -302,3 +302,59 @@ def test_ctrl_c_on_a_live_stream_ends_cleanly_with_the_summary(onnx_model, video
     summary = json.loads(out.splitlines()[-1])
     assert summary["ended"] == "interrupted" and summary["frames"] > SPAN and summary["predictions"] >= 1
     assert "Traceback" not in err and "terminate" not in err
+
+
+def _undecodable(path):
+    """An AVI that opens but none of whose frames decode: each JPEG's first 600 bytes overwritten."""
+    data = bytearray(_video(path, frames=12).read_bytes())
+    rng = np.random.default_rng(0)
+    start = data.find(b"\xff\xd8\xff")
+    while start >= 0:
+        data[start:start + 600] = rng.integers(0, 256, 600, dtype=np.uint8).tobytes()
+        start = data.find(b"\xff\xd8\xff", start + 600)
+    path.write_bytes(bytes(data[:path.stat().st_size]))
+    return path
+
+
+class _GarbageMJPEG(_MJPEG):
+    frames = [np.random.default_rng(1).integers(0, 256, 3000, dtype=np.uint8).tobytes()] * 20
+    stall = threading.Event()
+
+
+@pytest.fixture()
+def garbage_stream():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _GarbageMJPEG)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/camera.mjpg"
+    server.shutdown()
+    server.server_close()
+
+
+def test_nothing_decoded_is_a_one_line_error(package, tmp_path, garbage_stream, capsys):
+    bad = _undecodable(tmp_path / "bad.avi")
+    assert main(["live", str(bad), "--model", str(package)]) == 2
+    assert capsys.readouterr() == ("", f"dualstream live: error: {bad}: no frame could be decoded\n")
+    assert main(["predict", str(bad), "--model", str(package)]) == 2  # as predict says of the same file
+    assert capsys.readouterr().err == f"dualstream predict: error: {bad}: no frame could be decoded\n"
+    t = time.perf_counter()
+    assert main(["live", garbage_stream, "--model", str(package), "--timeout", "5"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(f"dualstream live: error: {garbage_stream}: ") and err.count("\n") == 1
+    assert time.perf_counter() - t < 10
+
+
+@pytest.mark.parametrize("frames", [1, SPAN])
+def test_a_source_too_short_for_one_clip_says_why(package, tmp_path, capsys, frames):
+    short = _video(tmp_path / "short.avi", frames=frames)
+    assert main(["live", str(short), "--model", str(package), "--out", str(tmp_path / "annotated.avi")]) == 2
+    decoded = f"{frames} frame{'s' if frames > 1 else ''} decoded"
+    assert capsys.readouterr() == ("", (f"dualstream live: error: {short}: {decoded}, too few for one clip: "
+                                        f"the model needs {SPAN + 1} frames of one size\n"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["short.avi"]  # no annotated video of "warming up"
+
+
+def test_max_frames_before_the_first_clip_says_why(package, video, capsys):
+    assert main(["live", str(video), "--model", str(package), "--max-frames", "5"]) == 2
+    assert capsys.readouterr() == ("", (f"dualstream live: error: {video}: 5 frames read (--max-frames), too few for "
+                                        f"one clip: the model needs {SPAN + 1} frames of one size\n"))

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -153,3 +154,144 @@ def test_onnx_user_errors_are_one_line(onnx_model, clip, tmp_path, capsys):
     assert "an ONNX file runs on the onnx runtime" in capsys.readouterr().err
     assert main(["predict", str(clip), "--model", str(onnx_model), "--device", "cuda"]) == 2
     assert "the onnx runtime runs on the CPU" in capsys.readouterr().err
+
+
+def _edited_onnx(source: Path, folder: Path, edit) -> Path:
+    """A copy of the exported ``source`` in ``folder`` (without a model.json beside it) whose weights
+    went through ``edit(name, array) -> array``."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(source)
+    for tensor in model.graph.initializer:
+        tensor.CopyFrom(numpy_helper.from_array(edit(tensor.name, numpy_helper.to_array(tensor).copy()), tensor.name))
+    folder.mkdir(exist_ok=True)
+    onnx.save(model, folder / "model.onnx")
+    return folder / "model.onnx"
+
+
+def _poison(value: float):
+    def edit(name, array):
+        if name.endswith("head.8.weight"):
+            array.flat[3] = value
+        return array
+    return edit
+
+
+def _overflowing(name, array):
+    """Finite weights so large that the logits overflow to +-inf (softmax: NaN)."""
+    return np.full_like(array, 3e38) if name.endswith("head.8.weight") else array
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_nan_or_inf_weights_are_refused_at_load(onnx_model, clip, tmp_path, capsys, value):
+    poisoned = _edited_onnx(onnx_model, tmp_path / "poisoned", _poison(value))
+    expected = f"{poisoned}: weight 'model.head.8.weight' holds NaN or infinite values (a diverged or damaged model)"
+    for argv in (["predict", str(clip), "--model", str(poisoned), "--json"],
+                 ["live", str(clip), "--model", str(poisoned)], ["serve", "--model", str(poisoned), "--port", "0"]):
+        assert main(argv) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err == f"dualstream {argv[0]}: error: {expected}; refused\n"
+    assert sorted(p.name for p in poisoned.parent.iterdir()) == ["model.onnx"]  # nothing written
+
+
+def test_a_model_that_overflows_never_answers_nan(onnx_model, clip, tmp_path, capsys):
+    """Finite weights pass the load checks; the NaN they answer is an error on both runtimes, never printed."""
+    from safetensors.numpy import load_file, save_file
+
+    big = _edited_onnx(onnx_model, tmp_path / "big", _overflowing)
+    folder = tmp_path / "big_run"
+    shutil.copytree(onnx_model.parent, folder)
+    state = load_file(folder / "model.safetensors")
+    save_file({k: _overflowing(k, v) for k, v in state.items()}, folder / "model.safetensors")
+    for model in (big, folder):
+        for command, *extra in (["predict", "--json"], ["live"], ["predict", "--timeline"]):
+            assert main(["-q", command, str(clip), "--model", str(model), *extra]) == 2
+            out, err = capsys.readouterr()
+            assert out == "" and err == (f"dualstream {command}: error: {model}: the model answered NaN or infinite "
+                                         "probabilities (weights so large that it overflows?); refused\n")
+    with warnings.catch_warnings():  # starlette 1.x prefers httpx2 for its TestClient; httpx still works
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from fastapi.testclient import TestClient
+    from dualstream.serve import create_app
+
+    client = TestClient(create_app(big, clips=2), base_url="http://127.0.0.1")
+    answer = client.post("/api/predict", files={"file": ("clip.avi", clip.read_bytes(), "video/x-msvideo")})
+    assert answer.status_code == 500
+    assert answer.json() == {"detail": "the model answered NaN or infinite probabilities (weights so large that "
+                                       "it overflows?); refused"}
+
+
+@pytest.mark.parametrize("changes,fields", [
+    ({"classes": CLASSES[::-1]}, "classes"),
+    ({"interval": 2, "short_side": 64}, "interval, short_side"),
+    ({"flow_bound": 10.0}, "flow_bound"),
+    ({"split": 2}, "split"),  # a key the export did not record
+])
+def test_a_model_json_beside_that_disagrees_with_the_exported_copy(onnx_model, clip, tmp_path, capsys, changes,
+                                                                     fields):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    shutil.copy(onnx_model, folder / "model.onnx")
+    spec = json.loads((onnx_model.parent / "model.json").read_text())
+    (folder / "model.json").write_text(json.dumps({**spec, **changes}))
+    for argv in (["predict", str(clip), "--model", str(folder / "model.onnx")],
+                 ["live", str(clip), "--model", str(folder / "model.onnx")]):
+        assert main(argv) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err == (f"dualstream {argv[0]}: error: {folder / 'model.json'}: disagrees with the "
+                                     f"model.json exported inside model.onnx on {fields}; put back the exported one, "
+                                     "or remove it to use the copy inside\n")
+    (folder / "model.json").write_text(json.dumps(spec))  # the same content, written anew: accepted
+    assert main(["predict", str(clip), "--model", str(folder / "model.onnx"), "--clips", "1"]) == 0
+
+
+def test_weights_onnx_cannot_read_and_a_missing_onnx_are_one_line(onnx_model, clip, tmp_path, monkeypatch, capsys):
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    def unreadable(*args, **kwargs):
+        raise DecodeError("Error parsing message with type 'onnx.ModelProto'")
+
+    monkeypatch.setattr(onnx, "load", unreadable)  # a file onnxruntime opens but the onnx package cannot read
+    assert main(["predict", str(clip), "--model", str(onnx_model)]) == 2
+    assert capsys.readouterr().err == (f"dualstream predict: error: {onnx_model}: its weights cannot be read "
+                                       "(Error parsing message with type 'onnx.ModelProto')\n")
+    monkeypatch.undo()
+    done = _run_without_torch(f"""
+        import importlib.abc, sys
+        class NoOnnx(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name == "onnx" or name.startswith("onnx."):
+                    raise ModuleNotFoundError(f"No module named {{name!r}} (blocked by the test)")
+        sys.meta_path.insert(0, NoOnnx())
+        from dualstream.cli import main
+        sys.exit(main(["predict", {str(clip)!r}, "--model", {str(onnx_model)!r}]))
+    """, tmp_path)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (f"dualstream predict: error: {onnx_model}: the onnx runtime needs onnx: "
+                           "pip install 'dualstream[onnx]'\n")
+
+
+@pytest.mark.parametrize("bound,shown", [("1e-320", "1e-320"), ("1e308", "1e+308"), ("NaN", None)])
+def test_a_flow_bound_that_overflows_is_refused_at_load(onnx_model, clip, tmp_path, capsys, bound, shown):
+    """In the copy inside the file and in a model.json beside it (float32 inputs would be NaN)."""
+    import onnx
+
+    model = onnx.load(onnx_model)
+    entry = next(p for p in model.metadata_props if p.key == "dualstream.model_json")
+    assert '"flow_bound": 20.0' in entry.value
+    entry.value = entry.value.replace('"flow_bound": 20.0', f'"flow_bound": {bound}')
+    (tmp_path / "inside").mkdir()
+    onnx.save(model, tmp_path / "inside" / "model.onnx")
+    beside = tmp_path / "beside"
+    beside.mkdir()
+    shutil.copy(onnx_model, beside / "model.onnx")
+    (beside / "model.json").write_text(entry.value)
+    problem = ("not a valid model.json (NaN is not a number JSON allows)" if bound == "NaN" else
+               f"'flow_bound' must be between 0.01 and 10000, got {shown}")
+    for path, where in ((tmp_path / "inside" / "model.onnx", f"{tmp_path / 'inside' / 'model.onnx'} (metadata "
+                                                             "dualstream.model_json)"),
+                        (beside / "model.onnx", beside / "model.json")):
+        assert main(["predict", str(clip), "--model", str(path)]) == 2
+        assert capsys.readouterr() == ("", f"dualstream predict: error: {where}: {problem}\n")

@@ -7,13 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-# Keep FFmpeg's decoder chatter ("ac-tex damaged ...") off the terminal; errors reach the user
-# as VideoReadError instead. Must be set before cv2 is imported anywhere.
-os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
-
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2  # its log level is set in dualstream/__init__.py, before any module imports it
+import numpy as np
 
 # A video whose decoded frame count falls below this fraction of the count the container
 # declares is treated as truncated. The declared count is only a hint (it can be off by a

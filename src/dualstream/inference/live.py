@@ -277,7 +277,9 @@ def run_live(predictor: Predictor, source: str, *, stride: int = 0, smooth: int 
 
     ``on_prediction`` receives each LivePrediction (``time``: seconds into a file at its frame rate,
     wall seconds since the first frame for a camera or stream). A timeout raises LiveError after
-    ``summary`` (the partial one, attribute of the error) is complete.
+    ``summary`` (the partial one, attribute of the error) is complete. A source that ends (or
+    ``max_frames``) before the first prediction is a LiveError saying why: no frame could be decoded,
+    or too few for one clip (``out`` is then removed).
     """
     window = SlidingWindow(predictor, stride=stride, smooth=smooth)
     reader = FrameReader(source, realtime=realtime, timeout=timeout, max_frames=max_frames,
@@ -325,6 +327,15 @@ def run_live(predictor: Predictor, source: str, *, stride: int = 0, smooth: int 
             writer.close()
         if max_frames and summary.frames >= max_frames and summary.ended == "end of source":
             summary.ended = f"--max-frames {max_frames}"
+    if not summary.predictions and summary.ended != "interrupted":
+        if writer is not None:  # its frames only say "warming up"
+            writer.path.unlink(missing_ok=True)
+        need = predictor.input.span + 1
+        if not summary.frames:
+            raise LiveError(f"{source}: no frame could be decoded")
+        raise LiveError(f"{source}: {summary.frames} frame{'s' if summary.frames != 1 else ''} "
+                        f"{'read (--max-frames)' if summary.ended.startswith('--max-frames') else 'decoded'}, "
+                        f"too few for one clip: the model needs {need} frames of one size")
     return summary
 
 

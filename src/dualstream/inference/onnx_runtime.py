@@ -1,14 +1,15 @@
 """The light runtime: an exported ``model.onnx`` run by ONNX Runtime, without PyTorch.
 
-``OnnxPredictor.load("model.onnx")`` reads the model package description from the ``model.json``
-beside the file (or, when there is none, from the copy ``dualstream export`` stores in the file's
-metadata) and checks it with the same rules as every other package reader
-(``dualstream.inference.package``). Inputs are built by ``dualstream.inference.predict`` exactly as for the PyTorch
-runtime (OpenCV decoding and flow, numpy transforms), so both runtimes see the same arrays and agree
-to float32 rounding. Only OpenCV flow methods are available here: a model trained on the PyTorch
-TV-L1 or Brox flow needs the torch runtime.
+``OnnxPredictor.load("model.onnx")`` reads the model package description from the copy ``dualstream
+export`` stores in the file's metadata, or from the ``model.json`` beside the file (an export without
+that copy), and checks it with the same rules as every other package reader
+(``dualstream.inference.package``); where both exist they must agree. Weights (the graph's initializers)
+holding NaN or infinite values are refused, as the torch runtime refuses them. Inputs are built by
+``dualstream.inference.predict`` exactly as for the PyTorch runtime (OpenCV decoding and flow, numpy
+transforms), so both runtimes see the same arrays and agree to float32 rounding. Only OpenCV flow
+methods are available here: a model trained on the PyTorch TV-L1 or Brox flow needs the torch runtime.
 
-Needs ``onnxruntime`` (``pip install 'dualstream[onnx]'``); imports no torch.
+Needs ``onnxruntime`` and ``onnx`` (``pip install 'dualstream[onnx]'``); imports no torch.
 """
 
 from __future__ import annotations
@@ -20,15 +21,21 @@ import numpy as np
 
 from ..flow import TORCH_METHODS, resolve_method
 from .package import (MAX_JSON_BYTES, METADATA_KEY, MODEL_JSON, ModelPackageError, check_file,
-                            parse_model_json)
+                      parse_model_json, shown)
 from .predict import Predictor
 
 
-def _session(path: Path, threads: int):
+def _needs(module: str, path: Path):
+    import importlib
+
     try:
-        import onnxruntime as ort
+        return importlib.import_module(module)
     except ImportError:
-        raise ModelPackageError(f"{path}: the onnx runtime needs onnxruntime: pip install 'dualstream[onnx]'") from None
+        raise ModelPackageError(f"{path}: the onnx runtime needs {module}: pip install 'dualstream[onnx]'") from None
+
+
+def _session(path: Path, threads: int):
+    ort = _needs("onnxruntime", path)
     if not path.is_file():
         raise ModelPackageError(f"{path}: not found (expected an ONNX file written by dualstream export)")
     options = ort.SessionOptions()
@@ -43,13 +50,33 @@ def _session(path: Path, threads: int):
         raise ModelPackageError(f"{path}: not a loadable ONNX model ({detail})") from None
 
 
+def check_weights(path: Path) -> None:
+    """Refuse an ONNX file whose weights (initializers of its graph) hold NaN or infinite values: such a
+    model answers NaN for every video. What the torch runtime checks of a model.safetensors, here."""
+    onnx = _needs("onnx", path)
+    from onnx import numpy_helper
+
+    try:
+        graph = onnx.load(str(path)).graph  # with its external data, if any
+        for tensor in [*graph.initializer, *(s.values for s in graph.sparse_initializer)]:
+            values = numpy_helper.to_array(tensor)
+            # kind V: the float types numpy lacks (bfloat16, float8), which ml_dtypes gives np.isfinite
+            if values.dtype.kind in "fcV" and not np.isfinite(values).all():
+                raise ModelPackageError(f"{path}: weight {shown(tensor.name)} holds NaN or infinite values "
+                                        "(a diverged or damaged model); refused")
+    except ModelPackageError:
+        raise
+    except Exception as exc:  # protobuf's DecodeError, a missing external data file, an unknown dtype, ...
+        raise ModelPackageError(f"{path}: its weights cannot be read ({' '.join(str(exc).split())[:160]})") from None
+
+
 class OnnxPredictor(Predictor):
     """A model exported to ONNX, run by ONNX Runtime on the CPU."""
 
     runtime = "onnx"
 
     def __init__(self, session, spec: dict, *, where: str | os.PathLike = "model.onnx"):
-        super().__init__(spec)
+        super().__init__(spec, where=where)
         self.session = session
         method = resolve_method(self.input.flow_method)
         if method in TORCH_METHODS:
@@ -71,22 +98,29 @@ class OnnxPredictor(Predictor):
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, threads: int = 0) -> "OnnxPredictor":
-        """Open ``path`` (.onnx) with the model.json beside it (or the one in its metadata)."""
+        """Open ``path`` (.onnx) with the model.json in its metadata (or the one beside it, which must agree)."""
         path = Path(path)
         session = _session(path, threads)
+        check_weights(path)
+        text = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+        embedded = None if text is None else parse_model_json(text, f"{path} (metadata {METADATA_KEY})")
         spec_path = path.with_name(MODEL_JSON)
-        if spec_path.exists():
-            check_file(spec_path, max_bytes=MAX_JSON_BYTES)
-            spec = parse_model_json(spec_path.read_bytes(), spec_path)
-        else:
-            text = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
-            if text is None:
+        if not spec_path.exists():
+            if embedded is None:
                 raise ModelPackageError(f"{path}: no {MODEL_JSON} beside it and none in its metadata "
                                         "(export it with dualstream export, or copy the run's model.json next to it)")
-            spec = parse_model_json(text, f"{path} (metadata {METADATA_KEY})")
-        return cls(session, spec, where=path)
+            return cls(session, embedded, where=path)
+        check_file(spec_path, max_bytes=MAX_JSON_BYTES)
+        spec = parse_model_json(spec_path.read_bytes(), spec_path)
+        predictor = cls(session, spec, where=path)  # the input shapes first: the most specific message
+        differ = [] if embedded is None else [k for k in {**embedded, **spec} if spec.get(k) != embedded.get(k)]
+        if differ:  # classes, interval, flow_bound, ...: the answers would change without a word
+            raise ModelPackageError(f"{spec_path}: disagrees with the {MODEL_JSON} exported inside {path.name} on "
+                                    f"{', '.join(differ[:6])}{', ...' if len(differ) > 6 else ''}; put back the "
+                                    "exported one, or remove it to use the copy inside")
+        return predictor
 
-    def probabilities(self, rgb: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    def _probabilities(self, rgb: np.ndarray, flow: np.ndarray) -> np.ndarray:
         feeds = {"rgb": rgb, "flow": flow}
         return self.session.run(["probabilities"], {n: np.ascontiguousarray(feeds[n], np.float32)
                                                      for n in self.inputs})[0]

@@ -56,16 +56,20 @@ MODEL_SPEC_KEYS: dict[str, tuple[str, bool]] = {
     "interval": (_INT, False),     # frames between sampled frames (default 10)
     "sampling": (_STR, False),     # interval (default) or spread (frames over the whole video)
     "window": (_INT, False),       # spread: frames a stream window covers (live, timeline), 2..100000
-    "offsets": (_LIST, False),     # training clip offsets, integers >= 1
-    "flow_bound": (_NUM, False),   # +-px bound of the quantised flow, > 0 (default 20)
+    "offsets": (_LIST, False),     # training clip offsets, integers 1..1_000_000
+    "flow_bound": (_NUM, False),   # +-px bound of the quantised flow, 0.01..10_000 (default 20)
     "flow_method": (_STR, False),  # how the flow was computed (default dis)
     "short_side": (_INT, False),   # short side of the prepared frames, 0 = kept (default 128)
     "eval_clips": (_INT, False),   # clips per video at evaluation (default 5)
     "split": (_INT, False),        # the split trained on
     "normalisation": (_OBJ, False),  # a description of the input normalisation
 }
+#: Every number in a model.json is finite (JSON has no NaN; ``NaN``, ``Infinity`` and ``1e400`` are refused when
+#: parsed) and within these bounds. ``flow_bound`` scales float32 inputs: far outside its range (1e-320, 1e308)
+#: the quantisation and normalisation overflow and every probability is NaN.
 _RANGES = {"frames": (1, 1024), "input_size": (8, 4096), "interval": (1, 10_000), "short_side": (0, 16_384),
-           "eval_clips": (1, 10_000), "split": (1, 100), "window": (2, 100_000)}
+           "eval_clips": (1, 10_000), "split": (1, 100), "window": (2, 100_000), "flow_bound": (0.01, 10_000)}
+MAX_OFFSET = 1_000_000
 
 
 def _type_ok(value, kind: str) -> bool:
@@ -76,7 +80,8 @@ def _type_ok(value, kind: str) -> bool:
     return isinstance(value, {_STR: str, _LIST: list, _OBJ: dict}[kind])
 
 
-def _shown(value) -> str:
+def shown(value) -> str:
+    """``value`` for a message: JSON, cut to 60 characters (a file's value can be any size)."""
     text = json.dumps(value) if not isinstance(value, str) else repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -102,10 +107,10 @@ def validate_model_spec(spec, where: str | os.PathLike, *, architectures: list[s
                   f"(known: {', '.join(MODEL_SPEC_KEYS)})")
     for key, (kind, _) in MODEL_SPEC_KEYS.items():
         if key in spec and not _type_ok(spec[key], kind):
-            raise bad(f"{key!r} must be {kind}, got {_shown(spec[key])}")
+            raise bad(f"{key!r} must be {kind}, got {shown(spec[key])}")
     for key, (lo, hi) in _RANGES.items():
         if key in spec and not lo <= spec[key] <= hi:
-            raise bad(f"{key!r} must be between {lo} and {hi}, got {spec[key]}")
+            raise bad(f"{key!r} must be between {lo} and {hi}, got {shown(spec[key])}")
     if architectures is not None and spec["name"] not in architectures:
         raise bad(f"unknown architecture {spec['name']!r} (known: {', '.join(architectures)})")
     classes = spec["classes"]
@@ -117,15 +122,14 @@ def validate_model_spec(spec, where: str | os.PathLike, *, architectures: list[s
             raise bad(f"'classes' lists {c!r} twice")
         seen.add(c)
     if spec.get("sampling", "interval") not in SAMPLINGS:
-        raise bad(f"'sampling' must be one of {', '.join(SAMPLINGS)}, got {_shown(spec['sampling'])}")
+        raise bad(f"'sampling' must be one of {', '.join(SAMPLINGS)}, got {shown(spec['sampling'])}")
     if spec.get("sampling") == "spread" and "window" not in spec:
         raise bad("'sampling' spread needs 'window' (frames a stream window covers)")
-    if "flow_bound" in spec and not (math.isfinite(spec["flow_bound"]) and spec["flow_bound"] > 0):
-        raise bad(f"'flow_bound' must be a positive finite number, got {spec['flow_bound']}")
-    if "offsets" in spec and not (spec["offsets"] and all(_type_ok(o, _INT) and o >= 1 for o in spec["offsets"])):
-        raise bad(f"'offsets' must be a non-empty list of integers >= 1, got {_shown(spec['offsets'])}")
+    offsets = spec.get("offsets", [1])
+    if not (offsets and all(_type_ok(o, _INT) and 1 <= o <= MAX_OFFSET for o in offsets)):
+        raise bad(f"'offsets' must be a non-empty list of integers between 1 and {MAX_OFFSET}, got {shown(offsets)}")
     if not all(isinstance(k, str) and k.isidentifier() for k in spec.get("kwargs", {})):
-        raise bad(f"'kwargs' keys must be argument names, got {_shown(list(spec['kwargs']))}")
+        raise bad(f"'kwargs' keys must be argument names, got {shown(list(spec['kwargs']))}")
     return spec
 
 
@@ -138,6 +142,18 @@ def _reject_duplicates(pairs: list[tuple[str, object]]) -> dict:
     return out
 
 
+def _finite(text: str) -> float:
+    """A JSON number as a float; ``1e400`` (inf in Python) is refused as NaN and Infinity are."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:20]} is out of range")
+    return value
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
 def parse_model_json(data: bytes | str, where: str | os.PathLike, *, architectures: list[str] | None = None) -> dict:
     """Parse and validate the text of a ``model.json`` (a file's bytes, or the copy an export carries)."""
     try:
@@ -145,7 +161,7 @@ def parse_model_json(data: bytes | str, where: str | os.PathLike, *, architectur
     except UnicodeDecodeError:
         raise ModelPackageError(f"{where}: not a text file (model.json must be UTF-8 JSON)") from None
     try:
-        spec = json.loads(text, object_pairs_hook=_reject_duplicates)
+        spec = json.loads(text, object_pairs_hook=_reject_duplicates, parse_float=_finite, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise ModelPackageError(f"{where}: not valid JSON ({exc.msg}: line {exc.lineno}, column {exc.colno})") from None
     except (ValueError, RecursionError) as exc:

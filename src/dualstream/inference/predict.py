@@ -249,13 +249,15 @@ class Predictor:
     >>> p = load_predictor("model.onnx")               # doctest: +SKIP  (ONNX Runtime, no torch)
     >>> p.predict("clip.mp4").top(5)                    # doctest: +SKIP
 
-    A runtime implements ``probabilities(rgb, flow)``: the softmax (B, K) of a batch of clips.
+    A runtime implements ``_probabilities(rgb, flow)``: the softmax (B, K) of a batch of clips.
+    ``where`` names the model in errors.
     """
 
     runtime = ""
 
-    def __init__(self, spec: dict, *, limits: FrameLimits | None = None):
+    def __init__(self, spec: dict, *, limits: FrameLimits | None = None, where: str | os.PathLike = "the model"):
         self.limits = limits or FrameLimits()  # bounds on decoded frames (serve sets tighter ones)
+        self.where = str(where)
         self.spec = spec
         self.classes: list[str] = list(spec["classes"])
         self.input = InputSpec.from_model_spec(spec)
@@ -267,6 +269,15 @@ class Predictor:
                                     f"cannot be computed for prediction ({exc})") from None
 
     def probabilities(self, rgb: np.ndarray, flow: np.ndarray) -> np.ndarray:
+        """The softmax (B, K) of clips rgb (B, 3T, S, S) and flow (B, 2T, S, S); a NaN or infinite answer
+        (finite weights so large that the network overflows) is a ModelPackageError, never an answer."""
+        probs = self._probabilities(rgb, flow)
+        if not np.isfinite(probs).all():
+            raise ModelPackageError(f"{self.where}: the model answered NaN or infinite probabilities "
+                                    "(weights so large that it overflows?); refused")
+        return probs
+
+    def _probabilities(self, rgb: np.ndarray, flow: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
     def clips(self, video: str | os.PathLike, *, clips: int = DEFAULT_CLIPS,
@@ -292,10 +303,11 @@ class TorchPredictor(Predictor):
 
     runtime = "torch"
 
-    def __init__(self, model, spec: dict, *, device: str = "cpu", limits: FrameLimits | None = None):
+    def __init__(self, model, spec: dict, *, device: str = "cpu", limits: FrameLimits | None = None,
+                 where: str | os.PathLike = "the model"):
         import torch
 
-        super().__init__(spec, limits=limits)
+        super().__init__(spec, limits=limits, where=where)
         self.model = model.eval()
         self.device = torch.device(device)
         torch_flow = resolve_method(self.input.flow_method) in TORCH_METHODS
@@ -307,9 +319,9 @@ class TorchPredictor(Predictor):
         from .package import load_model
 
         model, spec = load_model(path, device=device)
-        return cls(model, spec, device=device)
+        return cls(model, spec, device=device, where=path)
 
-    def probabilities(self, rgb: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    def _probabilities(self, rgb: np.ndarray, flow: np.ndarray) -> np.ndarray:
         import torch
 
         with torch.no_grad():

@@ -15,7 +15,8 @@ that cannot be decoded, is too short, or whose frames are over the size or aspec
 (checked before any frame is resized). ``guard.Guard`` also refuses requests for other host names
 (400) and from pages of other sites (403), times out slow clients (408) and adds security headers;
 the API docs (``/docs``, ``/redoc``, ``/openapi.json``) exist only with ``docs=True``. Nothing of a
-request outlives it, so the server goes on serving.
+request outlives it, so the server goes on serving. A model that answers NaN (``Predictor.probabilities``)
+gets a 500 saying so, never a 200.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
 from ..inference.explain import render_explanation
+from ..inference.package import ModelPackageError
 from ..inference.predict import DEFAULT_CLIPS, Predictor
 from ..inference.runtime import load_predictor
 from ..inference.timeline import predict_timeline
@@ -116,6 +118,8 @@ def create_app(model: str | os.PathLike | Predictor, *, max_upload_mb: float = D
             except VideoReadError as exc:
                 status = 415 if exc.reason.startswith("not a video") else 422
                 raise HTTPException(status, f"{name}: {exc.reason}") from None
+            except ModelPackageError as exc:  # the model's fault, not the upload's: its path stays on the server
+                raise HTTPException(500, str(exc).removeprefix(f"{predictor.where}: ")) from None
 
     app.add_middleware(Guard, allowed_hosts=allowed_host_names("127.0.0.1", allowed_hosts or []),
                        max_body=max_bytes, csp=page_csp(html), docs_paths=DOCS_PATHS if docs else (),
