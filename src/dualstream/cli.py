@@ -395,8 +395,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not (args.budget_megapixels > 0 and args.budget_seconds > 0):  # NaN fails too
         raise UserError("--budget-megapixels and --budget-seconds must be positive")
     from .serve import DEFAULT_FRAME_LIMITS
-    from .video import DecodeBudget
     from .serve.guard import host_name
+    from .video import DecodeBudget
 
     hosts = [h.strip() for item in args.allow_host or [] for h in item.split(",") if h.strip()]
     bad = [h for h in hosts if h != "*" and host_name(h) is None]

@@ -58,7 +58,7 @@ class DecodeBudget:
     def __post_init__(self) -> None:
         self.deadline = time.monotonic() + self.seconds
 
-    def restarted(self) -> "DecodeBudget":
+    def restarted(self) -> DecodeBudget:
         """The same limits, nothing spent, the clock starting now."""
         return DecodeBudget(max_frames=self.max_frames, max_pixels=self.max_pixels, seconds=self.seconds)
 
@@ -77,7 +77,7 @@ class DecodeBudget:
                                          f"{width}x{height}), the limit per request")
         if time.monotonic() > self.deadline:
             raise BudgetExceeded(source, f"not done within {self.seconds:g} s, the limit per request "
-                                         f"({self.frames} frames decoded by then)")
+                                         f"(stopped at frame {self.frames})")
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,8 @@ def create_app(model: str | os.PathLike | Predictor, *, max_upload_mb: float = D
 
     def run(path: str, name: str, explain: bool, topk: int, timeline: bool) -> dict:
         if not busy.acquire(blocking=False):
-            wait = max(1, math.ceil(running[0].remaining()) if running else 1)
+            other = list(running)  # a copy: the running prediction may end meanwhile
+            wait = max(1, math.ceil(other[0].remaining())) if other else 1
             raise HTTPException(503, f"{name}: the server is predicting another video; try again in {wait} s",
                                 headers={"Retry-After": str(wait)})
         try:
