@@ -14,9 +14,9 @@ with warnings.catch_warnings():  # starlette 1.x prefers httpx2 for its TestClie
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient  # noqa: E402
 
-from dualstream.cli import build_parser  # noqa: E402
-from dualstream.inference.runtime import load_predictor
-from dualstream.serve import create_app  # noqa: E402
+from dualstream.cli import build_parser, main  # noqa: E402
+from dualstream.inference.runtime import load_predictor  # noqa: E402
+from dualstream.serve import DEFAULT_BUDGET, DEFAULT_MAX_UPLOADS, create_app  # noqa: E402
 
 from .test_predict import CLASSES, _moving_video, package  # noqa: E402, F401  (package: the fixture)
 
@@ -80,3 +80,16 @@ def test_bad_uploads_get_clear_4xx_and_the_server_keeps_serving(client, tiny_dat
 def test_serve_binds_to_localhost_by_default(package):
     args = build_parser().parse_args(["serve", "--model", str(package)])
     assert (args.host, args.port, args.max_upload_mb) == ("127.0.0.1", 8000, 200.0)
+    assert (args.budget_frames, args.budget_megapixels * 1e6, args.budget_seconds, args.max_uploads) == (
+        DEFAULT_BUDGET.max_frames, DEFAULT_BUDGET.max_pixels, DEFAULT_BUDGET.seconds, DEFAULT_MAX_UPLOADS)
+
+
+@pytest.mark.parametrize("option,value,message", [
+    ("--budget-frames", "0", "--budget-frames and --max-uploads must be >= 1"),
+    ("--max-uploads", "0", "--budget-frames and --max-uploads must be >= 1"),
+    ("--budget-megapixels", "0", "--budget-megapixels and --budget-seconds must be positive"),
+    ("--budget-seconds", "nan", "--budget-megapixels and --budget-seconds must be positive"),
+])
+def test_serve_refuses_a_budget_that_is_not_positive_in_one_line(package, capsys, option, value, message):
+    assert main(["serve", "--model", str(package), option, value]) == 2
+    assert capsys.readouterr().err == f"dualstream serve: error: {message}\n"

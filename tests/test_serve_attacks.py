@@ -13,7 +13,9 @@ import subprocess
 import sys
 import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -41,6 +43,8 @@ def _free_port() -> int:
 
 
 class Server:
+    tmp: Path | None = None  # its TMPDIR, where given
+
     def __init__(self, proc: subprocess.Popen, port: int):
         self.proc, self.port = proc, port
 
@@ -77,14 +81,15 @@ def _read_response(s: socket.socket) -> tuple[int, dict, bytes]:
     return status, headers, body
 
 
-@pytest.fixture(scope="module")
-def server(package):
+@contextmanager
+def running_server(package, *options: str, tmp: Path | None = None) -> Iterator[Server]:
+    """``dualstream serve`` on a free port with ``options`` (and ``tmp`` as its TMPDIR), from when it answers."""
     port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1", **({"TMPDIR": str(tmp)} if tmp else {})}
     proc = subprocess.Popen([sys.executable, "-m", "dualstream", "serve", "--model", str(package), "--port", str(port),
-                             "--clips", "2", "--max-upload-mb", str(LIMIT_MB), "--timeout", str(TIMEOUT_S)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             "--clips", "2", *options], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     srv = Server(proc, port)
+    srv.tmp = tmp
     deadline = time.monotonic() + 120
     while True:
         assert proc.poll() is None, proc.stderr.read().decode()
@@ -95,10 +100,18 @@ def server(package):
             pass
         assert time.monotonic() < deadline, "the server did not start"
         time.sleep(0.2)
-    yield srv
-    proc.terminate()
-    proc.wait(timeout=30)
-    proc.stderr.close()
+    try:
+        yield srv
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        proc.stderr.close()
+
+
+@pytest.fixture(scope="module")
+def server(package):
+    with running_server(package, "--max-upload-mb", str(LIMIT_MB), "--timeout", str(TIMEOUT_S)) as srv:
+        yield srv
 
 
 def _get(path: str, port: int, host: str | None = None, extra: str = "") -> bytes:

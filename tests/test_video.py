@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from dualstream.video import FrameLimits, VideoReadError, iter_frames, read_video, video_info, write_video
+from dualstream.video import (BudgetExceeded, DecodeBudget, FrameLimits, VideoReadError, iter_frames, read_video,
+                              video_info, write_video)
 
 from .conftest import shared_data
 
@@ -80,6 +81,32 @@ def test_frame_limits_refuse_thin_and_huge_frames_before_handing_them_on(tmp_pat
     monkeypatch.setattr(cv2.VideoCapture, "get", lambda self, prop: 0 if prop in (3, 4) else real_get(self, prop))
     with pytest.raises(VideoReadError, match="aspect ratio of 250:1"):
         next(iter_frames(thin, limits=FrameLimits()))
+
+
+def test_a_decode_budget_is_spent_across_decodes_and_stops_at_the_frame_over_it(tmp_path, monkeypatch):
+    import cv2
+
+    path = tmp_path / "v.avi"
+    write_video(path, _frames(t=20))
+    reads = []
+    real_read = cv2.VideoCapture.read
+    monkeypatch.setattr(cv2.VideoCapture, "read", lambda self: reads.append(1) or real_read(self))
+    limits = FrameLimits(budget=DecodeBudget(max_frames=25, max_pixels=10**9, seconds=60))
+    assert len(list(iter_frames(path, limits=limits))) == 20
+    handed = []
+    with pytest.raises(BudgetExceeded, match=r"v.avi: more than 25 frames to decode, the limit per request$"):
+        handed.extend(iter_frames(path, limits=limits))  # the same budget: 5 frames left
+    assert (len(handed), len(reads), limits.budget.frames) == (5, 21 + 6, 26)
+    pixels = FrameLimits(budget=DecodeBudget(max_frames=100, max_pixels=3 * 56 * 40, seconds=60))
+    with pytest.raises(BudgetExceeded, match=r"more than 0.00672 megapixels to decode \(frames of 56x40\)"):
+        list(iter_frames(path, limits=pixels))
+    assert pixels.budget.frames == 4
+    late = FrameLimits(budget=DecodeBudget(max_frames=100, max_pixels=10**9, seconds=0.5))
+    late.budget.deadline -= 1  # made a second ago
+    with pytest.raises(BudgetExceeded, match=r"not done within 0.5 s, the limit per request \(stopped at frame 1\)$"):
+        list(iter_frames(path, limits=late))
+    restarted = late.budget.restarted()
+    assert (restarted.frames, restarted.pixels, restarted.max_frames) == (0, 0, 100) and restarted.remaining() > 0.4
 
 
 def test_predict_refuses_a_thin_video_in_one_line(tmp_path, capsys):

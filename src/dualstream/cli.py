@@ -393,8 +393,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UserError("--clips must be >= 1")
     if args.timeout <= 0 or args.max_frame_megapixels <= 0:
         raise UserError("--timeout and --max-frame-megapixels must be positive")
+    if args.budget_frames < 1 or args.max_uploads < 1:
+        raise UserError("--budget-frames and --max-uploads must be >= 1")
+    if not (args.budget_megapixels > 0 and args.budget_seconds > 0):  # NaN fails too
+        raise UserError("--budget-megapixels and --budget-seconds must be positive")
     from .serve import DEFAULT_FRAME_LIMITS
     from .serve.guard import host_name
+    from .video import DecodeBudget
 
     hosts = [h.strip() for item in args.allow_host or [] for h in item.split(",") if h.strip()]
     bad = [h for h in hosts if h != "*" and host_name(h) is None]
@@ -413,8 +418,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.host in ("0.0.0.0", "::", "") and not hosts:
         print("note: serving on every interface, but only requests for localhost, 127.0.0.1 or ::1 are "
               "answered; add this machine's name or address with --allow-host", file=sys.stderr)
+    budget = DecodeBudget(max_frames=args.budget_frames, max_pixels=int(args.budget_megapixels * 1e6),
+                          seconds=args.budget_seconds)
     serve(load_predictor(args), host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, clips=args.clips,
-          docs=args.docs, allowed_hosts=hosts, frame_limits=limits, timeout_s=args.timeout)
+          docs=args.docs, allowed_hosts=hosts, frame_limits=limits, timeout_s=args.timeout, budget=budget,
+          max_uploads=args.max_uploads)
     return 0
 
 
@@ -656,6 +664,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="seconds a client may take to send its request headers, or pause in an upload (default 30)")
     sv.add_argument("--max-frame-megapixels", type=float, default=8.3,
                     help="largest video frame accepted (default 8.3: 3840x2160); frames thinner than 10:1 are refused too")
+    sv.add_argument("--budget-frames", type=int, default=20_000,
+                    help="most frames one request may decode, the timeline's included (default 20000; 413 beyond)")
+    sv.add_argument("--budget-megapixels", type=float, default=2_000.0,
+                    help="most pixels one request may decode, summed over its frames (default 2000: "
+                         "26000 frames of 320x240, 240 of 3840x2160; 413 beyond)")
+    sv.add_argument("--budget-seconds", type=float, default=60.0,
+                    help="longest one prediction may run, from when it starts (default 60; 413 beyond)")
+    sv.add_argument("--max-uploads", type=int, default=4,
+                    help="prediction requests in flight at once, uploading or predicting (default 4; 503 with "
+                         "Retry-After beyond); disk held for uploads is at most twice this times --max-upload-mb")
     sv.set_defaults(func=cmd_serve)
 
     m = sub.add_parser("models", help="list the registered models with parameters and GFLOPs")

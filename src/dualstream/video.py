@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -27,6 +28,53 @@ class VideoReadError(Exception):
         super().__init__(f"{self.path}: {reason}")
 
 
+class BudgetExceeded(VideoReadError):
+    """A video that is more work than its ``DecodeBudget`` allows."""
+
+
+@dataclass
+class DecodeBudget:
+    """The work that the decodes sharing this budget may do together (``serve`` gives each request a
+    ``restarted`` copy): frames decoded, pixels decoded (summed over those frames) and seconds since the
+    budget was made.
+
+    ``spend`` runs on every decoded frame before it is converted, so an over-budget video stops at
+    the frame that passes a limit, however long it is; whatever a caller does between frames (flow,
+    the network) runs on the same clock.
+    """
+
+    max_frames: int
+    max_pixels: int
+    seconds: float
+    frames: int = field(default=0, init=False)
+    pixels: int = field(default=0, init=False)
+    deadline: float = field(default=0.0, init=False)
+
+    def __post_init__(self) -> None:
+        self.deadline = time.monotonic() + self.seconds
+
+    def restarted(self) -> DecodeBudget:
+        """The same limits, nothing spent, the clock starting now."""
+        return DecodeBudget(max_frames=self.max_frames, max_pixels=self.max_pixels, seconds=self.seconds)
+
+    def remaining(self) -> float:
+        """Seconds left before the deadline (0 when past it)."""
+        return max(0.0, self.deadline - time.monotonic())
+
+    def spend(self, source: str | os.PathLike, width: int, height: int) -> None:
+        """Count one decoded frame of ``width`` x ``height``; BudgetExceeded (naming ``source``) past a limit."""
+        self.frames += 1
+        self.pixels += width * height
+        if self.frames > self.max_frames:
+            raise BudgetExceeded(source, f"more than {self.max_frames} frames to decode, the limit per request")
+        if self.pixels > self.max_pixels:
+            raise BudgetExceeded(source, f"more than {self.max_pixels / 1e6:g} megapixels to decode (frames of "
+                                         f"{width}x{height}), the limit per request")
+        if time.monotonic() > self.deadline:
+            raise BudgetExceeded(source, f"not done within {self.seconds:g} s, the limit per request "
+                                         f"(stopped at frame {self.frames})")
+
+
 @dataclass(frozen=True)
 class FrameLimits:
     """Bounds on the frames a decoder may hand on, checked on the container's declared size before
@@ -40,6 +88,8 @@ class FrameLimits:
     """Pixels per frame (default 8K UHD, 33 megapixels)."""
     max_aspect: float = 10.0
     """Long side over short side (default 10:1; 16:9 video is 1.8:1)."""
+    budget: DecodeBudget | None = field(default=None, compare=False)
+    """Work shared by every decode given these limits (none: unbounded); spent on each decoded frame."""
 
     def check(self, path: str | os.PathLike, width: int, height: int) -> None:
         """Raise VideoReadError when a frame of ``width`` x ``height`` is over the limits."""
@@ -87,13 +137,15 @@ def video_info(path: str | os.PathLike) -> dict:
 def decoded_frames(cap: cv2.VideoCapture, source: str | os.PathLike, limits: FrameLimits | None = None
                    ) -> Iterator[np.ndarray]:
     """The frames ``cap`` decodes until it stops, as uint8 RGB (H, W, 3); each checked against ``limits``
-    (VideoReadError naming ``source``) before it is converted."""
+    and spent from their budget (VideoReadError naming ``source``) before it is converted."""
     while True:
         ok, bgr = cap.read()
         if not ok or bgr is None:
             return
         if limits is not None:
             limits.check(source, bgr.shape[1], bgr.shape[0])
+            if limits.budget is not None:
+                limits.budget.spend(source, bgr.shape[1], bgr.shape[0])
         if bgr.ndim == 2:
             bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
         yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
@@ -106,7 +158,7 @@ def iter_frames(path: str | os.PathLike, *, check_truncation: bool = True,
     Frames are streamed, so a long video is never held whole. Raises VideoReadError when the
     file cannot be opened, yields no frame, or (with ``check_truncation``) stops well short of
     the frame count its container declares; with ``limits``, also when the declared frame size or
-    any decoded frame is over them (before the frame is converted or handed on).
+    any decoded frame is over them or their budget is spent (before the frame is converted or handed on).
     """
     path = Path(path)
     cap = open_video(path)

@@ -281,9 +281,10 @@ class Predictor:
         raise NotImplementedError
 
     def clips(self, video: str | os.PathLike, *, clips: int = DEFAULT_CLIPS,
-              indices: list[list[int]] | None = None) -> Clips:
+              indices: list[list[int]] | None = None, limits: FrameLimits | None = None) -> Clips:
+        """The inputs of ``video`` (see ``build_clips``), decoded under ``limits`` (default ``self.limits``)."""
         return build_clips(video, self.input, clips=clips, indices=indices, flow_device=self.flow_device,
-                           limits=self.limits)
+                           limits=limits or self.limits)
 
     def run(self, clips: Clips, *, video: str = "", attention: bool = False) -> Prediction:
         """Mean softmax over the clips (``attention``: only runtimes that can record it return it)."""

@@ -22,7 +22,7 @@ import numpy as np
 
 from .window import SlidingWindow
 from .predict import Predictor, top_dicts, top_k
-from ..video import VideoReadError, iter_frames, video_info
+from ..video import FrameLimits, VideoReadError, iter_frames, video_info
 
 #: Class colours (matplotlib's tab10, then tab20's lighter shades), shared by the chart and the serve page.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
@@ -92,8 +92,9 @@ class Timeline:
 
 
 def predict_timeline(predictor: Predictor, video: str | os.PathLike, *, stride: int = 0,
-                     progress: bool = False) -> Timeline:
-    """Decode ``video`` once and predict every window (see the module docstring)."""
+                     progress: bool = False, limits: FrameLimits | None = None) -> Timeline:
+    """Decode ``video`` once and predict every window (see the module docstring), under ``limits``
+    (default ``predictor.limits``; a budget there bounds the whole video's work, window by window)."""
     info = video_info(video)  # VideoReadError for a file that is not a video
     fps = info["fps"] if info["fps"] > 0 else FALLBACK_FPS
     window = SlidingWindow(predictor, stride=stride, smooth=1)
@@ -104,7 +105,7 @@ def predict_timeline(predictor: Predictor, video: str | os.PathLike, *, stride: 
 
         bar = tqdm(total=info["declared_frames"] or None, unit="frame", desc=os.path.basename(str(video)),
                    leave=False, mininterval=0.5)
-    with closing(iter_frames(video, limits=predictor.limits)) as frames:
+    with closing(iter_frames(video, limits=limits or predictor.limits)) as frames:
         for rgb in frames:
             pred = window.push(rgb)
             if pred is not None:

@@ -9,22 +9,28 @@
   "explanation": "data:image/png;base64,..." | null, "timeline": {...} | null}``, the timeline being
   ``dualstream predict --timeline --json``'s (segments, windows, class colours).
 
-Bad uploads get a 4xx answer whose JSON ``detail`` says what is wrong: 413 over the size limit
-(counted on the bytes received, see ``guard``), 415 for a file that is not a video, 422 for a video
-that cannot be decoded, is too short, or whose frames are over the size or aspect-ratio limits
-(checked before any frame is resized). ``guard.Guard`` also refuses requests for other host names
-(400) and from pages of other sites (403), times out slow clients (408) and adds security headers;
-the API docs (``/docs``, ``/redoc``, ``/openapi.json``) exist only with ``docs=True``. Nothing of a
-request outlives it, so the server goes on serving. A model that answers NaN (``Predictor.probabilities``)
-gets a 500 saying so, never a 200.
+Bad uploads get a 4xx answer whose JSON ``detail`` says what is wrong: 413 for more than the server
+does for one request, that is an upload over the size limit (counted on the bytes received, see
+``guard``) or a video over the request's ``DecodeBudget`` (frames decoded, pixels decoded, seconds;
+counted while decoding, which stops there); 415 for a file that is not a video; 422 for a video
+that cannot be used: not decodable, too short, or with frames over the size or aspect-ratio limits
+(checked before any frame is resized). One video is predicted at a time; a request that finds the
+model busy gets 503 at once, with ``Retry-After`` the seconds left of the running request's budget.
+``guard.Guard`` also bounds the uploads in flight (503), refuses requests for other host names (400)
+and from pages of other sites (403), times out slow clients (408) and adds security headers; the
+API docs (``/docs``, ``/redoc``, ``/openapi.json``) exist only with ``docs=True``. Nothing of a
+request outlives it, so the server goes on serving. A model that answers NaN
+(``Predictor.probabilities``) gets a 500 saying so, never a 200.
 """
 
 from __future__ import annotations
 
 import base64
+import math
 import os
 import tempfile
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from fastapi import FastAPI, File, HTTPException, UploadFile
@@ -36,13 +42,17 @@ from ..inference.package import ModelPackageError
 from ..inference.predict import DEFAULT_CLIPS, Predictor
 from ..inference.runtime import load_predictor
 from ..inference.timeline import predict_timeline
-from ..video import VIDEO_EXTENSIONS, FrameLimits, VideoReadError
+from ..video import VIDEO_EXTENSIONS, BudgetExceeded, DecodeBudget, FrameLimits, VideoReadError
 from .guard import Guard, SlowClientProtocol, allowed_host_names, page_csp
 
 DEFAULT_MAX_UPLOAD_MB = 200
 #: Frames larger than 4K UHD, or thinner than 10:1, are refused (422) before they are resized.
 DEFAULT_FRAME_LIMITS = FrameLimits(max_pixels=3840 * 2160, max_aspect=10.0)
 DEFAULT_TIMEOUT_S = 30.0
+#: What one request may make the server decode, and for how long it may run (413 beyond).
+DEFAULT_BUDGET = DecodeBudget(max_frames=20_000, max_pixels=2_000 * 10**6, seconds=60.0)
+#: Prediction requests in flight at once (uploading, or predicting); 503 beyond, before the body is read.
+DEFAULT_MAX_UPLOADS = 4
 STATIC = Path(__file__).parent / "static"
 PREDICT_PATH = "/api/predict"
 DOCS_PATHS = ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect")
@@ -51,16 +61,19 @@ DOCS_PATHS = ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect")
 def create_app(model: str | os.PathLike | Predictor, *, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
                clips: int = DEFAULT_CLIPS, docs: bool = False, allowed_hosts: list[str] | None = None,
                frame_limits: FrameLimits = DEFAULT_FRAME_LIMITS, timeout_s: float = DEFAULT_TIMEOUT_S,
+               budget: DecodeBudget = DEFAULT_BUDGET, max_uploads: int = DEFAULT_MAX_UPLOADS,
                runtime: str | None = None) -> FastAPI:
     """The web demo app for a model package path or exported .onnx (or a loaded Predictor).
 
     ``allowed_hosts``: the Host names answered (default: localhost, 127.0.0.1, ::1; ``"*"``: any);
-    ``timeout_s``: the longest pause in an upload's body; ``runtime``: see ``Predictor.load``.
+    ``timeout_s``: the longest pause in an upload's body; ``budget``: the limits of each request's
+    ``DecodeBudget`` (restarted when its prediction starts); ``max_uploads``: prediction requests in
+    flight at once; ``runtime``: see ``Predictor.load``.
     """
     predictor = model if isinstance(model, Predictor) else load_predictor(model, runtime=runtime)
-    predictor.limits = frame_limits
     max_bytes = int(max_upload_mb * 2**20)
-    lock = threading.Lock()  # one prediction at a time: the model's attention recording is shared state
+    busy = threading.Lock()  # one prediction at a time: the model's attention recording is shared state
+    running: list[DecodeBudget] = []  # the budget of the prediction that holds ``busy``
     urls = {} if docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(title="dualstream", description=__doc__, **urls)
     html = (STATIC / "index.html").read_text()
@@ -78,17 +91,29 @@ def create_app(model: str | os.PathLike | Predictor, *, max_upload_mb: float = D
                 "max_upload_mb": max_upload_mb}
 
     def run(path: str, name: str, explain: bool, topk: int, timeline: bool) -> dict:
-        with lock:
-            built = predictor.clips(path, clips=clips)
+        if not busy.acquire(blocking=False):
+            other = list(running)  # a copy: the running prediction may end meanwhile
+            wait = max(1, math.ceil(other[0].remaining())) if other else 1
+            raise HTTPException(503, f"{name}: the server is predicting another video; try again in {wait} s",
+                                headers={"Retry-After": str(wait)})
+        try:
+            running[:] = [budget.restarted()]
+            limits = replace(frame_limits, budget=running[0])
+            built = predictor.clips(path, clips=clips, limits=limits)
             pred = predictor.run(built, video=name, attention=explain)
             result = pred.to_dict(topk)
             png = render_explanation(built, pred, topk=topk) if explain else None
             windows, note = None, None
             if timeline:
                 try:
-                    windows = predict_timeline(predictor, path)
+                    windows = predict_timeline(predictor, path, limits=limits)
+                except BudgetExceeded:
+                    raise
                 except VideoReadError as exc:  # too short for one window: the top-5 still stands
                     note = exc.reason
+        finally:
+            running.clear()
+            busy.release()
         result["explanation"] = "data:image/png;base64," + base64.b64encode(png).decode() if png else None
         result["timeline"], result["timeline_note"] = None, note
         if windows is not None:
@@ -113,8 +138,11 @@ def create_app(model: str | os.PathLike | Predictor, *, max_upload_mb: float = D
             with open(path, "wb") as fh:
                 while chunk := await file.read(1 << 20):
                     fh.write(chunk)
+            await file.close()  # the parser's copy: one copy of the upload on disk from here on
             try:
                 return await run_in_threadpool(run, path, name, explain, topk, timeline)
+            except BudgetExceeded as exc:
+                raise HTTPException(413, f"{name}: {exc.reason}") from None
             except VideoReadError as exc:
                 status = 415 if exc.reason.startswith("not a video") else 422
                 raise HTTPException(status, f"{name}: {exc.reason}") from None
@@ -123,6 +151,7 @@ def create_app(model: str | os.PathLike | Predictor, *, max_upload_mb: float = D
 
     app.add_middleware(Guard, allowed_hosts=allowed_host_names("127.0.0.1", allowed_hosts or []),
                        max_body=max_bytes, csp=page_csp(html), docs_paths=DOCS_PATHS if docs else (),
+                       upload_path=PREDICT_PATH, max_uploads=max_uploads,
                        idle_timeout=timeout_s, body_timeout=timeout_s + max_bytes / 2**20)  # >= 1 MB/s
     return app
 
@@ -130,18 +159,20 @@ def create_app(model: str | os.PathLike | Predictor, *, max_upload_mb: float = D
 def serve(model: str | os.PathLike | Predictor, *, host: str = "127.0.0.1", port: int = 8000,
           max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, clips: int = DEFAULT_CLIPS, docs: bool = False,
           allowed_hosts: list[str] | None = None, frame_limits: FrameLimits = DEFAULT_FRAME_LIMITS,
-          timeout_s: float = DEFAULT_TIMEOUT_S, max_connections: int = 64, runtime: str | None = None) -> None:
+          timeout_s: float = DEFAULT_TIMEOUT_S, budget: DecodeBudget = DEFAULT_BUDGET,
+          max_uploads: int = DEFAULT_MAX_UPLOADS, max_connections: int = 64, runtime: str | None = None) -> None:
     """Run the web demo with uvicorn until interrupted.
 
     The Host names answered are the localhost names, ``host`` (unless a wildcard address) and
     ``allowed_hosts``; request headers must arrive within ``timeout_s``, at most ``max_connections``
-    are served at once (503 beyond).
+    are open at once (at the limit a new connection closes the one that has waited longest for its
+    request headers; 503 when every connection has a request).
     """
     import uvicorn
 
     app = create_app(model, max_upload_mb=max_upload_mb, clips=clips, docs=docs, frame_limits=frame_limits,
                      allowed_hosts=allowed_host_names(host, allowed_hosts or []), timeout_s=timeout_s,
-                     runtime=runtime)
+                     budget=budget, max_uploads=max_uploads, runtime=runtime)
     protocol = type("Protocol", (SlowClientProtocol,), {"header_timeout": timeout_s})
     uvicorn.run(app, host=host, port=port, log_level="info", http=protocol, limit_concurrency=max_connections,
                 timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024)

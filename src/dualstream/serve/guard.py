@@ -12,13 +12,17 @@ rebinding, read the answers). ``Guard`` is one ASGI middleware in front of the w
   with 413 once the bytes received pass the limit, within one read of the server); a body whose
   next bytes take longer than ``idle_timeout`` seconds, or which is not complete within
   ``body_timeout``, is answered 408; refusals close the connection;
+* uploads in flight: at most ``max_uploads`` requests to ``upload_path`` at once (from their
+  headers to their answer); the next is answered 503 with ``Retry-After`` before its body is read,
+  which bounds the memory and disk that uploads hold;
 * response headers: ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY``, a
   Content-Security-Policy (the page's own inline scripts by hash, nothing from elsewhere),
   ``Referrer-Policy: no-referrer``, ``Cache-Control: no-store``.
 
 ``SlowClientProtocol`` (uvicorn's h11 protocol with a deadline) closes a connection whose request
 headers are not complete within ``header_timeout`` seconds of its opening or of the previous
-answer, so slow clients cannot hold connections open.
+answer, and, when a new connection arrives at the connection limit, the one that has waited longest
+for its headers, so slow clients can neither hold connections open nor lock others out.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 _WILDCARD_BINDS = ("0.0.0.0", "::", "")
+#: Retry-After (seconds) of the answer to an upload over ``max_uploads``.
+UPLOAD_RETRY_S = 5
 _INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.S | re.I)
 
 
@@ -75,15 +81,18 @@ DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.j
 
 
 class Guard:
-    """ASGI middleware: Host and Origin checks, counted and timed request bodies, security headers."""
+    """ASGI middleware: Host and Origin checks, counted and timed request bodies, bounded uploads in
+    flight, security headers."""
 
     def __init__(self, app, *, allowed_hosts: list[str], max_body: int, csp: str, docs_paths: tuple[str, ...] = (),
-                 idle_timeout: float = 30.0, body_timeout: float = 600.0):
+                 idle_timeout: float = 30.0, body_timeout: float = 600.0, upload_path: str = "",
+                 max_uploads: int = 4):
         self.app = app
         self.allowed = set(allowed_hosts)
         self.any_host = "*" in self.allowed
         self.max_body, self.csp, self.docs_paths = max_body, csp, docs_paths
         self.idle_timeout, self.body_timeout = idle_timeout, body_timeout
+        self.upload_path, self.max_uploads, self.uploads = upload_path, max_uploads, 0
 
     def _headers(self, path: str) -> list[tuple[bytes, bytes]]:
         csp = DOCS_CSP if path in self.docs_paths else self.csp
@@ -121,11 +130,11 @@ class Guard:
                              f"{self.max_body / 2**20:g} MB limit")
         return None
 
-    async def _answer(self, scope, send, status: int, detail: str) -> None:
+    async def _answer(self, scope, send, status: int, detail: str, extra: tuple = ()) -> None:
         body = json.dumps({"detail": detail}).encode()
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close"), *self._headers(scope.get("path", ""))]})
+                                (b"connection", b"close"), *extra, *self._headers(scope.get("path", ""))]})
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope, receive, send) -> None:
@@ -138,6 +147,22 @@ class Guard:
         if refusal is not None:
             await self._answer(scope, send, *refusal)
             return
+        if scope["path"] != self.upload_path or scope["method"] != "POST":
+            await self._guarded(scope, receive, send)
+            return
+        if self.uploads >= self.max_uploads:
+            await self._answer(scope, send, 503, f"{self.max_uploads} uploads are in progress, the most at once; "
+                                                 f"try again in {UPLOAD_RETRY_S} s",
+                               ((b"retry-after", str(UPLOAD_RETRY_S).encode()),))
+            return
+        self.uploads += 1
+        try:
+            await self._guarded(scope, receive, send)
+        finally:
+            self.uploads -= 1
+
+    async def _guarded(self, scope, receive, send) -> None:
+        """The app, with the body counted and timed and the security headers added."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.body_timeout
         state = {"received": 0, "complete": False, "error": None, "started": False, "replaced": False}
@@ -189,17 +214,29 @@ class Guard:
 
 class SlowClientProtocol(H11Protocol):
     """uvicorn's h11 protocol, closing a connection (after a 408 line) whose request headers are not
-    complete ``header_timeout`` seconds after it opened or after its previous answer."""
+    complete ``header_timeout`` seconds after it opened or after its previous answer, or, when a new
+    connection arrives at uvicorn's ``limit_concurrency``, the one that has waited longest for them."""
 
     header_timeout: float = 10.0
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()
+        self._make_room()
 
     def _arm(self) -> None:
-        self._waiting_since_cycle = self.cycle
+        self._waiting_since_cycle, self._waiting_since = self.cycle, self.loop.time()
         self._header_timer = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+
+    def _make_room(self) -> None:
+        """At the connection limit (where uvicorn answers 503), close the connections that have waited
+        longest for their request headers until this one fits."""
+        while self.limit_concurrency is not None and len(self.connections) >= self.limit_concurrency:
+            waiting = [c for c in self.connections
+                       if c is not self and getattr(c, "_header_timer", None) is not None]
+            if not waiting:
+                return
+            min(waiting, key=lambda c: c._waiting_since)._headers_too_slow()
 
     def _disarm(self) -> None:
         timer = getattr(self, "_header_timer", None)
@@ -223,7 +260,8 @@ class SlowClientProtocol(H11Protocol):
         super().connection_lost(exc)
 
     def _headers_too_slow(self) -> None:
-        self._header_timer = None
+        self._disarm()
+        self.connections.discard(self)  # no longer counted against the limit (connection_lost comes later)
         if not self.transport.is_closing():
             self.transport.write(b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
             self.transport.close()
