@@ -16,7 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import ConfigError, load_config
+from .config import ConfigError, load_config, shown
 from .data.make_split import compile_group_regex, make_split
 from .data.prepare import PrepareOptions, find_videos, prepare_dataset
 from .data.ucf101 import SplitError, VideoEntry, entry_group, read_split
@@ -35,7 +35,7 @@ def recipe_path(recipe: str) -> Path:
     shipped = CONFIGS / f"{recipe}.yaml"
     if not shipped.is_file():
         names = ", ".join(sorted(p.stem for p in CONFIGS.glob("*.yaml")))
-        raise ConfigError(f"unknown recipe {recipe!r}; shipped recipes: {names} (or give a .yaml file)")
+        raise ConfigError(f"unknown recipe {shown(recipe)}; shipped recipes: {names} (or give a .yaml file)")
     return shipped
 
 
