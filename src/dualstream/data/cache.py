@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import cut, shown
 from ..flow import dequantize_flow
 from .packed import decode_frames, is_packed, read_packed
 from .prepare import MANIFEST
@@ -18,11 +19,39 @@ class CacheError(ValueError):
 
 
 def read_manifest(cache: str | Path, key: str) -> dict:
-    path = Path(cache) / key / MANIFEST
+    return load_manifest(Path(cache) / key)
+
+
+def load_manifest(folder: str | Path) -> dict:
+    """``folder/manifest.json``, with the fields every reader indexes by checked (frame and flow counts,
+    size, kept frames): a manifest that lies would otherwise give an empty or all-zero packed store, or
+    clips of frames that do not exist."""
+    path = Path(folder) / MANIFEST
     try:
-        return json.loads(path.read_text())
+        m = json.loads(path.read_bytes())
     except FileNotFoundError:
         raise CacheError(f"{path}: video not prepared (no manifest)") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise CacheError(f"{path}: not valid JSON ({cut(str(exc), 120)})") from None
+    if not isinstance(m, dict):
+        raise CacheError(f"{path}: not a JSON object")
+
+    def need(ok: bool, key: str, rule: str) -> None:
+        if not ok:
+            raise CacheError(f"{path}: {key} must be {rule}, got {shown(m.get(key))}")
+
+    for key, low in (("num_frames", 2), ("height", 1), ("width", 1)):
+        need(type(m.get(key)) is int and m[key] >= low, key, f"an integer >= {low}")
+    n, kept = m["num_frames"], m.get("frames", "all")
+    flows = m.get("num_flows", n - 1 if kept == "all" else len(kept) if isinstance(kept, list) else None)
+    if kept == "all":
+        need(type(flows) is int and n - 1 <= flows <= n, "num_flows", f"num_frames - 1 or num_frames ({n - 1} or {n})")
+    else:
+        need(isinstance(kept, list) and len(kept) > 0 and all(type(i) is int for i in kept)
+             and all(a < b for a, b in zip([0, *kept], [*kept, n + 1])), "frames",
+             f'"all" or increasing frame numbers in 1..{n}')
+        need(flows == len(kept), "num_flows", f"the number of kept frames ({len(kept)})")
+    return m
 
 
 def available_frames(manifest: dict) -> list[int] | None:

@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 from ..flow import dequantize_flow
 from .augment import random_offset
 from .cache import CacheError, available_frames, load_clip, load_clip_u8, read_manifest, snap_to_available
+from .packed import check_packed, is_packed
 from .sampling import clip_indices, offset_for_epoch
 from .transforms import CropParams, apply_clip_transform, crop_params, random_crop_params
 from .ucf101 import VideoEntry
@@ -36,8 +37,12 @@ class ClipSpec:
 def _frame_index(cache: str | Path, entries: list[VideoEntry], spec: ClipSpec
                  ) -> tuple[list[int], list[list[int] | None], list[tuple[int, int]]]:
     """Frame counts, kept frames and (height, width) of every video, from the manifests; their flow
-    must have been quantised with ``spec.flow_bound`` (another bound would rescale every flow value silently)."""
+    must have been quantised with ``spec.flow_bound`` (another bound would rescale every flow value silently).
+    Packed stores are checked here too (headers and sizes), before any training or evaluation time is spent."""
     manifests = [read_manifest(cache, e.key) for e in entries]
+    for e, m in zip(entries, manifests):
+        if is_packed(Path(cache) / e.key):
+            check_packed(Path(cache) / e.key, m)
     other = sorted({m["flow_bound"] for m in manifests if m.get("flow_bound", spec.flow_bound) != spec.flow_bound})
     if other:
         raise CacheError(f"{cache}: flow was quantised with bound {', '.join(map(str, other))}, the config says "

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 
 import cv2
@@ -42,11 +40,17 @@ def is_packed(folder: str | Path) -> bool:
 
 
 def decode_jpeg(path: Path, flags: int) -> np.ndarray:
-    img = cv2.imread(str(path), flags)
+    """A frame decoded; a missing, undecodable or cut one is a CacheError naming it. (Decoded from memory:
+    ``cv2.imread`` decodes a JPEG cut short without an error, the missing part grey.)"""
+    try:
+        data = np.fromfile(path, np.uint8)
+    except OSError:
+        data = None
+    img = cv2.imdecode(data, flags) if data is not None and data.size else None
     if img is None:
         from .cache import CacheError
 
-        raise CacheError(f"{path}: missing or unreadable frame")
+        raise CacheError(f"{path}: missing, unreadable or cut short frame")
     return img
 
 
@@ -54,12 +58,20 @@ def decode_frames(folder: Path, indices: list[int], out: tuple[np.ndarray, np.nd
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Frames ``indices`` of a rawframes folder decoded: rgb ``(T, H, W, 3)`` and flow ``(T, H, W, 2)`` uint8."""
     for t, i in enumerate(indices):
-        bgr = decode_jpeg(folder / f"img_{i:05d}.jpg", cv2.IMREAD_COLOR)
+        names = (f"img_{i:05d}.jpg", f"flow_x_{i:05d}.jpg", f"flow_y_{i:05d}.jpg")
+        bgr, fx, fy = (decode_jpeg(folder / n, f) for n, f in zip(names, (cv2.IMREAD_COLOR, *[cv2.IMREAD_GRAYSCALE] * 2)))
         if out is None:
             out = (np.empty((len(indices), *bgr.shape[:2], 3), np.uint8),
                    np.empty((len(indices), *bgr.shape[:2], 2), np.uint8))
+        for name, img in zip(names, (bgr, fx, fy)):  # OpenCV would write a dst of another size elsewhere, silently
+            if img.shape[:2] != out[0].shape[1:3]:
+                from .cache import CacheError
+
+                (h, w), (want_h, want_w) = img.shape[:2], out[0].shape[1:3]
+                raise CacheError(f"{folder / name}: {w}x{h} pixels, not the video's {want_w}x{want_h} "
+                                 "(its manifest.json and other frames)")
         cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=out[0][t])
-        cv2.merge([decode_jpeg(folder / f"flow_{a}_{i:05d}.jpg", cv2.IMREAD_GRAYSCALE) for a in "xy"], dst=out[1][t])
+        cv2.merge([fx, fy], dst=out[1][t])
     assert out is not None, "a clip has at least one frame"
     return out
 
@@ -74,10 +86,7 @@ def read_packed(folder: Path, rows: list[int], lines: tuple[int, int] | None = N
 
 def _read_rows(path: Path, rows: list[int], lines: tuple[int, int] | None) -> np.ndarray:
     with open(path, "rb") as fh:
-        fmt = np.lib.format
-        read_header = fmt.read_array_header_1_0 if fmt.read_magic(fh) == (1, 0) else fmt.read_array_header_2_0
-        shape = read_header(fh)[0]
-        start = fh.tell()
+        shape, start = _store_header(fh, path)
         top, height = (0, shape[1]) if lines is None else lines
         if not (0 <= top and height >= 1 and top + height <= shape[1]):
             raise IndexError(f"{path}: lines {top}..{top + height - 1} of {shape[1]}")
@@ -89,10 +98,41 @@ def _read_rows(path: Path, rows: list[int], lines: tuple[int, int] | None) -> np
                 raise IndexError(f"{path}: row {r} of {shape[0]}")
             fh.seek(start + r * row_bytes + top * line_bytes)
             if fh.readinto(memoryview(out[k]).cast("B")) != want:
-                from .cache import CacheError
-
-                raise CacheError(f"{path}: truncated packed store")
+                _damaged(path, "truncated")
     return out
+
+
+def _store_header(fh, path: Path) -> tuple[tuple[int, ...], int]:
+    """Shape (N, H, W, C) and data offset of an open packed array; a damaged ``.npy`` header is a CacheError."""
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(fh)
+        shape, fortran, dtype = (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(fh)
+    except ValueError as exc:
+        _damaged(path, " ".join(str(exc).split())[:120])
+    if dtype != np.uint8 or fortran or len(shape) != 4:
+        _damaged(path, f"a {'Fortran-order ' if fortran else ''}{dtype} array of shape {shape}, not (N, H, W, C) uint8")
+    return shape, fh.tell()
+
+
+def check_packed(folder: Path, manifest: dict) -> None:
+    """The packed store's arrays have the shape the manifest gives and their full size on disk: checked when a
+    dataset is built, so that a damaged store stops a run before training rather than in a loader mid-run."""
+    for name, channels in ((PACKED_RGB, 3), (PACKED_FLOW, 2)):
+        path = folder / name
+        with open(path, "rb") as fh:
+            shape, start = _store_header(fh, path)
+        want = (len(packed_rows(manifest)), manifest["height"], manifest["width"], channels)
+        if shape != want:
+            _damaged(path, f"shape {shape}, the manifest gives {want}")
+        if path.stat().st_size < start + int(np.prod(want)):
+            _damaged(path, f"truncated: {path.stat().st_size} bytes of {start + int(np.prod(want))}")
+
+
+def _damaged(path: Path, reason: str):
+    from .cache import CacheError
+
+    raise CacheError(f"{path}: damaged packed store ({reason}); prepare or pack the video again")
 
 
 def pack_folder(folder: str | Path, manifest: dict | None = None, *, drop_jpeg: bool = False) -> int:
@@ -105,7 +145,9 @@ def pack_folder(folder: str | Path, manifest: dict | None = None, *, drop_jpeg: 
     folder = Path(folder)
     on_disk = manifest is None
     if manifest is None:
-        manifest = json.loads((folder / MANIFEST).read_text())
+        from .cache import load_manifest
+
+        manifest = load_manifest(folder)
     rows = packed_rows(manifest)
     shape = (len(rows), manifest["height"], manifest["width"])
     tmps = [folder / f".{name}.tmp" for name in (PACKED_RGB, PACKED_FLOW)]
@@ -149,9 +191,11 @@ class PackSummary:
                 f"packed store {self.bytes / 2**20:.1f} MiB")
 
 
-def _pack_job(args: tuple[str, bool]) -> int:
+def _pack_job(args: tuple[str, bool]) -> tuple[str, None, int, int]:
+    """Pack one folder: (folder, None, rows, bytes), the shape of prepare's job results; a bad frame raises."""
     cv2.setNumThreads(1)
-    return pack_folder(args[0], drop_jpeg=args[1])
+    size = pack_folder(args[0], drop_jpeg=args[1])
+    return args[0], None, 0, size
 
 
 def pack_cache(cache: str | Path, *, workers: int = 0, drop_jpeg: bool = False, progress: bool = True) -> PackSummary:
@@ -170,20 +214,15 @@ def pack_cache(cache: str | Path, *, workers: int = 0, drop_jpeg: bool = False, 
             summary.bytes += packed_bytes(f)
         else:
             todo.append((str(f), drop_jpeg))
+    from .prepare import _run_processes  # prepare imports this module
+
     workers = workers or len(os.sched_getaffinity(0))
-    bar = tqdm(total=len(todo), desc="pack", unit="video", disable=not progress)
-    if workers == 1 or len(todo) <= 1:
-        results = map(_pack_job, todo)
-    else:
-        pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
-        results = pool.map(_pack_job, todo, chunksize=4)
-    try:
-        for size in results:
+    # prepare's pool: workers that end with this process (even on SIGKILL) and a crash named by its video
+    with tqdm(total=len(todo), desc="pack", unit="video", disable=not progress) as bar:
+        for folder, failure, _, size in _run_processes(todo, workers, job=_pack_job):
+            if failure:  # its worker died (a crash in the decoder, or killed)
+                raise CacheError(f"{folder}: {failure}")
             summary.packed += 1
             summary.bytes += size
             bar.update()
-    finally:
-        bar.close()
-        if workers > 1 and len(todo) > 1:
-            pool.shutdown(cancel_futures=True)
     return summary
