@@ -229,6 +229,11 @@ MANIFEST_LIES = {
     "no flows": (_lie("num_flows", -3), "manifest.json: num_flows must be num_frames - 1 or num_frames (15 or 16), got -3"),
     "frames not a list": (_lie("frames", "abc"), 'manifest.json: frames must be "all" or increasing frame numbers in 1..16, got \'abc\''),
     "frames past the end": (_lie("frames", [3, 17]), 'manifest.json: frames must be "all" or increasing frame numbers in 1..16, got [3, 17]'),
+    "zero width": (_lie("width", 0), "manifest.json: width must be an integer >= 1, got 0"),
+    "height a string": (_lie("height", "48"), "manifest.json: height must be an integer >= 1, got '48'"),
+    "frames repeated": (_lie("frames", [3, 3]), 'manifest.json: frames must be "all" or increasing frame numbers in 1..16, got [3, 3]'),
+    "flows unlike frames": (lambda m: _lie("num_flows", 3)(m) or _lie("frames", [2, 5])(m),
+                            "manifest.json: num_flows must be the number of kept frames (2), got 3"),
     "not JSON": (lambda m: m.write_text("{"), "manifest.json: not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
     "not an object": (lambda m: m.write_text("[1]"), "manifest.json: not a JSON object"),
 }
