@@ -71,4 +71,4 @@ def test_pack_and_evaluate_on_a_cache_with_missing_frames(command, package, tiny
         cfg.model.name, cfg.model.kwargs = "early_fusion_small", {"widths": [8, 4, 8]}
         (run / "config.yaml").write_text(json.dumps(cfg.to_dict()))
         err = _one_line(_run("evaluate", str(run)), "evaluate")
-    assert f"{cache / entry.key}/img_" in err and "missing or unreadable frame" in err
+    assert f"{cache / entry.key}/img_" in err and "missing, unreadable or cut short frame" in err

@@ -231,13 +231,12 @@ def test_ray_executor_prepares_the_same_cache(tiny_dataset, tiny_cache, tmp_path
 
 
 def test_a_worker_that_dies_fails_its_video_not_the_run():
-    from dualstream.prepare.common import WORKER_DIED
-    from dualstream.prepare.run import _run_processes
+    from dualstream.prepare.pool import WORKER_DIED, run_processes
 
     from ._jobs import dies_on_b
 
     todo = [(name, None, None, None) for name in "abcdefg"]
-    results = sorted(_run_processes(todo, 2, job=dies_on_b))
+    results = sorted(run_processes(todo, 2, job=dies_on_b))
     assert results == [(n, None, 1, 0) for n in "a"] + [("b", WORKER_DIED, 0, 0)] + [(n, None, 1, 0) for n in "cdefg"]
 
 

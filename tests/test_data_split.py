@@ -1,5 +1,10 @@
 """Split validation, the train/test group leakage guard, check-split and make-split."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from dualstream.cli import main
@@ -10,6 +15,8 @@ from dualstream.data.ucf101 import (GroupLeakageError, SplitError, check_group_o
 from dualstream.engine.build import load_split
 
 from .conftest import shared_data
+
+SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 @pytest.mark.parametrize("n, train, test", [(1, 9537, 3783), (2, 9586, 3734), (3, 9624, 3696)])
@@ -185,7 +192,35 @@ def test_make_split_bad_arguments_are_one_line_errors(tmp_path, capsys):
     assert main(["make-split", "--videos", str(tmp_path / "v"), "--out", str(tmp_path / "s"), "--group-regex", "("]) == 2
     assert main(["make-split", "--videos", str(tmp_path / "v"), "--out", str(tmp_path / "s"), "--test-fraction", "1.5"]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == 2 and "is not a valid regular expression" in err[0] and "--test-fraction must be between 0 and 1" in err[1]
+    assert len(err) == 2 and "--test-fraction must be between 0 and 1" in err[1]
+    assert err[0] == ("dualstream make-split: error: --group-regex '(' is not a regular expression RE2 accepts "
+                      "(linear time: no backreferences or lookaround, a bounded size): missing ): (")
+
+
+@pytest.mark.parametrize("pattern, reason", [(r"(a)\1", r"invalid escape sequence: \1"),
+                                             (r"x(?=y)", "invalid perl operator: (?="),
+                                             (r"\pL{1000}", "pattern too large - compile failed")])
+@pytest.mark.parametrize("command", ["make-split", "check-split"])
+def test_a_group_regex_re2_refuses_is_one_line(pattern, reason, command, tmp_path, capsys):
+    _touch_videos(tmp_path / "v", ["A/a.avi"])
+    where = ["--out", str(tmp_path / "s")] if command == "make-split" else ["--splits", str(tmp_path / "s")]
+    assert main([command, "--videos", str(tmp_path / "v"), *where, "--group-regex", pattern]) == 2
+    assert capsys.readouterr().err == (f"dualstream {command}: error: --group-regex {pattern!r} is not a regular "
+                                       "expression RE2 accepts (linear time: no backreferences or lookaround, "
+                                       f"a bounded size): {reason}\n")
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_backtracking_group_regex_runs_in_linear_time(tmp_path):
+    """``(a+)+$`` on names of 40 a's and a b: Python's backtracking re takes minutes on each name; RE2 is
+    linear. In a process of its own, so that a regression fails on the timeout instead of holding the run."""
+    videos = tmp_path / "videos"
+    _touch_videos(videos, [f"{c}/{'a' * 40}b{i}.avi" for c in ("Run", "Walk") for i in range(3)])
+    cmd = [sys.executable, "-m", "dualstream", "make-split", "--videos", str(videos), "--out", str(tmp_path / "s"),
+           "--group-regex", "(a+)+$"]
+    proc = subprocess.run(cmd, env=dict(os.environ, PYTHONPATH=str(SRC)), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"wrote split 1 to {tmp_path / 's'}: classes 2, train 4, test 2, groups 6 (no group on both sides)\n"
 
 
 def test_training_refuses_a_leaky_split_and_records_the_override(tiny_dataset, tiny_cache, tmp_path, capsys):

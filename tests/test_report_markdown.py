@@ -54,3 +54,14 @@ def test_wall_time_format(seconds, text):
     from dualstream.report.markdown import _wall
 
     assert _wall(seconds) == text
+
+
+def test_a_run_whose_config_is_an_alias_bomb_is_one_line(tmp_path, capsys):
+    run = _run(tmp_path, "bomb", split=1, top1=0.5)
+    levels = ["&l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    levels += [f"&l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 6)]  # a million strings
+    (run / "config.yaml").write_text(f"model:\n  name: [{', '.join(levels)}]\n")
+    assert main(["-q", "report", str(run), "--out", str(tmp_path / "report.md")]) == 2
+    assert capsys.readouterr().err == (f"dualstream report: error: {run / 'config.yaml'}: expands to more than "
+                                       "10000 values (through aliases?)\n")
+    assert not (tmp_path / "report.md").exists()

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from .flow import dequantize_flow
+from .text import cut, shown
 
 MANIFEST = "manifest.json"
 PACKED_RGB, PACKED_FLOW = "rgb.npy", "flow.npy"  # flow.npy is written last: it marks a complete store
@@ -27,11 +28,39 @@ def is_prepared(cache: str | Path, key: str) -> bool:
 
 
 def read_manifest(cache: str | Path, key: str) -> dict:
-    path = Path(cache) / key / MANIFEST
+    return load_manifest(Path(cache) / key)
+
+
+def load_manifest(folder: str | Path) -> dict:
+    """``folder/manifest.json``, with the fields every reader indexes by checked (frame and flow counts,
+    size, kept frames): a manifest that lies would otherwise give an empty or all-zero packed store, or
+    clips of frames that do not exist."""
+    path = Path(folder) / MANIFEST
     try:
-        return json.loads(path.read_text())
+        m = json.loads(path.read_bytes())
     except FileNotFoundError:
         raise CacheError(f"{path}: video not prepared (no manifest)") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise CacheError(f"{path}: not valid JSON ({cut(str(exc), 120)})") from None
+    if not isinstance(m, dict):
+        raise CacheError(f"{path}: not a JSON object")
+
+    def need(ok: bool, key: str, rule: str) -> None:
+        if not ok:
+            raise CacheError(f"{path}: {key} must be {rule}, got {shown(m.get(key))}")
+
+    for key, low in (("num_frames", 2), ("height", 1), ("width", 1)):
+        need(type(m.get(key)) is int and m[key] >= low, key, f"an integer >= {low}")
+    n, kept = m["num_frames"], m.get("frames", "all")
+    flows = m.get("num_flows", n - 1 if kept == "all" else len(kept) if isinstance(kept, list) else None)
+    if kept == "all":
+        need(type(flows) is int and n - 1 <= flows <= n, "num_flows", f"num_frames - 1 or num_frames ({n - 1} or {n})")
+    else:
+        need(isinstance(kept, list) and len(kept) > 0 and all(type(i) is int for i in kept)
+             and all(a < b for a, b in zip([0, *kept], [*kept, n + 1])), "frames",
+             f'"all" or increasing frame numbers in 1..{n}')
+        need(flows == len(kept), "num_flows", f"the number of kept frames ({len(kept)})")
+    return m
 
 
 def available_frames(manifest: dict) -> list[int] | None:
@@ -117,9 +146,15 @@ def is_packed(folder: str | Path) -> bool:
 
 
 def decode_jpeg(path: Path, flags: int) -> np.ndarray:
-    img = cv2.imread(str(path), flags)
+    """A frame decoded; a missing, undecodable or cut one is a CacheError naming it. (Decoded from memory:
+    ``cv2.imread`` decodes a JPEG cut short without an error, the missing part grey.)"""
+    try:
+        data = np.fromfile(path, np.uint8)
+    except OSError:
+        data = None
+    img = cv2.imdecode(data, flags) if data is not None and data.size else None
     if img is None:
-        raise CacheError(f"{path}: missing or unreadable frame")
+        raise CacheError(f"{path}: missing, unreadable or cut short frame")
     return img
 
 
@@ -127,12 +162,18 @@ def decode_frames(folder: Path, indices: list[int], out: tuple[np.ndarray, np.nd
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Frames ``indices`` of a rawframes folder decoded: rgb ``(T, H, W, 3)`` and flow ``(T, H, W, 2)`` uint8."""
     for t, i in enumerate(indices):
-        bgr = decode_jpeg(folder / f"img_{i:05d}.jpg", cv2.IMREAD_COLOR)
+        names = (f"img_{i:05d}.jpg", f"flow_x_{i:05d}.jpg", f"flow_y_{i:05d}.jpg")
+        bgr, fx, fy = (decode_jpeg(folder / n, f) for n, f in zip(names, (cv2.IMREAD_COLOR, *[cv2.IMREAD_GRAYSCALE] * 2)))
         if out is None:
             out = (np.empty((len(indices), *bgr.shape[:2], 3), np.uint8),
                    np.empty((len(indices), *bgr.shape[:2], 2), np.uint8))
+        for name, img in zip(names, (bgr, fx, fy)):  # OpenCV would write a dst of another size elsewhere, silently
+            if img.shape[:2] != out[0].shape[1:3]:
+                (h, w), (want_h, want_w) = img.shape[:2], out[0].shape[1:3]
+                raise CacheError(f"{folder / name}: {w}x{h} pixels, not the video's {want_w}x{want_h} "
+                                 "(its manifest.json and other frames)")
         cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=out[0][t])
-        cv2.merge([decode_jpeg(folder / f"flow_{a}_{i:05d}.jpg", cv2.IMREAD_GRAYSCALE) for a in "xy"], dst=out[1][t])
+        cv2.merge([fx, fy], dst=out[1][t])
     assert out is not None, "a clip has at least one frame"
     return out
 
@@ -147,10 +188,7 @@ def read_packed(folder: Path, rows: list[int], lines: tuple[int, int] | None = N
 
 def _read_rows(path: Path, rows: list[int], lines: tuple[int, int] | None) -> np.ndarray:
     with open(path, "rb") as fh:
-        fmt = np.lib.format
-        read_header = fmt.read_array_header_1_0 if fmt.read_magic(fh) == (1, 0) else fmt.read_array_header_2_0
-        shape = read_header(fh)[0]
-        start = fh.tell()
+        shape, start = _store_header(fh, path)
         top, height = (0, shape[1]) if lines is None else lines
         if not (0 <= top and height >= 1 and top + height <= shape[1]):
             raise IndexError(f"{path}: lines {top}..{top + height - 1} of {shape[1]}")
@@ -162,5 +200,36 @@ def _read_rows(path: Path, rows: list[int], lines: tuple[int, int] | None) -> np
                 raise IndexError(f"{path}: row {r} of {shape[0]}")
             fh.seek(start + r * row_bytes + top * line_bytes)
             if fh.readinto(memoryview(out[k]).cast("B")) != want:
-                        raise CacheError(f"{path}: truncated packed store")
+                _damaged(path, "truncated")
     return out
+
+
+def _store_header(fh, path: Path) -> tuple[tuple[int, ...], int]:
+    """Shape (N, H, W, C) and data offset of an open packed array; a damaged ``.npy`` header is a CacheError."""
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(fh)
+        shape, fortran, dtype = (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(fh)
+    except ValueError as exc:
+        _damaged(path, " ".join(str(exc).split())[:120])
+    if dtype != np.uint8 or fortran or len(shape) != 4:
+        _damaged(path, f"a {'Fortran-order ' if fortran else ''}{dtype} array of shape {shape}, not (N, H, W, C) uint8")
+    return shape, fh.tell()
+
+
+def check_packed(folder: Path, manifest: dict) -> None:
+    """The packed store's arrays have the shape the manifest gives and their full size on disk: checked when a
+    dataset is built, so that a damaged store stops a run before training rather than in a loader mid-run."""
+    for name, channels in ((PACKED_RGB, 3), (PACKED_FLOW, 2)):
+        path = folder / name
+        with open(path, "rb") as fh:
+            shape, start = _store_header(fh, path)
+        want = (len(packed_rows(manifest)), manifest["height"], manifest["width"], channels)
+        if shape != want:
+            _damaged(path, f"shape {shape}, the manifest gives {want}")
+        if path.stat().st_size < start + int(np.prod(want)):
+            _damaged(path, f"truncated: {path.stat().st_size} bytes of {start + int(np.prod(want))}")
+
+
+def _damaged(path: Path, reason: str):
+    raise CacheError(f"{path}: damaged packed store ({reason}); prepare or pack the video again")

@@ -6,16 +6,32 @@ see the config object itself.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .text import cut, shown
+
+#: What a config may expand to, checked while its YAML is composed, before any value is used: an alias
+#: bomb (nested ``&a [*b, *b, ...]``) of a few hundred bytes otherwise stands for gigabytes of values.
+MAX_CONFIG_BYTES = 1 << 20
+MAX_CONFIG_NODES = 10_000
+"""Scalars, lists and mappings of a document once expanded: an alias counts as every node it stands for."""
+MAX_CONFIG_DEPTH = 32
 
 class ConfigError(ValueError):
     """A bad config file or override; the message is meant for the user as is."""
+
+
+def _require(ok: bool, key: str, rule: str, value: Any) -> None:
+    """Raise ``key must be <rule>, got <value>`` unless ``ok`` (written as what is accepted, so NaN fails it)."""
+    if not ok:
+        raise ConfigError(f"{key} must be {rule}, got {shown(value)}")
 
 
 @dataclass
@@ -86,31 +102,24 @@ class DataConfig:
     imports, the cache is not packed and every video has one size, else worker."""
 
     def __post_init__(self) -> None:
+        _require(self.split in (1, 2, 3), "data.split", "1, 2 or 3", self.split)
         for name in ("input_size", "frames", "interval", "offset_period", "eval_clips"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"data.{name} must be >= 1, got {getattr(self, name)}")
-        if self.sampling not in ("interval", "spread"):
-            raise ConfigError(f"data.sampling must be interval or spread, got {str(self.sampling)[:40]!r}")
-        if not 0 < self.span_min <= 1:
-            raise ConfigError(f"data.span_min must be in (0, 1], got {self.span_min}")
-        if not self.offsets or any(o < 1 for o in self.offsets):
-            raise ConfigError(f"data.offsets must be a non-empty list of frame numbers >= 1, got {self.offsets}")
-        if not 0 < self.crop_scale_min <= 1:
-            raise ConfigError(f"data.crop_scale_min must be in (0, 1], got {self.crop_scale_min}")
-        if self.num_workers < -1:
-            raise ConfigError(f"data.num_workers must be >= 0 or -1 (auto), got {self.num_workers}")
-        if self.colour_jitter < 0 or self.colour_jitter >= 1:
-            raise ConfigError(f"data.colour_jitter must be in [0, 1), got {self.colour_jitter}")
-        if not 0 <= self.val_fraction < 1:
-            raise ConfigError(f"data.val_fraction must be in [0, 1), got {self.val_fraction}")
-        if self.eval_crops not in (1, 3):
-            raise ConfigError(f"data.eval_crops must be 1 or 3, got {self.eval_crops}")
+            _require(getattr(self, name) >= 1, f"data.{name}", ">= 1", getattr(self, name))
+        _require(bool(self.offsets) and all(type(o) is int and o >= 1 for o in self.offsets), "data.offsets",
+                 "a non-empty list of frame numbers >= 1", self.offsets)
+        _require(self.flow_bound > 0, "data.flow_bound", "> 0", self.flow_bound)
+        _require(self.sampling in ("interval", "spread"), "data.sampling", "interval or spread", self.sampling)
+        _require(0 < self.span_min <= 1, "data.span_min", "in (0, 1]", self.span_min)
+        _require(0 < self.crop_scale_min <= 1, "data.crop_scale_min", "in (0, 1]", self.crop_scale_min)
+        _require(self.num_workers >= -1, "data.num_workers", ">= 0 or -1 (auto)", self.num_workers)
+        _require(0 <= self.colour_jitter < 1, "data.colour_jitter", "in [0, 1)", self.colour_jitter)
+        _require(0 <= self.val_fraction < 1, "data.val_fraction", "in [0, 1)", self.val_fraction)
+        _require(self.eval_crops in (1, 3), "data.eval_crops", "1 or 3", self.eval_crops)
         if self.pipeline in ("classic", "u8", "fused"):  # the worker pipelines before 0.2, now one
             self.pipeline = "workers"
-        if self.pipeline not in ("auto", "workers", "device"):
-            raise ConfigError(f"data.pipeline must be auto, workers or device, got {self.pipeline!r}")
-        if self.jpeg_decode not in ("auto", "worker", "device"):
-            raise ConfigError(f"data.jpeg_decode must be auto, worker or device, got {self.jpeg_decode!r}")
+        _require(self.pipeline in ("auto", "workers", "device"), "data.pipeline", "auto, workers or device", self.pipeline)
+        _require(self.jpeg_decode in ("auto", "worker", "device"), "data.jpeg_decode", "auto, worker or device",
+                 self.jpeg_decode)
 
 
 @dataclass
@@ -160,22 +169,17 @@ class TrainConfig:
     evaluations (0: never stop early)."""
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ConfigError("train.epochs and train.batch_size must be >= 1")
-        if self.lr <= 0 or self.weight_decay < 0:
-            raise ConfigError("train.lr must be > 0 and train.weight_decay >= 0")
-        if self.precision not in ("auto", "bf16", "fp32"):
-            raise ConfigError(f"train.precision must be auto, bf16 or fp32, got {self.precision!r}")
-        if self.memory_format not in ("auto", "channels_last", "contiguous"):
-            raise ConfigError(f"train.memory_format must be auto, channels_last or contiguous, got {self.memory_format!r}")
-        if self.checkpoint_every < 0:
-            raise ConfigError(f"train.checkpoint_every must be >= 0, got {self.checkpoint_every}")
-        if self.steps < 0 or self.eval_every < 1 or self.patience < 0:
-            raise ConfigError("train.steps and train.patience must be >= 0, train.eval_every >= 1")
-        if not 0 <= self.label_smoothing < 1 or not 0 <= self.modality_dropout <= 1:
-            raise ConfigError("train.label_smoothing must be in [0, 1), train.modality_dropout in [0, 1]")
-        if self.keep_checkpoints < 1 or self.plot_every < 1:
-            raise ConfigError("train.keep_checkpoints and train.plot_every must be >= 1")
+        for name in ("epochs", "batch_size", "eval_every", "keep_checkpoints", "plot_every"):
+            _require(getattr(self, name) >= 1, f"train.{name}", ">= 1", getattr(self, name))
+        for name in ("checkpoint_every", "steps", "patience"):
+            _require(getattr(self, name) >= 0, f"train.{name}", ">= 0", getattr(self, name))
+        _require(self.lr > 0, "train.lr", "> 0", self.lr)
+        _require(self.weight_decay >= 0, "train.weight_decay", ">= 0", self.weight_decay)
+        _require(0 <= self.label_smoothing < 1, "train.label_smoothing", "in [0, 1)", self.label_smoothing)
+        _require(0 <= self.modality_dropout <= 1, "train.modality_dropout", "in [0, 1]", self.modality_dropout)
+        _require(self.precision in ("auto", "bf16", "fp32"), "train.precision", "auto, bf16 or fp32", self.precision)
+        _require(self.memory_format in ("auto", "channels_last", "contiguous"), "train.memory_format",
+                 "auto, channels_last or contiguous", self.memory_format)
 
 
 @dataclass
@@ -184,6 +188,10 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     seed: int = 0
+    """Seeds every RNG of a run (numpy's takes 32 bits)."""
+
+    def __post_init__(self) -> None:
+        _require(type(self.seed) is int and 0 <= self.seed < 2**32, "seed", "an integer in [0, 2**32)", self.seed)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -201,65 +209,109 @@ def _build(raw: dict) -> Config:
     raw = dict(raw or {})
     unknown = set(raw) - set(_SECTIONS) - {"seed"}
     if unknown:
-        raise ConfigError(f"unknown config section(s): {', '.join(sorted(unknown))}")
+        raise ConfigError(f"unknown config section(s): {shown(', '.join(sorted(map(str, unknown))))}")
     parts = {}
     for name, cls in _SECTIONS.items():
         section = raw.get(name) or {}
         if not isinstance(section, dict):
-            raise ConfigError(f"config section {name!r} must be a mapping")
+            raise ConfigError(f"config section {name!r} must be a mapping, got {shown(section)}")
         names = {f.name for f in fields(cls)}
         bad = set(section) - names
         if bad:
-            raise ConfigError(f"unknown config key(s): {', '.join(f'{name}.{b}' for b in sorted(bad))}")
+            raise ConfigError(f"unknown config key(s): {shown(', '.join(f'{name}.{b}' for b in sorted(map(str, bad))))}")
         _check_types(name, cls, section)
-        try:
-            parts[name] = cls(**section)
-        except TypeError as exc:
-            raise ConfigError(f"bad value in section {name!r}: {exc}") from None
-    try:
-        seed = int(raw.get("seed", 0))
-    except (TypeError, ValueError):
-        raise ConfigError(f"seed must be an integer, got {raw.get('seed')!r}") from None
-    return Config(**parts, seed=seed)
+        parts[name] = cls(**section)
+    return Config(**parts, seed=raw.get("seed", 0))
 
 
 def _check_types(sname: str, cls: type, section: dict) -> None:
-    """Each value must have the type of its field's default (an int is accepted for a float)."""
+    """Each value must have the type of its field's default: an int for an int, a finite number for a float."""
     for f in fields(cls):
         if f.name not in section:
             continue
-        value = section[f.name]
+        key, value = f"{sname}.{f.name}", section[f.name]
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         if isinstance(default, float) and isinstance(value, str):  # YAML reads 1e-4 as a string
             try:
                 value = section[f.name] = float(value)
             except ValueError:
                 pass
-        if isinstance(default, bool) and not isinstance(value, bool):
-            raise ConfigError(f"{sname}.{f.name} must be true or false, got {value!r}")
-        if isinstance(default, (int, float)) and not isinstance(default, bool):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(f"{sname}.{f.name} must be a number, got {value!r}")
-            if isinstance(default, int) and not isinstance(value, int):
-                raise ConfigError(f"{sname}.{f.name} must be an integer, got {value!r}")
-        if isinstance(default, (str, list, dict)) and not isinstance(value, type(default)):
-            raise ConfigError(f"{sname}.{f.name} must be a {type(default).__name__}, got {value!r}")
+        if isinstance(default, bool):
+            _require(isinstance(value, bool), key, "true or false", value)
+        elif isinstance(default, int):
+            _require(type(value) is int, key, "an integer", value)
+        elif isinstance(default, float):
+            _require(type(value) in (int, float), key, "a number", value)
+            _require(math.isfinite(value) if type(value) is float else abs(value) < 2**1023, key, "a finite number",
+                     value)
+            section[f.name] = float(value)
+        else:
+            _require(isinstance(value, type(default)), key, f"a {type(default).__name__}", value)
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a document that expands past ``MAX_CONFIG_NODES`` nodes (an alias
+    counts as the nodes of its anchor) or ``MAX_CONFIG_DEPTH`` levels, and an alias inside its own anchor."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._nodes = self._depth = 0
+        self._sizes: dict[str, int] = {}  # anchor -> expanded nodes under it, once composed
+
+    def _add(self, nodes: int) -> None:
+        self._nodes += nodes
+        if self._nodes > MAX_CONFIG_NODES:
+            raise ConfigError(f"expands to more than {MAX_CONFIG_NODES} values (through aliases?)")
+
+    def compose_node(self, parent, index):  # noqa: ANN001 (PyYAML's signature)
+        if self.check_event(yaml.AliasEvent):
+            anchor = self.peek_event().anchor
+            if anchor in self.anchors and anchor not in self._sizes:
+                raise ConfigError(f"the alias *{shown(anchor, 40)} is inside its own anchor")
+            self._add(self._sizes.get(anchor, 1))
+            return super().compose_node(parent, index)
+        anchor, start = self.peek_event().anchor, self._nodes
+        self._add(1)
+        self._depth += 1
+        if self._depth > MAX_CONFIG_DEPTH:
+            raise ConfigError(f"nested more than {MAX_CONFIG_DEPTH} levels deep")
+        node = super().compose_node(parent, index)
+        self._depth -= 1
+        if anchor is not None:
+            self._sizes[anchor] = self._nodes - start
+        return node
+
+
+def parse_yaml(text: str | bytes, where: str) -> Any:
+    """One YAML document (bytes: UTF-8), bounded in size and expansion (``_BoundedLoader``); ConfigError
+    names ``where``. Invalid UTF-8 stays a UnicodeDecodeError, a syntax error a ``yaml.YAMLError``."""
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{where}: larger than {MAX_CONFIG_BYTES} bytes (a config is a few KB)")
+    loader = _BoundedLoader(text.decode("utf-8") if isinstance(text, bytes) else text)
+    try:
+        return loader.get_single_data()
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    except ValueError as exc:  # an integer of more than 4300 digits
+        raise ConfigError(f"{where}: {cut(str(exc), 120)}") from None
+    finally:
+        loader.dispose()
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     """Apply ``key=value`` overrides (values parsed as YAML) to a raw config dict."""
-    raw = yaml.safe_load(yaml.safe_dump(raw or {}))  # deep copy
+    raw = copy.deepcopy(raw or {})
     known = set(_known_keys())
     for item in overrides:
         if "=" not in item:
-            raise ConfigError(f"--set expects key=value, got {item!r}")
+            raise ConfigError(f"--set expects key=value, got {shown(item)}")
         key, text = item.split("=", 1)
         key = key.strip()
         parts = key.split(".")
         if key not in known and not (len(parts) == 3 and parts[:2] == ["model", "kwargs"]):
-            raise ConfigError(f"unknown config key {key!r}; known keys: {', '.join(sorted(known))}")
+            raise ConfigError(f"unknown config key {shown(key)}; known keys: {', '.join(sorted(known))}")
         try:
-            value = yaml.safe_load(text)
+            value = parse_yaml(text, f"--set {key}")
         except yaml.YAMLError:
             value = text
         node = raw
@@ -278,12 +330,14 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"{p}: {'a directory, not a config file' if p.is_dir() else 'config file not found'}")
+        with open(p, "rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
         try:
-            raw = yaml.safe_load(p.read_bytes().decode("utf-8")) or {}
+            raw = parse_yaml(data, str(p)) or {}
         except UnicodeDecodeError:
             raise ConfigError(f"{p}: not a text file (a config is UTF-8 YAML)") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML ({' '.join(str(exc).split())})") from None
+            raise ConfigError(f"{p}: not valid YAML ({cut(' '.join(str(exc).split()), 300)})") from None
         if not isinstance(raw, dict):
             raise ConfigError(f"{p}: a config must be a YAML mapping")
     return _build(apply_overrides(raw, list(overrides)))

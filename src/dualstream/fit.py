@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import ConfigError, load_config
+from .text import shown
 from .data.make_split import compile_group_regex, make_split
 from .prepare.common import PrepareOptions
 from .video import find_videos
@@ -38,7 +39,7 @@ def recipe_path(recipe: str) -> Path:
     shipped = CONFIGS / f"{recipe}.yaml"
     if not shipped.is_file():
         names = ", ".join(sorted(p.stem for p in CONFIGS.glob("*.yaml")))
-        raise ConfigError(f"unknown recipe {recipe!r}; shipped recipes: {names} (or give a .yaml file)")
+        raise ConfigError(f"unknown recipe {shown(recipe)}; shipped recipes: {names} (or give a .yaml file)")
     return shipped
 
 

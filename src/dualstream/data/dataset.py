@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..cache import CacheError, available_frames, load_frames_u8, read_manifest, snap_to_available
+from ..cache import CacheError, available_frames, check_packed, is_packed, load_frames_u8, read_manifest, snap_to_available
 from .augment import random_offset
 from .batches import BatchPool, shared_empty
 from .clips import cut_clip
@@ -48,8 +48,12 @@ class ClipSpec:
 def _frame_index(cache: str | Path, entries: list[VideoEntry], spec: ClipSpec
                  ) -> tuple[list[int], list[list[int] | None], list[tuple[int, int]]]:
     """Frame counts, kept frames and (height, width) of every video, from the manifests; their flow
-    must have been quantised with ``spec.flow_bound`` (another bound would rescale every flow value silently)."""
+    must have been quantised with ``spec.flow_bound`` (another bound would rescale every flow value silently).
+    Packed stores are checked here too (headers and sizes), before any training or evaluation time is spent."""
     manifests = [read_manifest(cache, e.key) for e in entries]
+    for e, m in zip(entries, manifests):
+        if is_packed(Path(cache) / e.key):
+            check_packed(Path(cache) / e.key, m)
     other = sorted({m["flow_bound"] for m in manifests if m.get("flow_bound", spec.flow_bound) != spec.flow_bound})
     if other:
         raise CacheError(f"{cache}: flow was quantised with bound {', '.join(map(str, other))}, the config says "

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ..config import Config, ConfigError
+from ..text import cut, shown
 from ..data import device as dev
 from ..cache import check_prepared
 from ..cache import frame_sizes, is_packed
@@ -58,7 +59,7 @@ def build_model(cfg: Config, num_classes: int) -> nn.Module:
         return create_model(cfg.model.name, num_classes=num_classes, frames=cfg.data.frames,
                             input_size=cfg.data.input_size, **cfg.model.kwargs)
     except (TypeError, ValueError) as exc:  # unknown model or keyword argument: the user's config
-        raise ConfigError(f"model {cfg.model.name!r} with kwargs {cfg.model.kwargs}: {exc}") from None
+        raise ConfigError(f"model {shown(cfg.model.name)} with kwargs {shown(cfg.model.kwargs)}: {cut(str(exc), 200)}") from None
 
 
 def eval_loader(dataset: Dataset, *, world: World, batch_size: int, workers: int, pin: bool,

@@ -16,6 +16,7 @@ import torch.distributed as dist
 from torch.utils.data import Sampler
 
 from ..config import ConfigError
+from ..text import shown
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ def init_world(device: str) -> tuple[World, torch.device]:
     dev = torch.device(device)
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError(f"train.device is {device!r} but no CUDA device is available (use --set train.device=cpu)")
+            raise ConfigError(f"train.device is {shown(device)} but no CUDA device is available (use --set train.device=cpu)")
         if size > 1 or dev.index is None:
             dev = torch.device("cuda", world.local_rank if size > 1 else torch.cuda.current_device())
         torch.cuda.set_device(dev)

@@ -24,6 +24,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..text import cut, one_line
+
 if TYPE_CHECKING:
     import torch
     from torch import nn
@@ -82,8 +84,7 @@ def _type_ok(value, kind: str) -> bool:
 
 def shown(value) -> str:
     """``value`` for a message: JSON, cut to 60 characters (a file's value can be any size)."""
-    text = json.dumps(value) if not isinstance(value, str) else repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return cut(json.dumps(value) if not isinstance(value, str) else repr(value), 60)
 
 
 def validate_model_spec(spec, where: str | os.PathLike, *, architectures: list[str] | None = None) -> dict:
@@ -296,11 +297,6 @@ def load_model(path: str | Path, *, device: "str | torch.device" = "cpu", comman
                                 f"({one_line(exc)})") from None
     model.load_state_dict(read_weights(weights, model, what=what))
     return model.to(device).eval(), spec
-
-
-def one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text if len(text) <= 200 else text[:197] + "..."
 
 
 _FLOAT_DTYPES = {"F16", "BF16", "F32", "F64", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2"}

@@ -7,15 +7,10 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
-import sys
-import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Iterator
 
@@ -33,7 +28,6 @@ from ..files import atomic_write_text
 FAILURES = "failures.txt"
 JPEG_QUALITY = 95
 FLOW_CHUNK = 16  # frame pairs handed to the flow engine at once
-TASKS_PER_WORKER = 500  # a worker process is replaced after this many videos (bounds slow leaks in codecs)
 EXECUTORS = ("process", "ray")
 
 
@@ -242,41 +236,6 @@ def folder_bytes(folder: Path) -> int:
 
 def _too_short(src: Path, count: int) -> VideoReadError:
     return VideoReadError(src, f"only {count} frame decoded; optical flow needs at least 2")
-
-
-def _die_with_parent(parent: int) -> None:
-    """Worker initialiser: the worker ends when its parent ``parent`` dies, even by SIGKILL, so no
-    orphan goes on writing into the cache (or waits forever) while a rerun redoes its video.
-
-    On Linux the kernel sends SIGKILL (PR_SET_PDEATHSIG); a parent that died before that was set
-    (while the worker was still importing) is caught by checking the parent pid right after, and a
-    watchdog thread checks it every second where prctl is not available.
-    """
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        try:
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-    if os.getppid() != parent:
-        os._exit(1)
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
-    cv2.setNumThreads(1)
-
-
-WORKER_DIED = "the worker process died while preparing this video (a crash in the decoder, or killed, e.g. out of memory)"
-
-
-def _new_pool(workers: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_die_with_parent,
-                               initargs=(os.getpid(),), max_tasks_per_child=TASKS_PER_WORKER)
 
 
 @contextmanager

@@ -36,7 +36,8 @@ from ..flow import torch_solver
 from ..flow._torch import resolve_device
 from ..video import VideoReadError, iter_frames
 from ..data.transforms import resize_short_side
-from .common import (PrepareOptions, PrepareSummary, _new_pool, _owner_tag, _too_short, _write_jpeg, commit_folder,
+from .pool import new_pool
+from .common import (PrepareOptions, PrepareSummary, _owner_tag, _too_short, _write_jpeg, commit_folder,
                      new_tmp_folder, write_manifest)
 
 UCF101_PAIRS = 2_500_000
@@ -225,7 +226,7 @@ def run_pipeline(todo: list, opts: PrepareOptions, *, device: str, workers: int,
     decoding: dict[Future, tuple] = {}
     writing: dict[Future, _Video] = {}
     finishing: dict[Future, _Video] = {}
-    pool = _new_pool(workers)
+    pool = new_pool(workers)
 
     def finish(video: _Video) -> Iterator[tuple[str, str | None, int, int]]:
         """A failed video's result now; a complete one's manifest and rename go to the pool."""

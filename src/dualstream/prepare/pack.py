@@ -16,17 +16,17 @@ from __future__ import annotations
 
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..cache import MANIFEST, PACKED_FLOW, PACKED_RGB, CacheError, decode_frames, is_packed, packed_rows
+from ..cache import (MANIFEST, PACKED_FLOW, PACKED_RGB, CacheError, decode_frames, is_packed, load_manifest,
+                     packed_rows)
 from ..files import atomic_write_text
+from .pool import run_processes
 
 
 
@@ -40,7 +40,7 @@ def pack_folder(folder: str | Path, manifest: dict | None = None, *, drop_jpeg: 
     folder = Path(folder)
     on_disk = manifest is None
     if manifest is None:
-        manifest = json.loads((folder / MANIFEST).read_text())
+        manifest = load_manifest(folder)
     rows = packed_rows(manifest)
     shape = (len(rows), manifest["height"], manifest["width"])
     tmps = [folder / f".{name}.tmp" for name in (PACKED_RGB, PACKED_FLOW)]
@@ -82,9 +82,11 @@ class PackSummary:
                 f"packed store {self.bytes / 2**20:.1f} MiB")
 
 
-def _pack_job(args: tuple[str, bool]) -> int:
+def _pack_job(args: tuple[str, bool]) -> tuple[str, None, int, int]:
+    """Pack one folder: (folder, None, rows, bytes), the shape of prepare's job results; a bad frame raises."""
     cv2.setNumThreads(1)
-    return pack_folder(args[0], drop_jpeg=args[1])
+    size = pack_folder(args[0], drop_jpeg=args[1])
+    return args[0], None, 0, size
 
 
 def pack_cache(cache: str | Path, *, workers: int = 0, drop_jpeg: bool = False, progress: bool = True) -> PackSummary:
@@ -102,19 +104,12 @@ def pack_cache(cache: str | Path, *, workers: int = 0, drop_jpeg: bool = False, 
         else:
             todo.append((str(f), drop_jpeg))
     workers = workers or len(os.sched_getaffinity(0))
-    bar = tqdm(total=len(todo), desc="pack", unit="video", disable=not progress)
-    if workers == 1 or len(todo) <= 1:
-        results = map(_pack_job, todo)
-    else:
-        pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
-        results = pool.map(_pack_job, todo, chunksize=4)
-    try:
-        for size in results:
+    # prepare's pool: workers that end with this process (even on SIGKILL) and a crash named by its video
+    with tqdm(total=len(todo), desc="pack", unit="video", disable=not progress) as bar:
+        for folder, failure, _, size in run_processes(todo, workers, job=_pack_job):
+            if failure:  # its worker died (a crash in the decoder, or killed)
+                raise CacheError(f"{folder}: {failure}")
             summary.packed += 1
             summary.bytes += size
             bar.update()
-    finally:
-        bar.close()
-        if workers > 1 and len(todo) > 1:
-            pool.shutdown(cancel_futures=True)
     return summary

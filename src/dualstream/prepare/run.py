@@ -17,8 +17,6 @@ import hashlib
 import json
 import os
 import time
-from concurrent.futures import as_completed
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -30,8 +28,8 @@ from ..cache import MANIFEST, is_prepared
 from ..data.schedule import SampleSchedule
 from ..data.transforms import resize_short_side
 from ..video import VideoReadError, find_videos, iter_frames
-from .common import (EXECUTORS, FAILURES, FLOW_CHUNK, WORKER_DIED, PrepareError, PrepareOptions, PrepareSummary,
-                     _new_pool, _too_short, _write_flows, _write_jpeg, atomic_folder, folder_bytes, write_failures,
+from .pool import run_processes
+from .common import (EXECUTORS, FAILURES, FLOW_CHUNK, PrepareError, PrepareOptions, PrepareSummary, _too_short, _write_flows, _write_jpeg, atomic_folder, folder_bytes, write_failures,
                      write_manifest)
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -144,48 +142,6 @@ def _job(args: tuple[str, str, str, PrepareOptions]) -> tuple[str, str | None, i
         return rel, " ".join(f"{type(exc).__name__}: {exc}".split()), 0, 0
 
 
-def _run_processes(todo: list, workers: int, job=_job) -> Iterator[tuple[str, str | None, int, int]]:
-    """Results of ``job`` over ``todo`` from a process pool, as they complete.
-
-    A worker that dies (a segfault in a codec, the OOM killer) breaks the whole pool; then the
-    videos that were in flight (the first ``workers + 1`` unfinished ones, in submission order)
-    are retried one at a time in a one-worker pool, where one that kills its worker again is
-    reported as failed, and the rest go on in a fresh pool. So one bad file never ends the run.
-    """
-    if workers == 1 or len(todo) <= 1:
-        yield from map(job, todo)
-        return
-    queue = list(todo)
-    while queue:
-        unfinished: list[int] = []
-        pool = _new_pool(workers)
-        try:
-            futures = {pool.submit(job, args): k for k, args in enumerate(queue)}
-            for fut in as_completed(futures):
-                try:
-                    yield fut.result()
-                except BrokenProcessPool:
-                    unfinished.append(futures[fut])
-        finally:
-            pool.shutdown(cancel_futures=True)
-        unfinished.sort()
-        suspects = [queue[k] for k in unfinished[: workers + 1]]
-        queue = [queue[k] for k in unfinished[workers + 1:]]
-        alone = None  # one worker, one video at a time: a break names its video
-        try:
-            for args in suspects:
-                alone = alone or _new_pool(1)
-                try:
-                    yield alone.submit(job, args).result()
-                except BrokenProcessPool:
-                    yield args[0], WORKER_DIED, 0, 0
-                    alone.shutdown()
-                    alone = None
-        finally:
-            if alone is not None:
-                alone.shutdown(cancel_futures=True)
-
-
 def _import_ray():
     try:
         import ray
@@ -255,7 +211,7 @@ def prepare_dataset(
         else:
             todo.append((rel, str(videos_dir / rel), str(cache / key), opts))
     workers = workers or os.cpu_count() or 1
-    run = _run_ray if executor == "ray" else _run_processes
+    run = _run_ray if executor == "ray" else lambda todo, workers: run_processes(todo, workers, _job)
     gpu = None
     if executor == "process" and opts.device != "cpu":  # one flow process per GPU, fed by CPU workers
         from .gpu import GPUFlowRunner

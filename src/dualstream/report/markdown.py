@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-import yaml
+from ..config import load_config
 
 COLUMNS = ["run", "recipe", "model", "params", "split", "clip top-1", "video top-1", "top-5", "views/video",
            "epochs", "wall time"]
@@ -22,11 +22,11 @@ def read_run(run: str | Path) -> dict:
             raise FileNotFoundError(f"{run}: no {name} (not a trained, evaluated run){hint}")
     info = json.loads((run / "run.json").read_text())
     ev = json.loads((run / "eval.json").read_text())
-    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg = load_config(run / "config.yaml")  # checked and bounded as for train: a damaged one is one line
     epochs = sum(1 for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip())
     return {
-        "run": str(run), "recipe": info.get("recipe", cfg["model"]["name"]), "model": cfg["model"]["name"],
-        "params": info["params"], "split": ev.get("split", cfg["data"]["split"]), "clip_top1": ev["clip_top1"],
+        "run": str(run), "recipe": info.get("recipe", cfg.model.name), "model": cfg.model.name,
+        "params": info["params"], "split": ev.get("split", cfg.data.split), "clip_top1": ev["clip_top1"],
         "video_top1": ev["video_top1"], "top5": ev["top5"], "views": ev.get("views_per_video"), "epochs": epochs,
         "wall_s": info.get("wall_s", 0.0), "held_out": ev.get("split") == ev.get("trained_split", ev.get("split")),
     }
