@@ -6,7 +6,8 @@ import torch
 
 from dualstream.data.augment import (ColourJitter, colour_jitter, colour_jitter_normalised, draw_colour_jitter,
                                      draw_modality_dropout, modality_dropout, random_offset)
-from dualstream.data.dataset import ClipSpec, TrainClips
+from dualstream.data.dataset import TrainClips
+from dualstream.data.sampling import ClipSpec
 from dualstream.data.sampling import clip_indices
 from dualstream.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from dualstream.data.ucf101 import read_split

@@ -18,7 +18,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from dualstream.data import device as dev
-from dualstream.data.dataset import ClipSpec, EvalViews, TrainClips
+from dualstream.data.dataset import EvalViews, TrainClips
+from dualstream.data.sampling import ClipSpec
 from dualstream.data.batches import BatchPool, collate_batches, release_batch
 from dualstream.data.clips import cut_arrays
 from dualstream.prepare.pack import pack_cache
@@ -186,7 +187,8 @@ def test_loader_workers_start_after_opencv_pool_ran(tmp_path):
         from torch.utils.data import DataLoader
         from tests.test_data_device import fake_cache
         from dualstream.data.batches import collate_batches
-        from dualstream.data.dataset import ClipSpec, TrainClips
+        from dualstream.data.dataset import TrainClips
+        from dualstream.data.sampling import ClipSpec
         from dualstream.engine.accel import DeviceBatches, loader_worker_init
         cv2.GaussianBlur(np.zeros((400, 400, 3), np.uint8), (7, 7), 0)  # the pool has run
         threads = cv2.getNumThreads()

@@ -15,7 +15,8 @@ import torch
 from dualstream.cli import main
 from dualstream.data import device as dev
 from dualstream.cache import load_clip, load_frames_u8
-from dualstream.data.dataset import ClipSpec, EvalViews, TrainClips
+from dualstream.data.dataset import EvalViews, TrainClips
+from dualstream.data.sampling import ClipSpec
 from dualstream.cache import PACKED_FLOW, decode_frames, is_packed
 from dualstream.prepare.pack import pack_cache
 from dualstream.cache import MANIFEST

@@ -7,7 +7,8 @@ import numpy as np
 
 from dualstream.cli import main
 from dualstream.cache import read_manifest
-from dualstream.data.dataset import ClipSpec, EvalViews
+from dualstream.data.dataset import EvalViews
+from dualstream.data.sampling import ClipSpec
 from dualstream.prepare.import_rawframes import import_rawframes
 from dualstream.data.sampling import eval_offsets
 from dualstream.prepare.common import FAILURES

@@ -15,12 +15,12 @@ import pytest
 
 from dualstream.cli import main
 from dualstream.cache import read_manifest, snap_to_available
-from dualstream.data.dataset import ClipSpec, EvalViews, TrainClips
+from dualstream.data.dataset import EvalViews, TrainClips
+from dualstream.data.sampling import ClipSpec
 from dualstream.prepare.common import FAILURES, PrepareOptions
 from dualstream.cache import MANIFEST
 from dualstream.prepare.run import in_shard, prepare_dataset
 from dualstream.data.sampling import eval_offsets
-from dualstream.data.schedule import SampleSchedule
 from dualstream.data.ucf101 import VideoEntry
 from dualstream.video import write_video
 
@@ -103,7 +103,7 @@ def test_only_sampled_keeps_the_schedule_frames_and_loads_the_same_clips(tmp_pat
     _moving_video(videos / "A" / "v_A_g02_c01.avi", 5, seed=1)
     dense, sparse = tmp_path / "dense", tmp_path / "sparse"
     prepare_dataset(videos, dense, PrepareOptions(short_side=0), workers=1, progress=False)
-    opts = PrepareOptions(short_side=0, schedule=SampleSchedule())
+    opts = PrepareOptions(short_side=0, schedule=ClipSpec())
     summary = prepare_dataset(videos, sparse, opts, workers=1, progress=False)
     assert (summary.prepared, summary.failed, summary.frames) == (2, 0, 125)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dualstream.data.dataset import ClipSpec
+from dualstream.data.sampling import ClipSpec
 from dualstream.data.transforms import CropParams
 from dualstream.data.ucf101 import VideoEntry, read_split
 from dualstream.data.dataset import EvalViews

@@ -12,7 +12,8 @@ import yaml
 
 from dualstream.cli import demo_config_path, main
 from dualstream.config import ConfigError, load_config
-from dualstream.data.dataset import ClipSpec, EvalViews
+from dualstream.data.dataset import EvalViews
+from dualstream.data.sampling import ClipSpec
 from dualstream.data import device as dev
 from dualstream.engine import evaluate
 from dualstream.engine.accel import DeviceBatches

@@ -17,7 +17,8 @@ from torch.utils.data import DataLoader
 
 from dualstream.cli import demo_config_path
 from dualstream.data.batches import collate_batches
-from dualstream.data.dataset import ClipSpec, TrainClips
+from dualstream.data.dataset import TrainClips
+from dualstream.data.sampling import ClipSpec
 from dualstream.data.ucf101 import read_split
 from dualstream.engine.train import EpochClips, EpochSampler
 

@@ -13,12 +13,13 @@ import dualstream
 from dualstream.inference import predict as predict_mod
 from dualstream.cli import main
 from dualstream.cache import read_manifest
-from dualstream.data.dataset import ClipSpec, EvalViews
+from dualstream.data.dataset import EvalViews
+from dualstream.data.sampling import ClipSpec
 from dualstream.data.sampling import clip_indices, eval_offsets, eval_phases, spread_indices
 from dualstream.data.ucf101 import read_split
 from dualstream.engine.checkpoint import save_model_package
 from dualstream.models import create_model
-from dualstream.inference.predict import InputSpec, TorchPredictor, build_clips
+from dualstream.inference.predict import TorchPredictor, build_clips
 from dualstream.inference.runtime import load_predictor
 from dualstream.video import VideoReadError, write_video
 
@@ -59,7 +60,7 @@ def test_inputs_match_the_training_cache(tiny_dataset, tiny_cache):
     """The clips predict builds from the video equal EvalViews' from the prepared cache (up to JPEG)."""
     entries = read_split(tiny_dataset / "ucfTrainTestlist", 1).test[:2]
     dataset = EvalViews(tiny_cache, entries, ClipSpec(frames=FRAMES, interval=INTERVAL, input_size=SIZE), offsets=eval_offsets(INTERVAL, 3))
-    spec = InputSpec(frames=FRAMES, interval=INTERVAL, input_size=SIZE, short_side=0)
+    spec = ClipSpec(frames=FRAMES, interval=INTERVAL, input_size=SIZE, short_side=0)
     for v, entry in enumerate(entries):
         clips = build_clips(tiny_dataset / "videos" / entry.path, spec, clips=3)
         n = read_manifest(tiny_cache, entry.key)["num_frames"]
@@ -86,7 +87,7 @@ def test_decoding_stops_at_the_last_frame_needed(tmp_path, monkeypatch):
             yield frame
 
     monkeypatch.setattr(predict_mod, "iter_frames", counting)
-    spec = InputSpec(frames=FRAMES, interval=INTERVAL, input_size=SIZE, short_side=0)
+    spec = ClipSpec(frames=FRAMES, interval=INTERVAL, input_size=SIZE, short_side=0)
     clips = build_clips(video, spec, clips=3)
     offsets = eval_offsets(INTERVAL, 3)
     assert clips.num_frames is None
@@ -97,7 +98,7 @@ def test_decoding_stops_at_the_last_frame_needed(tmp_path, monkeypatch):
 def test_short_video_follows_the_training_rule(tmp_path):
     video = tmp_path / "short.avi"
     _moving_video(video, 6, size=(30, 20))
-    spec = InputSpec(frames=FRAMES, interval=INTERVAL, input_size=SIZE, short_side=16)
+    spec = ClipSpec(frames=FRAMES, interval=INTERVAL, input_size=SIZE, short_side=16)
     clips = build_clips(video, spec, clips=2)
     assert clips.num_frames == 6
     assert clips.indices == [clip_indices(6, frames=FRAMES, interval=INTERVAL, offset=o) for o in eval_offsets(INTERVAL, 2)]
@@ -131,11 +132,11 @@ def test_one_frame_video_is_a_clear_error(tmp_path):
     video = tmp_path / "one.avi"
     _moving_video(video, 1)
     with pytest.raises(VideoReadError, match="only 1 frame decoded"):
-        build_clips(video, InputSpec(frames=FRAMES, interval=INTERVAL, input_size=SIZE), clips=1)
+        build_clips(video, ClipSpec(frames=FRAMES, interval=INTERVAL, input_size=SIZE), clips=1)
 
 
 def test_short_side_defaults_when_model_json_lacks_it():
-    spec = InputSpec.from_model_spec({"frames": 10, "interval": 4, "input_size": 64, "flow_method": "unknown"})
+    spec = ClipSpec.from_model_json({"frames": 10, "interval": 4, "input_size": 64, "flow_method": "unknown"})
     assert (spec.short_side, spec.flow_method, spec.flow_bound) == (128, "dis", 20.0)
 
 

@@ -14,7 +14,7 @@ from dualstream.prepare.common import PrepareOptions, PrepareSummary
 from dualstream.video import find_videos
 from dualstream.prepare.run import prepare_dataset, video_key
 from dualstream.prepare.gpu import GPUFlowRunner, quantize_flow_torch
-from dualstream.data.schedule import SampleSchedule
+from dualstream.data.sampling import ClipSpec
 from dualstream.flow import quantize_flow
 
 
@@ -63,7 +63,7 @@ def test_pipeline_sampled_mode_and_a_broken_video(tiny_dataset, tmp_path):
     for rel in rels:
         (videos / "A" / Path(rel).name).write_bytes((tiny_dataset / "videos" / rel).read_bytes())
     (videos / "A" / "broken.avi").write_bytes(b"not a video")
-    opts = PrepareOptions(flow="tvl1", short_side=0, schedule=SampleSchedule(frames=2, interval=3, offsets=(1, 2),
+    opts = PrepareOptions(flow="tvl1", short_side=0, schedule=ClipSpec(frames=2, interval=3, offsets=(1, 2),
                                                                              eval_clips=1))
     listed = find_videos(videos)
     runner = GPUFlowRunner(opts, devices=["cpu"], batch=64, params={"compile": False})

@@ -84,7 +84,8 @@ def test_random_spread_clips_jitter_within_segments_and_shrink_for_speed():
 
 def test_train_and_eval_clips_of_the_datasets_spread_over_the_video(tiny_dataset, tiny_cache):
     from dualstream.cache import read_manifest
-    from dualstream.data.dataset import ClipSpec, EvalViews, TrainClips
+    from dualstream.data.dataset import EvalViews, TrainClips
+    from dualstream.data.sampling import ClipSpec
     from dualstream.data.ucf101 import read_split
 
     entries = read_split(tiny_dataset / "ucfTrainTestlist", 1).train[:3]
@@ -103,10 +104,25 @@ def test_train_and_eval_clips_of_the_datasets_spread_over_the_video(tiny_dataset
     assert tuple(rgb.shape) == (12, 32, 32) and tuple(flow.shape) == (8, 32, 32)
 
 
-def test_a_spread_schedule_keeps_every_frame():
-    from dualstream.config import DataConfig
-    from dualstream.data.schedule import SampleSchedule
+def test_one_clip_spec_from_the_config_into_model_json_and_back():
+    from dataclasses import replace
 
-    assert SampleSchedule.for_data(DataConfig(sampling="spread")) is None
-    assert SampleSchedule.for_data(DataConfig(frames=3, interval=2, offsets=[1], eval_clips=1)) == SampleSchedule(
-        frames=3, interval=2, offsets=(1,), eval_clips=1)
+    from dualstream.config import DataConfig
+    from dualstream.data.sampling import ClipSpec
+
+    d = DataConfig(frames=3, interval=2, offsets=[1, 4], eval_clips=2, input_size=32, flow_bound=3.0, sampling="spread",
+                   span_min=0.5, temporal_jitter=True, crop_scale_min=0.7, flip=False, offset_period=7)
+    spec = ClipSpec.from_config(d, flow_method="tvl1", short_side=64, window=40)
+    assert (spec.offsets, spec.sampling, spec.window, spec.span_min, spec.flip) == ((1, 4), "spread", 40, 0.5, False)
+    saved = spec.to_model_json()
+    assert saved == {"frames": 3, "interval": 2, "offsets": [1, 4], "input_size": 32, "flow_bound": 3.0,
+                     "flow_method": "tvl1", "short_side": 64, "eval_clips": 2, "sampling": "spread", "window": 40}
+    # what inference needs comes back; the training-only draws are not recorded
+    assert ClipSpec.from_model_json(saved) == replace(spec, span_min=1.0, temporal_jitter=False, crop_scale_min=0.8,
+                                                      flip=True, offset_period=100)
+    plain = ClipSpec.from_config(DataConfig(frames=3, interval=2), flow_method="dis", short_side=0).to_model_json()
+    assert "sampling" not in plain and "window" not in plain and plain["short_side"] == 0
+    old = ClipSpec.from_model_json({"frames": 4, "interval": 3, "input_size": 16, "flow_method": "unknown"})
+    assert (old.flow_method, old.short_side, old.flow_bound, old.sampling) == ("dis", 128, 20.0, "interval")
+
+

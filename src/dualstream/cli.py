@@ -81,7 +81,7 @@ def _listed_videos(splits: str, videos: str) -> list[str]:
 def cmd_prepare(args: argparse.Namespace) -> int:
     from .prepare.common import PrepareOptions
     from .prepare.run import parse_shard, prepare_dataset
-    from .data.schedule import SampleSchedule
+    from .data.sampling import ClipSpec
 
     schedule = None
     if args.config and not args.only_sampled:
@@ -90,7 +90,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         from .config import load_config
 
         d = load_config(args.config).data
-        schedule = SampleSchedule.for_data(d)
+        schedule = None if d.sampling == "spread" else ClipSpec.from_config(d)  # spread: every frame
         if schedule is None:
             print("note: data.sampling is spread: a clip may use any frame, so every frame is kept", file=sys.stderr)
     try:

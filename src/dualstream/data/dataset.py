@@ -8,7 +8,6 @@ same draws and leave the cutting to the device.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,30 +18,9 @@ from ..cache import CacheError, available_frames, check_packed, is_packed, load_
 from .augment import random_offset
 from .batches import BatchPool, shared_empty
 from .clips import cut_clip
-from .sampling import clip_indices, offset_for_epoch, random_spread_indices, view_indices
+from .sampling import ClipSpec, clip_indices, offset_for_epoch, random_spread_indices, view_indices
 from .transforms import CropParams, crop_params, random_crop_params
 from .ucf101 import VideoEntry
-
-
-@dataclass(frozen=True)
-class ClipSpec:
-    """How clips are cut from a video and shaped for the network."""
-
-    frames: int = 10
-    interval: int = 10
-    offsets: tuple[int, ...] = (5, 8)
-    offset_period: int = 100
-    input_size: int = 224
-    flow_bound: float = 20.0
-    crop_scale_min: float = 0.8
-    flip: bool = True
-    temporal_jitter: bool = False
-    """Training clips start at a random frame (any offset whose clip fits) instead of the schedule's offset;
-    with ``spread`` sampling, a random frame in each segment instead of its centre."""
-    sampling: str = "interval"
-    """``interval`` (frames at ``interval`` from an offset) or ``spread`` (over the whole video): ``sampling``."""
-    span_min: float = 1.0
-    """Spread training clips cover a random part of at least this fraction of the video (speed augmentation)."""
 
 
 def _frame_index(cache: str | Path, entries: list[VideoEntry], spec: ClipSpec

@@ -17,8 +17,13 @@ forward flow (1 .. num_frames - 1); the flow of a sampled frame is the flow to i
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from ..flow.quantize import DEFAULT_BOUND
+from .transforms import DEFAULT_SHORT_SIDE
 
 SAMPLINGS = ("interval", "spread")
 
@@ -107,3 +112,120 @@ def view_indices(num_frames: int, position: float, *, sampling: str, frames: int
     if sampling == "spread":
         return spread_indices(num_frames, frames=frames, phase=position)
     return clip_indices(num_frames, frames=frames, interval=interval, offset=int(position))
+
+
+#: What a model package records of its ClipSpec (model.json), with the defaults of packages that lack a key.
+MODEL_JSON_FIELDS = ("frames", "interval", "offsets", "input_size", "flow_bound", "flow_method", "short_side",
+                     "eval_clips", "sampling", "window")
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """How clips are sampled from a video and shaped for the network: the one description that
+    training, evaluation, ``prepare --only-sampled``, ``predict``, ``live`` and ``serve`` read. Built from
+    the config (``from_config``), written into model.json and read back (``to_model_json``,
+    ``from_model_json``)."""
+
+    frames: int = 10
+    interval: int = 10
+    """Frames between two sampled frames (``interval`` sampling; shrinks for short videos)."""
+    offsets: tuple[int, ...] = (5, 8)
+    """First frame of a training clip, cycled every ``offset_period`` epochs (paper: f5 then f8)."""
+    offset_period: int = 100
+    eval_clips: int = 5
+    """Clips per video at evaluation: offsets in one interval, or phases of the spread segments."""
+    sampling: str = "interval"
+    """``interval`` (frames at ``interval`` from an offset) or ``spread`` (over the whole video)."""
+    span_min: float = 1.0
+    """Spread training clips cover a random part of at least this fraction of the video (speed augmentation)."""
+    window: int = 0
+    """``spread``: the frames of a stream window (``live``, ``timeline``); a video is spread over whole."""
+    temporal_jitter: bool = False
+    """Training clips start at a random frame (any offset whose clip fits) instead of the schedule's offset;
+    with ``spread`` sampling, a random frame in each segment instead of its centre."""
+    input_size: int = 224
+    crop_scale_min: float = 0.8
+    flip: bool = True
+    flow_bound: float = DEFAULT_BOUND
+    """+-px bound the flow was quantised with (the cache's)."""
+    flow_method: str = "dis"
+    """The flow method inference computes (the cache's)."""
+    short_side: int = DEFAULT_SHORT_SIDE
+    """Short side of the prepared frames, which inference resizes to."""
+
+    @classmethod
+    def from_config(cls, data: Any, **prepared: Any) -> "ClipSpec":
+        """The spec of a ``config.DataConfig``; ``prepared``: what the cache decides (flow_method,
+        short_side, window)."""
+        return cls(frames=data.frames, interval=data.interval, offsets=tuple(data.offsets),
+                   offset_period=data.offset_period, eval_clips=data.eval_clips, sampling=data.sampling,
+                   span_min=data.span_min, temporal_jitter=data.temporal_jitter, input_size=data.input_size,
+                   crop_scale_min=data.crop_scale_min, flip=data.flip, flow_bound=data.flow_bound, **prepared)
+
+    def to_model_json(self) -> dict:
+        """The keys model.json records (``window`` and ``sampling`` only for ``spread``)."""
+        out = {k: getattr(self, k) for k in MODEL_JSON_FIELDS}
+        out["offsets"] = list(self.offsets)
+        if self.sampling != "spread":
+            del out["sampling"], out["window"]
+        return out
+
+    @classmethod
+    def from_model_json(cls, spec: dict) -> "ClipSpec":
+        """The spec of a (validated) model.json; keys that older packages lack take the defaults
+        (``short_side`` 128, ``flow_method`` dis, also for ``unknown``)."""
+        kw = {k: spec[k] for k in MODEL_JSON_FIELDS if spec.get(k) is not None}
+        if kw.get("flow_method") == "unknown":
+            del kw["flow_method"]
+        if "offsets" in kw:
+            kw["offsets"] = tuple(kw["offsets"])
+        return cls(**kw)
+
+    # -- a stream's clips (live, timeline)
+
+    @property
+    def span(self) -> int:
+        """Frames one clip of a stream covers, first to last: (frames - 1) * interval + 1, or ``window - 1``
+        for ``spread`` (the window's frames that have a flow to their successor)."""
+        if self.sampling == "spread":
+            return self.window - 1
+        return (self.frames - 1) * self.interval + 1
+
+    @property
+    def step(self) -> int:
+        """Frames between two stream clips when the user does not say: one sampling step (the
+        interval, or a spread clip's segment)."""
+        return max(1, self.span // self.frames) if self.sampling == "spread" else self.interval
+
+    def window_indices(self) -> list[int]:
+        """1-based positions, in a stretch of ``span`` frames with their flow, of a stream clip's frames:
+        every ``interval``-th from the first, or spread over the stretch (centre of each segment)."""
+        if self.sampling == "spread":
+            return spread_indices(self.span + 1, frames=self.frames)
+        return list(range(1, self.span + 1, self.interval))
+
+    # -- the frames any clip may use (prepare --only-sampled)
+
+    @property
+    def all_offsets(self) -> list[int]:
+        """Training offsets and the evaluation offsets for 1 and ``eval_clips`` clips per video."""
+        evals = set(eval_offsets(self.interval, 1)) | set(eval_offsets(self.interval, self.eval_clips))
+        return sorted(set(self.offsets) | evals)
+
+    @property
+    def frames_needed(self) -> int:
+        """Frames a video needs for no ``interval`` clip to shrink; no kept frame (or its flow partner) lies
+        beyond it, so ``prepare --only-sampled`` decides what to keep from the first ``frames_needed`` frames."""
+        return max(self.all_offsets) + (self.frames - 1) * self.interval + 1
+
+    def frames_for(self, num_frames: int) -> list[int]:
+        """Sorted 1-based frame numbers any ``interval`` clip uses in a video of ``num_frames`` frames."""
+        kept: set[int] = set()
+        for offset in self.all_offsets:
+            kept.update(clip_indices(num_frames, frames=self.frames, interval=self.interval, offset=offset))
+        return sorted(kept)
+
+    def schedule_dict(self) -> dict:
+        """What a manifest of ``prepare --only-sampled`` records of the schedule it kept frames for."""
+        return {"frames": self.frames, "interval": self.interval, "offsets": list(self.offsets),
+                "eval_clips": self.eval_clips}

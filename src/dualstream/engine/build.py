@@ -21,7 +21,8 @@ from ..data import device as dev
 from ..cache import check_prepared
 from ..cache import frame_sizes, is_packed
 from ..data.batches import collate_batches, release_batch
-from ..data.dataset import ClipSpec, EvalViews, TrainClips
+from ..data.dataset import EvalViews, TrainClips
+from ..data.sampling import ClipSpec
 from ..data.ucf101 import Split, VideoEntry, check_group_overlap, read_split, validate_split
 from ..models import create_model
 from .accel import DeviceBatches, loader_worker_init, to_device
@@ -32,12 +33,7 @@ CONFIG = "config.yaml"
 
 
 def clip_spec(cfg: Config) -> ClipSpec:
-    d = cfg.data
-    return ClipSpec(
-        frames=d.frames, interval=d.interval, offsets=tuple(d.offsets), offset_period=d.offset_period,
-        input_size=d.input_size, flow_bound=d.flow_bound, crop_scale_min=d.crop_scale_min, flip=d.flip,
-        temporal_jitter=d.temporal_jitter, sampling=d.sampling, span_min=d.span_min,
-    )
+    return ClipSpec.from_config(cfg.data)
 
 
 def load_split(cfg: Config) -> Split:

@@ -36,7 +36,7 @@ from ..cache import read_manifest
 from ..data.dataset import TrainClips
 from ..data.holdout import carve_validation
 from ..data.device import TrainFrames, collate_frames
-from ..data.sampling import eval_positions, offset_for_epoch
+from ..data.sampling import ClipSpec, eval_positions, offset_for_epoch
 from ..data.ucf101 import Split
 from .accel import (DeviceBatches, autocast, autocast_dtype, loader_worker_init, loader_workers, to_device,
                     use_channels_last)
@@ -56,21 +56,13 @@ TENSORBOARD_DIR = "tensorboard"
 
 def model_spec(cfg: Config, classes: list[str], flow_method: str, *, short_side: int,
                window: int | None = None) -> dict:
-    """What a model package records so that ``predict`` can rebuild inputs exactly as in training.
-
-    ``short_side`` is the short side of the prepared frames (``prepare --short-side``), ``eval_clips``
-    the clips per video that evaluation averages. With ``spread`` sampling, ``window`` (the median
-    frame count of the training videos) is the stretch of a stream that ``live`` and ``timeline``
-    spread a clip over: a typical action's length.
-    """
-    spread = {"sampling": "spread", "window": window} if cfg.data.sampling == "spread" else {}
-    return {**spread,
-        "name": cfg.model.name, "kwargs": cfg.model.kwargs, "classes": classes,
-        "frames": cfg.data.frames, "interval": cfg.data.interval, "offsets": cfg.data.offsets,
-        "input_size": cfg.data.input_size, "flow_bound": cfg.data.flow_bound, "flow_method": flow_method,
-        "normalisation": {"rgb": "imagenet mean/std on 0..1", "flow": "px / flow_bound"},
-        "split": cfg.data.split, "short_side": short_side, "eval_clips": cfg.data.eval_clips,
-    }
+    """What a model package records so that ``predict`` can rebuild inputs exactly as in training: the
+    architecture, the classes and the run's ``ClipSpec``, with what the cache decided: ``short_side`` (of
+    the prepared frames), ``flow_method``, and with ``spread`` sampling ``window`` (the median frame count
+    of the training videos: the stretch of a stream that ``live`` and ``timeline`` spread a clip over)."""
+    spec = ClipSpec.from_config(cfg.data, flow_method=flow_method, short_side=short_side, window=window or 0)
+    return {"name": cfg.model.name, "kwargs": cfg.model.kwargs, "classes": classes, **spec.to_model_json(),
+            "normalisation": {"rgb": "imagenet mean/std on 0..1", "flow": "px / flow_bound"}, "split": cfg.data.split}
 
 
 def seed_everything(seed: int) -> None:

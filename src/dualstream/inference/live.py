@@ -13,7 +13,7 @@ The inputs are built exactly as ``dualstream predict`` builds them from a file (
 and its uint8 round trip, centre crop and normalisation, per frame), so a prediction equals
 ``predict`` on the same frames: the clip of a prediction at frame ``n`` holds frames
 ``n - span, n - span + interval, ..., n - 1`` (1-based; frame ``n`` supplies the last flow;
-``InputSpec.window_indices``), and
+``ClipSpec.window_indices``), and
 ``--smooth K`` averages K such clips as ``predict`` averages its clips.
 
 Frames are decoded in a reader thread. Without ``--realtime`` every frame is processed, as fast as

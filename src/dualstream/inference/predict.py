@@ -32,72 +32,15 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from ..data.sampling import eval_positions, spread_indices, view_indices
+from ..data.sampling import ClipSpec, eval_positions, view_indices
 from ..data.clips import cut_arrays
-from ..data.transforms import DEFAULT_SHORT_SIDE, CropParams, center_crop_params, resize_short_side
-from ..flow import DEFAULT_BOUND, TORCH_METHODS, compute_flow, dequantize_flow, quantize_flow, resolve_method
+from ..data.transforms import CropParams, center_crop_params, resize_short_side
+from ..flow import TORCH_METHODS, compute_flow, dequantize_flow, quantize_flow, resolve_method
 from .package import MODEL_JSON, ModelPackageError
 from ..video import FrameLimits, VideoReadError, iter_frames
 
 #: Clips per video when the caller does not say (the demo recipe's ``eval_clips``).
 DEFAULT_CLIPS = 5
-DEFAULT_FLOW_METHOD = "dis"
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """How a model's inputs are built from a video, read from its ``model.json``.
-
-    ``short_side`` (the prepared frames' short side) falls back to DEFAULT_SHORT_SIDE for packages written
-    before the trainer recorded it.
-    """
-
-    frames: int
-    interval: int
-    input_size: int
-    flow_bound: float = DEFAULT_BOUND
-    flow_method: str = DEFAULT_FLOW_METHOD
-    short_side: int = DEFAULT_SHORT_SIDE
-    sampling: str = "interval"
-    window: int = 0
-    """``spread`` sampling: the frames of a stream window (``live``, ``timeline``); a video is spread over whole."""
-
-    @property
-    def span(self) -> int:
-        """Frames one clip of a stream covers, first to last: (frames - 1) * interval + 1, or ``window - 1``
-        for ``spread`` (the window's frames that have a flow to their successor)."""
-        if self.sampling == "spread":
-            return self.window - 1
-        return (self.frames - 1) * self.interval + 1
-
-    @property
-    def step(self) -> int:
-        """Frames between two stream clips when the user does not say: one sampling step (the
-        interval, or a spread clip's segment)."""
-        return max(1, self.span // self.frames) if self.sampling == "spread" else self.interval
-
-    def window_indices(self) -> list[int]:
-        """1-based positions, in a stretch of ``span`` frames with their flow, of a stream clip's frames:
-        every ``interval``-th from the first, or spread over the stretch (centre of each segment)."""
-        if self.sampling == "spread":
-            return spread_indices(self.span + 1, frames=self.frames)
-        return list(range(1, self.span + 1, self.interval))
-
-    @classmethod
-    def from_model_spec(cls, spec: dict) -> "InputSpec":
-        method = spec.get("flow_method") or DEFAULT_FLOW_METHOD
-        if method == "unknown":
-            method = DEFAULT_FLOW_METHOD
-        return cls(
-            frames=int(spec["frames"]),
-            interval=int(spec.get("interval", 10)),
-            input_size=int(spec["input_size"]),
-            flow_bound=float(spec.get("flow_bound", DEFAULT_BOUND)),
-            flow_method=str(method),
-            short_side=int(spec.get("short_side", DEFAULT_SHORT_SIDE)),
-            sampling=str(spec.get("sampling", "interval")),
-            window=int(spec.get("window", 0)),
-        )
 
 
 @dataclass
@@ -163,14 +106,14 @@ def _read_frames(path: str | os.PathLike, need: int | None, short_side: int,
     return frames, True
 
 
-def flow_pairs(prev: np.ndarray, nxt: np.ndarray, spec: InputSpec, *, device: str = "cpu") -> np.ndarray:
+def flow_pairs(prev: np.ndarray, nxt: np.ndarray, spec: ClipSpec, *, device: str = "cpu") -> np.ndarray:
     """Flow of gray frame pairs as the cache stores it: computed with the model's method, quantised to
     uint8 with its bound; (N, H, W, 2) uint8, flow-x then flow-y."""
     raw = compute_flow(prev, nxt, method=spec.flow_method, device=device)
     return quantize_flow(raw, spec.flow_bound).transpose(0, 2, 3, 1)
 
 
-def build_clips(video: str | os.PathLike, spec: InputSpec, *, clips: int = DEFAULT_CLIPS,
+def build_clips(video: str | os.PathLike, spec: ClipSpec, *, clips: int = DEFAULT_CLIPS,
                 indices: list[list[int]] | None = None, flow_device: str = "cpu",
                 timings: dict[str, float] | None = None, limits: FrameLimits | None = None) -> Clips:
     """Decode ``video`` and build the inputs of ``clips`` evaluation clips (see the module docstring).
@@ -204,7 +147,7 @@ def build_clips(video: str | os.PathLike, spec: InputSpec, *, clips: int = DEFAU
     return clips_from_frames(frames, indices, spec, flow_device=flow_device, num_frames=num_frames, timings=timings)
 
 
-def clips_from_frames(frames: list[np.ndarray], indices: list[list[int]], spec: InputSpec, *,
+def clips_from_frames(frames: list[np.ndarray], indices: list[list[int]], spec: ClipSpec, *,
                       flow_device: str = "cpu", num_frames: int | None = None,
                       timings: dict[str, float] | None = None) -> Clips:
     """The inputs of the clips ``indices`` (1-based) of resized RGB ``frames``: flow for the pairs
@@ -260,7 +203,7 @@ class Predictor:
         self.where = str(where)
         self.spec = spec
         self.classes: list[str] = list(spec["classes"])
-        self.input = InputSpec.from_model_spec(spec)
+        self.input = ClipSpec.from_model_json(spec)
         self.flow_device = "cpu"
         try:
             resolve_method(self.input.flow_method)

@@ -2,7 +2,7 @@
 
 A window is one clip of the model (``frames`` frames at its ``interval``: ``(frames - 1) * interval + 1``
 consecutive frames; a ``spread`` model spreads them over its ``window``, the median length of its
-training videos); windows start every ``stride`` frames (default: one sampling step, ``InputSpec.step``). They
+training videos); windows start every ``stride`` frames (default: one sampling step, ``ClipSpec.step``). They
 are computed with ``dualstream live``'s sliding window over the decoded file (one flow pair per
 frame), so each window's probabilities are those ``predict`` gives for the same frames, no smoothing.
 

@@ -18,10 +18,11 @@ import cv2
 import numpy as np
 
 from ..cache import MANIFEST
-from ..data.schedule import SampleSchedule
+from ..data.sampling import ClipSpec
 from ..data.transforms import DEFAULT_SHORT_SIDE
 from ..flow import DEFAULT_BOUND, TORCH_METHODS, FlowBackendError, check_available, compute_flow, quantize_flow
-from ..video import VideoReadError
+from ..data.transforms import resize_short_side
+from ..video import VideoReadError, iter_frames
 from .pack import pack_folder
 from ..files import atomic_write_text
 
@@ -41,7 +42,7 @@ class PrepareOptions:
     short_side: int = DEFAULT_SHORT_SIDE
     bound: float = DEFAULT_BOUND
     device: str = "cpu"
-    schedule: SampleSchedule | None = None
+    schedule: ClipSpec | None = None
     """Keep only the frames (and flows) this schedule can ask for; None keeps every frame."""
     format: str = "rawframes"
     """``rawframes`` (JPEGs) or ``packed`` (memory-mapped uint8 arrays per video instead, ``data/packed.py``)."""
@@ -109,13 +110,54 @@ def _write_jpeg(path: Path, image: np.ndarray) -> None:
         fh.write(buf.data)
 
 
+def write_flow_jpegs(out: Path, numbers: list[int], q: np.ndarray) -> None:
+    """Quantised flow (N, 2, H, W) uint8 written as flow_x/flow_y ``numbers``."""
+    for k, i in enumerate(numbers):
+        _write_jpeg(out / f"flow_x_{i:05d}.jpg", q[k, 0])
+        _write_jpeg(out / f"flow_y_{i:05d}.jpg", q[k, 1])
+
+
 def _write_flows(out: Path, numbers: list[int], prev: list[np.ndarray], nxt: list[np.ndarray],
                  opts: PrepareOptions) -> None:
     """Flow from each gray frame of ``prev`` to the one in ``nxt``, written as flow_x/flow_y ``numbers``."""
-    q = quantize_flow(compute_flow(np.stack(prev), np.stack(nxt), method=opts.flow, device=opts.device), opts.bound)
-    for k, i in enumerate(numbers):  # q: (N, 2, H, W) uint8
-        _write_jpeg(out / f"flow_x_{i:05d}.jpg", q[k, 0])
-        _write_jpeg(out / f"flow_y_{i:05d}.jpg", q[k, 1])
+    write_flow_jpegs(out, numbers, quantize_flow(compute_flow(np.stack(prev), np.stack(nxt), method=opts.flow,
+                                                              device=opts.device), opts.bound))
+
+
+class DecodedFrames:
+    """The one decode loop of preparation: iterating yields ``(number, gray)`` for each frame of ``src``
+    (1-based), decoded, resized to ``opts.short_side`` and written as ``img_NNNNN.jpg`` into ``tmp``. With a
+    schedule (``prepare --only-sampled``) only the first ``frames_needed`` frames are written (no kept frame
+    lies beyond them) and the rest only counted. Afterwards ``count``, ``height``, ``width`` are known."""
+
+    def __init__(self, src: str | Path, tmp: Path, opts: PrepareOptions):
+        self.src, self.tmp, self.opts = Path(src), tmp, opts
+        self.count = self.height = self.width = 0
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        limit = self.opts.schedule.frames_needed if self.opts.schedule is not None else None
+        for rgb in iter_frames(self.src):
+            self.count += 1
+            if limit is not None and self.count > limit:
+                continue
+            rgb = resize_short_side(rgb, self.opts.short_side)
+            if self.count == 1:
+                self.height, self.width = rgb.shape[:2]
+            _write_jpeg(self.tmp / f"img_{self.count:05d}.jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+            yield self.count, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        if self.count < 2:
+            raise _too_short(self.src, self.count)
+
+    def kept(self) -> str | list[int]:
+        """``"all"``, or the frames the schedule keeps; the other written frames are removed."""
+        if self.opts.schedule is None:
+            return "all"
+        kept = self.opts.schedule.frames_for(self.count)
+        keep = set(kept)
+        for i in range(1, min(self.count, self.opts.schedule.frames_needed) + 1):
+            if i not in keep:
+                (self.tmp / f"img_{i:05d}.jpg").unlink()
+        return kept
 
 
 def write_manifest(folder: Path, source: str, count: int, height: int, width: int,
@@ -133,7 +175,7 @@ def write_manifest(folder: Path, source: str, count: int, height: int, width: in
         "frames": kept,
     }
     if opts.schedule is not None:
-        manifest["schedule"] = opts.schedule.to_dict()
+        manifest["schedule"] = opts.schedule.schedule_dict()
     if opts.format == "packed":  # memory-mapped uint8 arrays instead of the JPEGs (data/packed.py)
         pack_folder(folder, manifest, drop_jpeg=True)
     manifest["bytes"] = folder_bytes(folder)

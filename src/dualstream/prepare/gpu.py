@@ -34,11 +34,10 @@ import torch
 
 from ..flow import torch_solver
 from ..flow._torch import resolve_device
-from ..video import VideoReadError, iter_frames
-from ..data.transforms import resize_short_side
+from ..video import VideoReadError
+from .common import (DecodedFrames, PrepareOptions, PrepareSummary, _owner_tag, commit_folder, new_tmp_folder,
+                     write_flow_jpegs, write_manifest)
 from .pool import new_pool
-from .common import (PrepareOptions, PrepareSummary, _owner_tag, _too_short, _write_jpeg, commit_folder,
-                     new_tmp_folder, write_manifest)
 
 UCF101_PAIRS = 2_500_000
 DEFAULT_BATCH = 256
@@ -83,30 +82,11 @@ def _decode_job(args: tuple[str, str, str, PrepareOptions, str]) -> tuple:
     tmp = None
     try:
         tmp = new_tmp_folder(Path(dst), owner)  # named after the flow process, which renames it when done
-        span = opts.schedule.span if opts.schedule is not None else None
-        grays, count, height, width = [], 0, 0, 0
-        for rgb in iter_frames(src):
-            count += 1
-            if span is not None and count > span:
-                continue  # only counted: no kept frame lies beyond the span
-            rgb = resize_short_side(rgb, opts.short_side)
-            if count == 1:
-                height, width = rgb.shape[:2]
-            _write_jpeg(tmp / f"img_{count:05d}.jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-            grays.append(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
-        if count < 2:
-            raise _too_short(Path(src), count)
-        if opts.schedule is None:
-            kept: str | list[int] = "all"
-            pairs = [(i, i - 1, i) for i in range(1, count)]  # flow i: frame i -> i + 1 (1-based numbers)
-        else:
-            kept = opts.schedule.frames_for(count)
-            keep = set(kept)
-            for i in range(1, min(count, span) + 1):
-                if i not in keep:
-                    (tmp / f"img_{i:05d}.jpg").unlink()
-            pairs = [(i, i - 1, i) for i in kept]
-        return rel, None, (str(tmp), count, height, width, kept, np.stack(grays), pairs)
+        video = DecodedFrames(src, tmp, opts)
+        grays = [gray for _, gray in video]
+        kept = video.kept()
+        pairs = [(i, i - 1, i) for i in (range(1, video.count) if kept == "all" else kept)]  # flow i: frame i -> i + 1
+        return rel, None, (str(tmp), video.count, video.height, video.width, kept, np.stack(grays), pairs)
     except VideoReadError as exc:
         reason = " ".join(exc.reason.split())
     except (Exception, MemoryError) as exc:  # cv2.error, OSError (disk full), ...
@@ -121,10 +101,7 @@ def _write_job(args: tuple[str, list[int], np.ndarray]) -> str | None:
     tmp, numbers, q = args
     cv2.setNumThreads(1)
     try:
-        out = Path(tmp)
-        for k, i in enumerate(numbers):
-            _write_jpeg(out / f"flow_x_{i:05d}.jpg", q[k, 0])
-            _write_jpeg(out / f"flow_y_{i:05d}.jpg", q[k, 1])
+        write_flow_jpegs(Path(tmp), numbers, q)
         return None
     except (Exception, MemoryError) as exc:
         return " ".join(f"{type(exc).__name__}: {exc}".split())

@@ -25,12 +25,11 @@ import numpy as np
 from tqdm import tqdm
 
 from ..cache import MANIFEST, is_prepared
-from ..data.schedule import SampleSchedule
-from ..data.transforms import resize_short_side
-from ..video import VideoReadError, find_videos, iter_frames
+from ..video import VideoReadError, find_videos
 from .pool import run_processes
-from .common import (EXECUTORS, FAILURES, FLOW_CHUNK, PrepareError, PrepareOptions, PrepareSummary, _too_short, _write_flows, _write_jpeg, atomic_folder, folder_bytes, write_failures,
-                     write_manifest)
+from .common import (EXECUTORS, FAILURES, FLOW_CHUNK, DecodedFrames, PrepareError, PrepareOptions, PrepareSummary,
+                     _write_flows, atomic_folder, folder_bytes, write_failures, write_manifest)
+
 
 def parse_shard(text: str) -> tuple[int, int]:
     """``"i/n"`` (1 <= i <= n) -> (i, n); a malformed value is a PrepareError."""
@@ -64,68 +63,40 @@ def prepare_video(src: str | Path, dst: str | Path, opts: PrepareOptions) -> dic
     """
     src, dst = Path(src), Path(dst)
     with atomic_folder(dst) as tmp:
+        video = DecodedFrames(src, tmp, opts)
         if opts.schedule is None:
-            count, height, width = _write_all_frames(src, tmp, opts)
-            kept: str | list[int] = "all"
+            _write_all_flows(video, opts)
         else:
-            count, height, width, kept = _write_sampled_frames(src, tmp, opts, opts.schedule)
-        manifest = write_manifest(tmp, src.name, count, height, width, kept, opts)
+            _write_sampled_flows(video, opts)
+        manifest = write_manifest(tmp, src.name, video.count, video.height, video.width, video.kept(), opts)
     return manifest
 
 
-def _write_all_frames(src: Path, tmp: Path, opts: PrepareOptions) -> tuple[int, int, int]:
-    """Every frame and every forward flow; returns (frames, height, width)."""
-    count, height, width = 0, 0, 0
+def _write_all_flows(video: DecodedFrames, opts: PrepareOptions) -> None:
+    """Every forward flow, a chunk of frames at a time."""
     grays: list[np.ndarray] = []  # frames waiting for their flow; the last one is kept as overlap
-    for rgb in iter_frames(src):
-        rgb = resize_short_side(rgb, opts.short_side)
-        if count == 0:
-            height, width = rgb.shape[:2]
-        count += 1
-        _write_jpeg(tmp / f"img_{count:05d}.jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-        grays.append(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+    for n, gray in video:
+        grays.append(gray)
         if len(grays) == FLOW_CHUNK + 1:
-            _write_flows(tmp, list(range(count - FLOW_CHUNK, count)), grays[:-1], grays[1:], opts)
+            _write_flows(video.tmp, list(range(n - FLOW_CHUNK, n)), grays[:-1], grays[1:], opts)
             grays = grays[-1:]
-    if count < 2:
-        raise _too_short(src, count)
     if len(grays) > 1:
-        _write_flows(tmp, list(range(count - len(grays) + 1, count)), grays[:-1], grays[1:], opts)
-    return count, height, width
+        _write_flows(video.tmp, list(range(video.count - len(grays) + 1, video.count)), grays[:-1], grays[1:], opts)
 
 
-def _write_sampled_frames(src: Path, tmp: Path, opts: PrepareOptions, schedule: SampleSchedule
-                          ) -> tuple[int, int, int, list[int]]:
-    """Only the frames ``schedule`` can ask for, with their forward flow; returns (frames, h, w, kept).
-
-    Which frames those are depends on the frame count, known only at the end of the stream; but
-    they all lie within the first ``schedule.span`` frames, so those are parked (RGB as JPEG, gray
-    as .npy) in the temporary folder, the rest of the video is only decoded and counted.
-    """
-    count, height, width = 0, 0, 0
-    for rgb in iter_frames(src):
-        count += 1
-        if count > schedule.span:
-            continue
-        rgb = resize_short_side(rgb, opts.short_side)
-        if count == 1:
-            height, width = rgb.shape[:2]
-        _write_jpeg(tmp / f"img_{count:05d}.jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-        np.save(tmp / f".gray_{count:05d}.npy", cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
-    if count < 2:
-        raise _too_short(src, count)
-    kept = schedule.frames_for(count)
+def _write_sampled_flows(video: DecodedFrames, opts: PrepareOptions) -> None:
+    """The forward flow of the frames the schedule can ask for. Which frames those are depends on the frame
+    count, known only at the end of the stream; the gray frames that may be needed are parked as .npy in
+    the temporary folder meanwhile, not held in memory."""
+    for n, gray in video:
+        np.save(video.tmp / f".gray_{n:05d}.npy", gray)
+    kept = opts.schedule.frames_for(video.count)
     for start in range(0, len(kept), FLOW_CHUNK):
         part = kept[start:start + FLOW_CHUNK]
-        prev = [np.load(tmp / f".gray_{i:05d}.npy") for i in part]
-        nxt = [np.load(tmp / f".gray_{i + 1:05d}.npy") for i in part]
-        _write_flows(tmp, part, prev, nxt, opts)
-    keep = set(kept)
-    for i in range(1, min(count, schedule.span) + 1):
-        (tmp / f".gray_{i:05d}.npy").unlink()
-        if i not in keep:
-            (tmp / f"img_{i:05d}.jpg").unlink()
-    return count, height, width, kept
+        _write_flows(video.tmp, part, [np.load(video.tmp / f".gray_{i:05d}.npy") for i in part],
+                     [np.load(video.tmp / f".gray_{i + 1:05d}.npy") for i in part], opts)
+    for p in video.tmp.glob(".gray_*.npy"):
+        p.unlink()
 
 
 def _job(args: tuple[str, str, str, PrepareOptions]) -> tuple[str, str | None, int, int]:
