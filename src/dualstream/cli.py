@@ -50,6 +50,20 @@ def _describe(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
+def _parser_generate(sub) -> None:
+    a = sub.add_parser("generate", help="write a synthetic action dataset in the UCF-101 layout")
+    a.add_argument("--out", required=True, help="dataset folder to create")
+    a.add_argument("--classes", type=int, default=6)
+    a.add_argument("--videos-per-class", type=int, default=30)
+    a.add_argument("--frames", type=int, default=48)
+    a.add_argument("--size", type=int, default=96)
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--preset", choices=("default", "hard"), default="default",
+                   help="default: motion-only classes (the demo); hard: colour x vibration classes with a distractor "
+                        "and camera shake (flow cannot see the colour, RGB sampled every 4 frames the vibration)")
+    a.set_defaults(func=cmd_generate)
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from .prepare.synthetic import SyntheticSpec, generate
 
@@ -76,6 +90,37 @@ def _listed_videos(splits: str, videos: str) -> list[str]:
         validate_split(split, where=f"split {n} of {splits}", videos_dir=videos)
         listed.update(e.path for e in split.train + split.test)
     return sorted(listed)
+
+
+def _parser_prepare(sub) -> None:
+    a = sub.add_parser("prepare", help="decode videos, compute optical flow, write the rawframes cache")
+    a.add_argument("--videos", required=True, help="folder of <Class>/<video> files")
+    a.add_argument("--out", required=True, help="cache folder")
+    a.add_argument("--flow", default="dis",
+                   help="flow method: dis (default, OpenCV), farneback, opencv-tvl1, tvl1, tvl1-quality or brox "
+                        "(PyTorch, batched)")
+    a.add_argument("--short-side", "--resize", dest="short_side", type=int, default=128,
+                   help="resize so the short side is this (0: keep)")
+    a.add_argument("--flow-bound", type=float, default=20.0,
+                   help="flow is clipped to +-this many px before it is stored as uint8 (default 20; small or "
+                        "slow footage wants less, e.g. 4 for 64x64 clips; train with the same data.flow_bound)")
+    a.add_argument("--workers", type=int, default=0, help="worker processes (default: all cores)")
+    a.add_argument("--device", default="cpu", help="device for the PyTorch flow methods")
+    a.add_argument("--shard", default=None, metavar="I/N",
+                   help="prepare only part I of N (1-based), e.g. one per machine into one shared --out")
+    a.add_argument("--executor", default="process", choices=["process", "ray"],
+                   help="process: local worker processes (default); ray: a Ray cluster (RAY_ADDRESS, else local)")
+    a.add_argument("--splits", default=None,
+                   help="prepare only the videos these split files list, after checking that all exist")
+    a.add_argument("--only-sampled", action="store_true",
+                   help="keep only the frames the sampling schedule can ask for (train offsets + eval clips)")
+    a.add_argument("--config", default=None,
+                   help="with --only-sampled: take the schedule (data.frames, interval, offsets, eval_clips) "
+                        "from this recipe (default: the paper's)")
+    a.add_argument("--format", default="rawframes", choices=("rawframes", "packed"),
+                   help="rawframes: JPEGs (default); packed: memory-mapped uint8 arrays per video, "
+                        "about 12x the disk of the JPEGs, read without decoding (see `dualstream pack`)")
+    a.set_defaults(func=cmd_prepare)
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
@@ -108,6 +153,15 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parser_pack(sub) -> None:
+    a = sub.add_parser("pack", help="add a packed uint8 store to a rawframes cache (a clip is read without "
+                       "decoding: for caches that fit in RAM or on fast disk)")
+    a.add_argument("cache", help="cache folder written by `dualstream prepare` or `import-rawframes`")
+    a.add_argument("--workers", type=int, default=0, help="worker processes (default: all cores)")
+    a.add_argument("--drop-jpeg", action="store_true", help="remove the JPEGs once a video is packed")
+    a.set_defaults(func=cmd_pack)
+
+
 def cmd_pack(args: argparse.Namespace) -> int:
     from .prepare.pack import pack_cache
 
@@ -116,6 +170,18 @@ def cmd_pack(args: argparse.Namespace) -> int:
     summary = pack_cache(args.cache, workers=args.workers, drop_jpeg=args.drop_jpeg, progress=not args.quiet)
     print(summary.line(Path(args.cache)))
     return 0
+
+
+def _parser_flow(sub) -> None:
+    a = sub.add_parser("flow", help="optical flow between two images -> .flo (+ colour PNG)")
+    a.add_argument("frame_a")
+    a.add_argument("frame_b")
+    a.add_argument("--method", default="tvl1", help="opencv-dis, opencv-farneback, opencv-tvl1, tvl1 (default), "
+                   "tvl1-quality (more accurate, slower), brox")
+    a.add_argument("--out", required=True, help="output .flo file")
+    a.add_argument("--png", default=None, help="also write the flow in colour (Middlebury wheel)")
+    a.add_argument("--device", default="cpu", help="cpu or cuda (PyTorch methods)")
+    a.set_defaults(func=cmd_flow)
 
 
 def cmd_flow(args: argparse.Namespace) -> int:
@@ -127,6 +193,16 @@ def cmd_flow(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
     print(f"wrote {args.out}" + (f" and {args.png}" if args.png else ""))
     return 0
+
+
+def _parser_check_split(sub) -> None:
+    a = sub.add_parser("check-split", help="validate UCF-101-format split files; print counts and train/test group overlap")
+    a.add_argument("--splits", required=True, help="folder with classInd.txt, trainlist0N.txt, testlist0N.txt")
+    a.add_argument("--split", type=int, default=0, help="check only split N (default: every split present)")
+    a.add_argument("--videos", default=None, help="also check that every listed video exists in this folder")
+    a.add_argument("--group-regex", default=None, help="group from the file name (default: UCF-101's _gGG_cCC)")
+    a.add_argument("--allow-group-overlap", action="store_true", help="exit 0 even when train and test share a group")
+    a.set_defaults(func=cmd_check_split)
 
 
 def cmd_check_split(args: argparse.Namespace) -> int:
@@ -161,6 +237,19 @@ def cmd_check_split(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parser_make_split(sub) -> None:
+    a = sub.add_parser("make-split", help="write a group-disjoint UCF-101-format split for a class-per-folder dataset")
+    a.add_argument("--videos", required=True, help="folder of <Class>/<video> files")
+    a.add_argument("--out", required=True, help="split folder to write (classInd.txt, trainlist01.txt, testlist01.txt)")
+    a.add_argument("--test-fraction", type=float, default=0.3, help="share of each class's videos in test (default 0.3)")
+    a.add_argument("--group-regex", default=None,
+                   help="regex whose first capture group (or whole match) names a video's group "
+                        "(default: UCF-101's _gGG_cCC); a video without a match is its own group")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--group-scope", choices=GROUP_SCOPES, default="auto", help=GROUP_SCOPE_HELP)
+    a.set_defaults(func=cmd_make_split)
+
+
 def cmd_make_split(args: argparse.Namespace) -> int:
     from .data.make_split import make_split
 
@@ -172,6 +261,18 @@ def cmd_make_split(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parser_import_rawframes(sub) -> None:
+    a = sub.add_parser("import-rawframes",
+                       help="adopt frames + flow extracted by MMAction2 (img_/flow_x_/flow_y_%%05d.jpg): validate, write manifests")
+    a.add_argument("--src", required=True, help="folder of <Class>/<video>/ rawframes (build_rawframes.py --level 2)")
+    a.add_argument("--out", required=True, help="cache folder (the same as --src: manifests written in place; "
+                   "else files are hard-linked, or copied across file systems)")
+    a.add_argument("--flow-method", default="tvl1", help="how the flow was computed, recorded in the manifests (default tvl1)")
+    a.add_argument("--flow-bound", type=float, default=20.0, help="the +-px bound of the uint8 flow images (default 20)")
+    a.add_argument("--threads", type=int, default=8, help="threads for the file-system work (default 8)")
+    a.set_defaults(func=cmd_import_rawframes)
+
+
 def cmd_import_rawframes(args: argparse.Namespace) -> int:
     from .prepare.import_rawframes import import_rawframes
 
@@ -179,6 +280,17 @@ def cmd_import_rawframes(args: argparse.Namespace) -> int:
                                threads=args.threads, progress=not args.quiet)
     print(summary.line(Path(args.out)))
     return 0 if summary.imported + summary.skipped else 1
+
+
+def _parser_train(sub) -> None:
+    a = sub.add_parser("train", help="train a model from a YAML config")
+    a.add_argument("--config", help="YAML recipe, e.g. configs/demo_synthetic.yaml (optional with --resume)")
+    a.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
+    a.add_argument("--out", required=True, help="run folder")
+    a.add_argument("--resume", action="store_true", help="continue exactly from the run's last checkpoint")
+    a.add_argument("--allow-group-overlap", action="store_true",
+                   help="train even if train and test share a group (inflated accuracy; config.yaml records it)")
+    a.set_defaults(func=cmd_train)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -203,6 +315,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parser_evaluate(sub) -> None:
+    a = sub.add_parser("evaluate", help="evaluate a run on its test split (RUN/eval.json, mistakes.csv, confusion.png)")
+    a.add_argument("--run", dest="run_option", metavar="RUN", help="run folder")
+    a.add_argument("run", nargs="?", metavar="RUN", help="run folder, also positional (what torchrun can pass on)")
+    a.add_argument("--clips", type=int, default=None,
+                   help="frame offsets per video (default: data.eval_clips; >= data.interval: all offsets)")
+    a.add_argument("--crops", type=int, choices=(1, 3), default=None, help="crops per clip (default: data.eval_crops)")
+    a.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                   help="also score mirrored clips (default: data.eval_flip)")
+    a.add_argument("--split", type=int, default=None, help="test list of this split (default: the run's)")
+    a.set_defaults(func=cmd_evaluate)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .engine.evaluate import EVAL_JSON, evaluate_run
 
@@ -218,6 +343,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parser_report(sub) -> None:
+    a = sub.add_parser("report", help="Markdown comparison of evaluated runs (mean over splits 1-3 when all given)")
+    a.add_argument("runs", nargs="+", metavar="RUN")
+    a.add_argument("--out", default="report.md", help="Markdown file to write (default: report.md)")
+    a.set_defaults(func=cmd_report)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from .report.markdown import write_report
 
@@ -225,6 +357,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(out.read_text(), end="")
     print(f"-> {out}", file=sys.stderr)
     return 0
+
+
+def _parser_demo(sub) -> None:
+    a = sub.add_parser("demo", help="generate -> prepare -> train -> evaluate on synthetic data")
+    a.add_argument("--out", default="demo_out", help="working folder (default: demo_out)")
+    a.set_defaults(func=cmd_demo)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -242,6 +380,19 @@ def _int_list(text: str | None, option: str) -> list[int] | None:
         return [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise UserError(f"{option} expects comma-separated integers, e.g. 1,2,3, got {text!r}") from None
+
+
+def _parser_ablation(sub) -> None:
+    a = sub.add_parser("ablation", help="train + evaluate several models with one recipe over folds and seeds; "
+                       "mean ± std table and chart")
+    a.add_argument("--config", required=True)
+    a.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
+    a.add_argument("--models", required=True, help="comma-separated model names (see `dualstream models`)")
+    a.add_argument("--folds", default=None, metavar="K,K",
+                   help="splits to train and test on, e.g. 1,2,3 (default: data.split)")
+    a.add_argument("--seeds", default=None, metavar="S,S", help="seeds per split, e.g. 0,1,2 (default: seed)")
+    a.add_argument("--out", required=True, help="folder for the runs, ablation.md and ablation.png")
+    a.set_defaults(func=cmd_ablation)
 
 
 def cmd_ablation(args: argparse.Namespace) -> int:
@@ -263,6 +414,24 @@ def cmd_ablation(args: argparse.Namespace) -> int:
               f"video_top1 {r['video_top1']:.4f}{spread}")
     print(f"-> {Path(args.out) / TABLE}, {Path(args.out) / CHART}")
     return 0
+
+
+def _parser_fit(sub) -> None:
+    a = sub.add_parser("fit", help="make-split (group-disjoint) -> prepare -> train -> evaluate a folder of "
+                       "<Class>/<video> files with a recipe")
+    a.add_argument("--videos", required=True, help="folder of <Class>/<video> files")
+    a.add_argument("--out", required=True, help="run folder (also holds the split and the prepared cache)")
+    a.add_argument("--recipe", default="small_real",
+                   help="a shipped recipe name (small_real, the default; demo_synthetic, ...) or a .yaml file")
+    a.add_argument("--group-regex", default=None,
+                   help="regex whose first capture group names a video's group (default: UCF-101's _gGG_cCC)")
+    a.add_argument("--flow", default="dis", help="flow method for prepare (default dis)")
+    a.add_argument("--test-fraction", type=float, default=0.3, help="share of each class's videos in test (default 0.3)")
+    a.add_argument("--seed", type=int, default=0, help="seed of the split and of training")
+    a.add_argument("--group-scope", choices=GROUP_SCOPES, default="auto", help=GROUP_SCOPE_HELP)
+    a.add_argument("--workers", type=int, default=0, help="prepare worker processes (default: all cores)")
+    a.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe key (repeatable)")
+    a.set_defaults(func=cmd_fit)
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
@@ -291,6 +460,26 @@ def load_predictor(args: argparse.Namespace):
         if type(exc) is not ValueError:  # ModelPackageError etc. reach the caller's handler as they are
             raise
         raise UserError(str(exc)) from None
+
+
+def _parser_predict(sub) -> None:
+    a = sub.add_parser("predict", help="top-k classes of videos with a trained model package")
+    a.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (any format OpenCV reads)")
+    a.add_argument("--model", required=True,
+                   help="run folder or model package (model.json + model.safetensors), or an exported model.onnx")
+    _runtime_options(a)
+    a.add_argument("--topk", type=int, default=5, help="classes to print (default 5)")
+    a.add_argument("--clips", type=int, default=5,
+                   help="clips per video at offsets spread over one interval, as evaluate (default 5)")
+    a.add_argument("--json", action="store_true", help="one JSON line per video")
+    a.add_argument("--explain", metavar="OUT.png",
+                   help="write the frames, flow and fusion attention of the first video's first clip")
+    a.add_argument("--timeline", action="store_true",
+                   help="the top class of every window (one clip's frames) over the video, for long videos")
+    a.add_argument("--stride", type=int, default=0,
+                   help="with --timeline: frames between windows (default: one sampling step, the model's interval)")
+    a.add_argument("--plot", metavar="OUT.png", help="with --timeline: draw the first video's timeline chart")
+    a.set_defaults(func=cmd_predict)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -333,6 +522,30 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
+def _parser_live(sub) -> None:
+    a = sub.add_parser("live", help="recognise actions on a webcam, stream or file as it plays (sliding window)")
+    a.add_argument("source", metavar="SOURCE",
+                   help="webcam index (0), stream URL OpenCV opens (rtsp://, http://...), or a video file")
+    a.add_argument("--model", required=True, help="run folder or model package, or an exported model.onnx")
+    # one network thread: the frame reader and the optical flow need the other cores (2 torch threads
+    # on a busy 2-core machine measured 8 frames/s against 175 with one)
+    _runtime_options(a, threads=1, threads_note="the reader and the flow use the other cores; 0: the runtime's choice")
+    a.add_argument("--stride", type=int, default=0,
+                   help="frames between predictions (default 0: one sampling step, the model's interval)")
+    a.add_argument("--smooth", type=int, default=3, help="average the last K predictions (default 3)")
+    a.add_argument("--topk", type=int, default=3, help="classes per prediction (default 3)")
+    a.add_argument("--json", action="store_true",
+                   help='one JSON line per prediction {"frame", "time", "top"}, and a JSON summary line')
+    a.add_argument("--out", metavar="ANNOTATED.mp4", help="write the video with the label and a confidence bar")
+    a.add_argument("--realtime", action="store_true",
+                   help="keep up with the source: drop (and count) frames that arrive while busy; "
+                        "a file is paced at its frame rate")
+    a.add_argument("--timeout", type=float, default=10.0,
+                   help="end when no frame arrives for this many seconds (default 10; 0: wait forever)")
+    a.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (default 0: no limit)")
+    a.set_defaults(func=cmd_live)
+
+
 def cmd_live(args: argparse.Namespace) -> int:
     import json
 
@@ -372,11 +585,49 @@ def _check_device(device: str) -> None:
         raise UserError(f"--device {device}: {' '.join(str(exc).split())}") from None
 
 
+def _parser_export(sub) -> None:
+    a = sub.add_parser("export", help="export a model package to ONNX or TorchScript (with a parity check)")
+    a.add_argument("--model", required=True, help="run folder or model package")
+    a.add_argument("--format", required=True, choices=("onnx", "torchscript"))
+    a.add_argument("--out", required=True, help="file to write (e.g. model.onnx, model.pt)")
+    a.set_defaults(func=cmd_export)
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from .inference.export import export_model
 
     print(export_model(args.model, fmt=args.format, out=args.out).line())
     return 0
+
+
+def _parser_serve(sub) -> None:
+    a = sub.add_parser("serve", help="web demo: upload a video, see the top-5 and the explanation")
+    a.add_argument("--model", required=True, help="run folder or model package, or an exported model.onnx")
+    _runtime_options(a)
+    a.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    a.add_argument("--port", type=int, default=8000)
+    a.add_argument("--max-upload-mb", type=float, default=200.0, help="largest accepted upload (default 200)")
+    a.add_argument("--clips", type=int, default=5, help="clips per video (default 5)")
+    a.add_argument("--allow-host", action="append", metavar="NAME",
+                   help="also answer requests for this Host name (repeatable; default: localhost, 127.0.0.1, ::1 "
+                        "and the --host address; needed to reach a server bound to 0.0.0.0 by its name)")
+    a.add_argument("--docs", action="store_true",
+                   help="serve the API docs at /docs, /redoc, /openapi.json (their page loads Swagger UI from a CDN)")
+    a.add_argument("--timeout", type=float, default=30.0,
+                   help="seconds a client may take to send its request headers, or pause in an upload (default 30)")
+    a.add_argument("--max-frame-megapixels", type=float, default=8.3,
+                   help="largest video frame accepted (default 8.3: 3840x2160); frames thinner than 10:1 are refused too")
+    a.add_argument("--budget-frames", type=int, default=20_000,
+                   help="most frames one request may decode, the timeline's included (default 20000; 413 beyond)")
+    a.add_argument("--budget-megapixels", type=float, default=2_000.0,
+                   help="most pixels one request may decode, summed over its frames (default 2000: "
+                        "26000 frames of 320x240, 240 of 3840x2160; 413 beyond)")
+    a.add_argument("--budget-seconds", type=float, default=60.0,
+                   help="longest one prediction may run, from when it starts (default 60; 413 beyond)")
+    a.add_argument("--max-uploads", type=int, default=4,
+                   help="prediction requests in flight at once, uploading or predicting (default 4; 503 with "
+                        "Retry-After beyond); disk held for uploads is at most twice this times --max-upload-mb")
+    a.set_defaults(func=cmd_serve)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -426,6 +677,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parser_models(sub) -> None:
+    a = sub.add_parser("models", help="list the registered models with parameters and GFLOPs")
+    a.add_argument("--num-classes", type=int, default=101, help="classes for the counts (default: 101, UCF-101)")
+    a.set_defaults(func=cmd_models)
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from .models import format_model_table, summary_rows
 
@@ -458,227 +715,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"dualstream {__version__}")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    g = sub.add_parser("generate", help="write a synthetic action dataset in the UCF-101 layout")
-    g.add_argument("--out", required=True, help="dataset folder to create")
-    g.add_argument("--classes", type=int, default=6)
-    g.add_argument("--videos-per-class", type=int, default=30)
-    g.add_argument("--frames", type=int, default=48)
-    g.add_argument("--size", type=int, default=96)
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--preset", choices=("default", "hard"), default="default",
-                   help="default: motion-only classes (the demo); hard: colour x vibration classes with a distractor "
-                        "and camera shake (flow cannot see the colour, RGB sampled every 4 frames the vibration)")
-    g.set_defaults(func=cmd_generate)
-
-    pr = sub.add_parser("prepare", help="decode videos, compute optical flow, write the rawframes cache")
-    pr.add_argument("--videos", required=True, help="folder of <Class>/<video> files")
-    pr.add_argument("--out", required=True, help="cache folder")
-    pr.add_argument("--flow", default="dis",
-                    help="flow method: dis (default, OpenCV), farneback, opencv-tvl1, tvl1, tvl1-quality or brox "
-                         "(PyTorch, batched)")
-    pr.add_argument("--short-side", "--resize", dest="short_side", type=int, default=128,
-                    help="resize so the short side is this (0: keep)")
-    pr.add_argument("--flow-bound", type=float, default=20.0,
-                    help="flow is clipped to +-this many px before it is stored as uint8 (default 20; small or "
-                         "slow footage wants less, e.g. 4 for 64x64 clips; train with the same data.flow_bound)")
-    pr.add_argument("--workers", type=int, default=0, help="worker processes (default: all cores)")
-    pr.add_argument("--device", default="cpu", help="device for the PyTorch flow methods")
-    pr.add_argument("--shard", default=None, metavar="I/N",
-                    help="prepare only part I of N (1-based), e.g. one per machine into one shared --out")
-    pr.add_argument("--executor", default="process", choices=["process", "ray"],
-                    help="process: local worker processes (default); ray: a Ray cluster (RAY_ADDRESS, else local)")
-    pr.add_argument("--splits", default=None,
-                    help="prepare only the videos these split files list, after checking that all exist")
-    pr.add_argument("--only-sampled", action="store_true",
-                    help="keep only the frames the sampling schedule can ask for (train offsets + eval clips)")
-    pr.add_argument("--config", default=None,
-                    help="with --only-sampled: take the schedule (data.frames, interval, offsets, eval_clips) "
-                         "from this recipe (default: the paper's)")
-    pr.add_argument("--format", default="rawframes", choices=("rawframes", "packed"),
-                    help="rawframes: JPEGs (default); packed: memory-mapped uint8 arrays per video, "
-                         "about 12x the disk of the JPEGs, read without decoding (see `dualstream pack`)")
-    pr.set_defaults(func=cmd_prepare)
-
-    pk = sub.add_parser("pack", help="add a packed uint8 store to a rawframes cache (a clip is read without "
-                                     "decoding: for caches that fit in RAM or on fast disk)")
-    pk.add_argument("cache", help="cache folder written by `dualstream prepare` or `import-rawframes`")
-    pk.add_argument("--workers", type=int, default=0, help="worker processes (default: all cores)")
-    pk.add_argument("--drop-jpeg", action="store_true", help="remove the JPEGs once a video is packed")
-    pk.set_defaults(func=cmd_pack)
-
-    fl = sub.add_parser("flow", help="optical flow between two images -> .flo (+ colour PNG)")
-    fl.add_argument("frame_a")
-    fl.add_argument("frame_b")
-    fl.add_argument("--method", default="tvl1", help="opencv-dis, opencv-farneback, opencv-tvl1, tvl1 (default), "
-                    "tvl1-quality (more accurate, slower), brox")
-    fl.add_argument("--out", required=True, help="output .flo file")
-    fl.add_argument("--png", default=None, help="also write the flow in colour (Middlebury wheel)")
-    fl.add_argument("--device", default="cpu", help="cpu or cuda (PyTorch methods)")
-    fl.set_defaults(func=cmd_flow)
-
-    cs = sub.add_parser("check-split", help="validate UCF-101-format split files; print counts and train/test group overlap")
-    cs.add_argument("--splits", required=True, help="folder with classInd.txt, trainlist0N.txt, testlist0N.txt")
-    cs.add_argument("--split", type=int, default=0, help="check only split N (default: every split present)")
-    cs.add_argument("--videos", default=None, help="also check that every listed video exists in this folder")
-    cs.add_argument("--group-regex", default=None, help="group from the file name (default: UCF-101's _gGG_cCC)")
-    cs.add_argument("--allow-group-overlap", action="store_true", help="exit 0 even when train and test share a group")
-    cs.set_defaults(func=cmd_check_split)
-
-    ms = sub.add_parser("make-split", help="write a group-disjoint UCF-101-format split for a class-per-folder dataset")
-    ms.add_argument("--videos", required=True, help="folder of <Class>/<video> files")
-    ms.add_argument("--out", required=True, help="split folder to write (classInd.txt, trainlist01.txt, testlist01.txt)")
-    ms.add_argument("--test-fraction", type=float, default=0.3, help="share of each class's videos in test (default 0.3)")
-    ms.add_argument("--group-regex", default=None,
-                    help="regex whose first capture group (or whole match) names a video's group "
-                         "(default: UCF-101's _gGG_cCC); a video without a match is its own group")
-    ms.add_argument("--seed", type=int, default=0)
-    ms.add_argument("--group-scope", choices=GROUP_SCOPES, default="auto", help=GROUP_SCOPE_HELP)
-    ms.set_defaults(func=cmd_make_split)
-
-    ir = sub.add_parser("import-rawframes",
-                        help="adopt frames + flow extracted by MMAction2 (img_/flow_x_/flow_y_%%05d.jpg): validate, write manifests")
-    ir.add_argument("--src", required=True, help="folder of <Class>/<video>/ rawframes (build_rawframes.py --level 2)")
-    ir.add_argument("--out", required=True, help="cache folder (the same as --src: manifests written in place; "
-                                                 "else files are hard-linked, or copied across file systems)")
-    ir.add_argument("--flow-method", default="tvl1", help="how the flow was computed, recorded in the manifests (default tvl1)")
-    ir.add_argument("--flow-bound", type=float, default=20.0, help="the +-px bound of the uint8 flow images (default 20)")
-    ir.add_argument("--threads", type=int, default=8, help="threads for the file-system work (default 8)")
-    ir.set_defaults(func=cmd_import_rawframes)
-
-    t = sub.add_parser("train", help="train a model from a YAML config")
-    t.add_argument("--config", help="YAML recipe, e.g. configs/demo_synthetic.yaml (optional with --resume)")
-    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
-    t.add_argument("--out", required=True, help="run folder")
-    t.add_argument("--resume", action="store_true", help="continue exactly from the run's last checkpoint")
-    t.add_argument("--allow-group-overlap", action="store_true",
-                   help="train even if train and test share a group (inflated accuracy; config.yaml records it)")
-    t.set_defaults(func=cmd_train)
-
-    e = sub.add_parser("evaluate", help="evaluate a run on its test split (RUN/eval.json, mistakes.csv, confusion.png)")
-    e.add_argument("--run", dest="run_option", metavar="RUN", help="run folder")
-    e.add_argument("run", nargs="?", metavar="RUN", help="run folder, also positional (what torchrun can pass on)")
-    e.add_argument("--clips", type=int, default=None,
-                   help="frame offsets per video (default: data.eval_clips; >= data.interval: all offsets)")
-    e.add_argument("--crops", type=int, choices=(1, 3), default=None, help="crops per clip (default: data.eval_crops)")
-    e.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
-                   help="also score mirrored clips (default: data.eval_flip)")
-    e.add_argument("--split", type=int, default=None, help="test list of this split (default: the run's)")
-    e.set_defaults(func=cmd_evaluate)
-
-    r = sub.add_parser("report", help="Markdown comparison of evaluated runs (mean over splits 1-3 when all given)")
-    r.add_argument("runs", nargs="+", metavar="RUN")
-    r.add_argument("--out", default="report.md", help="Markdown file to write (default: report.md)")
-    r.set_defaults(func=cmd_report)
-
-    d = sub.add_parser("demo", help="generate -> prepare -> train -> evaluate on synthetic data")
-    d.add_argument("--out", default="demo_out", help="working folder (default: demo_out)")
-    d.set_defaults(func=cmd_demo)
-
-    a = sub.add_parser("ablation", help="train + evaluate several models with one recipe over folds and seeds; "
-                                        "mean ± std table and chart")
-    a.add_argument("--config", required=True)
-    a.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
-    a.add_argument("--models", required=True, help="comma-separated model names (see `dualstream models`)")
-    a.add_argument("--folds", default=None, metavar="K,K",
-                   help="splits to train and test on, e.g. 1,2,3 (default: data.split)")
-    a.add_argument("--seeds", default=None, metavar="S,S", help="seeds per split, e.g. 0,1,2 (default: seed)")
-    a.add_argument("--out", required=True, help="folder for the runs, ablation.md and ablation.png")
-    a.set_defaults(func=cmd_ablation)
-
-    ft = sub.add_parser("fit", help="make-split (group-disjoint) -> prepare -> train -> evaluate a folder of "
-                                     "<Class>/<video> files with a recipe")
-    ft.add_argument("--videos", required=True, help="folder of <Class>/<video> files")
-    ft.add_argument("--out", required=True, help="run folder (also holds the split and the prepared cache)")
-    ft.add_argument("--recipe", default="small_real",
-                    help="a shipped recipe name (small_real, the default; demo_synthetic, ...) or a .yaml file")
-    ft.add_argument("--group-regex", default=None,
-                    help="regex whose first capture group names a video's group (default: UCF-101's _gGG_cCC)")
-    ft.add_argument("--flow", default="dis", help="flow method for prepare (default dis)")
-    ft.add_argument("--test-fraction", type=float, default=0.3, help="share of each class's videos in test (default 0.3)")
-    ft.add_argument("--seed", type=int, default=0, help="seed of the split and of training")
-    ft.add_argument("--group-scope", choices=GROUP_SCOPES, default="auto", help=GROUP_SCOPE_HELP)
-    ft.add_argument("--workers", type=int, default=0, help="prepare worker processes (default: all cores)")
-    ft.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe key (repeatable)")
-    ft.set_defaults(func=cmd_fit)
-
-    pd = sub.add_parser("predict", help="top-k classes of videos with a trained model package")
-    pd.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (any format OpenCV reads)")
-    pd.add_argument("--model", required=True,
-                    help="run folder or model package (model.json + model.safetensors), or an exported model.onnx")
-    _runtime_options(pd)
-    pd.add_argument("--topk", type=int, default=5, help="classes to print (default 5)")
-    pd.add_argument("--clips", type=int, default=5,
-                    help="clips per video at offsets spread over one interval, as evaluate (default 5)")
-    pd.add_argument("--json", action="store_true", help="one JSON line per video")
-    pd.add_argument("--explain", metavar="OUT.png",
-                    help="write the frames, flow and fusion attention of the first video's first clip")
-    pd.add_argument("--timeline", action="store_true",
-                    help="the top class of every window (one clip's frames) over the video, for long videos")
-    pd.add_argument("--stride", type=int, default=0,
-                    help="with --timeline: frames between windows (default: one sampling step, the model's interval)")
-    pd.add_argument("--plot", metavar="OUT.png", help="with --timeline: draw the first video's timeline chart")
-    pd.set_defaults(func=cmd_predict)
-
-    lv = sub.add_parser("live", help="recognise actions on a webcam, stream or file as it plays (sliding window)")
-    lv.add_argument("source", metavar="SOURCE",
-                    help="webcam index (0), stream URL OpenCV opens (rtsp://, http://...), or a video file")
-    lv.add_argument("--model", required=True, help="run folder or model package, or an exported model.onnx")
-    # one network thread: the frame reader and the optical flow need the other cores (2 torch threads
-    # on a busy 2-core machine measured 8 frames/s against 175 with one)
-    _runtime_options(lv, threads=1, threads_note="the reader and the flow use the other cores; 0: the runtime's choice")
-    lv.add_argument("--stride", type=int, default=0,
-                    help="frames between predictions (default 0: one sampling step, the model's interval)")
-    lv.add_argument("--smooth", type=int, default=3, help="average the last K predictions (default 3)")
-    lv.add_argument("--topk", type=int, default=3, help="classes per prediction (default 3)")
-    lv.add_argument("--json", action="store_true",
-                    help='one JSON line per prediction {"frame", "time", "top"}, and a JSON summary line')
-    lv.add_argument("--out", metavar="ANNOTATED.mp4", help="write the video with the label and a confidence bar")
-    lv.add_argument("--realtime", action="store_true",
-                    help="keep up with the source: drop (and count) frames that arrive while busy; "
-                         "a file is paced at its frame rate")
-    lv.add_argument("--timeout", type=float, default=10.0,
-                    help="end when no frame arrives for this many seconds (default 10; 0: wait forever)")
-    lv.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (default 0: no limit)")
-    lv.set_defaults(func=cmd_live)
-
-    x = sub.add_parser("export", help="export a model package to ONNX or TorchScript (with a parity check)")
-    x.add_argument("--model", required=True, help="run folder or model package")
-    x.add_argument("--format", required=True, choices=("onnx", "torchscript"))
-    x.add_argument("--out", required=True, help="file to write (e.g. model.onnx, model.pt)")
-    x.set_defaults(func=cmd_export)
-
-    sv = sub.add_parser("serve", help="web demo: upload a video, see the top-5 and the explanation")
-    sv.add_argument("--model", required=True, help="run folder or model package, or an exported model.onnx")
-    _runtime_options(sv)
-    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    sv.add_argument("--port", type=int, default=8000)
-    sv.add_argument("--max-upload-mb", type=float, default=200.0, help="largest accepted upload (default 200)")
-    sv.add_argument("--clips", type=int, default=5, help="clips per video (default 5)")
-    sv.add_argument("--allow-host", action="append", metavar="NAME",
-                    help="also answer requests for this Host name (repeatable; default: localhost, 127.0.0.1, ::1 "
-                         "and the --host address; needed to reach a server bound to 0.0.0.0 by its name)")
-    sv.add_argument("--docs", action="store_true",
-                    help="serve the API docs at /docs, /redoc, /openapi.json (their page loads Swagger UI from a CDN)")
-    sv.add_argument("--timeout", type=float, default=30.0,
-                    help="seconds a client may take to send its request headers, or pause in an upload (default 30)")
-    sv.add_argument("--max-frame-megapixels", type=float, default=8.3,
-                    help="largest video frame accepted (default 8.3: 3840x2160); frames thinner than 10:1 are refused too")
-    sv.add_argument("--budget-frames", type=int, default=20_000,
-                    help="most frames one request may decode, the timeline's included (default 20000; 413 beyond)")
-    sv.add_argument("--budget-megapixels", type=float, default=2_000.0,
-                    help="most pixels one request may decode, summed over its frames (default 2000: "
-                         "26000 frames of 320x240, 240 of 3840x2160; 413 beyond)")
-    sv.add_argument("--budget-seconds", type=float, default=60.0,
-                    help="longest one prediction may run, from when it starts (default 60; 413 beyond)")
-    sv.add_argument("--max-uploads", type=int, default=4,
-                    help="prediction requests in flight at once, uploading or predicting (default 4; 503 with "
-                         "Retry-After beyond); disk held for uploads is at most twice this times --max-upload-mb")
-    sv.set_defaults(func=cmd_serve)
-
-    m = sub.add_parser("models", help="list the registered models with parameters and GFLOPs")
-    m.add_argument("--num-classes", type=int, default=101, help="classes for the counts (default: 101, UCF-101)")
-    m.set_defaults(func=cmd_models)
+    for add in (_parser_generate, _parser_prepare, _parser_pack, _parser_flow, _parser_check_split,
+                _parser_make_split, _parser_import_rawframes, _parser_train, _parser_evaluate, _parser_report,
+                _parser_demo, _parser_ablation, _parser_fit, _parser_predict, _parser_live,
+                _parser_export, _parser_serve, _parser_models):
+        add(sub)
     return p
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-#: CPU float32 tensors use cv2.medianBlur for 3x3/5x5 medians (about 20x faster than unfold + median); the
+#: CPU float32 tensors use cv2.medianBlur for 3x3/5x5 medians (much faster than unfold + median); the
 #: tests switch it off to run the device-agnostic (CUDA) branch on the CPU.
 USE_CV2_MEDIAN = True
 
@@ -107,9 +107,8 @@ def warp(
     """Sample ``image`` (N, C, H, W) at x + flow(x): the second frame seen from the first.
 
     ``padding`` is grid_sample's padding_mode. "border" (replicate) is the default: with "zeros" (cv2.remap's
-    constant border, which OpenCV DualTVL1 uses) TV-L1 measured 0.2010 mean Middlebury EPE against 0.2031 (before the outside-the-frame masking),
-    but identical frames then drifted to 3.8 px flow at the top row of Venus (the float32 rounding of the
-    sampling grid lets zeros leak in and feed back), against 0.0002 px with "border".
+    constant border, which OpenCV DualTVL1 uses) identical frames drift to pixels of flow at the frame's edge
+    (the float32 rounding of the sampling grid lets zeros leak in and feed back).
     """
     h, w = image.shape[-2:]
     pos = grid + flow[:, :2]  # (N, 2, H, W) absolute pixel positions

@@ -36,12 +36,11 @@ __all__ = ["BroxParams", "brox_flow"]
 class BroxParams:
     """Solver settings; names after OpenCV's cuda::BroxOpticalFlow (alpha, gamma, scale factor, iterations).
 
-    alpha: smoothness weight (images scaled to 0..1 internally). OpenCV's 0.197 gave mean Middlebury EPE
-        0.312; 0.1 gives 0.260 at the same cost (0.05: 0.269, 0.4: 0.425; measured with gamma 5).
-    gamma: weight of gradient constancy. OpenCV's CUDA default 50 made this discretisation diverge on
-        textured synthetic pairs (mean EPE 3.7 px against 0.065 px with gamma 1..5), so the default is 5
-        (Middlebury with alpha 0.1: gamma 5 0.260, gamma 10 0.280). More work buys accuracy: warps=2 0.239,
-        solver_iterations=20 0.249, each about twice the time.
+    alpha: smoothness weight (images scaled to 0..1 internally); 0.1 is more accurate on Middlebury than
+        OpenCV's 0.197 at the same cost (``benchmarks/RESULTS.md``).
+    gamma: weight of gradient constancy. OpenCV's CUDA default 50 makes this discretisation diverge on
+        textured synthetic pairs, so the default is 5. More work buys accuracy (``warps=2``,
+        ``solver_iterations=20``), each about twice the time (figures: ``benchmarks/RESULTS.md``).
     scale_step: pyramid size ratio; nscales: levels at most (stops before a side drops below 16 px).
     warps: warps per level (1, as in the paper's eta = 0.95 pyramid, is usually enough with scale_step 0.8).
     inner_iterations: lagged-nonlinearity fixed-point iterations per warp.

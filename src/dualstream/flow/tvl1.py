@@ -59,11 +59,11 @@ class TVL1Params:
     scale_step: size ratio between neighbouring levels.
     gamma: weight of the illumination-change field u3 (Chambolle-Pock extension; 0 disables it).
     median_filtering: median kernel size applied to the flow each outer iteration (<= 1 disables).
-    check_every: test the stopping rule every this many inner iterations. 1 (default) is OpenCV's rule exactly
-        (Middlebury EPE 0.1994, OpenCV 0.1995); 5 runs ~15 % faster on the CPU at EPE 0.1999 and, on a GPU,
-        means one host sync per 5 iterations instead of per iteration (use 5-10 there).
+    check_every: test the stopping rule every this many inner iterations. 1 (default) is OpenCV's rule exactly;
+        more is faster (on a GPU one host sync per ``check_every`` iterations: use 5-10 there) at a slightly
+        other stopping point (``benchmarks/RESULTS.md``).
     compile: run the inner iteration through torch.compile (default; the first call per process pays the
-        compilation, ~20 s on a 2-core CPU; falls back to eager with a warning if compilation fails).
+        compilation; falls back to eager with a warning if compilation fails).
     structure_texture: alpha of the structure-texture decomposition (Wedel et al. 2009, sec. 3): the solver
         sees I - alpha * ROF(I), which removes shading and illumination changes; 0 (default) uses the frames.
     structure_theta, structure_iterations: the ROF denoising of that decomposition (on frames scaled to -1..1).
@@ -180,8 +180,7 @@ def _iterations_fn(compile: bool, consts: tuple[float, float, float]) -> Callabl
     """The torch.compile'd iterations for these constants (built once per process and setting), or None for eager.
 
     The constants are closed over rather than passed: passed as Python floats, a second setting in the same
-    process (say lambda 0.25 after 0.15) made the recompiled graph return a wrong flow (Middlebury EPE 0.2012
-    instead of 0.1795, 8x slower; torch 2.13, measured in benchmarks/flow_quality.py runs).
+    process made torch 2.13's recompiled graph return a wrong flow.
     """
     if not compile or _COMPILED.get("failed"):
         return None
@@ -288,9 +287,8 @@ def _solve_level(
         warped = warp(i1_stack, u, grid)  # I1(x + u0) and its gradient, bicubic
         i1w, gxy = warped[:, :1], warped[:, 1:]
         rho_c = i1w - i0 - (gxy * u[:, :2]).sum(1, keepdim=True)  # (N, 1, H, W)
-        # Pixels whose match x + u0 lies outside the second frame carry no data term (the flow there comes from
-        # the TV term). Measured mean Middlebury EPE 0.2002 with this against 0.2035 without (OpenCV: 0.1995;
-        # both with the dual variable carried across levels, which is no longer done).
+        # pixels whose match x + u0 lies outside the second frame carry no data term (their flow comes from
+        # the TV term), as in OpenCV
         inside = _inside(grid + u[:, :2], h, w)
         gxy, rho_c = gxy * inside, rho_c * inside
         if u.shape[1] == 3:
