@@ -52,7 +52,7 @@ if (( SMOKE )); then
   DEVICE=cpu; WORKERS=1; VIDEOS=4; SIZE=160x120
   COPIES=(--train-copies 2 --test-copies 2)
   MODEL_ARGS=(--models early_fusion_small --sizes 112 --batch 2 --seconds 1 --warmup 1 --min-steps 1)
-  LOADER_ARGS=(--batch 4 --batches 2 --seconds 1 --variants baseline u8-packed fused-packed device-packed)
+  LOADER_ARGS=(--batch 4 --batches 2 --seconds 1 --variants baseline workers-packed device-packed)
   SLOW=4  # time limits x4: this is a check of the script, on whatever CPU runs it
   TRAIN_SETS=(--set model.name=early_fusion_small --set data.input_size=64 --set train.device=cpu
               --set train.epochs=2 --set data.num_workers=1 --set train.batch_size=4)
@@ -61,7 +61,7 @@ else
   DEVICE=cuda; WORKERS=16; VIDEOS=64; SIZE=320x240
   COPIES=(--train-copies 16 --test-copies 8)
   MODEL_ARGS=(--models early_fusion --sizes 224 --batch 25 --seconds 6)
-  variants=(baseline classic-packed u8-packed fused-packed device device-packed)
+  variants=(baseline workers workers-packed device device-packed)
   if $PY -c "import torch, torchvision.io as io; assert torch.cuda.is_available(); io.decode_jpeg" 2>/dev/null; then
     variants+=(device-nvjpeg)
   fi

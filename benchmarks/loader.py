@@ -10,15 +10,15 @@ native UCF-101 size, so that a 224 crop is not upsampled), or copies ``--cache``
 batches of 25 (paper) network-ready clips (10 RGB + 10 x/y flow frames, paired random crop, flip,
 resize to 224, normalisation) on ``--device``, through the engine's ``DeviceBatches``:
 
-* ``baseline``: ``TrainClips`` as before this benchmark's issue (float work in the workers, OpenCV's
-  own thread pool in every worker);
-* ``classic``: the same clips, one OpenCV thread per worker (``data.pipeline: classic``, bit-identical);
-* ``classic-packed``: the same from the packed store (bit-identical);
-* ``u8``: ``TrainClipsU8`` (crop, flip, resize in uint8 in the workers, normalisation batched on the
-  device, ``data.pipeline: u8``); ``u8-packed``: the same from the packed store;
-* ``fused``: ``FusedClips`` (each worker cuts whole batches, network-ready: crop rows read, uint8 bilinear
-  resize, flip, then every plane normalised straight into the shared-memory batch; ``data.pipeline:
-  fused``); ``fused-packed``: the same from the packed store;
+* ``baseline``: the yardstick, the classic float path of ``TrainClips`` before 0.2, reproduced here
+  (``BaselineClips``): per clip, decode the 30 JPEGs, dequantise the flow to float px, crop + flip,
+  resize with OpenCV (area filter when shrinking; RGB in uint8, flow in float32), normalise in float,
+  one clip per ``__getitem__``, default collate, OpenCV's own thread pool in every worker; the same
+  frames and crop draws as ``TrainClips``. ``benchmarks/RESULTS.md``'s "x baseline" figures are against it;
+* ``workers``: ``TrainClips`` as training uses it (``data.pipeline: workers``, ``engine.build.worker_batches``):
+  each worker cuts whole batches (``__getitems__``, ``data.clips.cut_clip``: crop rows read, uint8
+  resize, flip, every plane normalised straight into the shared-memory batch; on the CPU a released
+  batch's memory is reused), one OpenCV thread per worker; ``workers-packed``: the same from the packed store;
 * ``device``: ``TrainFrames`` (workers decode JPEGs only) + crop/flip/resize/normalise batched on the
   device (``data.pipeline: device``); ``device-packed``: the same from the packed store (workers
   slice arrays only); ``device-nvjpeg``: workers read bytes, the GPU decodes (CUDA + torchvision only).
@@ -42,23 +42,26 @@ import signal
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, default_collate
+from torch.utils.data import DataLoader, Dataset, default_collate
 
+from dualstream.cache import MANIFEST, load_frames_u8
 from dualstream.data import device as dev
+from dualstream.data.batches import release_batch
 from dualstream.data.dataset import ClipSpec, TrainClips
-from dualstream.data.fused import FusedClips, collate_fused, release_batch
-from dualstream.prepare.pack import pack_cache
-from dualstream.cache import MANIFEST
-from dualstream.prepare.common import PrepareOptions
-from dualstream.prepare.run import prepare_dataset
-from dualstream.data.u8clips import TrainClipsU8, crop_flip_resize_u8, to_u8_input
+from dualstream.data.transforms import _MEAN, _STD, CropParams
 from dualstream.data.ucf101 import VideoEntry
 from dualstream.engine.accel import DeviceBatches, loader_worker_init
+from dualstream.engine.build import worker_batches, worker_input
+from dualstream.flow import dequantize_flow
+from dualstream.prepare.common import PrepareOptions
+from dualstream.prepare.pack import pack_cache
+from dualstream.prepare.run import prepare_dataset
 
 sys.path.insert(0, str(Path(__file__).parent))
 from prepare import write_moving_videos  # noqa: E402
@@ -66,8 +69,59 @@ from train import measure  # noqa: E402
 
 SIZE = 224
 BATCH = 25  # --batch
-VARIANTS = ("baseline", "classic", "classic-packed", "u8", "u8-packed", "fused", "fused-packed", "device",
-            "device-packed", "device-nvjpeg")
+VARIANTS = ("baseline", "workers", "workers-packed", "device", "device-packed", "device-nvjpeg")
+
+
+def resize_stack(frames: np.ndarray, size: int) -> np.ndarray:
+    """Baseline: resize (T, h, w, C) frames to (T, size, size, C) with OpenCV (area filter when shrinking)."""
+    if frames.shape[1] == size and frames.shape[2] == size:
+        return frames
+    interp = cv2.INTER_AREA if frames.shape[1] > size else cv2.INTER_LINEAR
+    out = [cv2.resize(f, (size, size), interpolation=interp) for f in frames]
+    return np.stack([o if o.ndim == 3 else o[..., None] for o in out])
+
+
+def baseline_arrays(rgb: np.ndarray, flow: np.ndarray, crop: CropParams, *, size: int, flow_bound: float
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Baseline: crop, flip, resize and normalise a clip in float, as the classic path did. rgb uint8
+    (T, H, W, 3), flow float32 px (T, 2, H, W) -> rgb (3T, size, size), flow (2T, size, size) float32."""
+    t = rgb.shape[0]
+    rows, cols = slice(crop.top, crop.top + crop.size), slice(crop.left, crop.left + crop.size)
+    r = rgb[:, rows, cols]
+    f = flow[:, :, rows, cols].transpose(0, 2, 3, 1)
+    if crop.flip:
+        r = r[:, :, ::-1]
+        f = f[:, :, ::-1] * np.array([-1.0, 1.0], np.float32)
+    r = resize_stack(np.ascontiguousarray(r), size).astype(np.float32)
+    f = resize_stack(np.ascontiguousarray(f, dtype=np.float32), size)
+    r = (r - _MEAN) / _STD
+    f = f * (size / crop.size / flow_bound)
+    r = np.ascontiguousarray(r.transpose(0, 3, 1, 2)).reshape(3 * t, size, size)
+    f = np.ascontiguousarray(f.transpose(0, 3, 1, 2)).reshape(2 * t, size, size)
+    return r, f
+
+
+class BaselineClips(Dataset):
+    """baseline (pre-0.2 classic float path): ``TrainClips``' clips as its ``__getitem__`` cut them
+    before 0.2, one clip at a time in float (the yardstick of the "x baseline" columns). The frames and
+    crop draws are ``TrainClips``' own."""
+
+    def __init__(self, cache: Path, entries: list[VideoEntry], spec: ClipSpec):
+        self.draws, self.spec = TrainClips(cache, entries, spec), spec
+
+    def set_epoch(self, epoch: int) -> None:
+        self.draws.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.draws)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        d, s = self.draws, self.spec
+        v = d.video(i)
+        rgb, q = load_frames_u8(d.cache / d.entries[v].key, d.clip_frames(i), d.available[v])  # decode the JPEGs
+        flow = dequantize_flow(q.transpose(0, 3, 1, 2), s.flow_bound)  # float px (T, 2, H, W), whole frames
+        r, f = baseline_arrays(rgb, flow, d.crop(i, *rgb.shape[1:3]), size=s.input_size, flow_bound=s.flow_bound)
+        return torch.from_numpy(r), torch.from_numpy(f), d.entries[v].label
 
 
 def cache_entries(cache: Path) -> list[VideoEntry]:
@@ -75,31 +129,25 @@ def cache_entries(cache: Path) -> list[VideoEntry]:
 
 
 def variant(name: str, cache: Path, packed: Path, entries: list[VideoEntry], device: torch.device):
-    """(dataset, collate_fn, worker_init_fn, to_input) of one variant."""
+    """(dataset, collate_fn, worker_init_fn, to_input, release) of one variant."""
     spec = ClipSpec(input_size=SIZE)
 
-    def classic(batch):
+    def copy(batch):
         rgb, flow, label = batch
         return rgb.to(device, non_blocking=True), flow.to(device, non_blocking=True), label
-
-    def u8(batch):
-        return to_u8_input(batch, device, flow_bound=spec.flow_bound)
 
     def frames(batch):
         return dev.to_train_input(batch, device, size=SIZE, flow_bound=spec.flow_bound)
 
+    folder = packed if name.endswith("-packed") else cache
     if name == "baseline":
-        return TrainClips(cache, entries, spec), None, None, classic
-    if name in ("classic", "classic-packed"):
-        return TrainClips(packed if name.endswith("packed") else cache, entries, spec), None, loader_worker_init, classic
-    if name in ("u8", "u8-packed"):
-        return TrainClipsU8(packed if name.endswith("packed") else cache, entries, spec), None, loader_worker_init, u8
-    if name in ("fused", "fused-packed"):
-        ds = FusedClips(packed if name.endswith("packed") else cache, entries, spec)
-        return (ds.reuse_batches() if device.type == "cpu" else ds), collate_fused, loader_worker_init, classic
-    folder = packed if name == "device-packed" else cache
+        return BaselineClips(cache, entries, spec), None, None, copy, None
+    if name.startswith("workers"):
+        ds = TrainClips(folder, entries, spec)
+        collate, release = worker_batches(ds, device)
+        return ds, collate, loader_worker_init, worker_input(device, False), release
     ds = dev.TrainFrames(folder, entries, spec, jpeg_bytes=name == "device-nvjpeg")
-    return ds, dev.collate_frames, loader_worker_init, frames
+    return ds, dev.collate_frames, loader_worker_init, frames, None
 
 
 def loader_rate(name: str, cache: Path, packed: Path, entries: list[VideoEntry], *, device: torch.device,
@@ -107,12 +155,11 @@ def loader_rate(name: str, cache: Path, packed: Path, entries: list[VideoEntry],
     """Clips/s over ``batches`` batches or ``seconds`` (whichever ends first, at least 2 batches), after
     one warm-up batch: as the workers hand them over
     (``transform=False``), or network-ready on ``device`` (the variant's device-side work included)."""
-    dataset, collate, init, to_input = variant(name, cache, packed, entries, device)
+    dataset, collate, init, to_input, release = variant(name, cache, packed, entries, device)
     pin = device.type == "cuda" and name != "device-nvjpeg"
     loader = DataLoader(dataset, batch_size=BATCH, shuffle=True, num_workers=workers, collate_fn=collate,
                         worker_init_fn=init if workers else None, pin_memory=pin, persistent_workers=workers > 0,
                         prefetch_factor=4 if workers else None, generator=torch.Generator().manual_seed(0))
-    release = release_batch if name.startswith("fused") else None  # a fused batch's memory is then reused
     source = DeviceBatches(loader, to_input if transform else (lambda b: b), device, release=release)
     seen, t0 = 0, 0.0
     for epoch in range(10**6):
@@ -132,13 +179,9 @@ def loader_rate(name: str, cache: Path, packed: Path, entries: list[VideoEntry],
 
 
 def profile_stages(cache: Path, packed: Path, entries: list[VideoEntry], *, clips: int = 48) -> None:
-    """Thread CPU ms per clip of each stage of the baseline (one thread), and of the new paths' stages."""
+    """Thread CPU ms per clip of each stage of the baseline (one thread), and of the current paths' stages."""
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    from dualstream.cache import load_frames_u8
-    from dualstream.data.transforms import _MEAN, _STD, resize_stack
-    from dualstream.flow import dequantize_flow
-
     ds = TrainClips(cache, entries, ClipSpec(input_size=SIZE))
     stages: dict[str, float] = {}
 
@@ -184,7 +227,7 @@ def profile_stages(cache: Path, packed: Path, entries: list[VideoEntry], *, clip
         default_collate(items[k:k + BATCH])
     tick("collate float clips (the copy into the batch)", t)
     total = sum(stages.values())
-    print(f"\nprofile: baseline TrainClips, one thread, {clips} clips of {SIZE}x{SIZE} from "
+    print(f"\nprofile: baseline (pre-0.2 classic float path), one thread, {clips} clips of {SIZE}x{SIZE} from "
           f"{rgb.shape[2]}x{rgb.shape[1]} frames (thread CPU ms per clip)")
     for name, sec in stages.items():
         print(f"  {name:<46} {1000 * sec / clips:7.2f} ms {100 * sec / total:5.1f} %")
@@ -202,30 +245,24 @@ def profile_stages(cache: Path, packed: Path, entries: list[VideoEntry], *, clip
     picks = [(n % len(entries), ds.clip_frames(n % len(entries))) for n in range(clips)]
     timed("JPEG store: decode 30 JPEGs into uint8 arrays", lambda: [load_frames_u8(cache / entries[i].key, idx)
                                                                   for i, idx in picks])
-    raw = timed("packed store: read 10 rows of 2 files", lambda: [load_frames_u8(packed / entries[i].key, idx)
-                                                                          for i, idx in picks])
-    crops = [ds.crop(i, *r.shape[1:3]) for (i, _), (r, _) in zip(picks, raw)]
-    u8 = timed("u8: crop + flip + resize in uint8 (OpenCV)", lambda: [
-        (torch.from_numpy(crop_flip_resize_u8(r, c, SIZE)), torch.from_numpy(crop_flip_resize_u8(f, c, SIZE, flow=True)),
-         0, SIZE / c.size) for (r, f), c in zip(raw, crops)])
-    u8b = timed("u8: collate uint8 clips", lambda: [default_collate(u8[k:k + BATCH]) for k in range(0, clips, BATCH)])
-    timed("u8: dequantise + normalise, batched (torch, 1 thread)", lambda: [to_u8_input(b, cpu, flow_bound=20.0)
-                                                                          for b in u8b])
+    timed("packed store: read 10 rows of 2 files", lambda: [load_frames_u8(packed / entries[i].key, idx)
+                                                           for i, idx in picks])
     frames = dev.TrainFrames(packed, entries, ClipSpec(input_size=SIZE))
     items = [frames[i] for i, _ in picks]
     fb = timed("device: collate uint8 frames", lambda: [dev.collate_frames(items[k:k + BATCH])
                                                         for k in range(0, clips, BATCH)])
     timed("device: crop/flip/resize/normalise on this CPU (1 thread)", lambda: [
         dev.to_train_input(b, cpu, size=SIZE, flow_bound=20.0) for b in fb])
-    fused = FusedClips(packed, entries, ClipSpec(input_size=SIZE)).reuse_batches()
-    release_batch(fused.__getitems__(list(range(BATCH))))  # the batch memory is reused from here on, as in training
 
-    def cut_batches():
+    def cut_batches(cut: TrainClips) -> None:
         for k in range(0, clips, BATCH):
-            release_batch(fused.__getitems__(list(range(k, min(k + BATCH, clips)))))
+            release_batch(cut.__getitems__(list(range(k, min(k + BATCH, clips)))))
 
-    timed("fused: a whole clip from the packed store, network-ready", cut_batches)
-    print("  the new paths' stages (thread CPU ms per clip):")
+    for name, folder in (("JPEG cache", cache), ("packed store", packed)):
+        cut = TrainClips(folder, entries, ClipSpec(input_size=SIZE)).reuse_batches()
+        release_batch(cut.__getitems__(list(range(BATCH))))  # the batch memory is reused from here on, as in training
+        timed(f"workers: a whole clip from the {name}, network-ready", partial(cut_batches, cut))
+    print("  the current paths' stages (thread CPU ms per clip):")
     for name, sec in new.items():
         print(f"  {name:<58} {1000 * sec / clips:7.2f} ms")
 
@@ -284,8 +321,8 @@ def main() -> None:
         for name in names:
             kw = dict(device=device, workers=args.workers, batches=args.batches, seconds=args.seconds)
             handed = loader_rate(name, cache, packed, entries, transform=False, **kw)
-            # the classic variants' device-side work is the copy alone: on the CPU the two rates are one
-            same = device.type == "cpu" and (name.startswith(("classic", "fused")) or name == "baseline")
+            # the baseline's and the workers' device-side work is the copy alone: on the CPU the two rates are one
+            same = device.type == "cpu" and name.startswith(("baseline", "workers"))
             ready = handed if same else loader_rate(name, cache, packed, entries, transform=True, **kw)
             w = max(1, args.workers)
             rows[name] = {"clips_per_s": round(ready, 2), "clips_per_s_per_worker": round(ready / w, 2),

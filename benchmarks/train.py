@@ -31,9 +31,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, RandomSampler
 
+from dualstream.data.batches import collate_batches
 from dualstream.data.dataset import ClipSpec, TrainClips
 from dualstream.data.ucf101 import VideoEntry
-from dualstream.engine.accel import autocast, autocast_dtype, to_device, use_channels_last
+from dualstream.engine.accel import (autocast, autocast_dtype, forking_workers, loader_worker_init, to_device,
+                                     use_channels_last)
 from dualstream.models import create_model, list_models
 
 
@@ -95,7 +97,10 @@ def measure_loader(cache: str, size: int, *, workers: int, batch: int, seconds: 
         raise SystemExit(f"{cache}: no prepared videos (run dualstream prepare first)")
     clips = TrainClips(cache, entries, ClipSpec(input_size=size))
     sampler = RandomSampler(clips, replacement=True, num_samples=10**9, generator=torch.Generator().manual_seed(0))
-    loader = iter(DataLoader(clips, batch_size=batch, sampler=sampler, num_workers=workers))
+    loader = DataLoader(clips, batch_size=batch, sampler=sampler, num_workers=workers, collate_fn=collate_batches,
+                        worker_init_fn=loader_worker_init if workers else None)  # as data.pipeline: workers
+    with forking_workers():
+        loader = iter(loader)
     next(loader)  # workers started
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:

@@ -34,8 +34,7 @@ def _flag(storage) -> torch.Tensor:
 class BatchPool:
     """Batch storages of one process, reused once released: fresh memory is what a network-ready batch
     costs most (the kernel faults in and zeroes every page: 250 MB per batch of 25 at 224), so a worker
-    writes its next batch into one the consumer has finished with (``benchmarks/RESULTS.md``: 2.8x
-    ``TrainClips`` per worker without, 8-9x with).
+    writes its next batch into one the consumer has finished with (``benchmarks/RESULTS.md``).
 
     A storage holds a batch's rgb and flow and, last, a flag: ``IN_USE`` from the worker's side,
     ``RELEASED`` once the consumer calls ``release_batch`` (``DeviceBatches`` does when it asks for the

@@ -102,7 +102,7 @@ class DeviceBatches:
 
     def __iter__(self):
         """``release(batch)`` (when given) is called on each loader batch once the next is asked for:
-        the consumer is done with it (the fused pipeline then reuses its memory)."""
+        the consumer is done with it (the workers' pipeline then reuses its memory)."""
         with forking_workers() if getattr(self.loader, "num_workers", 0) else contextlib.nullcontext():
             batches = iter(self.loader)
         release = self.release or (lambda _: None)
