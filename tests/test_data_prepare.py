@@ -17,7 +17,7 @@ from dualstream.cli import main
 from dualstream.cache import read_manifest, snap_to_available
 from dualstream.data.dataset import EvalViews, TrainClips
 from dualstream.data.sampling import ClipSpec
-from dualstream.prepare.common import FAILURES, PrepareOptions
+from dualstream.prepare.common import FAILURES, PrepareError, PrepareOptions
 from dualstream.cache import MANIFEST
 from dualstream.prepare.run import in_shard, prepare_dataset
 from dualstream.data.sampling import eval_offsets
@@ -264,3 +264,10 @@ def test_evaluate_runs_on_an_only_sampled_cache(tmp_path):
     assert main(["-q", "train", "--config", str(recipe), "--out", str(run)] + [a for s in sets for a in ("--set", s)]) == 0
     assert main(["-q", "evaluate", "--run", str(run), "--clips", "5", "--crops", "3", "--flip"]) == 0
     assert json.loads((run / "eval.json").read_text())["num_videos"] == 2
+
+
+@pytest.mark.parametrize("bound", [float("nan"), float("inf"), 0.0, 0.0099, 10_000.5, -1.0])
+def test_a_flow_bound_out_of_range_is_refused(bound):
+    with pytest.raises(PrepareError, match="--flow-bound must be in"):
+        PrepareOptions(bound=bound)
+    assert PrepareOptions(bound=0.01).bound == 0.01 and PrepareOptions(bound=10_000).bound == 10_000

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from .flow.quantize import BOUND_RANGE
 from .text import cut, shown
 
 #: What a config may expand to, checked while its YAML is composed, before any value is used: an alias
@@ -107,7 +108,8 @@ class DataConfig:
             _require(getattr(self, name) >= 1, f"data.{name}", ">= 1", getattr(self, name))
         _require(bool(self.offsets) and all(type(o) is int and o >= 1 for o in self.offsets), "data.offsets",
                  "a non-empty list of frame numbers >= 1", self.offsets)
-        _require(self.flow_bound > 0, "data.flow_bound", "> 0", self.flow_bound)
+        lo, hi = BOUND_RANGE
+        _require(lo <= self.flow_bound <= hi, "data.flow_bound", f"in [{lo}, {hi:g}]", self.flow_bound)
         _require(self.sampling in ("interval", "spread"), "data.sampling", "interval or spread", self.sampling)
         _require(0 < self.span_min <= 1, "data.span_min", "in (0, 1]", self.span_min)
         _require(0 < self.crop_scale_min <= 1, "data.crop_scale_min", "in (0, 1]", self.crop_scale_min)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 DEFAULT_BOUND = 20.0
+#: Bounds a cache's flow bound may take: far outside (1e-320, 1e308) the float32 inputs become inf or NaN.
+BOUND_RANGE = (0.01, 10_000)
 
 
 def quantize_flow(flow: np.ndarray, bound: float = DEFAULT_BOUND) -> np.ndarray:

@@ -24,6 +24,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..flow.quantize import BOUND_RANGE
 from ..text import cut, one_line
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ MODEL_SPEC_KEYS: dict[str, tuple[str, bool]] = {
 #: parsed) and within these bounds. ``flow_bound`` scales float32 inputs: far outside its range (1e-320, 1e308)
 #: the quantisation and normalisation overflow and every probability is NaN.
 _RANGES = {"frames": (1, 1024), "input_size": (8, 4096), "interval": (1, 10_000), "short_side": (0, 16_384),
-           "eval_clips": (1, 10_000), "split": (1, 100), "window": (2, 100_000), "flow_bound": (0.01, 10_000)}
+           "eval_clips": (1, 10_000), "split": (1, 100), "window": (2, 100_000), "flow_bound": BOUND_RANGE}
 MAX_OFFSET = 1_000_000
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from ..cache import MANIFEST
 from ..data.sampling import ClipSpec
 from ..data.transforms import DEFAULT_SHORT_SIDE
+from ..flow.quantize import BOUND_RANGE
 from ..flow import DEFAULT_BOUND, TORCH_METHODS, FlowBackendError, check_available, compute_flow, quantize_flow
 from ..data.transforms import resize_short_side
 from ..video import VideoReadError, iter_frames
@@ -64,8 +65,8 @@ class PrepareOptions:
                 raise PrepareError(str(exc)) from None
         if self.short_side < 0:
             raise PrepareError(f"--short-side must be >= 0 (0 keeps the original size), got {self.short_side}")
-        if self.bound <= 0:
-            raise PrepareError(f"the flow bound must be positive, got {self.bound}")
+        if not BOUND_RANGE[0] <= self.bound <= BOUND_RANGE[1]:  # NaN fails this too
+            raise PrepareError(f"--flow-bound must be in [{BOUND_RANGE[0]}, {BOUND_RANGE[1]}] px, got {self.bound}")
         if self.format not in ("rawframes", "packed"):
             raise PrepareError(f"--format must be rawframes or packed, got {self.format!r}")
 
