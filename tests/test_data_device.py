@@ -157,6 +157,10 @@ def test_crop_resize_box_and_mirror():
     sq = torch.rand(2, 3, 6, 6)
     half = dev.crop_resize(sq, torch.tensor([[0, 0, 6, 6], [0, 0, 6, 6]]), 3)  # shrink by 2: 2x2 box filter
     torch.testing.assert_close(half, torch.nn.functional.avg_pool2d(sq, 2))
+    big = torch.rand(2, 3, 12, 12)  # shrink by 3 (where bilinear alone would skip pixels): 3x3 box filter
+    third = dev.crop_resize(big, torch.tensor([[0, 0, 9, 9], [3, 3, 9, 9]]), 3)
+    torch.testing.assert_close(third[0], torch.nn.functional.avg_pool2d(big[0, :, 0:9, 0:9], 3))
+    torch.testing.assert_close(third[1], torch.nn.functional.avg_pool2d(big[1, :, 3:12, 3:12], 3))
 
 
 def test_device_batches_apply_the_transform_in_order():

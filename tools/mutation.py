@@ -74,6 +74,11 @@ TARGETS = {
     "attention": Target("models/attention.py", ("tests/test_models_attention.py",)),
 }
 
+def _each(before: str, afters: list[str], suffix: str, why: str, prefix: str = "") -> dict[tuple[str, str], str]:
+    """One reason for several mutants of one line: ``prefix + after + suffix`` for each of ``afters``."""
+    return {(before, prefix + after + suffix): why for after in afters}
+
+
 # Mutants no test can tell from the original (same behaviour on every valid input), excluded from the
 # denominator: module -> {(original line, mutated line): why}, lines stripped; "*" for every mutant of a line.
 EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
@@ -100,6 +105,66 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
             "the samplings are 'interval' < 'spread' (SAMPLINGS, checked by DataConfig)",
         ('if sampling == "spread":', 'if sampling >= "spread":'):
             "the samplings are 'interval' < 'spread' (SAMPLINGS, checked by DataConfig)",
+    },
+    "clips": {
+        ("if img.shape[0] != size or img.shape[1] != size:", "*"):
+            "crops are square, and OpenCV's resize to the same size returns the image unchanged",
+        ("img = cv2.resize(img, (size, size), interpolation=shrink_filter(min(img.shape[:2]), size))",
+         "img = cv2.resize(img, (size, size), interpolation=shrink_filter(min(img.shape[: 1]), size))"):
+            "crops are square: min(h) is min(h, w)",
+        ("img = cv2.flip(img, 1)", "img = cv2.flip(img, 2)"): "cv2.flip mirrors left-right for any positive code",
+        **_each("if img.ndim == 2:  # OpenCV drops a single channel",
+                ["if img.ndim < 2:", "if img.ndim <= 2:", "if img.ndim == 1:"], "  # OpenCV drops a single channel",
+                "unreachable from cut_clip: its planes have 3 (RGB) or 2 (flow) channels"),
+        ("img = img[..., None]", "pass"): "unreachable from cut_clip: its planes have 3 (RGB) or 2 (flow) channels",
+        **_each("planes = cv2.split(img) if img.shape[2] > 1 else [img[..., 0]]",
+                ["img.shape[2] != 1 else [img[..., 0]]", "img.shape[2] >= 1 else [img[..., 0]]",
+                 "img.shape[ 1] > 1 else [img[..., 0]]", "img.shape[2] > 0 else [img[..., 0]]",
+                 "img.shape[2] > 1 else [img[..., 1]]", "img.shape[2] > 1 else [img[..., -1]]"], "",
+                "the single-channel branch is unreachable from cut_clip (3 or 2 channels); width 1 is no input size",
+                prefix="planes = cv2.split(img) if "),
+        ("_planes(_resize(rgb[t, rows, cols], size, crop.flip), _RGB_SCALE, _RGB_SHIFT, out_rgb[3 * t:3 * t + 3])",
+         "_planes(_resize(rgb[t, rows, cols], size, crop.flip), _RGB_SCALE, _RGB_SHIFT, out_rgb[3 * t: 4 * t + 3])"):
+            "_planes writes the first 3 planes of the slice it is given",
+        ("_planes(_resize(rgb[t, rows, cols], size, crop.flip), _RGB_SCALE, _RGB_SHIFT, out_rgb[3 * t:3 * t + 3])",
+         "_planes(_resize(rgb[t, rows, cols], size, crop.flip), _RGB_SCALE, _RGB_SHIFT, out_rgb[3 * t:3 * t + 4])"):
+            "_planes writes the first 3 planes of the slice it is given",
+        ("_planes(_resize(flow[t, rows, cols], size, crop.flip), flow_scale, flow_shift, out_flow[2 * t:2 * t + 2])",
+         "_planes(_resize(flow[t, rows, cols], size, crop.flip), flow_scale, flow_shift, out_flow[2 * t: 3 * t + 2])"):
+            "_planes writes the first 2 planes of the slice it is given",
+        ("_planes(_resize(flow[t, rows, cols], size, crop.flip), flow_scale, flow_shift, out_flow[2 * t:2 * t + 2])",
+         "_planes(_resize(flow[t, rows, cols], size, crop.flip), flow_scale, flow_shift, out_flow[2 * t:2 * t + 3])"):
+            "_planes writes the first 2 planes of the slice it is given",
+    },
+    "device": {
+        ("boxes = boxes.to(torch.float64).cpu()", "pass"):
+            "on the CPU: theta is cast to the frames' float32, which integer boxes give as well",
+        **_each("k = int(min(boxes[:, 2].min(), boxes[:, 3].min()) // size) if len(boxes) else 1",
+                ["boxes[:, 3].min(), boxes[:, 3].min()", "boxes[:, 2].min(), boxes[:, 2].min()"],
+                ") // size) if len(boxes) else 1", "crop boxes are square", prefix="k = int(min("),
+        **_each("k = int(min(boxes[:, 2].min(), boxes[:, 3].min()) // size) if len(boxes) else 1",
+                ["2", "0"], "", "a batch holds at least one clip",
+                prefix="k = int(min(boxes[:, 2].min(), boxes[:, 3].min()) // size) if len(boxes) else "),
+    },
+    "make_split": {
+        ("if any(train_left[c] <= n for c, n in lost.items()):",
+         "if any(train_left[c] == n for c, n in lost.items()):"):
+            "a group not yet taken is still counted in train_left, so train_left[c] < n never holds",
+        **_each('across = group_scope == "dataset" or (group_scope == "auto" and bool(groups_across_classes(entries, '
+                'pattern)))', ['group_scope >= "dataset" or (group_scope == "auto"'],
+                ' and bool(groups_across_classes(entries, pattern)))',
+                "no scope sorts after 'dataset' (GROUP_SCOPES, checked above)", prefix="across = "),
+        **{(before, after): "CPython keeps one object per small int: identity is equality for labels and counts"
+           for before, after in (
+               ("if any(train_left[c] <= n for c, n in lost.items()):",
+                "if any(train_left[c] is n for c, n in lost.items()):"),
+               ("if not any(e.label == c for g in chosen for e in members[g]):",
+                "if not any(e.label is c for g in chosen for e in members[g]):"),
+               ("next((g for g in order if g not in chosen and any(e.label == c for e in members[g]) and take(g)), "
+                "None)", "next((g for g in order if g not in chosen and any(e.label is c for e in members[g]) and "
+                "take(g)), None)"),
+               ("test_groups |= _pick_test_groups([e for e in entries if e.label == label], test_fraction, rng,",
+                "test_groups |= _pick_test_groups([e for e in entries if e.label is label], test_fraction, rng,"))},
     },
 }
 
