@@ -43,12 +43,13 @@ def test_malformed_lines_name_file_and_line(tmp_path, train, message):
 def test_class_index_order_bom_blank_lines_and_errors(tmp_path):
     path = tmp_path / "classInd.txt"
     path.write_bytes("\ufeff2 B\r\n\r\n1 A\r\n".encode())  # any order, a BOM and blank lines
-    assert read_class_index(path) == ["A", "B"]
+    assert read_class_index(path) == read_class_index(str(path)) == ["A", "B"]
     for text, message in (
         ("1 A\r\n1 B\r\n", ":2: duplicate class entry '1 B'"),
         ("1 A\r\n2 A\r\n", ":2: duplicate class entry '2 A'"),
         ("1 A\r\n\r\nx B\r\n", ":3: expected 'INDEX ClassName', got 'x B'"),
         ("1 A extra\r\n", ":1: expected 'INDEX ClassName', got '1 A extra'"),
+        ("1 A\r\n2\r\n", ":2: expected 'INDEX ClassName', got '2'"),
         ("1 A\r\n3 C\r\n", ": class indices must run 1..2 without gaps"),
         ("2 B\r\n", ": class indices must run 1..1 without gaps"),
     ):
@@ -124,6 +125,7 @@ def test_groups_of_videos():
     assert entry_group(person, re.compile(r"person(\d+)")) == "Run/12"  # the capture group names it
     assert entry_group(person, re.compile(r"person\d+")) == "Run/person12"  # or the whole match
     assert group_id(person, re.compile(r"person(\d+)")) == "12"
+    assert group_id(VideoEntry("Run/a_person12.mp4", 0), re.compile(r"person\d+")) == "person12"  # sorts after the name
     entries = [VideoEntry(f"{c}/v_{c}_g{g:02d}_c01.avi", label) for label, c, g in
                ((0, "A", 1), (0, "A", 2), (1, "B", 2), (1, "B", 3), (2, "C", 3), (2, "C", 4), (0, "A", 5))]
     assert groups_across_classes(entries) == ["02", "03"]
@@ -134,6 +136,8 @@ def test_overlap_across_classes_and_the_guard_message():
     test = ([VideoEntry(f"A/v_A_g{g:02d}_c02.avi", 0) for g in range(1, 8)] + [VideoEntry("A/v_A_g01_c03.avi", 0)] +
             [VideoEntry("B/v_B_g01_c01.avi", 1), VideoEntry("A/v_A_g09_c01.avi", 0)])
     split = Split(["A", "B"], train, test)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        split.test = []
     overlap = split.group_overlap()
     assert overlap == {"A/01": (1, 2), **{f"A/{g:02d}": (1, 1) for g in range(2, 8)}}
     assert split.shared_across_classes() == {"01": (1, 3), **{f"{g:02d}": (1, 1) for g in (2, 3, 4, 5, 6, 7, 9)}}

@@ -7,9 +7,11 @@ on cosmic-ray's ``Operator`` interface). The module's own test files then run ag
 failing run kills it, a passing run lets it survive. Tests that let many mutants survive cannot fail
 when that code goes wrong.
 
-Speed: the tests would spend most of a run importing torch, so a parent process imports the heavy
-libraries once and forks one child per mutant, which runs pytest on a private copy of ``src/`` with the
-mutated module in it (the working tree is never touched). Needs the ``mutation`` extra (cosmic-ray).
+Speed: the tests would spend most of a run importing torch and pytest, so a parent process imports them
+once and forks one child per mutant, which runs pytest (``-x``) on a private copy of ``src/`` with the
+mutated module in it (the working tree is never touched). Every module takes minutes, the whole run about
+an hour on a shared 2-core machine (benchmarks/RESULTS.md, "Mutation testing"). Needs the ``mutation``
+extra (cosmic-ray).
 
     PYTHONPATH=src python tools/mutation.py                  # every module, a table at the end
     PYTHONPATH=src python tools/mutation.py sampling --survivors   # one module, list what survived
@@ -66,8 +68,7 @@ TARGETS = {
     "sampling": Target("data/sampling.py", ("tests/test_sampling.py",)),
     "clips": Target("data/clips.py", ("tests/test_transforms.py", "tests/test_data_clips.py"),
                     deselect=(_WORKER_START,)),
-    "device": Target("data/device.py", ("tests/test_data_device.py", "tests/test_data_clips.py"),
-                     ("crop_resize", "split_streams", "normalise"), deselect=(_WORKER_START,)),
+    "device": Target("data/device.py", ("tests/test_data_device.py",), ("crop_resize", "split_streams", "normalise")),
     "make_split": Target("data/make_split.py", ("tests/test_data_split.py",), deselect=(_TRAINING_RUN,)),
     "ucf101": Target("data/ucf101.py", ("tests/test_ucf101.py", "tests/test_data_split.py"), deselect=(_TRAINING_RUN,)),
     "quantize": Target("flow/quantize.py", ("tests/test_flow_io.py",)),
@@ -142,9 +143,20 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         **_each("k = int(min(boxes[:, 2].min(), boxes[:, 3].min()) // size) if len(boxes) else 1",
                 ["boxes[:, 3].min(), boxes[:, 3].min()", "boxes[:, 2].min(), boxes[:, 2].min()"],
                 ") // size) if len(boxes) else 1", "crop boxes are square", prefix="k = int(min("),
+        ("if k >= 2:", "if k >= 1:"): "a 1 x 1 box filter changes nothing",
         **_each("k = int(min(boxes[:, 2].min(), boxes[:, 3].min()) // size) if len(boxes) else 1",
                 ["2", "0"], "", "a batch holds at least one clip",
                 prefix="k = int(min(boxes[:, 2].min(), boxes[:, 3].min()) // size) if len(boxes) else "),
+    },
+    "ucf101": {
+        ('return entry.path if group == entry.path else group.split("/", 1)[1]',
+         'return entry.path if group is entry.path else group.split("/", 1)[1]'):
+            "entry_group returns entry.path itself for a video without a group",
+        ('return entry.path if group == entry.path else group.split("/", 1)[1]',
+         'return entry.path if group == entry.path else group.split("/", 2)[1]'):
+            "a group is 'folder/part of a file name': one '/'",
+        ("return sorted(g for g, labels in classes.items() if len(labels) > 1)",
+         "return sorted(g for g, labels in classes.items() if len(labels) != 1)"): "every group has a class",
     },
     "make_split": {
         ("if any(train_left[c] <= n for c, n in lost.items()):",
