@@ -282,3 +282,8 @@ def test_a_group_that_would_empty_a_class_of_training_videos_is_never_taken(tmp_
     # the guard counts what earlier choices took: of two single-video groups, one stays for training
     _touch_videos(tmp_path / "two", ["Jump/v_Jump_g01_c01.avi", "Jump/v_Jump_g02_c01.avi"])
     assert make_split(tmp_path / "two", tmp_path / "t", test_fraction=0.9)["test"] == 1
+
+
+def test_the_auto_scope_typed_on_the_command_line_keeps_recordings_together(tmp_path):
+    # a scope read from argv is equal to, not the same object as, the literal "auto"
+    assert make_split(_recordings(tmp_path), tmp_path / "s", group_scope="".join(["au", "to"]))["across"] == 1

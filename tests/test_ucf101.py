@@ -52,6 +52,7 @@ def test_class_index_order_bom_blank_lines_and_errors(tmp_path):
         ("1 A\r\n2\r\n", ":2: expected 'INDEX ClassName', got '2'"),
         ("1 A\r\n3 C\r\n", ": class indices must run 1..2 without gaps"),
         ("2 B\r\n", ": class indices must run 1..1 without gaps"),
+        ("0 A\r\n1 B\r\n", ": class indices must run 1..2 without gaps"),
     ):
         path.write_text(text)
         with pytest.raises(SplitError, match=f"^{re.escape(str(path) + message)}$"):

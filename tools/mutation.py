@@ -166,6 +166,9 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
                 'pattern)))', ['group_scope >= "dataset" or (group_scope == "auto"'],
                 ' and bool(groups_across_classes(entries, pattern)))',
                 "no scope sorts after 'dataset' (GROUP_SCOPES, checked above)", prefix="across = "),
+        ('across = group_scope == "dataset" or (group_scope == "auto" and bool(groups_across_classes(entries, '
+         'pattern)))', 'across = group_scope == "dataset" or (group_scope <= "auto" and bool(groups_across_classes('
+         'entries, pattern)))'): "no scope sorts before 'auto' (GROUP_SCOPES, checked above)",
         **{(before, after): "CPython keeps one object per small int: identity is equality for labels and counts"
            for before, after in (
                ("if any(train_left[c] <= n for c, n in lost.items()):",
@@ -359,7 +362,8 @@ def _run_tests(src: Path, tests: list[str], log: Path, timeout: float) -> tuple[
     return "killed", seconds
 
 
-def run_module(name: str, target: Target, work: Path, *, limit: int | None, verbose: bool) -> Tally:
+def run_module(name: str, target: Target, work: Path, *, limit: int | None, verbose: bool,
+               lines: set[int] | None = None) -> Tally:
     src = work / "src"
     module = src / "dualstream" / target.path
     original = module.read_text()
@@ -370,7 +374,7 @@ def run_module(name: str, target: Target, work: Path, *, limit: int | None, verb
         raise SystemExit(f"tools/mutation.py: {name}: the tests fail without a mutant (see {log})")
     timeout = 5 * base + 20  # generous: a loaded machine must not turn a slow survivor into a kill
     tally = Tally()
-    todo = mutants(name, target)[:limit]
+    todo = [m for m in mutants(name, target) if lines is None or m.line in lines][:limit]
     equivalent = EQUIVALENT.get(name, {})
     start = time.monotonic()
     for i, m in enumerate(todo, 1):
@@ -403,10 +407,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--survivors", action="store_true", help="list the mutants that survived")
     parser.add_argument("--list", action="store_true", help="only list the modules, their tests and mutant counts")
     parser.add_argument("--limit", type=int, default=None, help="at most this many mutants per module (a smoke run)")
+    parser.add_argument("--lines", default=None,
+                        help="only the mutants on these lines, e.g. 120,131-133 (to recheck survivors after a fix)")
     parser.add_argument("--fail-under", type=float, default=90.0, help="exit 1 when a kill rate is below (%%)")
     parser.add_argument("-v", "--verbose", action="store_true", help="one line per mutant as it runs")
     args = parser.parse_args(argv)
     names = args.modules or list(TARGETS)
+    lines = None
+    if args.lines:
+        try:
+            lines = {n for part in args.lines.split(",") for a, _, b in [part.partition("-")]
+                     for n in range(int(a), int(b or a) + 1)}
+        except ValueError:
+            parser.error(f"--lines: expected numbers and ranges such as 120,131-133, got {args.lines[:40]!r}")
     unknown = [n for n in names if n not in TARGETS]
     if unknown:
         parser.error(f"unknown module {unknown[0][:40]!r}; choose from {', '.join(TARGETS)}")
@@ -428,7 +441,8 @@ def main(argv: list[str] | None = None) -> int:
         compileall.compile_dir(work / "src", quiet=1)
         for name in names:
             print(f"{name}: {TARGETS[name].path} against {' '.join(TARGETS[name].pytest_args())}", flush=True)
-            results[name] = tally = run_module(name, TARGETS[name], work, limit=args.limit, verbose=args.verbose)
+            results[name] = tally = run_module(name, TARGETS[name], work, limit=args.limit, verbose=args.verbose,
+                                                 lines=lines)
             print(f"{name}: {tally.killed + tally.timeout}/{tally.mutants - tally.equivalent} killed "
                   f"({tally.rate:.1f} %) in {tally.seconds:.0f} s", flush=True)
     print()
