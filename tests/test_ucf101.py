@@ -64,8 +64,8 @@ def test_class_index_order_bom_blank_lines_and_errors(tmp_path):
 def test_list_entries_labels_paths_and_errors(tmp_path):
     path = tmp_path / "list.txt"
     path.write_text("A\\v_A_g01_c01.avi 1\r\n\r\nB/v_B_g01_c01.avi 2\r\n")  # Windows separators are read
-    assert read_list(path, ["A", "B"], labelled=True) == [VideoEntry("A/v_A_g01_c01.avi", 0),
-                                                           VideoEntry("B/v_B_g01_c01.avi", 1)]
+    assert read_list(str(path), ["A", "B"], labelled=True) == [VideoEntry("A/v_A_g01_c01.avi", 0),
+                                                                VideoEntry("B/v_B_g01_c01.avi", 1)]
     path.write_text("B/v_B_g01_c01.avi\r\nA/v_A_g01_c01.avi 1\r\n")  # a test list may carry labels
     assert read_list(path, ["A", "B"], labelled=False) == [VideoEntry("B/v_B_g01_c01.avi", 1),
                                                             VideoEntry("A/v_A_g01_c01.avi", 0)]

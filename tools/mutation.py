@@ -155,6 +155,10 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ('return entry.path if group == entry.path else group.split("/", 1)[1]',
          'return entry.path if group == entry.path else group.split("/", 2)[1]'):
             "a group is 'folder/part of a file name': one '/'",
+        ("if len(parts) == 2:", "if len(parts) >= 2:"): "a line has 1 or 2 parts here (checked above)",
+        ("if not parts[1].isdigit() or int(parts[1]) - 1 != label:",
+         "if not parts[1].isdigit() or int(parts[1]) - 1 is not label:"):
+            "CPython keeps one object per small int: identity is equality for labels",
         ("return sorted(g for g, labels in classes.items() if len(labels) > 1)",
          "return sorted(g for g, labels in classes.items() if len(labels) != 1)"): "every group has a class",
     },
