@@ -150,6 +150,13 @@ def test_overlap_across_classes_and_the_guard_message():
     five = Split(["A"], train[:5], test[:5])
     with pytest.raises(GroupLeakageError, match=r": A/01 .*, A/05 \(train 1, test 1\)\. Clips"):  # five: no "and more"
         check_group_overlap(five, allow=False, where="W")
+    six = Split(["A"], train[:6], test[:6])
+    with pytest.raises(GroupLeakageError, match=r": A/01 .*, A/05 \(train 1, test 1\) and 1 more\. Clips"):
+        check_group_overlap(six, allow=False, where="W")
+    one = Split(["A"], train[1:2], test[1:2])
+    with pytest.raises(GroupLeakageError, match=r"^W: 1 group\(s\) appear in both train and test: A/02 \(train 1, "
+                                                r"test 1\)\. Clips"):
+        check_group_overlap(one, allow=False, where="W")
     assert check_group_overlap(Split(["A"], train[:2], test[2:4]), allow=False, where="W") == {}
 
 

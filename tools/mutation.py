@@ -144,6 +144,9 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
                 ["boxes[:, 3].min(), boxes[:, 3].min()", "boxes[:, 2].min(), boxes[:, 2].min()"],
                 ") // size) if len(boxes) else 1", "crop boxes are square", prefix="k = int(min("),
         ("if k >= 2:", "if k >= 1:"): "a 1 x 1 box filter changes nothing",
+        ("grid = F.affine_grid(theta.to(x.device, x.dtype), [b, 1, size, size], align_corners=False)",
+         "grid = F.affine_grid(theta.to(x.device, x.dtype), [b, 2, size, size], align_corners=False)"):
+            "affine_grid takes N, H, W from the size; C is not used",
         **_each("k = int(min(boxes[:, 2].min(), boxes[:, 3].min()) // size) if len(boxes) else 1",
                 ["2", "0"], "", "a batch holds at least one clip",
                 prefix="k = int(min(boxes[:, 2].min(), boxes[:, 3].min()) // size) if len(boxes) else "),
