@@ -194,4 +194,7 @@ def test_split_summary_counts_overlap_and_shared_ids():
     assert lines[-1] == "  across classes: and 3 more"
     assert split_summary(split, {}, dict(list(shared.items())[:20])).splitlines()[-1] == \
         "  across classes 20: train 1, test 1"
+    assert split_summary(split, {}, dict(list(shared.items())[:21])).splitlines()[-1] == "  across classes: and 1 more"
+    assert split_summary(split, {}, dict(list(shared.items())[:3])).splitlines()[-1] == \
+        "  across classes 03: train 1, test 1"
     assert split_summary(split, {}, {}).endswith("test 0, group ids on both sides across classes 0")
