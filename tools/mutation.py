@@ -217,11 +217,9 @@ def _in_function(node) -> bool:
 
 
 def _deletable(stmt) -> bool:
-    if stmt.type in ("import_name", "import_from", "global_stmt", "nonlocal_stmt") or stmt.get_code().strip() == "pass":
-        return False
-    if stmt.type == "string":  # a docstring
-        return False
-    return True
+    """Not an import, a global/nonlocal declaration, a docstring or ``pass``."""
+    kept = ("import_name", "import_from", "global_stmt", "nonlocal_stmt", "string")
+    return stmt.type not in kept and stmt.get_code().strip() != "pass"
 
 
 # mutant kind -> cosmic-ray operator classes
