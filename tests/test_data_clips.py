@@ -21,7 +21,8 @@ from dualstream.data import device as dev
 from dualstream.data.dataset import EvalViews, TrainClips
 from dualstream.data.sampling import ClipSpec
 from dualstream.data.batches import BatchPool, collate_batches, release_batch
-from dualstream.data.clips import cut_arrays
+from dualstream.data.clips import cut_arrays, shrink_filter
+from dualstream.data.transforms import IMAGENET_MEAN, IMAGENET_STD, CropParams
 from dualstream.prepare.pack import pack_cache
 from dualstream.cache import read_packed
 from dualstream.engine.accel import DeviceBatches, loader_worker_init
@@ -75,6 +76,26 @@ def test_cut_arrays_is_the_workers_cut(tmp_path):
     rgb, flow = cut_arrays(*clips.load(v, idx), crop, size=24)
     want = clips[0]
     assert np.array_equal(rgb, want[0].numpy()) and np.array_equal(flow, want[1].numpy())
+
+
+def test_shrinking_by_two_or_more_averages_the_covered_pixels():
+    """Area from a 2x shrink on (where bilinear would skip pixels), bilinear below; a 3x shrink of a crop is
+    the mean of each 3 x 3 block, for RGB and flow alike."""
+    import cv2
+
+    assert [shrink_filter(side, 32) for side in (16, 32, 63, 64, 80, 96)] == [cv2.INTER_LINEAR] * 3 + [cv2.INTER_AREA] * 3
+    rng = np.random.default_rng(7)
+    rgb = rng.integers(0, 256, (2, 100, 100, 3), dtype=np.uint8)
+    flow = rng.integers(0, 256, (2, 100, 100, 2), dtype=np.uint8)
+    r, f = cut_arrays(rgb, flow, CropParams(top=1, left=3, size=96, flip=False), size=32)
+
+    def block_means(x):  # (T, 96, 96, C) -> (T, C, 32, 32), rounded to uint8 as the resize is
+        x = x[:, 1:97, 3:99].reshape(2, 32, 3, 32, 3, -1).mean((2, 4))
+        return np.floor(x + 0.5).transpose(0, 3, 1, 2)
+
+    mean, std = np.array(IMAGENET_MEAN)[:, None, None], np.array(IMAGENET_STD)[:, None, None]
+    np.testing.assert_allclose(r.reshape(2, 3, 32, 32), (block_means(rgb) / 255 - mean) / std, atol=1e-4)
+    np.testing.assert_allclose(f.reshape(2, 2, 32, 32), (2 * block_means(flow) / 255 - 1) / 3, atol=1e-5)
 
 
 def test_fused_mirror_negates_flow_x(tmp_path):

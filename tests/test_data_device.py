@@ -158,6 +158,17 @@ def test_crop_resize_box_and_mirror():
     sq = torch.rand(2, 3, 6, 6)
     half = dev.crop_resize(sq, torch.tensor([[0, 0, 6, 6], [0, 0, 6, 6]]), 3)  # shrink by 2: 2x2 box filter
     torch.testing.assert_close(half, torch.nn.functional.avg_pool2d(sq, 2))
+    big = torch.rand(2, 3, 12, 12)  # shrink by 3 (where bilinear alone would skip pixels): 3x3 box filter
+    third = dev.crop_resize(big, torch.tensor([[0, 0, 9, 9], [3, 3, 9, 9]]), 3)
+    torch.testing.assert_close(third[0], torch.nn.functional.avg_pool2d(big[0, :, 0:9, 0:9], 3))
+    torch.testing.assert_close(third[1], torch.nn.functional.avg_pool2d(big[1, :, 3:12, 3:12], 3))
+    # shrink by 2.5: the 2x2 box filter first, so a pattern finer than the output grid averages out
+    checker = ((torch.arange(20)[:, None] + torch.arange(20)) % 2).float().view(1, 1, 20, 20)
+    assert torch.equal(dev.crop_resize(checker, torch.tensor([[0, 0, 10, 10]]), 4), torch.full((1, 1, 4, 4), 0.5))
+    # an odd width: the last 2x2 window holds one column (4), which the box filter keeps, not drops
+    ramp = torch.arange(5.0).expand(1, 1, 4, 5)
+    out = dev.crop_resize(ramp, torch.tensor([[0, 1, 4, 4]]), 2)
+    torch.testing.assert_close(out, torch.tensor([[1.5, 3.25]] * 2).view(1, 1, 2, 2), atol=1e-6, rtol=0)
 
 
 def test_device_batches_apply_the_transform_in_order():

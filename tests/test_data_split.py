@@ -244,3 +244,81 @@ def test_training_refuses_a_leaky_split_and_records_the_override(tiny_dataset, t
     assert main(_train_args(tiny_cache, leaky, run, "train.epochs=1") + ["--allow-group-overlap"]) == 0
     assert yaml.safe_load((run / "config.yaml").read_text())["data"]["allow_group_overlap"] is True
     assert "shares 1 group(s) between train and test" in capsys.readouterr().err
+
+
+def test_make_split_refuses_what_split_files_cannot_hold(tmp_path):
+    videos = tmp_path / "v"
+    _touch_videos(videos, ["A/v_A_g01_c01.avi", "B/v_B_g01_c01.avi"])
+    for fraction in (0.0, 1.0, -0.5):
+        with pytest.raises(SplitError, match=f"^--test-fraction must be between 0 and 1, got {fraction}$"):
+            make_split(videos, tmp_path / "s", test_fraction=fraction)
+    with pytest.raises(SplitError, match=f"^--group-scope must be one of auto, dataset, class, got '{'x' * 40}'$"):
+        make_split(videos, tmp_path / "s", group_scope="x" * 100)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="empty: no video files found"):
+        make_split(tmp_path / "empty", tmp_path / "s")
+    _touch_videos(videos, ["B/w B.avi", "B/v B g02.avi"])
+    with pytest.raises(SplitError, match=r"v: 2 path\(s\) contain spaces, which split files cannot hold \(they are "
+                                         r"space-separated\), e\.g\. 'B/v B g02\.avi'$"):
+        make_split(videos, tmp_path / "s")
+    assert not (tmp_path / "s").exists()  # nothing written
+
+
+@pytest.mark.parametrize("groups, size, fraction, tested", [
+    (4, 3, 0.35, 3),  # target 4.2: a second group of 3 would overshoot by more than half of it
+    (6, 2, 0.25, 4),  # target 3: a second group of 2 overshoots by exactly half of it, which is still taken
+    (10, 1, 0.3, 3),
+])
+def test_make_split_takes_whole_groups_until_the_fraction(tmp_path, groups, size, fraction, tested):
+    videos = tmp_path / "v"
+    _touch_videos(videos, [f"A/v_A_g{g:02d}_c{c:02d}.avi" for g in range(1, groups + 1) for c in range(1, size + 1)])
+    counts = make_split(videos, tmp_path / "s", test_fraction=fraction)
+    assert counts == {"classes": 1, "train": groups * size - tested, "test": tested, "groups": groups, "across": 0}
+    split = read_split(tmp_path / "s", 1)
+    assert len(split.test) == tested and not {e.group for e in split.test} & {e.group for e in split.train}
+
+
+def test_make_split_writes_sorted_crlf_lists_and_keeps_a_class_that_cannot_spare_a_group_in_train(tmp_path):
+    videos = tmp_path / "v"
+    names = [f"Walk/v_Walk_g{g:02d}_c01.avi" for g in (3, 1, 2, 4)] + ["Run/v_Run_g09_c01.avi", "Run/v_Run_g09_c02.avi"]
+    _touch_videos(videos, names)
+    out = tmp_path / "new" / "folder"
+    make_split(videos, out, test_fraction=0.5, group_scope="class")  # made with its parents, and rewritten
+    counts = make_split(videos, out, test_fraction=0.5, group_scope="class")
+    # Run has one group: taking it would leave the class nothing to train on, so it has no test video
+    assert counts == {"classes": 2, "train": 4, "test": 2, "groups": 5, "across": 0}
+    assert (out / "classInd.txt").read_bytes() == b"1 Run\r\n2 Walk\r\n"
+    train = (out / "trainlist01.txt").read_bytes().decode().split("\r\n")
+    assert train[:2] == ["Run/v_Run_g09_c01.avi 1", "Run/v_Run_g09_c02.avi 1"] and train[-1] == ""
+    walk = [line.split()[0] for line in train[2:-1]] + (out / "testlist01.txt").read_bytes().decode().split("\r\n")[:-1]
+    assert sorted(walk) == sorted(names[:4]) and all(line.endswith(" 2") for line in train[2:-1])
+    test = (out / "testlist01.txt").read_bytes().decode().split("\r\n")[:-1]
+    assert test == sorted(test) and len(test) == 2  # by class, then group
+    # the dataset scope puts a group number on one side for every class, even when no number is shared
+    # (a scope given on the command line: equal to, not the same object as, the literal)
+    assert make_split(videos, tmp_path / "d", test_fraction=0.5, group_scope="".join(["data", "set"]))["across"] == 1
+    # seed 0 by default
+    make_split(videos, tmp_path / "seed0", test_fraction=0.5, seed=0)
+    assert (tmp_path / "seed0" / "testlist01.txt").read_bytes() == (out / "testlist01.txt").read_bytes()
+
+
+def test_a_group_that_would_empty_a_class_of_training_videos_is_never_taken(tmp_path):
+    # dataset scope: recording 01 holds the only Bend video, so it stays in train, and the fraction is
+    # made up of other recordings (counted only when taken)
+    videos = tmp_path / "v"
+    _touch_videos(videos, [f"Jump/v_Jump_g{g:02d}_c01.avi" for g in range(1, 7)] + ["Bend/v_Bend_g01_c01.avi"])
+    for seed in range(12):
+        counts = make_split(videos, tmp_path / f"s{seed}", test_fraction=0.4, group_scope="dataset", seed=seed)
+        # 2.8 videos wanted: three single-video groups, or two when recording 01 (2 videos) comes up third
+        assert counts["test"] in (2, 3) and counts["train"] + counts["test"] == 7, seed
+        split = read_split(tmp_path / f"s{seed}", 1)
+        assert "Bend/v_Bend_g01_c01.avi" in [e.path for e in split.train]
+        assert "01" not in {e.group for e in split.test}
+    # the guard counts what earlier choices took: of two single-video groups, one stays for training
+    _touch_videos(tmp_path / "two", ["Jump/v_Jump_g01_c01.avi", "Jump/v_Jump_g02_c01.avi"])
+    assert make_split(tmp_path / "two", tmp_path / "t", test_fraction=0.9)["test"] == 1
+
+
+def test_the_auto_scope_typed_on_the_command_line_keeps_recordings_together(tmp_path):
+    # a scope read from argv is equal to, not the same object as, the literal "auto"
+    assert make_split(_recordings(tmp_path), tmp_path / "s", group_scope="".join(["au", "to"]))["across"] == 1

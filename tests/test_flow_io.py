@@ -41,6 +41,20 @@ def test_quantise_round_trip_within_one_step():
     assert quantize_flow(np.array([-bound, bound, 100.0]), bound).tolist() == [0, 255, 255]
 
 
+def test_quantise_default_bound_is_20_px_and_a_bound_must_be_positive():
+    # the cache's convention (TSN/MMAction2): +-20 px, 0 px at 127.5 (rounds to 128), one step 40/255 px
+    assert quantize_flow(np.array([-20.0, -19.9, 0.0, 19.9, 20.0])).tolist() == [0, 1, 128, 254, 255]
+    assert dequantize_flow(np.array([0, 255], np.uint8)).tolist() == [-20.0, 20.0]
+    # a bound under one pixel is still a bound
+    assert quantize_flow(np.array([-0.5, 0.5]), 0.5).tolist() == [0, 255]
+    assert dequantize_flow(np.array([0, 255], np.uint8), 0.5).tolist() == [-0.5, 0.5]
+    for bad in (0.0, -1.0, -20.0):
+        with pytest.raises(ValueError, match=f"bound must be positive, got {bad}"):
+            quantize_flow(np.zeros(2), bad)
+        with pytest.raises(ValueError, match=f"bound must be positive, got {bad}"):
+            dequantize_flow(np.zeros(2, np.uint8), bad)
+
+
 def test_colour_wheel_and_known_colours():
     wheel = colour_wheel()
     assert wheel.shape == (55, 3)

@@ -107,3 +107,72 @@ def test_gradients_reach_all_parameters() -> None:
     for name, p in layer.named_parameters():
         assert p.grad is not None, name
         assert p.grad.abs().sum() > 0, name
+
+
+def test_qk_channels_default_to_an_eighth_and_at_least_one() -> None:
+    assert [SelfAttention2d(c).qk_channels for c in (4, 8, 9, 16, 64)] == [1, 1, 1, 2, 8]
+    layer = SelfAttention2d(16, qk_channels=3)
+    assert (layer.j.out_channels, layer.k.out_channels) == (3, 3)
+    assert layer.j.kernel_size == layer.k.kernel_size == layer.l.kernel_size == (1, 1)
+    assert repr(layer).splitlines()[1].strip() == "channels=16, qk_channels=3, fused=True"
+
+
+def test_random_gamma_is_drawn_from_zero_to_a_tenth() -> None:
+    torch.manual_seed(13)
+    gammas = torch.cat([SelfAttention2d(8).gamma.detach() for _ in range(200)])
+    assert gammas.min() >= 0 and gammas.max() < 0.1
+    assert gammas.min() < 0.01 and gammas.max() > 0.09  # the whole range is used
+    assert SelfAttention2d(8, gamma_init=0.25).gamma.item() == 0.25
+
+
+def test_reset_parameters_restores_the_default_init_of_j_k_l_only() -> None:
+    """Default init: weights and biases uniform in +-1/sqrt(C) (C inputs of a 1x1 conv); gamma is kept."""
+    layer = SelfAttention2d(64, gamma_init=0.5)
+    for conv in (layer.j, layer.k, layer.l):
+        torch.nn.init.constant_(conv.weight, 3.0)
+        torch.nn.init.constant_(conv.bias, 3.0)
+    torch.manual_seed(14)
+    layer.reset_parameters()
+    for conv in (layer.j, layer.k, layer.l):
+        for p in (conv.weight, conv.bias):
+            assert p.abs().max() <= 1 / 8 and p.abs().max() > 1 / 16  # 1/sqrt(64)
+    assert layer.gamma.item() == 0.5
+
+
+@pytest.mark.parametrize("name", ["early_fusion_small", "late_fusion_small", "early_fusion"])
+def test_models_give_their_attention_the_default_init_not_he(name: str) -> None:
+    """He-scaled j and k would saturate the softmax at the start of training (SelfAttention2d.reset_parameters):
+    the models reset the attention convolutions after their He init (which zeroes biases)."""
+    from dualstream.models import create_model
+
+    torch.manual_seed(15)
+    model = create_model(name, num_classes=3, frames=2, input_size=64)
+    layers = [m for m in model.modules() if isinstance(m, SelfAttention2d)]
+    assert layers
+    for layer in layers:
+        bound = 1 / layer.channels ** 0.5
+        for conv in (layer.j, layer.k, layer.l):
+            assert conv.weight.abs().max() <= bound
+            assert conv.bias.abs().max() > 0  # He init leaves biases at zero
+
+
+def test_only_the_fused_path_calls_sdpa(monkeypatch) -> None:
+    """fused=False (ONNX export) and record=True (the weights are needed) use the plain matrix products."""
+    calls = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs["scale"])
+        return sdpa(*args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    layer = SelfAttention2d(16, fused=False)
+    y = _input(seed=16)
+    layer(y)
+    assert calls == []
+    layer.fused = True
+    layer(y)
+    assert calls == [1.0]
+    layer.record = True
+    layer(y)
+    assert calls == [1.0]
