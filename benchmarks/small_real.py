@@ -117,7 +117,8 @@ def flow_stats(work: Path) -> None:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=str(ROOT / "configs" / "small_real.yaml"))
-    p.add_argument("--data", default="weizmann3", help="a set under ../shared/data with videos/ and ucfTrainTestlist/")
+    p.add_argument("--data", default="weizmann3", help="a set under --shared with videos/ and ucfTrainTestlist/")
+    p.add_argument("--shared", default=str(SHARED), help="the shared data folder (default ../shared/data)")
     p.add_argument("--variants", default="base")
     p.add_argument("--models", default="early_fusion_small")
     p.add_argument("--folds", default="1,2,3")
@@ -129,7 +130,7 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: fastest for these small models on a busy CPU)")
     args = p.parse_args()
     global DATA
-    DATA = SHARED / args.data
+    DATA = Path(args.shared) / args.data
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(1)
     if not DATA.is_dir():

@@ -208,3 +208,14 @@ def test_training_refuses_a_leaky_split_and_records_the_override(tiny_dataset, t
     assert main(_train_args(tiny_cache, leaky, run, "train.epochs=1") + ["--allow-group-overlap"]) == 0
     assert yaml.safe_load((run / "config.yaml").read_text())["data"]["allow_group_overlap"] is True
     assert "shares 1 group(s) between train and test" in capsys.readouterr().err
+
+
+def test_egogest10_folds_and_a_made_split_are_recording_disjoint(tmp_path, capsys):
+    data = shared_data("egogest10")
+    for n in (1, 2, 3):
+        split = read_split(data / "ucfTrainTestlist", n)
+        assert split.shared_across_classes() == {} and len(split.train) + len(split.test) == 160
+    assert main(["make-split", "--videos", str(data / "videos"), "--out", str(tmp_path / "s")]) == 0
+    assert "train 110, test 50, groups 160 (no group number on both sides in any class)" in capsys.readouterr().out
+    split = read_split(tmp_path / "s", 1)
+    assert split.shared_across_classes() == {} and len({e.group for e in split.test}) == 5
