@@ -72,6 +72,7 @@ VARIANTS: dict[str, tuple[int, float, list[str]]] = {
     "frames10": (64, 3.0, ["data.frames=10"]),
     "frames24": (64, 3.0, ["data.frames=24"]),
     "frames6": (64, 3.0, ["data.frames=6"]),
+    "span1": (64, 3.0, ["data.span_min=1.0"]),
     "span08": (64, 3.0, ["data.span_min=0.8"]),
     "span06": (64, 3.0, ["data.span_min=0.6"]),
     "nojitter_spread": (64, 3.0, ["data.temporal_jitter=false"]),
