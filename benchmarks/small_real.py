@@ -1,6 +1,8 @@
-"""Recipe search for small sets of real people, on ../shared/data/weizmann3 (3 person-disjoint folds).
+"""Recipe search for small real sets: ../shared/data/weizmann3 (3 person-disjoint folds) and egogest10
+(3 recording-disjoint folds), with the same recipe.
 
     python benchmarks/small_real.py --variants base,bound3 --models flow_only_small --folds 1,2,3 --seeds 0
+    python benchmarks/small_real.py --data egogest10 --variants base,interval --folds 1,2,3
 
 Each variant is a list of ``--set`` overrides on top of ``--config`` (default configs/small_real.yaml).
 Settings are compared on the *validation* part carved from each fold's train list (whole people,
@@ -31,7 +33,8 @@ from dualstream.prepare.run import prepare_dataset  # noqa: E402
 from dualstream.engine.evaluate import evaluate_run  # noqa: E402
 from dualstream.engine.train import train  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data" / "weizmann3"
+SHARED = ROOT.parent / "shared" / "data"
+DATA = SHARED / "weizmann3"
 
 # name -> (prepare short side, flow bound, overrides)
 VARIANTS: dict[str, tuple[int, float, list[str]]] = {
@@ -62,11 +65,25 @@ VARIANTS: dict[str, tuple[int, float, list[str]]] = {
     "steps150": (64, 3.0, ["train.steps=150"]),
     "interval2": (64, 3.0, ["data.interval=2"]),
     "interval6": (64, 3.0, ["data.interval=6"]),
+    # egogest10 (issue 18): the recipe before spread sampling (10 frames at interval 4, flip on), and what
+    # each of its changes gives on its own
+    "interval": (64, 3.0, ["data.sampling=interval", "data.flip=true", "train.steps=150"]),
+    "interval_noflip_s600_i7": (64, 3.0, ["data.sampling=interval", "data.interval=7", "train.steps=600"]),
+    "flip": (64, 3.0, ["data.flip=true"]),
+    "frames10": (64, 3.0, ["data.frames=10"]),
+    "frames24": (64, 3.0, ["data.frames=24"]),
+    "frames6": (64, 3.0, ["data.frames=6"]),
+    "span1": (64, 3.0, ["data.span_min=1.0"]),
+    "span08": (64, 3.0, ["data.span_min=0.8"]),
+    "span06": (64, 3.0, ["data.span_min=0.6"]),
+    "nojitter_spread": (64, 3.0, ["data.temporal_jitter=false"]),
+    "steps300": (64, 3.0, ["train.steps=300"]),
+    "steps900": (64, 3.0, ["train.steps=900"]),
 }
 
 
 def cache_for(work: Path, short_side: int, bound: float) -> Path:
-    cache = work / f"cache_s{short_side}_b{bound:g}"
+    cache = work / DATA.name / f"cache_s{short_side}_b{bound:g}"
     prepare_dataset(DATA / "videos", cache, PrepareOptions(flow="dis", short_side=short_side, bound=bound),
                     workers=2, progress=False)
     return cache
@@ -103,6 +120,8 @@ def flow_stats(work: Path) -> None:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=str(ROOT / "configs" / "small_real.yaml"))
+    p.add_argument("--data", default="weizmann3", help="a set under --shared with videos/ and ucfTrainTestlist/")
+    p.add_argument("--shared", default=str(SHARED), help="the shared data folder (default ../shared/data)")
     p.add_argument("--variants", default="base")
     p.add_argument("--models", default="early_fusion_small")
     p.add_argument("--folds", default="1,2,3")
@@ -113,6 +132,8 @@ def main() -> int:
     p.add_argument("--flow-stats", action="store_true", help="only print the flow input's statistics per cache")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: fastest for these small models on a busy CPU)")
     args = p.parse_args()
+    global DATA
+    DATA = Path(args.shared) / args.data
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(1)
     if not DATA.is_dir():
@@ -132,7 +153,7 @@ def main() -> int:
             vals, tests = [], []
             for fold in folds:
                 for seed in seeds:
-                    run = work / "runs" / f"{variant}_{model}_f{fold}_s{seed}"
+                    run = work / "runs" / DATA.name / f"{variant}_{model}_f{fold}_s{seed}"
                     cfg = load_config(args.config, [f"data.cache={cache}", f"data.splits={DATA / 'ucfTrainTestlist'}",
                                                     f"data.split={fold}", f"model.name={model}", f"seed={seed}",
                                                     "data.num_workers=0", *sets, *args.set])
@@ -143,7 +164,7 @@ def main() -> int:
                     val = chosen[-1].get("val_acc", float("nan"))
                     vals.append(val)
                     tests.append(result["video_top1"])
-                    row = {"variant": variant, "model": model, "fold": fold, "seed": seed, "val_acc": val,
+                    row = {"data": DATA.name, "variant": variant, "model": model, "fold": fold, "seed": seed, "val_acc": val,
                            "chosen_epoch": chosen[-1]["epoch"], "epochs": len(history),
                            "test_video_top1": result["video_top1"], "seconds": round(time.perf_counter() - t0, 1)}
                     print(json.dumps(row), flush=True)

@@ -49,7 +49,7 @@ def test_moving_one_test_video_to_train_is_refused(tmp_path, capsys):
 
     assert main(["check-split", "--splits", str(leaky), "--split", "1"]) == 1
     out = capsys.readouterr().out
-    assert "groups in both train and test 1, group ids on both sides across classes 1\n" in out
+    assert "group ids on both sides across classes 1, groups in both train and test 1\n" in out
     assert "\n  overlap ApplyEyeMakeup/01: train 1, test 5\n  across classes 01: train 1, test 532\n" in out
 
     cache = tmp_path / "cache"  # the guard comes before the cache check
@@ -322,3 +322,14 @@ def test_a_group_that_would_empty_a_class_of_training_videos_is_never_taken(tmp_
 def test_the_auto_scope_typed_on_the_command_line_keeps_recordings_together(tmp_path):
     # a scope read from argv is equal to, not the same object as, the literal "auto"
     assert make_split(_recordings(tmp_path), tmp_path / "s", group_scope="".join(["au", "to"]))["across"] == 1
+
+
+def test_egogest10_folds_and_a_made_split_are_recording_disjoint(tmp_path, capsys):
+    data = shared_data("egogest10")
+    for n in (1, 2, 3):
+        split = read_split(data / "ucfTrainTestlist", n)
+        assert split.shared_across_classes() == {} and len(split.train) + len(split.test) == 160
+    assert main(["make-split", "--videos", str(data / "videos"), "--out", str(tmp_path / "s")]) == 0
+    assert "train 110, test 50, groups 160 (no group number on both sides in any class)" in capsys.readouterr().out
+    split = read_split(tmp_path / "s", 1)
+    assert split.shared_across_classes() == {} and len({e.group for e in split.test}) == 5

@@ -23,6 +23,8 @@ def test_small_real_recipe_is_what_fit_prepares_for():
     assert (cfg.model.name, cfg.data.input_size, cfg.data.flow_bound) == ("early_fusion_small", 64, 3.0)
     assert cfg.train.steps > 0 and 0 < cfg.data.val_fraction < 1 and cfg.data.temporal_jitter
     assert cfg.data.colour_jitter > 0 and cfg.train.modality_dropout > 0
+    # the whole action in every clip, and no flip that turns Left into Right (issue 18)
+    assert (cfg.data.sampling, cfg.data.flip) == ("spread", False)
 
 
 @pytest.mark.parametrize("name", RECIPES)

@@ -20,6 +20,9 @@ def test_fit_end_to_end_on_a_folder(tiny_dataset, tmp_path, capsys):
     split = read_split(run / "splits", 1)
     assert split.test and not {e.group for e in split.train} & {e.group for e in split.test}  # recording-disjoint
     assert split.shared_across_classes() == {} and "group numbers disjoint across classes" in out
+    assert "clips: 4 frames spread over each whole video; horizontal flip off\n" in out  # the recipe's choice, said
+    spec = json.loads((run / "model.json").read_text())
+    assert spec["sampling"] == "spread" and spec["window"] >= 2
     manifest = json.loads(next((run / "cache").glob("*/*/manifest.json")).read_text())
     assert min(manifest["height"], manifest["width"]) == 32  # prepared at the recipe's input size
     assert manifest["flow_bound"] == 3.0  # and quantised with its flow bound (small_real)

@@ -442,6 +442,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
                  progress=not args.quiet, group_scope=args.group_scope)
     if result.note:
         print(result.note, file=sys.stderr)
+    print(result.clips)
     sides = "group numbers disjoint across classes" if result.across else "groups disjoint"
     print(f"video_top1={result.video_top1:.4f} clip_top1={result.clip_top1:.4f} "
           f"(train {result.train} videos, test {result.test}, {sides}) -> {result.run}")

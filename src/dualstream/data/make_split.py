@@ -74,7 +74,9 @@ def _pick_test_groups(entries: list[VideoEntry], fraction: float, rng: np.random
             count += len(members[g])
     for c in sorted(train_left):
         if not any(e.label == c for g in chosen for e in members[g]):
-            next((g for g in order if g not in chosen and any(e.label == c for e in members[g]) and take(g)), None)
+            for g in order:
+                if g not in chosen and any(e.label == c for e in members[g]) and take(g):
+                    break
     return chosen
 
 

@@ -218,10 +218,9 @@ def split_summary(split: Split, overlap: dict[str, tuple[int, int]],
     """Counts and overlap of one split, as ``check-split`` prints them; ``shared`` adds the groups
     shared across classes between the sides (``Split.shared_across_classes``)."""
     groups = {entry_group(e) for e in split.train + split.test}
+    across = "" if shared is None else f"group ids on both sides across classes {len(shared)}, "
     text = (f"classes {len(split.classes)}, train {len(split.train)}, test {len(split.test)}, "
-            f"groups {len(groups)}, groups in both train and test {len(overlap)}")
-    if shared is not None:
-        text += f", group ids on both sides across classes {len(shared)}"
+            f"groups {len(groups)}, {across}groups in both train and test {len(overlap)}")
     lines = [text] + [f"  overlap {g}: train {a}, test {b}" for g, (a, b) in overlap.items()]
     lines += [f"  across classes {g}: train {a}, test {b}" for g, (a, b) in list((shared or {}).items())[:20]]
     if shared and len(shared) > 20:

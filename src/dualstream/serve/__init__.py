@@ -68,7 +68,7 @@ def create_app(model: str | os.PathLike | Predictor, *, max_upload_mb: float = D
     ``allowed_hosts``: the Host names answered (default: localhost, 127.0.0.1, ::1; ``"*"``: any);
     ``timeout_s``: the longest pause in an upload's body; ``budget``: the limits of each request's
     ``DecodeBudget`` (restarted when its prediction starts); ``max_uploads``: prediction requests in
-    flight at once; ``runtime``: see ``Predictor.load``.
+    flight at once; ``runtime``: see ``inference.runtime.load_predictor``.
     """
     predictor = model if isinstance(model, Predictor) else load_predictor(model, runtime=runtime)
     max_bytes = int(max_upload_mb * 2**20)
