@@ -188,7 +188,7 @@ def test_split_summary_counts_overlap_and_shared_ids():
     assert split_summary(split, overlap) == ("classes 2, train 23, test 24, groups 46, groups in both train and "
                                              "test 1\n  overlap A/01: train 1, test 1")
     lines = split_summary(split, overlap, shared).splitlines()
-    assert lines[0].endswith("groups in both train and test 1, group ids on both sides across classes 23")
+    assert lines[0].endswith("group ids on both sides across classes 23, groups in both train and test 1")
     assert lines[1:3] == ["  overlap A/01: train 1, test 1", "  across classes 01: train 1, test 2"]
     assert len(lines) == 2 + 20 + 1 and lines[-2] == "  across classes 20: train 1, test 1"
     assert lines[-1] == "  across classes: and 3 more"
@@ -197,4 +197,4 @@ def test_split_summary_counts_overlap_and_shared_ids():
     assert split_summary(split, {}, dict(list(shared.items())[:21])).splitlines()[-1] == "  across classes: and 1 more"
     assert split_summary(split, {}, dict(list(shared.items())[:3])).splitlines()[-1] == \
         "  across classes 03: train 1, test 1"
-    assert split_summary(split, {}, {}).endswith("test 0, group ids on both sides across classes 0")
+    assert split_summary(split, {}, {}).endswith("group ids on both sides across classes 0, groups in both train and test 0")
