@@ -1,6 +1,6 @@
 import pytest
 
-from dualstream.config import ConfigError, load_config
+from dualstream.config import ConfigError, DataConfig, load_config
 
 from dualstream.cli import demo_config_path
 
@@ -32,3 +32,12 @@ def test_unknown_key_in_file(tmp_path):
     path.write_text("train:\n  epochz: 3\n")
     with pytest.raises(ConfigError, match="train.epochz"):
         load_config(path)
+
+
+def test_sampling_is_checked_and_said_in_words():
+    assert DataConfig(frames=16, sampling="spread").sampling_text() == "16 frames spread over each whole video"
+    assert DataConfig(frames=10, interval=4).sampling_text() == "10 frames every 4"
+    with pytest.raises(ConfigError, match="data.sampling must be interval or spread, got 'tsn'"):
+        DataConfig(sampling="tsn")
+    with pytest.raises(ConfigError, match=r"data.span_min must be in \(0, 1\], got 1.5"):
+        DataConfig(span_min=1.5)
