@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dualstream.config import MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH, MAX_CONFIG_NODES, ConfigError, load_config
+from dualstream.config import MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH, MAX_CONFIG_NODES, ConfigError, DataConfig, load_config
 
 from dualstream.cli import demo_config_path
 
@@ -233,3 +233,14 @@ def test_an_unknown_model_argument_is_shown_bounded():
         build_model(load_config(None, ["model.kwargs." + "k" * 10_000 + "=1"]), num_classes=3)
     assert str(exc.value).startswith("model 'early_fusion_small' with kwargs {'kkkkkkkk")
     assert "unexpected keyword argument" in str(exc.value) and len(str(exc.value)) < 320
+
+
+
+
+def test_sampling_is_checked_and_said_in_words():
+    assert DataConfig(frames=16, sampling="spread").sampling_text() == "16 frames spread over each whole video"
+    assert DataConfig(frames=10, interval=4).sampling_text() == "10 frames every 4"
+    with pytest.raises(ConfigError, match="data.sampling must be interval or spread, got 'tsn'"):
+        DataConfig(sampling="tsn")
+    with pytest.raises(ConfigError, match=r"data.span_min must be in \(0, 1\], got 1.5"):
+        DataConfig(span_min=1.5)

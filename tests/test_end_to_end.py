@@ -85,6 +85,7 @@ def test_ablation_table_and_chart(tiny_dataset, tiny_cache, tmp_path):
     table = (tmp_path / "ablation.md").read_text().splitlines()
     rows = [line for line in table if line.startswith("| ") and "_small" in line]
     assert [r.split("|")[1].strip() for r in rows] == ["early_fusion_small", "rgb_only_small"]
+    assert table[2].startswith("Recipe: 4 frames every 3, input 32, 1 epochs")
     assert (tmp_path / "ablation.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "rgb_only_small" / "eval.json").is_file()
 

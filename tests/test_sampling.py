@@ -207,3 +207,46 @@ def test_one_clip_spec_from_the_config_into_model_json_and_back():
     assert (old.flow_method, old.short_side, old.flow_bound, old.sampling) == ("dis", 128, 20.0, "interval")
 
 
+
+
+def test_clip_spec_defaults_are_the_papers_and_the_configs():
+    import dataclasses
+
+    from dualstream.config import DataConfig
+    from dualstream.data.sampling import ClipSpec
+
+    spec = ClipSpec()
+    assert dataclasses.asdict(spec) == {
+        "frames": 10, "interval": 10, "offsets": (5, 8), "offset_period": 100, "eval_clips": 5, "sampling": "interval",
+        "span_min": 1.0, "window": 0, "temporal_jitter": False, "input_size": 224, "crop_scale_min": 0.8, "flip": True,
+        "flow_bound": 20.0, "flow_method": "dis", "short_side": 128}
+    assert ClipSpec.from_config(DataConfig()) == spec  # one description: the config's defaults are the spec's
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.frames = 3  # type: ignore[misc]
+
+
+def test_a_streams_clip_for_each_sampling():
+    from dualstream.data.sampling import ClipSpec
+
+    spread = "".join(["spr", "ead"])  # as read from a file: equal to, not the same object as, the literal
+    paper = ClipSpec(frames=4, interval=3)
+    assert (paper.span, paper.step, paper.window_indices()) == (10, 3, [1, 4, 7, 10])
+    wide = ClipSpec(frames=4, interval=3, sampling=spread, window=21)  # 20 frames with their flow
+    assert (wide.span, wide.step, wide.window_indices()) == (20, 5, spread_indices(21, frames=4))
+    assert wide.window_indices() == [3, 8, 13, 18]
+    assert ClipSpec(frames=4, sampling=spread, window=4).step == 1  # a segment shorter than a frame: every frame
+    assert wide.to_model_json()["sampling"] == "spread" and wide.to_model_json()["window"] == 21
+    assert ClipSpec.from_model_json({"frames": 4, "input_size": 8, "flow_method": "".join(["unk", "nown"])}).flow_method \
+        == "dis"
+
+
+def test_the_frames_an_only_sampled_cache_keeps():
+    from dualstream.data.sampling import ClipSpec
+
+    spec = ClipSpec(frames=3, interval=4, offsets=(2, 6), eval_clips=3)
+    # training offsets 2, 6; evaluation offsets for 1 clip (2) and for 3 clips (1, 3, 4): within one interval
+    assert spec.all_offsets == [1, 2, 3, 4, 6]
+    assert spec.frames_needed == 6 + 2 * 4 + 1 == 15
+    assert spec.frames_for(40) == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14]
+    assert spec.frames_for(8) == [1, 2, 3, 4, 5, 6, 7]  # a short video: clips shrink and start earlier
+    assert spec.schedule_dict() == {"frames": 3, "interval": 4, "offsets": [2, 6], "eval_clips": 3}

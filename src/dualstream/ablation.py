@@ -127,7 +127,7 @@ def write_table(rows: list[dict], path: Path, cfg: Config, *, folds: list[int], 
     lines = [
         "# Ablation",
         "",
-        f"Recipe: {cfg.data.frames} frames, interval {cfg.data.interval}, input {cfg.data.input_size}, "
+        f"Recipe: {cfg.data.sampling_text()}, input {cfg.data.input_size}, "
         f"{length}, batch {cfg.train.batch_size}, lr {cfg.train.lr}; splits {', '.join(map(str, folds))} "
         f"of {cfg.data.splits}; seeds {', '.join(map(str, seeds))}.",
         "",

@@ -102,6 +102,12 @@ class DataConfig:
     GPU via torchvision; the workers only read bytes), ``auto``: device where torchvision's decoder
     imports, the cache is not packed and every video has one size, else worker."""
 
+    def sampling_text(self) -> str:
+        """How a clip takes its frames, in words: ``16 frames spread over each whole video``, ``10 frames every 4``."""
+        if self.sampling == "spread":
+            return f"{self.frames} frames spread over each whole video"
+        return f"{self.frames} frames every {self.interval}"
+
     def __post_init__(self) -> None:
         _require(self.split in (1, 2, 3), "data.split", "1, 2 or 3", self.split)
         for name in ("input_size", "frames", "interval", "offset_period", "eval_clips"):

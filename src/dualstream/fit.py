@@ -69,14 +69,6 @@ def check_groups(videos_dir: str | Path, group_regex: str | None) -> bool:
     return matched
 
 
-def clips_summary(data) -> str:
-    """One line on how a recipe cuts clips (a ``config.DataConfig``): the sampling and whether a
-    horizontal flip is applied (which would turn a class like Left into Right)."""
-    how = (f"{data.frames} frames spread over each whole video" if data.sampling == "spread"
-           else f"{data.frames} frames every {data.interval}")
-    return f"clips: {how}; horizontal flip {'on' if data.flip else 'off'}"
-
-
 @dataclass
 class FitResult:
     run: Path
@@ -120,4 +112,5 @@ def fit(videos: str | Path, out: str | Path, *, recipe: str = DEFAULT_RECIPE, gr
     train(cfg, out, progress=progress, recipe=path.stem)
     result = evaluate_run(out, progress=progress)
     return FitResult(out, result["video_top1"], result["clip_top1"], counts["train"], counts["test"], note,
-                     bool(counts["across"]), clips_summary(cfg.data))
+                     bool(counts["across"]),
+                     f"clips: {cfg.data.sampling_text()}; horizontal flip {'on' if cfg.data.flip else 'off'}")
