@@ -106,6 +106,15 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
             "the samplings are 'interval' < 'spread' (SAMPLINGS, checked by DataConfig)",
         ('if sampling == "spread":', 'if sampling >= "spread":'):
             "the samplings are 'interval' < 'spread' (SAMPLINGS, checked by DataConfig)",
+        ('if self.sampling == "spread":', 'if self.sampling >= "spread":'):
+            "the samplings are 'interval' < 'spread' (SAMPLINGS, checked by DataConfig and model.json's schema)",
+        ('return max(1, self.span // self.frames) if self.sampling == "spread" else self.interval',
+         'return max(1, self.span // self.frames) if self.sampling >= "spread" else self.interval'):
+            "the samplings are 'interval' < 'spread' (SAMPLINGS, checked by DataConfig and model.json's schema)",
+        ('if self.sampling != "spread":', 'if self.sampling < "spread":'):
+            "the samplings are 'interval' < 'spread' (SAMPLINGS, checked by DataConfig and model.json's schema)",
+        ('if kw.get("flow_method") == "unknown":', 'if kw.get("flow_method") >= "unknown":'):
+            "no flow method name sorts after 'unknown' (flow.resolve_method's names; others are refused at load)",
     },
     "clips": {
         ("if img.shape[0] != size or img.shape[1] != size:", "*"):
