@@ -123,16 +123,6 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
          "img = cv2.resize(img, (size, size), interpolation=shrink_filter(min(img.shape[: 1]), size))"):
             "crops are square: min(h) is min(h, w)",
         ("img = cv2.flip(img, 1)", "img = cv2.flip(img, 2)"): "cv2.flip mirrors left-right for any positive code",
-        **_each("if img.ndim == 2:  # OpenCV drops a single channel",
-                ["if img.ndim < 2:", "if img.ndim <= 2:", "if img.ndim == 1:"], "  # OpenCV drops a single channel",
-                "unreachable from cut_clip: its planes have 3 (RGB) or 2 (flow) channels"),
-        ("img = img[..., None]", "pass"): "unreachable from cut_clip: its planes have 3 (RGB) or 2 (flow) channels",
-        **_each("planes = cv2.split(img) if img.shape[2] > 1 else [img[..., 0]]",
-                ["img.shape[2] != 1 else [img[..., 0]]", "img.shape[2] >= 1 else [img[..., 0]]",
-                 "img.shape[ 1] > 1 else [img[..., 0]]", "img.shape[2] > 0 else [img[..., 0]]",
-                 "img.shape[2] > 1 else [img[..., 1]]", "img.shape[2] > 1 else [img[..., -1]]"], "",
-                "the single-channel branch is unreachable from cut_clip (3 or 2 channels); width 1 is no input size",
-                prefix="planes = cv2.split(img) if "),
         ("_planes(_resize(rgb[t, rows, cols], size, crop.flip), _RGB_SCALE, _RGB_SHIFT, out_rgb[3 * t:3 * t + 3])",
          "_planes(_resize(rgb[t, rows, cols], size, crop.flip), _RGB_SCALE, _RGB_SHIFT, out_rgb[3 * t: 4 * t + 3])"):
             "_planes writes the first 3 planes of the slice it is given",

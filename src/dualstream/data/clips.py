@@ -27,20 +27,17 @@ def shrink_filter(crop_side: int, size: int) -> int:
 
 
 def _resize(img: np.ndarray, size: int, flip: bool) -> np.ndarray:
-    """A (h, w, C) uint8 crop (a view) -> (size, size, C) uint8, mirrored if ``flip``."""
+    """A (h, w, C) uint8 crop (a view), C = 3 (RGB) or 2 (flow) -> (size, size, C) uint8, mirrored if ``flip``."""
     if img.shape[0] != size or img.shape[1] != size:
         img = cv2.resize(img, (size, size), interpolation=shrink_filter(min(img.shape[:2]), size))
     if flip:
         img = cv2.flip(img, 1)
-    if img.ndim == 2:  # OpenCV drops a single channel
-        img = img[..., None]
     return img
 
 
 def _planes(img: np.ndarray, scale: list[float], shift: list[float], out: np.ndarray) -> None:
     """``out[c] = img[..., c] * scale[c] + shift[c]`` in float32, for each channel c of (S, S, C) uint8."""
-    planes = cv2.split(img) if img.shape[2] > 1 else [img[..., 0]]
-    for c, plane in enumerate(planes):
+    for c, plane in enumerate(cv2.split(img)):
         cv2.addWeighted(plane, scale[c], plane, 0.0, shift[c], dst=out[c], dtype=cv2.CV_32F)
 
 
