@@ -451,14 +451,14 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 def load_predictor(args: argparse.Namespace):
     """The predictor for ``--model`` / ``--runtime`` / ``--device`` / ``--threads``; user errors in one line."""
-    from .inference.runtime import load_predictor as load
+    from .inference.runtime import load_predictor as load, resolve_runtime
 
-    if args.device != "cpu" and args.runtime != "onnx" and not str(args.model).lower().endswith(".onnx"):
-        _check_device(args.device)
     try:
+        if resolve_runtime(args.model, args.runtime)[0] == "torch" and args.device != "cpu":
+            _check_device(args.device)
         return load(args.model, runtime=args.runtime, device=args.device, threads=args.threads)
     except ValueError as exc:
-        if type(exc) is not ValueError:  # ModelPackageError etc. reach the caller's handler as they are
+        if type(exc) is not ValueError:  # ModelPackageError etc. reach main's handler as they are
             raise
         raise UserError(str(exc)) from None
 
