@@ -57,6 +57,7 @@ VARIANTS: dict[str, tuple[int, float, list[str]]] = {
     "nocolour": (64, 3.0, ["data.colour_jitter=0.0"]),
     "nomoddrop": (64, 3.0, ["train.modality_dropout=0.0"]),
     "moddrop5": (64, 3.0, ["train.modality_dropout=0.5"]),
+    "rgbdrop5": (64, 3.0, ["train.modality_dropout=0.5", "train.modality_dropout_rgb=1.0"]),
     "wd": (64, 3.0, ["train.weight_decay=0.0005"]),
     "ls": (64, 3.0, ["train.label_smoothing=0.1"]),
     "crop6": (64, 3.0, ["data.crop_scale_min=0.6"]),

@@ -61,7 +61,7 @@ def test_seed_range_inside(value):
 
 
 FLOATS = ["data.flow_bound", "data.crop_scale_min", "data.colour_jitter", "data.val_fraction", "train.lr",
-          "train.weight_decay", "train.label_smoothing", "train.modality_dropout"]
+          "train.weight_decay", "train.label_smoothing", "train.modality_dropout", "train.modality_dropout_rgb"]
 
 
 @pytest.mark.parametrize("key", FLOATS)
@@ -93,6 +93,7 @@ RANGES = [
     ("train.weight_decay", -1e-9, 0.0),
     ("train.label_smoothing", -0.001, 0.0), ("train.label_smoothing", 1.0, 0.999),
     ("train.modality_dropout", -0.001, 0.0), ("train.modality_dropout", 1.001, 1.0),
+    ("train.modality_dropout_rgb", -0.001, 0.0), ("train.modality_dropout_rgb", 1.001, 1.0),
     ("train.precision", "fp16", "bf16"), ("train.memory_format", "nhwc", "channels_last"),
 ]
 

@@ -75,6 +75,11 @@ def test_modality_dropout_drops_one_stream_at_most():
     assert torch.equal(r.flatten(1).amax(1) == 0, drop_rgb) and torch.equal(f.flatten(1).amax(1) == 0, drop_flow)
     none = draw_modality_dropout(50, 0.0)
     assert not none[0].any() and not none[1].any()
+    only_rgb = draw_modality_dropout(2000, 0.5, rgb_share=1.0, generator=torch.Generator().manual_seed(0))
+    assert not only_rgb[1].any() and 0.45 < only_rgb[0].float().mean() < 0.55
+    # the default share draws exactly what the draw did before it had one
+    assert all(torch.equal(a, b) for a, b in zip(draw_modality_dropout(
+        2000, 0.5, rgb_share=0.5, generator=torch.Generator().manual_seed(0)), (drop_rgb, drop_flow)))
 
 
 @pytest.mark.parametrize("num_frames", [60, 146, 20])

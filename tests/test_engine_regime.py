@@ -40,6 +40,10 @@ def test_modality_dropout_only_for_models_with_both_streams():
     rgb, flow = hook(torch.ones(64, 6, 4, 4), torch.ones(64, 4, 4, 4))
     lost_rgb, lost_flow = rgb.flatten(1).amax(1) == 0, flow.flatten(1).amax(1) == 0
     assert (lost_rgb ^ lost_flow).all()  # p = 1: every clip loses exactly one input
+    rgb_only = batch_hook(load_config(demo_config_path(), ["train.modality_dropout=1.0", "train.modality_dropout_rgb=1.0"]),
+                          create_model("early_fusion_small", num_classes=3, frames=2, input_size=32))
+    rgb, flow = rgb_only(torch.ones(64, 6, 4, 4), torch.ones(64, 4, 4, 4))
+    assert (rgb.flatten(1).amax(1) == 0).all() and (flow.flatten(1).amax(1) == 1).all()  # the setting reaches the draw
     assert batch_hook(load_config(demo_config_path()), nn.Linear(1, 1)) is None
 
 

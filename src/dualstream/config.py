@@ -170,8 +170,11 @@ class TrainConfig:
     label_smoothing: float = 0.0
     """Label smoothing of the cross-entropy loss (0: none)."""
     modality_dropout: float = 0.0
-    """Probability that a training clip loses one of its two inputs (RGB or flow, equally likely, set
-    to zero) in a model with both streams, so the fusion cannot lean on one stream; 0: off."""
+    """Probability that a training clip loses one of its two inputs (RGB or flow, set to zero) in a model
+    with both streams, so the fusion cannot lean on one stream; 0: off."""
+    modality_dropout_rgb: float = 0.5
+    """Of the clips that lose an input, the share that loses its RGB (the rest lose their flow): 0.5, either
+    equally likely; 1.0, only RGB is ever dropped (for sets where appearance does not carry to new scenes)."""
     patience: int = 0
     """With data.val_fraction: stop when the validation accuracy has not improved for this many
     evaluations (0: never stop early)."""
@@ -185,6 +188,8 @@ class TrainConfig:
         _require(self.weight_decay >= 0, "train.weight_decay", ">= 0", self.weight_decay)
         _require(0 <= self.label_smoothing < 1, "train.label_smoothing", "in [0, 1)", self.label_smoothing)
         _require(0 <= self.modality_dropout <= 1, "train.modality_dropout", "in [0, 1]", self.modality_dropout)
+        _require(0 <= self.modality_dropout_rgb <= 1, "train.modality_dropout_rgb", "in [0, 1]",
+                 self.modality_dropout_rgb)
         _require(self.precision in ("auto", "bf16", "fp32"), "train.precision", "auto, bf16 or fp32", self.precision)
         _require(self.memory_format in ("auto", "channels_last", "contiguous"), "train.memory_format",
                  "auto, channels_last or contiguous", self.memory_format)

@@ -113,12 +113,12 @@ def random_offset(rng: np.random.Generator, num_frames: int, *, frames: int, int
     return int(rng.integers(1, last_start + 1)) if last_start > 1 else 1
 
 
-def draw_modality_dropout(batch: int, p: float, *, generator: torch.Generator | None = None
+def draw_modality_dropout(batch: int, p: float, *, rgb_share: float = 0.5, generator: torch.Generator | None = None
                           ) -> tuple[torch.Tensor, torch.Tensor]:
     """Which clips lose their RGB and which their flow: each clip loses one of the two with probability
-    ``p`` (either one equally likely), never both. Returns two bool tensors (B,)."""
+    ``p`` (the RGB with probability ``rgb_share``, else the flow), never both. Returns two bool tensors (B,)."""
     drop = torch.rand(batch, generator=generator) < p
-    rgb_side = torch.rand(batch, generator=generator) < 0.5
+    rgb_side = torch.rand(batch, generator=generator) < rgb_share
     return drop & rgb_side, drop & ~rgb_side
 
 

@@ -89,7 +89,8 @@ def batch_hook(cfg: Config, model: nn.Module) -> BatchHook | None:
             rng = np.random.default_rng(int(torch.randint(2**62, (1,))))
             rgb = colour_jitter_normalised(rgb, draw_colour_jitter(rng, strength, batch=rgb.shape[0]))
         if p > 0:
-            rgb, flow = modality_dropout(rgb, flow, *draw_modality_dropout(rgb.shape[0], p))
+            rgb, flow = modality_dropout(rgb, flow, *draw_modality_dropout(
+                rgb.shape[0], p, rgb_share=cfg.train.modality_dropout_rgb))
         return rgb, flow
 
     return hook
