@@ -95,7 +95,7 @@ def flow_stats(work: Path) -> None:
     network's input (px / bound, scaled with the crop's resize to the 64 px input)."""
     import numpy as np
 
-    from dualstream.cache import load_clip_u8
+    from dualstream.cache import load_frames_u8
     from dualstream.video import find_videos
     from dualstream.prepare.run import video_key
     from dualstream.flow import dequantize_flow
@@ -106,8 +106,8 @@ def flow_stats(work: Path) -> None:
         cache = cache_for(work, short_side, bound)
         mags = []
         for rel in find_videos(DATA / "videos"):
-            _, q = load_clip_u8(cache / video_key(rel), list(range(3, 40, 4)))
-            f = dequantize_flow(q, bound)
+            _, q = load_frames_u8(cache / video_key(rel), list(range(3, 40, 4)))
+            f = dequantize_flow(q.transpose(0, 3, 1, 2), bound)
             mag = np.hypot(f[:, 0], f[:, 1])
             mags.append(mag.ravel())
         m = np.concatenate(mags)

@@ -14,7 +14,7 @@ import torch
 
 from dualstream.cli import main
 from dualstream.data import device as dev
-from dualstream.cache import load_clip, load_frames_u8
+from dualstream.cache import load_frames_u8
 from dualstream.data.dataset import EvalViews, TrainClips
 from dualstream.data.sampling import ClipSpec
 from dualstream.cache import PACKED_FLOW, decode_frames, is_packed
@@ -61,7 +61,7 @@ def test_packed_store_holds_the_decoded_jpeg_pixels(tmp_path, kept):
     folder = tmp_path / "cache" / entries[0].key
     want = [2, 8, 9] if kept else [1, 7, 11]
     rgb, flow = decode_frames(folder, want)
-    classic = load_clip(folder, want, bound=20.0)
+    classic = load_frames_u8(folder, want)
     available = kept
     packed = tmp_path / "packed"
     shutil.copytree(tmp_path / "cache", packed)
@@ -72,7 +72,7 @@ def test_packed_store_holds_the_decoded_jpeg_pixels(tmp_path, kept):
     prgb, pflow = load_frames_u8(packed / entries[0].key, want, available)
     assert np.array_equal(prgb, rgb) and np.array_equal(pflow, flow)
     assert prgb.shape == (3, 24, 32, 3) and pflow.shape == (3, 24, 32, 2)
-    p_classic = load_clip(packed / entries[0].key, want, bound=20.0, available=available)
+    p_classic = load_frames_u8(packed / entries[0].key, want, available)
     assert all(np.array_equal(a, b) for a, b in zip(classic, p_classic))
     assert pack_cache(packed, workers=1, progress=False).skipped == 1  # resumable: done videos are skipped
 

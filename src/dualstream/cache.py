@@ -12,7 +12,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .flow import dequantize_flow
 from .text import cut, shown
 
 MANIFEST = "manifest.json"
@@ -116,21 +115,6 @@ def load_frames_u8(folder: str | Path, indices: list[int], available: list[int] 
         rows = [i - 1 for i in indices] if available is None else [bisect_left(available, i) for i in indices]
         return read_packed(folder, rows, lines)
     return decode_frames(folder, indices)
-
-
-def load_clip_u8(folder: str | Path, indices: list[int], available: list[int] | None = None
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Frames ``indices`` (1-based) of a rawframes folder as stored: rgb uint8 (T, H, W, 3) and quantised
-    flow uint8 (T, 2, H, W) (from the packed store when the folder has one)."""
-    rgb, flow = load_frames_u8(folder, indices, available)
-    return rgb, flow.transpose(0, 3, 1, 2)
-
-
-def load_clip(folder: str | Path, indices: list[int], *, bound: float, available: list[int] | None = None
-              ) -> tuple[np.ndarray, np.ndarray]:
-    """Frames ``indices`` (1-based) of a rawframes folder -> rgb uint8 (T, H, W, 3), flow px (T, 2, H, W)."""
-    rgb, q = load_clip_u8(folder, indices, available)
-    return rgb, dequantize_flow(q, bound)
 
 
 def packed_rows(manifest: dict) -> list[int]:
