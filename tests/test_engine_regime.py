@@ -98,3 +98,32 @@ def test_steps_validation_choice_and_early_stop_through_train(tiny_dataset, tiny
     assert best[0] == 0 and info["chosen_epoch"] == best[-1]
     if len(lines) < 3:  # stopped early: the last evaluation did not improve on the chosen one
         assert not lines[-1]["best"]
+
+
+def test_aux_loss_adds_each_streams_loss_and_the_package_rebuilds_the_heads(tiny_dataset, tiny_cache, tmp_path,
+                                                                            monkeypatch):
+    import dualstream.engine.train as train_mod
+    from dualstream.inference.package import load_model
+
+    calls = []  # (rows, classes) of every cross-entropy the loop computes
+    cross_entropy = train_mod.F.cross_entropy
+    monkeypatch.setattr(train_mod.F, "cross_entropy",
+                        lambda logits, *a, **k: (calls.append(tuple(logits.shape)), cross_entropy(logits, *a, **k))[1])
+    splits = _split_with_validation(tiny_dataset, tmp_path)
+    run = tmp_path / "run"
+    sets = [f"data.cache={tiny_cache}", f"data.splits={splits}", *TINY_RECIPE, "data.allow_group_overlap=true",
+            "train.steps=2", "train.eval_every=2", "train.aux_loss=0.5", "model.name=early_fusion_small"]
+    assert main(["-q", "train", "--config", str(demo_config_path()), "--out", str(run)]
+                + [a for s in sets for a in ("--set", s)]) == 0
+    steps = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["step"]
+    assert steps >= 2 and len(calls) == 3 * steps  # the fused loss and the two streams' losses at each step
+    spec = json.loads((run / "model.json").read_text())
+    assert spec["kwargs"]["aux_heads"] is True
+    model, _ = load_model(run)
+    assert model.aux is not None and len(model.aux) == 2
+    calls.clear()
+    single = tmp_path / "single"
+    sets[-1] = "model.name=flow_only_small"  # a single stream has no second stream to help: the option is inert
+    assert main(["-q", "train", "--config", str(demo_config_path()), "--out", str(single)]
+                + [a for s in sets for a in ("--set", s)]) == 0
+    assert len(calls) == steps and "aux_heads" not in json.loads((single / "model.json").read_text())["kwargs"]

@@ -130,3 +130,43 @@ def test_plain_attention_path_gives_same_scores(name: str) -> None:
             layer.fused = False
         plain = model(rgb, flow)
     torch.testing.assert_close(plain, fused, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["early_fusion_small", "late_fusion_small"])
+def test_aux_heads_give_each_stream_its_own_logits(name):
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=NUM_CLASSES, frames=FRAMES, aux_heads=True).eval()  # no dropout
+    size = model.default_cfg["input_size"]
+    rgb, flow = _clips(3, size, FRAMES, seed=1)
+    logits, (rgb_logits, flow_logits) = model(rgb, flow, aux=True)
+    assert logits.shape == rgb_logits.shape == flow_logits.shape == (3, NUM_CLASSES)
+    torch.testing.assert_close(logits, model(rgb, flow))  # the heads leave the fused output alone
+    (rgb_logits.sum() + 2 * flow_logits.sum()).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.aux.parameters())
+    rgb_stream = model.rgb_stream if name.startswith("early") else model.rgb_convs
+    assert all(p.grad is not None for p in rgb_stream.parameters())  # the RGB head's loss reaches its stream
+    with pytest.raises(ValueError, match="aux_heads"):
+        create_model(name, num_classes=NUM_CLASSES, frames=FRAMES)(rgb, flow, aux=True)
+
+
+@pytest.mark.parametrize("name", ["early_fusion_small", "late_fusion_small", "rgb_only_small",
+                                  "two_stream_average_small", "concat_fusion_small"])
+def test_rgb_centred_models_ignore_a_static_background(name):
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=NUM_CLASSES, frames=FRAMES, rgb_centred=True).eval()
+    size = model.default_cfg["input_size"]
+    rgb, flow = _clips(2, size, FRAMES, seed=2)
+    background = torch.randn(2, 3, size, size).repeat(1, FRAMES, 1, 1)  # the same image in every frame
+    torch.testing.assert_close(model(rgb + background, flow), model(rgb, flow), atol=1e-4, rtol=1e-4)
+    plain = create_model(name, num_classes=NUM_CLASSES, frames=FRAMES).eval()
+    assert not torch.allclose(plain(rgb + background, flow), plain(rgb, flow), atol=1e-3)
+
+
+def test_centre_frames_subtracts_each_pixels_mean_over_the_frames():
+    from dualstream.models.layers import centre_frames
+
+    rgb = torch.randn(2, 3 * FRAMES, 5, 5)
+    out = centre_frames(rgb, FRAMES)
+    frames = rgb.view(2, FRAMES, 3, 5, 5)
+    torch.testing.assert_close(out.view(2, FRAMES, 3, 5, 5), frames - frames.mean(1, keepdim=True))
+    assert out[:, 3:6].sub(rgb[:, 3:6] - frames.mean(1)).abs().max() < 1e-6  # frame 1 keeps its own channels

@@ -175,6 +175,10 @@ class TrainConfig:
     modality_dropout_rgb: float = 0.5
     """Of the clips that lose an input, the share that loses its RGB (the rest lose their flow): 0.5, either
     equally likely; 1.0, only RGB is ever dropped (for sets where appearance does not carry to new scenes)."""
+    aux_loss: float = 0.0
+    """Weight of the per-stream auxiliary losses of a fusion model (early or late): each stream's features
+    also classify on their own through a linear head, and the loss is ``CE(fused) + aux_loss * (CE(rgb) +
+    CE(flow)) / 2``, so the fused classifier cannot leave one stream untrained; 0: off."""
     patience: int = 0
     """With data.val_fraction: stop when the validation accuracy has not improved for this many
     evaluations (0: never stop early)."""
@@ -188,6 +192,7 @@ class TrainConfig:
         _require(self.weight_decay >= 0, "train.weight_decay", ">= 0", self.weight_decay)
         _require(0 <= self.label_smoothing < 1, "train.label_smoothing", "in [0, 1)", self.label_smoothing)
         _require(0 <= self.modality_dropout <= 1, "train.modality_dropout", "in [0, 1]", self.modality_dropout)
+        _require(0 <= self.aux_loss <= 10, "train.aux_loss", "in [0, 10]", self.aux_loss)
         _require(0 <= self.modality_dropout_rgb <= 1, "train.modality_dropout_rgb", "in [0, 1]",
                  self.modality_dropout_rgb)
         _require(self.precision in ("auto", "bf16", "fp32"), "train.precision", "auto, bf16 or fp32", self.precision)

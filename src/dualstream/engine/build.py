@@ -51,11 +51,22 @@ def load_split(cfg: Config) -> Split:
 
 
 def build_model(cfg: Config, num_classes: int) -> nn.Module:
-    try:
+    """The configured model; a fusion model trained with ``train.aux_loss`` gets its per-stream heads."""
+    def make(**extra) -> nn.Module:
         return create_model(cfg.model.name, num_classes=num_classes, frames=cfg.data.frames,
-                            input_size=cfg.data.input_size, **cfg.model.kwargs)
+                            input_size=cfg.data.input_size, **cfg.model.kwargs, **extra)
+    try:
+        model = make()
+        if cfg.train.aux_loss > 0 and getattr(model, "aux_heads", None) is False:
+            model = make(aux_heads=True)
+        return model
     except (TypeError, ValueError) as exc:  # unknown model or keyword argument: the user's config
         raise ConfigError(f"model {shown(cfg.model.name)} with kwargs {shown(cfg.model.kwargs)}: {cut(str(exc), 200)}") from None
+
+
+def model_kwargs(cfg: Config, model: nn.Module) -> dict:
+    """The keyword arguments ``model`` was built with beyond the config's (for model.json)."""
+    return {**cfg.model.kwargs, "aux_heads": True} if getattr(model, "aux_heads", False) else cfg.model.kwargs
 
 
 def eval_loader(dataset: Dataset, *, world: World, batch_size: int, workers: int, pin: bool,

@@ -40,8 +40,8 @@ from ..data.sampling import ClipSpec, eval_positions, offset_for_epoch
 from ..data.ucf101 import Split
 from .accel import (DeviceBatches, autocast, autocast_dtype, loader_worker_init, loader_workers, to_device,
                     use_channels_last)
-from .build import (CONFIG, build_model, clip_spec, device_input, eval_batches, load_split, worker_batches, worker_input,
-                    resolve_pipeline)
+from .build import (CONFIG, build_model, clip_spec, device_input, eval_batches, load_split, model_kwargs,
+                    resolve_pipeline, worker_batches, worker_input)
 from .checkpoint import (CHECKPOINT_DIR, CheckpointError, checkpoint_dirs, load_checkpoint, save_checkpoint,
                          MODEL_JSON, MODEL_WEIGHTS, save_model_package)
 from .distributed import World, all_reduce_sum, close_world, gather_objects, init_world
@@ -55,13 +55,13 @@ TENSORBOARD_DIR = "tensorboard"
 
 
 def model_spec(cfg: Config, classes: list[str], flow_method: str, *, short_side: int,
-               window: int | None = None) -> dict:
+               window: int | None = None, kwargs: dict | None = None) -> dict:
     """What a model package records so that ``predict`` can rebuild inputs exactly as in training: the
     architecture, the classes and the run's ``ClipSpec``, with what the cache decided: ``short_side`` (of
     the prepared frames), ``flow_method``, and with ``spread`` sampling ``window`` (the median frame count
     of the training videos: the stretch of a stream that ``live`` and ``timeline`` spread a clip over)."""
     spec = ClipSpec.from_config(cfg.data, flow_method=flow_method, short_side=short_side, window=window or 0)
-    return {"name": cfg.model.name, "kwargs": cfg.model.kwargs, "classes": classes, **spec.to_model_json(),
+    return {"name": cfg.model.name, "kwargs": cfg.model.kwargs if kwargs is None else kwargs, "classes": classes, **spec.to_model_json(),
             "normalisation": {"rgb": "imagenet mean/std on 0..1", "flow": "px / flow_bound"}, "split": cfg.data.split}
 
 
@@ -317,7 +317,8 @@ def _open_run_folder(s: Session, split: Split, *, fresh: bool) -> None:
     if cfg.data.sampling == "spread":
         window = max(2, int(np.median([read_manifest(cfg.data.cache, e.key)["num_frames"] for e in split.train])))
     s.spec_json = model_spec(cfg, split.classes, manifest.get("flow_method", "unknown"),
-                             short_side=min(manifest["height"], manifest["width"]), window=window)
+                             short_side=min(manifest["height"], manifest["width"]), window=window,
+                             kwargs=model_kwargs(cfg, s.model_without_ddp))
 
 
 def _desc(s: Session, epoch: int) -> str:
@@ -343,7 +344,8 @@ def train_epoch(s: Session, epoch: int, *, progress: bool) -> dict:
         stats = train_one_epoch(s.model, s.loader, s.optimizer, device=s.device, dtype=s.dtype,
                                 channels_last=s.channels_last, desc=_desc(s, epoch), progress=progress, sums=sums,
                                 after_batch=after_batch if every else None,
-                                label_smoothing=cfg.train.label_smoothing, hook=s.hook)
+                                label_smoothing=cfg.train.label_smoothing, hook=s.hook,
+                                aux_loss=cfg.train.aux_loss if getattr(s.model_without_ddp, "aux_heads", False) else 0.0)
     except FloatingPointError as exc:
         last = checkpoint_dirs(s.run)
         kept = f"the last good checkpoint {last[-1]} is kept" if last else "no checkpoint was written"
@@ -358,12 +360,13 @@ def train_one_epoch(model: nn.Module, loader: DataLoader | DeviceBatches, optimi
                     device: torch.device, dtype: torch.dtype | None, channels_last: bool, desc: str,
                     progress: bool, sums: torch.Tensor | None = None,
                     after_batch: Callable[[int, torch.Tensor], None] | None = None,
-                    label_smoothing: float = 0.0, hook: BatchHook | None = None) -> dict:
+                    label_smoothing: float = 0.0, hook: BatchHook | None = None, aux_loss: float = 0.0) -> dict:
     """One pass over this process's shard; loss and accuracy summed over all processes.
 
     ``sums`` (loss * n, correct, n) continue a partly trained epoch; ``after_batch(i, sums)`` runs
     after the i-th batch (1-based), e.g. to save a mid-epoch checkpoint; ``hook(rgb, flow)`` transforms
-    a batch on the device before the forward pass (``regime.batch_hook``).
+    a batch on the device before the forward pass (``regime.batch_hook``); ``aux_loss`` weighs the
+    streams' own losses (``train.aux_loss``).
     """
     model.train()
     sums = torch.zeros(3, dtype=torch.float64, device=device) if sums is None else sums.to(device)
@@ -373,8 +376,10 @@ def train_one_epoch(model: nn.Module, loader: DataLoader | DeviceBatches, optimi
         if hook is not None:
             rgb, flow = hook(rgb, flow)
         with autocast(device, dtype):
-            logits = model(rgb, flow)
+            logits, aux = model(rgb, flow, aux=True) if aux_loss else (model(rgb, flow), [])
         loss = F.cross_entropy(logits.float(), label, label_smoothing=label_smoothing)
+        for stream in aux:
+            loss = loss + aux_loss / len(aux) * F.cross_entropy(stream.float(), label, label_smoothing=label_smoothing)
         if not torch.isfinite(all_reduce_sum(loss.detach().clone())):  # every process stops together
             raise FloatingPointError(f"loss is {loss.item()} at {desc}, batch {i + 1}")
         optimizer.zero_grad(set_to_none=True)

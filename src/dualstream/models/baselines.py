@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from .early_fusion import PAPER_EARLY, SMALL_EARLY, EarlyFusionNet
-from .layers import ClassifierHead, ConvStream, check_inputs, init_weights
+from .layers import ClassifierHead, ConvStream, centre_frames, check_inputs, init_weights
 from .registry import build, register_model
 
 __all__ = ["SingleStreamNet", "TwoStreamAverageNet"]
@@ -55,11 +55,13 @@ class SingleStreamNet(nn.Module):
         pool_size: int = PAPER_EARLY["pool_size"],
         hidden: Sequence[int] = PAPER_EARLY["hidden"],
         dropout: float = PAPER_EARLY["dropout"],
+        rgb_centred: bool = False,
     ) -> None:
         super().__init__()
         if modality not in ("rgb", "flow"):
             raise ValueError(f"modality must be 'rgb' or 'flow', got {modality!r}")
         self.modality = modality
+        self.rgb_centred = rgb_centred
         self.num_classes = num_classes
         self.frames = frames
         self.input_size = input_size
@@ -72,7 +74,9 @@ class SingleStreamNet(nn.Module):
 
     def forward(self, rgb: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         check_inputs(rgb, flow, self.frames)
-        return self.head(self.stream(rgb if self.modality == "rgb" else flow))
+        if self.modality == "flow":
+            return self.head(self.stream(flow))
+        return self.head(self.stream(centre_frames(rgb, self.frames) if self.rgb_centred else rgb))
 
 
 class TwoStreamAverageNet(nn.Module):
@@ -99,6 +103,7 @@ class TwoStreamAverageNet(nn.Module):
         hidden: Sequence[int] = PAPER_EARLY["hidden"],
         dropout: float = PAPER_EARLY["dropout"],
         flow_weight: float = 0.5,
+        rgb_centred: bool = False,
     ) -> None:
         super().__init__()
         if not 0.0 <= flow_weight <= 1.0:
@@ -116,6 +121,7 @@ class TwoStreamAverageNet(nn.Module):
             pool_size=pool_size,
             hidden=hidden,
             dropout=dropout,
+            rgb_centred=rgb_centred,
         )
         self.rgb_net = SingleStreamNet(modality="rgb", **shared)
         self.flow_net = SingleStreamNet(modality="flow", **shared)

@@ -21,23 +21,8 @@ Design (paper model ``early_fusion``, 101 classes, 10 frames, 224 x 224)::
 
 Parameters: 4,994,662, the paper reports 4,956,442 (+0.77 %).
 
-Choices the paper leaves open, and why:
-
-* Stream widths 128 -> 64 -> 32 -> 64 -> 128, one 3x3 conv per series, BN
-  after each max-pool: the paper's text ("conv3x3 -> BN -> 128 channels, the
-  number of feature maps slowly down-sampled then up-sampled, max-pooling and
-  BN after each series of convolutions, both streams end at 128") with the
-  fewest extra assumptions: halve, halve, double, double.
-* Conv padding 1 and biases on: standard for 3x3 convs; padding keeps the
-  sizes powers of two, so any input divisible by 32 works.
-* Adaptive pool to 4 x 4 and FC widths 1024, 256: the FC layers hold ~90 % of
-  the parameters, so they fix the total.  An exhaustive search over
-  regular designs (widths in {16, ..., 256}, 1-3 convs per series, BN per
-  conv or per series, bias on/off, pool 1..8, FC widths in {101, 128, ...,
-  4096}) found no exact match; the exact hits needed irregular choices (e.g.
-  a 500-unit FC or different conv counts per series).  This one is the
-  closest regular design (0.77 % above the paper).
-* Dropout 0.5 between the FC layers (the paper gives 0.5 for late fusion).
+Where the paper is silent (widths, pooling, FC sizes) the choices and their reasons are in
+docs/models.md.
 
 The ``widths``, ``pool_size`` and ``hidden`` keyword arguments make the same
 class serve the small CPU variant (``early_fusion_small``) and the baselines in
@@ -52,7 +37,7 @@ import torch
 from torch import nn
 
 from .attention import SelfAttention2d
-from .layers import ClassifierHead, ConvStream, check_inputs, init_weights
+from .layers import ClassifierHead, ConvStream, centre_frames, check_inputs, init_weights, stream_logits
 from .registry import build, register_model
 
 __all__ = ["EarlyFusionNet", "PAPER_EARLY", "SMALL_EARLY"]
@@ -98,6 +83,8 @@ class EarlyFusionNet(nn.Module):
         qk_channels: channels of ``j`` and ``k`` (``C / 8`` when ``None``).
         gamma_init: initial ``gamma`` (``None``: random, the paper's choice).
         fused: use ``scaled_dot_product_attention`` in the attention layer.
+        aux_heads: add a linear classifier on each stream's pooled output, for the per-stream auxiliary
+            losses of ``train.aux_loss`` (``forward(..., aux=True)``); unused at inference.
     """
 
     def __init__(
@@ -115,6 +102,8 @@ class EarlyFusionNet(nn.Module):
         qk_channels: int | None = None,
         gamma_init: float | None = None,
         fused: bool = True,
+        aux_heads: bool = False,
+        rgb_centred: bool = False,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
@@ -131,16 +120,28 @@ class EarlyFusionNet(nn.Module):
         self.head = ClassifierHead(
             fused_channels, num_classes=num_classes, pool_size=pool_size, hidden=hidden, dropout=dropout
         )
+        self.aux_heads = aux_heads
+        self.rgb_centred = rgb_centred
+        self.aux = nn.ModuleList(nn.Linear(s.out_channels, num_classes) for s in (self.rgb_stream, self.flow_stream)
+                                 ) if aux_heads else None
         self.apply(init_weights)
         if self.attention is not None:
             self.attention.reset_parameters()
 
-    def forward(self, rgb: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    def forward(self, rgb: torch.Tensor, flow: torch.Tensor, aux: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        """Logits (B, K); with ``aux`` also the RGB and flow streams' own logits (needs ``aux_heads``)."""
         check_inputs(rgb, flow, self.frames)
-        fused = torch.cat([self.rgb_stream(rgb), self.flow_stream(flow)], dim=1)
+        if self.rgb_centred:
+            rgb = centre_frames(rgb, self.frames)
+        streams = [self.rgb_stream(rgb), self.flow_stream(flow)]
+        fused = torch.cat(streams, dim=1)
         if self.attention is not None:
             fused = self.attention(fused)
-        return self.head(fused)
+        logits = self.head(fused)
+        if not aux:
+            return logits
+        return logits, stream_logits(self.aux, [s.mean((2, 3)) for s in streams])
 
 
 @register_model

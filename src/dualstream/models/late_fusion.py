@@ -24,23 +24,7 @@ conv has a bias, no padding (stride 1) and is followed by ReLU; no BatchNorm::
 
 Parameters: 280,314,599, exactly the paper's count.
 
-Choices the paper leaves open, and why (found by enumerating designs against
-the paper's count, then keeping the one that reads like a VGG / CNN-M net):
-
-* No padding: with two 2x2 max-pools the flatten size of block C dominates
-  the count (259,200 inputs x 512 units x 2 streams = 265 M of the 280 M);
-  only unpadded convs (45 x 45 maps) with a 512-unit first FC layer come near
-  the reported total ('same' padding gives 56 x 56 or 55 x 55 maps and no
-  regular design within 1 %).
-* Channels 96-96 | 256-256-512 | 512-256-128: the widths of the CNN-M net of
-  Simonyan & Zisserman's two-stream network (96, 256, 512), which this paper
-  builds on, narrowing to the 128 channels the paper gives for the attention
-  layer.  With all biases, no BatchNorm, FC widths 512-512-512 and the
-  attention j, k of 16 channels (C / 8) this reproduces the count exactly; the
-  other exact solutions of the search need irregular widths (e.g. 128-512 |
-  256-256-256 | 32-512).
-* ReLU after every conv and hidden FC; dropout 0.5 between block C layers and
-  0.85 before the classifier, as the paper states.
+Where the paper is silent the choices and their reasons are in docs/models.md.
 
 ``model.attention`` is an ``nn.ModuleList``: ``attention[0]`` acts on the RGB
 stream, ``attention[1]`` on the flow stream.
@@ -54,7 +38,7 @@ import torch
 from torch import nn
 
 from .attention import SelfAttention2d
-from .layers import check_inputs, init_weights
+from .layers import centre_frames, check_inputs, init_weights, stream_logits
 from .registry import build, register_model
 
 __all__ = ["LateFusionNet", "PAPER_LATE", "SMALL_LATE", "late_stream_output_size"]
@@ -68,12 +52,8 @@ PAPER_LATE: dict = {
     "input_size": 224,
 }
 
-#: Small CPU design: same layers, narrower, 64 x 64 input (5 x 5 maps at the attention).
-#: Unlike the paper model it uses BatchNorm and milder dropout: without them the
-#: narrow net barely trains on a small synthetic set in a CPU budget (a 6-class
-#: toy task of 180 clips, Adam 1e-3, 15 epochs: ~45 % test accuracy without,
-#: 80-93 % with; early_fusion_small reaches ~98 %), which would make the
-#: ablation compare training trouble, not fusion.
+#: Small CPU design: same layers, narrower, 64 x 64 input (5 x 5 maps at the attention), with BatchNorm
+#: and milder dropout (docs/models.md says why).
 SMALL_LATE: dict = {
     "block_a": (16, 16),
     "block_b": (32, 32, 64),
@@ -145,6 +125,7 @@ class LateFusionNet(nn.Module):
         fusion_dropout: dropout on the concatenated features (paper: 0.85).
         batch_norm: BatchNorm after every conv (paper: none; the small variant uses it).
         qk_channels, gamma_init, fused: passed to :class:`SelfAttention2d`.
+        aux_heads: a linear classifier on each stream's block-C output, for ``train.aux_loss``.
     """
 
     def __init__(
@@ -163,6 +144,8 @@ class LateFusionNet(nn.Module):
         qk_channels: int | None = None,
         gamma_init: float | None = None,
         fused: bool = True,
+        aux_heads: bool = False,
+        rgb_centred: bool = False,
     ) -> None:
         super().__init__()
         side = late_stream_output_size(input_size)
@@ -183,15 +166,23 @@ class LateFusionNet(nn.Module):
         self.rgb_fc = _block_c(flat, fc, dropout)
         self.flow_fc = _block_c(flat, fc, dropout)
         self.classifier = nn.Sequential(nn.Dropout(fusion_dropout), nn.Linear(2 * fc[-1], num_classes))
+        self.aux_heads = aux_heads
+        self.rgb_centred = rgb_centred
+        self.aux = nn.ModuleList(nn.Linear(fc[-1], num_classes) for _ in range(2)) if aux_heads else None
         self.apply(init_weights)
         for layer in self.attention:
             layer.reset_parameters()
 
-    def forward(self, rgb: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    def forward(self, rgb: torch.Tensor, flow: torch.Tensor, aux: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        """Logits (B, K); with ``aux`` also the RGB and flow streams' own logits (needs ``aux_heads``)."""
         check_inputs(rgb, flow, self.frames)
-        rgb_features = self.rgb_fc(self.attention[0](self.rgb_convs(rgb)))
-        flow_features = self.flow_fc(self.attention[1](self.flow_convs(flow)))
-        return self.classifier(torch.cat([rgb_features, flow_features], dim=1))
+        if self.rgb_centred:
+            rgb = centre_frames(rgb, self.frames)
+        features = [self.rgb_fc(self.attention[0](self.rgb_convs(rgb))),
+                    self.flow_fc(self.attention[1](self.flow_convs(flow)))]
+        logits = self.classifier(torch.cat(features, dim=1))
+        return (logits, stream_logits(self.aux, features)) if aux else logits
 
 
 @register_model

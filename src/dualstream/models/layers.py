@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["ConvStream", "ClassifierHead", "init_weights", "check_inputs"]
+__all__ = ["ConvStream", "ClassifierHead", "init_weights", "check_inputs", "stream_logits"]
 
 
 class ConvStream(nn.Sequential):
@@ -84,3 +84,17 @@ def check_inputs(rgb: torch.Tensor, flow: torch.Tensor, frames: int) -> None:
         raise ValueError(f"rgb must be (B, {3 * frames}, S, S), got {tuple(rgb.shape)}")
     if flow.ndim != 4 or flow.shape[1] != 2 * frames:
         raise ValueError(f"flow must be (B, {2 * frames}, S, S), got {tuple(flow.shape)}")
+
+
+def stream_logits(heads: nn.ModuleList | None, features: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Each stream's own logits from its (B, C) features: the per-stream auxiliary losses' input."""
+    if heads is None:
+        raise ValueError("aux=True needs a model built with aux_heads=True")
+    return [head(x) for head, x in zip(heads, features, strict=True)]
+
+
+def centre_frames(rgb: torch.Tensor, frames: int) -> torch.Tensor:
+    """(B, 3F, S, S) stacked frames minus each pixel's mean over the F frames: what moves stays, a static
+    background goes (an appearance-free RGB input, like TSN's RGB difference)."""
+    stack = rgb.unflatten(1, (frames, 3))  # (B, F, 3, S, S)
+    return (stack - stack.mean(1, keepdim=True)).flatten(1, 2)
