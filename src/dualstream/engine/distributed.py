@@ -1,9 +1,5 @@
-"""Data-parallel plumbing, kept at the edges of training (torchvision reference style).
-
-One code path for one process and many: ``torchrun`` sets RANK / WORLD_SIZE / LOCAL_RANK and the
-rendezvous (single node or multi-node, torchrun's standard ``--rdzv-*`` options); without them this
-is a world of one and every helper is a no-op. NCCL on CUDA, gloo on CPU.
-"""
+"""Data-parallel plumbing at the edges of training: under ``torchrun`` (RANK / WORLD_SIZE / LOCAL_RANK set)
+one process of many, NCCL on CUDA and gloo on CPU; without it a world of one where every helper is a no-op."""
 
 from __future__ import annotations
 
@@ -68,11 +64,6 @@ def gather_objects(obj):
     out = [None] * dist.get_world_size()
     dist.all_gather_object(out, obj)
     return out
-
-
-def barrier() -> None:
-    if dist.is_initialized():
-        dist.barrier()
 
 
 class ShardSampler(Sampler[int]):

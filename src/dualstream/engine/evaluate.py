@@ -1,9 +1,7 @@
-"""Evaluation: clip-level and video-level accuracy (softmax averaged over K views per video).
+"""Evaluation: clip-level and video-level accuracy (a video's score is the mean softmax over its views).
 
-A view is one frame offset of the interval, one crop (centre, or three along the long side) and
-optionally its mirror image; a video's score is the mean softmax over its views. Under torchrun each
-process scores a disjoint shard of the views (no padding) and the predictions are gathered, so no
-view is counted twice.
+A view is one frame offset, one crop (centre, or three along the long side) and optionally its mirror image.
+Under torchrun each process scores a disjoint shard of the views and the predictions are gathered.
 """
 
 from __future__ import annotations
@@ -23,6 +21,7 @@ from tqdm import tqdm
 from ..config import ConfigError, load_config
 from ..data.sampling import eval_positions
 from ..data.ucf101 import VideoEntry
+from ..files import atomic_write_text
 from .accel import DeviceBatches, autocast, autocast_dtype, loader_workers, to_device, use_channels_last
 from .build import CONFIG, eval_batches, load_split
 from ..inference.package import load_model
@@ -103,12 +102,6 @@ def mistakes(vprobs: torch.Tensor, entries: list[VideoEntry], classes: list[str]
     return sorted(rows, key=lambda r: (-r["confidence"], r["video"]))
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def evaluate_run(run: str | Path, *, clips: int | None = None, crops: int | None = None, flip: bool | None = None,
                  split: int | None = None, progress: bool = True, plots: bool = True) -> dict:
     """Evaluate a trained run on a split's test list; writes eval.json, mistakes.csv and confusion.png.
@@ -158,7 +151,7 @@ def evaluate_run(run: str | Path, *, clips: int | None = None, crops: int | None
 
 
 def _write_eval(run: Path, result: dict, wrong: list[dict], *, plots: bool, title: str) -> None:
-    _atomic_text(run / EVAL_JSON, json.dumps(result, indent=1))
+    atomic_write_text(run / EVAL_JSON, json.dumps(result, indent=1))
     with (run / MISTAKES_CSV).open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=["video", "true", "predicted", "confidence"])
         writer.writeheader()
