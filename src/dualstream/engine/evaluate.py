@@ -141,22 +141,17 @@ def evaluate_run(run: str | Path, *, clips: int | None = None, crops: int | None
     result = video_metrics(probs, labels, videos, spec["classes"])
     wrong = mistakes(result.pop("_video_probs"), entries, spec["classes"])
     result.update(split=cfg.data.split, trained_split=trained_split, views_per_video=dataset.views_per_video,
-                  clips_per_video=len(offsets),
-                  offsets=offsets, crops=dataset.crops, flip=len(dataset.flips) == 2, num_mistakes=len(wrong),
-                  mistakes=MISTAKES_CSV)
+                  clips_per_video=len(offsets), offsets=offsets, crops=dataset.crops, flip=len(dataset.flips) == 2,
+                  num_mistakes=len(wrong), mistakes=MISTAKES_CSV)
     if world.main:
-        _write_eval(run, result, wrong, plots=plots,
-                    title=f"{spec['name']}, split {cfg.data.split}: video top-1 {result['video_top1']:.3f}")
+        atomic_write_text(run / EVAL_JSON, json.dumps(result, indent=1))
+        with (run / MISTAKES_CSV).open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=["video", "true", "predicted", "confidence"])
+            writer.writeheader()
+            writer.writerows(wrong)
+        if plots:
+            from ..report.plots import plot_confusion
+
+            title = f"{spec['name']}, split {cfg.data.split}: video top-1 {result['video_top1']:.3f}"
+            plot_confusion(result["confusion"], result["classes"], run / CONFUSION_PNG, title=title)
     return result
-
-
-def _write_eval(run: Path, result: dict, wrong: list[dict], *, plots: bool, title: str) -> None:
-    atomic_write_text(run / EVAL_JSON, json.dumps(result, indent=1))
-    with (run / MISTAKES_CSV).open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["video", "true", "predicted", "confidence"])
-        writer.writeheader()
-        writer.writerows(wrong)
-    if plots:
-        from ..report.plots import plot_confusion
-
-        plot_confusion(result["confusion"], result["classes"], run / CONFUSION_PNG, title=title)
