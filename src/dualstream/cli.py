@@ -95,13 +95,6 @@ def model_options(help: str = "run folder or model package, or an exported model
                      "1 is fastest for small models on busy CPUs)"))
 
 
-def demo_config_path() -> Path:
-    """The demo recipe's path (config.py, imported on use: PyYAML is not needed to parse a command line)."""
-    from .config import demo_config_path as path
-
-    return path()
-
-
 def _load_recipe(path: str | Path, sets: list[str]):
     """The config of a training command, which must name its data."""
     from .config import load_config
