@@ -486,8 +486,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
-# live: one network thread, the frame reader and the optical flow need the other cores (2 torch threads
-# on a busy 2-core machine measured 8 frames/s against 175 with one)
+# live: one network thread, as the frame reader and the optical flow need the other cores (RESULTS.md, live)
 @command("live", "recognise actions on a webcam, stream or file as it plays (sliding window)",
          arg("source", metavar="SOURCE",
              help="webcam index (0), stream URL OpenCV opens (rtsp://, http://...), or a video file"),

@@ -97,7 +97,8 @@ def fit(videos: str | Path, out: str | Path, *, recipe: str = DEFAULT_RECIPE, gr
     opts = PrepareOptions(flow=flow, short_side=cfg.data.input_size, bound=cfg.data.flow_bound)
     summary = prepare_dataset(videos, out / "cache", opts, workers=workers, videos=listed, progress=progress)
     if summary.failed:
-        raise SplitError(f"{summary.failed} video(s) could not be prepared: see {out / 'cache' / summary.failures_file}")
+        raise SplitError(f"{summary.failed} video(s) could not be prepared: "
+                         f"see {out / 'cache' / summary.failures_file}")
     train(cfg, out, progress=progress, recipe=path.stem)
     result = evaluate_run(out, progress=progress)
     return FitResult(out, result["video_top1"], result["clip_top1"], counts["train"], counts["test"], note,

@@ -5,6 +5,7 @@ read only through ``torch.load(weights_only=True)``, after every check (README: 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -133,14 +134,13 @@ def load_checkpoint(run: str | Path, model: nn.Module, *, what: str = "this mode
     except DamagedCheckpoint as exc:
         intact = None
         for older in reversed(found[:-1]):
-            try:
+            with contextlib.suppress(CheckpointError):
                 _read_checkpoint(older, model, what)
-            except CheckpointError:
-                continue
-            intact = older
-            break
-        hint = (f"the newest intact checkpoint is {intact}: move {newest.name} out of {newest.parent} to resume from it"
-                if intact else "no intact older checkpoint is kept (train.keep_checkpoints); train again without --resume")
+                intact = older
+                break
+        hint = (f"the newest intact checkpoint is {intact}: move {newest.name} out of {newest.parent} to resume "
+                "from it" if intact else
+                "no intact older checkpoint is kept (train.keep_checkpoints); train again without --resume")
         raise CheckpointError(f"damaged checkpoint {newest}: {exc}; {hint}") from None
     model.load_state_dict(tensors)
     return state

@@ -34,7 +34,8 @@ def init_world(device: str) -> tuple[World, torch.device]:
     dev = torch.device(device)
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError(f"train.device is {shown(device)} but no CUDA device is available (use --set train.device=cpu)")
+            raise ConfigError(f"train.device is {shown(device)} but no CUDA device is available "
+                              "(use --set train.device=cpu)")
         if size > 1 or dev.index is None:
             dev = torch.device("cuda", world.local_rank if size > 1 else torch.cuda.current_device())
         torch.cuda.set_device(dev)
@@ -67,10 +68,8 @@ def gather_objects(obj):
 
 
 class ShardSampler(Sampler[int]):
-    """Indices ``rank, rank + size, ...`` in order: every item on exactly one process, none padded.
-
-    For evaluation, where DistributedSampler's padding would count some clips twice.
-    """
+    """Indices ``rank, rank + size, ...`` in order: every item on exactly one process, none padded (for
+    evaluation, where DistributedSampler's padding would count some clips twice)."""
 
     def __init__(self, n: int, world: World):
         self.n, self.world = n, world

@@ -37,11 +37,8 @@ def predict(model: nn.Module, loader: DataLoader | DeviceBatches, device: torch.
             dtype: torch.dtype | None = None, channels_last: bool = False, progress: bool = False
             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Softmax probabilities (N, K), labels (N,) and video indices (N,) for every view of the dataset
-    (``views_per_item`` consecutive views per loader item).
-
-    Gathered from every process and put in dataset order, so the result is the same for any number
-    of processes.
-    """
+    (``views_per_item`` consecutive views per loader item), gathered from every process in dataset order:
+    the same for any number of processes."""
     model.eval()
     probs, labels, videos = [], [], []
     for rgb, flow, label, video in tqdm(loader, desc="evaluate", unit="batch", leave=False, disable=not progress):
