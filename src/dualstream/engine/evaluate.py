@@ -73,10 +73,8 @@ def video_metrics(probs: torch.Tensor, labels: torch.Tensor, videos: torch.Tenso
     top5 = vprobs.topk(min(5, k), dim=1).indices
     confusion = np.zeros((k, k), dtype=int)
     np.add.at(confusion, (vlabels.numpy(), vpred.numpy()), 1)
-    per_class = {
-        c: (float(confusion[i, i] / confusion[i].sum()) if confusion[i].sum() else None)
-        for i, c in enumerate(classes)
-    }
+    totals = confusion.sum(1)  # videos per true class
+    per_class = {c: float(confusion[i, i] / totals[i]) if totals[i] else None for i, c in enumerate(classes)}
     return {
         "clip_top1": float((probs.argmax(1) == labels).double().mean()),
         "clip_top5": float((probs.topk(min(5, k), dim=1).indices == labels.unsqueeze(1)).any(1).double().mean()),
