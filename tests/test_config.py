@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from dualstream.config import MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH, MAX_CONFIG_NODES, ConfigError, DataConfig, load_config
-
-from dualstream.cli import demo_config_path
+from dualstream.config import demo_config_path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 

@@ -15,8 +15,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from dualstream.cli import demo_config_path, main
-from dualstream.config import Config
+from dualstream.cli import main
+from dualstream.config import Config, demo_config_path
 from dualstream.engine.checkpoint import checkpoint_dirs
 from dualstream.inference.package import ModelPackageError, parse_model_json, read_model_json, safetensors_header
 from dualstream.models import create_model, list_models

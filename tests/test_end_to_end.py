@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from dualstream.cli import demo_config_path, main
+from dualstream.cli import main
+from dualstream.config import demo_config_path
 
 TINY_RECIPE = ["data.input_size=32", "data.frames=4", "data.interval=3", "data.offsets=[1,2]",
                "data.offset_period=1", "data.eval_clips=2", "train.epochs=2", "train.batch_size=4",

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dualstream.cli import demo_config_path, main
+from dualstream.cli import main
+from dualstream.config import demo_config_path
 from dualstream.engine import evaluate
 from dualstream.engine.distributed import ShardSampler, World
 

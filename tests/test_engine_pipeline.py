@@ -10,8 +10,8 @@ import pytest
 import torch
 import yaml
 
-from dualstream.cli import demo_config_path, main
-from dualstream.config import ConfigError, load_config
+from dualstream.cli import main
+from dualstream.config import ConfigError, demo_config_path, load_config
 from dualstream.data.dataset import EvalViews
 from dualstream.data.sampling import ClipSpec
 from dualstream.data import device as dev

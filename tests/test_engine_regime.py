@@ -6,8 +6,8 @@ import json
 import torch
 from torch import nn
 
-from dualstream.cli import demo_config_path, main
-from dualstream.config import load_config
+from dualstream.cli import main
+from dualstream.config import demo_config_path, load_config
 from dualstream.engine.regime import Selection, batch_hook, plan_epochs
 from dualstream.models import create_model
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from dualstream.cli import demo_config_path
+from dualstream.config import demo_config_path
 from dualstream.data.batches import collate_batches
 from dualstream.data.dataset import TrainClips
 from dualstream.data.sampling import ClipSpec

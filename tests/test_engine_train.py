@@ -9,7 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dualstream.cli import demo_config_path, main
+from dualstream.cli import main
+from dualstream.config import demo_config_path
 from dualstream.engine.accel import autocast_dtype, loader_workers, use_channels_last
 from dualstream.engine.checkpoint import checkpoint_dirs
 

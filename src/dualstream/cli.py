@@ -1,25 +1,19 @@
-"""The ``dualstream`` command: one subcommand per stage; parsing here, logic in the modules."""
+"""The ``dualstream`` command: one subcommand per stage; parsing here, logic in the modules. Each ``cmd_*`` is
+registered with its help and arguments (``@command``, ``arg``); options several commands share are declared once."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
+import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from . import __version__
 from .data.ucf101 import GROUP_SCOPES
-
-GROUP_SCOPE_HELP = ("auto (default): a group number that appears in several classes stays on one side for all "
-                    "of them (recording-disjoint); dataset: always so; class: choose test groups class by class")
-
-
-def demo_config_path() -> Path:
-    """The demo recipe's path (config.py, imported on use: PyYAML is not needed to parse a command line)."""
-    from .config import demo_config_path as path
-
-    return path()
 
 
 class UserError(Exception):
@@ -31,8 +25,9 @@ class UserError(Exception):
 #: pull in PyTorch for commands that never use it (the onnx runtime of predict, live and serve).
 _USER_ERRORS = (("config", "ConfigError"), ("cache", "CacheError"), ("data.ucf101", "SplitError"),
                 ("prepare.common", "PrepareError"), ("prepare.import_rawframes", "RawframesError"),
-                ("engine.checkpoint", "CheckpointError"), ("video", "VideoReadError"), ("inference.export", "ExportError"),
-                ("flow", "FlowBackendError"), ("inference.package", "ModelPackageError"), ("inference.live", "LiveError"))
+                ("engine.checkpoint", "CheckpointError"), ("video", "VideoReadError"),
+                ("inference.export", "ExportError"), ("flow", "FlowBackendError"),
+                ("inference.package", "ModelPackageError"), ("inference.live", "LiveError"))
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -50,21 +45,90 @@ def _describe(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
-def _parser_generate(sub) -> None:
-    a = sub.add_parser("generate", help="write a synthetic action dataset in the UCF-101 layout")
-    a.add_argument("--out", required=True, help="dataset folder to create")
-    a.add_argument("--classes", type=int, default=6)
-    a.add_argument("--videos-per-class", type=int, default=30)
-    a.add_argument("--frames", type=int, default=48)
-    a.add_argument("--size", type=int, default=96)
-    a.add_argument("--seed", type=int, default=0)
-    a.add_argument("--preset", choices=("default", "hard"), default="default",
-                   help="default: motion-only classes (the demo); hard: colour x vibration classes with a distractor "
-                        "and camera shake (flow cannot see the colour, RGB sampled every 4 frames the vibration)")
-    a.set_defaults(func=cmd_generate)
+def _require(*checks: tuple[object, str]) -> None:
+    """The message of the first false check, as a UserError (checked before any work)."""
+    for ok, message in checks:
+        if not ok:
+            raise UserError(message)
 
 
-def cmd_generate(args: argparse.Namespace) -> int:
+Arg = tuple[tuple[str, ...], dict]
+COMMANDS: dict[str, tuple[str, tuple[Arg, ...], Callable[[argparse.Namespace], int | None]]] = {}
+
+
+def arg(*flags: str, **kw) -> Arg:
+    """One ``add_argument(*flags, **kw)``, as data."""
+    return flags, kw
+
+
+def command(name: str, help: str, *args: Arg):
+    """Register ``cmd(args) -> exit status`` (None: 0) as the subcommand ``name``, in the order of this file."""
+    def register(cmd):
+        COMMANDS[name] = (help, args, cmd)
+        return cmd
+    return register
+
+
+VIDEOS = arg("--videos", required=True, help="folder of <Class>/<video> files")
+WORKERS = arg("--workers", type=int, default=0, help="worker processes (default: all cores)")
+SEED = arg("--seed", type=int, default=0)
+SET = arg("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
+TEST_FRACTION = arg("--test-fraction", type=float, default=0.3,
+                    help="share of each class's videos in test (default 0.3)")
+GROUP_SCOPE = arg("--group-scope", choices=GROUP_SCOPES, default="auto",
+                  help="auto (default): a group number that appears in several classes stays on one side for all "
+                       "of them (recording-disjoint); dataset: always so; class: choose test groups class by class")
+GROUP_REGEX = arg("--group-regex", default=None, help="regex whose first capture group (or whole match) names a "
+                  "video's group (default: UCF-101's _gGG_cCC); a video without a match is its own group")
+
+
+def model_options(help: str = "run folder or model package, or an exported model.onnx", *, threads: int = 0,
+                  threads_note: str = "its choice") -> tuple[Arg, ...]:
+    """--model and how to run it (the options of predict, live and serve)."""
+    return (arg("--model", required=True, help=help),
+            arg("--runtime", choices=("torch", "onnx"), default=None,
+                help="torch (a run folder) or onnx (an exported .onnx, or RUN/model.onnx; no PyTorch needed); "
+                     "default: onnx for a .onnx file, else torch"),
+            arg("--device", default="cpu", help="torch device for the model (default cpu; onnx: cpu only)"),
+            arg("--threads", type=int, default=threads,
+                help=f"CPU threads of the runtime (default {threads}: {threads_note}; "
+                     "1 is fastest for small models on busy CPUs)"))
+
+
+def _load_recipe(path: str | Path, sets: list[str]):
+    """The config of a training command, which must name its data."""
+    from .config import load_config
+
+    cfg = load_config(path, sets)
+    _require((cfg.data.cache and cfg.data.splits,
+              "data.cache and data.splits must be set (in the config or with --set)"))
+    return cfg
+
+
+def _read_splits(folder: str, videos: str | None, only: int = 0):
+    """(number, split, where) of split ``only`` (0: every split in ``folder``), each validated before it is yielded
+    (its videos present in ``videos`` when given)."""
+    from .data.ucf101 import SPLITS, read_split, validate_split
+
+    numbers = [only] if only else [n for n in SPLITS if (Path(folder) / f"trainlist{n:02d}.txt").is_file()]
+    _require((numbers, f"{folder}: no trainlist0N.txt found"))
+    for n in numbers:
+        split, where = read_split(folder, n), f"split {n} of {folder}"
+        validate_split(split, where=where, videos_dir=videos)
+        yield n, split, where
+
+
+@command("generate", "write a synthetic action dataset in the UCF-101 layout",
+         arg("--out", required=True, help="dataset folder to create"),
+         arg("--classes", type=int, default=6),
+         arg("--videos-per-class", type=int, default=30),
+         arg("--frames", type=int, default=48),
+         arg("--size", type=int, default=96),
+         SEED,
+         arg("--preset", choices=("default", "hard"), default="default",
+             help="default: motion-only classes (the demo); hard: colour x vibration classes with a distractor "
+                  "and camera shake (flow cannot see the colour, RGB sampled every 4 frames the vibration)"))
+def cmd_generate(args: argparse.Namespace) -> None:
     from .prepare.synthetic import SyntheticSpec, generate
 
     try:
@@ -73,64 +137,43 @@ def cmd_generate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UserError(str(exc)) from None
     out = generate(args.out, spec, progress=not args.quiet)
-    print(f"wrote {spec.classes * spec.videos_per_class} videos to {out / 'videos'} and splits to {out / 'ucfTrainTestlist'}")
-    return 0
+    print(f"wrote {spec.classes * spec.videos_per_class} videos to {out / 'videos'} "
+          f"and splits to {out / 'ucfTrainTestlist'}")
 
 
-def _listed_videos(splits: str, videos: str) -> list[str]:
-    """Every video listed by the split files in ``splits``, after checking they all exist (before any work)."""
-    from .data.ucf101 import SPLITS, read_split, validate_split
-
-    present = [n for n in SPLITS if (Path(splits) / f"trainlist{n:02d}.txt").is_file()]
-    if not present:
-        raise UserError(f"{splits}: no trainlist0N.txt found")
-    listed: set[str] = set()
-    for n in present:
-        split = read_split(splits, n)
-        validate_split(split, where=f"split {n} of {splits}", videos_dir=videos)
-        listed.update(e.path for e in split.train + split.test)
-    return sorted(listed)
-
-
-def _parser_prepare(sub) -> None:
-    a = sub.add_parser("prepare", help="decode videos, compute optical flow, write the rawframes cache")
-    a.add_argument("--videos", required=True, help="folder of <Class>/<video> files")
-    a.add_argument("--out", required=True, help="cache folder")
-    a.add_argument("--flow", default="dis",
-                   help="flow method: dis (default, OpenCV), farneback, opencv-tvl1, tvl1, tvl1-quality or brox "
-                        "(PyTorch, batched)")
-    a.add_argument("--short-side", "--resize", dest="short_side", type=int, default=128,
-                   help="resize so the short side is this (0: keep)")
-    a.add_argument("--flow-bound", type=float, default=20.0,
-                   help="flow is clipped to +-this many px before it is stored as uint8 (default 20; small or "
-                        "slow footage wants less, e.g. 4 for 64x64 clips; train with the same data.flow_bound)")
-    a.add_argument("--workers", type=int, default=0, help="worker processes (default: all cores)")
-    a.add_argument("--device", default="cpu", help="device for the PyTorch flow methods")
-    a.add_argument("--shard", default=None, metavar="I/N",
-                   help="prepare only part I of N (1-based), e.g. one per machine into one shared --out")
-    a.add_argument("--executor", default="process", choices=["process", "ray"],
-                   help="process: local worker processes (default); ray: a Ray cluster (RAY_ADDRESS, else local)")
-    a.add_argument("--splits", default=None,
-                   help="prepare only the videos these split files list, after checking that all exist")
-    a.add_argument("--only-sampled", action="store_true",
-                   help="keep only the frames the sampling schedule can ask for (train offsets + eval clips)")
-    a.add_argument("--config", default=None,
-                   help="with --only-sampled: take the schedule (data.frames, interval, offsets, eval_clips) "
-                        "from this recipe (default: the paper's)")
-    a.add_argument("--format", default="rawframes", choices=("rawframes", "packed"),
-                   help="rawframes: JPEGs (default); packed: memory-mapped uint8 arrays per video, "
-                        "about 12x the disk of the JPEGs, read without decoding (see `dualstream pack`)")
-    a.set_defaults(func=cmd_prepare)
-
-
+@command("prepare", "decode videos, compute optical flow, write the rawframes cache",
+         VIDEOS,
+         arg("--out", required=True, help="cache folder"),
+         arg("--flow", default="dis", help="flow method: dis (default, OpenCV), farneback, opencv-tvl1, tvl1, "
+             "tvl1-quality or brox (PyTorch, batched)"),
+         arg("--short-side", "--resize", dest="short_side", type=int, default=128,
+             help="resize so the short side is this (0: keep)"),
+         arg("--flow-bound", type=float, default=20.0,
+             help="flow is clipped to +-this many px before it is stored as uint8 (default 20; small or "
+                  "slow footage wants less, e.g. 4 for 64x64 clips; train with the same data.flow_bound)"),
+         WORKERS,
+         arg("--device", default="cpu", help="device for the PyTorch flow methods"),
+         arg("--shard", default=None, metavar="I/N",
+             help="prepare only part I of N (1-based), e.g. one per machine into one shared --out"),
+         arg("--executor", default="process", choices=["process", "ray"],
+             help="process: local worker processes (default); ray: a Ray cluster (RAY_ADDRESS, else local)"),
+         arg("--splits", default=None,
+             help="prepare only the videos these split files list, after checking that all exist"),
+         arg("--only-sampled", action="store_true",
+             help="keep only the frames the sampling schedule can ask for (train offsets + eval clips)"),
+         arg("--config", default=None, help="with --only-sampled: take the schedule (data.frames, interval, offsets, "
+             "eval_clips) from this recipe (default: the paper's)"),
+         arg("--format", default="rawframes", choices=("rawframes", "packed"),
+             help="rawframes: JPEGs (default); packed: memory-mapped uint8 arrays per video, "
+                  "about 12x the disk of the JPEGs, read without decoding (see `dualstream pack`)"))
 def cmd_prepare(args: argparse.Namespace) -> int:
     from .prepare.common import PrepareOptions
     from .prepare.run import parse_shard, prepare_dataset
     from .data.sampling import ClipSpec
 
+    _require((args.only_sampled or not args.config,
+              "--config only sets the schedule of --only-sampled; add --only-sampled or drop --config"))
     schedule = None
-    if args.config and not args.only_sampled:
-        raise UserError("--config only sets the schedule of --only-sampled; add --only-sampled or drop --config")
     if args.only_sampled:
         from .config import load_config
 
@@ -144,47 +187,37 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UserError(str(exc)) from None
     shard = parse_shard(args.shard) if args.shard else None
-    videos = _listed_videos(args.splits, args.videos) if args.splits else None
+    videos = None
+    if args.splits:  # every split is checked before any work
+        videos = sorted({e.path for _, s, _ in _read_splits(args.splits, args.videos) for e in (*s.train, *s.test)})
     summary = prepare_dataset(args.videos, args.out, opts, workers=args.workers, shard=shard,
                               executor=args.executor, videos=videos, progress=not args.quiet)
     print(summary.line(Path(args.out)))
-    if summary.prepared + summary.skipped == 0:
-        return 1
-    return 0
+    return 0 if summary.prepared + summary.skipped else 1
 
 
-def _parser_pack(sub) -> None:
-    a = sub.add_parser("pack", help="add a packed uint8 store to a rawframes cache (a clip is read without "
-                       "decoding: for caches that fit in RAM or on fast disk)")
-    a.add_argument("cache", help="cache folder written by `dualstream prepare` or `import-rawframes`")
-    a.add_argument("--workers", type=int, default=0, help="worker processes (default: all cores)")
-    a.add_argument("--drop-jpeg", action="store_true", help="remove the JPEGs once a video is packed")
-    a.set_defaults(func=cmd_pack)
-
-
-def cmd_pack(args: argparse.Namespace) -> int:
+@command("pack", "add a packed uint8 store to a rawframes cache (a clip is read without decoding: for caches "
+         "that fit in RAM or on fast disk)",
+         arg("cache", help="cache folder written by `dualstream prepare` or `import-rawframes`"),
+         WORKERS,
+         arg("--drop-jpeg", action="store_true", help="remove the JPEGs once a video is packed"))
+def cmd_pack(args: argparse.Namespace) -> None:
     from .prepare.pack import pack_cache
 
-    if args.workers < 0:
-        raise UserError("--workers must be >= 0 (0: all cores)")
+    _require((args.workers >= 0, "--workers must be >= 0 (0: all cores)"))
     summary = pack_cache(args.cache, workers=args.workers, drop_jpeg=args.drop_jpeg, progress=not args.quiet)
     print(summary.line(Path(args.cache)))
-    return 0
 
 
-def _parser_flow(sub) -> None:
-    a = sub.add_parser("flow", help="optical flow between two images -> .flo (+ colour PNG)")
-    a.add_argument("frame_a")
-    a.add_argument("frame_b")
-    a.add_argument("--method", default="tvl1", help="opencv-dis, opencv-farneback, opencv-tvl1, tvl1 (default), "
-                   "tvl1-quality (more accurate, slower), brox")
-    a.add_argument("--out", required=True, help="output .flo file")
-    a.add_argument("--png", default=None, help="also write the flow in colour (Middlebury wheel)")
-    a.add_argument("--device", default="cpu", help="cpu or cuda (PyTorch methods)")
-    a.set_defaults(func=cmd_flow)
-
-
-def cmd_flow(args: argparse.Namespace) -> int:
+@command("flow", "optical flow between two images -> .flo (+ colour PNG)",
+         arg("frame_a"),
+         arg("frame_b"),
+         arg("--method", default="tvl1", help="opencv-dis, opencv-farneback, opencv-tvl1, tvl1 (default), "
+             "tvl1-quality (more accurate, slower), brox"),
+         arg("--out", required=True, help="output .flo file"),
+         arg("--png", default=None, help="also write the flow in colour (Middlebury wheel)"),
+         arg("--device", default="cpu", help="cpu or cuda (PyTorch methods)"))
+def cmd_flow(args: argparse.Namespace) -> None:
     from .flow.command import run_flow_command
 
     try:
@@ -192,32 +225,21 @@ def cmd_flow(args: argparse.Namespace) -> int:
     except (ValueError, RuntimeError) as exc:
         raise UserError(str(exc)) from None
     print(f"wrote {args.out}" + (f" and {args.png}" if args.png else ""))
-    return 0
 
 
-def _parser_check_split(sub) -> None:
-    a = sub.add_parser("check-split", help="validate UCF-101-format split files; print counts and train/test group overlap")
-    a.add_argument("--splits", required=True, help="folder with classInd.txt, trainlist0N.txt, testlist0N.txt")
-    a.add_argument("--split", type=int, default=0, help="check only split N (default: every split present)")
-    a.add_argument("--videos", default=None, help="also check that every listed video exists in this folder")
-    a.add_argument("--group-regex", default=None, help="group from the file name (default: UCF-101's _gGG_cCC)")
-    a.add_argument("--allow-group-overlap", action="store_true", help="exit 0 even when train and test share a group")
-    a.set_defaults(func=cmd_check_split)
-
-
+@command("check-split", "validate UCF-101-format split files; print counts and train/test group overlap",
+         arg("--splits", required=True, help="folder with classInd.txt, trainlist0N.txt, testlist0N.txt"),
+         arg("--split", type=int, default=0, help="check only split N (default: every split present)"),
+         arg("--videos", default=None, help="also check that every listed video exists in this folder"),
+         GROUP_REGEX,
+         arg("--allow-group-overlap", action="store_true", help="exit 0 even when train and test share a group"))
 def cmd_check_split(args: argparse.Namespace) -> int:
     from .data.make_split import compile_group_regex
-    from .data.ucf101 import SPLITS, check_group_overlap, read_split, split_summary, validate_split
+    from .data.ucf101 import check_group_overlap, split_summary
 
     pattern = compile_group_regex(args.group_regex)
-    splits = [args.split] if args.split else [n for n in SPLITS if (Path(args.splits) / f"trainlist{n:02d}.txt").is_file()]
-    if not splits:
-        raise UserError(f"{args.splits}: no trainlist0N.txt found")
     leaking = shared = 0
-    for n in splits:
-        split = read_split(args.splits, n)
-        where = f"split {n} of {args.splits}"
-        validate_split(split, where=where, videos_dir=args.videos)
+    for n, split, where in _read_splits(args.splits, args.videos, args.split):
         overlap = check_group_overlap(split, allow=True, where=where, group_re=pattern)
         leaking += bool(overlap)
         across = split.shared_across_classes(pattern)
@@ -237,20 +259,14 @@ def cmd_check_split(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parser_make_split(sub) -> None:
-    a = sub.add_parser("make-split", help="write a group-disjoint UCF-101-format split for a class-per-folder dataset")
-    a.add_argument("--videos", required=True, help="folder of <Class>/<video> files")
-    a.add_argument("--out", required=True, help="split folder to write (classInd.txt, trainlist01.txt, testlist01.txt)")
-    a.add_argument("--test-fraction", type=float, default=0.3, help="share of each class's videos in test (default 0.3)")
-    a.add_argument("--group-regex", default=None,
-                   help="regex whose first capture group (or whole match) names a video's group "
-                        "(default: UCF-101's _gGG_cCC); a video without a match is its own group")
-    a.add_argument("--seed", type=int, default=0)
-    a.add_argument("--group-scope", choices=GROUP_SCOPES, default="auto", help=GROUP_SCOPE_HELP)
-    a.set_defaults(func=cmd_make_split)
-
-
-def cmd_make_split(args: argparse.Namespace) -> int:
+@command("make-split", "write a group-disjoint UCF-101-format split for a class-per-folder dataset",
+         VIDEOS,
+         arg("--out", required=True, help="split folder to write (classInd.txt, trainlist01.txt, testlist01.txt)"),
+         TEST_FRACTION,
+         GROUP_REGEX,
+         SEED,
+         GROUP_SCOPE)
+def cmd_make_split(args: argparse.Namespace) -> None:
     from .data.make_split import make_split
 
     counts = make_split(args.videos, args.out, test_fraction=args.test_fraction, group_regex=args.group_regex,
@@ -258,21 +274,17 @@ def cmd_make_split(args: argparse.Namespace) -> int:
     sides = "no group number on both sides in any class" if counts["across"] else "no group on both sides"
     print(f"wrote split 1 to {args.out}: classes {counts['classes']}, train {counts['train']}, "
           f"test {counts['test']}, groups {counts['groups']} ({sides})")
-    return 0
 
 
-def _parser_import_rawframes(sub) -> None:
-    a = sub.add_parser("import-rawframes",
-                       help="adopt frames + flow extracted by MMAction2 (img_/flow_x_/flow_y_%%05d.jpg): validate, write manifests")
-    a.add_argument("--src", required=True, help="folder of <Class>/<video>/ rawframes (build_rawframes.py --level 2)")
-    a.add_argument("--out", required=True, help="cache folder (the same as --src: manifests written in place; "
-                   "else files are hard-linked, or copied across file systems)")
-    a.add_argument("--flow-method", default="tvl1", help="how the flow was computed, recorded in the manifests (default tvl1)")
-    a.add_argument("--flow-bound", type=float, default=20.0, help="the +-px bound of the uint8 flow images (default 20)")
-    a.add_argument("--threads", type=int, default=8, help="threads for the file-system work (default 8)")
-    a.set_defaults(func=cmd_import_rawframes)
-
-
+@command("import-rawframes", "adopt frames + flow extracted by MMAction2 (img_/flow_x_/flow_y_%%05d.jpg): "
+         "validate, write manifests",
+         arg("--src", required=True, help="folder of <Class>/<video>/ rawframes (build_rawframes.py --level 2)"),
+         arg("--out", required=True, help="cache folder (the same as --src: manifests written in place; "
+             "else files are hard-linked, or copied across file systems)"),
+         arg("--flow-method", default="tvl1",
+             help="how the flow was computed, recorded in the manifests (default tvl1)"),
+         arg("--flow-bound", type=float, default=20.0, help="the +-px bound of the uint8 flow images (default 20)"),
+         arg("--threads", type=int, default=8, help="threads for the file-system work (default 8)"))
 def cmd_import_rawframes(args: argparse.Namespace) -> int:
     from .prepare.import_rawframes import import_rawframes
 
@@ -282,95 +294,67 @@ def cmd_import_rawframes(args: argparse.Namespace) -> int:
     return 0 if summary.imported + summary.skipped else 1
 
 
-def _parser_train(sub) -> None:
-    a = sub.add_parser("train", help="train a model from a YAML config")
-    a.add_argument("--config", help="YAML recipe, e.g. configs/demo_synthetic.yaml (optional with --resume)")
-    a.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
-    a.add_argument("--out", required=True, help="run folder")
-    a.add_argument("--resume", action="store_true", help="continue exactly from the run's last checkpoint")
-    a.add_argument("--allow-group-overlap", action="store_true",
-                   help="train even if train and test share a group (inflated accuracy; config.yaml records it)")
-    a.set_defaults(func=cmd_train)
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    from .config import load_config
+@command("train", "train a model from a YAML config",
+         arg("--config", help="YAML recipe, e.g. configs/demo_synthetic.yaml (optional with --resume)"),
+         SET,
+         arg("--out", required=True, help="run folder"),
+         arg("--resume", action="store_true", help="continue exactly from the run's last checkpoint"),
+         arg("--allow-group-overlap", action="store_true",
+             help="train even if train and test share a group (inflated accuracy; config.yaml records it)"))
+def cmd_train(args: argparse.Namespace) -> None:
     from .engine.build import CONFIG
     from .engine.train import train
 
-    config = args.config
-    if config is None:
-        if not args.resume:
-            raise UserError("--config is required (without it, --resume continues with RUN/config.yaml)")
-        config = Path(args.out) / CONFIG
+    _require((args.config or args.resume,
+              "--config is required (without it, --resume continues with RUN/config.yaml)"))
     overrides = (args.set or []) + (["data.allow_group_overlap=true"] if args.allow_group_overlap else [])
-    cfg = load_config(config, overrides)
-    if not cfg.data.cache or not cfg.data.splits:
-        raise UserError("data.cache and data.splits must be set (in the config or with --set)")
+    cfg = _load_recipe(args.config or Path(args.out) / CONFIG, overrides)
     recipe = Path(args.config).stem if args.config else None
     history = train(cfg, args.out, resume=args.resume, progress=not args.quiet, recipe=recipe)
     if history and int(os.environ.get("RANK", "0")) == 0:
         last = history[-1]
         print(f"trained {cfg.model.name} for {last['epoch'] + 1} epochs: test_acc={last['test_acc']:.4f} -> {args.out}")
-    return 0
 
 
-def _parser_evaluate(sub) -> None:
-    a = sub.add_parser("evaluate", help="evaluate a run on its test split (RUN/eval.json, mistakes.csv, confusion.png)")
-    a.add_argument("--run", dest="run_option", metavar="RUN", help="run folder")
-    a.add_argument("run", nargs="?", metavar="RUN", help="run folder, also positional (what torchrun can pass on)")
-    a.add_argument("--clips", type=int, default=None,
-                   help="frame offsets per video (default: data.eval_clips; >= data.interval: all offsets)")
-    a.add_argument("--crops", type=int, choices=(1, 3), default=None, help="crops per clip (default: data.eval_crops)")
-    a.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
-                   help="also score mirrored clips (default: data.eval_flip)")
-    a.add_argument("--split", type=int, default=None, help="test list of this split (default: the run's)")
-    a.set_defaults(func=cmd_evaluate)
-
-
-def cmd_evaluate(args: argparse.Namespace) -> int:
+@command("evaluate", "evaluate a run on its test split (RUN/eval.json, mistakes.csv, confusion.png)",
+         arg("--run", dest="run_option", metavar="RUN", help="run folder"),
+         arg("run", nargs="?", metavar="RUN", help="run folder, also positional (what torchrun can pass on)"),
+         arg("--clips", type=int, default=None,
+             help="frame offsets per video (default: data.eval_clips; >= data.interval: all offsets)"),
+         arg("--crops", type=int, choices=(1, 3), default=None, help="crops per clip (default: data.eval_crops)"),
+         arg("--flip", action=argparse.BooleanOptionalAction, default=None,
+             help="also score mirrored clips (default: data.eval_flip)"),
+         arg("--split", type=int, default=None, help="test list of this split (default: the run's)"))
+def cmd_evaluate(args: argparse.Namespace) -> None:
     from .engine.evaluate import EVAL_JSON, evaluate_run
 
-    if (args.run is None) == (args.run_option is None):
-        raise UserError("give the run folder once: --run RUN (or RUN)")
-    args.run = args.run or args.run_option
-    result = evaluate_run(args.run, clips=args.clips, crops=args.crops, flip=args.flip, split=args.split,
+    _require(((args.run is None) != (args.run_option is None), "give the run folder once: --run RUN (or RUN)"))
+    run = args.run or args.run_option
+    result = evaluate_run(run, clips=args.clips, crops=args.crops, flip=args.flip, split=args.split,
                           progress=not args.quiet)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"clip_top1={result['clip_top1']:.4f} video_top1={result['video_top1']:.4f} "
               f"top5={result['top5']:.4f} videos={result['num_videos']} views={result['views_per_video']} "
-              f"mistakes={result['num_mistakes']} -> {Path(args.run) / EVAL_JSON}")
-    return 0
+              f"mistakes={result['num_mistakes']} -> {Path(run) / EVAL_JSON}")
 
 
-def _parser_report(sub) -> None:
-    a = sub.add_parser("report", help="Markdown comparison of evaluated runs (mean over splits 1-3 when all given)")
-    a.add_argument("runs", nargs="+", metavar="RUN")
-    a.add_argument("--out", default="report.md", help="Markdown file to write (default: report.md)")
-    a.set_defaults(func=cmd_report)
-
-
-def cmd_report(args: argparse.Namespace) -> int:
+@command("report", "Markdown comparison of evaluated runs (mean over splits 1-3 when all given)",
+         arg("runs", nargs="+", metavar="RUN"),
+         arg("--out", default="report.md", help="Markdown file to write (default: report.md)"))
+def cmd_report(args: argparse.Namespace) -> None:
     from .report.markdown import write_report
 
     out = write_report(args.runs, args.out)
     print(out.read_text(), end="")
     print(f"-> {out}", file=sys.stderr)
-    return 0
 
 
-def _parser_demo(sub) -> None:
-    a = sub.add_parser("demo", help="generate -> prepare -> train -> evaluate on synthetic data")
-    a.add_argument("--out", default="demo_out", help="working folder (default: demo_out)")
-    a.set_defaults(func=cmd_demo)
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
+@command("demo", "generate -> prepare -> train -> evaluate on synthetic data",
+         arg("--out", default="demo_out", help="working folder (default: demo_out)"))
+def cmd_demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
-    result = run_demo(args.out, quiet=args.quiet)
-    print(f"video_top1={result['video_top1']:.4f}")
-    return 0
+    print(f"video_top1={run_demo(args.out, quiet=args.quiet)['video_top1']:.4f}")
 
 
 def _int_list(text: str | None, option: str) -> list[int] | None:
@@ -382,26 +366,19 @@ def _int_list(text: str | None, option: str) -> list[int] | None:
         raise UserError(f"{option} expects comma-separated integers, e.g. 1,2,3, got {text!r}") from None
 
 
-def _parser_ablation(sub) -> None:
-    a = sub.add_parser("ablation", help="train + evaluate several models with one recipe over folds and seeds; "
-                       "mean ± std table and chart")
-    a.add_argument("--config", required=True)
-    a.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
-    a.add_argument("--models", required=True, help="comma-separated model names (see `dualstream models`)")
-    a.add_argument("--folds", default=None, metavar="K,K",
-                   help="splits to train and test on, e.g. 1,2,3 (default: data.split)")
-    a.add_argument("--seeds", default=None, metavar="S,S", help="seeds per split, e.g. 0,1,2 (default: seed)")
-    a.add_argument("--out", required=True, help="folder for the runs, ablation.md and ablation.png")
-    a.set_defaults(func=cmd_ablation)
-
-
-def cmd_ablation(args: argparse.Namespace) -> int:
+@command("ablation", "train + evaluate several models with one recipe over folds and seeds; mean ± std table "
+         "and chart",
+         arg("--config", required=True),
+         SET,
+         arg("--models", required=True, help="comma-separated model names (see `dualstream models`)"),
+         arg("--folds", default=None, metavar="K,K",
+             help="splits to train and test on, e.g. 1,2,3 (default: data.split)"),
+         arg("--seeds", default=None, metavar="S,S", help="seeds per split, e.g. 0,1,2 (default: seed)"),
+         arg("--out", required=True, help="folder for the runs, ablation.md and ablation.png"))
+def cmd_ablation(args: argparse.Namespace) -> None:
     from .ablation import CHART, TABLE, run_ablation
-    from .config import load_config
 
-    cfg = load_config(args.config, args.set or [])
-    if not cfg.data.cache or not cfg.data.splits:
-        raise UserError("data.cache and data.splits must be set (in the config or with --set)")
+    cfg = _load_recipe(args.config, args.set or [])
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     folds, seeds = _int_list(args.folds, "--folds"), _int_list(args.seeds, "--seeds")
     try:
@@ -413,28 +390,22 @@ def cmd_ablation(args: argparse.Namespace) -> int:
         print(f"{r['model']:<28} params {r['params']:>11,}  clip_top1 {r['clip_top1']:.4f}  "
               f"video_top1 {r['video_top1']:.4f}{spread}")
     print(f"-> {Path(args.out) / TABLE}, {Path(args.out) / CHART}")
-    return 0
 
 
-def _parser_fit(sub) -> None:
-    a = sub.add_parser("fit", help="make-split (group-disjoint) -> prepare -> train -> evaluate a folder of "
-                       "<Class>/<video> files with a recipe")
-    a.add_argument("--videos", required=True, help="folder of <Class>/<video> files")
-    a.add_argument("--out", required=True, help="run folder (also holds the split and the prepared cache)")
-    a.add_argument("--recipe", default="small_real",
-                   help="a shipped recipe name (small_real, the default; demo_synthetic, ...) or a .yaml file")
-    a.add_argument("--group-regex", default=None,
-                   help="regex whose first capture group names a video's group (default: UCF-101's _gGG_cCC)")
-    a.add_argument("--flow", default="dis", help="flow method for prepare (default dis)")
-    a.add_argument("--test-fraction", type=float, default=0.3, help="share of each class's videos in test (default 0.3)")
-    a.add_argument("--seed", type=int, default=0, help="seed of the split and of training")
-    a.add_argument("--group-scope", choices=GROUP_SCOPES, default="auto", help=GROUP_SCOPE_HELP)
-    a.add_argument("--workers", type=int, default=0, help="prepare worker processes (default: all cores)")
-    a.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe key (repeatable)")
-    a.set_defaults(func=cmd_fit)
-
-
-def cmd_fit(args: argparse.Namespace) -> int:
+@command("fit", "make-split (group-disjoint) -> prepare -> train -> evaluate a folder of <Class>/<video> files "
+         "with a recipe",
+         VIDEOS,
+         arg("--out", required=True, help="run folder (also holds the split and the prepared cache)"),
+         arg("--recipe", default="small_real",
+             help="a shipped recipe name (small_real, the default; demo_synthetic, ...) or a .yaml file"),
+         GROUP_REGEX,
+         arg("--flow", default="dis", help="flow method for prepare (default dis)"),
+         TEST_FRACTION,
+         arg("--seed", type=int, default=0, help="seed of the split and of training"),
+         GROUP_SCOPE,
+         arg("--workers", type=int, default=0, help="prepare worker processes (default: all cores)"),
+         SET)
+def cmd_fit(args: argparse.Namespace) -> None:
     from .fit import fit
 
     result = fit(args.videos, args.out, recipe=args.recipe, group_regex=args.group_regex, flow=args.flow,
@@ -446,7 +417,6 @@ def cmd_fit(args: argparse.Namespace) -> int:
     sides = "group numbers disjoint across classes" if result.across else "groups disjoint"
     print(f"video_top1={result.video_top1:.4f} clip_top1={result.clip_top1:.4f} "
           f"(train {result.train} videos, test {result.test}, {sides}) -> {result.run}")
-    return 0
 
 
 def load_predictor(args: argparse.Namespace):
@@ -455,7 +425,12 @@ def load_predictor(args: argparse.Namespace):
 
     try:
         if resolve_runtime(args.model, args.runtime)[0] == "torch" and args.device != "cpu":
-            _check_device(args.device)
+            from .flow._torch import resolve_device
+
+            try:  # an unknown or absent device is one line before any work
+                resolve_device(args.device)
+            except (RuntimeError, ValueError) as exc:
+                raise UserError(f"--device {args.device}: {exc}") from None
         return load(args.model, runtime=args.runtime, device=args.device, threads=args.threads)
     except ValueError as exc:
         if type(exc) is not ValueError:  # ModelPackageError etc. reach main's handler as they are
@@ -463,40 +438,28 @@ def load_predictor(args: argparse.Namespace):
         raise UserError(str(exc)) from None
 
 
-def _parser_predict(sub) -> None:
-    a = sub.add_parser("predict", help="top-k classes of videos with a trained model package")
-    a.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (any format OpenCV reads)")
-    a.add_argument("--model", required=True,
-                   help="run folder or model package (model.json + model.safetensors), or an exported model.onnx")
-    _runtime_options(a)
-    a.add_argument("--topk", type=int, default=5, help="classes to print (default 5)")
-    a.add_argument("--clips", type=int, default=5,
-                   help="clips per video at offsets spread over one interval, as evaluate (default 5)")
-    a.add_argument("--json", action="store_true", help="one JSON line per video")
-    a.add_argument("--explain", metavar="OUT.png",
-                   help="write the frames, flow and fusion attention of the first video's first clip")
-    a.add_argument("--timeline", action="store_true",
-                   help="the top class of every window (one clip's frames) over the video, for long videos")
-    a.add_argument("--stride", type=int, default=0,
-                   help="with --timeline: frames between windows (default: one sampling step, the model's interval)")
-    a.add_argument("--plot", metavar="OUT.png", help="with --timeline: draw the first video's timeline chart")
-    a.set_defaults(func=cmd_predict)
-
-
+@command("predict", "top-k classes of videos with a trained model package",
+         arg("videos", nargs="+", metavar="VIDEO", help="video files (any format OpenCV reads)"),
+         *model_options("run folder or model package (model.json + model.safetensors), or an exported model.onnx"),
+         arg("--topk", type=int, default=5, help="classes to print (default 5)"),
+         arg("--clips", type=int, default=5,
+             help="clips per video at offsets spread over one interval, as evaluate (default 5)"),
+         arg("--json", action="store_true", help="one JSON line per video"),
+         arg("--explain", metavar="OUT.png",
+             help="write the frames, flow and fusion attention of the first video's first clip"),
+         arg("--timeline", action="store_true",
+             help="the top class of every window (one clip's frames) over the video, for long videos"),
+         arg("--stride", type=int, default=0,
+             help="with --timeline: frames between windows (default: one sampling step, the model's interval)"),
+         arg("--plot", metavar="OUT.png", help="with --timeline: draw the first video's timeline chart"))
 def cmd_predict(args: argparse.Namespace) -> int:
-    import json
-
     from .inference.predict import format_top
     from .video import VideoReadError
 
-    if args.topk < 1 or args.clips < 1:
-        raise UserError("--topk and --clips must be >= 1")
-    if args.explain and args.timeline:
-        raise UserError("--explain and --timeline are separate views: give one of them")
-    if args.plot and not args.timeline:
-        raise UserError("--plot draws the timeline: add --timeline")
-    if args.stride < 0:
-        raise UserError("--stride must be >= 0 (0: one sampling step of the model, its interval)")
+    _require((args.topk >= 1 and args.clips >= 1, "--topk and --clips must be >= 1"),
+             (not (args.explain and args.timeline), "--explain and --timeline are separate views: give one of them"),
+             (args.timeline or not args.plot, "--plot draws the timeline: add --timeline"),
+             (args.stride >= 0, "--stride must be >= 0 (0: one sampling step of the model, its interval)"))
     predictor = load_predictor(args)
     failed = 0
     for i, video in enumerate(args.videos):
@@ -523,39 +486,29 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
-def _parser_live(sub) -> None:
-    a = sub.add_parser("live", help="recognise actions on a webcam, stream or file as it plays (sliding window)")
-    a.add_argument("source", metavar="SOURCE",
-                   help="webcam index (0), stream URL OpenCV opens (rtsp://, http://...), or a video file")
-    a.add_argument("--model", required=True, help="run folder or model package, or an exported model.onnx")
-    # one network thread: the frame reader and the optical flow need the other cores (2 torch threads
-    # on a busy 2-core machine measured 8 frames/s against 175 with one)
-    _runtime_options(a, threads=1, threads_note="the reader and the flow use the other cores; 0: the runtime's choice")
-    a.add_argument("--stride", type=int, default=0,
-                   help="frames between predictions (default 0: one sampling step, the model's interval)")
-    a.add_argument("--smooth", type=int, default=3, help="average the last K predictions (default 3)")
-    a.add_argument("--topk", type=int, default=3, help="classes per prediction (default 3)")
-    a.add_argument("--json", action="store_true",
-                   help='one JSON line per prediction {"frame", "time", "top"}, and a JSON summary line')
-    a.add_argument("--out", metavar="ANNOTATED.mp4", help="write the video with the label and a confidence bar")
-    a.add_argument("--realtime", action="store_true",
-                   help="keep up with the source: drop (and count) frames that arrive while busy; "
-                        "a file is paced at its frame rate")
-    a.add_argument("--timeout", type=float, default=10.0,
-                   help="end when no frame arrives for this many seconds (default 10; 0: wait forever)")
-    a.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (default 0: no limit)")
-    a.set_defaults(func=cmd_live)
-
-
+# live: one network thread, as the frame reader and the optical flow need the other cores (RESULTS.md, live)
+@command("live", "recognise actions on a webcam, stream or file as it plays (sliding window)",
+         arg("source", metavar="SOURCE",
+             help="webcam index (0), stream URL OpenCV opens (rtsp://, http://...), or a video file"),
+         *model_options(threads=1, threads_note="the reader and the flow use the other cores; 0: the runtime's choice"),
+         arg("--stride", type=int, default=0,
+             help="frames between predictions (default 0: one sampling step, the model's interval)"),
+         arg("--smooth", type=int, default=3, help="average the last K predictions (default 3)"),
+         arg("--topk", type=int, default=3, help="classes per prediction (default 3)"),
+         arg("--json", action="store_true",
+             help='one JSON line per prediction {"frame", "time", "top"}, and a JSON summary line'),
+         arg("--out", metavar="ANNOTATED.mp4", help="write the video with the label and a confidence bar"),
+         arg("--realtime", action="store_true", help="keep up with the source: drop (and count) frames that arrive "
+             "while busy; a file is paced at its frame rate"),
+         arg("--timeout", type=float, default=10.0,
+             help="end when no frame arrives for this many seconds (default 10; 0: wait forever)"),
+         arg("--max-frames", type=int, default=0, help="stop after this many frames (default 0: no limit)"))
 def cmd_live(args: argparse.Namespace) -> int:
-    import json
-
     from .inference.live import LiveError, print_prediction, run_live
 
-    if args.stride < 0 or args.smooth < 1 or args.topk < 1:
-        raise UserError("--stride must be >= 0 (0: one sampling step of the model, its interval), --smooth and --topk >= 1")
-    if args.timeout < 0 or args.max_frames < 0:
-        raise UserError("--timeout and --max-frames must be >= 0 (0: no limit)")
+    _require((args.stride >= 0 and args.smooth >= 1 and args.topk >= 1, "--stride must be >= 0 (0: one sampling "
+              "step of the model, its interval), --smooth and --topk >= 1"),
+             (args.timeout >= 0 and args.max_frames >= 0, "--timeout and --max-frames must be >= 0 (0: no limit)"))
     predictor = load_predictor(args)
     show = lambda pred: print_prediction(pred, predictor.classes, k=args.topk, as_json=args.json)  # noqa: E731
     try:
@@ -576,81 +529,56 @@ def cmd_live(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_device(device: str) -> None:
-    """A torch device the user named: one line when it is unknown or absent (before any work)."""
-    from .flow._torch import resolve_device
-
-    try:
-        resolve_device(device)
-    except (RuntimeError, ValueError) as exc:
-        raise UserError(f"--device {device}: {' '.join(str(exc).split())}") from None
-
-
-def _parser_export(sub) -> None:
-    a = sub.add_parser("export", help="export a model package to ONNX or TorchScript (with a parity check)")
-    a.add_argument("--model", required=True, help="run folder or model package")
-    a.add_argument("--format", required=True, choices=("onnx", "torchscript"))
-    a.add_argument("--out", required=True, help="file to write (e.g. model.onnx, model.pt)")
-    a.set_defaults(func=cmd_export)
-
-
-def cmd_export(args: argparse.Namespace) -> int:
+@command("export", "export a model package to ONNX or TorchScript (with a parity check)",
+         arg("--model", required=True, help="run folder or model package"),
+         arg("--format", required=True, choices=("onnx", "torchscript")),
+         arg("--out", required=True, help="file to write (e.g. model.onnx, model.pt)"))
+def cmd_export(args: argparse.Namespace) -> None:
     from .inference.export import export_model
 
     print(export_model(args.model, fmt=args.format, out=args.out).line())
-    return 0
 
 
-def _parser_serve(sub) -> None:
-    a = sub.add_parser("serve", help="web demo: upload a video, see the top-5 and the explanation")
-    a.add_argument("--model", required=True, help="run folder or model package, or an exported model.onnx")
-    _runtime_options(a)
-    a.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    a.add_argument("--port", type=int, default=8000)
-    a.add_argument("--max-upload-mb", type=float, default=200.0, help="largest accepted upload (default 200)")
-    a.add_argument("--clips", type=int, default=5, help="clips per video (default 5)")
-    a.add_argument("--allow-host", action="append", metavar="NAME",
-                   help="also answer requests for this Host name (repeatable; default: localhost, 127.0.0.1, ::1 "
-                        "and the --host address; needed to reach a server bound to 0.0.0.0 by its name)")
-    a.add_argument("--docs", action="store_true",
-                   help="serve the API docs at /docs, /redoc, /openapi.json (their page loads Swagger UI from a CDN)")
-    a.add_argument("--timeout", type=float, default=30.0,
-                   help="seconds a client may take to send its request headers, or pause in an upload (default 30)")
-    a.add_argument("--max-frame-megapixels", type=float, default=8.3,
-                   help="largest video frame accepted (default 8.3: 3840x2160); frames thinner than 10:1 are refused too")
-    a.add_argument("--budget-frames", type=int, default=20_000,
-                   help="most frames one request may decode, the timeline's included (default 20000; 413 beyond)")
-    a.add_argument("--budget-megapixels", type=float, default=2_000.0,
-                   help="most pixels one request may decode, summed over its frames (default 2000: "
-                        "26000 frames of 320x240, 240 of 3840x2160; 413 beyond)")
-    a.add_argument("--budget-seconds", type=float, default=60.0,
-                   help="longest one prediction may run, from when it starts (default 60; 413 beyond)")
-    a.add_argument("--max-uploads", type=int, default=4,
-                   help="prediction requests in flight at once, uploading or predicting (default 4; 503 with "
-                        "Retry-After beyond); disk held for uploads is at most twice this times --max-upload-mb")
-    a.set_defaults(func=cmd_serve)
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
+@command("serve", "web demo: upload a video, see the top-5 and the explanation",
+         *model_options(),
+         arg("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"),
+         arg("--port", type=int, default=8000),
+         arg("--max-upload-mb", type=float, default=200.0, help="largest accepted upload (default 200)"),
+         arg("--clips", type=int, default=5, help="clips per video (default 5)"),
+         arg("--allow-host", action="append", metavar="NAME",
+             help="also answer requests for this Host name (repeatable; default: localhost, 127.0.0.1, ::1 "
+                  "and the --host address; needed to reach a server bound to 0.0.0.0 by its name)"),
+         arg("--docs", action="store_true",
+             help="serve the API docs at /docs, /redoc, /openapi.json (their page loads Swagger UI from a CDN)"),
+         arg("--timeout", type=float, default=30.0,
+             help="seconds a client may take to send its request headers, or pause in an upload (default 30)"),
+         arg("--max-frame-megapixels", type=float, default=8.3, help="largest video frame accepted (default 8.3: "
+             "3840x2160); frames thinner than 10:1 are refused too"),
+         arg("--budget-frames", type=int, default=20_000,
+             help="most frames one request may decode, the timeline's included (default 20000; 413 beyond)"),
+         arg("--budget-megapixels", type=float, default=2_000.0,
+             help="most pixels one request may decode, summed over its frames (default 2000: "
+                  "26000 frames of 320x240, 240 of 3840x2160; 413 beyond)"),
+         arg("--budget-seconds", type=float, default=60.0,
+             help="longest one prediction may run, from when it starts (default 60; 413 beyond)"),
+         arg("--max-uploads", type=int, default=4,
+             help="prediction requests in flight at once, uploading or predicting (default 4; 503 with "
+                  "Retry-After beyond); disk held for uploads is at most twice this times --max-upload-mb"))
+def cmd_serve(args: argparse.Namespace) -> None:
     try:
-        from .serve import serve
+        from .serve import DEFAULT_FRAME_LIMITS, serve
+        from .serve.guard import host_name
     except ImportError as exc:
         raise UserError(f"serve needs the 'serve' extra ({exc.name} is missing): "
                         "pip install 'dualstream[serve]'") from None
-    if args.max_upload_mb <= 0:
-        raise UserError("--max-upload-mb must be positive")
-    if not 0 <= args.port <= 65535:
-        raise UserError(f"--port must be 0-65535, got {args.port}")
-    if args.clips < 1:
-        raise UserError("--clips must be >= 1")
-    if args.timeout <= 0 or args.max_frame_megapixels <= 0:
-        raise UserError("--timeout and --max-frame-megapixels must be positive")
-    if args.budget_frames < 1 or args.max_uploads < 1:
-        raise UserError("--budget-frames and --max-uploads must be >= 1")
-    if not (args.budget_megapixels > 0 and args.budget_seconds > 0):  # NaN fails too
-        raise UserError("--budget-megapixels and --budget-seconds must be positive")
-    from .serve import DEFAULT_FRAME_LIMITS
-    from .serve.guard import host_name
+    _require((args.max_upload_mb > 0, "--max-upload-mb must be positive"),
+             (0 <= args.port <= 65535, f"--port must be 0-65535, got {args.port}"),
+             (args.clips >= 1, "--clips must be >= 1"),
+             (args.timeout > 0 and args.max_frame_megapixels > 0,
+              "--timeout and --max-frame-megapixels must be positive"),
+             (args.budget_frames >= 1 and args.max_uploads >= 1, "--budget-frames and --max-uploads must be >= 1"),
+             (args.budget_megapixels > 0 and args.budget_seconds > 0,  # NaN fails too
+              "--budget-megapixels and --budget-seconds must be positive"))
     from .video import DecodeBudget
 
     hosts = [h.strip() for item in args.allow_host or [] for h in item.split(",") if h.strip()]
@@ -658,8 +586,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if bad:
         raise UserError(f"--allow-host {bad[0]!r}: not a host name or address")
     limits = dataclasses.replace(DEFAULT_FRAME_LIMITS, max_pixels=int(args.max_frame_megapixels * 1e6))
-    import socket
-
     try:  # before the model is loaded: a taken port or an address not of this machine is one line
         family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
         with socket.socket(family) as probe:
@@ -675,33 +601,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     serve(load_predictor(args), host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, clips=args.clips,
           docs=args.docs, allowed_hosts=hosts, frame_limits=limits, timeout_s=args.timeout, budget=budget,
           max_uploads=args.max_uploads)
-    return 0
 
 
-def _parser_models(sub) -> None:
-    a = sub.add_parser("models", help="list the registered models with parameters and GFLOPs")
-    a.add_argument("--num-classes", type=int, default=101, help="classes for the counts (default: 101, UCF-101)")
-    a.set_defaults(func=cmd_models)
-
-
-def cmd_models(args: argparse.Namespace) -> int:
+@command("models", "list the registered models with parameters and GFLOPs",
+         arg("--num-classes", type=int, default=101, help="classes for the counts (default: 101, UCF-101)"))
+def cmd_models(args: argparse.Namespace) -> None:
     from .models import format_model_table, summary_rows
 
-    if args.num_classes < 1:
-        raise UserError(f"--num-classes must be >= 1, got {args.num_classes}")
-
+    _require((args.num_classes >= 1, f"--num-classes must be >= 1, got {args.num_classes}"))
     print(format_model_table(summary_rows(num_classes=args.num_classes)))
-    return 0
-
-
-def _runtime_options(p: argparse.ArgumentParser, *, threads: int = 0, threads_note: str = "its choice") -> None:
-    p.add_argument("--runtime", choices=("torch", "onnx"), default=None,
-                   help="torch (a run folder) or onnx (an exported .onnx, or RUN/model.onnx; no PyTorch needed); "
-                        "default: onnx for a .onnx file, else torch")
-    p.add_argument("--device", default="cpu", help="torch device for the model (default cpu; onnx: cpu only)")
-    p.add_argument("--threads", type=int, default=threads,
-                   help=f"CPU threads of the runtime (default {threads}: {threads_note}; "
-                        "1 is fastest for small models on busy CPUs)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -716,18 +624,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"dualstream {__version__}")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_parser_generate, _parser_prepare, _parser_pack, _parser_flow, _parser_check_split,
-                _parser_make_split, _parser_import_rawframes, _parser_train, _parser_evaluate, _parser_report,
-                _parser_demo, _parser_ablation, _parser_fit, _parser_predict, _parser_live,
-                _parser_export, _parser_serve, _parser_models):
-        add(sub)
+    for name, (text, args, cmd) in COMMANDS.items():
+        a = sub.add_parser(name, help=text)
+        for flags, kw in args:
+            a.add_argument(*flags, **kw)
+        a.set_defaults(func=cmd)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        return args.func(args) or 0
     except _user_errors() as exc:
         if os.environ.get("DUALSTREAM_DEBUG", "0") not in ("", "0"):
             raise

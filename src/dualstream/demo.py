@@ -16,10 +16,9 @@ from .engine.train import train
 TIMINGS = "timings.json"
 
 
-def run_demo(out: str | Path = "demo_out", *, config: str | Path | None = None, quiet: bool = False,
-             spec: SyntheticSpec = SyntheticSpec(), overrides: list[str] = ()) -> dict:
-    """Run every stage into ``out``; returns the evaluation result with stage timings added."""
-    out = Path(out)
+def run_demo(out: str | Path = "demo_out", *, quiet: bool = False, overrides: list[str] = ()) -> dict:
+    """Run every stage into ``out``; returns the evaluation result with stage timings (s) added."""
+    out, spec = Path(out), SyntheticSpec()
     data, cache, run = out / "data", out / "cache", out / "run"
     timings: dict[str, float] = {}
     t = time.perf_counter()
@@ -36,7 +35,7 @@ def run_demo(out: str | Path = "demo_out", *, config: str | Path | None = None, 
 
     # --set values are YAML: quote the paths (as JSON strings) so "#" or ": " in them stay literal
     paths = [f"data.cache={json.dumps(str(cache))}", f"data.splits={json.dumps(str(data / 'ucfTrainTestlist'))}"]
-    cfg = load_config(config or demo_config_path(), [*paths, *overrides])
+    cfg = load_config(demo_config_path(), [*paths, *overrides])
     t = time.perf_counter()
     train(cfg, run, progress=not quiet)
     timings["train"] = time.perf_counter() - t

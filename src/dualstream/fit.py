@@ -1,14 +1,5 @@
-"""``dualstream fit``: one command from a class-per-folder video set to an evaluated model.
-
-    dualstream fit --videos DIR --out RUN [--recipe small_real] [--group-regex R] [--flow dis]
-
-make-split (group-disjoint; a group number found in several classes stays on one side for all of
-them) -> prepare -> train -> evaluate. ``RUN`` is a normal run folder (the
-model package, metrics, eval.json, ...; ``dualstream predict --model RUN`` works on it) that also
-holds the split it made (``RUN/splits``) and the prepared cache (``RUN/cache``, reused by a rerun).
-Frames are prepared at the recipe's input size (``data.input_size``) as short side and the flow
-quantised with the recipe's ``data.flow_bound``, so the cache always fits the recipe.
-"""
+"""``dualstream fit``: a class-per-folder video set -> make-split (group-disjoint) -> prepare -> train -> evaluate,
+into one run folder that also holds the split (``RUN/splits``) and the cache (``RUN/cache``, reused by a rerun)."""
 
 from __future__ import annotations
 
@@ -44,10 +35,8 @@ def recipe_path(recipe: str) -> Path:
 
 
 def check_groups(videos_dir: str | Path, group_regex: str | None) -> bool:
-    """Refuse a folder that cannot be split group-disjointly: every class needs two or more groups.
-
-    Returns whether any file name matched the regex; a video whose name has no group is its own group.
-    """
+    """Refuse a folder that cannot be split group-disjointly: every class needs two or more groups (a video
+    whose name has no group is its own group). Returns whether any file name matched the regex."""
     pattern = compile_group_regex(group_regex)
     videos = find_videos(videos_dir)
     if not videos:
@@ -108,7 +97,8 @@ def fit(videos: str | Path, out: str | Path, *, recipe: str = DEFAULT_RECIPE, gr
     opts = PrepareOptions(flow=flow, short_side=cfg.data.input_size, bound=cfg.data.flow_bound)
     summary = prepare_dataset(videos, out / "cache", opts, workers=workers, videos=listed, progress=progress)
     if summary.failed:
-        raise SplitError(f"{summary.failed} video(s) could not be prepared: see {out / 'cache' / summary.failures_file}")
+        raise SplitError(f"{summary.failed} video(s) could not be prepared: "
+                         f"see {out / 'cache' / summary.failures_file}")
     train(cfg, out, progress=progress, recipe=path.stem)
     result = evaluate_run(out, progress=progress)
     return FitResult(out, result["video_top1"], result["clip_top1"], counts["train"], counts["test"], note,

@@ -20,9 +20,7 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
 MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
@@ -40,13 +38,12 @@ def to_device(x: torch.Tensor, device: torch.device, channels_last: bool) -> tor
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
-def loader_workers(setting: int, *, local_world_size: int | None = None) -> int:
-    """``-1``: one worker per core this process may use (at most 16), the cores shared by the
-    ``local_world_size`` processes of this machine (default: torchrun's LOCAL_WORLD_SIZE); otherwise the setting."""
+def loader_workers(setting: int) -> int:
+    """``-1``: one worker per core this process may use (at most 16), the cores shared by the processes of
+    this machine (torchrun's LOCAL_WORLD_SIZE); otherwise the setting."""
     if setting >= 0:
         return setting
-    if local_world_size is None:
-        local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -78,11 +75,10 @@ def forking_workers():
 
 
 class DeviceBatches:
-    """Iterate ``loader`` with every batch made ready on ``device`` by ``to_input`` (copy, and for the
-    device pipeline decode, crop, flip, resize, normalise); on CUDA one batch ahead on a side stream,
-    so that the copy and the transform of the next batch overlap the model's work on this one.
-
-    ``views_per_item``: network inputs per loader item (evaluation views cut on the device).
+    """Iterate ``loader`` with every batch made ready on ``device`` by ``to_input``; on CUDA one batch ahead
+    on a side stream, so that the copy and transform of the next batch overlap the model's work on this one.
+    ``views_per_item``: network inputs per loader item (evaluation views cut on the device); ``release(batch)``
+    is called on each loader batch once the next is asked for (the workers may then reuse its memory).
     """
 
     def __init__(self, loader, to_input, device: torch.device, *, views_per_item: int = 1, release=None):
@@ -101,8 +97,6 @@ class DeviceBatches:
         return len(self.loader)
 
     def __iter__(self):
-        """``release(batch)`` (when given) is called on each loader batch once the next is asked for:
-        the consumer is done with it (the workers' pipeline then reuses its memory)."""
         with forking_workers() if getattr(self.loader, "num_workers", 0) else contextlib.nullcontext():
             batches = iter(self.loader)
         release = self.release or (lambda _: None)

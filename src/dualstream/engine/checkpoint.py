@@ -1,27 +1,11 @@
-"""Checkpoints and model packages: weights as safetensors, other state through weights_only loads.
-
-A run folder holds:
-  model.safetensors + model.json   the model package (architecture, classes, input spec): all that
-                                   prediction needs
-  checkpoint/epoch-NNNN/           training state for --resume after epoch NNNN (1-based): weights
-                                   (safetensors) and state.pt (optimizer, epoch, step, RNG states,
-                                   sampler position, config, metrics history); epoch-NNNN-batch-BBBBBB
-                                   is a mid-epoch one (train.checkpoint_every)
-
-A checkpoint is written into a hidden temporary folder and renamed into place only when complete,
-then older ones are removed; a crash or a full disk while saving leaves the previous checkpoint as
-it was. Single files (the model package) are written to a temporary name and renamed. Nothing is
-ever unpickled: ``torch.load(..., weights_only=True)`` only.
-
-Reading checks everything before use: ``inference.package.load_model`` validates model.json
-and the weights (complete safetensors, the architecture's names and shapes, finite values), each
-problem one ModelPackageError line naming the file; ``load_checkpoint`` does the same for the newest
-checkpoint and refuses a damaged one, naming the newest intact older one (it does not fall back by
-itself: the user decides, see ``load_checkpoint``).
+"""Training checkpoints (``RUN/checkpoint/epoch-NNNN[-batch-BBBBBB]/``: weights.safetensors + state.pt) and
+the model package's writer. A checkpoint is written into a hidden folder and renamed when complete; it is
+read only through ``torch.load(weights_only=True)``, after every check (README: *Resume*, model packages).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -93,8 +77,7 @@ def save_checkpoint(run: str | Path, model: nn.Module, state: dict, *, epoch: in
         shutil.rmtree(tmp, ignore_errors=True)
         previous = checkpoint_dirs(run)
         kept = f"the previous checkpoint {previous[-1]} is intact" if previous else "no earlier checkpoint exists"
-        errno_ = getattr(exc, "errno", None)
-        full = errno_ == errno.ENOSPC or "No space left" in str(exc)
+        full = getattr(exc, "errno", None) == errno.ENOSPC or "No space left" in str(exc)
         reason = "disk full" if full else (getattr(exc, "strerror", None) or str(exc))
         where = f"epoch {epoch + 1}" + (f" + {batch} batches" if batch else "")
         raise CheckpointError(f"could not save the checkpoint for {where} ({reason}); {kept}") from None
@@ -139,9 +122,8 @@ def _read_checkpoint(folder: Path, model: nn.Module, what: str) -> tuple[dict[st
 def load_checkpoint(run: str | Path, model: nn.Module, *, what: str = "this model") -> dict:
     """Restore the newest checkpoint's weights into ``model``; returns its state (epoch: last completed).
 
-    A damaged newest checkpoint is refused, never skipped silently: the error names it and the
-    newest intact older one (which a resume would otherwise quietly fall back to, retraining the
-    epochs in between and hiding a failing disk), so the user decides. ``model`` is unchanged then.
+    A damaged newest checkpoint is refused, not skipped (``model`` unchanged): the error names the newest
+    intact older one, so the user decides (falling back by itself would retrain epochs and hide a failing disk).
     """
     found = checkpoint_dirs(run)
     if not found:
@@ -152,14 +134,13 @@ def load_checkpoint(run: str | Path, model: nn.Module, *, what: str = "this mode
     except DamagedCheckpoint as exc:
         intact = None
         for older in reversed(found[:-1]):
-            try:
+            with contextlib.suppress(CheckpointError):
                 _read_checkpoint(older, model, what)
-            except CheckpointError:
-                continue
-            intact = older
-            break
-        hint = (f"the newest intact checkpoint is {intact}: move {newest.name} out of {newest.parent} to resume from it"
-                if intact else "no intact older checkpoint is kept (train.keep_checkpoints); train again without --resume")
+                intact = older
+                break
+        hint = (f"the newest intact checkpoint is {intact}: move {newest.name} out of {newest.parent} to resume "
+                "from it" if intact else
+                "no intact older checkpoint is kept (train.keep_checkpoints); train again without --resume")
         raise CheckpointError(f"damaged checkpoint {newest}: {exc}; {hint}") from None
     model.load_state_dict(tensors)
     return state

@@ -1,9 +1,5 @@
-"""Data-parallel plumbing, kept at the edges of training (torchvision reference style).
-
-One code path for one process and many: ``torchrun`` sets RANK / WORLD_SIZE / LOCAL_RANK and the
-rendezvous (single node or multi-node, torchrun's standard ``--rdzv-*`` options); without them this
-is a world of one and every helper is a no-op. NCCL on CUDA, gloo on CPU.
-"""
+"""Data-parallel plumbing at the edges of training: under ``torchrun`` (RANK / WORLD_SIZE / LOCAL_RANK set)
+one process of many, NCCL on CUDA and gloo on CPU; without it a world of one where every helper is a no-op."""
 
 from __future__ import annotations
 
@@ -38,7 +34,8 @@ def init_world(device: str) -> tuple[World, torch.device]:
     dev = torch.device(device)
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError(f"train.device is {shown(device)} but no CUDA device is available (use --set train.device=cpu)")
+            raise ConfigError(f"train.device is {shown(device)} but no CUDA device is available "
+                              "(use --set train.device=cpu)")
         if size > 1 or dev.index is None:
             dev = torch.device("cuda", world.local_rank if size > 1 else torch.cuda.current_device())
         torch.cuda.set_device(dev)
@@ -70,16 +67,9 @@ def gather_objects(obj):
     return out
 
 
-def barrier() -> None:
-    if dist.is_initialized():
-        dist.barrier()
-
-
 class ShardSampler(Sampler[int]):
-    """Indices ``rank, rank + size, ...`` in order: every item on exactly one process, none padded.
-
-    For evaluation, where DistributedSampler's padding would count some clips twice.
-    """
+    """Indices ``rank, rank + size, ...`` in order: every item on exactly one process, none padded (for
+    evaluation, where DistributedSampler's padding would count some clips twice)."""
 
     def __init__(self, n: int, world: World):
         self.n, self.world = n, world

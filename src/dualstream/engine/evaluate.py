@@ -1,9 +1,7 @@
-"""Evaluation: clip-level and video-level accuracy (softmax averaged over K views per video).
+"""Evaluation: clip-level and video-level accuracy (a video's score is the mean softmax over its views).
 
-A view is one frame offset of the interval, one crop (centre, or three along the long side) and
-optionally its mirror image; a video's score is the mean softmax over its views. Under torchrun each
-process scores a disjoint shard of the views (no padding) and the predictions are gathered, so no
-view is counted twice.
+A view is one frame offset, one crop (centre, or three along the long side) and optionally its mirror image.
+Under torchrun each process scores a disjoint shard of the views and the predictions are gathered.
 """
 
 from __future__ import annotations
@@ -23,6 +21,7 @@ from tqdm import tqdm
 from ..config import ConfigError, load_config
 from ..data.sampling import eval_positions
 from ..data.ucf101 import VideoEntry
+from ..files import atomic_write_text
 from .accel import DeviceBatches, autocast, autocast_dtype, loader_workers, to_device, use_channels_last
 from .build import CONFIG, eval_batches, load_split
 from ..inference.package import load_model
@@ -38,11 +37,8 @@ def predict(model: nn.Module, loader: DataLoader | DeviceBatches, device: torch.
             dtype: torch.dtype | None = None, channels_last: bool = False, progress: bool = False
             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Softmax probabilities (N, K), labels (N,) and video indices (N,) for every view of the dataset
-    (``views_per_item`` consecutive views per loader item).
-
-    Gathered from every process and put in dataset order, so the result is the same for any number
-    of processes.
-    """
+    (``views_per_item`` consecutive views per loader item), gathered from every process in dataset order:
+    the same for any number of processes."""
     model.eval()
     probs, labels, videos = [], [], []
     for rgb, flow, label, video in tqdm(loader, desc="evaluate", unit="batch", leave=False, disable=not progress):
@@ -77,10 +73,8 @@ def video_metrics(probs: torch.Tensor, labels: torch.Tensor, videos: torch.Tenso
     top5 = vprobs.topk(min(5, k), dim=1).indices
     confusion = np.zeros((k, k), dtype=int)
     np.add.at(confusion, (vlabels.numpy(), vpred.numpy()), 1)
-    per_class = {
-        c: (float(confusion[i, i] / confusion[i].sum()) if confusion[i].sum() else None)
-        for i, c in enumerate(classes)
-    }
+    totals = confusion.sum(1)  # videos per true class
+    per_class = {c: float(confusion[i, i] / totals[i]) if totals[i] else None for i, c in enumerate(classes)}
     return {
         "clip_top1": float((probs.argmax(1) == labels).double().mean()),
         "clip_top5": float((probs.topk(min(5, k), dim=1).indices == labels.unsqueeze(1)).any(1).double().mean()),
@@ -101,12 +95,6 @@ def mistakes(vprobs: torch.Tensor, entries: list[VideoEntry], classes: list[str]
     rows = [{"video": e.key, "true": classes[e.label], "predicted": classes[int(p)], "confidence": round(float(c), 4)}
             for e, p, c in zip(entries, pred, conf) if int(p) != e.label]
     return sorted(rows, key=lambda r: (-r["confidence"], r["video"]))
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def evaluate_run(run: str | Path, *, clips: int | None = None, crops: int | None = None, flip: bool | None = None,
@@ -148,22 +136,17 @@ def evaluate_run(run: str | Path, *, clips: int | None = None, crops: int | None
     result = video_metrics(probs, labels, videos, spec["classes"])
     wrong = mistakes(result.pop("_video_probs"), entries, spec["classes"])
     result.update(split=cfg.data.split, trained_split=trained_split, views_per_video=dataset.views_per_video,
-                  clips_per_video=len(offsets),
-                  offsets=offsets, crops=dataset.crops, flip=len(dataset.flips) == 2, num_mistakes=len(wrong),
-                  mistakes=MISTAKES_CSV)
+                  clips_per_video=len(offsets), offsets=offsets, crops=dataset.crops, flip=len(dataset.flips) == 2,
+                  num_mistakes=len(wrong), mistakes=MISTAKES_CSV)
     if world.main:
-        _write_eval(run, result, wrong, plots=plots,
-                    title=f"{spec['name']}, split {cfg.data.split}: video top-1 {result['video_top1']:.3f}")
+        atomic_write_text(run / EVAL_JSON, json.dumps(result, indent=1))
+        with (run / MISTAKES_CSV).open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=["video", "true", "predicted", "confidence"])
+            writer.writeheader()
+            writer.writerows(wrong)
+        if plots:
+            from ..report.plots import plot_confusion
+
+            title = f"{spec['name']}, split {cfg.data.split}: video top-1 {result['video_top1']:.3f}"
+            plot_confusion(result["confusion"], result["classes"], run / CONFUSION_PNG, title=title)
     return result
-
-
-def _write_eval(run: Path, result: dict, wrong: list[dict], *, plots: bool, title: str) -> None:
-    _atomic_text(run / EVAL_JSON, json.dumps(result, indent=1))
-    with (run / MISTAKES_CSV).open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["video", "true", "predicted", "confidence"])
-        writer.writeheader()
-        writer.writerows(wrong)
-    if plots:
-        from ..report.plots import plot_confusion
-
-        plot_confusion(result["confusion"], result["classes"], run / CONFUSION_PNG, title=title)

@@ -1,13 +1,5 @@
-"""The training regime of small sets: a step budget, checkpoint choice on validation, batch hooks.
-
-* ``plan_epochs``: ``train.steps`` -> how many epochs and how many clips per video and epoch, so that
-  an epoch (one evaluation, one checkpoint) is about ``train.eval_every`` steps long;
-* ``Selection``: which evaluation is the best so far on the validation part (accuracy, then loss),
-  and whether to stop early (``train.patience``);
-* ``batch_hook``: what the loop does to a batch on the device before the forward pass: colour
-  jitter (``data.colour_jitter``, one draw per clip) and modality dropout (``train.modality_dropout``).
-  Both draw from the global RNGs, which checkpoints hold, so a resumed run draws the same.
-"""
+"""The training regime of small sets: a step budget (``plan_epochs``), the checkpoint chosen on validation
+(``Selection``) and the per-batch augmentation on the device (``batch_hook``)."""
 
 from __future__ import annotations
 
@@ -72,15 +64,12 @@ class Selection:
         return sel
 
 
-def uses_both_streams(model: nn.Module) -> bool:
-    """Whether ``model`` reads RGB and flow (the single-stream baselines have a ``modality``)."""
-    return getattr(model, "modality", None) is None
-
-
 def batch_hook(cfg: Config, model: nn.Module) -> BatchHook | None:
-    """The per-batch transform of the training loop, or None when there is nothing to do."""
+    """The per-batch transform of the training loop (colour jitter, one draw per clip; modality dropout), or
+    None when there is nothing to do. It draws from the global RNGs, which checkpoints hold: a resume draws the same."""
     strength = cfg.data.colour_jitter
-    p = cfg.train.modality_dropout if uses_both_streams(model) else 0.0
+    both_streams = getattr(model, "modality", None) is None  # the single-stream baselines have a modality
+    p = cfg.train.modality_dropout if both_streams else 0.0
     if strength <= 0 and p <= 0:
         return None
 
