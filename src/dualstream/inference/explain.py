@@ -1,9 +1,5 @@
-"""Explain a prediction: the first clip's frames, its flow in colour and the fusion attention.
-
-The attention map shows, for each position of the fused feature map, how much attention the other
-positions pay to it: the mean over query positions of the self-attention weights (each query row
-sums to one, so the map sums to one). It is upsampled to the centre crop the network saw and laid
-over the frames. A model without a fusion attention layer gets the frames and flow only.
+"""Explain a prediction: the first clip's frames, its flow in colour and, laid over the centre crop the
+network saw, the attention each position of the fused feature map receives (models with a fusion layer).
 """
 
 from __future__ import annotations
@@ -74,6 +70,5 @@ def render_explanation(clips: Clips, pred: Prediction, *, topk: int = 5) -> byte
 
 
 def save_explanation(path: str | os.PathLike, clips: Clips, pred: Prediction, *, topk: int = 5) -> None:
-    """Write the explanation figure of the first clip (see :func:`render_explanation`) as a PNG file."""
     with open(path, "wb") as fh:
         fh.write(render_explanation(clips, pred, topk=topk))

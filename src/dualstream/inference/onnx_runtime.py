@@ -1,15 +1,5 @@
-"""The light runtime: an exported ``model.onnx`` run by ONNX Runtime, without PyTorch.
-
-``OnnxPredictor.load("model.onnx")`` reads the model package description from the copy ``dualstream
-export`` stores in the file's metadata, or from the ``model.json`` beside the file (an export without
-that copy), and checks it with the same rules as every other package reader
-(``dualstream.inference.package``); where both exist they must agree. Weights (the graph's initializers)
-holding NaN or infinite values are refused, as the torch runtime refuses them. Inputs are built by
-``dualstream.inference.predict`` exactly as for the PyTorch runtime (OpenCV decoding and flow, numpy
-transforms), so both runtimes see the same arrays and agree to float32 rounding. Only OpenCV flow
-methods are available here: a model trained on the PyTorch TV-L1 or Brox flow needs the torch runtime.
-
-Needs ``onnxruntime`` and ``onnx`` (``pip install 'dualstream[onnx]'``); imports no torch.
+"""The light runtime: an exported ``model.onnx`` run by ONNX Runtime on the inputs ``predict`` builds, with
+OpenCV flow only. Needs ``onnxruntime`` and ``onnx`` (``pip install 'dualstream[onnx]'``); imports no torch.
 """
 
 from __future__ import annotations
@@ -51,8 +41,8 @@ def _session(path: Path, threads: int):
 
 
 def check_weights(path: Path) -> None:
-    """Refuse an ONNX file whose weights (initializers of its graph) hold NaN or infinite values: such a
-    model answers NaN for every video. What the torch runtime checks of a model.safetensors, here."""
+    """Refuse an ONNX file whose weights (its graph's initializers) hold NaN or infinite values, as the
+    torch runtime refuses such a model.safetensors."""
     onnx = _needs("onnx", path)
     from onnx import numpy_helper
 
@@ -98,7 +88,7 @@ class OnnxPredictor(Predictor):
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, threads: int = 0) -> "OnnxPredictor":
-        """Open ``path`` (.onnx) with the model.json in its metadata (or the one beside it, which must agree)."""
+        """Open ``path`` (.onnx) with the model.json in its metadata or beside it; where both exist they must agree."""
         path = Path(path)
         session = _session(path, threads)
         check_weights(path)

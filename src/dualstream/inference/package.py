@@ -1,19 +1,8 @@
-"""What a model package is, and its checks that need no torch: ``model.json`` and the safetensors header.
+"""The model package: a folder with ``model.json`` (schema ``MODEL_SPEC_KEYS``) and ``model.safetensors``.
 
-A model package is a folder (a run folder is one) holding
-
-* ``model.json``: a JSON object, the schema below (``MODEL_SPEC_KEYS``): the architecture and its
-  arguments, the class names and how inputs are built from a video;
-* ``model.safetensors``: the weights, one tensor per entry of the model's ``state_dict``.
-
-Every command that loads a package (``predict``, ``serve``, ``export``, ``evaluate``,
-``dualstream.load_model``) goes through ``locate_package`` and ``read_model_json`` here, and the
-weights through ``load_model``, which adds what needs torch (the shapes the
-architecture expects, NaN/inf). Each problem is one ``ModelPackageError`` line naming the file.
-
-This module imports neither torch nor safetensors at import time (``load_model`` and
-``read_weights`` import them when called), so that a light runtime (ONNX) can check a
-``model.json`` (or the copy an exported file carries) with the same rules.
+Every loader goes through ``read_model_json`` and ``load_model``; each problem is one ``ModelPackageError``
+line naming the file. torch and safetensors are imported only when weights are read, so the ONNX runtime
+checks a model.json (or the copy an export carries) with the same rules.
 """
 
 from __future__ import annotations
@@ -24,14 +13,13 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..data.sampling import SAMPLINGS
 from ..flow.quantize import BOUND_RANGE
 from ..text import cut, one_line
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
-
-from ..data.sampling import SAMPLINGS
 
 MODEL_JSON = "model.json"
 MODEL_WEIGHTS = "model.safetensors"
@@ -67,20 +55,16 @@ MODEL_SPEC_KEYS: dict[str, tuple[str, bool]] = {
     "split": (_INT, False),        # the split trained on
     "normalisation": (_OBJ, False),  # a description of the input normalisation
 }
-#: Every number in a model.json is finite (JSON has no NaN; ``NaN``, ``Infinity`` and ``1e400`` are refused when
-#: parsed) and within these bounds. ``flow_bound`` scales float32 inputs: far outside its range (1e-320, 1e308)
-#: the quantisation and normalisation overflow and every probability is NaN.
+#: Every number is finite (``NaN``, ``Infinity``, ``1e400`` are refused when parsed) and within these bounds;
+#: far outside its range ``flow_bound`` overflows float32 and every probability is NaN.
 _RANGES = {"frames": (1, 1024), "input_size": (8, 4096), "interval": (1, 10_000), "short_side": (0, 16_384),
            "eval_clips": (1, 10_000), "split": (1, 100), "window": (2, 100_000), "flow_bound": BOUND_RANGE}
 MAX_OFFSET = 1_000_000
 
 
 def _type_ok(value, kind: str) -> bool:
-    if kind == _INT:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == _NUM:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return isinstance(value, {_STR: str, _LIST: list, _OBJ: dict}[kind])
+    types = {_INT: int, _NUM: (int, float), _STR: str, _LIST: list, _OBJ: dict}[kind]
+    return isinstance(value, types) and not isinstance(value, bool)
 
 
 def shown(value) -> str:
@@ -89,11 +73,8 @@ def shown(value) -> str:
 
 
 def validate_model_spec(spec, where: str | os.PathLike, *, architectures: list[str] | None = None) -> dict:
-    """Check a parsed ``model.json`` against the schema; returns it, or raises ModelPackageError.
-
-    ``where`` names the file in the message. ``architectures``, when given, are the names the
-    ``name`` key may take (the model registry's; a runtime that does not build the model passes None).
-    """
+    """Check a parsed ``model.json`` against the schema (``name`` among ``architectures`` when given); returns
+    it, or raises ModelPackageError naming ``where``."""
     def bad(problem: str) -> ModelPackageError:
         return ModelPackageError(f"{where}: {problem}")
 
@@ -222,11 +203,8 @@ _SAFETENSORS_DTYPES = {"BOOL", "U8", "I8", "I16", "U16", "I32", "U32", "I64", "U
 
 def safetensors_header(path: str | os.PathLike, *, error: type[ValueError] = ModelPackageError
                        ) -> dict[str, tuple[str, tuple[int, ...]]]:
-    """Tensor name -> (dtype, shape) from a safetensors file's header, after checking the file is one
-    and is complete (each tensor's bytes inside the file). Nothing is unpickled or loaded.
-
-    A pickle or a ``torch.save`` zip where safetensors is expected is named as such and refused.
-    """
+    """Tensor name -> (dtype, shape) from a safetensors file's header, after checking the file is one and is
+    complete. Nothing is unpickled or loaded: a pickle or a ``torch.save`` zip is named and refused."""
     path = Path(path)
     try:
         size = check_file(path)
@@ -279,12 +257,7 @@ def safetensors_header(path: str | os.PathLike, *, error: type[ValueError] = Mod
 
 def load_model(path: str | Path, *, device: "str | torch.device" = "cpu", command: str = "this command"
                ) -> tuple[nn.Module, dict]:
-    """A ready model (eval mode) and its spec from a run folder or model package.
-
-    Everything is checked before use (see ``dualstream.inference.package``): model.json against its
-    schema, the weights file for being complete safetensors whose tensors fit the architecture,
-    with finite values. Any problem is one ModelPackageError line naming the file.
-    """
+    """A ready model (eval mode) and its spec from a run folder or model package, every file checked first."""
     from ..models import create_model, list_models
 
     folder, spec = read_model_json(path, architectures=list_models(), command=command)
@@ -306,13 +279,9 @@ _FLOAT_DTYPES = {"F16", "BF16", "F32", "F64", "F8_E4M3", "F8_E5M2", "F8_E8M0", "
 def read_weights(path: Path, model: nn.Module, *, what: str = "this model",
                  error: type[ValueError] = ModelPackageError, mismatch: type[ValueError] | None = None
                  ) -> dict[str, torch.Tensor]:
-    """The tensors of the safetensors file ``path``, checked to load into ``model`` strictly.
-
-    In order: the file is complete safetensors (a pickle or zip is named and refused, never
-    unpickled), its tensor names, shapes and kinds (float or not) are the model's (from the header,
-    before any tensor is read), and every floating tensor is finite. Raises ``error`` in one line
-    (``mismatch``, when given, for weights that are intact but of another architecture).
-    """
+    """The tensors of the safetensors file ``path``, checked to load into ``model`` strictly: complete
+    safetensors, the model's names, shapes and kinds (from the header, before any tensor is read), all finite.
+    Raises ``error`` in one line (``mismatch``, when given, for intact weights of another architecture)."""
     import torch
     from safetensors import SafetensorError
     from safetensors.torch import load_file

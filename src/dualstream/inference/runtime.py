@@ -13,10 +13,8 @@ RUN_ONNX = "model.onnx"
 
 def load_predictor(path: str | os.PathLike, *, runtime: str | None = None, device: str = "cpu",
                    threads: int = 0) -> Predictor:
-    """The predictor for ``path``: a run folder / model package (PyTorch) or an exported ``.onnx``
-    (ONNX Runtime, with the ``model.json`` beside it or embedded). ``runtime`` ("torch" or "onnx")
-    overrides the choice; "onnx" with a run folder uses its ``model.onnx`` (:func:`resolve_runtime`).
-    ``threads``: intra-op threads of the runtime (0: its default). Errors are one-line ValueErrors."""
+    """The predictor for ``path`` on the runtime ``resolve_runtime`` picks; ``threads``: the runtime's intra-op
+    threads (0: its default). Errors are one-line ValueErrors."""
     if threads < 0:
         raise ValueError("--threads must be >= 0 (0: the runtime's default)")
     runtime, target = resolve_runtime(path, runtime)
@@ -36,13 +34,9 @@ def load_predictor(path: str | os.PathLike, *, runtime: str | None = None, devic
 
 
 def resolve_runtime(path: str | os.PathLike, runtime: str | None = None) -> tuple[str, Path]:
-    """(runtime, file or folder to load) for ``--model path [--runtime R]``.
-
-    A ``.onnx`` file runs on ONNX Runtime (``--runtime torch`` for it is an error: the weights are
-    in the run folder). A folder (or its model.json) runs on PyTorch, or with ``runtime="onnx"`` on
-    its ``model.onnx``; without ``runtime`` and without PyTorch installed, a folder holding a
-    ``model.onnx`` runs on ONNX Runtime. Errors are one-line ValueErrors.
-    """
+    """(runtime, file or folder to load) for ``--model path [--runtime R]``: a ``.onnx`` runs on ONNX Runtime;
+    a folder (or its model.json) on PyTorch, or on its ``model.onnx`` with ``runtime="onnx"`` or when
+    PyTorch is not installed. Errors are one-line ValueErrors."""
     if runtime is not None and runtime not in RUNTIMES:
         raise ValueError(f"--runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
     path = Path(path)
@@ -69,7 +63,6 @@ def resolve_runtime(path: str | os.PathLike, runtime: str | None = None) -> tupl
 
 
 def _torch_installed() -> bool:
-    """Whether PyTorch can be imported, without importing it."""
     import importlib.util
 
     try:

@@ -34,11 +34,8 @@ class LivePrediction:
 
 
 class SlidingWindow:
-    """The model's clip over the newest frames, one flow pair per new frame.
-
-    ``push(rgb)`` takes a decoded uint8 RGB frame (any size: it is resized as ``predict`` does) and
-    returns a LivePrediction when this frame completes a window due for prediction, else None.
-    """
+    """``push(rgb)`` takes a decoded uint8 RGB frame (any size: resized as ``predict`` does) and returns a
+    LivePrediction when it completes a window due for prediction (every ``stride`` frames), else None."""
 
     def __init__(self, predictor: Predictor, *, stride: int = 0, smooth: int = 1):
         spec = predictor.input
