@@ -125,8 +125,8 @@ def build_clips(video: str | os.PathLike, spec: ClipSpec, *, clips: int = DEFAUL
     first = indices[0]
     if timings is not None:
         timings.update(decode=t1 - t0, flow=t2 - t1, transform=time.perf_counter() - t2)
-    return Clips(rgb=np.stack([r for r, _ in cut]), flow=np.stack([f for _, f in cut]), indices=indices, num_frames=num_frames,
-                 frames=np.stack([frames[i - 1] for i in first]),
+    return Clips(rgb=np.stack([r for r, _ in cut]), flow=np.stack([f for _, f in cut]), indices=indices,
+                 num_frames=num_frames, frames=np.stack([frames[i - 1] for i in first]),
                  flow_px=dequantize_flow(np.stack([flow_of[i] for i in first]).transpose(0, 3, 1, 2), spec.flow_bound),
                  crop=crop)
 
