@@ -156,8 +156,7 @@ def decode_frames(folder: Path, indices: list[int], out: tuple[np.ndarray, np.nd
 def read_packed(folder: Path, rows: list[int], lines: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Rows of the packed store: rgb (T, H, W, 3), flow (T, H, W, 2), or only the image ``lines`` (top, height)
     of each frame; one ``readinto`` per row (no memory-map page faults)."""
-    rgb, flow = (_read_rows(folder / name, rows, lines) for name in (PACKED_RGB, PACKED_FLOW))
-    return rgb, flow
+    return _read_rows(folder / PACKED_RGB, rows, lines), _read_rows(folder / PACKED_FLOW, rows, lines)
 
 
 def _read_rows(path: Path, rows: list[int], lines: tuple[int, int] | None) -> np.ndarray:

@@ -96,13 +96,6 @@ def _quiet() -> Iterator[None]:
         onnx_log.setLevel(level)
 
 
-def _prepare(model: nn.Module) -> ClipClassifier:
-    model = model.eval().cpu()
-    for layer in attention_layers(model):
-        layer.fused, layer.record = False, False  # plain matmul attention: exportable everywhere
-    return ClipClassifier(model).eval()
-
-
 def _export_onnx(wrapper: ClipClassifier, inputs: tuple, out: Path, spec: dict) -> None:
     """With torch's current exporter (``dynamo=True``, which needs onnxscript); the batch axis is free."""
     try:
@@ -166,8 +159,10 @@ def export_model(model_path: str | os.PathLike, *, fmt: str, out: str | os.PathL
     out = Path(out)
     if out.parent and not out.parent.is_dir():
         raise ExportError(f"{out.parent}: output folder does not exist")
-    model, spec = load_model(model_path)
-    wrapper = _prepare(model)
+    model, spec = load_model(model_path)  # on the CPU, in eval mode
+    for layer in attention_layers(model):
+        layer.fused, layer.record = False, False  # plain matmul attention: exportable everywhere
+    wrapper = ClipClassifier(model).eval()
     with torch.no_grad():
         (_export_onnx if fmt == "onnx" else _export_torchscript)(wrapper, example_inputs(spec, batch=1), out, spec)
         check = example_inputs(spec, batch=3, seed=1)

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..flow import TORCH_METHODS, resolve_method
-from .package import (MAX_JSON_BYTES, METADATA_KEY, MODEL_JSON, ModelPackageError, check_file,
-                      parse_model_json, shown)
+from ..flow import TORCH_METHODS
+from .package import METADATA_KEY, MODEL_JSON, ModelPackageError, parse_model_json, read_spec_file, shown
 from .predict import Predictor
 
 
@@ -68,10 +67,9 @@ class OnnxPredictor(Predictor):
     def __init__(self, session, spec: dict, *, where: str | os.PathLike = "model.onnx"):
         super().__init__(spec, where=where)
         self.session = session
-        method = resolve_method(self.input.flow_method)
-        if method in TORCH_METHODS:
-            raise ModelPackageError(f"{where}: the model was trained on the PyTorch {method} flow, which the onnx "
-                                    "runtime cannot compute; use --runtime torch with its run folder")
+        if self.flow_method in TORCH_METHODS:
+            raise ModelPackageError(f"{where}: the model was trained on the PyTorch {self.flow_method} flow, which "
+                                    "the onnx runtime cannot compute; use --runtime torch with its run folder")
         self.inputs = [i.name for i in session.get_inputs()]  # a single-stream baseline keeps only its input
         t, s = self.input.frames, self.input.input_size
         for i in session.get_inputs():
@@ -100,8 +98,7 @@ class OnnxPredictor(Predictor):
                 raise ModelPackageError(f"{path}: no {MODEL_JSON} beside it and none in its metadata "
                                         "(export it with dualstream export, or copy the run's model.json next to it)")
             return cls(session, embedded, where=path)
-        check_file(spec_path, max_bytes=MAX_JSON_BYTES)
-        spec = parse_model_json(spec_path.read_bytes(), spec_path)
+        spec = read_spec_file(spec_path)
         predictor = cls(session, spec, where=path)  # the input shapes first: the most specific message
         differ = [] if embedded is None else [k for k in {**embedded, **spec} if spec.get(k) != embedded.get(k)]
         if differ:  # classes, interval, flow_bound, ...: the answers would change without a word

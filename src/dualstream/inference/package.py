@@ -167,7 +167,7 @@ def check_file(path: Path, *, max_bytes: int | None = None) -> int:
     return size
 
 
-def locate_package(path: str | os.PathLike, *, command: str = "this command") -> Path:
+def locate_package(path: str | os.PathLike) -> Path:
     """The package folder that ``path`` names: the folder itself, or the folder of its model.json or
     model.safetensors. Any other file (an ONNX export, a checkpoint, a video) is a ModelPackageError."""
     p = Path(path)
@@ -179,22 +179,25 @@ def locate_package(path: str | os.PathLike, *, command: str = "this command") ->
         return p.parent
     kind = {".onnx": "an ONNX file", ".pt": "a TorchScript or torch.save file", ".pth": "a torch.save file",
             ".safetensors": "a weights file without its model.json"}.get(p.suffix.lower(), "a file")
-    raise ModelPackageError(f"{p}: {kind}; {command} needs {PACKAGE_HINT}")
+    raise ModelPackageError(f"{p}: {kind}; this command needs {PACKAGE_HINT}")
 
 
-def read_model_json(path: str | os.PathLike, *, architectures: list[str] | None = None,
-                    command: str = "this command") -> tuple[Path, dict]:
+def read_model_json(path: str | os.PathLike, *, architectures: list[str] | None = None) -> tuple[Path, dict]:
     """(package folder, validated spec) for a package folder, run folder or its model.json."""
-    folder = locate_package(path, command=command)
-    spec_path = folder / MODEL_JSON
-    if not spec_path.exists():
+    folder = locate_package(path)
+    if not (folder / MODEL_JSON).exists():
         raise ModelPackageError(f"{folder}: no {MODEL_JSON} (not a trained run or model package)")
-    check_file(spec_path, max_bytes=MAX_JSON_BYTES)
+    return folder, read_spec_file(folder / MODEL_JSON, architectures=architectures)
+
+
+def read_spec_file(path: Path, *, architectures: list[str] | None = None) -> dict:
+    """The validated spec in the model.json file ``path``."""
+    check_file(path, max_bytes=MAX_JSON_BYTES)
     try:
-        data = spec_path.read_bytes()
+        data = path.read_bytes()
     except OSError as exc:
-        raise ModelPackageError(f"{spec_path}: cannot be read ({exc.strerror or exc})") from None
-    return folder, parse_model_json(data, spec_path, architectures=architectures)
+        raise ModelPackageError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    return parse_model_json(data, path, architectures=architectures)
 
 
 _SAFETENSORS_DTYPES = {"BOOL", "U8", "I8", "I16", "U16", "I32", "U32", "I64", "U64", "F16", "BF16", "F32", "F64",
@@ -255,12 +258,11 @@ def safetensors_header(path: str | os.PathLike, *, error: type[ValueError] = Mod
     return tensors
 
 
-def load_model(path: str | Path, *, device: "str | torch.device" = "cpu", command: str = "this command"
-               ) -> tuple[nn.Module, dict]:
+def load_model(path: str | Path, *, device: "str | torch.device" = "cpu") -> tuple[nn.Module, dict]:
     """A ready model (eval mode) and its spec from a run folder or model package, every file checked first."""
     from ..models import create_model, list_models
 
-    folder, spec = read_model_json(path, architectures=list_models(), command=command)
+    folder, spec = read_model_json(path, architectures=list_models())
     weights = folder / MODEL_WEIGHTS
     what = f"{spec['name']} with the {len(spec['classes'])} classes of {MODEL_JSON}"
     try:

@@ -158,7 +158,7 @@ class Predictor:
         self.input = ClipSpec.from_model_json(spec)
         self.flow_device = "cpu"
         try:
-            resolve_method(self.input.flow_method)
+            self.flow_method = resolve_method(self.input.flow_method)
         except ValueError as exc:  # a name recorded by import-rawframes that no solver here computes
             raise ModelPackageError(f"{MODEL_JSON}: flow_method {self.input.flow_method!r} "
                                     f"cannot be computed for prediction ({exc})") from None
@@ -217,8 +217,7 @@ class TorchPredictor(Predictor):
         super().__init__(spec, limits=limits, where=where)
         self.model = model.eval()
         self.device = torch.device(device)
-        torch_flow = resolve_method(self.input.flow_method) in TORCH_METHODS
-        self.flow_device = str(self.device) if torch_flow else "cpu"
+        self.flow_device = str(self.device) if self.flow_method in TORCH_METHODS else "cpu"
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, device: str = "cpu") -> "TorchPredictor":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .predict import Predictor
+from .predict import Predictor, TorchPredictor
 
 RUNTIMES = ("torch", "onnx")
 RUN_ONNX = "model.onnx"
@@ -24,8 +24,6 @@ def load_predictor(path: str | os.PathLike, *, runtime: str | None = None, devic
         from .onnx_runtime import OnnxPredictor
 
         return OnnxPredictor.load(target, threads=threads)
-    from .predict import TorchPredictor
-
     if threads:
         import torch
 

@@ -73,9 +73,8 @@ def create_app(model: str | os.PathLike | Predictor, *, max_upload_mb: float = D
         spec = predictor.spec
         return {"name": spec["name"], "classes": predictor.classes, "frames": spec["frames"],
                 "interval": spec.get("interval"), "sampling": predictor.input.sampling,
-                "input_size": spec["input_size"],
-                "flow_method": predictor.input.flow_method, "runtime": predictor.runtime,
-                "max_upload_mb": max_upload_mb}
+                "input_size": spec["input_size"], "flow_method": predictor.input.flow_method,
+                "runtime": predictor.runtime, "max_upload_mb": max_upload_mb}
 
     def run(path: str, name: str, explain: bool, topk: int, timeline: bool) -> dict:
         if not busy.acquire(blocking=False):

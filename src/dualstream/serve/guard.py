@@ -121,9 +121,8 @@ class Guard:
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
-            if scope["type"] == "websocket":
-                return  # no websockets here: refuse the upgrade by not accepting it
-            await self.app(scope, receive, send)
+            if scope["type"] != "websocket":  # no websockets here: refuse the upgrade by not accepting it
+                await self.app(scope, receive, send)
             return
         refusal = self._refusal(scope)
         if refusal is not None:
