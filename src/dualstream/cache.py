@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .text import cut, shown
+from .text import cut, one_line, shown
 
 MANIFEST = "manifest.json"
 PACKED_RGB, PACKED_FLOW = "rgb.npy", "flow.npy"  # flow.npy is written last: it marks a complete store
@@ -184,7 +184,7 @@ def _store_header(fh, path: Path) -> tuple[tuple[int, ...], int]:
         version = fmt.read_magic(fh)
         shape, fortran, dtype = (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(fh)
     except ValueError as exc:
-        _damaged(path, " ".join(str(exc).split())[:120])
+        _damaged(path, one_line(exc, 120))
     if dtype != np.uint8 or fortran or len(shape) != 4:
         _damaged(path, f"a {'Fortran-order ' if fortran else ''}{dtype} array of shape {shape}, not (N, H, W, C) uint8")
     return shape, fh.tell()

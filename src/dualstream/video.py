@@ -113,12 +113,9 @@ def video_info(path: str | os.PathLike) -> dict:
     """Container metadata (declared frame count, fps, width, height) without decoding frames."""
     cap = open_video(path)
     try:
-        return {
-            "declared_frames": int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0),
-            "fps": float(cap.get(cv2.CAP_PROP_FPS) or 0.0),
-            "width": int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0),
-            "height": int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0),
-        }
+        return {"declared_frames": int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0),
+                "fps": float(cap.get(cv2.CAP_PROP_FPS) or 0.0), "width": int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0),
+                "height": int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)}
     finally:
         cap.release()
 

@@ -51,11 +51,8 @@ _END = object()
 
 
 class FrameReader(threading.Thread):
-    """Decode SOURCE in the background into a queue of (frame number, RGB frame).
-
-    ``realtime``: a queue of one, the newest frame replacing an unprocessed one (counted in
-    ``dropped``), and a file paced at its frame rate. Otherwise the reader waits for the processing.
-    """
+    """Decode SOURCE in the background into a queue of (frame number, RGB frame); ``realtime``: the newest frame
+    replaces an unprocessed one (counted in ``dropped``) and a file is paced at its frame rate."""
 
     def __init__(self, source: str, *, realtime: bool, timeout: float, max_frames: int = 0,
                  limits: FrameLimits | None = None):

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..flow import TORCH_METHODS
+from ..text import one_line
 from .package import METADATA_KEY, MODEL_JSON, ModelPackageError, parse_model_json, read_spec_file, shown
 from .predict import Predictor
 
@@ -56,7 +57,7 @@ def check_weights(path: Path) -> None:
     except ModelPackageError:
         raise
     except Exception as exc:  # protobuf's DecodeError, a missing external data file, an unknown dtype, ...
-        raise ModelPackageError(f"{path}: its weights cannot be read ({' '.join(str(exc).split())[:160]})") from None
+        raise ModelPackageError(f"{path}: its weights cannot be read ({one_line(exc, 160)})") from None
 
 
 class OnnxPredictor(Predictor):

@@ -36,7 +36,7 @@ class ModelPackageError(ValueError):
     """A model package that cannot be used; the message is one line naming the file and the problem."""
 
 
-# key -> (JSON type(s) accepted, required, check of the value or None). ``int`` excludes bool.
+# key -> (JSON type accepted, required); a bool is not an integer or a number here.
 _INT, _NUM, _STR, _LIST, _OBJ = "an integer", "a number", "a string", "a list", "an object"
 MODEL_SPEC_KEYS: dict[str, tuple[str, bool]] = {
     "name": (_STR, True),          # a registered architecture (``dualstream models``)
@@ -202,6 +202,7 @@ def read_spec_file(path: Path, *, architectures: list[str] | None = None) -> dic
 
 _SAFETENSORS_DTYPES = {"BOOL", "U8", "I8", "I16", "U16", "I32", "U32", "I64", "U64", "F16", "BF16", "F32", "F64",
                        "F8_E4M3", "F8_E5M2", "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2", "C64"}
+_FLOAT_DTYPES = {d for d in _SAFETENSORS_DTYPES if d.startswith(("F", "BF"))}
 
 
 def safetensors_header(path: str | os.PathLike, *, error: type[ValueError] = ModelPackageError
@@ -222,7 +223,7 @@ def safetensors_header(path: str | os.PathLike, *, error: type[ValueError] = Mod
         n = int.from_bytes(head, "little") if len(head) == 8 else -1
         raw = fh.read(n) if 2 <= n <= min(size - 8, MAX_HEADER_BYTES) else b""
     try:
-        header = json.loads(raw.decode("utf-8")) if raw[:1] == b"{" else None
+        header = json.loads(raw.decode("utf-8")) if raw[:1] == b"{" else None  # an object, when it parses
     except (UnicodeDecodeError, ValueError, RecursionError):
         header = None
     if header is None:  # not safetensors: say what it is, when that is recognisable
@@ -235,8 +236,6 @@ def safetensors_header(path: str | os.PathLike, *, error: type[ValueError] = Mod
         if len(head) < 8:
             raise bad(f"truncated ({size} bytes; a safetensors file starts with an 8-byte header length)")
         raise bad("not a safetensors file (no valid header)")
-    if not isinstance(header, dict):
-        raise bad("not a safetensors file (its header is not a JSON object)")
     tensors: dict[str, tuple[str, tuple[int, ...]]] = {}
     data_bytes = size - 8 - n
     for name, info in header.items():
@@ -273,9 +272,6 @@ def load_model(path: str | Path, *, device: "str | torch.device" = "cpu") -> tup
                                 f"({one_line(exc)})") from None
     model.load_state_dict(read_weights(weights, model, what=what))
     return model.to(device).eval(), spec
-
-
-_FLOAT_DTYPES = {"F16", "BF16", "F32", "F64", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2"}
 
 
 def read_weights(path: Path, model: nn.Module, *, what: str = "this model",

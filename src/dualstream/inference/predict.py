@@ -142,16 +142,13 @@ def attention_layers(model) -> list:
 
 
 class Predictor:
-    """A model package ready to predict videos (``runtime.load_predictor(path).predict("clip.mp4").top(5)``).
-
-    A runtime implements ``_probabilities(rgb, flow)``: the softmax (B, K) of a batch of clips. ``where``
-    names the model in errors.
-    """
+    """A model package ready to predict videos (``runtime.load_predictor(path).predict("clip.mp4").top(5)``); a
+    runtime implements ``_probabilities(rgb, flow)``, the softmax (B, K) of a batch of clips."""
 
     runtime = ""
 
-    def __init__(self, spec: dict, *, limits: FrameLimits | None = None, where: str | os.PathLike = "the model"):
-        self.limits = limits or FrameLimits()  # bounds on decoded frames (serve sets tighter ones)
+    def __init__(self, spec: dict, *, where: str | os.PathLike = "the model"):
+        self.limits = FrameLimits()  # bounds on decoded frames (serve passes tighter ones to each call)
         self.where = str(where)
         self.spec = spec
         self.classes: list[str] = list(spec["classes"])
@@ -210,11 +207,10 @@ class TorchPredictor(Predictor):
 
     runtime = "torch"
 
-    def __init__(self, model, spec: dict, *, device: str = "cpu", limits: FrameLimits | None = None,
-                 where: str | os.PathLike = "the model"):
+    def __init__(self, model, spec: dict, *, device: str = "cpu", where: str | os.PathLike = "the model"):
         import torch
 
-        super().__init__(spec, limits=limits, where=where)
+        super().__init__(spec, where=where)
         self.model = model.eval()
         self.device = torch.device(device)
         self.flow_device = str(self.device) if self.flow_method in TORCH_METHODS else "cpu"
