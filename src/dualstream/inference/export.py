@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ..data.transforms import _MEAN, _STD, IMAGENET_MEAN, IMAGENET_STD
+from .onnx_runtime import onnx_session
 from .package import METADATA_KEY
 from .predict import attention_layers
 
@@ -127,11 +128,7 @@ def _export_onnx(wrapper: ClipClassifier, inputs: tuple, out: Path, spec: dict) 
 
 
 def _run_onnx(path: Path, inputs: tuple) -> list[np.ndarray]:
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise ExportError("the ONNX parity check needs onnxruntime: pip install 'dualstream[export]'") from None
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = onnx_session(path)
     wanted = {i.name for i in session.get_inputs()}  # a single-stream baseline keeps only its input
     return session.run(list(OUTPUT_NAMES), {n: x.numpy() for n, x in zip(INPUT_NAMES, inputs) if n in wanted})
 

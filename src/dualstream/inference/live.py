@@ -270,8 +270,7 @@ def run_live(predictor: Predictor, source: str, *, stride: int = 0, smooth: int 
     finally:
         summary_end = time.perf_counter()
         reader.stop()
-        # wait for the reader to leave the decoder: a thread still inside OpenCV when the interpreter
-        # exits aborts the process (FFmpeg gives up on a stalled stream 2 s after --timeout)
+        # the reader must leave the decoder: a thread inside OpenCV at exit aborts the process (docs/design.md)
         reader.join(timeout=(timeout if timeout > 0 else 10.0) + 3.0)
         summary.seconds = summary_end - start if start is not None else 0.0
         summary.dropped = reader.dropped

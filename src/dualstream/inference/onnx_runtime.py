@@ -24,7 +24,8 @@ def _needs(module: str, path: Path):
         raise ModelPackageError(f"{path}: the onnx runtime needs {module}: pip install 'dualstream[onnx]'") from None
 
 
-def _session(path: Path, threads: int):
+def onnx_session(path: Path, threads: int = 0):
+    """An ONNX Runtime session of ``path`` on the CPU; a ModelPackageError when it cannot be made."""
     ort = _needs("onnxruntime", path)
     if not path.is_file():
         raise ModelPackageError(f"{path}: not found (expected an ONNX file written by dualstream export)")
@@ -89,7 +90,7 @@ class OnnxPredictor(Predictor):
     def load(cls, path: str | os.PathLike, *, threads: int = 0) -> "OnnxPredictor":
         """Open ``path`` (.onnx) with the model.json in its metadata or beside it; where both exist they must agree."""
         path = Path(path)
-        session = _session(path, threads)
+        session = onnx_session(path, threads)
         check_weights(path)
         text = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         embedded = None if text is None else parse_model_json(text, f"{path} (metadata {METADATA_KEY})")

@@ -148,13 +148,11 @@ def render_timeline(t: Timeline) -> bytes:
     shown = sorted(set(top.tolist()))
     centres = np.array([t.centre(w) for w in t.windows])
     probs = np.stack([w.probabilities for w in t.windows])
-    # the top class's probability over each window's stretch, filled in that class's colour ...
     for (start, end), w, c in zip(bands, t.windows, top):
         ax_conf.fill_between([start, end], 0, [w.probabilities[c]] * 2, color=class_colour(c), alpha=0.35, lw=0)
     edges = [b[0] for b in bands] + [bands[-1][1]]
     step = [float(w.probabilities[c]) for w, c in zip(t.windows, top)]
     ax_conf.stairs(step, edges, baseline=None, color="#222222", lw=1.4)
-    # ... and every class that is on top somewhere, as a thin line through the window centres
     for i in shown:
         ax_conf.plot(centres, probs[:, i], color=class_colour(i), lw=1.0, alpha=0.9)
     ax_conf.set(ylim=(0, 1.02), xlim=(0, duration))
