@@ -43,16 +43,15 @@ def resolve_runtime(path: str | os.PathLike, runtime: str | None = None) -> tupl
             raise ValueError(f"{path}: an ONNX file runs on the onnx runtime; for --runtime torch give the run folder")
         return "onnx", path
     folder = path.parent if path.is_file() else path
-    has_torch = _torch_installed()
+    onnx_file, has_torch = folder / RUN_ONNX, _torch_installed()
     if runtime is None:
-        runtime = "onnx" if not has_torch and (folder / RUN_ONNX).is_file() else "torch"
+        runtime = "onnx" if not has_torch and onnx_file.is_file() else "torch"
     if runtime == "torch" and not has_torch:
-        instead = ("use its model.onnx with --runtime onnx" if (folder / RUN_ONNX).is_file() else
+        instead = ("use its model.onnx with --runtime onnx" if onnx_file.is_file() else
                    "export the model to ONNX where torch is installed and pass the .onnx file")
         raise ValueError(f"{path}: the torch runtime needs PyTorch (pip install 'dualstream[torch]'); "
                          f"without it, {instead}")
     if runtime == "onnx":
-        onnx_file = folder / RUN_ONNX
         if not onnx_file.is_file():
             raise ValueError(f"{folder}: no {RUN_ONNX} for --runtime onnx; make it with "
                              f"dualstream export --model {folder} --format onnx --out {onnx_file}")
