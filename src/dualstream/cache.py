@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .text import cut, shown
+from .text import cut, one_line, shown
 
 MANIFEST = "manifest.json"
 PACKED_RGB, PACKED_FLOW = "rgb.npy", "flow.npy"  # flow.npy is written last: it marks a complete store
@@ -31,9 +31,8 @@ def read_manifest(cache: str | Path, key: str) -> dict:
 
 
 def load_manifest(folder: str | Path) -> dict:
-    """``folder/manifest.json``, with the fields every reader indexes by checked (frame and flow counts,
-    size, kept frames): a manifest that lies would otherwise give an empty or all-zero packed store, or
-    clips of frames that do not exist."""
+    """``folder/manifest.json``, with the fields readers index by checked (frame and flow counts, size, kept
+    frames): a lying manifest would give an empty or all-zero packed store, or clips of missing frames."""
     path = Path(folder) / MANIFEST
     try:
         m = json.loads(path.read_bytes())
@@ -63,20 +62,15 @@ def load_manifest(folder: str | Path) -> dict:
 
 
 def available_frames(manifest: dict) -> list[int] | None:
-    """Frame numbers a video's folder holds (each with its forward flow); None when it holds them all.
-
-    ``prepare --only-sampled`` keeps only the frames of its sampling schedule and lists them here.
-    """
+    """Frame numbers a video's folder holds (each with its forward flow; ``prepare --only-sampled`` keeps a
+    few); None when it holds them all."""
     kept = manifest.get("frames", "all")
     return None if kept == "all" else [int(i) for i in kept]
 
 
 def snap_to_available(indices: list[int], available: list[int] | None) -> list[int]:
-    """Each frame number replaced by the nearest one the folder holds (the earlier on a tie).
-
-    With the schedule the cache was prepared for, every index is already held and nothing moves;
-    another schedule (e.g. ``evaluate --clips 7``) still gets a clip, of the nearest kept frames.
-    """
+    """Each frame number replaced by the nearest one the folder holds (the earlier on a tie): another schedule
+    than the one prepared for (e.g. ``evaluate --clips 7``) still gets a clip."""
     if available is None:
         return indices
     out = []
@@ -95,7 +89,7 @@ def frame_sizes(cache: str | Path, keys: list[str]) -> list[tuple[int, int]]:
 
 def check_prepared(cache: str | Path, keys: list[str]) -> None:
     """Raise one CacheError naming every video of ``keys`` that the cache lacks."""
-    missing = [k for k in keys if not (Path(cache) / k / MANIFEST).is_file()]
+    missing = [k for k in keys if not is_prepared(cache, k)]
     if missing:
         shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
         raise CacheError(
@@ -106,10 +100,9 @@ def check_prepared(cache: str | Path, keys: list[str]) -> None:
 
 def load_frames_u8(folder: str | Path, indices: list[int], available: list[int] | None = None, *,
                    lines: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Frames ``indices`` (1-based, held by the folder): rgb ``(T, H, W, 3)`` and quantised flow
-    ``(T, H, W, 2)`` uint8. Sliced from the packed store when the folder has one (``available``: the
-    folder's kept frames, None for all), else decoded from the JPEGs. ``lines`` (top, height): the
-    packed store reads only those image lines (``(T, height, W, C)``); the JPEGs are decoded whole."""
+    """Frames ``indices`` (1-based, held by the folder; ``available``: its kept frames, None for all): rgb
+    ``(T, H, W, 3)`` and quantised flow ``(T, H, W, 2)`` uint8, from the packed store when there is one (only
+    the image ``lines`` (top, height) when given), else from the JPEGs (whole)."""
     folder = Path(folder)
     if is_packed(folder):
         rows = [i - 1 for i in indices] if available is None else [bisect_left(available, i) for i in indices]
@@ -119,10 +112,7 @@ def load_frames_u8(folder: str | Path, indices: list[int], available: list[int] 
 
 def packed_rows(manifest: dict) -> list[int]:
     """Frame numbers (1-based) of the packed rows: every frame with a forward flow."""
-    kept = manifest.get("frames", "all")
-    if kept != "all":
-        return [int(i) for i in kept]
-    return list(range(1, int(manifest.get("num_flows", manifest["num_frames"] - 1)) + 1))
+    return available_frames(manifest) or list(range(1, int(manifest.get("num_flows", manifest["num_frames"] - 1)) + 1))
 
 
 def is_packed(folder: str | Path) -> bool:
@@ -130,8 +120,8 @@ def is_packed(folder: str | Path) -> bool:
 
 
 def decode_jpeg(path: Path, flags: int) -> np.ndarray:
-    """A frame decoded; a missing, undecodable or cut one is a CacheError naming it. (Decoded from memory:
-    ``cv2.imread`` decodes a JPEG cut short without an error, the missing part grey.)"""
+    """A frame decoded; a missing, undecodable or cut one is a CacheError naming it (``cv2.imread`` would
+    decode a JPEG cut short without an error, the missing part grey)."""
     try:
         data = np.fromfile(path, np.uint8)
     except OSError:
@@ -147,7 +137,8 @@ def decode_frames(folder: Path, indices: list[int], out: tuple[np.ndarray, np.nd
     """Frames ``indices`` of a rawframes folder decoded: rgb ``(T, H, W, 3)`` and flow ``(T, H, W, 2)`` uint8."""
     for t, i in enumerate(indices):
         names = (f"img_{i:05d}.jpg", f"flow_x_{i:05d}.jpg", f"flow_y_{i:05d}.jpg")
-        bgr, fx, fy = (decode_jpeg(folder / n, f) for n, f in zip(names, (cv2.IMREAD_COLOR, *[cv2.IMREAD_GRAYSCALE] * 2)))
+        flags = (cv2.IMREAD_COLOR, cv2.IMREAD_GRAYSCALE, cv2.IMREAD_GRAYSCALE)
+        bgr, fx, fy = (decode_jpeg(folder / n, f) for n, f in zip(names, flags))
         if out is None:
             out = (np.empty((len(indices), *bgr.shape[:2], 3), np.uint8),
                    np.empty((len(indices), *bgr.shape[:2], 2), np.uint8))
@@ -163,11 +154,9 @@ def decode_frames(folder: Path, indices: list[int], out: tuple[np.ndarray, np.nd
 
 
 def read_packed(folder: Path, rows: list[int], lines: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of the packed store: rgb (T, H, W, 3), flow (T, H, W, 2); ``lines`` (top, height): only those
-    image lines of each frame (T, height, W, C). Read with one ``readinto`` per row (no memory-map page
-    faults; from the page cache once the set has been read)."""
-    rgb, flow = (_read_rows(folder / name, rows, lines) for name in (PACKED_RGB, PACKED_FLOW))
-    return rgb, flow
+    """Rows of the packed store: rgb (T, H, W, 3), flow (T, H, W, 2), or only the image ``lines`` (top, height)
+    of each frame; one ``readinto`` per row (no memory-map page faults)."""
+    return _read_rows(folder / PACKED_RGB, rows, lines), _read_rows(folder / PACKED_FLOW, rows, lines)
 
 
 def _read_rows(path: Path, rows: list[int], lines: tuple[int, int] | None) -> np.ndarray:
@@ -195,15 +184,15 @@ def _store_header(fh, path: Path) -> tuple[tuple[int, ...], int]:
         version = fmt.read_magic(fh)
         shape, fortran, dtype = (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(fh)
     except ValueError as exc:
-        _damaged(path, " ".join(str(exc).split())[:120])
+        _damaged(path, one_line(exc, 120))
     if dtype != np.uint8 or fortran or len(shape) != 4:
         _damaged(path, f"a {'Fortran-order ' if fortran else ''}{dtype} array of shape {shape}, not (N, H, W, C) uint8")
     return shape, fh.tell()
 
 
 def check_packed(folder: Path, manifest: dict) -> None:
-    """The packed store's arrays have the shape the manifest gives and their full size on disk: checked when a
-    dataset is built, so that a damaged store stops a run before training rather than in a loader mid-run."""
+    """The packed store's arrays have the manifest's shape and their full size on disk (checked when a dataset
+    is built: a damaged store stops a run before training, not in a loader mid-run)."""
     for name, channels in ((PACKED_RGB, 3), (PACKED_FLOW, 2)):
         path = folder / name
         with open(path, "rb") as fh:

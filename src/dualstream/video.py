@@ -11,9 +11,8 @@ from typing import Iterator
 import cv2  # its log level is set in dualstream/__init__.py, before any module imports it
 import numpy as np
 
-# A video whose decoded frame count falls below this fraction of the count the container
-# declares is treated as truncated. The declared count is only a hint (it can be off by a
-# few frames), so the decoded frames are what the rest of the project counts.
+#: Fewer decoded frames than this fraction of the container's declared count is a truncated video (the
+#: declared count is only a hint, a few frames off at times; the decoded frames are what the project counts).
 TRUNCATION_RATIO = 0.9
 #: File name endings taken for videos (when listing a folder, or checking an upload).
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp")
@@ -35,13 +34,9 @@ class BudgetExceeded(VideoReadError):
 @dataclass
 class DecodeBudget:
     """The work that the decodes sharing this budget may do together (``serve`` gives each request a
-    ``restarted`` copy): frames decoded, pixels decoded (summed over those frames) and seconds since the
-    budget was made.
-
-    ``spend`` runs on every decoded frame before it is converted, so an over-budget video stops at
-    the frame that passes a limit, however long it is; whatever a caller does between frames (flow,
-    the network) runs on the same clock.
-    """
+    ``restarted`` copy): frames and pixels decoded, seconds since it was made (whatever a caller does
+    between frames runs on the same clock). ``spend`` runs on every decoded frame before it is converted,
+    so an over-budget video stops at the frame that passes a limit."""
 
     max_frames: int
     max_pixels: int
@@ -77,19 +72,13 @@ class DecodeBudget:
 
 @dataclass(frozen=True)
 class FrameLimits:
-    """Bounds on the frames a decoder may hand on, checked on the container's declared size before
-    decoding and on every decoded frame, before anything resizes it.
+    """Bounds on the frames a decoder may hand on, checked on the declared size and on every decoded frame
+    before anything resizes it: resizing to a short side turns a thin frame into a huge one (500x2 becomes
+    24000x96 at 96), which the aspect ratio bounds."""
 
-    Resizing to a fixed short side turns a thin frame into a huge one (500x2 becomes 24000x96 at a
-    short side of 96): the aspect ratio bounds that growth, the pixel count bounds the frame itself.
-    """
-
-    max_pixels: int = 7680 * 4320
-    """Pixels per frame (default 8K UHD, 33 megapixels)."""
-    max_aspect: float = 10.0
-    """Long side over short side (default 10:1; 16:9 video is 1.8:1)."""
-    budget: DecodeBudget | None = field(default=None, compare=False)
-    """Work shared by every decode given these limits (none: unbounded); spent on each decoded frame."""
+    max_pixels: int = 7680 * 4320  # per frame: 8K UHD
+    max_aspect: float = 10.0  # long side over short side (16:9 is 1.8)
+    budget: DecodeBudget | None = field(default=None, compare=False)  # shared by every decode given these limits
 
     def check(self, path: str | os.PathLike, width: int, height: int) -> None:
         """Raise VideoReadError when a frame of ``width`` x ``height`` is over the limits."""
@@ -124,12 +113,9 @@ def video_info(path: str | os.PathLike) -> dict:
     """Container metadata (declared frame count, fps, width, height) without decoding frames."""
     cap = open_video(path)
     try:
-        return {
-            "declared_frames": int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0),
-            "fps": float(cap.get(cv2.CAP_PROP_FPS) or 0.0),
-            "width": int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0),
-            "height": int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0),
-        }
+        return {"declared_frames": int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0),
+                "fps": float(cap.get(cv2.CAP_PROP_FPS) or 0.0), "width": int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0),
+                "height": int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)}
     finally:
         cap.release()
 
@@ -151,22 +137,17 @@ def decoded_frames(cap: cv2.VideoCapture, source: str | os.PathLike, limits: Fra
         yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def iter_frames(path: str | os.PathLike, *, check_truncation: bool = True,
-                limits: FrameLimits | None = None) -> Iterator[np.ndarray]:
-    """Yield the frames of a video one at a time as uint8 RGB arrays of shape (H, W, 3).
-
-    Frames are streamed, so a long video is never held whole. Raises VideoReadError when the
-    file cannot be opened, yields no frame, or (with ``check_truncation``) stops well short of
-    the frame count its container declares; with ``limits``, also when the declared frame size or
-    any decoded frame is over them or their budget is spent (before the frame is converted or handed on).
-    """
+def iter_frames(path: str | os.PathLike, *, limits: FrameLimits | None = None) -> Iterator[np.ndarray]:
+    """The frames of a video one at a time, uint8 RGB (H, W, 3). VideoReadError when the file cannot be
+    opened, yields no frame or stops well short of its declared frame count, or a frame is over ``limits``."""
     path = Path(path)
     cap = open_video(path)
     declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
     count = 0
     try:
         if limits is not None:
-            limits.check(path, int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0))
+            limits.check(path, int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0),
+                         int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0))
         for rgb in decoded_frames(cap, path, limits):
             count += 1
             yield rgb
@@ -174,15 +155,15 @@ def iter_frames(path: str | os.PathLike, *, check_truncation: bool = True,
         cap.release()
     if count == 0:
         raise VideoReadError(path, "no frame could be decoded")
-    if check_truncation and declared > 0 and count < TRUNCATION_RATIO * declared:
+    if declared > 0 and count < TRUNCATION_RATIO * declared:
         raise VideoReadError(
             path, f"truncated or corrupt: decoded {count} of the {declared} frames the container declares"
         )
 
 
-def read_video(path: str | os.PathLike, *, check_truncation: bool = True) -> np.ndarray:
+def read_video(path: str | os.PathLike) -> np.ndarray:
     """Decode a whole video to a uint8 RGB array of shape (T, H, W, 3)."""
-    return np.stack(list(iter_frames(path, check_truncation=check_truncation)))
+    return np.stack(list(iter_frames(path)))
 
 
 def write_video(path: str | os.PathLike, frames: np.ndarray, *, fps: float = 25.0, fourcc: str = "MJPG") -> None:
@@ -206,9 +187,5 @@ def find_videos(videos_dir: str | Path) -> list[str]:
     root = Path(videos_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: videos folder not found")
-    found = [
-        p.relative_to(root).as_posix()
-        for p in root.glob("*/*")
-        if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
-    ]
-    return sorted(found)
+    return sorted(p.relative_to(root).as_posix() for p in root.glob("*/*")
+                  if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)

@@ -1,9 +1,5 @@
-"""Explain a prediction: the first clip's frames, its flow in colour and the fusion attention.
-
-The attention map shows, for each position of the fused feature map, how much attention the other
-positions pay to it: the mean over query positions of the self-attention weights (each query row
-sums to one, so the map sums to one). It is upsampled to the centre crop the network saw and laid
-over the frames. A model without a fusion attention layer gets the frames and flow only.
+"""Explain a prediction: the first clip's frames, its flow in colour and, laid over the centre crop the
+network saw, the attention each position of the fused feature map receives (models with a fusion layer).
 """
 
 from __future__ import annotations
@@ -45,8 +41,8 @@ def render_explanation(clips: Clips, pred: Prediction, *, topk: int = 5) -> byte
     scale = max(float(np.hypot(flows[:, 0], flows[:, 1]).max()), MIN_FLOW_SCALE)
     heat = None
     if pred.attention is not None:
-        grid = attention_map(pred.attention)
-        heat = cv2.resize(grid.astype(np.float32), frames.shape[1:3][::-1], interpolation=cv2.INTER_LINEAR)
+        heat = cv2.resize(attention_map(pred.attention).astype(np.float32), frames.shape[1:3][::-1],
+                          interpolation=cv2.INTER_LINEAR)
     t = frames.shape[0]
     rows = 3 if heat is not None else 2
     fig = Figure(figsize=(1.6 * t, 1.7 * rows + 0.6), dpi=100)
@@ -54,18 +50,16 @@ def render_explanation(clips: Clips, pred: Prediction, *, topk: int = 5) -> byte
     top = ", ".join(f"{c} {p:.2f}" for c, p in pred.top(topk))
     fig.suptitle(f"{os.path.basename(pred.video)}: {top}", fontsize=9)
     for i in range(t):
-        panels = [(frames[i], f"frame {clips.indices[0][i]}"),
-                  (flow_to_rgb(flows[i], max_magnitude=scale), f"flow (max {scale:.1f} px)" if i == 0 else "flow")]
-        for r, (image, title) in enumerate(panels):
+        flow_title = f"flow (max {scale:.1f} px)" if i == 0 else "flow"
+        panels = [(frames[i], None, f"frame {clips.indices[0][i]}"),
+                  (flow_to_rgb(flows[i], max_magnitude=scale), None, flow_title),
+                  (frames[i], heat, "fusion attention" if i == 0 else "")][:rows]
+        for r, (image, overlay, title) in enumerate(panels):
             ax = fig.add_subplot(rows, t, r * t + i + 1)
             ax.imshow(image)
+            if overlay is not None:
+                ax.imshow(overlay, cmap="jet", alpha=0.5, vmin=0.0, vmax=float(overlay.max()) or 1.0)
             ax.set_title(title, fontsize=7)
-            ax.axis("off")
-        if heat is not None:
-            ax = fig.add_subplot(rows, t, 2 * t + i + 1)
-            ax.imshow(frames[i])
-            ax.imshow(heat, cmap="jet", alpha=0.5, vmin=0.0, vmax=float(heat.max()) or 1.0)
-            ax.set_title("fusion attention" if i == 0 else "", fontsize=7)
             ax.axis("off")
     fig.tight_layout()
     buf = io.BytesIO()
@@ -74,6 +68,5 @@ def render_explanation(clips: Clips, pred: Prediction, *, topk: int = 5) -> byte
 
 
 def save_explanation(path: str | os.PathLike, clips: Clips, pred: Prediction, *, topk: int = 5) -> None:
-    """Write the explanation figure of the first clip (see :func:`render_explanation`) as a PNG file."""
     with open(path, "wb") as fh:
         fh.write(render_explanation(clips, pred, topk=topk))

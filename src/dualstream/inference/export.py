@@ -1,19 +1,8 @@
 """Export a model package to ONNX or TorchScript, with a parity check against PyTorch.
 
-The exported graph has two named inputs and two named outputs (B is free, T = frames, S =
-input_size, K = classes; see ``model.json`` for T, S, the class names and the flow bound):
-
-* ``rgb``  float32 (B, 3T, S, S): T centre-cropped RGB frames, frame-major [f1 R, f1 G, f1 B, f2 R, ...],
-  scaled to 0..1 and normalised with the ImageNet mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225);
-* ``flow`` float32 (B, 2T, S, S): the forward flow (frame i -> i+1) at the same frames, [f1 x, f1 y, ...],
-  in pixels of the S x S crop divided by ``flow_bound``;
-* ``logits`` float32 (B, K): class scores of each clip;
-* ``probabilities`` float32 (B, K): their softmax (average it over a video's clips).
-
-The single-stream baselines (``rgb_only``, ``flow_only``) keep only the input they read.
-``dualstream.inference.predict.build_clips`` builds exactly these inputs from a video. The ONNX file carries
-``model.json`` in its metadata (key ``dualstream.model_json``), the TorchScript file as the extra file
-``model.json``.
+The graph's inputs and outputs are ``IO_DOCS`` (B free; T, S and the K classes as in ``model.json``, which
+the file carries: ONNX metadata key ``dualstream.model_json``, TorchScript extra file ``model.json``). A
+single-stream baseline keeps only the input it reads. ``predict.build_clips`` builds these inputs.
 """
 
 from __future__ import annotations
@@ -31,7 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.transforms import _MEAN, _STD
+from ..data.transforms import _MEAN, _STD, IMAGENET_MEAN, IMAGENET_STD
+from .onnx_runtime import onnx_session
 from .package import METADATA_KEY
 from .predict import attention_layers
 
@@ -39,8 +29,9 @@ FORMATS = ("onnx", "torchscript")
 INPUT_NAMES = ("rgb", "flow")
 OUTPUT_NAMES = ("logits", "probabilities")
 IO_DOCS = {
-    "rgb": "float32 (B, 3T, S, S): T RGB frames, frame-major, 0..1 then ImageNet mean/std normalised",
-    "flow": "float32 (B, 2T, S, S): flow x, y at the same frames, pixels of the crop / flow_bound",
+    "rgb": f"float32 (B, 3T, S, S): T centre-cropped RGB frames, frame-major [f1 R, f1 G, f1 B, f2 R, ...], 0..1 "
+           f"then normalised with the ImageNet mean {IMAGENET_MEAN} and std {IMAGENET_STD}",
+    "flow": "float32 (B, 2T, S, S): forward flow (i -> i+1) x, y at the same frames, pixels of the crop / flow_bound",
     "logits": "float32 (B, K): class scores per clip, classes as in model.json",
     "probabilities": "float32 (B, K): softmax of logits; average over a video's clips",
 }
@@ -75,13 +66,9 @@ class ExportResult:
 
 
 def example_inputs(spec: dict, *, batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random inputs of the model's shape and of the scale real clips give.
-
-    RGB: uniformly random pixel values, normalised as in training. Flow: normal with a standard
-    deviation of 0.1 bound (2 px at the default bound), clipped to the +-1 the quantisation allows.
-    Standard-normal flow (20 px everywhere) would drive a trained model's logits to the hundreds,
-    where float32 rounding alone differs by ~1e-4 between any two correct runtimes.
-    """
+    """Random inputs of the model's shape and of real clips' scale: uniform pixels normalised as in training;
+    flow with a std of 0.1 bound, clipped to +-1 (standard-normal flow drives a trained model's logits to
+    the hundreds, where float32 rounding alone differs by ~1e-4 between two correct runtimes)."""
     g = torch.Generator().manual_seed(seed)
     t, s = int(spec["frames"]), int(spec["input_size"])
     pixels = torch.randint(0, 256, (batch, t, 3, s, s), generator=g).float()
@@ -94,11 +81,8 @@ def example_inputs(spec: dict, *, batch: int = 2, seed: int = 0) -> tuple[torch.
 
 @contextmanager
 def _quiet() -> Iterator[None]:
-    """Silence the tracer's warnings about the models' shape checks, torch.jit's deprecation notes and
-    the ONNX exporter's chatter (torchvision ops it skips, axis renames, pytree deprecations).
-
-    torch 2.13 marks torch.jit deprecated; it still works and is what TorchScript files are made with.
-    """
+    """Silence the tracer's warnings about shape checks, torch.jit's deprecation (it still makes TorchScript)
+    and the ONNX exporter's chatter."""
     onnx_log = logging.getLogger("torch.onnx")
     level = onnx_log.level
     onnx_log.setLevel(logging.ERROR)
@@ -113,25 +97,28 @@ def _quiet() -> Iterator[None]:
         onnx_log.setLevel(level)
 
 
-def _prepare(model: nn.Module) -> ClipClassifier:
-    model = model.eval().cpu()
-    for layer in attention_layers(model):
-        layer.fused, layer.record = False, False  # plain matmul attention: exportable everywhere
-    return ClipClassifier(model).eval()
-
-
 def _export_onnx(wrapper: ClipClassifier, inputs: tuple, out: Path, spec: dict) -> None:
+    """With torch's current exporter (``dynamo=True``, which needs onnxscript); the batch axis is free."""
     try:
         import onnx
     except ImportError:
         raise ExportError("ONNX export needs the onnx package: pip install 'dualstream[export]'") from None
+    try:
+        import onnxscript  # noqa: F401  (the exporter's own dependency: a clear message if it is missing)
+    except ImportError:
+        raise ExportError("ONNX export needs onnxscript: pip install 'dualstream[export]'") from None
+    batch = torch.export.Dim("batch", min=1, max=4096)
     with _quiet():
-        _onnx_export(wrapper, inputs, out)
+        program = torch.onnx.export(wrapper, inputs, input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
+                                    dynamic_shapes={"rgb": {0: batch}, "flow": {0: batch}}, opset_version=ONNX_OPSET,
+                                    dynamo=True, verbose=False, optimize=True)
+        program.save(str(out))
     proto = onnx.load(str(out))
     used = {name for node in proto.graph.node for name in node.input}
     for value in [v for v in proto.graph.input if v.name not in used]:  # a single-stream baseline's other input
         proto.graph.input.remove(value)
-    proto.doc_string = __doc__
+    proto.doc_string = "\n".join([f"dualstream clip classifier (model.json in the metadata key {METADATA_KEY})",
+                                  *(f"{name}: {doc}" for name, doc in IO_DOCS.items())])
     for value in (*proto.graph.input, *proto.graph.output):
         value.doc_string = IO_DOCS[value.name]
     entry = proto.metadata_props.add()
@@ -140,29 +127,8 @@ def _export_onnx(wrapper: ClipClassifier, inputs: tuple, out: Path, spec: dict) 
     onnx.save(proto, str(out))
 
 
-def _onnx_export(wrapper: ClipClassifier, inputs: tuple, out: Path) -> None:
-    """torch.export-based exporter (``dynamo=True``; the TorchScript one is deprecated since torch 2.9).
-
-    The batch axis is free. The exporter needs onnxscript (in the export extra).
-    """
-    try:
-        import onnxscript  # noqa: F401  (the exporter's own dependency: a clear message if it is missing)
-    except ImportError:
-        raise ExportError("ONNX export needs onnxscript: pip install 'dualstream[export]'") from None
-    batch = torch.export.Dim("batch", min=1, max=4096)
-    shapes = {"rgb": {0: batch}, "flow": {0: batch}}
-    program = torch.onnx.export(wrapper, inputs, input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
-                                dynamic_shapes=shapes, opset_version=ONNX_OPSET, dynamo=True, verbose=False,
-                                optimize=True)
-    program.save(str(out))
-
-
 def _run_onnx(path: Path, inputs: tuple) -> list[np.ndarray]:
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise ExportError("the ONNX parity check needs onnxruntime: pip install 'dualstream[export]'") from None
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = onnx_session(path)
     wanted = {i.name for i in session.get_inputs()}  # a single-stream baseline keeps only its input
     return session.run(list(OUTPUT_NAMES), {n: x.numpy() for n, x in zip(INPUT_NAMES, inputs) if n in wanted})
 
@@ -181,12 +147,8 @@ def _run_torchscript(path: Path, inputs: tuple) -> list[np.ndarray]:
 
 def export_model(model_path: str | os.PathLike, *, fmt: str, out: str | os.PathLike,
                  atol: float = PARITY_ATOL) -> ExportResult:
-    """Export the package at ``model_path`` to ``out`` and check it against PyTorch.
-
-    The check runs the exported file (onnxruntime for ONNX) and PyTorch on the same random batch
-    of three clips (other than the tracing batch, so the free batch axis is exercised) and raises
-    ExportError when any output differs by more than ``atol``.
-    """
+    """Export the package at ``model_path`` to ``out``; ExportError when the file (run by onnxruntime for ONNX)
+    and PyTorch differ by more than ``atol`` on a batch of three clips (traced with one: the batch is free)."""
     from .package import load_model
 
     if fmt not in FORMATS:
@@ -194,13 +156,12 @@ def export_model(model_path: str | os.PathLike, *, fmt: str, out: str | os.PathL
     out = Path(out)
     if out.parent and not out.parent.is_dir():
         raise ExportError(f"{out.parent}: output folder does not exist")
-    model, spec = load_model(model_path)
-    wrapper = _prepare(model)
+    model, spec = load_model(model_path)  # on the CPU, in eval mode
+    for layer in attention_layers(model):
+        layer.fused, layer.record = False, False  # plain matmul attention: exportable everywhere
+    wrapper = ClipClassifier(model).eval()
     with torch.no_grad():
-        if fmt == "onnx":
-            _export_onnx(wrapper, example_inputs(spec, batch=1), out, spec)
-        else:
-            _export_torchscript(wrapper, example_inputs(spec, batch=1), out, spec)
+        (_export_onnx if fmt == "onnx" else _export_torchscript)(wrapper, example_inputs(spec, batch=1), out, spec)
         check = example_inputs(spec, batch=3, seed=1)
         expected = [o.numpy() for o in wrapper(*check)]
     got = _run_onnx(out, check) if fmt == "onnx" else _run_torchscript(out, check)

@@ -1,28 +1,6 @@
-"""Live recognition: actions on a camera, a stream or a file read as a stream, as they happen.
-
-``dualstream live SOURCE --model RUN`` reads frames one at a time from SOURCE (a webcam index such
-as ``0``, a stream URL OpenCV opens (RTSP, HTTP MJPEG, ...), or a video file), and keeps a sliding
-window of the model's clip: ``frames`` frames at the model's ``interval``, i.e. the last
-``(frames - 1) * interval + 1`` frames (a ``spread`` model: its frames spread over the last ``window``
-frames, the median length of its training videos, recorded in its model.json). Each new frame costs one optical-flow pair (the previous
-frame to it) and the crop/resize/normalisation of the previous frame, never the whole window again;
-every ``--stride`` frames the window's clip goes through the network, and the printed probabilities
-are the mean over the last ``--smooth`` predictions.
-
-The inputs are built exactly as ``dualstream predict`` builds them from a file (same resize, flow
-and its uint8 round trip, centre crop and normalisation, per frame), so a prediction equals
-``predict`` on the same frames: the clip of a prediction at frame ``n`` holds frames
-``n - span, n - span + interval, ..., n - 1`` (1-based; frame ``n`` supplies the last flow;
-``ClipSpec.window_indices``), and
-``--smooth K`` averages K such clips as ``predict`` averages its clips.
-
-Frames are decoded in a reader thread. Without ``--realtime`` every frame is processed, as fast as
-possible for a file; with it the reader keeps only the newest frame (a file is paced at its frame
-rate, as a camera would deliver it) and frames that arrive while the previous one is processed are
-dropped and counted. No frame for ``--timeout`` seconds ends the run with a message (a stalled or
-stopped stream); Ctrl-C ends it cleanly. Either way the summary is printed: frames processed,
-frames/s, and the latency of the predictions (from taking the frame that completes the window to
-the smoothed probabilities: resize, one flow pair, transform, network).
+"""Live recognition (``dualstream live``, README "Live recognition"): a webcam, a stream or a file decoded
+in a reader thread, classified by ``window.SlidingWindow`` (a prediction equals ``predict`` on the same
+frames), with the smoothed top class printed, optionally drawn into a video, and a summary at the end.
 """
 
 from __future__ import annotations
@@ -51,23 +29,9 @@ class LiveError(Exception):
     """A source that cannot be opened or stalls; one line for the user."""
 
 
-# ---------------------------------------------------------------------------------------------- sources
-
-def source_kind(source: str) -> str:
-    """"camera" for an index (0, 1, ...), "stream" for a URL (rtsp://, http://, ...), else "file"."""
-    if source.isdigit():
-        return "camera"
-    if "://" in source:
-        return "stream"
-    return "file"
-
-
 def _open_source(source: str, kind: str, timeout: float) -> cv2.VideoCapture:
     if kind == "file":
-        try:
-            return open_video(source)
-        except VideoReadError as exc:
-            raise LiveError(str(exc)) from None
+        return open_video(source)  # its VideoReadError becomes a LiveError in the reader
     if kind == "camera":
         cap = cv2.VideoCapture(int(source))
         what = f"camera {source}: cannot be opened (no such device, no permission, or in use)"
@@ -87,16 +51,14 @@ _END = object()
 
 
 class FrameReader(threading.Thread):
-    """Decode SOURCE in the background into a queue of (frame number, RGB frame).
-
-    ``realtime``: a queue of one, the newest frame replacing an unprocessed one (counted in
-    ``dropped``), and a file paced at its frame rate. Otherwise the reader waits for the processing.
-    """
+    """Decode SOURCE in the background into a queue of (frame number, RGB frame); ``realtime``: the newest frame
+    replaces an unprocessed one (counted in ``dropped``) and a file is paced at its frame rate."""
 
     def __init__(self, source: str, *, realtime: bool, timeout: float, max_frames: int = 0,
                  limits: FrameLimits | None = None):
         super().__init__(name="dualstream-live-reader", daemon=True)
-        self.source, self.kind = source, source_kind(source)
+        self.source = source
+        self.kind = "camera" if source.isdigit() else "stream" if "://" in source else "file"  # camera: an index
         self.realtime, self.timeout, self.max_frames = realtime, timeout, max_frames
         self.limits = limits
         self.frames: queue.Queue = queue.Queue(maxsize=1 if realtime else READ_AHEAD)
@@ -108,23 +70,16 @@ class FrameReader(threading.Thread):
         self._lock = threading.Lock()
 
     def run(self) -> None:
+        cap = None
         try:
             cap = _open_source(self.source, self.kind, self.timeout)
-        except BaseException as exc:  # handed to the consumer, which raises it in its thread
-            self.error = exc
-            self._put(_END)
-            return
-        self.fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        self.opened.set()
-        pace = self.realtime and self.kind == "file" and self.fps > 0
-        start = time.perf_counter()
-        frames = decoded_frames(cap, self.source, self.limits)  # checked before anything resizes them
-        try:
+            self.fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+            self.opened.set()
+            pace = self.realtime and self.kind == "file" and self.fps > 0
+            start = time.perf_counter()
+            frames = decoded_frames(cap, self.source, self.limits)  # checked before anything resizes them
             while not self.stop_event.is_set() and not (self.max_frames and self.read >= self.max_frames):
-                try:
-                    rgb = next(frames, None)
-                except VideoReadError as exc:
-                    raise LiveError(str(exc)) from None
+                rgb = next(frames, None)
                 if rgb is None:
                     break
                 self.read += 1
@@ -133,10 +88,13 @@ class FrameReader(threading.Thread):
                     if delay > 0:
                         time.sleep(delay)
                 self._put((self.read, rgb))
+        except VideoReadError as exc:  # not a video, or a frame over the limits
+            self.error = LiveError(str(exc))
         except BaseException as exc:  # handed to the consumer, which raises it in its thread
             self.error = exc
         finally:
-            cap.release()
+            if cap is not None:
+                cap.release()
             self._put(_END)
 
     def _put(self, item) -> None:
@@ -186,8 +144,6 @@ class FrameReader(threading.Thread):
             except queue.Empty:
                 break
 
-
-# ------------------------------------------------------------------------------------------- annotation
 
 def annotate(bgr: np.ndarray, label: str, probability: float | None, note: str = "") -> np.ndarray:
     """Draw the current label and a confidence bar at the top of a BGR frame (in place; returned)."""
@@ -240,8 +196,6 @@ class AnnotatedWriter:
             self._writer.release()
 
 
-# --------------------------------------------------------------------------------------------------- run
-
 @dataclass
 class LiveSummary:
     frames: int = 0
@@ -275,11 +229,9 @@ def run_live(predictor: Predictor, source: str, *, stride: int = 0, smooth: int 
              on_prediction: Callable[[LivePrediction], None] | None = None) -> LiveSummary:
     """Run the sliding window over ``source`` until it ends (or ``max_frames``, a timeout, Ctrl-C).
 
-    ``on_prediction`` receives each LivePrediction (``time``: seconds into a file at its frame rate,
-    wall seconds since the first frame for a camera or stream). A timeout raises LiveError after
-    ``summary`` (the partial one, attribute of the error) is complete. A source that ends (or
-    ``max_frames``) before the first prediction is a LiveError saying why: no frame could be decoded,
-    or too few for one clip (``out`` is then removed).
+    ``on_prediction`` receives each LivePrediction (``time``: seconds into a file at its frame rate, else
+    since the first frame). A timeout raises LiveError carrying the partial ``summary``; a source that ends
+    before the first prediction is a LiveError saying why (``out`` is then removed).
     """
     window = SlidingWindow(predictor, stride=stride, smooth=smooth)
     reader = FrameReader(source, realtime=realtime, timeout=timeout, max_frames=max_frames,
@@ -318,8 +270,7 @@ def run_live(predictor: Predictor, source: str, *, stride: int = 0, smooth: int 
     finally:
         summary_end = time.perf_counter()
         reader.stop()
-        # wait for the reader to leave the decoder: a thread still inside OpenCV when the interpreter
-        # exits aborts the process (FFmpeg gives up on a stalled stream 2 s after --timeout)
+        # the reader must leave the decoder: a thread inside OpenCV at exit aborts the process (docs/design.md)
         reader.join(timeout=(timeout if timeout > 0 else 10.0) + 3.0)
         summary.seconds = summary_end - start if start is not None else 0.0
         summary.dropped = reader.dropped

@@ -1,15 +1,5 @@
-"""The light runtime: an exported ``model.onnx`` run by ONNX Runtime, without PyTorch.
-
-``OnnxPredictor.load("model.onnx")`` reads the model package description from the copy ``dualstream
-export`` stores in the file's metadata, or from the ``model.json`` beside the file (an export without
-that copy), and checks it with the same rules as every other package reader
-(``dualstream.inference.package``); where both exist they must agree. Weights (the graph's initializers)
-holding NaN or infinite values are refused, as the torch runtime refuses them. Inputs are built by
-``dualstream.inference.predict`` exactly as for the PyTorch runtime (OpenCV decoding and flow, numpy
-transforms), so both runtimes see the same arrays and agree to float32 rounding. Only OpenCV flow
-methods are available here: a model trained on the PyTorch TV-L1 or Brox flow needs the torch runtime.
-
-Needs ``onnxruntime`` and ``onnx`` (``pip install 'dualstream[onnx]'``); imports no torch.
+"""The light runtime: an exported ``model.onnx`` run by ONNX Runtime on the inputs ``predict`` builds, with
+OpenCV flow only. Needs ``onnxruntime`` and ``onnx`` (``pip install 'dualstream[onnx]'``); imports no torch.
 """
 
 from __future__ import annotations
@@ -19,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..flow import TORCH_METHODS, resolve_method
-from .package import (MAX_JSON_BYTES, METADATA_KEY, MODEL_JSON, ModelPackageError, check_file,
-                      parse_model_json, shown)
+from ..flow import TORCH_METHODS
+from ..text import one_line
+from .package import METADATA_KEY, MODEL_JSON, ModelPackageError, parse_model_json, read_spec_file, shown
 from .predict import Predictor
 
 
@@ -34,7 +24,8 @@ def _needs(module: str, path: Path):
         raise ModelPackageError(f"{path}: the onnx runtime needs {module}: pip install 'dualstream[onnx]'") from None
 
 
-def _session(path: Path, threads: int):
+def onnx_session(path: Path, threads: int = 0):
+    """An ONNX Runtime session of ``path`` on the CPU; a ModelPackageError when it cannot be made."""
     ort = _needs("onnxruntime", path)
     if not path.is_file():
         raise ModelPackageError(f"{path}: not found (expected an ONNX file written by dualstream export)")
@@ -51,8 +42,8 @@ def _session(path: Path, threads: int):
 
 
 def check_weights(path: Path) -> None:
-    """Refuse an ONNX file whose weights (initializers of its graph) hold NaN or infinite values: such a
-    model answers NaN for every video. What the torch runtime checks of a model.safetensors, here."""
+    """Refuse an ONNX file whose weights (its graph's initializers) hold NaN or infinite values, as the
+    torch runtime refuses such a model.safetensors."""
     onnx = _needs("onnx", path)
     from onnx import numpy_helper
 
@@ -67,7 +58,7 @@ def check_weights(path: Path) -> None:
     except ModelPackageError:
         raise
     except Exception as exc:  # protobuf's DecodeError, a missing external data file, an unknown dtype, ...
-        raise ModelPackageError(f"{path}: its weights cannot be read ({' '.join(str(exc).split())[:160]})") from None
+        raise ModelPackageError(f"{path}: its weights cannot be read ({one_line(exc, 160)})") from None
 
 
 class OnnxPredictor(Predictor):
@@ -78,10 +69,9 @@ class OnnxPredictor(Predictor):
     def __init__(self, session, spec: dict, *, where: str | os.PathLike = "model.onnx"):
         super().__init__(spec, where=where)
         self.session = session
-        method = resolve_method(self.input.flow_method)
-        if method in TORCH_METHODS:
-            raise ModelPackageError(f"{where}: the model was trained on the PyTorch {method} flow, which the onnx "
-                                    "runtime cannot compute; use --runtime torch with its run folder")
+        if self.flow_method in TORCH_METHODS:
+            raise ModelPackageError(f"{where}: the model was trained on the PyTorch {self.flow_method} flow, which "
+                                    "the onnx runtime cannot compute; use --runtime torch with its run folder")
         self.inputs = [i.name for i in session.get_inputs()]  # a single-stream baseline keeps only its input
         t, s = self.input.frames, self.input.input_size
         for i in session.get_inputs():
@@ -98,9 +88,9 @@ class OnnxPredictor(Predictor):
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, threads: int = 0) -> "OnnxPredictor":
-        """Open ``path`` (.onnx) with the model.json in its metadata (or the one beside it, which must agree)."""
+        """Open ``path`` (.onnx) with the model.json in its metadata or beside it; where both exist they must agree."""
         path = Path(path)
-        session = _session(path, threads)
+        session = onnx_session(path, threads)
         check_weights(path)
         text = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         embedded = None if text is None else parse_model_json(text, f"{path} (metadata {METADATA_KEY})")
@@ -110,8 +100,7 @@ class OnnxPredictor(Predictor):
                 raise ModelPackageError(f"{path}: no {MODEL_JSON} beside it and none in its metadata "
                                         "(export it with dualstream export, or copy the run's model.json next to it)")
             return cls(session, embedded, where=path)
-        check_file(spec_path, max_bytes=MAX_JSON_BYTES)
-        spec = parse_model_json(spec_path.read_bytes(), spec_path)
+        spec = read_spec_file(spec_path)
         predictor = cls(session, spec, where=path)  # the input shapes first: the most specific message
         differ = [] if embedded is None else [k for k in {**embedded, **spec} if spec.get(k) != embedded.get(k)]
         if differ:  # classes, interval, flow_bound, ...: the answers would change without a word

@@ -1,19 +1,8 @@
-"""What a model package is, and its checks that need no torch: ``model.json`` and the safetensors header.
+"""The model package: a folder with ``model.json`` (schema ``MODEL_SPEC_KEYS``) and ``model.safetensors``.
 
-A model package is a folder (a run folder is one) holding
-
-* ``model.json``: a JSON object, the schema below (``MODEL_SPEC_KEYS``): the architecture and its
-  arguments, the class names and how inputs are built from a video;
-* ``model.safetensors``: the weights, one tensor per entry of the model's ``state_dict``.
-
-Every command that loads a package (``predict``, ``serve``, ``export``, ``evaluate``,
-``dualstream.load_model``) goes through ``locate_package`` and ``read_model_json`` here, and the
-weights through ``load_model``, which adds what needs torch (the shapes the
-architecture expects, NaN/inf). Each problem is one ``ModelPackageError`` line naming the file.
-
-This module imports neither torch nor safetensors at import time (``load_model`` and
-``read_weights`` import them when called), so that a light runtime (ONNX) can check a
-``model.json`` (or the copy an exported file carries) with the same rules.
+Every loader goes through ``read_model_json`` and ``load_model``; each problem is one ``ModelPackageError``
+line naming the file. torch and safetensors are imported only when weights are read, so the ONNX runtime
+checks a model.json (or the copy an export carries) with the same rules.
 """
 
 from __future__ import annotations
@@ -24,14 +13,13 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..data.sampling import SAMPLINGS
 from ..flow.quantize import BOUND_RANGE
 from ..text import cut, one_line
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
-
-from ..data.sampling import SAMPLINGS
 
 MODEL_JSON = "model.json"
 MODEL_WEIGHTS = "model.safetensors"
@@ -48,7 +36,7 @@ class ModelPackageError(ValueError):
     """A model package that cannot be used; the message is one line naming the file and the problem."""
 
 
-# key -> (JSON type(s) accepted, required, check of the value or None). ``int`` excludes bool.
+# key -> (JSON type accepted, required); a bool is not an integer or a number here.
 _INT, _NUM, _STR, _LIST, _OBJ = "an integer", "a number", "a string", "a list", "an object"
 MODEL_SPEC_KEYS: dict[str, tuple[str, bool]] = {
     "name": (_STR, True),          # a registered architecture (``dualstream models``)
@@ -67,20 +55,16 @@ MODEL_SPEC_KEYS: dict[str, tuple[str, bool]] = {
     "split": (_INT, False),        # the split trained on
     "normalisation": (_OBJ, False),  # a description of the input normalisation
 }
-#: Every number in a model.json is finite (JSON has no NaN; ``NaN``, ``Infinity`` and ``1e400`` are refused when
-#: parsed) and within these bounds. ``flow_bound`` scales float32 inputs: far outside its range (1e-320, 1e308)
-#: the quantisation and normalisation overflow and every probability is NaN.
+#: Every number is finite (``NaN``, ``Infinity``, ``1e400`` are refused when parsed) and within these bounds;
+#: far outside its range ``flow_bound`` overflows float32 and every probability is NaN.
 _RANGES = {"frames": (1, 1024), "input_size": (8, 4096), "interval": (1, 10_000), "short_side": (0, 16_384),
            "eval_clips": (1, 10_000), "split": (1, 100), "window": (2, 100_000), "flow_bound": BOUND_RANGE}
 MAX_OFFSET = 1_000_000
 
 
 def _type_ok(value, kind: str) -> bool:
-    if kind == _INT:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == _NUM:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return isinstance(value, {_STR: str, _LIST: list, _OBJ: dict}[kind])
+    types = {_INT: int, _NUM: (int, float), _STR: str, _LIST: list, _OBJ: dict}[kind]
+    return isinstance(value, types) and not isinstance(value, bool)
 
 
 def shown(value) -> str:
@@ -89,11 +73,8 @@ def shown(value) -> str:
 
 
 def validate_model_spec(spec, where: str | os.PathLike, *, architectures: list[str] | None = None) -> dict:
-    """Check a parsed ``model.json`` against the schema; returns it, or raises ModelPackageError.
-
-    ``where`` names the file in the message. ``architectures``, when given, are the names the
-    ``name`` key may take (the model registry's; a runtime that does not build the model passes None).
-    """
+    """Check a parsed ``model.json`` against the schema (``name`` among ``architectures`` when given); returns
+    it, or raises ModelPackageError naming ``where``."""
     def bad(problem: str) -> ModelPackageError:
         return ModelPackageError(f"{where}: {problem}")
 
@@ -186,7 +167,7 @@ def check_file(path: Path, *, max_bytes: int | None = None) -> int:
     return size
 
 
-def locate_package(path: str | os.PathLike, *, command: str = "this command") -> Path:
+def locate_package(path: str | os.PathLike) -> Path:
     """The package folder that ``path`` names: the folder itself, or the folder of its model.json or
     model.safetensors. Any other file (an ONNX export, a checkpoint, a video) is a ModelPackageError."""
     p = Path(path)
@@ -198,35 +179,36 @@ def locate_package(path: str | os.PathLike, *, command: str = "this command") ->
         return p.parent
     kind = {".onnx": "an ONNX file", ".pt": "a TorchScript or torch.save file", ".pth": "a torch.save file",
             ".safetensors": "a weights file without its model.json"}.get(p.suffix.lower(), "a file")
-    raise ModelPackageError(f"{p}: {kind}; {command} needs {PACKAGE_HINT}")
+    raise ModelPackageError(f"{p}: {kind}; this command needs {PACKAGE_HINT}")
 
 
-def read_model_json(path: str | os.PathLike, *, architectures: list[str] | None = None,
-                    command: str = "this command") -> tuple[Path, dict]:
+def read_model_json(path: str | os.PathLike, *, architectures: list[str] | None = None) -> tuple[Path, dict]:
     """(package folder, validated spec) for a package folder, run folder or its model.json."""
-    folder = locate_package(path, command=command)
-    spec_path = folder / MODEL_JSON
-    if not spec_path.exists():
+    folder = locate_package(path)
+    if not (folder / MODEL_JSON).exists():
         raise ModelPackageError(f"{folder}: no {MODEL_JSON} (not a trained run or model package)")
-    check_file(spec_path, max_bytes=MAX_JSON_BYTES)
+    return folder, read_spec_file(folder / MODEL_JSON, architectures=architectures)
+
+
+def read_spec_file(path: Path, *, architectures: list[str] | None = None) -> dict:
+    """The validated spec in the model.json file ``path``."""
+    check_file(path, max_bytes=MAX_JSON_BYTES)
     try:
-        data = spec_path.read_bytes()
+        data = path.read_bytes()
     except OSError as exc:
-        raise ModelPackageError(f"{spec_path}: cannot be read ({exc.strerror or exc})") from None
-    return folder, parse_model_json(data, spec_path, architectures=architectures)
+        raise ModelPackageError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    return parse_model_json(data, path, architectures=architectures)
 
 
 _SAFETENSORS_DTYPES = {"BOOL", "U8", "I8", "I16", "U16", "I32", "U32", "I64", "U64", "F16", "BF16", "F32", "F64",
                        "F8_E4M3", "F8_E5M2", "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2", "C64"}
+_FLOAT_DTYPES = {d for d in _SAFETENSORS_DTYPES if d.startswith(("F", "BF"))}
 
 
 def safetensors_header(path: str | os.PathLike, *, error: type[ValueError] = ModelPackageError
                        ) -> dict[str, tuple[str, tuple[int, ...]]]:
-    """Tensor name -> (dtype, shape) from a safetensors file's header, after checking the file is one
-    and is complete (each tensor's bytes inside the file). Nothing is unpickled or loaded.
-
-    A pickle or a ``torch.save`` zip where safetensors is expected is named as such and refused.
-    """
+    """Tensor name -> (dtype, shape) from a safetensors file's header, after checking the file is one and is
+    complete. Nothing is unpickled or loaded: a pickle or a ``torch.save`` zip is named and refused."""
     path = Path(path)
     try:
         size = check_file(path)
@@ -241,7 +223,7 @@ def safetensors_header(path: str | os.PathLike, *, error: type[ValueError] = Mod
         n = int.from_bytes(head, "little") if len(head) == 8 else -1
         raw = fh.read(n) if 2 <= n <= min(size - 8, MAX_HEADER_BYTES) else b""
     try:
-        header = json.loads(raw.decode("utf-8")) if raw[:1] == b"{" else None
+        header = json.loads(raw.decode("utf-8")) if raw[:1] == b"{" else None  # an object, when it parses
     except (UnicodeDecodeError, ValueError, RecursionError):
         header = None
     if header is None:  # not safetensors: say what it is, when that is recognisable
@@ -254,8 +236,6 @@ def safetensors_header(path: str | os.PathLike, *, error: type[ValueError] = Mod
         if len(head) < 8:
             raise bad(f"truncated ({size} bytes; a safetensors file starts with an 8-byte header length)")
         raise bad("not a safetensors file (no valid header)")
-    if not isinstance(header, dict):
-        raise bad("not a safetensors file (its header is not a JSON object)")
     tensors: dict[str, tuple[str, tuple[int, ...]]] = {}
     data_bytes = size - 8 - n
     for name, info in header.items():
@@ -277,17 +257,11 @@ def safetensors_header(path: str | os.PathLike, *, error: type[ValueError] = Mod
     return tensors
 
 
-def load_model(path: str | Path, *, device: "str | torch.device" = "cpu", command: str = "this command"
-               ) -> tuple[nn.Module, dict]:
-    """A ready model (eval mode) and its spec from a run folder or model package.
-
-    Everything is checked before use (see ``dualstream.inference.package``): model.json against its
-    schema, the weights file for being complete safetensors whose tensors fit the architecture,
-    with finite values. Any problem is one ModelPackageError line naming the file.
-    """
+def load_model(path: str | Path, *, device: "str | torch.device" = "cpu") -> tuple[nn.Module, dict]:
+    """A ready model (eval mode) and its spec from a run folder or model package, every file checked first."""
     from ..models import create_model, list_models
 
-    folder, spec = read_model_json(path, architectures=list_models(), command=command)
+    folder, spec = read_model_json(path, architectures=list_models())
     weights = folder / MODEL_WEIGHTS
     what = f"{spec['name']} with the {len(spec['classes'])} classes of {MODEL_JSON}"
     try:
@@ -300,19 +274,12 @@ def load_model(path: str | Path, *, device: "str | torch.device" = "cpu", comman
     return model.to(device).eval(), spec
 
 
-_FLOAT_DTYPES = {"F16", "BF16", "F32", "F64", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2"}
-
-
 def read_weights(path: Path, model: nn.Module, *, what: str = "this model",
                  error: type[ValueError] = ModelPackageError, mismatch: type[ValueError] | None = None
                  ) -> dict[str, torch.Tensor]:
-    """The tensors of the safetensors file ``path``, checked to load into ``model`` strictly.
-
-    In order: the file is complete safetensors (a pickle or zip is named and refused, never
-    unpickled), its tensor names, shapes and kinds (float or not) are the model's (from the header,
-    before any tensor is read), and every floating tensor is finite. Raises ``error`` in one line
-    (``mismatch``, when given, for weights that are intact but of another architecture).
-    """
+    """The tensors of the safetensors file ``path``, checked to load into ``model`` strictly: complete
+    safetensors, the model's names, shapes and kinds (from the header, before any tensor is read), all finite.
+    Raises ``error`` in one line (``mismatch``, when given, for intact weights of another architecture)."""
     import torch
     from safetensors import SafetensorError
     from safetensors.torch import load_file

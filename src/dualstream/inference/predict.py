@@ -1,25 +1,8 @@
-"""Predict the action in a video with a trained model package, building inputs exactly as training did.
-
-Training reads clips from the prepared cache; prediction rebuilds the same inputs straight from the
-video, with the same functions:
-
-* frames are decoded (only as far as the clips need), and their short side is resized as
-  ``dualstream prepare`` did (``prepare.resize_short_side``);
-* the clips are the evaluation clips: ``eval_positions(sampling, interval, clips)`` positions, each
-  turned into frame numbers by ``view_indices`` with the video's frame count (a short video shrinks
-  the interval, as in training; a ``spread`` model spreads its frames over the whole video, which is
-  then read to the end);
-* optical flow is computed only for the pairs (i, i + 1) the clips use, on the resized gray frames,
-  then quantised to uint8 with the model's flow bound, as the cache stores it; the JPEG compression
-  of the cached RGB and flow images is not reproduced (a difference of JPEG noise only);
-* the centre crop is cut by ``data.clips.cut_clip``, the function the training loader workers run.
-
-Frame rate is not resampled (training did not either). The clip softmax outputs are averaged.
-
-Two runtimes run the network on those inputs: PyTorch (``TorchPredictor``, a run folder's
-``model.safetensors``) and ONNX Runtime (``dualstream.inference.onnx_runtime.OnnxPredictor``, an exported
-``model.onnx``); ``runtime.load_predictor`` picks one. The inputs are numpy arrays built by the same code for
-both, and this module imports neither runtime itself: ``predict --model model.onnx`` never imports torch.
+"""Predict the action in a video, building the inputs from the video with training's functions: the
+evaluation clips (``eval_positions``, ``view_indices``), prepare's resize, flow quantised as the cache
+stores it, the workers' ``cut_arrays``; the clips' softmax is averaged (docs/design.md, "inference").
+The inputs are numpy arrays for either runtime (``TorchPredictor``, ``onnx_runtime.OnnxPredictor``); this
+module imports neither, so ``predict --model model.onnx`` never imports torch.
 """
 
 from __future__ import annotations
@@ -45,12 +28,9 @@ DEFAULT_CLIPS = 5
 
 @dataclass
 class Clips:
-    """The network inputs of one video and what they were cut from (kept for explanations).
-
-    rgb (K, 3T, S, S) and flow (K, 2T, S, S), float32 numpy arrays as in training; ``indices`` holds
-    each clip's 1-based frame numbers; ``frames`` (T, H, W, 3) uint8 and ``flow_px`` (T, 2, H, W) are the resized frames
-    and dequantised flow of the first clip, ``crop`` its centre crop.
-    """
+    """The inputs of one video: rgb (K, 3T, S, S) and flow (K, 2T, S, S) float32, each clip's 1-based frame
+    ``indices``; for explanations the first clip's resized ``frames`` (T, H, W, 3) uint8, its dequantised
+    ``flow_px`` (T, 2, H, W) and its centre ``crop``."""
 
     rgb: np.ndarray
     flow: np.ndarray
@@ -72,7 +52,6 @@ class Prediction:
     attention: np.ndarray | None = field(default=None, repr=False)
 
     def top(self, k: int = 5) -> list[tuple[str, float]]:
-        """The ``k`` most probable classes as (name, probability), most probable first."""
         return top_k(self.probabilities, self.classes, k)
 
     def to_dict(self, k: int = 5) -> dict:
@@ -91,13 +70,10 @@ def top_dicts(top: list[tuple[str, float]]) -> list[dict]:
 
 
 def _read_frames(path: str | os.PathLike, need: int | None, short_side: int,
-                 limits: FrameLimits | None = None) -> tuple[list[np.ndarray], bool]:
-    """The first ``need`` frames (None: all), short side resized; also whether the video ended before ``need``.
-
-    Each frame is checked against ``limits`` (default ``FrameLimits()``) before it is resized.
-    """
+                 limits: FrameLimits) -> tuple[list[np.ndarray], bool]:
+    """The first ``need`` frames (None: all), checked against ``limits`` and then resized; also whether the
+    video ended before ``need``."""
     frames: list[np.ndarray] = []
-    limits = FrameLimits() if limits is None else limits
     with closing(iter_frames(path, limits=limits)) as stream:  # closing releases the decoder when we stop early
         for rgb in stream:
             frames.append(resize_short_side(rgb, short_side))
@@ -116,24 +92,18 @@ def flow_pairs(prev: np.ndarray, nxt: np.ndarray, spec: ClipSpec, *, device: str
 def build_clips(video: str | os.PathLike, spec: ClipSpec, *, clips: int = DEFAULT_CLIPS,
                 indices: list[list[int]] | None = None, flow_device: str = "cpu",
                 timings: dict[str, float] | None = None, limits: FrameLimits | None = None) -> Clips:
-    """Decode ``video`` and build the inputs of ``clips`` evaluation clips (see the module docstring).
-
-    Decoding stops at the last frame the clips need; only a video shorter than that is read to the
-    end, and its clips then follow the short-video rule of ``clip_indices``. ``indices`` (1-based
-    frame numbers of each clip, each with a following frame for its flow) replaces the evaluation
-    clips, e.g. to rebuild the windows ``dualstream live`` saw. ``timings``, when given, receives
-    the seconds spent in ``decode`` (with resize), ``flow`` and ``transform``.
-    Frames over ``limits`` (size, aspect ratio; default ``FrameLimits()``) are a VideoReadError.
-    """
+    """Decode ``video`` as far as its ``clips`` evaluation clips need and build their inputs. ``indices``
+    (1-based frames of each clip, each followed by a frame for its flow) replaces the evaluation clips, e.g.
+    the windows ``live`` saw. ``timings`` receives the seconds of ``decode``, ``flow`` and ``transform``.
+    Frames over ``limits`` (default ``FrameLimits()``) are a VideoReadError."""
     t0 = time.perf_counter()
     if indices is None:
         positions = eval_positions(spec.sampling, interval=spec.interval, clips=clips)
-        # With at least ``need`` frames no clip is shortened, so the frame count does not matter;
-        # spread clips depend on the whole video's frame count.
+        # ``need`` frames shorten no clip; spread clips depend on the whole video's frame count
         need = None if spec.sampling == "spread" else int(max(positions)) + spec.span
     else:
         need = max(max(idx) for idx in indices) + 1
-    frames, ended = _read_frames(video, need, spec.short_side, limits)
+    frames, ended = _read_frames(video, need, spec.short_side, limits or FrameLimits())
     num_frames = len(frames) if ended else None
     if len(frames) < 2:
         raise VideoReadError(video, f"only {len(frames)} frame decoded; optical flow needs at least 2")
@@ -142,35 +112,21 @@ def build_clips(video: str | os.PathLike, spec: ClipSpec, *, clips: int = DEFAUL
                    for p in positions]
     elif len(frames) < need:
         raise VideoReadError(video, f"{len(frames)} frames decoded; the clips asked for need {need}")
-    timings = {} if timings is None else timings
-    timings["decode"] = time.perf_counter() - t0
-    return clips_from_frames(frames, indices, spec, flow_device=flow_device, num_frames=num_frames, timings=timings)
-
-
-def clips_from_frames(frames: list[np.ndarray], indices: list[list[int]], spec: ClipSpec, *,
-                      flow_device: str = "cpu", num_frames: int | None = None,
-                      timings: dict[str, float] | None = None) -> Clips:
-    """The inputs of the clips ``indices`` (1-based) of resized RGB ``frames``: flow for the pairs
-    (i, i + 1) they use, then the centre crop cut by ``cut_arrays`` (as the training workers cut)."""
     t1 = time.perf_counter()
-    pairs = sorted({i for idx in indices for i in idx})
+    pairs = sorted({i for idx in indices for i in idx})  # flow only for the pairs (i, i + 1) the clips use
     gray = {i: cv2.cvtColor(frames[i - 1], cv2.COLOR_RGB2GRAY) for i in {*pairs, *(p + 1 for p in pairs)}}
     q = flow_pairs(np.stack([gray[i] for i in pairs]), np.stack([gray[i + 1] for i in pairs]), spec,
                    device=flow_device)
     flow_of = dict(zip(pairs, q))
     t2 = time.perf_counter()
     crop = center_crop_params(*frames[0].shape[:2])
-    rgbs, flows = [], []
-    for idx in indices:
-        r, f = cut_arrays(np.stack([frames[i - 1] for i in idx]), np.stack([flow_of[i] for i in idx]), crop,
-                          size=spec.input_size)
-        rgbs.append(r)
-        flows.append(f)
+    cut = [cut_arrays(np.stack([frames[i - 1] for i in idx]), np.stack([flow_of[i] for i in idx]), crop,
+                      size=spec.input_size) for idx in indices]
     first = indices[0]
     if timings is not None:
-        timings.update(flow=t2 - t1, transform=time.perf_counter() - t2)
-    return Clips(rgb=np.stack(rgbs), flow=np.stack(flows), indices=indices, num_frames=num_frames,
-                 frames=np.stack([frames[i - 1] for i in first]),
+        timings.update(decode=t1 - t0, flow=t2 - t1, transform=time.perf_counter() - t2)
+    return Clips(rgb=np.stack([r for r, _ in cut]), flow=np.stack([f for _, f in cut]), indices=indices,
+                 num_frames=num_frames, frames=np.stack([frames[i - 1] for i in first]),
                  flow_px=dequantize_flow(np.stack([flow_of[i] for i in first]).transpose(0, 3, 1, 2), spec.flow_bound),
                  crop=crop)
 
@@ -186,27 +142,20 @@ def attention_layers(model) -> list:
 
 
 class Predictor:
-    """A model package ready to predict videos, on one runtime (``TorchPredictor``, ``OnnxPredictor``).
-
-    >>> p = load_predictor("runs/demo")                # doctest: +SKIP  (PyTorch; inference.runtime)
-    >>> p = load_predictor("model.onnx")               # doctest: +SKIP  (ONNX Runtime, no torch)
-    >>> p.predict("clip.mp4").top(5)                    # doctest: +SKIP
-
-    A runtime implements ``_probabilities(rgb, flow)``: the softmax (B, K) of a batch of clips.
-    ``where`` names the model in errors.
-    """
+    """A model package ready to predict videos (``runtime.load_predictor(path).predict("clip.mp4").top(5)``); a
+    runtime implements ``_probabilities(rgb, flow)``, the softmax (B, K) of a batch of clips."""
 
     runtime = ""
 
-    def __init__(self, spec: dict, *, limits: FrameLimits | None = None, where: str | os.PathLike = "the model"):
-        self.limits = limits or FrameLimits()  # bounds on decoded frames (serve sets tighter ones)
+    def __init__(self, spec: dict, *, where: str | os.PathLike = "the model"):
+        self.limits = FrameLimits()  # bounds on decoded frames (serve passes tighter ones to each call)
         self.where = str(where)
         self.spec = spec
         self.classes: list[str] = list(spec["classes"])
         self.input = ClipSpec.from_model_json(spec)
         self.flow_device = "cpu"
         try:
-            resolve_method(self.input.flow_method)
+            self.flow_method = resolve_method(self.input.flow_method)
         except ValueError as exc:  # a name recorded by import-rawframes that no solver here computes
             raise ModelPackageError(f"{MODEL_JSON}: flow_method {self.input.flow_method!r} "
                                     f"cannot be computed for prediction ({exc})") from None
@@ -229,52 +178,12 @@ class Predictor:
         return build_clips(video, self.input, clips=clips, indices=indices, flow_device=self.flow_device,
                            limits=limits or self.limits)
 
-    def run(self, clips: Clips, *, video: str = "", attention: bool = False) -> Prediction:
-        """Mean softmax over the clips (``attention``: only runtimes that can record it return it)."""
-        probs = self.probabilities(clips.rgb, clips.flow).mean(0)
-        return Prediction(video=video, classes=self.classes, probabilities=probs, clips=clips.rgb.shape[0])
-
-    def predict(self, video: str | os.PathLike, *, clips: int = DEFAULT_CLIPS) -> Prediction:
-        """Class probabilities of ``video`` averaged over ``clips`` centre-cropped clips."""
-        return self.run(self.clips(video, clips=clips), video=str(video))
-
-
-class TorchPredictor(Predictor):
-    """The PyTorch runtime: a loaded ``nn.Module`` (``dualstream.load_model``) on ``device``.
-
-    Only the PyTorch flow solvers (tvl1, brox) follow the model's device; OpenCV methods run on the CPU.
-    """
-
-    runtime = "torch"
-
-    def __init__(self, model, spec: dict, *, device: str = "cpu", limits: FrameLimits | None = None,
-                 where: str | os.PathLike = "the model"):
-        import torch
-
-        super().__init__(spec, limits=limits, where=where)
-        self.model = model.eval()
-        self.device = torch.device(device)
-        torch_flow = resolve_method(self.input.flow_method) in TORCH_METHODS
-        self.flow_device = str(self.device) if torch_flow else "cpu"
-
-    @classmethod
-    def load(cls, path: str | os.PathLike, *, device: str = "cpu") -> "TorchPredictor":
-        """Load the model package (``model.safetensors`` + ``model.json``) in ``path``."""
-        from .package import load_model
-
-        model, spec = load_model(path, device=device)
-        return cls(model, spec, device=device, where=path)
-
-    def _probabilities(self, rgb: np.ndarray, flow: np.ndarray) -> np.ndarray:
-        import torch
-
-        with torch.no_grad():
-            logits = self.model(torch.from_numpy(rgb).to(self.device), torch.from_numpy(flow).to(self.device))
-            return torch.softmax(logits.float(), dim=1).cpu().numpy()
+    def _attention_layers(self) -> list:
+        return []  # only the torch runtime can record the fusion attention
 
     def run(self, clips: Clips, *, video: str = "", attention: bool = False) -> Prediction:
         """Mean softmax over the clips; with ``attention`` also the first clip's fusion attention (N, N)."""
-        layers = attention_layers(self.model) if attention else []
+        layers = self._attention_layers() if attention else []
         for layer in layers:
             layer.record, layer.last_attention = True, None
         try:
@@ -287,6 +196,41 @@ class TorchPredictor(Predictor):
             att = np.mean([layer.last_attention[0].float().cpu().numpy() for layer in layers], axis=0)
         return Prediction(video=video, classes=self.classes, probabilities=probs, clips=clips.rgb.shape[0],
                           attention=att)
+
+    def predict(self, video: str | os.PathLike, *, clips: int = DEFAULT_CLIPS) -> Prediction:
+        """Class probabilities of ``video`` averaged over ``clips`` centre-cropped clips."""
+        return self.run(self.clips(video, clips=clips), video=str(video))
+
+
+class TorchPredictor(Predictor):
+    """The PyTorch runtime: a loaded ``nn.Module`` on ``device`` (where the torch flow solvers run too)."""
+
+    runtime = "torch"
+
+    def __init__(self, model, spec: dict, *, device: str = "cpu", where: str | os.PathLike = "the model"):
+        import torch
+
+        super().__init__(spec, where=where)
+        self.model = model.eval()
+        self.device = torch.device(device)
+        self.flow_device = str(self.device) if self.flow_method in TORCH_METHODS else "cpu"
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, device: str = "cpu") -> "TorchPredictor":
+        from .package import load_model
+
+        model, spec = load_model(path, device=device)
+        return cls(model, spec, device=device, where=path)
+
+    def _probabilities(self, rgb: np.ndarray, flow: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            logits = self.model(torch.from_numpy(rgb).to(self.device), torch.from_numpy(flow).to(self.device))
+            return torch.softmax(logits.float(), dim=1).cpu().numpy()
+
+    def _attention_layers(self) -> list:
+        return attention_layers(self.model)
 
 
 def format_top(pred: Prediction, k: int) -> str:

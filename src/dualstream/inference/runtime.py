@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .predict import Predictor
+from .predict import Predictor, TorchPredictor
 
 RUNTIMES = ("torch", "onnx")
 RUN_ONNX = "model.onnx"
@@ -13,10 +13,8 @@ RUN_ONNX = "model.onnx"
 
 def load_predictor(path: str | os.PathLike, *, runtime: str | None = None, device: str = "cpu",
                    threads: int = 0) -> Predictor:
-    """The predictor for ``path``: a run folder / model package (PyTorch) or an exported ``.onnx``
-    (ONNX Runtime, with the ``model.json`` beside it or embedded). ``runtime`` ("torch" or "onnx")
-    overrides the choice; "onnx" with a run folder uses its ``model.onnx`` (:func:`resolve_runtime`).
-    ``threads``: intra-op threads of the runtime (0: its default). Errors are one-line ValueErrors."""
+    """The predictor for ``path`` on the runtime ``resolve_runtime`` picks; ``threads``: the runtime's intra-op
+    threads (0: its default). Errors are one-line ValueErrors."""
     if threads < 0:
         raise ValueError("--threads must be >= 0 (0: the runtime's default)")
     runtime, target = resolve_runtime(path, runtime)
@@ -26,8 +24,6 @@ def load_predictor(path: str | os.PathLike, *, runtime: str | None = None, devic
         from .onnx_runtime import OnnxPredictor
 
         return OnnxPredictor.load(target, threads=threads)
-    from .predict import TorchPredictor
-
     if threads:
         import torch
 
@@ -36,13 +32,9 @@ def load_predictor(path: str | os.PathLike, *, runtime: str | None = None, devic
 
 
 def resolve_runtime(path: str | os.PathLike, runtime: str | None = None) -> tuple[str, Path]:
-    """(runtime, file or folder to load) for ``--model path [--runtime R]``.
-
-    A ``.onnx`` file runs on ONNX Runtime (``--runtime torch`` for it is an error: the weights are
-    in the run folder). A folder (or its model.json) runs on PyTorch, or with ``runtime="onnx"`` on
-    its ``model.onnx``; without ``runtime`` and without PyTorch installed, a folder holding a
-    ``model.onnx`` runs on ONNX Runtime. Errors are one-line ValueErrors.
-    """
+    """(runtime, file or folder to load) for ``--model path [--runtime R]``: a ``.onnx`` runs on ONNX Runtime;
+    a folder (or its model.json) on PyTorch, or on its ``model.onnx`` with ``runtime="onnx"`` or when
+    PyTorch is not installed. Errors are one-line ValueErrors."""
     if runtime is not None and runtime not in RUNTIMES:
         raise ValueError(f"--runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
     path = Path(path)
@@ -51,16 +43,15 @@ def resolve_runtime(path: str | os.PathLike, runtime: str | None = None) -> tupl
             raise ValueError(f"{path}: an ONNX file runs on the onnx runtime; for --runtime torch give the run folder")
         return "onnx", path
     folder = path.parent if path.is_file() else path
-    has_torch = _torch_installed()
+    onnx_file, has_torch = folder / RUN_ONNX, _torch_installed()
     if runtime is None:
-        runtime = "onnx" if not has_torch and (folder / RUN_ONNX).is_file() else "torch"
+        runtime = "onnx" if not has_torch and onnx_file.is_file() else "torch"
     if runtime == "torch" and not has_torch:
-        instead = ("use its model.onnx with --runtime onnx" if (folder / RUN_ONNX).is_file() else
+        instead = ("use its model.onnx with --runtime onnx" if onnx_file.is_file() else
                    "export the model to ONNX where torch is installed and pass the .onnx file")
         raise ValueError(f"{path}: the torch runtime needs PyTorch (pip install 'dualstream[torch]'); "
                          f"without it, {instead}")
     if runtime == "onnx":
-        onnx_file = folder / RUN_ONNX
         if not onnx_file.is_file():
             raise ValueError(f"{folder}: no {RUN_ONNX} for --runtime onnx; make it with "
                              f"dualstream export --model {folder} --format onnx --out {onnx_file}")
@@ -69,7 +60,6 @@ def resolve_runtime(path: str | os.PathLike, runtime: str | None = None) -> tupl
 
 
 def _torch_installed() -> bool:
-    """Whether PyTorch can be imported, without importing it."""
     import importlib.util
 
     try:

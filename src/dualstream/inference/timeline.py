@@ -1,14 +1,7 @@
-"""Which action happens when: the top class of every window of a long video, as JSON and as a chart.
-
-A window is one clip of the model (``frames`` frames at its ``interval``: ``(frames - 1) * interval + 1``
-consecutive frames; a ``spread`` model spreads them over its ``window``, the median length of its
-training videos); windows start every ``stride`` frames (default: one sampling step, ``ClipSpec.step``). They
-are computed with ``dualstream live``'s sliding window over the decoded file (one flow pair per
-frame), so each window's probabilities are those ``predict`` gives for the same frames, no smoothing.
-
-On the time axis a window stands for the stretch from half-way after its predecessor's centre to
-half-way before its successor's (the first from its own start, the last to its own end);
-consecutive windows with the same top class merge into one segment.
+"""Which action happens when: the top class of every window (one clip of the model, every ``stride`` frames,
+``live``'s sliding window without smoothing) of a long video, as JSON and as a chart. A window stands for
+the time from half-way after its predecessor's centre to half-way before its successor's (the first from
+its start, the last to its end); neighbours with the same top class merge into one segment.
 """
 
 from __future__ import annotations
@@ -17,6 +10,7 @@ import io
 import os
 from contextlib import closing
 from dataclasses import dataclass, field
+from itertools import groupby
 
 import numpy as np
 
@@ -67,17 +61,13 @@ class Timeline:
 
     def segments(self) -> list[dict]:
         """Runs of windows with the same top class: class, start, end (s), mean top probability, windows."""
-        out: list[dict] = []
-        for (start, end), w, top in zip(self.bands(), self.windows, self.top_index()):
-            p = float(w.probabilities[top])
-            if out and out[-1]["class"] == self.classes[top]:
-                seg = out[-1]
-                seg["end"] = end
-                seg["_p"].append(p)
-            else:
-                out.append({"class": self.classes[top], "start": start, "end": end, "_p": [p]})
-        return [{"class": s["class"], "start": round(s["start"], 3), "end": round(s["end"], 3),
-                 "probability": round(float(np.mean(s["_p"])), 4), "windows": len(s["_p"])} for s in out]
+        out = []
+        for top, run in groupby(zip(self.bands(), self.windows, self.top_index()), key=lambda r: r[2]):
+            run = list(run)
+            out.append({"class": self.classes[top], "start": round(run[0][0][0], 3), "end": round(run[-1][0][1], 3),
+                        "probability": round(float(np.mean([w.probabilities[top] for _, w, _ in run])), 4),
+                        "windows": len(run)})
+        return out
 
     def to_dict(self, k: int = 3) -> dict:
         windows = []
@@ -93,8 +83,7 @@ class Timeline:
 
 def predict_timeline(predictor: Predictor, video: str | os.PathLike, *, stride: int = 0,
                      progress: bool = False, limits: FrameLimits | None = None) -> Timeline:
-    """Decode ``video`` once and predict every window (see the module docstring), under ``limits``
-    (default ``predictor.limits``; a budget there bounds the whole video's work, window by window)."""
+    """Decode ``video`` once and predict every window, under ``limits`` (default ``predictor.limits``)."""
     info = video_info(video)  # VideoReadError for a file that is not a video
     fps = info["fps"] if info["fps"] > 0 else FALLBACK_FPS
     window = SlidingWindow(predictor, stride=stride, smooth=1)
@@ -132,9 +121,8 @@ def format_timeline(t: Timeline) -> str:
 
 
 def render_timeline(t: Timeline) -> bytes:
-    """The timeline chart as PNG bytes: the top class as coloured bands; below, the top class's
-    probability (a step per window, filled in its colour) and each class that is on top somewhere
-    as a thin line. No pyplot: safe in a server thread."""
+    """The chart as PNG bytes: the top class as coloured bands; below, the top class's probability (a step
+    per window, filled in its colour) and each class on top somewhere as a line. No pyplot: thread-safe."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
@@ -151,28 +139,23 @@ def render_timeline(t: Timeline) -> bytes:
     for seg in t.segments():
         colour = class_colour(t.classes.index(seg["class"]))
         ax_band.axvspan(seg["start"], seg["end"], color=colour, lw=0)
-        width = seg["end"] - seg["start"]
-        if width > duration * 0.07:  # the name inside the band when it fits
+        if seg["end"] - seg["start"] > duration * 0.07:  # the name inside the band when it fits
             ax_band.text((seg["start"] + seg["end"]) / 2, 0.5, seg["class"], ha="center", va="center",
                          fontsize=9, color="white", fontweight="bold", clip_on=True)
-    ax_band.set_yticks([])
-    ax_band.set_ylim(0, 1)
+    ax_band.set(yticks=[], ylim=(0, 1))
     ax_band.set_ylabel("top class", rotation=0, ha="right", va="center", fontsize=9)
     ax_band.tick_params(labelbottom=False)
     shown = sorted(set(top.tolist()))
     centres = np.array([t.centre(w) for w in t.windows])
     probs = np.stack([w.probabilities for w in t.windows])
-    # the top class's probability over each window's stretch, filled in that class's colour ...
     for (start, end), w, c in zip(bands, t.windows, top):
         ax_conf.fill_between([start, end], 0, [w.probabilities[c]] * 2, color=class_colour(c), alpha=0.35, lw=0)
     edges = [b[0] for b in bands] + [bands[-1][1]]
     step = [float(w.probabilities[c]) for w, c in zip(t.windows, top)]
     ax_conf.stairs(step, edges, baseline=None, color="#222222", lw=1.4)
-    # ... and every class that is on top somewhere, as a thin line through the window centres
     for i in shown:
         ax_conf.plot(centres, probs[:, i], color=class_colour(i), lw=1.0, alpha=0.9)
-    ax_conf.set_ylim(0, 1.02)
-    ax_conf.set_xlim(0, duration)
+    ax_conf.set(ylim=(0, 1.02), xlim=(0, duration))
     ax_conf.set_ylabel("probability", fontsize=9)
     ax_conf.set_xlabel("time (s)", fontsize=9)
     ax_conf.grid(axis="y", alpha=0.3)

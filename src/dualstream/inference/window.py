@@ -34,11 +34,8 @@ class LivePrediction:
 
 
 class SlidingWindow:
-    """The model's clip over the newest frames, one flow pair per new frame.
-
-    ``push(rgb)`` takes a decoded uint8 RGB frame (any size: it is resized as ``predict`` does) and
-    returns a LivePrediction when this frame completes a window due for prediction, else None.
-    """
+    """``push(rgb)`` takes a decoded uint8 RGB frame (any size: resized as ``predict`` does) and returns a
+    LivePrediction when it completes a window due for prediction (every ``stride`` frames), else None."""
 
     def __init__(self, predictor: Predictor, *, stride: int = 0, smooth: int = 1):
         spec = predictor.input
@@ -55,8 +52,7 @@ class SlidingWindow:
         self._prev_gray: np.ndarray | None = None
         self._crop: CropParams | None = None
         self._size: tuple[int, int] | None = None
-        self._rgb: deque[np.ndarray] = deque(maxlen=self.spec.span)  # per-frame network inputs, oldest first
-        self._flow: deque[np.ndarray] = deque(maxlen=self.spec.span)
+        self._inputs: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=self.spec.span)  # (rgb, flow), oldest first
         self._first = self.frames  # first frame of the current run of equally sized frames
         self.history.clear()
 
@@ -71,16 +67,14 @@ class SlidingWindow:
         gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
         if self._prev is not None:
             flow = flow_pairs(self._prev_gray[None], gray[None], self.spec)  # (1, H, W, 2) uint8
-            r, f = cut_arrays(self._prev[None], flow, self._crop, size=self.spec.input_size)
-            self._rgb.append(r)
-            self._flow.append(f)
+            self._inputs.append(cut_arrays(self._prev[None], flow, self._crop, size=self.spec.input_size))
         self._prev, self._prev_gray = frame, gray
         span, where = self.spec.span, self.spec.window_indices()
         complete = self.frames - self._first  # frames of this run that have their flow
         if complete < span or (complete - span) % self.stride:
             return None
-        rgb_in = np.concatenate([self._rgb[i - 1] for i in where])[None]
-        flow_in = np.concatenate([self._flow[i - 1] for i in where])[None]
+        rgb_in = np.concatenate([self._inputs[i - 1][0] for i in where])[None]
+        flow_in = np.concatenate([self._inputs[i - 1][1] for i in where])[None]
         clip = self.predictor.probabilities(rgb_in, flow_in)[0]
         self.history.append(clip)
         probs = np.mean(self.history, axis=0)

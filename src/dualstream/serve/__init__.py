@@ -1,26 +1,14 @@
-"""Web demo: upload a video, see the top-5 as a bar chart and the explanation image.
+"""Web demo: upload a video, see the top-5 as a bar chart, the explanation image and the timeline.
 
-``create_app`` builds a FastAPI app around one model package:
+* ``GET /``: the page; ``GET /api/model``: the model's name, classes and input spec;
+* ``POST /api/predict`` (multipart field ``file``; query ``explain`` (true), ``topk`` (5), ``timeline``
+  (false)): ``{"video", "clips", "top": [{"class", "probability"}], "explanation": "data:image/png;base64,..."
+  | null, "timeline": predict --timeline --json's | null, "timeline_note"}``.
 
-* ``GET /``: the page (``static/index.html``);
-* ``GET /api/model``: the model's name, classes and input spec;
-* ``POST /api/predict`` (multipart field ``file``; query ``explain``, default true, ``topk``,
-  default 5, and ``timeline``, default false): ``{"video", "clips", "top": [{"class", "probability"}],
-  "explanation": "data:image/png;base64,..." | null, "timeline": {...} | null}``, the timeline being
-  ``dualstream predict --timeline --json``'s (segments, windows, class colours).
-
-Bad uploads get a 4xx answer whose JSON ``detail`` says what is wrong: 413 for more than the server
-does for one request, that is an upload over the size limit (counted on the bytes received, see
-``guard``) or a video over the request's ``DecodeBudget`` (frames decoded, pixels decoded, seconds;
-counted while decoding, which stops there); 415 for a file that is not a video; 422 for a video
-that cannot be used: not decodable, too short, or with frames over the size or aspect-ratio limits
-(checked before any frame is resized). One video is predicted at a time; a request that finds the
-model busy gets 503 at once, with ``Retry-After`` the seconds left of the running request's budget.
-``guard.Guard`` also bounds the uploads in flight (503), refuses requests for other host names (400)
-and from pages of other sites (403), times out slow clients (408) and adds security headers; the
-API docs (``/docs``, ``/redoc``, ``/openapi.json``) exist only with ``docs=True``. Nothing of a
-request outlives it, so the server goes on serving. A model that answers NaN
-(``Predictor.probabilities``) gets a 500 saying so, never a 200.
+A bad upload gets a 4xx whose JSON ``detail`` says what is wrong (README "Using a trained model"): 413 over
+the size limit or the request's ``DecodeBudget``, 415 not a video, 422 a video that cannot be used, 503 while
+another video is predicted (``Retry-After``: the seconds left of its budget); ``guard`` adds the rest. A
+model that answers NaN gets a 500, never a 200.
 """
 
 from __future__ import annotations
@@ -65,10 +53,8 @@ def create_app(model: str | os.PathLike | Predictor, *, max_upload_mb: float = D
                runtime: str | None = None) -> FastAPI:
     """The web demo app for a model package path or exported .onnx (or a loaded Predictor).
 
-    ``allowed_hosts``: the Host names answered (default: localhost, 127.0.0.1, ::1; ``"*"``: any);
-    ``timeout_s``: the longest pause in an upload's body; ``budget``: the limits of each request's
-    ``DecodeBudget`` (restarted when its prediction starts); ``max_uploads``: prediction requests in
-    flight at once; ``runtime``: see ``inference.runtime.load_predictor``.
+    ``allowed_hosts``: the Host names answered besides the localhost names (``"*"``: any); ``timeout_s``:
+    the longest pause in an upload's body; ``budget``: each request's, restarted when its prediction starts.
     """
     predictor = model if isinstance(model, Predictor) else load_predictor(model, runtime=runtime)
     max_bytes = int(max_upload_mb * 2**20)
@@ -86,9 +72,9 @@ def create_app(model: str | os.PathLike | Predictor, *, max_upload_mb: float = D
     def model_info() -> dict:
         spec = predictor.spec
         return {"name": spec["name"], "classes": predictor.classes, "frames": spec["frames"],
-                "interval": spec.get("interval"), "sampling": predictor.input.sampling, "input_size": spec["input_size"],
-                "flow_method": predictor.input.flow_method, "runtime": predictor.runtime,
-                "max_upload_mb": max_upload_mb}
+                "interval": spec.get("interval"), "sampling": predictor.input.sampling,
+                "input_size": spec["input_size"], "flow_method": predictor.input.flow_method,
+                "runtime": predictor.runtime, "max_upload_mb": max_upload_mb}
 
     def run(path: str, name: str, explain: bool, topk: int, timeline: bool) -> dict:
         if not busy.acquire(blocking=False):
@@ -157,22 +143,15 @@ def create_app(model: str | os.PathLike | Predictor, *, max_upload_mb: float = D
 
 
 def serve(model: str | os.PathLike | Predictor, *, host: str = "127.0.0.1", port: int = 8000,
-          max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, clips: int = DEFAULT_CLIPS, docs: bool = False,
-          allowed_hosts: list[str] | None = None, frame_limits: FrameLimits = DEFAULT_FRAME_LIMITS,
-          timeout_s: float = DEFAULT_TIMEOUT_S, budget: DecodeBudget = DEFAULT_BUDGET,
-          max_uploads: int = DEFAULT_MAX_UPLOADS, max_connections: int = 64, runtime: str | None = None) -> None:
-    """Run the web demo with uvicorn until interrupted.
-
-    The Host names answered are the localhost names, ``host`` (unless a wildcard address) and
-    ``allowed_hosts``; request headers must arrive within ``timeout_s``, at most ``max_connections``
-    are open at once (at the limit a new connection closes the one that has waited longest for its
-    request headers; 503 when every connection has a request).
-    """
+          allowed_hosts: list[str] | None = None, timeout_s: float = DEFAULT_TIMEOUT_S, max_connections: int = 64,
+          **options) -> None:
+    """Run ``create_app(model, **options)`` with uvicorn until interrupted, answering ``host`` too; request
+    headers must arrive within ``timeout_s``; at ``max_connections`` open a new connection closes the one that
+    has waited longest for its request headers (503 when every connection has a request)."""
     import uvicorn
 
-    app = create_app(model, max_upload_mb=max_upload_mb, clips=clips, docs=docs, frame_limits=frame_limits,
-                     allowed_hosts=allowed_host_names(host, allowed_hosts or []), timeout_s=timeout_s,
-                     budget=budget, max_uploads=max_uploads, runtime=runtime)
+    app = create_app(model, allowed_hosts=allowed_host_names(host, allowed_hosts or []), timeout_s=timeout_s,
+                     **options)
     protocol = type("Protocol", (SlowClientProtocol,), {"header_timeout": timeout_s})
     uvicorn.run(app, host=host, port=port, log_level="info", http=protocol, limit_concurrency=max_connections,
                 timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024)

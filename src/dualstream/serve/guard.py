@@ -1,28 +1,10 @@
-"""What keeps ``serve`` safe to run while a browser may visit other sites: it is a local tool that any
-web page can send requests to (the browser lets it POST a form to 127.0.0.1 and, after a DNS
-rebinding, read the answers). ``Guard`` is one ASGI middleware in front of the whole app:
-
-* Host allow-list: a request whose ``Host`` is not a name of this server (localhost, 127.0.0.1,
-  ::1, the bound address and ``--allow-host`` names) is answered 400, so a rebinding page
-  (Host: attacker.example) reads nothing;
-* Origin check: a request that a page of another origin sends (``Origin`` not an allowed host) is
-  answered 403 before it reaches the app, so no page can make the server work;
-* request bodies: bytes are counted as they arrive, whatever the transfer encoding (a declared
-  ``Content-Length`` over the limit is answered 413 at once; a chunked or lying body is cut off
-  with 413 once the bytes received pass the limit, within one read of the server); a body whose
-  next bytes take longer than ``idle_timeout`` seconds, or which is not complete within
-  ``body_timeout``, is answered 408; refusals close the connection;
-* uploads in flight: at most ``max_uploads`` requests to ``upload_path`` at once (from their
-  headers to their answer); the next is answered 503 with ``Retry-After`` before its body is read,
-  which bounds the memory and disk that uploads hold;
-* response headers: ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY``, a
-  Content-Security-Policy (the page's own inline scripts by hash, nothing from elsewhere),
-  ``Referrer-Policy: no-referrer``, ``Cache-Control: no-store``.
-
-``SlowClientProtocol`` (uvicorn's h11 protocol with a deadline) closes a connection whose request
-headers are not complete within ``header_timeout`` seconds of its opening or of the previous
-answer, and, when a new connection arrives at the connection limit, the one that has waited longest
-for its headers, so slow clients can neither hold connections open nor lock others out.
+"""What keeps ``serve`` safe while a browser visits other sites: any web page can POST to 127.0.0.1 and,
+after a DNS rebinding, read the answers. ``Guard``, one ASGI middleware in front of the app, answers 400
+for a Host that is not a name of this server (a rebinding page reads nothing), 403 for an ``Origin`` of
+another site (no page can make the server work), 413 for a body over the limit (declared, or counted as it
+arrives whatever the encoding), 408 for a body that stalls or takes too long, 503 (``Retry-After``) past
+``max_uploads`` uploads in flight, before the body is read; refusals close the connection; every answer
+gets the security headers. ``SlowClientProtocol`` cuts off clients slow to send their request headers.
 """
 
 from __future__ import annotations
@@ -139,9 +121,8 @@ class Guard:
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
-            if scope["type"] == "websocket":
-                return  # no websockets here: refuse the upgrade by not accepting it
-            await self.app(scope, receive, send)
+            if scope["type"] != "websocket":  # no websockets here: refuse the upgrade by not accepting it
+                await self.app(scope, receive, send)
             return
         refusal = self._refusal(scope)
         if refusal is not None:
