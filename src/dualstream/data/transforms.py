@@ -1,11 +1,5 @@
-"""Paired RGB/flow clip transforms: one random crop and one flip drawn for both streams.
-
-A horizontal flip mirrors the flow field and negates flow-x (motion to the right becomes motion
-to the left). Resizing a crop by a factor also scales the flow displacements by that factor.
-
-Numpy and OpenCV only: the crops drawn here are cut by ``data.clips.cut_clip`` (workers, predict, live)
-or its batched device twin (``data.device``).
-"""
+"""Crops for both streams of a clip (one draw for RGB and flow), cut by ``data.clips.cut_clip`` or its device
+twin; a flip negates flow-x, a resize scales the flow by its factor. Numpy and OpenCV only."""
 
 from __future__ import annotations
 
