@@ -1,8 +1,6 @@
 """Augmentations against appearance shortcuts (docs/design.md): colour jitter, temporal jitter, modality
-dropout. Each is a *draw* (random parameters) and an *apply* (a pure function of a batch on any device).
-
-Shapes: RGB ``(B, 3T, H, W)`` (frame-major) or ``(B, T, 3, H, W)``; flow ``(B, 2T, H, W)``.
-"""
+dropout; each a *draw* (random parameters) and an *apply* (a pure function of a batch on any device).
+Shapes: RGB ``(B, 3T, H, W)`` (frame-major) or ``(B, T, 3, H, W)``; flow ``(B, 2T, H, W)``."""
 
 from __future__ import annotations
 
@@ -32,8 +30,7 @@ class ColourJitter:
 
 
 def draw_colour_jitter(rng: np.random.Generator, strength: float, batch: int = 1) -> ColourJitter:
-    """Factors uniform in ``[1 - strength, 1 + strength]`` (brightness, contrast, saturation) and per-channel
-    gains in ``[1 - strength / 2, 1 + strength / 2]``; strength 0 is the identity."""
+    """Factors uniform in ``1 +- strength`` (the gains ``1 +- strength / 2``); strength 0 is the identity."""
     if strength <= 0:
         return ColourJitter.identity(batch)
 
@@ -55,12 +52,9 @@ def _frames_last3(rgb: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
 
 def _jitter(x: torch.Tensor, params: ColourJitter, scale: torch.Tensor | None = None,
             shift: torch.Tensor | None = None) -> torch.Tensor:
-    """The jitter of ``(x * scale + shift)``, x (B, T, 3, H, W), as few passes over the pixels as it takes.
-
-    gains and brightness: ``y = x * g``; contrast c around the clip's mean grey m, then saturation s
-    towards each pixel's grey: ``s * (c * y + m (1 - c)) + (1 - s) * (c * grey(y) + m (1 - c))``,
-    i.e. ``a * y + b * grey(y) + d`` with ``a = s c``, ``b = (1 - s) c``, ``d = m (1 - c)`` per clip.
-    """
+    """The jitter of ``x * scale + shift``, x (B, T, 3, H, W), in few passes: with ``y = x * gains * brightness``,
+    contrast c around the clip's mean grey m then saturation s towards each pixel's grey give
+    ``s c y + (1 - s) c grey(y) + m (1 - c)``."""
     dev, dtype = x.device, x.dtype
     g = (params.gains.to(dev, dtype) * params.brightness.to(dev, dtype)[:, None]).view(-1, 1, 3, 1, 1)
     y = x * g if scale is None else torch.addcmul(g * shift, x, g * scale)  # (x * scale + shift) * g

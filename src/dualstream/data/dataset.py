@@ -1,8 +1,5 @@
-"""Clip datasets over the prepared cache: training (random paired augmentation) and evaluation views.
-
-Each item's frames and crop are decided here; the workers cut whole batches (``__getitems__``,
-``clips.cut_clip``) into shared memory. ``data.device``'s datasets take the same draws and cut on the device.
-"""
+"""Clip datasets over the prepared cache, training (random paired augmentation) and evaluation views: the
+workers cut whole batches (``__getitems__``, ``clips.cut_clip``); ``data.device``'s take the same draws."""
 
 from __future__ import annotations
 

@@ -1,10 +1,7 @@
-"""The device pipeline: loader workers only read uint8 frames (or JPEG bytes, for nvJPEG), with the very
-draws ``TrainClips`` makes; crop, flip, resize and normalisation run batched on the device.
-
-The result is ``clips.cut_clip``'s, batched: the same filter rule (bilinear; a k x k box pre-filter when
-shrinking by k >= 2, where OpenCV uses its area filter), without rounding the resized frames to uint8; the
-two agree within one uint8 level.
-"""
+"""The device pipeline: loader workers only read uint8 frames (or JPEG bytes, for nvJPEG) with ``TrainClips``'
+draws; crop, flip, resize and normalisation run batched on the device. The result is ``clips.cut_clip``'s
+(bilinear, a k x k box pre-filter where OpenCV's area filter shrinks by k >= 2; not rounded to uint8): the two
+agree within one uint8 level."""
 
 from __future__ import annotations
 
@@ -34,9 +31,8 @@ def _read(folder: Path, indices: list[int], available: list[int] | None, jpeg_by
 
 
 class TrainFrames(TrainClips):
-    """``TrainClips``' clips and draws, left uint8 and untransformed. Items: ``{"rgb": (T, H, W, 3),
-    "flow": (T, H, W, 2)`` uint8 (or ``"jpeg"``: 3T byte tensors), ``"box": (top, left, height, width)``,
-    ``"flip"``, ``"label"}``."""
+    """``TrainClips``' clips and draws, uncut: items ``{"rgb": (T, H, W, 3), "flow": (T, H, W, 2)`` uint8 (or
+    ``"jpeg"``: 3T byte tensors), ``"box": (top, left, height, width), "flip", "label"}``."""
 
     __getitems__ = None  # items, not batches cut in the worker: the device cuts them
 
@@ -171,13 +167,6 @@ def normalise(rgb: torch.Tensor, flow: torch.Tensor, *, flow_bound: float, scale
     return rgb, flow
 
 
-def planes(x: torch.Tensor) -> torch.Tensor:
-    """(B, T, H, W, C) uint8 -> (B, T * C, H, W) float32, frame-major, in one pass."""
-    b, t, h, w, c = x.shape
-    out = torch.empty((b, t, c, h, w), dtype=torch.float32, device=x.device)
-    return out.copy_(x.permute(0, 1, 4, 2, 3)).view(b, t * c, h, w)
-
-
 def batch_frames(batch: dict, device: torch.device) -> torch.Tensor:
     """The batch's frames on ``device`` (moved there, or decoded there from JPEG bytes) as (B, T * 5, H, W)
     float32, frame-major R, G, B, flow-x, flow-y."""
@@ -185,7 +174,10 @@ def batch_frames(batch: dict, device: torch.device) -> torch.Tensor:
         rgb, flow = batch["rgb"].to(device, non_blocking=True), batch["flow"].to(device, non_blocking=True)
     else:
         rgb, flow = decode_jpeg_batch(batch["jpeg"], len(batch["label"]), device)
-    return planes(torch.cat([rgb, flow], -1))
+    x = torch.cat([rgb, flow], -1)
+    b, t, h, w, c = x.shape
+    out = torch.empty((b, t, c, h, w), dtype=torch.float32, device=x.device)  # uint8 -> float32 in one pass
+    return out.copy_(x.permute(0, 1, 4, 2, 3)).view(b, t * c, h, w)
 
 
 def _cut(x: torch.Tensor, boxes: torch.Tensor, flips: torch.Tensor, *, size: int, flow_bound: float

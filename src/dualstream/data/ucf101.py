@@ -1,8 +1,5 @@
-"""UCF-101 split files: ``classInd.txt``, ``trainlist0N.txt`` and ``testlist0N.txt``.
-
-Format as distributed: CRLF line endings, 1-based labels; train lines ``Class/v_Class_gGG_cCC.avi N``,
-test lines ``Class/v_Class_gGG_cCC.avi`` (the label comes from the folder name).
-"""
+"""UCF-101 split files as distributed (CRLF): ``classInd.txt``, ``trainlist0N.txt`` (``Class/v_Class_gGG_cCC.avi N``,
+1-based labels) and ``testlist0N.txt`` (``Class/v_Class_gGG_cCC.avi``: the label comes from the folder)."""
 
 from __future__ import annotations
 
@@ -198,8 +195,7 @@ def _shown(items: list[str], limit: int = 20) -> str:
 
 def split_summary(split: Split, overlap: dict[str, tuple[int, int]],
                   shared: dict[str, tuple[int, int]] | None = None) -> str:
-    """Counts and overlap of one split, as ``check-split`` prints them; ``shared`` adds the groups
-    shared across classes between the sides (``Split.shared_across_classes``)."""
+    """Counts and overlap of one split as ``check-split`` prints them; ``shared``: ``Split.shared_across_classes``."""
     groups = {entry_group(e) for e in split.train + split.test}
     across = "" if shared is None else f"group ids on both sides across classes {len(shared)}, "
     text = (f"classes {len(split.classes)}, train {len(split.train)}, test {len(split.test)}, "
