@@ -54,10 +54,8 @@ def eval_offsets(interval: int, clips: int) -> list[int]:
 
 def spread_indices(num_frames: int, *, frames: int, phase: float | Sequence[float] = 0.5, start: float = 0.0,
                    span: float = 1.0) -> list[int]:
-    """1-based frame numbers of a spread clip: frame k at ``phase`` (one for all segments, or one per
-    segment) of the k-th of ``frames`` equal segments of the usable frames' part [start, start + span)
-    (fractions of the video). Non-decreasing; a video with fewer usable frames than ``frames`` repeats some.
-    """
+    """A spread clip: frame k at ``phase`` (one, or one per segment) of the k-th of ``frames`` equal segments of
+    the usable frames' part [start, start + span) (fractions of the video); non-decreasing."""
     if frames < 1:
         raise ValueError(f"frames must be >= 1, got {frames}")
     last = num_frames - 1  # the last frame that has a flow to its successor
@@ -90,8 +88,7 @@ def random_spread_indices(rng: np.random.Generator, num_frames: int, *, frames: 
 
 
 def eval_positions(sampling: str, *, interval: int, clips: int) -> list[float]:
-    """Where the ``clips`` evaluation clips of a video sit: frame offsets in one interval
-    (``eval_offsets``) for ``interval`` sampling, phases (``eval_phases``) for ``spread``."""
+    """Where a video's ``clips`` evaluation clips sit: offsets in one interval, or phases for ``spread``."""
     return eval_phases(clips) if sampling == "spread" else list(eval_offsets(interval, clips))
 
 
@@ -179,8 +176,7 @@ class ClipSpec:
 
     @property
     def step(self) -> int:
-        """Frames between two stream clips when the user does not say: one sampling step (the
-        interval, or a spread clip's segment)."""
+        """Default frames between two stream clips: the interval, or a spread clip's segment."""
         return max(1, self.span // self.frames) if self.sampling == "spread" else self.interval
 
     def window_indices(self) -> list[int]:
