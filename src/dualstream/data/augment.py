@@ -25,8 +25,7 @@ class ColourJitter:
 
     @staticmethod
     def identity(batch: int = 1) -> "ColourJitter":
-        one = torch.ones(batch)
-        return ColourJitter(one, one.clone(), one.clone(), torch.ones(batch, 3))
+        return ColourJitter(torch.ones(batch), torch.ones(batch), torch.ones(batch), torch.ones(batch, 3))
 
 
 def draw_colour_jitter(rng: np.random.Generator, strength: float, batch: int = 1) -> ColourJitter:

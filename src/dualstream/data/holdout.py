@@ -26,13 +26,9 @@ def carve_validation(entries: list[VideoEntry], fraction: float, *, seed: int = 
     by_class: dict[int, list[VideoEntry]] = {}
     for e in entries:
         by_class.setdefault(e.label, []).append(e)
-    train, val = [], []
-    for label in sorted(by_class):
-        videos = by_class[label]
-        held = [e for e in videos if group_id(e, group_re) in chosen]
-        if len(held) == len(videos):  # the class would lose every training video: it stays in training
-            held = []
-        train.extend(e for e in videos if e not in held)
-        val.extend(held)
-    order = {id(e): n for n, e in enumerate(entries)}
-    return sorted(train, key=lambda e: order[id(e)]), sorted(val, key=lambda e: order[id(e)])
+    held: set[int] = set()
+    for videos in by_class.values():
+        in_val = [id(e) for e in videos if group_id(e, group_re) in chosen]
+        if len(in_val) < len(videos):  # a class that would lose every training video stays in training
+            held.update(in_val)
+    return [e for e in entries if id(e) not in held], [e for e in entries if id(e) in held]
