@@ -1,1 +1,1 @@
-"""Datasets: UCF-101 layout and splits, synthetic videos, preparation, sampling and transforms."""
+"""Splits, sampling, the clip cutter (workers) and its device twin, datasets and augmentation."""

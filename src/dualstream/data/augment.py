@@ -1,17 +1,6 @@
-"""Augmentations against appearance shortcuts: colour jitter, temporal jitter, modality dropout.
-
-On a small set of real people an RGB stream learns who is in the clip (clothes, background tint)
-instead of what they do. These augmentations make the appearance of a person an unreliable cue
-and keep a fusion model from leaning on one stream.
-
-Every augmentation is split in two: a *draw* (random parameters, from a ``numpy.random.Generator``
-or a ``torch.Generator``) and an *apply* (a pure function of a batch and those parameters). The apply
-functions take batched tensors on any device, so the CPU loader (one clip, a batch of one) and a
-device-side batched path use the same code and the same draws.
-
-Shapes: RGB ``(B, 3T, H, W)`` (frame-major, ``[f1 R, f1 G, f1 B, f2 R, ...]``) or ``(B, T, 3, H, W)``;
-flow ``(B, 2T, H, W)``.
-"""
+"""Augmentations against appearance shortcuts (docs/design.md): colour jitter, temporal jitter, modality
+dropout; each a *draw* (random parameters) and an *apply* (a pure function of a batch on any device).
+Shapes: RGB ``(B, 3T, H, W)`` (frame-major) or ``(B, T, 3, H, W)``; flow ``(B, 2T, H, W)``."""
 
 from __future__ import annotations
 
@@ -27,10 +16,7 @@ _LUMA = (0.299, 0.587, 0.114)
 
 @dataclass(frozen=True)
 class ColourJitter:
-    """Per-clip colour parameters, each a tensor with one row per clip of the batch.
-
-    brightness, contrast, saturation: (B,) factors around 1; gains: (B, 3) per-channel factors (a tint).
-    """
+    """Per-clip factors around 1: brightness, contrast, saturation (B,); gains (B, 3), a tint."""
 
     brightness: torch.Tensor
     contrast: torch.Tensor
@@ -39,13 +25,11 @@ class ColourJitter:
 
     @staticmethod
     def identity(batch: int = 1) -> "ColourJitter":
-        one = torch.ones(batch)
-        return ColourJitter(one, one.clone(), one.clone(), torch.ones(batch, 3))
+        return ColourJitter(torch.ones(batch), torch.ones(batch), torch.ones(batch), torch.ones(batch, 3))
 
 
 def draw_colour_jitter(rng: np.random.Generator, strength: float, batch: int = 1) -> ColourJitter:
-    """Factors uniform in ``[1 - strength, 1 + strength]`` (brightness, contrast, saturation) and per-channel
-    gains in ``[1 - strength / 2, 1 + strength / 2]``; strength 0 is the identity."""
+    """Factors uniform in ``1 +- strength`` (the gains ``1 +- strength / 2``); strength 0 is the identity."""
     if strength <= 0:
         return ColourJitter.identity(batch)
 
@@ -67,12 +51,9 @@ def _frames_last3(rgb: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
 
 def _jitter(x: torch.Tensor, params: ColourJitter, scale: torch.Tensor | None = None,
             shift: torch.Tensor | None = None) -> torch.Tensor:
-    """The jitter of ``(x * scale + shift)``, x (B, T, 3, H, W), as few passes over the pixels as it takes.
-
-    gains and brightness: ``y = x * g``; contrast c around the clip's mean grey m, then saturation s
-    towards each pixel's grey: ``s * (c * y + m (1 - c)) + (1 - s) * (c * grey(y) + m (1 - c))``,
-    i.e. ``a * y + b * grey(y) + d`` with ``a = s c``, ``b = (1 - s) c``, ``d = m (1 - c)`` per clip.
-    """
+    """The jitter of ``x * scale + shift``, x (B, T, 3, H, W), in few passes: with ``y = x * gains * brightness``,
+    contrast c around the clip's mean grey m then saturation s towards each pixel's grey give
+    ``s c y + (1 - s) c grey(y) + m (1 - c)``."""
     dev, dtype = x.device, x.dtype
     g = (params.gains.to(dev, dtype) * params.brightness.to(dev, dtype)[:, None]).view(-1, 1, 3, 1, 1)
     y = x * g if scale is None else torch.addcmul(g * shift, x, g * scale)  # (x * scale + shift) * g
@@ -85,11 +66,8 @@ def _jitter(x: torch.Tensor, params: ColourJitter, scale: torch.Tensor | None = 
 
 
 def colour_jitter(rgb: torch.Tensor, params: ColourJitter) -> torch.Tensor:
-    """Apply ``params`` to RGB in ``[0, 1]`` (float); the same factors on every frame of a clip.
-
-    Order: per-channel gains (tint), brightness, contrast (around the clip's mean grey), saturation
-    (towards each pixel's grey); the result is clamped to ``[0, 1]``.
-    """
+    """Apply ``params`` to RGB in ``[0, 1]``, the same on every frame of a clip: gains, brightness, contrast
+    (around the clip's mean grey), saturation (towards each pixel's grey), clamped to ``[0, 1]``."""
     x, shape = _frames_last3(rgb)
     return _jitter(x, params).reshape(shape)
 
@@ -103,12 +81,8 @@ def colour_jitter_normalised(rgb: torch.Tensor, params: ColourJitter) -> torch.T
 
 
 def random_offset(rng: np.random.Generator, num_frames: int, *, frames: int, interval: int) -> int:
-    """A clip start uniform over every offset whose clip fits in the video (temporal jitter).
-
-    A clip uses frames ``offset + k * interval`` (k < frames) that have a forward flow (up to
-    ``num_frames - 1``); a video too short for one full clip gets offset 1 (``clip_indices`` then
-    shrinks the interval).
-    """
+    """A clip start uniform over the offsets whose whole clip has forward flow (temporal jitter); 1 for a
+    video too short for one full clip (``clip_indices`` then shrinks the interval)."""
     last_start = num_frames - 1 - (frames - 1) * interval
     return int(rng.integers(1, last_start + 1)) if last_start > 1 else 1
 
@@ -124,11 +98,8 @@ def draw_modality_dropout(batch: int, p: float, *, rgb_share: float = 0.5, gener
 
 def modality_dropout(rgb: torch.Tensor, flow: torch.Tensor, drop_rgb: torch.Tensor, drop_flow: torch.Tensor
                      ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Zero the network input of the marked clips: normalised RGB 0 is the mean image, flow 0 no motion.
-
-    The kept stream is left as is (no rescaling), so evaluation, where nothing is dropped, sees
-    inputs of the same scale.
-    """
+    """Zero the network input of the marked clips (normalised RGB 0 is the mean image, flow 0 no motion);
+    the kept stream is not rescaled, so evaluation, where nothing is dropped, sees the same scale."""
     keep_rgb = (~drop_rgb).to(rgb.device, rgb.dtype).view(-1, 1, 1, 1)
     keep_flow = (~drop_flow).to(flow.device, flow.dtype).view(-1, 1, 1, 1)
     return rgb * keep_rgb, flow * keep_flow

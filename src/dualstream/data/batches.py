@@ -1,9 +1,5 @@
-"""Loader batches in shared memory, reused once the consumer is done with them.
-
-A worker cuts a whole batch at once (the datasets' ``__getitems__``) into float32 tensors it allocates in
-shared memory (``shared_empty``), so the batch reaches the main process without a copy; ``BatchPool``
-lets it write a later batch into the memory of one the training loop has released.
-"""
+"""Loader batches in shared memory (they reach the main process without a copy), reused once the consumer
+has released them (``BatchPool``)."""
 
 from __future__ import annotations
 
@@ -15,8 +11,7 @@ from torch.utils.data import default_collate, get_worker_info
 
 
 def shared_empty(shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """An uninitialised tensor, in shared memory inside a loader worker (as ``default_collate``'s
-    batches: it then reaches the main process without a copy), in ordinary memory elsewhere."""
+    """An uninitialised tensor, in shared memory inside a loader worker, in ordinary memory elsewhere."""
     if get_worker_info() is None:
         return torch.empty(shape, dtype=dtype)
     storage = torch.empty(0, dtype=dtype)._typed_storage()._new_shared(int(np.prod(shape)))
@@ -32,14 +27,9 @@ def _flag(storage) -> torch.Tensor:
 
 
 class BatchPool:
-    """Batch storages of one process, reused once released: fresh memory is what a network-ready batch
-    costs most (the kernel faults in and zeroes every page: 250 MB per batch of 25 at 224), so a worker
-    writes its next batch into one the consumer has finished with (``benchmarks/RESULTS.md``).
-
-    A storage holds a batch's rgb and flow and, last, a flag: ``IN_USE`` from the worker's side,
-    ``RELEASED`` once the consumer calls ``release_batch`` (``DeviceBatches`` does when it asks for the
-    next batch). Batches nobody releases are never reused. Inside a loader worker the storages are in
-    shared memory, so they reach the main process without a copy (as ``default_collate``'s batches)."""
+    """Batch storages of one process, reused once released: fresh memory is what a batch costs most
+    (``benchmarks/RESULTS.md``). A storage holds rgb, flow and a flag: ``IN_USE`` until the consumer calls
+    ``release_batch`` (``DeviceBatches`` does); batches nobody releases are never reused."""
 
     def __init__(self, keep: int = 4):
         self.keep, self.pid, self.storages = keep, os.getpid(), []
@@ -47,25 +37,18 @@ class BatchPool:
     def __getstate__(self) -> dict:  # a copy in another process starts empty
         return {"keep": self.keep, "pid": None, "storages": []}
 
-    def take(self, numel: int):
+    def batch(self, rgb_shape: tuple[int, ...], flow_shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Uninitialised rgb and flow float32 tensors of these shapes, in one storage (a released one if any)."""
         if self.pid != os.getpid():  # a forked copy: another process's storages are not ours
             self.pid, self.storages = os.getpid(), []
-        nbytes = 4 * (numel + 1)
-        for storage in self.storages:
-            flag = _flag(storage)
-            if storage.nbytes() == nbytes and float(flag) == RELEASED:
-                flag.fill_(IN_USE)
-                return storage
-        storage = shared_empty((numel + 1,)).untyped_storage()
-        _flag(storage).fill_(IN_USE)
-        if len(self.storages) < self.keep:
-            self.storages.append(storage)
-        return storage
-
-    def batch(self, rgb_shape: tuple[int, ...], flow_shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Uninitialised rgb and flow float32 tensors of these shapes, in one storage."""
         n_rgb, n_flow = int(np.prod(rgb_shape)), int(np.prod(flow_shape))
-        storage = self.take(n_rgb + n_flow)
+        nbytes = 4 * (n_rgb + n_flow + 1)
+        storage = next((s for s in self.storages if s.nbytes() == nbytes and float(_flag(s)) == RELEASED), None)
+        if storage is None:
+            storage = shared_empty((n_rgb + n_flow + 1,)).untyped_storage()
+            if len(self.storages) < self.keep:
+                self.storages.append(storage)
+        _flag(storage).fill_(IN_USE)
         rgb = torch.empty(0, dtype=torch.float32).set_(storage, 0, rgb_shape)
         flow = torch.empty(0, dtype=torch.float32).set_(storage, n_rgb, flow_shape)
         return rgb, flow
@@ -83,6 +66,5 @@ def release_batch(batch) -> None:
 
 
 def collate_batches(data):
-    """The loaders' collate: a batch ``__getitems__`` cut (a tuple) as it is; a list of items (a dataset
-    wrapper without ``__getitems__``) collated as usual."""
+    """A batch ``__getitems__`` cut (a tuple) as it is; a list of items collated as usual."""
     return data if isinstance(data, tuple) else default_collate(data)

@@ -1,12 +1,8 @@
-"""The one clip cutter: decoded uint8 frames -> network inputs, numpy and OpenCV only (no torch), so the
-loader workers, ``predict``, ``live`` and the ONNX runtime build their inputs with the same function.
-``data.device`` is its batched torch twin, with the same filter rule (tested to agree within one uint8 level).
+"""The one clip cutter, numpy and OpenCV only: the loader workers, ``predict``, ``live`` and the ONNX runtime
+build their inputs with it. ``data.device`` is its batched torch twin (agreeing within one uint8 level).
 
-A clip is rgb ``(T, H, W, 3)`` and quantised flow ``(T, H, W, 2)`` uint8 (``flow.quantize``: flow-x,
-flow-y to the next frame over ``+-bound`` px). Per frame the crop is resized in uint8 (bilinear; area when
-shrinking by 2 or more), mirrored if drawn, and each plane written dequantised and normalised straight into
-the output: RGB with ImageNet mean/std, flow in px times the resize factor over the bound, flow-x negated
-where mirrored (a mirrored field moves the other way).
+Per frame the crop is resized in uint8, mirrored if drawn, and written normalised into the output: RGB with
+ImageNet mean/std, flow in px times the resize factor over the bound, flow-x negated where mirrored.
 """
 
 from __future__ import annotations
@@ -43,9 +39,8 @@ def _planes(img: np.ndarray, scale: list[float], shift: list[float], out: np.nda
 
 def cut_clip(rgb: np.ndarray, flow: np.ndarray, crop: CropParams, *, size: int, out_rgb: np.ndarray,
              out_flow: np.ndarray) -> None:
-    """Crop, resize, mirror and normalise one clip into ``out_rgb`` (3T, S, S) and ``out_flow`` (2T, S, S)
-    float32 (frame-major, as ``TrainClips``): rgb (T, H, W, 3) and quantised flow (T, H, W, 2) uint8,
-    which may be just the rows the crop covers (then ``crop.top`` is 0)."""
+    """Cut rgb (T, H, W, 3) and quantised flow (T, H, W, 2) uint8 (or just the crop's rows, then ``crop.top``
+    is 0) into ``out_rgb`` (3T, S, S) and ``out_flow`` (2T, S, S) float32, frame-major."""
     rows, cols = slice(crop.top, crop.top + crop.size), slice(crop.left, crop.left + crop.size)
     # flow in px is q * 2 bound / 255 - bound; the network takes px / bound (the bound cancels: 2 q / 255 - 1)
     # times size / crop side (displacements scale with the image); a mirrored field's x changes sign

@@ -1,13 +1,9 @@
-"""Clip datasets over the prepared cache, for training (random paired augmentation) and evaluation.
-
-Which frames and crop an item uses is decided here (``clip_frames``/``crop``, ``view_frames``/``view_crop``);
-the workers cut it with ``clips.cut_clip``, a whole batch at a time (``__getitems__``) into shared memory
-that a ``BatchPool`` reuses once released. The device pipeline's datasets (``data.device``) take the
-same draws and leave the cutting to the device.
-"""
+"""Clip datasets over the prepared cache, training (random paired augmentation) and evaluation views: the
+workers cut whole batches (``__getitems__``, ``clips.cut_clip``); ``data.device``'s take the same draws."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,36 +19,27 @@ from .transforms import CropParams, crop_params, random_crop_params
 from .ucf101 import VideoEntry
 
 
-def _frame_index(cache: str | Path, entries: list[VideoEntry], spec: ClipSpec
-                 ) -> tuple[list[int], list[list[int] | None], list[tuple[int, int]]]:
-    """Frame counts, kept frames and (height, width) of every video, from the manifests; their flow
-    must have been quantised with ``spec.flow_bound`` (another bound would rescale every flow value silently).
-    Packed stores are checked here too (headers and sizes), before any training or evaluation time is spent."""
-    manifests = [read_manifest(cache, e.key) for e in entries]
-    for e, m in zip(entries, manifests):
-        if is_packed(Path(cache) / e.key):
-            check_packed(Path(cache) / e.key, m)
-    other = sorted({m["flow_bound"] for m in manifests if m.get("flow_bound", spec.flow_bound) != spec.flow_bound})
-    if other:
-        raise CacheError(f"{cache}: flow was quantised with bound {', '.join(map(str, other))}, the config says "
-                         f"data.flow_bound={spec.flow_bound}; set data.flow_bound to match the cache")
-    return ([m["num_frames"] for m in manifests], [available_frames(m) for m in manifests],
-            [(m["height"], m["width"]) for m in manifests])
-
-
 class _Cut:
-    """Whole batches cut by the worker: ``clip(k)`` gives (video, frames, crop) of item k."""
+    """Whole batches cut by the worker: a subclass's ``clip(k)`` gives (video, frames, crop) of item k."""
 
-    cache: Path
-    entries: list[VideoEntry]
-    spec: ClipSpec
-    available: list
-    frames: dict | None = None
-    pool: BatchPool | None = None
-    """Set by ``reuse_batches`` where the consumer calls ``release_batch``: batches then reuse released storages."""
-
-    def clip(self, k: int) -> tuple[int, list[int], CropParams]:
-        raise NotImplementedError
+    def __init__(self, cache: str | Path, entries: list[VideoEntry], spec: ClipSpec):
+        """Frame counts, kept frames and (height, width) of every video, from the manifests (packed stores are
+        checked too, before any time is spent). Their flow must have been quantised with ``spec.flow_bound``:
+        another bound would rescale every flow value silently."""
+        self.cache, self.entries, self.spec = Path(cache), entries, spec
+        self.frames: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] | None = None
+        self.pool: BatchPool | None = None
+        manifests = [read_manifest(cache, e.key) for e in entries]
+        for e, m in zip(entries, manifests):
+            if is_packed(self.cache / e.key):
+                check_packed(self.cache / e.key, m)
+        other = sorted({m["flow_bound"] for m in manifests if m.get("flow_bound", spec.flow_bound) != spec.flow_bound})
+        if other:
+            raise CacheError(f"{cache}: flow was quantised with bound {', '.join(map(str, other))}, the config says "
+                             f"data.flow_bound={spec.flow_bound}; set data.flow_bound to match the cache")
+        self.num_frames = [m["num_frames"] for m in manifests]
+        self.available = [available_frames(m) for m in manifests]
+        self.sizes = [(m["height"], m["width"]) for m in manifests]
 
     def reuse_batches(self, keep: int = 4):
         """Cut batches into released batches' memory (``BatchPool``); returns the dataset."""
@@ -72,7 +59,8 @@ class _Cut:
             self.frames.update({(v, i): (rgb[k], q[k]) for k, i in enumerate(todo)})
         return (np.stack([self.frames[v, i][0] for i in indices]), np.stack([self.frames[v, i][1] for i in indices]))
 
-    def _cut(self, keys: list[int]) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    def _cut(self, keys: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]:
+        """rgb (B, 3T, S, S), flow (B, 2T, S, S) float32, labels and videos of items ``keys``."""
         s, t = self.spec.input_size, self.spec.frames
         shapes = (len(keys), 3 * t, s, s), (len(keys), 2 * t, s, s)
         if self.pool is not None and len(keys) > 1:
@@ -88,7 +76,11 @@ class _Cut:
                 crop = CropParams(0, crop.left, crop.size, crop.flip)
             cut_clip(*frames, crop, size=s, out_rgb=r[b], out_flow=f[b])
             videos.append(v)
-        return rgb, flow, videos
+        return rgb, flow, torch.tensor([self.entries[v].label for v in videos]), videos
+
+    def __getitem__(self, k: int) -> tuple:
+        rgb, flow, *rest = self.__getitems__([k])
+        return (rgb[0], flow[0], *(int(x[0]) for x in rest))
 
 
 class TrainClips(_Cut, Dataset):
@@ -100,10 +92,10 @@ class TrainClips(_Cut, Dataset):
                  repeats: int = 1, in_memory: bool = False):
         if repeats < 1:
             raise ValueError(f"repeats must be >= 1, got {repeats}")
-        self.cache, self.entries, self.spec, self.seed, self.repeats = Path(cache), entries, spec, seed, repeats
-        self.num_frames, self.available, self.sizes = _frame_index(cache, entries, spec)
-        self.epoch = 0
-        self.frames: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] | None = {} if in_memory else None
+        super().__init__(cache, entries, spec)
+        self.seed, self.repeats, self.epoch = seed, repeats, 0
+        if in_memory:
+            self.frames = {}
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -126,12 +118,12 @@ class TrainClips(_Cut, Dataset):
         if s.sampling == "spread":
             idx = random_spread_indices(self._rng(i, 1), self.num_frames[v], frames=s.frames,
                                         jitter=s.temporal_jitter, span_min=s.span_min)
-            return snap_to_available(idx, self.available[v])
-        if s.temporal_jitter:
-            offset = random_offset(self._rng(i, 1), self.num_frames[v], frames=s.frames, interval=s.interval)
         else:
-            offset = offset_for_epoch(self.epoch, offsets=list(s.offsets), period=s.offset_period)
-        idx = clip_indices(self.num_frames[v], frames=s.frames, interval=s.interval, offset=offset)
+            if s.temporal_jitter:
+                offset = random_offset(self._rng(i, 1), self.num_frames[v], frames=s.frames, interval=s.interval)
+            else:
+                offset = offset_for_epoch(self.epoch, offsets=list(s.offsets), period=s.offset_period)
+            idx = clip_indices(self.num_frames[v], frames=s.frames, interval=s.interval, offset=offset)
         return snap_to_available(idx, self.available[v])
 
     def crop(self, i: int, height: int, width: int) -> CropParams:
@@ -143,28 +135,19 @@ class TrainClips(_Cut, Dataset):
         v = self.video(i)
         return v, self.clip_frames(i), self.crop(i, *self.sizes[v])
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        rgb, flow, labels = self.__getitems__([i])
-        return rgb[0], flow[0], int(labels[0])
-
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """A whole batch: rgb (B, 3T, S, S), flow (B, 2T, S, S) float32 and labels, as a tuple."""
-        rgb, flow, videos = self._cut(list(indices))
-        return rgb, flow, torch.tensor([self.entries[v].label for v in videos])
+        """A whole batch: rgb, flow and labels, as a tuple."""
+        return self._cut(list(indices))[:3]
 
 
 class EvalViews(_Cut, Dataset):
-    """``len(offsets) * crops * (2 if flip else 1)`` views per video; item k is view ``k % n`` of video ``k // n``.
-
-    A view is one clip position (``sampling.eval_positions``: a frame offset or a spread phase), one crop (``transforms.crop_params``) and
-    optionally its mirror image. Returns (rgb, flow, label, video index).
-    """
+    """Views of every video: each clip position (``sampling.eval_positions``) x crop (``transforms.crop_params``)
+    x flip; item k is view ``k % n`` of video ``k // n``. Items: (rgb, flow, label, video index)."""
 
     def __init__(self, cache: str | Path, entries: list[VideoEntry], spec: ClipSpec, *,
                  offsets: list[float], crops: int = 1, flip: bool = False):
-        self.cache, self.entries, self.spec = Path(cache), entries, spec
+        super().__init__(cache, entries, spec)
         self.offsets, self.crops, self.flips = list(offsets), crops, (False, True) if flip else (False,)
-        self.num_frames, self.available, self.sizes = _frame_index(cache, entries, spec)
 
     @property
     def views_per_video(self) -> int:
@@ -185,20 +168,11 @@ class EvalViews(_Cut, Dataset):
         return snap_to_available(view_indices(self.num_frames[v], self.offsets[o], sampling=s.sampling,
                                               frames=s.frames, interval=s.interval), self.available[v])
 
-    def view_crop(self, height: int, width: int, c: int, f: int) -> CropParams:
-        """Crop number ``c`` of a (height, width) clip, mirrored as flip number ``f`` says."""
-        crop = crop_params(height, width, self.crops)[c]
-        return CropParams(crop.top, crop.left, crop.size, self.flips[f])
-
     def clip(self, k: int) -> tuple[int, list[int], CropParams]:
         v, (o, c, f) = self.view(k)
-        return v, self.view_frames(v, o), self.view_crop(*self.sizes[v], c, f)
-
-    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor, int, int]:
-        rgb, flow, labels, videos = self.__getitems__([k])
-        return rgb[0], flow[0], int(labels[0]), int(videos[0])
+        return v, self.view_frames(v, o), replace(crop_params(*self.sizes[v], self.crops)[c], flip=self.flips[f])
 
     def __getitems__(self, keys: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """A whole batch of views: rgb, flow, labels and video indices, as a tuple."""
-        rgb, flow, videos = self._cut(list(keys))
-        return rgb, flow, torch.tensor([self.entries[v].label for v in videos]), torch.tensor(videos)
+        rgb, flow, labels, videos = self._cut(list(keys))
+        return rgb, flow, labels, torch.tensor(videos)

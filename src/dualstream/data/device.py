@@ -1,22 +1,7 @@
-"""The device pipeline: loader workers only read (and decode) uint8 frames; crop, flip, resize and
-normalisation run batched on the training device (CUDA, or the CPU).
-
-Worker side (``TrainFrames``, ``EvalFrames``): a clip is rgb ``(T, H, W, 3)`` and quantised flow
-``(T, H, W, 2)`` uint8, sliced from the packed store (``data/packed.py``) or decoded from the
-JPEGs; with ``jpeg_bytes=True`` the workers read the JPEG files' bytes only and the device decodes
-them (nvJPEG through ``torchvision.io.decode_jpeg``). The augmentation is drawn in the worker with
-the very draw ``TrainClips`` makes (``TrainClips.crop``: seeded by seed, epoch and video), so a
-resumed run cuts the same clips.
-
-Device side: the functions below take a batch and explicitly drawn parameters (crop boxes, flips),
-so further augmentations can be applied to the same batch: ``crop_resize`` (one ``grid_sample`` for
-the whole batch: crop, flip, resize), ``split_streams`` (network layout), ``normalise``.
-``to_train_input`` / ``to_eval_input`` chain them for a collated batch.
-
-The result is ``clips.cut_clip``'s, batched: the same filter rule (bilinear; a k x k box pre-filter
-when shrinking by k >= 2, where the worker path uses OpenCV's area filter), without rounding the
-resized frames to uint8; the two agree within one uint8 level (tests/test_data_device.py).
-"""
+"""The device pipeline: loader workers only read uint8 frames (or JPEG bytes, for nvJPEG) with ``TrainClips``'
+draws; crop, flip, resize and normalisation run batched on the device. The result is ``clips.cut_clip``'s
+(bilinear, a k x k box pre-filter where OpenCV's area filter shrinks by k >= 2; not rounded to uint8): the two
+agree within one uint8 level."""
 
 from __future__ import annotations
 
@@ -46,9 +31,8 @@ def _read(folder: Path, indices: list[int], available: list[int] | None, jpeg_by
 
 
 class TrainFrames(TrainClips):
-    """``TrainClips``' clips and draws, left uint8 and untransformed. Items: ``{"rgb": (T, H, W, 3),
-    "flow": (T, H, W, 2)`` uint8 (or ``"jpeg"``: 3T byte tensors), ``"box": (top, left, height, width)``,
-    ``"flip"``, ``"label"}``."""
+    """``TrainClips``' clips and draws, uncut: items ``{"rgb": (T, H, W, 3), "flow": (T, H, W, 2)`` uint8 (or
+    ``"jpeg"``: 3T byte tensors), ``"box": (top, left, height, width), "flip", "label"}``."""
 
     __getitems__ = None  # items, not batches cut in the worker: the device cuts them
 
@@ -58,11 +42,10 @@ class TrainFrames(TrainClips):
         self.jpeg_bytes = jpeg_bytes
 
     def __getitem__(self, i: int) -> dict:  # type: ignore[override]
-        v = self.video(i)
-        idx, folder = self.clip_frames(i), self.cache / self.entries[v].key
-        crop = self.crop(i, *self.sizes[v])
+        v, idx, crop = self.clip(i)
+        frames = _read(self.cache / self.entries[v].key, idx, self.available[v], self.jpeg_bytes)
         return {"box": torch.tensor([crop.top, crop.left, crop.size, crop.size]), "flip": crop.flip,
-                "label": self.entries[v].label, **_read(folder, idx, self.available[v], self.jpeg_bytes)}
+                "label": self.entries[v].label, **frames}
 
 
 class EvalFrames(EvalViews):
@@ -100,23 +83,17 @@ def collate_frames(items: list[dict]) -> dict:
             if any(c.shape[1:3] != (h, w) for c in clips):
                 clips = [F.pad(c.permute(0, 3, 1, 2).float(), (0, w - c.shape[2], 0, h - c.shape[1]),
                                mode="replicate").to(torch.uint8).permute(0, 2, 3, 1) for c in clips]
-            out[key] = _stack(clips)  # (B, T, H, W, 3 or 2)
+            # (B, T, H, W, 3 or 2), into shared memory in a loader worker
+            out[key] = torch.stack(clips, out=shared_empty((len(clips), *clips[0].shape), clips[0].dtype))
     else:
         out["jpeg"] = [b for it in items for b in it["jpeg"]]
     for key in ("box", "size"):
         if key in items[0]:
             out[key] = torch.stack([it[key] for it in items])
-    for key in ("label", "video"):
+    for key in ("label", "video", "flip"):
         if key in items[0]:
             out[key] = torch.tensor([it[key] for it in items])
-    if "flip" in items[0]:
-        out["flip"] = torch.tensor([it["flip"] for it in items])
     return out
-
-
-def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """torch.stack, into shared memory in a loader worker (``shared_empty``)."""
-    return torch.stack(tensors, out=shared_empty((len(tensors), *tensors[0].shape), tensors[0].dtype))
 
 
 def decode_jpeg_batch(data: list[torch.Tensor], batch: int, device: torch.device) -> torch.Tensor:
@@ -137,25 +114,19 @@ def decode_jpeg_batch(data: list[torch.Tensor], batch: int, device: torch.device
                 gray.view(batch, t, 2, h, w).permute(0, 1, 3, 4, 2))
     import cv2
 
-    def dec(b: torch.Tensor, flags: int) -> np.ndarray:
-        return cv2.imdecode(b.numpy(), flags)
-
     rgbs, flows = [], []
     for b in range(batch):
         part = data[b * per:(b + 1) * per]
-        rgb = np.stack([dec(x, cv2.IMREAD_COLOR)[..., ::-1] for x in part[:t]])
-        gray = np.stack([dec(x, cv2.IMREAD_GRAYSCALE) for x in part[t:]]).reshape(t, 2, *rgb.shape[1:3])
-        rgbs.append(rgb)
-        flows.append(gray.transpose(0, 2, 3, 1))
+        rgbs.append(np.stack([cv2.imdecode(x.numpy(), cv2.IMREAD_COLOR)[..., ::-1] for x in part[:t]]))
+        gray = np.stack([cv2.imdecode(x.numpy(), cv2.IMREAD_GRAYSCALE) for x in part[t:]])  # (2T, H, W)
+        flows.append(gray.reshape(t, 2, *gray.shape[1:]).transpose(0, 2, 3, 1))
     return torch.from_numpy(np.stack(rgbs)).to(device), torch.from_numpy(np.stack(flows)).to(device)
 
 
 def crop_resize(x: torch.Tensor, boxes: torch.Tensor, size: int, flips: torch.Tensor | None = None) -> torch.Tensor:
-    """Crop box ``b`` (top, left, height, width in pixels) of image ``b`` of ``x`` (B, C, H, W) float,
-    mirrored where ``flips``, resized to ``size`` x ``size``: one bilinear ``grid_sample`` for the batch.
-
-    Shrinking by k >= 2 first averages k x k blocks (a box filter against aliasing).
-    """
+    """Crop box ``b`` (top, left, height, width in pixels) of image ``b`` of ``x`` (B, C, H, W) float, mirrored
+    where ``flips``, resized to ``size`` x ``size`` by one bilinear ``grid_sample``; shrinking by k >= 2 first
+    averages k x k blocks (against aliasing)."""
     boxes = boxes.to(torch.float64).cpu()
     k = int(min(boxes[:, 2].min(), boxes[:, 3].min()) // size) if len(boxes) else 1
     if k >= 2:
@@ -196,55 +167,45 @@ def normalise(rgb: torch.Tensor, flow: torch.Tensor, *, flow_bound: float, scale
     return rgb, flow
 
 
-def planes(x: torch.Tensor) -> torch.Tensor:
-    """(B, T, H, W, C) uint8 -> (B, T * C, H, W) float32, frame-major, in one pass."""
+def batch_frames(batch: dict, device: torch.device) -> torch.Tensor:
+    """The batch's frames on ``device`` (moved there, or decoded there from JPEG bytes) as (B, T * 5, H, W)
+    float32, frame-major R, G, B, flow-x, flow-y."""
+    if "rgb" in batch:
+        rgb, flow = batch["rgb"].to(device, non_blocking=True), batch["flow"].to(device, non_blocking=True)
+    else:
+        rgb, flow = decode_jpeg_batch(batch["jpeg"], len(batch["label"]), device)
+    x = torch.cat([rgb, flow], -1)
     b, t, h, w, c = x.shape
-    out = torch.empty((b, t, c, h, w), dtype=torch.float32, device=x.device)
+    out = torch.empty((b, t, c, h, w), dtype=torch.float32, device=x.device)  # uint8 -> float32 in one pass
     return out.copy_(x.permute(0, 1, 4, 2, 3)).view(b, t * c, h, w)
 
 
-def _channels_first(rgb: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """rgb (B, T, H, W, 3), flow (B, T, H, W, 2) uint8 -> (B, T * 5, H, W) float32, frame-major R, G, B, x, y."""
-    return planes(torch.cat([rgb, flow], -1))
-
-
-def batch_frames(batch: dict, device: torch.device) -> torch.Tensor:
-    """The batch's frames on ``device`` as (B, T * 5, H, W) float: moved there, or decoded there from JPEG bytes."""
-    if "rgb" in batch:
-        return _channels_first(batch["rgb"].to(device, non_blocking=True), batch["flow"].to(device, non_blocking=True))
-    return _channels_first(*decode_jpeg_batch(batch["jpeg"], len(batch["label"]), device))
+def _cut(x: torch.Tensor, boxes: torch.Tensor, flips: torch.Tensor, *, size: int, flow_bound: float
+         ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Box b (top, left, height, width) of clip b of ``x`` (B, T * 5, H, W), mirrored where ``flips``, as
+    network inputs: rgb (B, 3T, S, S), flow (B, 2T, S, S)."""
+    rgb, flow = split_streams(crop_resize(x, boxes, size, flips))
+    scale = size / boxes[:, [3, 2]].to(torch.float32)  # (x, y): S / width, S / height
+    return normalise(rgb, flow, flow_bound=flow_bound, scale_xy=scale, flips=flips)
 
 
 def to_train_input(batch: dict, device: torch.device, *, size: int, flow_bound: float
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A collated ``TrainFrames`` batch -> (rgb, flow, label) on ``device``, as ``TrainClips`` gives them."""
-    boxes, flips = batch["box"], batch["flip"]
-    x = crop_resize(batch_frames(batch, device), boxes, size, flips)
-    rgb, flow = split_streams(x)
-    scale = size / boxes[:, [3, 2]].to(torch.float32)  # (x, y): S / width, S / height
-    rgb, flow = normalise(rgb, flow, flow_bound=flow_bound, scale_xy=scale, flips=flips)
+    rgb, flow = _cut(batch_frames(batch, device), batch["box"], batch["flip"], size=size, flow_bound=flow_bound)
     return rgb, flow, batch["label"].to(device, non_blocking=True)
-
-
-def eval_boxes(height: int, width: int, crops: int, flips: tuple[bool, ...]) -> list[tuple[list[int], bool]]:
-    """The views of one clip in ``EvalViews``' order: (box, flip) per crop, per flip."""
-    return [([c.top, c.left, c.size, c.size], f) for c in crop_params(height, width, crops) for f in flips]
 
 
 def to_eval_input(batch: dict, device: torch.device, *, size: int, flow_bound: float, crops: int,
                   flips: tuple[bool, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """A collated ``EvalFrames`` batch -> (rgb, flow, label, video) of all its views, ``views_per_item``
-    consecutive views per item; rgb and flow on ``device``, label and video on the CPU."""
+    consecutive views per item (``EvalViews``' order); rgb and flow on ``device``, label and video on the CPU."""
     x = batch_frames(batch, device)
-    views = [eval_boxes(int(h), int(w), crops, flips) for h, w in batch["size"].tolist()]
+    views = [[([c.top, c.left, c.size, c.size], f) for c in crop_params(int(h), int(w), crops) for f in flips]
+             for h, w in batch["size"].tolist()]
     m = len(views[0])
-    outs = []
-    for r in range(m):  # one batched grid_sample per view
-        boxes = torch.tensor([v[r][0] for v in views])
-        fl = torch.tensor([v[r][1] for v in views])
-        rgb, flow = split_streams(crop_resize(x, boxes, size, fl))
-        scale = size / boxes[:, [3, 2]].to(torch.float32)
-        outs.append(normalise(rgb, flow, flow_bound=flow_bound, scale_xy=scale, flips=fl))
+    outs = [_cut(x, torch.tensor([v[r][0] for v in views]), torch.tensor([v[r][1] for v in views]), size=size,
+                 flow_bound=flow_bound) for r in range(m)]  # one batched grid_sample per view
     rgb = torch.stack([o[0] for o in outs], 1).flatten(0, 1)  # (B, m, 3T, S, S) -> (B * m, 3T, S, S)
     flow = torch.stack([o[1] for o in outs], 1).flatten(0, 1)
     return rgb, flow, batch["label"].repeat_interleave(m), batch["video"].repeat_interleave(m)

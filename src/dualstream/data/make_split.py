@@ -1,11 +1,6 @@
-"""Write UCF-101-format split files for any class-per-folder dataset, with a group-disjoint split.
-
-Videos of one group (clips cut from one recording) all land on the same side, so the split
-passes the leakage guard by construction; when one group number appears in several classes (one
-person or recording session doing every class), it lands on one side for all classes. The group is
-read from the file name with a regular expression (default: UCF-101's ``_gGG_cCC``); a video whose
-name does not match is its own group.
-"""
+"""Write UCF-101-format split files for any class-per-folder dataset, group-disjoint: a group's videos (one
+recording; with ``group_scope`` dataset, one group number in every class) all land on one side, so the split
+passes the leakage guard by construction."""
 
 from __future__ import annotations
 
@@ -24,12 +19,8 @@ from .ucf101 import GROUP_RE, GROUP_SCOPES, SplitError, VideoEntry, entry_group,
 
 
 def compile_group_regex(pattern: str | None) -> re.Pattern[str]:
-    """``--group-regex`` -> compiled pattern (default GROUP_RE); a bad pattern is a SplitError.
-
-    A user's pattern is compiled by RE2 (``search`` and ``group`` as ``re``), which matches in time linear
-    in the name: Python's backtracking ``re`` spends minutes on ``(a+)+$`` and a name of 30 a's. RE2 has
-    no backreferences or lookaround and refuses a pattern whose program exceeds its memory bound (8 MiB).
-    """
+    """``--group-regex`` -> compiled pattern (default GROUP_RE); a bad pattern is a SplitError. RE2, not ``re``:
+    it matches in linear time (docs/design.md)."""
     if pattern is None:
         return GROUP_RE
     options = re2.Options()
@@ -44,11 +35,8 @@ def compile_group_regex(pattern: str | None) -> re.Pattern[str]:
 
 def _pick_test_groups(entries: list[VideoEntry], fraction: float, rng: np.random.Generator,
                       key: Callable[[VideoEntry], str]) -> set[str]:
-    """Whole groups (``key`` of a video), in a seeded random order, until the test side holds
-    ``fraction`` of the videos; then one more group for each class that has no test video yet.
-
-    A group is never taken when it would leave a class without a training video.
-    """
+    """Whole groups (``key`` of a video), in a seeded random order, until the test side holds ``fraction`` of
+    the videos, then one more for each class without a test video; never one that empties a class's training."""
     members: dict[str, list[VideoEntry]] = {}
     for e in entries:
         members.setdefault(key(e), []).append(e)
@@ -89,14 +77,10 @@ def make_split(
     seed: int = 0,
     group_scope: str = "auto",
 ) -> dict[str, int]:
-    """Write ``classInd.txt``, ``trainlist01.txt`` and ``testlist01.txt`` (CRLF) into ``out``.
-
-    ``group_scope``: ``dataset`` keeps each group number on one side for every class (the same
-    number is one person or recording in every class), ``class`` chooses test groups class by class,
-    ``auto`` is ``dataset`` when some group number appears in two or more classes, else ``class``.
-    Returns the counts: classes, train, test, groups, and across (1 when groups were kept across classes).
-    Classes are the sorted folder names.
-    """
+    """Write ``classInd.txt`` (the sorted folder names), ``trainlist01.txt`` and ``testlist01.txt`` (CRLF) into
+    ``out``. ``group_scope``: ``dataset`` keeps each group number on one side for every class, ``class`` chooses
+    test groups class by class, ``auto`` is ``dataset`` when a group number appears in two or more classes.
+    Returns the counts: classes, train, test, groups, and across (1 when groups were kept across classes)."""
     if not 0 < test_fraction < 1:
         raise SplitError(f"--test-fraction must be between 0 and 1, got {test_fraction}")
     if group_scope not in GROUP_SCOPES:

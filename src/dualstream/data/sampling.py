@@ -1,17 +1,10 @@
-"""Which frames a clip uses. Two samplings (``data.sampling``):
+"""Which frames a clip uses: 1-based numbers (as the rawframes files) of frames that have a forward flow
+(1 .. num_frames - 1; a sampled frame's flow is the flow to its successor). Two samplings (``data.sampling``):
 
-* ``interval`` (the paper's): ``frames`` frames at an ``interval``, starting at a frame ``offset``.
-  The paper samples f5, f15, ..., f95 (offset 5, interval 10, 10 frames) and shifts the offset every
-  100 epochs (to f8, f18, ...). The clip spans a fixed number of frames, whatever the video's length
-  or frame rate.
-* ``spread``: the ``frames`` frames spread over the whole video, in order (TSN-like): the usable
-  frames are cut into ``frames`` equal segments and one frame is taken in each, at a ``phase`` in
-  [0, 1) of its segment. Training draws each segment's phase (``temporal_jitter``) and may cover only
-  a random part of the video (``span_min``: speed augmentation); evaluation takes fixed phases, one
-  per clip (``eval_phases``). The clip covers the whole action, whatever its duration.
-
-Frame numbers are 1-based, as in the rawframes files. A clip may only use frames that have a
-forward flow (1 .. num_frames - 1); the flow of a sampled frame is the flow to its successor.
+* ``interval`` (the paper's): ``frames`` frames at an ``interval`` from an ``offset`` (paper: f5, f15, ..., f95,
+  then f8, f18, ... every 100 epochs); a fixed span, whatever the video's length.
+* ``spread`` (TSN-like): one frame at a ``phase`` in [0, 1) of each of ``frames`` equal segments of the video;
+  training draws the phases and may cover a random part (``span_min``), evaluation takes fixed phases.
 """
 
 from __future__ import annotations
@@ -29,12 +22,8 @@ SAMPLINGS = ("interval", "spread")
 
 
 def clip_indices(num_frames: int, *, frames: int = 10, interval: int = 10, offset: int = 5) -> list[int]:
-    """1-based frame numbers ``offset, offset + interval, ...`` of one clip.
-
-    When the video is too short the interval shrinks so that the ``frames`` frames fit; when even
-    interval 1 does not fit from ``offset``, the clip starts earlier; a video with fewer usable
-    frames than ``frames`` repeats its last usable frame.
-    """
+    """Frames ``offset, offset + interval, ...`` of one clip. In a short video the interval shrinks to fit,
+    then the clip starts earlier; a video with fewer usable frames than ``frames`` repeats its last one."""
     if frames < 1 or interval < 1 or offset < 1:
         raise ValueError(f"frames, interval and offset must be >= 1, got {frames}, {interval}, {offset}")
     last = num_frames - 1  # the last frame that has a flow to its successor
@@ -65,10 +54,8 @@ def eval_offsets(interval: int, clips: int) -> list[int]:
 
 def spread_indices(num_frames: int, *, frames: int, phase: float | Sequence[float] = 0.5, start: float = 0.0,
                    span: float = 1.0) -> list[int]:
-    """1-based frame numbers of a spread clip: frame k at ``phase`` (one for all segments, or one per
-    segment) of the k-th of ``frames`` equal segments of the usable frames' part [start, start + span)
-    (fractions of the video). Non-decreasing; a video with fewer usable frames than ``frames`` repeats some.
-    """
+    """A spread clip: frame k at ``phase`` (one, or one per segment) of the k-th of ``frames`` equal segments of
+    the usable frames' part [start, start + span) (fractions of the video); non-decreasing."""
     if frames < 1:
         raise ValueError(f"frames must be >= 1, got {frames}")
     last = num_frames - 1  # the last frame that has a flow to its successor
@@ -92,9 +79,8 @@ def eval_phases(clips: int) -> list[float]:
 
 def random_spread_indices(rng: np.random.Generator, num_frames: int, *, frames: int, jitter: bool = True,
                           span_min: float = 1.0) -> list[int]:
-    """A training spread clip: with ``jitter`` a random phase per segment (else the centre); with
-    ``span_min`` < 1 the clip covers a random part of at least ``span_min`` of the video (the action
-    then looks slower: speed augmentation)."""
+    """A training spread clip: with ``jitter`` a random phase per segment (else the centre); with ``span_min``
+    < 1 a random part of at least ``span_min`` of the video (the action looks slower: speed augmentation)."""
     span = 1.0 if span_min >= 1 else float(rng.uniform(span_min, 1.0))
     start = float(rng.uniform(0.0, 1.0 - span)) if span < 1 else 0.0
     phase = rng.random(frames).tolist() if jitter else 0.5
@@ -102,8 +88,7 @@ def random_spread_indices(rng: np.random.Generator, num_frames: int, *, frames: 
 
 
 def eval_positions(sampling: str, *, interval: int, clips: int) -> list[float]:
-    """Where the ``clips`` evaluation clips of a video sit: frame offsets in one interval
-    (``eval_offsets``) for ``interval`` sampling, phases (``eval_phases``) for ``spread``."""
+    """Where a video's ``clips`` evaluation clips sit: offsets in one interval, or phases for ``spread``."""
     return eval_phases(clips) if sampling == "spread" else list(eval_offsets(interval, clips))
 
 
@@ -121,10 +106,8 @@ MODEL_JSON_FIELDS = ("frames", "interval", "offsets", "input_size", "flow_bound"
 
 @dataclass(frozen=True)
 class ClipSpec:
-    """How clips are sampled from a video and shaped for the network: the one description that
-    training, evaluation, ``prepare --only-sampled``, ``predict``, ``live`` and ``serve`` read. Built from
-    the config (``from_config``), written into model.json and read back (``to_model_json``,
-    ``from_model_json``)."""
+    """How clips are sampled and shaped for the network: the one description that training, evaluation,
+    ``prepare --only-sampled`` and inference read, written into model.json and read back."""
 
     frames: int = 10
     interval: int = 10
@@ -141,8 +124,8 @@ class ClipSpec:
     window: int = 0
     """``spread``: the frames of a stream window (``live``, ``timeline``); a video is spread over whole."""
     temporal_jitter: bool = False
-    """Training clips start at a random frame (any offset whose clip fits) instead of the schedule's offset;
-    with ``spread`` sampling, a random frame in each segment instead of its centre."""
+    """Training clips at a random offset that fits, not the schedule's (``spread``: a random frame per
+    segment)."""
     input_size: int = 224
     crop_scale_min: float = 0.8
     flip: bool = True
@@ -155,8 +138,8 @@ class ClipSpec:
 
     @classmethod
     def from_config(cls, data: Any, **prepared: Any) -> "ClipSpec":
-        """The spec of a ``config.DataConfig``; ``prepared``: what the cache decides (flow_method,
-        short_side, window)."""
+        """The spec of a ``config.DataConfig``; ``prepared``: what the cache decides (flow_method, short_side,
+        window)."""
         return cls(frames=data.frames, interval=data.interval, offsets=tuple(data.offsets),
                    offset_period=data.offset_period, eval_clips=data.eval_clips, sampling=data.sampling,
                    span_min=data.span_min, temporal_jitter=data.temporal_jitter, input_size=data.input_size,
@@ -193,8 +176,7 @@ class ClipSpec:
 
     @property
     def step(self) -> int:
-        """Frames between two stream clips when the user does not say: one sampling step (the
-        interval, or a spread clip's segment)."""
+        """Default frames between two stream clips: the interval, or a spread clip's segment."""
         return max(1, self.span // self.frames) if self.sampling == "spread" else self.interval
 
     def window_indices(self) -> list[int]:

@@ -1,11 +1,5 @@
-"""Paired RGB/flow clip transforms: one random crop and one flip drawn for both streams.
-
-A horizontal flip mirrors the flow field and negates flow-x (motion to the right becomes motion
-to the left). Resizing a crop by a factor also scales the flow displacements by that factor.
-
-Numpy and OpenCV only: the crops drawn here are cut by ``data.clips.cut_clip`` (workers, predict, live)
-or its batched device twin (``data.device``).
-"""
+"""Crops for both streams of a clip (one draw for RGB and flow), cut by ``data.clips.cut_clip`` or its device
+twin; a flip negates flow-x, a resize scales the flow by its factor. Numpy and OpenCV only."""
 
 from __future__ import annotations
 
@@ -38,20 +32,18 @@ def random_crop_params(height: int, width: int, *, rng: np.random.Generator, sca
     return CropParams(top, left, side, bool(flip and rng.random() < 0.5))
 
 
-def center_crop_params(height: int, width: int, *, flip: bool = False) -> CropParams:
+def center_crop_params(height: int, width: int) -> CropParams:
     side = min(height, width)
-    return CropParams((height - side) // 2, (width - side) // 2, side, flip)
+    return CropParams((height - side) // 2, (width - side) // 2, side, False)
 
 
 def crop_params(height: int, width: int, crops: int) -> list[CropParams]:
     """Square crops of the short side: the centre (crops=1) or both ends and the centre (crops=3)."""
-    side = min(height, width)
     centre = center_crop_params(height, width)
     if crops == 1:
         return [centre]
-    if height >= width:
-        return [CropParams(0, 0, side, False), centre, CropParams(height - side, 0, side, False)]
-    return [CropParams(0, 0, side, False), centre, CropParams(0, width - side, side, False)]
+    side = centre.size  # one of height - side, width - side is 0: the far end along the long side
+    return [CropParams(0, 0, side, False), centre, CropParams(height - side, width - side, side, False)]
 
 
 def resize_short_side(frame: np.ndarray, short_side: int) -> np.ndarray:

@@ -1,8 +1,5 @@
-"""UCF-101 split files: ``classInd.txt``, ``trainlist0N.txt`` and ``testlist0N.txt``.
-
-Format as distributed: CRLF line endings, 1-based labels; train lines ``Class/v_Class_gGG_cCC.avi N``,
-test lines ``Class/v_Class_gGG_cCC.avi`` (the label comes from the folder name).
-"""
+"""UCF-101 split files as distributed (CRLF): ``classInd.txt``, ``trainlist0N.txt`` (``Class/v_Class_gGG_cCC.avi N``,
+1-based labels) and ``testlist0N.txt`` (``Class/v_Class_gGG_cCC.avi``: the label comes from the folder)."""
 
 from __future__ import annotations
 
@@ -44,11 +41,8 @@ class VideoEntry:
 
 
 def entry_group(entry: VideoEntry, group_re: re.Pattern[str] | None = None) -> str:
-    """The group a video belongs to, as ``Class/group``; a video without one is its own group.
-
-    ``group_re`` (default: UCF-101's ``_gGG_cCC``) is searched in the file name; its first capture
-    group, or the whole match when it has none, names the group.
-    """
+    """The group of a video, ``Class/group``: ``group_re``'s (default ``_gGG_cCC``) first capture group in the
+    file name, or its whole match when it has none; a video without a match is its own group."""
     name = PurePosixPath(entry.path).name
     m = (group_re or GROUP_RE).search(name)
     if not m:
@@ -58,11 +52,8 @@ def entry_group(entry: VideoEntry, group_re: re.Pattern[str] | None = None) -> s
 
 
 def group_id(entry: VideoEntry, group_re: re.Pattern[str] | None = None) -> str:
-    """The group without its class (``Class/04`` -> ``04``); a video without a group is its own.
-
-    In many sets one group number is one person or recording session in every class (Weizmann's
-    people, EgoGestAR's recording serials), so this id is what must stay on one side of a split.
-    """
+    """The group without its class (``Class/04`` -> ``04``); a video without a group is its own. In many sets
+    one group number is one person or session in every class, which must stay on one side of a split."""
     group = entry_group(entry, group_re)
     return entry.path if group == entry.path else group.split("/", 1)[1]
 
@@ -88,11 +79,8 @@ class Split:
         return {g: (train[g], test[g]) for g in sorted(set(train) & set(test))}
 
     def shared_across_classes(self, group_re: re.Pattern[str] | None = None) -> dict[str, tuple[int, int]]:
-        """Group ids with videos on both sides, in any classes: ``id`` -> (train videos, test videos).
-
-        Empty for a recording-disjoint split. Where a group number names the same person or session
-        in every class, such a group lets a model recognise the recording, as a per-class overlap does.
-        """
+        """Group ids with videos on both sides, in any classes: ``id`` -> (train videos, test videos); empty for
+        a recording-disjoint split."""
         train = Counter(group_id(e, group_re) for e in self.train)
         test = Counter(group_id(e, group_re) for e in self.test)
         return {g: (train[g], test[g]) for g in sorted(set(train) & set(test))}
@@ -167,12 +155,8 @@ def read_split(splits_dir: str | Path, split: int = 1) -> Split:
 
 def check_group_overlap(split: Split, *, allow: bool, where: str, group_re: re.Pattern[str] | None = None
                         ) -> dict[str, tuple[int, int]]:
-    """Refuse a split whose train and test share a group, unless ``allow``; returns the overlap.
-
-    Clips of one UCF-101 group are cut from one long recording (same actor, room, camera), so a
-    group on both sides lets a model recognise the recording instead of the action, and test
-    accuracy comes out inflated (the source of many near-99 % UCF-101 figures).
-    """
+    """Refuse a split whose train and test share a group (one recording: accuracy would be inflated, see
+    docs/design.md), unless ``allow``; returns the overlap."""
     overlap = split.group_overlap(group_re)
     if overlap and not allow:
         shown = ", ".join(f"{g} (train {a}, test {b})" for g, (a, b) in list(overlap.items())[:5])
@@ -195,11 +179,7 @@ def missing_videos(entries: list[VideoEntry], videos_dir: str | Path) -> list[st
 
 
 def validate_split(split: Split, *, where: str, videos_dir: str | Path | None = None) -> None:
-    """Checks that need both lists, or the videos, before any work: one error naming every problem.
-
-    A video listed in train and in test is refused; with ``videos_dir`` every listed video must
-    exist (all missing ones are reported at once, not the first only).
-    """
+    """One error, before any work, naming every video listed in train and test or missing from ``videos_dir``."""
     both = sorted({e.path for e in split.train} & {e.path for e in split.test})
     if both:
         raise SplitError(f"{where}: {len(both)} video(s) listed in both train and test: {_shown(both)}")
@@ -215,8 +195,7 @@ def _shown(items: list[str], limit: int = 20) -> str:
 
 def split_summary(split: Split, overlap: dict[str, tuple[int, int]],
                   shared: dict[str, tuple[int, int]] | None = None) -> str:
-    """Counts and overlap of one split, as ``check-split`` prints them; ``shared`` adds the groups
-    shared across classes between the sides (``Split.shared_across_classes``)."""
+    """Counts and overlap of one split as ``check-split`` prints them; ``shared``: ``Split.shared_across_classes``."""
     groups = {entry_group(e) for e in split.train + split.test}
     across = "" if shared is None else f"group ids on both sides across classes {len(shared)}, "
     text = (f"classes {len(split.classes)}, train {len(split.train)}, test {len(split.test)}, "

@@ -11,6 +11,7 @@ from ..config import load_config
 
 COLUMNS = ["run", "recipe", "model", "params", "split", "clip top-1", "video top-1", "top-5", "views/video",
            "epochs", "wall time"]
+MEAN_COLUMNS = ["recipe", "model", "params", "clip top-1", "video top-1", "top-5", "epochs", "wall time (total)"]
 
 
 def read_run(run: str | Path) -> dict:
@@ -47,8 +48,8 @@ def _row(r: dict) -> list[str]:
             _pct(r["video_top1"]), _pct(r["top5"]), str(r["views"]), str(r["epochs"]), _wall(r["wall_s"])]
 
 
-def split_means(rows: list[dict]) -> list[dict]:
-    """Mean over splits 1-3 for each recipe family (recipe name without ``splitN``) with all three."""
+def split_means(rows: list[dict]) -> list[list[str]]:
+    """Rows (``MEAN_COLUMNS``) of the mean over splits 1-3 of each recipe family (recipe without ``splitN``)."""
     families: dict[tuple[str, str], dict[int, dict]] = {}
     for r in rows:
         if r["held_out"]:
@@ -59,24 +60,23 @@ def split_means(rows: list[dict]) -> list[dict]:
         if sorted(by_split) != [1, 2, 3]:
             continue
         group = [by_split[s] for s in (1, 2, 3)]
-        mean = {k: sum(g[k] for g in group) / 3 for k in ("clip_top1", "video_top1", "top5")}
-        means.append({"recipe": name, "model": model, "params": group[0]["params"], **mean,
-                      "epochs": "/".join(str(g["epochs"]) for g in group), "wall_s": sum(g["wall_s"] for g in group)})
+        means.append([name, model, f"{group[0]['params']:,}",
+                      *(_pct(sum(g[k] for g in group) / 3) for k in ("clip_top1", "video_top1", "top5")),
+                      "/".join(str(g["epochs"]) for g in group), _wall(sum(g["wall_s"] for g in group))])
     return means
+
+
+def _table(columns: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(row) + " |" for row in [columns, *rows]]
+    return [lines[0], "|" + "|".join("---" for _ in columns) + "|", *lines[1:]]
 
 
 def format_report(rows: list[dict]) -> str:
     lines = ["# Run comparison", "", "Accuracies in %. Video top-1/top-5: softmax averaged over the views of each "
-             "test video; clip top-1: each view alone.", "",
-             "| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
-    lines += ["| " + " | ".join(_row(r)) + " |" for r in rows]
+             "test video; clip top-1: each view alone.", "", *_table(COLUMNS, [_row(r) for r in rows])]
     means = split_means(rows)
     if means:
-        lines += ["", "## Mean over UCF-101 splits 1-3", "",
-                  "| recipe | model | params | clip top-1 | video top-1 | top-5 | epochs | wall time (total) |",
-                  "|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {m['recipe']} | {m['model']} | {m['params']:,} | {_pct(m['clip_top1'])} | {_pct(m['video_top1'])} | "
-                  f"{_pct(m['top5'])} | {m['epochs']} | {_wall(m['wall_s'])} |" for m in means]
+        lines += ["", "## Mean over UCF-101 splits 1-3", "", *_table(MEAN_COLUMNS, means)]
     return "\n".join(lines) + "\n"
 
 
