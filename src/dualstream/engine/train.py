@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
 from ..config import Config
+from ..files import atomic_write_text
 from ..cache import read_manifest
 from ..data.dataset import TrainClips
 from ..data.holdout import carve_validation
@@ -310,7 +311,8 @@ def _open_run_folder(s: Session, split: Split, *, fresh: bool) -> None:
         for stale in (EVAL_JSON, MISTAKES_CSV, CONFUSION_PNG, MODEL_WEIGHTS, MODEL_JSON):
             (run / stale).unlink(missing_ok=True)
     (run / CONFIG).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    _write_lines(run / METRICS, s.history)  # exactly the checkpoint's history: no line lost or doubled
+    # exactly the checkpoint's history: no line lost or doubled
+    atomic_write_text(run / METRICS, "".join(json.dumps(line) + "\n" for line in s.history))
     s.writer = _tensorboard(run)
     manifest = read_manifest(cfg.data.cache, split.train[0].key)
     window = None
@@ -458,19 +460,12 @@ def _resume_state(run: Path, model: nn.Module, cfg: Config, num_classes: int) ->
     return state
 
 
-def _write_lines(path: Path, lines: list[dict]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    tmp.replace(path)
-
-
 def _write_run_info(run: Path, info: dict, history: list[dict]) -> None:
     wall = sum(h["time"]["train_s"] + h["time"]["eval_s"] for h in history if "time" in h)
-    tmp = run / f".{RUN_JSON}.tmp"
     chosen = [h["epoch"] for h in history if h.get("best")]  # with a validation part: the packaged epoch
     extra = {"chosen_epoch": chosen[-1]} if chosen else {}
-    tmp.write_text(json.dumps({**info, "epochs": len(history), **extra, "wall_s": round(wall, 1)}, indent=1))
-    tmp.replace(run / RUN_JSON)
+    atomic_write_text(run / RUN_JSON, json.dumps({**info, "epochs": len(history), **extra, "wall_s": round(wall, 1)},
+                                                 indent=1))
 
 
 def _tensorboard(run: Path):
