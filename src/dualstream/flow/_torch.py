@@ -113,12 +113,8 @@ def base_grid(height: int, width: int, *, device: torch.device) -> torch.Tensor:
 def warp(
     image: torch.Tensor, flow: torch.Tensor, grid: torch.Tensor, *, mode: str = "bicubic", padding: str = "border"
 ) -> torch.Tensor:
-    """Sample ``image`` (N, C, H, W) at x + flow(x): the second frame seen from the first.
-
-    ``padding`` is grid_sample's padding_mode. "border" (replicate) is the default: with "zeros" (cv2.remap's
-    constant border, which OpenCV DualTVL1 uses) identical frames drift to pixels of flow at the frame's edge
-    (the float32 rounding of the sampling grid lets zeros leak in and feed back).
-    """
+    """Sample ``image`` (N, C, H, W) at x + flow(x): the second frame seen from the first. ``padding`` is
+    grid_sample's: with "zeros" (OpenCV's border) float32 rounding lets zeros leak in and identical frames drift."""
     h, w = image.shape[-2:]
     pos = grid + flow[:, :2]  # (N, 2, H, W) absolute pixel positions
     scale = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], device=flow.device).view(1, 2, 1, 1)
@@ -127,12 +123,8 @@ def warp(
 
 
 def median_filter(x: torch.Tensor, ksize: int) -> torch.Tensor:
-    """ksize x ksize median of each channel of (N, C, H, W), borders replicated (as cv2.medianBlur).
-
-    CPU tensors of ksize 3 or 5 go through one cv2.medianBlur call over the whole batch stacked into a tall
-    image (each channel padded by ksize//2 replicated rows so neighbours never mix); other cases use
-    unfold + median on the tensor's own device.
-    """
+    """ksize x ksize median of each channel of (N, C, H, W), borders replicated (as cv2.medianBlur): on the CPU
+    one cv2.medianBlur over the batch stacked into a tall image, elsewhere unfold + median on the device."""
     n, c, h, w = x.shape
     r = ksize // 2
     if USE_CV2_MEDIAN and x.device.type == "cpu" and ksize in (3, 5) and x.dtype == torch.float32:

@@ -151,10 +151,8 @@ def resolve_backend(prm: BroxParams, device: torch.device) -> str:
 
 @torch.inference_mode()
 def brox_flow(prev: torch.Tensor, nxt: torch.Tensor, **params: object) -> torch.Tensor:
-    """Brox et al. 2004 flow from ``prev`` to ``nxt``: gray frames (N, H, W), 0..255 -> (N, 2, H, W) float32.
-
-    Runs on the inputs' device (CPU or CUDA), the whole batch at once; ``params`` are BroxParams fields.
-    """
+    """Brox et al. 2004 flow from ``prev`` to ``nxt``: gray frames (N, H, W), 0..255 -> (N, 2, H, W) float32, on
+    their device, the whole batch at once; ``params`` are BroxParams fields."""
     prm = make_params(BroxParams, params, {})
     i1, i2 = (t / 255.0 for t in gray_pair(prev, nxt))  # (N, 1, H, W), 0..1 as alpha expects
     sizes = pyramid_sizes(i1.shape[-2], i1.shape[-1], nscales=prm.nscales, scale_step=prm.scale_step)

@@ -29,11 +29,8 @@ def colour_wheel() -> np.ndarray:
 
 
 def flow_to_rgb(flow: np.ndarray, *, max_magnitude: float | None = None) -> np.ndarray:
-    """Render flow (H, W, 2) or (2, H, W) as uint8 RGB (H, W, 3); unknown or non-finite pixels are black.
-
-    Magnitudes are divided by ``max_magnitude`` (default: the largest known magnitude) so the fastest motion
-    is fully saturated; zero motion is white; longer than max_magnitude is darkened (x 0.75) as in Middlebury.
-    """
+    """Render flow (H, W, 2) or (2, H, W) as uint8 RGB (H, W, 3): zero motion white, ``max_magnitude`` (default:
+    the largest) fully saturated, longer darkened as in Middlebury; unknown or non-finite pixels black."""
     flow = channels_last(flow)
     known = np.all(np.isfinite(flow) & (np.abs(flow) < UNKNOWN_FLOW_THRESHOLD), axis=-1)
     u = np.where(known, flow[..., 0], 0.0)

@@ -1,10 +1,9 @@
-"""Batched TV-L1 optical flow in PyTorch (CPU or CUDA).
+"""Batched TV-L1 optical flow in PyTorch (CPU or CUDA), a whole batch at once (docs/design.md).
 
-Duality-based TV-L1 of Zach, Pock and Bischof, "A Duality Based Approach for Realtime TV-L1 Optical Flow"
-(DAGM 2007), with the refinements of Wedel, Pock, Zach, Bischof and Cremers, "An Improved Algorithm for
-TV-L1 Optical Flow" (2009): coarse-to-fine pyramid, several warps per level, median filtering of the flow
-between outer iterations. The scheme and the parameter names/defaults follow OpenCV's DualTVL1 (and the
-IPOL description by Sanchez, Meinhardt-Llopis and Facciolo, 2013) so the two can be compared directly.
+Zach, Pock and Bischof, "A Duality Based Approach for Realtime TV-L1 Optical Flow" (DAGM 2007), with Wedel et
+al., "An Improved Algorithm for TV-L1 Optical Flow" (2009): coarse-to-fine, several warps per level, median
+filtering of the flow between outer iterations; the scheme and parameters as OpenCV's DualTVL1 (and the IPOL
+description by Sanchez, Meinhardt-Llopis and Facciolo, 2013).
 
 Energy (Zach et al. eq. 2, linearised data term eq. 4):  E(u) = sum |grad u| + lambda |rho(u)|,
 rho(u) = I1(x + u0) + grad I1(x + u0) . (u - u0) - I0(x).  It is split with an auxiliary field v
@@ -12,9 +11,6 @@ rho(u) = I1(x + u0) + grad I1(x + u0) . (u - u0) - I0(x).  It is split with an a
   * v-step, point-wise thresholding of the data term (eq. 7 / Prop. 3),
   * u-step, ROF denoising of v by Chambolle's dual projection (eqs. 8-9): u = v + theta div p,
     p <- (p + tau/theta grad u) / (1 + tau/theta |grad u|).
-
-Every pair of the batch is solved at once; pairs that meet the stopping tolerance drop out of the batch
-individually, so converged pairs cost nothing and a pair's flow does not depend on what else is in its batch.
 """
 
 from __future__ import annotations
@@ -134,41 +130,37 @@ def _tvl1_iteration(
     return u_new, p, err
 
 
-def _tvl1_iterations(steps: int, u: torch.Tensor, p: torch.Tensor, grad_i1: torch.Tensor, grad_sq: torch.Tensor,
-                     rho_c: torch.Tensor, l_t: float, theta: float, taut: float) -> tuple[torch.Tensor, ...]:
-    """``steps`` iterations in a row (one compiled graph, so one dispatch instead of ``steps``); the returned
-    per-pair change is that of the last iteration, which the stopping rule tests."""
-    for _ in range(steps):
-        u, p, err = _tvl1_iteration(u, p, grad_i1, grad_sq, rho_c, l_t, theta, taut)
-    return u, p, err
-
-
 #: Compiled iterations per (l_t, theta, taut); "failed" -> eager for the rest of the process.
 _COMPILED: dict[object, Callable] = {}
 
 
+def _iterations(l_t: float, theta: float, taut: float) -> Callable:
+    """``iterations(steps, u, p, grad_i1, grad_sq, rho_c)``: ``steps`` iterations in a row (one compiled graph: one
+    dispatch instead of ``steps``) with these constants closed over (passed as floats, a second setting in one
+    process made torch 2.13's recompiled graph return a wrong flow); the change returned is the last iteration's."""
+
+    def iterations(steps, u, p, grad_i1, grad_sq, rho_c):
+        for _ in range(steps):
+            u, p, err = _tvl1_iteration(u, p, grad_i1, grad_sq, rho_c, l_t, theta, taut)
+        return u, p, err
+
+    return iterations
+
+
 def _run_iterations(compile: bool, steps, u, p, grad_i1, grad_sq, rho_c, l_t, theta, taut):
-    """_tvl1_iterations, through torch.compile if asked for: one graph per setting and process, the constants
-    closed over (passed as floats, a second setting in the same process made torch 2.13's recompiled graph return
-    a wrong flow). Any failure to compile switches this process to eager for good, with one warning."""
+    """_iterations, through torch.compile if asked for (once per setting and process); any failure to compile
+    switches this process to eager for good, with one warning."""
     consts = (float(l_t), float(theta), float(taut))
     if compile and not _COMPILED.get("failed"):
         try:
             if consts not in _COMPILED:
-                _COMPILED[consts] = torch.compile(_closed_over(*consts), dynamic=None)
+                _COMPILED[consts] = torch.compile(_iterations(*consts), dynamic=None)
             return _COMPILED[consts](steps, u, p, grad_i1, grad_sq, rho_c)
         except Exception as exc:  # noqa: BLE001 - e.g. no C++ compiler / no triton: run eager
             warnings.warn(f"torch.compile failed ({type(exc).__name__}); TV-L1 runs eager", RuntimeWarning,
                           stacklevel=3)
             _COMPILED["failed"] = True
-    return _tvl1_iterations(steps, u, p, grad_i1, grad_sq, rho_c, l_t, theta, taut)
-
-
-def _closed_over(l_t: float, theta: float, taut: float) -> Callable:
-    def iterations(steps, u, p, grad_i1, grad_sq, rho_c):
-        return _tvl1_iterations(steps, u, p, grad_i1, grad_sq, rho_c, l_t, theta, taut)
-
-    return iterations
+    return _iterations(l_t, theta, taut)(steps, u, p, grad_i1, grad_sq, rho_c)
 
 
 def _inside(pos: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -187,11 +179,8 @@ def _iterate_warp(
     *,
     scaled_eps: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The outer (median filtering) and inner (v/u/p) iterations of one warp, for the whole batch.
-
-    Pairs whose last change is at most ``scaled_eps`` stop; the rest continue as a smaller batch (rows gathered
-    once per change of the active set), so converged pairs cost nothing and results do not depend on batching.
-    """
+    """The outer (median filtering) and inner (v/u/p) iterations of one warp, for the whole batch. Pairs whose
+    last change is at most ``scaled_eps`` stop; the rest go on as a smaller batch (gathered once per change)."""
     l_t, taut = prm.lambda_ * prm.theta, prm.tau / prm.theta
     u, p = u.clone(), p.clone()
     rows = None  # indices of the active pairs; None = all of them
@@ -297,11 +286,8 @@ def structure_texture(i0: torch.Tensor, i1: torch.Tensor, prm: TVL1Params) -> tu
 
 @torch.inference_mode()
 def tvl1_flow(prev: torch.Tensor, nxt: torch.Tensor, **params: object) -> torch.Tensor:
-    """TV-L1 flow from ``prev`` to ``nxt``: gray frames (N, H, W) on the 0..255 scale -> (N, 2, H, W) float32.
-
-    Runs on the inputs' device (CPU or CUDA), the whole batch at once. ``params`` are TVL1Params fields
-    (OpenCV camelCase names such as ``innerIterations`` are accepted as well).
-    """
+    """TV-L1 flow from ``prev`` to ``nxt``: gray frames (N, H, W) on the 0..255 scale -> (N, 2, H, W) float32, on
+    their device. ``params`` are TVL1Params fields (or OpenCV's camelCase names, such as ``innerIterations``)."""
     prm = make_params(TVL1Params, params, OPENCV_NAMES)
     i0, i1 = gray_pair(prev, nxt)  # (N, 1, H, W)
     solver = _iterate_warp_triton if resolve_backend(prm, i0.device) == "triton" else _iterate_warp
