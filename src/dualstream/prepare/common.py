@@ -29,6 +29,7 @@ from .pack import pack_folder
 FAILURES = "failures.txt"
 JPEG_QUALITY = 95
 FLOW_CHUNK = 16  # frame pairs handed to the flow engine at once
+UCF101_PAIRS = 2_500_000
 EXECUTORS = ("process", "ray")
 
 
@@ -81,6 +82,11 @@ class PrepareSummary:
     disk_bytes: int = 0
     """Bytes of the prepared and skipped videos' folders (this run's share of the cache)."""
     failures_file: str = FAILURES
+    pairs: int = 0
+    """Frame pairs whose flow the GPU pipeline computed (``prepare --device cuda``)."""
+    flow_seconds: float = 0.0
+    """Its time in the solver (with the copies of the frames to the device and of the flow back)."""
+    devices: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> int:
@@ -90,7 +96,21 @@ class PrepareSummary:
         text = f"prepared {self.prepared}, skipped {self.skipped} (already done), failed {self.failed}"
         text += f" (see {cache / self.failures_file})" if self.failed else ""
         rate = f" ({self.frames / self.seconds:.0f} frames/s)" if self.seconds > 0 and self.frames else ""
-        return text + f"; {self.frames} frames in {self.seconds:.1f} s{rate}; disk used {_human(self.disk_bytes)}"
+        text += f"; {self.frames} frames in {self.seconds:.1f} s{rate}; disk used {_human(self.disk_bytes)}"
+        if self.pairs and self.seconds > 0:
+            rate = self.pairs / self.seconds
+            solver = f", solver alone {self.pairs / self.flow_seconds:.0f}" if self.flow_seconds > 0 else ""
+            text += (f"; flow {self.pairs} pairs on {'+'.join(self.devices)}: {rate:.1f} pairs/s{solver}; "
+                     f"UCF-101's 2.5 M pairs would take {_duration(UCF101_PAIRS / rate)} at this rate")
+        return text
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _human(n: int) -> str:

@@ -9,7 +9,7 @@ import shutil
 import time
 from collections import defaultdict, deque
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Iterator
@@ -18,42 +18,15 @@ import cv2
 import numpy as np
 import torch
 
-from ..flow import torch_solver
+from ..flow import quantize_flow, torch_solver
 from ..flow._torch import resolve_device
 from .common import (DecodedFrames, PrepareOptions, PrepareSummary, _owner_tag, commit_folder, failure_reason,
                      new_tmp_folder, write_flow_jpegs, write_manifest)
 from .pool import new_pool
 
-UCF101_PAIRS = 2_500_000
 DEFAULT_BATCH = 256
 #: Videos decoded ahead of the flow process, per CPU worker (bounds the frames held in memory).
 DECODE_AHEAD = 3
-
-
-@dataclass
-class GPUPrepareSummary(PrepareSummary):
-    pairs: int = 0
-    """Frame pairs whose flow this run computed."""
-    flow_seconds: float = 0.0
-    """Time spent in the solver (including the copy of the frames to the device and of the flow back)."""
-    devices: list[str] = field(default_factory=list)
-
-    def line(self, cache: Path) -> str:
-        text = super().line(cache)
-        if self.pairs and self.seconds > 0:
-            rate = self.pairs / self.seconds
-            solver = f", solver alone {self.pairs / self.flow_seconds:.0f}" if self.flow_seconds > 0 else ""
-            text += (f"; flow {self.pairs} pairs on {'+'.join(self.devices)}: {rate:.1f} pairs/s{solver}; "
-                     f"UCF-101's 2.5 M pairs would take {_duration(UCF101_PAIRS / rate)} at this rate")
-        return text
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 2 * 3600:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 @dataclass
@@ -117,11 +90,6 @@ def _finish_job(args: tuple[_Video, PrepareOptions]) -> tuple[str | None, int]:
         return failure_reason(exc), 0
 
 
-def quantize_flow_torch(flow: torch.Tensor, bound: float) -> torch.Tensor:
-    """quantize_flow on the flow's device: the same float32 arithmetic and round-half-even, uint8 out."""
-    return torch.round((flow.clamp(-bound, bound) + bound) * (255.0 / (2 * bound))).to(torch.uint8)
-
-
 class FlowBatcher:
     """Pools the pairs of many videos into batches per frame size and runs the solver on one device."""
 
@@ -156,7 +124,7 @@ class FlowBatcher:
         a = torch.from_numpy(prev).to(self.device, non_blocking=True)
         b = torch.from_numpy(nxt).to(self.device, non_blocking=True)
         flow = self.solver(a, b, **self.params)
-        q8 = quantize_flow_torch(flow, self.bound).cpu().numpy()
+        q8 = quantize_flow(flow, self.bound).cpu().numpy()
         self.seconds += time.perf_counter() - start
         self.pairs += len(items)
         out: dict[int, tuple[_Video, list[int], list[int]]] = {}
@@ -292,8 +260,7 @@ class GPUFlowRunner:
                 if proc.is_alive():
                     proc.kill()
 
-    def summary(self, summary: PrepareSummary) -> GPUPrepareSummary:
+    def summary(self, summary: PrepareSummary) -> PrepareSummary:
         """``summary`` (filled by prepare_dataset) with this run's pairs, solver time and devices."""
-        out = GPUPrepareSummary(**{k: getattr(summary, k) for k in summary.__dataclass_fields__})
-        out.pairs, out.flow_seconds, out.devices = self.pairs, self.flow_seconds, list(self.devices)
-        return out
+        summary.pairs, summary.flow_seconds, summary.devices = self.pairs, self.flow_seconds, list(self.devices)
+        return summary
