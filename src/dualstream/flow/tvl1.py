@@ -163,12 +163,6 @@ def _run_iterations(compile: bool, steps, u, p, grad_i1, grad_sq, rho_c, l_t, th
     return _iterations(l_t, theta, taut)(steps, u, p, grad_i1, grad_sq, rho_c)
 
 
-def _inside(pos: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """1.0 where positions (N, 2, H, W) lie inside the image, else 0.0 -> (N, 1, H, W)."""
-    x, y = pos[:, :1], pos[:, 1:]
-    return ((x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)).to(pos.dtype)
-
-
 def _iterate_warp(
     u: torch.Tensor,
     p: torch.Tensor,
@@ -236,7 +230,8 @@ def _solve_level(
         rho_c = i1w - i0 - (gxy * u[:, :2]).sum(1, keepdim=True)  # (N, 1, H, W)
         # pixels whose match x + u0 lies outside the second frame carry no data term (their flow comes from
         # the TV term), as in OpenCV
-        inside = _inside(grid + u[:, :2], h, w)
+        x, y = (grid + u[:, :2]).split(1, dim=1)  # (N, 1, H, W) each
+        inside = ((x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)).to(x.dtype)
         gxy, rho_c = gxy * inside, rho_c * inside
         if u.shape[1] == 3:
             gxy = torch.cat((gxy, torch.full_like(i1w, prm.gamma)), 1)  # illumination channel

@@ -21,7 +21,7 @@ from ..cache import MANIFEST
 from ..data.sampling import ClipSpec
 from ..data.transforms import DEFAULT_SHORT_SIDE, resize_short_side
 from ..files import atomic_write_text
-from ..flow import DEFAULT_BOUND, TORCH_METHODS, FlowBackendError, check_available, compute_flow, quantize_flow
+from ..flow import DEFAULT_BOUND, TORCH_METHODS, FlowBackendError, check_available
 from ..flow.quantize import BOUND_RANGE
 from ..video import VideoReadError, iter_frames
 from .pack import pack_folder
@@ -140,13 +140,6 @@ def write_flow_jpegs(out: Path, numbers: list[int], q: np.ndarray) -> None:
     for k, i in enumerate(numbers):
         _write_jpeg(out / f"flow_x_{i:05d}.jpg", q[k, 0])
         _write_jpeg(out / f"flow_y_{i:05d}.jpg", q[k, 1])
-
-
-def _write_flows(out: Path, numbers: list[int], prev: list[np.ndarray], nxt: list[np.ndarray],
-                 opts: PrepareOptions) -> None:
-    """Flow from each gray frame of ``prev`` to the one in ``nxt``, written as flow_x/flow_y ``numbers``."""
-    write_flow_jpegs(out, numbers, quantize_flow(compute_flow(np.stack(prev), np.stack(nxt), method=opts.flow,
-                                                              device=opts.device), opts.bound))
 
 
 class DecodedFrames:

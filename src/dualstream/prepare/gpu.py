@@ -39,15 +39,15 @@ class _Video:
     width: int
     kept: str | list[int]
     grays: np.ndarray
-    """(M, H, W) uint8, the decoded frames in order."""
+    """(M, H, W) uint8: frame n is ``grays[n - 1]``; flow n goes from frame n to frame n + 1."""
     pairs_left: int
     writes: int = 0
     error: str | None = None
 
 
-def _decode_job(args: tuple[str, str, str, PrepareOptions, str]) -> tuple[str, str | None, _Video | None, list]:
-    """CPU worker: decode + resize one video, write its RGB JPEGs; returns (rel, error or None, the video, its
-    pairs): pair (n, a, b) is flow number n, from gray frame a to gray frame b."""
+def _decode_job(args: tuple[str, str, str, PrepareOptions, str]) -> tuple[str, str | None, _Video | None, list[int]]:
+    """CPU worker: decode + resize one video, write its RGB JPEGs; returns (rel, error or None, the video, the
+    numbers of the flows to compute)."""
     rel, src, dst, opts, owner = args
     cv2.setNumThreads(1)
     tmp = None
@@ -56,9 +56,9 @@ def _decode_job(args: tuple[str, str, str, PrepareOptions, str]) -> tuple[str, s
         frames = DecodedFrames(src, tmp, opts)
         grays = np.stack([gray for _, gray in frames])
         kept = frames.kept()
-        pairs = [(i, i - 1, i) for i in (range(1, frames.count) if kept == "all" else kept)]  # flow i: frame i -> i + 1
+        numbers = list(range(1, frames.count)) if kept == "all" else kept
         return rel, None, _Video(rel, Path(dst), tmp, frames.count, frames.height, frames.width, kept, grays,
-                                 len(pairs)), pairs
+                                 len(numbers)), numbers
     except (Exception, MemoryError) as exc:  # VideoReadError, cv2.error, OSError (disk full), ...
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -99,14 +99,12 @@ class FlowBatcher:
         self.batch = batch
         self.bound = opts.bound
         self.params = params or {}
-        self.queues: dict[tuple[int, int], deque] = defaultdict(deque)  # size -> (video, number, prev, next)
+        self.queues: dict[tuple[int, int], deque] = defaultdict(deque)  # size -> (video, flow number)
         self.pairs = 0
         self.seconds = 0.0
 
-    def add(self, video: _Video, pairs: list[tuple[int, int, int]]) -> None:
-        q = self.queues[video.grays.shape[1:]]
-        for number, a, b in pairs:
-            q.append((video, number, a, b))
+    def add(self, video: _Video, numbers: list[int]) -> None:
+        self.queues[video.grays.shape[1:]].extend((video, n) for n in numbers)
 
     def ready(self, flush: bool) -> list[tuple[int, int]]:
         """Frame sizes with a full batch waiting (or any pairs at all when ``flush``)."""
@@ -118,8 +116,8 @@ class FlowBatcher:
         items = [q.popleft() for _ in range(min(self.batch, len(q)))]
         if not q:
             del self.queues[size]
-        prev = np.stack([v.grays[a] for v, _, a, _ in items])
-        nxt = np.stack([v.grays[b] for v, _, _, b in items])
+        prev = np.stack([v.grays[n - 1] for v, n in items])
+        nxt = np.stack([v.grays[n] for v, n in items])
         start = time.perf_counter()
         a = torch.from_numpy(prev).to(self.device, non_blocking=True)
         b = torch.from_numpy(nxt).to(self.device, non_blocking=True)
@@ -128,7 +126,7 @@ class FlowBatcher:
         self.seconds += time.perf_counter() - start
         self.pairs += len(items)
         out: dict[int, tuple[_Video, list[int], list[int]]] = {}
-        for k, (video, number, _, _) in enumerate(items):
+        for k, (video, number) in enumerate(items):
             entry = out.setdefault(id(video), (video, [], []))
             entry[1].append(number)
             entry[2].append(k)
@@ -173,11 +171,11 @@ def run_pipeline(todo: list, opts: PrepareOptions, batcher: FlowBatcher, workers
             for fut in done:
                 if fut in decoding:
                     decoding.remove(fut)
-                    rel, error, video, pairs = fut.result()
+                    rel, error, video, numbers = fut.result()
                     if error is not None:
                         yield rel, error, 0, 0
-                    elif pairs:
-                        batcher.add(video, pairs)
+                    elif numbers:
+                        batcher.add(video, numbers)
                     else:
                         yield from finish(video)
                 elif fut in writing:

@@ -16,9 +16,10 @@ import numpy as np
 from tqdm import tqdm
 
 from ..cache import MANIFEST, is_prepared
+from ..flow import compute_flow, quantize_flow
 from ..video import find_videos
 from .common import (EXECUTORS, FAILURES, FLOW_CHUNK, DecodedFrames, PrepareError, PrepareOptions, PrepareSummary,
-                     _write_flows, atomic_folder, failure_reason, folder_bytes, write_failures, write_manifest)
+                     atomic_folder, failure_reason, folder_bytes, write_failures, write_flow_jpegs, write_manifest)
 from .pool import run_processes
 
 
@@ -57,6 +58,13 @@ def prepare_video(src: str | Path, dst: str | Path, opts: PrepareOptions) -> dic
             _write_sampled_flows(video, opts)
         manifest = write_manifest(tmp, src.name, video.count, video.height, video.width, video.kept(), opts)
     return manifest
+
+
+def _write_flows(out: Path, numbers: list[int], prev: list[np.ndarray], nxt: list[np.ndarray],
+                 opts: PrepareOptions) -> None:
+    """Flow from each gray frame of ``prev`` to the one in ``nxt``, written as flow_x/flow_y ``numbers``."""
+    write_flow_jpegs(out, numbers, quantize_flow(compute_flow(np.stack(prev), np.stack(nxt), method=opts.flow,
+                                                              device=opts.device), opts.bound))
 
 
 def _write_all_flows(video: DecodedFrames, opts: PrepareOptions) -> None:
