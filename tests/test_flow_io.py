@@ -41,6 +41,15 @@ def test_quantise_round_trip_within_one_step():
     assert quantize_flow(np.array([-bound, bound, 100.0]), bound).tolist() == [0, 255, 255]
 
 
+def test_torch_quantisation_matches_numpy():
+    import torch
+
+    flow = np.random.default_rng(0).normal(0, 12, (3, 2, 9, 11)).astype(np.float32)
+    flow[0, 0, 0, :4] = [-30.0, 30.0, 0.0, 20.0 / 255.0]  # clipped, and a value on a rounding boundary
+    q = quantize_flow(torch.from_numpy(flow), 20.0)
+    assert q.dtype == torch.uint8 and np.array_equal(q.numpy(), quantize_flow(flow, 20.0))
+
+
 def test_quantise_default_bound_is_20_px_and_a_bound_must_be_positive():
     # the cache's convention (TSN/MMAction2): +-20 px, 0 px at 127.5 (rounds to 128), one step 40/255 px
     assert quantize_flow(np.array([-20.0, -19.9, 0.0, 19.9, 20.0])).tolist() == [0, 1, 128, 254, 255]

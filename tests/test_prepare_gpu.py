@@ -13,9 +13,8 @@ from dualstream.cache import MANIFEST
 from dualstream.prepare.common import PrepareOptions, PrepareSummary
 from dualstream.video import find_videos
 from dualstream.prepare.run import prepare_dataset, video_key
-from dualstream.prepare.gpu import GPUFlowRunner, quantize_flow_torch
+from dualstream.prepare.gpu import GPUFlowRunner
 from dualstream.data.sampling import ClipSpec
-from dualstream.flow import quantize_flow
 
 
 def _todo(videos: Path, cache: Path, rels: list[str], opts: PrepareOptions) -> list:
@@ -81,11 +80,3 @@ def test_pipeline_sampled_mode_and_a_broken_video(tiny_dataset, tmp_path):
         assert kept != "all" and manifest["num_flows"] == len(kept) and manifest["flow_method"] == "tvl1"
         assert sorted(p.name for p in folder.glob("img_*")) == [f"img_{i:05d}.jpg" for i in kept]
         assert sorted(p.name for p in folder.glob("flow_x_*")) == [f"flow_x_{i:05d}.jpg" for i in kept]
-
-
-def test_torch_quantisation_matches_numpy():
-    import torch
-
-    flow = np.random.default_rng(0).normal(0, 12, (3, 2, 9, 11)).astype(np.float32)
-    flow[0, 0, 0, :4] = [-30.0, 30.0, 0.0, 20.0 / 255.0]  # clipped, and a value on a rounding boundary
-    assert np.array_equal(quantize_flow_torch(torch.from_numpy(flow), 20.0).numpy(), quantize_flow(flow, 20.0))

@@ -1,40 +1,34 @@
 """Optical flow: one interface over OpenCV (CPU) and the batched PyTorch solvers (CPU or CUDA).
 
-``compute_flow(prev, nxt, method=...)`` is the entry point for numpy/torch batches; ``tvl1_flow`` and
-``brox_flow`` are the tensor-level solvers for callers that keep frames on the GPU.
-
-Importing this package does not import PyTorch: the OpenCV methods, quantisation, ``.flo`` files and
-the colour wheel run without it (the ONNX runtime of ``predict``/``live``/``serve`` relies on that);
-the PyTorch solvers and their parameter classes are imported on first use.
+Importing this package does not import PyTorch (the ONNX runtime of ``predict``/``live``/``serve`` relies on
+that): the PyTorch solvers and their parameter classes are imported on first use.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .colour import flow_to_rgb, save_flow_png
+from .colour import flow_to_rgb
 from .flo import endpoint_error, read_flo, write_flo
-from .opencv import OPENCV_METHODS, FlowBackendError, OpenCVFlow, has_contrib
+from .opencv import FlowBackendError, has_contrib, opencv_flow
 from .opencv import check_available as _check_opencv
 from .quantize import DEFAULT_BOUND, dequantize_flow, quantize_flow
 
 __all__ = [
     "FLOW_METHODS",
-    "METHOD_ALIASES",
+    "TORCH_METHODS",
     "compute_flow",
+    "resolve_method",
+    "check_available",
+    "torch_solver",
     "tvl1_flow",
     "tvl1_quality_flow",
     "QUALITY_PRESET",
-    "TORCH_METHODS",
     "brox_flow",
     "TVL1Params",
     "BroxParams",
-    "OpenCVFlow",
     "FlowBackendError",
-    "check_available",
-    "torch_solver",
     "has_contrib",
-    "OPENCV_METHODS",
     "DEFAULT_BOUND",
     "quantize_flow",
     "dequantize_flow",
@@ -42,7 +36,6 @@ __all__ = [
     "write_flo",
     "endpoint_error",
     "flow_to_rgb",
-    "save_flow_png",
 ]
 
 #: Methods accepted by compute_flow: OpenCV on the CPU, and the batched PyTorch solvers (CPU or CUDA).
@@ -103,18 +96,11 @@ def compute_flow(
 ) -> np.ndarray:
     """Flow for a batch of gray frame pairs (N, H, W) (or one pair (H, W)) -> float32 (N, 2, H, W) in pixels.
 
-    Frames are uint8 or float on the 0..255 scale, numpy or torch. ``method`` is one of FLOW_METHODS (or an
-    alias in METHOD_ALIASES). The PyTorch methods run on ``device`` ("cpu" or "cuda"; "cuda" without a GPU
-    raises RuntimeError) in chunks of ``batch_size`` pairs (None = all at once); OpenCV methods run on the
-    CPU one pair at a time and accept device="cpu" only. ``params`` go to the solver (TVL1Params/BroxParams
-    fields); OpenCV methods take none.
-
-    Errors (one line each): ValueError for an unknown method or parameter, frames of different sizes, an OpenCV
-    method with device != "cpu"; RuntimeError for device="cuda" when PyTorch sees no CUDA GPU; FlowBackendError
-    (a RuntimeError) for "opencv-tvl1" with an OpenCV that lacks the contrib modules.
-    Cost notes: "tvl1" compiles its inner iteration on first use (compile=False to skip, ~20-60 s once per
-    process on a 2-core CPU); on a CPU, small batches are faster per pair than large ones (cache), on a GPU
-    large batches are the point.
+    Frames are uint8 or float on the 0..255 scale, numpy or torch. The PyTorch methods run on ``device`` in
+    chunks of ``batch_size`` pairs (None = all at once) with ``params`` (TVL1Params/BroxParams fields); the
+    OpenCV methods run on the CPU one pair at a time and take no parameters. Errors are one line: ValueError for
+    an unknown method or parameter, frames of different sizes, an OpenCV method off the CPU; RuntimeError for
+    "cuda" without a CUDA GPU; FlowBackendError for "opencv-tvl1" without OpenCV's contrib modules.
     """
     name = resolve_method(method)
     if name not in _TORCH_SOLVERS and str(device) != "cpu":
@@ -125,31 +111,13 @@ def compute_flow(
     if name in _TORCH_SOLVERS:
         import torch
 
-        from ._torch import as_gray_batch, check_pair, resolve_device
+        from ._torch import gray_pair, resolve_device
 
         solver = torch_solver(name)
-        dev = resolve_device(device)
-        a = as_gray_batch(prev, device=dev, name="prev")[:, 0]  # (N, 1, H, W) -> (N, H, W)
-        b = as_gray_batch(nxt, device=dev, name="nxt")[:, 0]
-        check_pair(a, b)
+        a, b = gray_pair(prev, nxt, device=resolve_device(device))  # (N, 1, H, W)
         step = batch_size or max(1, a.shape[0])
-        chunks = [solver(a[i : i + step], b[i : i + step], **params) for i in range(0, a.shape[0], step)]
+        chunks = [solver(a[i : i + step, 0], b[i : i + step, 0], **params) for i in range(0, a.shape[0], step)]
         return torch.cat(chunks).cpu().numpy()
     if params:
         raise ValueError(f"method {name!r} takes no parameters, got {', '.join(sorted(params))}")
-    a, b = _as_numpy(prev), _as_numpy(nxt)
-    if a.shape != b.shape:
-        raise ValueError(f"frames of a pair differ in size: {a.shape} vs {b.shape}")
-    engine = OpenCVFlow(name.removeprefix("opencv-"))
-    flows = [engine(x, y).transpose(2, 0, 1) for x, y in zip(a, b)]  # (H, W, 2) -> (2, H, W) each
-    return np.stack(flows).astype(np.float32, copy=False)
-
-
-def _as_numpy(frames) -> np.ndarray:
-    """numpy (N, H, W) view of gray frames given as numpy or torch, one frame (H, W) or a batch."""
-    arr = frames.detach().cpu().numpy() if hasattr(frames, "detach") else np.asarray(frames)
-    if arr.ndim == 2:
-        arr = arr[None]
-    if arr.ndim != 3:
-        raise ValueError(f"frames must be gray, shaped (N, H, W) or (H, W), got shape {arr.shape}")
-    return arr
+    return opencv_flow(prev, nxt, name.removeprefix("opencv-"))

@@ -34,22 +34,21 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return dev
 
 
-def as_gray_batch(frames: np.ndarray | torch.Tensor, *, device: torch.device, name: str) -> torch.Tensor:
-    """Gray frames (N, H, W) or one frame (H, W), uint8 or float on the 0..255 scale -> float32 (N, 1, H, W)."""
-    t = frames if isinstance(frames, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(frames))
-    if t.ndim == 2:
-        t = t[None]
-    if t.ndim != 3:
-        raise ValueError(f"{name} must be gray frames shaped (N, H, W) or (H, W), got shape {tuple(t.shape)}")
-    if t.shape[-1] < 2 or t.shape[-2] < 2:
-        raise ValueError(f"{name} frames must be at least 2x2 pixels, got {tuple(t.shape[-2:])}")
-    return t.to(device=device, dtype=torch.float32)[:, None]  # (N, H, W) -> (N, 1, H, W)
-
-
-def check_pair(prev: torch.Tensor, nxt: torch.Tensor) -> None:
-    """One-line error for pairs whose frames differ in size or count."""
-    if prev.shape != nxt.shape:
-        raise ValueError(f"frames of a pair differ in size: {tuple(prev.shape)} vs {tuple(nxt.shape)}")
+def gray_pair(prev: np.ndarray | torch.Tensor, nxt: np.ndarray | torch.Tensor, *, device: torch.device | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gray frames (N, H, W) or one pair (H, W), uint8 or float on the 0..255 scale -> float32 (N, 1, H, W) each,
+    on ``device`` (default: that of ``prev``); one-line ValueError for frames of different sizes or other shapes."""
+    a, b = (t if isinstance(t, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(t)) for t in (prev, nxt))
+    if a.shape != b.shape:
+        raise ValueError(f"frames of a pair differ in size: {tuple(a.shape)} vs {tuple(b.shape)}")
+    if a.ndim == 2:
+        a, b = a[None], b[None]
+    if a.ndim != 3:
+        raise ValueError(f"frames must be gray, shaped (N, H, W) or (H, W), got shape {tuple(a.shape)}")
+    if a.shape[-1] < 2 or a.shape[-2] < 2:
+        raise ValueError(f"frames must be at least 2x2 pixels, got {tuple(a.shape[-2:])}")
+    device = device or a.device
+    return tuple(t.to(device=device, dtype=torch.float32)[:, None] for t in (a, b))  # (N, H, W) -> (N, 1, H, W)
 
 
 def pyramid_sizes(height: int, width: int, *, nscales: int, scale_step: float) -> list[tuple[int, int]]:
@@ -91,6 +90,16 @@ def centered_gradient(image: torch.Tensor) -> torch.Tensor:
     return torch.cat((gx, gy), 1)
 
 
+def forward_diff(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward differences of (..., H, W) along x and y, zero at the last column and row."""
+    return F.pad(x[..., 1:] - x[..., :-1], (0, 1)), F.pad(x[..., 1:, :] - x[..., :-1, :], (0, 0, 0, 1))
+
+
+def divergence(px: torch.Tensor, py: torch.Tensor) -> torch.Tensor:
+    """Divergence with backward differences, p = 0 outside: the adjoint of -forward_diff (IPOL eq. 24)."""
+    return px - F.pad(px[..., :-1], (1, 0)) + py - F.pad(py[..., :-1, :], (0, 0, 1, 0))
+
+
 def base_grid(height: int, width: int, *, device: torch.device) -> torch.Tensor:
     """Pixel coordinates (1, 2, H, W): channel 0 = x (column index), channel 1 = y (row index)."""
     ys, xs = torch.meshgrid(
@@ -104,12 +113,8 @@ def base_grid(height: int, width: int, *, device: torch.device) -> torch.Tensor:
 def warp(
     image: torch.Tensor, flow: torch.Tensor, grid: torch.Tensor, *, mode: str = "bicubic", padding: str = "border"
 ) -> torch.Tensor:
-    """Sample ``image`` (N, C, H, W) at x + flow(x): the second frame seen from the first.
-
-    ``padding`` is grid_sample's padding_mode. "border" (replicate) is the default: with "zeros" (cv2.remap's
-    constant border, which OpenCV DualTVL1 uses) identical frames drift to pixels of flow at the frame's edge
-    (the float32 rounding of the sampling grid lets zeros leak in and feed back).
-    """
+    """Sample ``image`` (N, C, H, W) at x + flow(x): the second frame seen from the first. ``padding`` is
+    grid_sample's: with "zeros" (OpenCV's border) float32 rounding lets zeros leak in and identical frames drift."""
     h, w = image.shape[-2:]
     pos = grid + flow[:, :2]  # (N, 2, H, W) absolute pixel positions
     scale = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], device=flow.device).view(1, 2, 1, 1)
@@ -118,12 +123,8 @@ def warp(
 
 
 def median_filter(x: torch.Tensor, ksize: int) -> torch.Tensor:
-    """ksize x ksize median of each channel of (N, C, H, W), borders replicated (as cv2.medianBlur).
-
-    CPU tensors of ksize 3 or 5 go through one cv2.medianBlur call over the whole batch stacked into a tall
-    image (each channel padded by ksize//2 replicated rows so neighbours never mix); other cases use
-    unfold + median on the tensor's own device.
-    """
+    """ksize x ksize median of each channel of (N, C, H, W), borders replicated (as cv2.medianBlur): on the CPU
+    one cv2.medianBlur over the batch stacked into a tall image, elsewhere unfold + median on the device."""
     n, c, h, w = x.shape
     r = ksize // 2
     if USE_CV2_MEDIAN and x.device.type == "cpu" and ksize in (3, 5) and x.dtype == torch.float32:
@@ -136,6 +137,22 @@ def median_filter(x: torch.Tensor, ksize: int) -> torch.Tensor:
     padded = F.pad(x.reshape(n * c, 1, h, w), (r, r, r, r), mode="replicate")
     patches = F.unfold(padded, ksize)  # (N*C, ksize*ksize, H*W)
     return patches.median(dim=1).values.reshape(n, c, h, w)
+
+
+#: Backends of the PyTorch solvers: the PyTorch reference, the Triton kernels, or "triton" where it checks out.
+BACKENDS = ("auto", "torch", "triton")
+
+
+def check_fields(prm: object, solver: str, *, positive: tuple[str, ...], at_least_one: tuple[str, ...]) -> None:
+    """One-line ValueError for a solver parameter out of range or an unknown backend."""
+    for name in positive:
+        if getattr(prm, name) <= 0:
+            raise ValueError(f"{solver} parameter {name} must be positive, got {getattr(prm, name)}")
+    for name in at_least_one:
+        if getattr(prm, name) < 1:
+            raise ValueError(f"{solver} parameter {name} must be >= 1, got {getattr(prm, name)}")
+    if prm.backend not in BACKENDS:
+        raise ValueError(f"{solver} backend must be one of {', '.join(BACKENDS)}, got {prm.backend!r}")
 
 
 def make_params(cls: type, params: dict, aliases: dict[str, str]) -> object:
@@ -153,12 +170,15 @@ def triton_interpreted() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
-def self_check_frames(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """A small textured gray pair (1, 32, 40) moved by (1, 1) px, on ``device``: the Triton self-checks' input."""
+def self_check(flow_fn: Callable, device: torch.device, params: dict) -> float:
+    """Largest difference (px) between ``flow_fn``'s Triton and PyTorch backends on a small textured gray pair
+    (1, 32, 40) moved by (1, 1) px."""
     gen = torch.Generator().manual_seed(0)
     a = F.interpolate(torch.rand(1, 1, 8, 10, generator=gen), size=(32, 40), mode="bicubic", align_corners=False)
     a = a[:, 0].clamp(0, 1) * 255
-    return a.to(device), torch.roll(a, (1, 1), (1, 2)).to(device)
+    a, b = a.to(device), torch.roll(a, (1, 1), (1, 2)).to(device)
+    ref = flow_fn(a, b, backend="torch", **params)
+    return float((ref - flow_fn(a, b, backend="triton", **params)).abs().max())
 
 
 _TRITON_OK: dict[tuple[str, str], bool] = {}
@@ -167,14 +187,13 @@ SELF_CHECK_TOLERANCE = 1e-2
 
 
 def choose_backend(requested: str, device: torch.device, *, solver: str, module: str, unsupported: str | None,
-                   self_check: Callable[[torch.device], float]) -> str:
-    """The backend ("torch" or "triton") a solver runs with.
+                   flow_fn: Callable, check_params: dict) -> str:
+    """The backend ("torch" or "triton") the solver ``flow_fn`` runs with.
 
-    "torch" is the reference; "auto" means "triton" on CUDA when the kernel module (``flow.<module>``) imports
-    and ``self_check`` (the kernel against the reference on a small pair, once per process and device) stays
-    within SELF_CHECK_TOLERANCE, else "torch" with one warning; on the CPU "auto" is always "torch". Asking
-    for "triton" where it cannot run (``unsupported`` settings, no Triton, CPU tensors outside the interpreter)
-    is a one-line ValueError.
+    "auto" means "triton" on CUDA when the kernel module (``flow.<module>``) imports and the self-check (with
+    ``check_params``, once per process and device) stays within SELF_CHECK_TOLERANCE, else "torch" with one
+    warning; on the CPU always "torch". Asking for "triton" where it cannot run (``unsupported`` settings, no
+    Triton, CPU tensors outside the interpreter) is a one-line ValueError.
     """
     if requested == "torch" or (requested == "auto" and device.type != "cuda"):
         return "torch"
@@ -195,7 +214,7 @@ def choose_backend(requested: str, device: torch.device, *, solver: str, module:
     if key not in _TRITON_OK:
         try:
             importlib.import_module(f"{__package__}.{module}")
-            diff = self_check(device)
+            diff = self_check(flow_fn, device, check_params)
             _TRITON_OK[key] = diff < SELF_CHECK_TOLERANCE
             if not _TRITON_OK[key]:
                 warnings.warn(f"Triton {solver} differs from the reference by {diff:.3g} px on {device}; using the "

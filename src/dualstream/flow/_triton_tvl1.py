@@ -5,11 +5,8 @@ One program solves one pair of the batch: it sweeps the image in tiles of BLOCK 
 (the v/u step, then the dual p step, which reads the new u of the right/lower neighbours), with a block-wide
 barrier between the sweeps, and keeps the pair's stopping test (sum |u_new - u|^2 <= epsilon^2 H W) in a
 register, so a converged pair simply leaves its loop. The arithmetic is that of ``tvl1._tvl1_iteration`` (the
-PyTorch reference) line by line; only the order of the additions in the stopping sum differs.
-
-This module imports Triton; ``tvl1.py`` imports it only when the Triton backend is asked for. Under
-TRITON_INTERPRET=1 (set before this module is imported) the kernel runs on CPU tensors, which is how the tests
-check it against the reference.
+PyTorch reference) line by line; only the order of the additions in the stopping sum differs. Imported only
+for the Triton backend; under TRITON_INTERPRET=1 (set before the import) the kernel runs on CPU tensors (tests).
 """
 
 from __future__ import annotations

@@ -21,10 +21,12 @@ from ._torch import (
     base_grid,
     build_pyramid,
     centered_gradient,
+    check_fields,
     choose_backend,
+    forward_diff,
+    gray_pair,
     make_params,
     pyramid_sizes,
-    self_check_frames,
     upsample_flow,
     warp,
 )
@@ -34,21 +36,14 @@ __all__ = ["BroxParams", "brox_flow"]
 
 @dataclass(frozen=True)
 class BroxParams:
-    """Solver settings; names after OpenCV's cuda::BroxOpticalFlow (alpha, gamma, scale factor, iterations).
+    """Solver settings, named after OpenCV's cuda::BroxOpticalFlow; why the defaults: docs/design.md.
 
-    alpha: smoothness weight (images scaled to 0..1 internally); 0.1 is more accurate on Middlebury than
-        OpenCV's 0.197 at the same cost (``benchmarks/RESULTS.md``).
-    gamma: weight of gradient constancy. OpenCV's CUDA default 50 makes this discretisation diverge on
-        textured synthetic pairs, so the default is 5. More work buys accuracy (``warps=2``,
-        ``solver_iterations=20``), each about twice the time (figures: ``benchmarks/RESULTS.md``).
-    scale_step: pyramid size ratio; nscales: levels at most (stops before a side drops below 16 px).
-    warps: warps per level (1, as in the paper's eta = 0.95 pyramid, is usually enough with scale_step 0.8).
-    inner_iterations: lagged-nonlinearity fixed-point iterations per warp.
-    solver_iterations: red-black SOR sweeps per lagged linear system; omega: SOR relaxation factor.
-    epsilon: Charbonnier epsilon (eq. 5), 0.001 as in the paper.
-    backend: "torch" (the reference), "triton" (one kernel launch per warp runs every lagged iteration and SOR
-        sweep; CUDA tensors, or CPU tensors under TRITON_INTERPRET=1) or "auto" (default: "triton" on CUDA
-        when Triton imports and its self-check against the reference passes, else "torch").
+    alpha: smoothness weight (images scaled to 0..1); gamma: weight of gradient constancy.
+    scale_step: pyramid size ratio; nscales: levels at most (none with a side under 16 px); warps: per level.
+    inner_iterations: lagged-nonlinearity fixed-point iterations per warp; solver_iterations: red-black SOR
+        sweeps per lagged linear system; omega: SOR relaxation factor; epsilon: Charbonnier epsilon (eq. 5).
+    backend: "torch" (the reference), "triton" (one kernel launch per warp; CUDA tensors, or CPU tensors under
+        TRITON_INTERPRET=1) or "auto" (see _torch.choose_backend).
     """
 
     alpha: float = 0.1
@@ -63,14 +58,8 @@ class BroxParams:
     backend: str = "auto"
 
     def __post_init__(self) -> None:
-        for name in ("alpha", "scale_step", "epsilon", "omega"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"Brox parameter {name} must be positive, got {getattr(self, name)}")
-        for name in ("nscales", "warps", "inner_iterations", "solver_iterations"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"Brox parameter {name} must be >= 1, got {getattr(self, name)}")
-        if self.backend not in ("auto", "torch", "triton"):
-            raise ValueError(f"Brox backend must be one of auto, torch, triton, got {self.backend!r}")
+        check_fields(self, "Brox", positive=("alpha", "scale_step", "epsilon", "omega"),
+                     at_least_one=("nscales", "warps", "inner_iterations", "solver_iterations"))
         if self.gamma < 0 or self.omega >= 2:
             raise ValueError(f"Brox needs gamma >= 0 and omega < 2, got gamma={self.gamma}, omega={self.omega}")
 
@@ -92,8 +81,7 @@ def _neighbour_sum(f: torch.Tensor, w: tuple[torch.Tensor, ...]) -> torch.Tensor
 
 def _smoothness_weights(flow: torch.Tensor, alpha: float, eps: float) -> tuple[torch.Tensor, ...]:
     """alpha * Psi'_smooth averaged onto the 4 neighbour links, 0 across the image border (Neumann)."""
-    gx = F.pad(flow[..., 1:] - flow[..., :-1], (0, 1))  # forward differences, (N, 2, H, W)
-    gy = F.pad(flow[..., 1:, :] - flow[..., :-1, :], (0, 0, 0, 1))
+    gx, gy = forward_diff(flow)  # (N, 2, H, W) each
     psi = alpha * _charbonnier_prime((gx.square() + gy.square()).sum(1, keepdim=True), eps)  # (N, 1, H, W)
     wr = F.pad(0.5 * (psi[..., 1:] + psi[..., :-1]), (0, 1))  # link x <-> x+1, zero at the last column
     wl = F.pad(wr[..., :-1], (1, 0))
@@ -155,32 +143,18 @@ def _solve_warp(i1: torch.Tensor, i2w: torch.Tensor, flow: torch.Tensor, prm: Br
     return du
 
 
-def _self_check_pair(device: torch.device) -> float:
-    """Largest difference in px between the Triton and the reference Brox on a small textured pair."""
-    a, b = self_check_frames(device)
-    ref = brox_flow(a, b, backend="torch", nscales=2)
-    return float((ref - brox_flow(a, b, backend="triton", nscales=2)).abs().max())
-
-
 def resolve_backend(prm: BroxParams, device: torch.device) -> str:
     """"torch" or "triton" for ``device`` (see BroxParams.backend)."""
     return choose_backend(prm.backend, device, solver="Brox", module="_triton_brox", unsupported=None,
-                          self_check=_self_check_pair)
+                          flow_fn=brox_flow, check_params={"nscales": 2})
 
 
 @torch.inference_mode()
 def brox_flow(prev: torch.Tensor, nxt: torch.Tensor, **params: object) -> torch.Tensor:
-    """Brox et al. 2004 flow from ``prev`` to ``nxt``: gray frames (N, H, W), 0..255 -> (N, 2, H, W) float32.
-
-    Runs on the inputs' device (CPU or CUDA), the whole batch at once; ``params`` are BroxParams fields.
-    """
+    """Brox et al. 2004 flow from ``prev`` to ``nxt``: gray frames (N, H, W), 0..255 -> (N, 2, H, W) float32, on
+    their device, the whole batch at once; ``params`` are BroxParams fields."""
     prm = make_params(BroxParams, params, {})
-    if prev.shape != nxt.shape:
-        raise ValueError(f"frames of a pair differ in size: {tuple(prev.shape)} vs {tuple(nxt.shape)}")
-    if prev.ndim != 3:
-        raise ValueError(f"brox_flow expects gray frames shaped (N, H, W), got {tuple(prev.shape)}")
-    i1 = prev.to(torch.float32)[:, None] / 255.0  # (N, H, W) -> (N, 1, H, W), 0..1 as alpha expects
-    i2 = nxt.to(device=prev.device, dtype=torch.float32)[:, None] / 255.0
+    i1, i2 = (t / 255.0 for t in gray_pair(prev, nxt))  # (N, 1, H, W), 0..1 as alpha expects
     sizes = pyramid_sizes(i1.shape[-2], i1.shape[-1], nscales=prm.nscales, scale_step=prm.scale_step)
     pyr1, pyr2 = build_pyramid(i1, sizes, antialias=True), build_pyramid(i2, sizes, antialias=True)
     solve = _solve_warp_triton if resolve_backend(prm, i1.device) == "triton" else _solve_warp

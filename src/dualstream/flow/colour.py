@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .flo import UNKNOWN_FLOW_THRESHOLD
+from .flo import UNKNOWN_FLOW_THRESHOLD, channels_last
 
 #: Hues per segment of the wheel, red -> yellow -> green -> cyan -> blue -> magenta -> red.
 _SEGMENTS = (("RY", 15), ("YG", 6), ("GC", 4), ("CB", 11), ("BM", 13), ("MR", 6))
@@ -29,16 +29,9 @@ def colour_wheel() -> np.ndarray:
 
 
 def flow_to_rgb(flow: np.ndarray, *, max_magnitude: float | None = None) -> np.ndarray:
-    """Render flow (H, W, 2) or (2, H, W) as uint8 RGB (H, W, 3); unknown or non-finite pixels are black.
-
-    Magnitudes are divided by ``max_magnitude`` (default: the largest known magnitude) so the fastest motion
-    is fully saturated; zero motion is white; longer than max_magnitude is darkened (x 0.75) as in Middlebury.
-    """
-    flow = np.asarray(flow, dtype=np.float32)
-    if flow.ndim == 3 and flow.shape[0] == 2 and flow.shape[-1] != 2:
-        flow = flow.transpose(1, 2, 0)  # (2, H, W) -> (H, W, 2)
-    if flow.ndim != 3 or flow.shape[-1] != 2:
-        raise ValueError(f"flow must be shaped (H, W, 2) or (2, H, W), got {flow.shape}")
+    """Render flow (H, W, 2) or (2, H, W) as uint8 RGB (H, W, 3): zero motion white, ``max_magnitude`` (default:
+    the largest) fully saturated, longer darkened as in Middlebury; unknown or non-finite pixels black."""
+    flow = channels_last(flow)
     known = np.all(np.isfinite(flow) & (np.abs(flow) < UNKNOWN_FLOW_THRESHOLD), axis=-1)
     u = np.where(known, flow[..., 0], 0.0)
     v = np.where(known, flow[..., 1], 0.0)

@@ -25,11 +25,8 @@ def read_gray(path: str | Path) -> np.ndarray:
 
 
 def run_flow_command(frame_a: str, frame_b: str, *, method: str, out: str, png: str | None, device: str) -> None:
-    """Flow from image ``frame_a`` to image ``frame_b``; writes ``out`` (.flo) and, if given, a colour PNG.
-
-    ValueError (one line) for a missing/unreadable frame, frames of different sizes, an unknown method;
-    RuntimeError for device="cuda" without a CUDA GPU (see compute_flow).
-    """
+    """Flow from image ``frame_a`` to image ``frame_b``, written to ``out`` (.flo) and, if given, a colour PNG;
+    one-line ValueError for a missing or unreadable frame and the errors of compute_flow."""
     a, b = read_gray(frame_a), read_gray(frame_b)
     if a.shape != b.shape:
         raise ValueError(f"frames differ in size: {frame_a} is {a.shape[1]}x{a.shape[0]}, {frame_b} is {b.shape[1]}x{b.shape[0]}")

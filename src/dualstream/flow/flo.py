@@ -25,13 +25,19 @@ def read_flo(path: str | Path) -> np.ndarray:
     return data.reshape(height, width, 2).astype(np.float32, copy=False)
 
 
-def write_flo(path: str | Path, flow: np.ndarray) -> None:
-    """Write float flow (H, W, 2) or (2, H, W) as a .flo file (bit-exact float32)."""
+def channels_last(flow: np.ndarray) -> np.ndarray:
+    """float32 (H, W, 2) view of a flow given as (H, W, 2) or (2, H, W); ValueError for other shapes."""
     flow = np.asarray(flow, dtype=np.float32)
     if flow.ndim == 3 and flow.shape[0] == 2 and flow.shape[-1] != 2:
         flow = flow.transpose(1, 2, 0)  # (2, H, W) -> (H, W, 2)
     if flow.ndim != 3 or flow.shape[-1] != 2:
         raise ValueError(f"flow must be shaped (H, W, 2) or (2, H, W), got {flow.shape}")
+    return flow
+
+
+def write_flo(path: str | Path, flow: np.ndarray) -> None:
+    """Write float flow (H, W, 2) or (2, H, W) as a .flo file (bit-exact float32)."""
+    flow = channels_last(flow)
     height, width = flow.shape[:2]
     with Path(path).open("wb") as fh:
         np.array([FLO_MAGIC], "<f4").tofile(fh)

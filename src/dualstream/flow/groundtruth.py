@@ -1,15 +1,7 @@
-"""Frame pairs with known optical flow, made by warping a real (or procedural) texture.
-
-Two kinds of motion, both with exact ground truth at every pixel of the first frame:
-  * ``smooth``: a random smooth field (a sum of a few low-frequency sines plus an affine part);
-  * ``layers``: an affine background and a foreground patch (cut from elsewhere in the texture) that
-    translates on its own, so the flow has a motion boundary and the foreground occludes the background.
-The second frame is rendered by backward sampling with the inverse motion (exact for both kinds: the smooth
-field is inverted by fixed-point iteration, the affine and translation parts analytically), bicubic, then both
-frames get mild Gaussian noise and are rounded to uint8 as a camera would. Used by ``benchmarks/flow_quality.py``
-to check flow settings on data other than the four Middlebury sequences, and by the GPU benchmark, which has no
-data of its own.
-"""
+"""Frame pairs with exact known optical flow, made by warping a real (or procedural) texture, for the flow
+benchmarks: ``smooth`` (low-frequency sines plus an affine part) or ``layers`` (an affine background and a
+foreground patch translating on its own: a motion boundary with occlusion). The second frame is sampled with the
+inverse motion (bicubic), then both get mild noise and are rounded to uint8."""
 
 from __future__ import annotations
 
@@ -42,7 +34,7 @@ def _smooth_field(height: int, width: int, rng: np.random.Generator, magnitude: 
             phase = rng.uniform(0, 2 * np.pi)
             flow[c] += rng.uniform(-1, 1) * np.sin(fx * xs + fy * ys + phase)
     flow *= magnitude / max(float(np.abs(flow).max()), 1e-6)
-    return flow + _affine_flow(height, width, rng, magnitude * 0.5)
+    return flow + _affine_flow(_affine_matrix(height, width, rng, magnitude * 0.5), height, width).astype(np.float32)
 
 
 def _affine_matrix(height: int, width: int, rng: np.random.Generator, magnitude: float) -> np.ndarray:
@@ -54,10 +46,10 @@ def _affine_matrix(height: int, width: int, rng: np.random.Generator, magnitude:
     return np.hstack([lin, (centre - lin @ centre + shift)[:, None]]).astype(np.float64)
 
 
-def _affine_flow(height: int, width: int, rng: np.random.Generator, magnitude: float) -> np.ndarray:
-    m = _affine_matrix(height, width, rng, magnitude)
+def _affine_flow(m: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Displacements (2, H, W) float64 of the affine map ``m`` (2x3) at every pixel."""
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
-    return np.stack((m[0, 0] * xs + m[0, 1] * ys + m[0, 2] - xs, m[1, 0] * xs + m[1, 1] * ys + m[1, 2] - ys)).astype(np.float32)
+    return np.stack((m[0, 0] * xs + m[0, 1] * ys + m[0, 2] - xs, m[1, 0] * xs + m[1, 1] * ys + m[1, 2] - ys))
 
 
 def _sample(image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
@@ -95,7 +87,7 @@ def make_pair(texture: np.ndarray, kind: str, *, seed: int, magnitude: float = 4
     else:
         m = _affine_matrix(h, w, rng, magnitude * 0.6)
         inv = cv2.invertAffineTransform(m)
-        bg_flow = np.stack((m[0, 0] * xs + m[0, 1] * ys + m[0, 2] - xs, m[1, 0] * xs + m[1, 1] * ys + m[1, 2] - ys))
+        bg_flow = _affine_flow(m, h, w)
         # the foreground: an ellipse of texture taken from another place, translating by d
         fh, fw = int(h * rng.uniform(0.25, 0.4)), int(w * rng.uniform(0.25, 0.4))
         cy, cx = rng.uniform(0.3, 0.7) * h, rng.uniform(0.3, 0.7) * w

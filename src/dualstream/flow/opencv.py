@@ -5,8 +5,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-OPENCV_METHODS = ("dis", "farneback", "tvl1")
-
 #: Why ``opencv-tvl1`` cannot run with a plain OpenCV build (opencv-python without the contrib modules).
 CONTRIB_MISSING = (
     "flow method 'opencv-tvl1' needs OpenCV's contrib modules (cv2.optflow), which this OpenCV {version} lacks: "
@@ -30,43 +28,29 @@ def check_available(method: str) -> None:
         raise FlowBackendError(CONTRIB_MISSING.format(version=cv2.__version__))
 
 
-def _make_engine(method: str):
-    if method == "dis":
-        return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    if method == "tvl1":
-        check_available(method)
-        return cv2.optflow.DualTVL1OpticalFlow_create()
+def opencv_flow(prev: np.ndarray, nxt: np.ndarray, method: str) -> np.ndarray:
+    """OpenCV ``method`` ("dis", "farneback" or "tvl1") on gray frames (N, H, W) or one pair (H, W), numpy or
+    torch, uint8 or float on the 0..255 scale -> float32 (N, 2, H, W) in pixels, one pair at a time."""
+    a, b = _as_gray_u8(prev), _as_gray_u8(nxt)
+    if a.shape != b.shape:
+        raise ValueError(f"frames of a pair differ in size: {a.shape} vs {b.shape}")
     if method == "farneback":
-        return None
-    raise ValueError(f"unknown OpenCV flow method {method!r}; choose one of {', '.join(OPENCV_METHODS)}")
+        flows = [cv2.calcOpticalFlowFarneback(x, y, None, 0.5, 3, 15, 3, 5, 1.2, 0) for x, y in zip(a, b)]
+    else:
+        check_available(method)
+        engine = (cv2.optflow.DualTVL1OpticalFlow_create() if method == "tvl1"
+                  else cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM))
+        flows = [engine.calc(x, y, None) for x, y in zip(a, b)]
+    return np.ascontiguousarray(np.stack(flows).transpose(0, 3, 1, 2), dtype=np.float32)  # (N, H, W, 2) -> (N, 2, H, W)
 
 
-class OpenCVFlow:
-    """Reusable flow engine for one method; call it on a pair of uint8 grayscale frames (H, W).
-
-    Returns float32 displacements (H, W, 2) in pixels, x then y, from ``prev`` to ``nxt``.
-    """
-
-    def __init__(self, method: str = "dis"):
-        self.method = method
-        self._engine = _make_engine(method)
-
-    def __call__(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
-        prev = _as_gray_u8(prev)
-        nxt = _as_gray_u8(nxt)
-        if prev.shape != nxt.shape:
-            raise ValueError(f"frames of a pair differ in size: {prev.shape} vs {nxt.shape}")
-        if self.method == "farneback":
-            flow = cv2.calcOpticalFlowFarneback(prev, nxt, None, 0.5, 3, 15, 3, 5, 1.2, 0)
-        else:
-            flow = self._engine.calc(prev, nxt, None)
-        return flow.astype(np.float32, copy=False)
-
-
-def _as_gray_u8(frame: np.ndarray) -> np.ndarray:
-    frame = np.asarray(frame)
-    if frame.ndim == 3:
-        frame = cv2.cvtColor(frame.astype(np.uint8, copy=False), cv2.COLOR_RGB2GRAY)
-    if frame.dtype != np.uint8:
-        frame = np.clip(np.rint(frame), 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(frame)
+def _as_gray_u8(frames) -> np.ndarray:
+    """uint8 (N, H, W) of gray frames given as numpy or torch, one frame (H, W) or a batch."""
+    arr = frames.detach().cpu().numpy() if hasattr(frames, "detach") else np.asarray(frames)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3:
+        raise ValueError(f"frames must be gray, shaped (N, H, W) or (H, W), got shape {arr.shape}")
+    if arr.dtype != np.uint8:
+        arr = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(arr)

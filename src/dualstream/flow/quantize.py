@@ -10,9 +10,12 @@ BOUND_RANGE = (0.01, 10_000)
 
 
 def quantize_flow(flow: np.ndarray, bound: float = DEFAULT_BOUND) -> np.ndarray:
-    """Map displacements in pixels to uint8: -bound -> 0, 0 -> 127.5 (rounded), +bound -> 255."""
+    """Map displacements in pixels to uint8: -bound -> 0, 0 -> 127.5 (rounded half to even), +bound -> 255. A
+    torch tensor is quantised on its device with the same float32 arithmetic (torch is not imported here)."""
     if bound <= 0:
         raise ValueError(f"bound must be positive, got {bound}")
+    if hasattr(flow, "clamp"):
+        return ((flow.clamp(-bound, bound) + bound) * (255.0 / (2 * bound))).round().byte()
     scaled = (np.clip(np.asarray(flow, dtype=np.float32), -bound, bound) + bound) * (255.0 / (2 * bound))
     return np.rint(scaled).astype(np.uint8)
 

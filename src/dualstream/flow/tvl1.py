@@ -1,10 +1,9 @@
-"""Batched TV-L1 optical flow in PyTorch (CPU or CUDA).
+"""Batched TV-L1 optical flow in PyTorch (CPU or CUDA), a whole batch at once (docs/design.md).
 
-Duality-based TV-L1 of Zach, Pock and Bischof, "A Duality Based Approach for Realtime TV-L1 Optical Flow"
-(DAGM 2007), with the refinements of Wedel, Pock, Zach, Bischof and Cremers, "An Improved Algorithm for
-TV-L1 Optical Flow" (2009): coarse-to-fine pyramid, several warps per level, median filtering of the flow
-between outer iterations. The scheme and the parameter names/defaults follow OpenCV's DualTVL1 (and the
-IPOL description by Sanchez, Meinhardt-Llopis and Facciolo, 2013) so the two can be compared directly.
+Zach, Pock and Bischof, "A Duality Based Approach for Realtime TV-L1 Optical Flow" (DAGM 2007), with Wedel et
+al., "An Improved Algorithm for TV-L1 Optical Flow" (2009): coarse-to-fine, several warps per level, median
+filtering of the flow between outer iterations; the scheme and parameters as OpenCV's DualTVL1 (and the IPOL
+description by Sanchez, Meinhardt-Llopis and Facciolo, 2013).
 
 Energy (Zach et al. eq. 2, linearised data term eq. 4):  E(u) = sum |grad u| + lambda |rho(u)|,
 rho(u) = I1(x + u0) + grad I1(x + u0) . (u - u0) - I0(x).  It is split with an auxiliary field v
@@ -12,9 +11,6 @@ rho(u) = I1(x + u0) + grad I1(x + u0) . (u - u0) - I0(x).  It is split with an a
   * v-step, point-wise thresholding of the data term (eq. 7 / Prop. 3),
   * u-step, ROF denoising of v by Chambolle's dual projection (eqs. 8-9): u = v + theta div p,
     p <- (p + tau/theta grad u) / (1 + tau/theta |grad u|).
-
-Every pair of the batch is solved at once; pairs that meet the stopping tolerance drop out of the batch
-individually, so converged pairs cost nothing and a pair's flow does not depend on what else is in its batch.
 """
 
 from __future__ import annotations
@@ -28,10 +24,13 @@ import torch.nn.functional as F
 
 from ._torch import (
     base_grid,
-    choose_backend,
-    self_check_frames,
     build_pyramid,
     centered_gradient,
+    check_fields,
+    choose_backend,
+    divergence,
+    forward_diff,
+    gray_pair,
     make_params,
     median_filter,
     pyramid_sizes,
@@ -42,36 +41,23 @@ from ._torch import (
 __all__ = ["TVL1Params", "tvl1_flow", "tvl1_quality_flow", "QUALITY_PRESET"]
 
 
-BACKENDS = ("auto", "torch", "triton")
-
-
 @dataclass(frozen=True)
 class TVL1Params:
     """Solver settings; names are OpenCV DualTVL1's in snake_case (``lambda_`` for ``lambda``), same defaults.
 
-    tau: time step of the dual update (stable for tau <= 1/8 in theory, 0.25 works in practice).
-    lambda_: weight of the data term against smoothness (images on the 0..255 scale).
-    theta: coupling between u and v (eq. 5); small theta = tight coupling.
-    nscales: pyramid levels at most; levels stop before a side drops below 16 px.
-    warps: re-linearisations (warps of the second frame) per level.
-    epsilon: stop a warp once sum |u_new - u|^2 <= epsilon^2 * H * W (per pair).
+    tau: time step of the dual update; lambda_: weight of the data term (images on the 0..255 scale);
+    theta: coupling between u and v (eq. 5), small = tight; gamma: weight of the illumination field u3 (0: off).
+    nscales: pyramid levels at most (none with a side under 16 px); scale_step: size ratio between levels;
+    warps: re-linearisations per level; epsilon: a pair stops a warp once sum |u_new - u|^2 <= epsilon^2 H W.
     inner_iterations, outer_iterations: v/u/p iterations per median filtering, filterings per warp.
-    scale_step: size ratio between neighbouring levels.
-    gamma: weight of the illumination-change field u3 (Chambolle-Pock extension; 0 disables it).
-    median_filtering: median kernel size applied to the flow each outer iteration (<= 1 disables).
-    check_every: test the stopping rule every this many inner iterations. 1 (default) is OpenCV's rule exactly;
-        more is faster (on a GPU one host sync per ``check_every`` iterations: use 5-10 there) at a slightly
-        other stopping point (``benchmarks/RESULTS.md``).
-    compile: run the inner iteration through torch.compile (default; the first call per process pays the
-        compilation; falls back to eager with a warning if compilation fails).
-    structure_texture: alpha of the structure-texture decomposition (Wedel et al. 2009, sec. 3): the solver
-        sees I - alpha * ROF(I), which removes shading and illumination changes; 0 (default) uses the frames.
-    structure_theta, structure_iterations: the ROF denoising of that decomposition (on frames scaled to -1..1).
-    pyramid_antialias: low-pass each level before subsampling (bilinear with antialias); OpenCV does not.
-    backend: "torch" (the eager/compiled reference, one host sync per check), "triton" (one fused kernel per
-        warp: iterations, median and stopping rule on the device; CUDA tensors, or CPU tensors under
-        TRITON_INTERPRET=1 for testing) or "auto" (default: "triton" on CUDA when Triton imports and its
-        self-check against the reference passes, else "torch"; always "torch" on the CPU).
+    median_filtering: median kernel size applied to the flow each outer iteration (<= 1: off).
+    check_every: test the stopping rule every this many iterations (1: OpenCV's rule; 5-10 on a GPU).
+    compile: run the iterations through torch.compile (eager, with one warning, where compiling fails).
+    structure_texture: alpha of Wedel et al.'s structure-texture decomposition (the solver sees
+        I - alpha ROF(I)); structure_theta, structure_iterations: that ROF denoising (frames scaled to -1..1).
+    pyramid_antialias: low-pass each level before subsampling (OpenCV does not).
+    backend: "torch" (the eager/compiled reference), "triton" (one fused kernel per warp; CUDA tensors, or CPU
+        tensors under TRITON_INTERPRET=1) or "auto" (see _torch.choose_backend).
     """
 
     tau: float = 0.25
@@ -94,17 +80,11 @@ class TVL1Params:
     backend: str = "auto"
 
     def __post_init__(self) -> None:
-        for name in ("tau", "theta", "scale_step"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"TV-L1 parameter {name} must be positive, got {getattr(self, name)}")
-        for name in ("nscales", "warps", "inner_iterations", "outer_iterations", "check_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"TV-L1 parameter {name} must be >= 1, got {getattr(self, name)}")
+        check_fields(self, "TV-L1", positive=("tau", "theta", "scale_step"),
+                     at_least_one=("nscales", "warps", "inner_iterations", "outer_iterations", "check_every"))
         if not 0.0 <= self.structure_texture < 1.0 or self.structure_theta <= 0:
             raise ValueError("TV-L1 structure_texture must be in [0, 1) and structure_theta positive, got "
                              f"{self.structure_texture}, {self.structure_theta}")
-        if self.backend not in BACKENDS:
-            raise ValueError(f"TV-L1 backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.median_filtering > 1 and self.median_filtering % 2 == 0:
             raise ValueError(f"TV-L1 median_filtering must be odd, got {self.median_filtering}")
 
@@ -135,9 +115,7 @@ def _tvl1_iteration(
     [:, :, 0] along x and [:, :, 1] along y; grad_i1 (N, C, H, W) warped gradient of I1 (last channel = gamma
     when C = 3); grad_sq (N, 1, H, W) its squared norm; rho_c (N, 1, H, W) residual constant.
     """
-    # div p with backward differences, p = 0 outside (IPOL eq. 24): the adjoint of the forward gradient.
-    px, py = p[:, :, 0], p[:, :, 1]
-    div = px - F.pad(px[..., :-1], (1, 0)) + py - F.pad(py[..., :-1, :], (0, 0, 1, 0))
+    div = divergence(p[:, :, 0], p[:, :, 1])
     # v-step, thresholding of the linearised residual (Zach et al. eq. 7).
     rho = rho_c + (grad_i1 * u).sum(1, keepdim=True)
     lg = l_t * grad_sq
@@ -146,77 +124,43 @@ def _tvl1_iteration(
     u_new = u + coef * grad_i1 + theta * div
     err = (u_new - u).square().flatten(1).sum(1)
     # p-step (eq. 9), forward differences with zero at the last column/row.
-    ux = F.pad(u_new[..., 1:] - u_new[..., :-1], (0, 1))
-    uy = F.pad(u_new[..., 1:, :] - u_new[..., :-1, :], (0, 0, 0, 1))
-    grad_u = torch.stack((ux, uy), 2)  # (N, C, 2, H, W)
+    grad_u = torch.stack(forward_diff(u_new), 2)  # (N, C, 2, H, W)
     norm = 1.0 + taut * grad_u.square().sum(2, keepdim=True).sqrt()
     p = (p + taut * grad_u) / norm
     return u_new, p, err
-
-
-def _tvl1_iterations(
-    steps: int,
-    u: torch.Tensor,
-    p: torch.Tensor,
-    grad_i1: torch.Tensor,
-    grad_sq: torch.Tensor,
-    rho_c: torch.Tensor,
-    l_t: float,
-    theta: float,
-    taut: float,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``steps`` iterations in a row (one compiled graph, so one dispatch instead of ``steps``); the returned
-    per-pair change is that of the last iteration, which the stopping rule tests."""
-    for _ in range(steps):
-        u, p, err = _tvl1_iteration(u, p, grad_i1, grad_sq, rho_c, l_t, theta, taut)
-    return u, p, err
 
 
 #: Compiled iterations per (l_t, theta, taut); "failed" -> eager for the rest of the process.
 _COMPILED: dict[object, Callable] = {}
 
 
-def _iterations_fn(compile: bool, consts: tuple[float, float, float]) -> Callable | None:
-    """The torch.compile'd iterations for these constants (built once per process and setting), or None for eager.
+def _iterations(l_t: float, theta: float, taut: float) -> Callable:
+    """``iterations(steps, u, p, grad_i1, grad_sq, rho_c)``: ``steps`` iterations in a row (one compiled graph: one
+    dispatch instead of ``steps``) with these constants closed over (passed as floats, a second setting in one
+    process made torch 2.13's recompiled graph return a wrong flow); the change returned is the last iteration's."""
 
-    The constants are closed over rather than passed: passed as Python floats, a second setting in the same
-    process made torch 2.13's recompiled graph return a wrong flow.
-    """
-    if not compile or _COMPILED.get("failed"):
-        return None
-    if consts not in _COMPILED:
-        l_t, theta, taut = consts
+    def iterations(steps, u, p, grad_i1, grad_sq, rho_c):
+        for _ in range(steps):
+            u, p, err = _tvl1_iteration(u, p, grad_i1, grad_sq, rho_c, l_t, theta, taut)
+        return u, p, err
 
-        def iterations(steps, u, p, grad_i1, grad_sq, rho_c):
-            return _tvl1_iterations(steps, u, p, grad_i1, grad_sq, rho_c, l_t, theta, taut)
-
-        try:
-            _COMPILED[consts] = torch.compile(iterations, dynamic=None)
-        except Exception as exc:  # noqa: BLE001 - any backend failure means: run eager
-            warnings.warn(f"torch.compile unavailable ({exc!r}); TV-L1 runs eager", RuntimeWarning, stacklevel=3)
-            _COMPILED["failed"] = True
-            return None
-    return _COMPILED[consts]
+    return iterations
 
 
 def _run_iterations(compile: bool, steps, u, p, grad_i1, grad_sq, rho_c, l_t, theta, taut):
-    """Iterations through the compiled function if asked for; a failure at compile time (first call for a
-    shape) switches this process to eager for good, with one warning."""
-    fn = _iterations_fn(compile, (float(l_t), float(theta), float(taut)))
-    if fn is not None:
+    """_iterations, through torch.compile if asked for (once per setting and process); any failure to compile
+    switches this process to eager for good, with one warning."""
+    consts = (float(l_t), float(theta), float(taut))
+    if compile and not _COMPILED.get("failed"):
         try:
-            return fn(steps, u, p, grad_i1, grad_sq, rho_c)
+            if consts not in _COMPILED:
+                _COMPILED[consts] = torch.compile(_iterations(*consts), dynamic=None)
+            return _COMPILED[consts](steps, u, p, grad_i1, grad_sq, rho_c)
         except Exception as exc:  # noqa: BLE001 - e.g. no C++ compiler / no triton: run eager
             warnings.warn(f"torch.compile failed ({type(exc).__name__}); TV-L1 runs eager", RuntimeWarning,
                           stacklevel=3)
             _COMPILED["failed"] = True
-    return _tvl1_iterations(steps, u, p, grad_i1, grad_sq, rho_c, l_t, theta, taut)
-
-
-def _inside(pos: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """1.0 where positions (N, 2, H, W) lie inside the image, else 0.0 -> (N, 1, H, W)."""
-    x, y = pos[:, :1], pos[:, 1:]
-    return ((x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)).to(pos.dtype)
+    return _iterations(l_t, theta, taut)(steps, u, p, grad_i1, grad_sq, rho_c)
 
 
 def _iterate_warp(
@@ -229,11 +173,8 @@ def _iterate_warp(
     *,
     scaled_eps: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The outer (median filtering) and inner (v/u/p) iterations of one warp, for the whole batch.
-
-    Pairs whose last change is at most ``scaled_eps`` stop; the rest continue as a smaller batch (rows gathered
-    once per change of the active set), so converged pairs cost nothing and results do not depend on batching.
-    """
+    """The outer (median filtering) and inner (v/u/p) iterations of one warp, for the whole batch. Pairs whose
+    last change is at most ``scaled_eps`` stop; the rest go on as a smaller batch (gathered once per change)."""
     l_t, taut = prm.lambda_ * prm.theta, prm.tau / prm.theta
     u, p = u.clone(), p.clone()
     rows = None  # indices of the active pairs; None = all of them
@@ -289,7 +230,8 @@ def _solve_level(
         rho_c = i1w - i0 - (gxy * u[:, :2]).sum(1, keepdim=True)  # (N, 1, H, W)
         # pixels whose match x + u0 lies outside the second frame carry no data term (their flow comes from
         # the TV term), as in OpenCV
-        inside = _inside(grid + u[:, :2], h, w)
+        x, y = (grid + u[:, :2]).split(1, dim=1)  # (N, 1, H, W) each
+        inside = ((x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)).to(x.dtype)
         gxy, rho_c = gxy * inside, rho_c * inside
         if u.shape[1] == 3:
             gxy = torch.cat((gxy, torch.full_like(i1w, prm.gamma)), 1)  # illumination channel
@@ -307,17 +249,10 @@ def triton_unsupported(prm: TVL1Params) -> str | None:
     return None
 
 
-def _self_check_pair(device: torch.device) -> float:
-    """Largest difference in px between the Triton and the reference TV-L1 on a small textured pair."""
-    a, b = self_check_frames(device)
-    ref = tvl1_flow(a, b, backend="torch", compile=False, warps=2, nscales=2)
-    return float((ref - tvl1_flow(a, b, backend="triton", warps=2, nscales=2)).abs().max())
-
-
 def resolve_backend(prm: TVL1Params, device: torch.device) -> str:
     """"torch" or "triton" for these settings on ``device``; one-line ValueError when "triton" cannot run."""
     return choose_backend(prm.backend, device, solver="TV-L1", module="_triton_tvl1", unsupported=triton_unsupported(prm),
-                          self_check=_self_check_pair)
+                          flow_fn=tvl1_flow, check_params={"compile": False, "warps": 2, "nscales": 2})
 
 
 def _rof_structure(f: torch.Tensor, theta: float, iterations: int) -> torch.Tensor:
@@ -325,13 +260,10 @@ def _rof_structure(f: torch.Tensor, theta: float, iterations: int) -> torch.Tens
     p = torch.zeros(f.shape[0], 2, *f.shape[-2:], device=f.device)
     tau = 0.25
     for _ in range(iterations):
-        px, py = p[:, :1], p[:, 1:]
-        div = px - F.pad(px[..., :-1], (1, 0)) + py - F.pad(py[..., :-1, :], (0, 0, 1, 0))
-        g = div - f / theta
-        grad = torch.cat((F.pad(g[..., 1:] - g[..., :-1], (0, 1)), F.pad(g[..., 1:, :] - g[..., :-1, :], (0, 0, 0, 1))), 1)
+        g = divergence(p[:, :1], p[:, 1:]) - f / theta
+        grad = torch.cat(forward_diff(g), 1)
         p = (p + tau * grad) / (1.0 + tau * grad.norm(dim=1, keepdim=True))
-    px, py = p[:, :1], p[:, 1:]
-    return f - theta * (px - F.pad(px[..., :-1], (1, 0)) + py - F.pad(py[..., :-1, :], (0, 0, 1, 0)))
+    return f - theta * divergence(p[:, :1], p[:, 1:])
 
 
 def structure_texture(i0: torch.Tensor, i1: torch.Tensor, prm: TVL1Params) -> tuple[torch.Tensor, torch.Tensor]:
@@ -349,18 +281,10 @@ def structure_texture(i0: torch.Tensor, i1: torch.Tensor, prm: TVL1Params) -> tu
 
 @torch.inference_mode()
 def tvl1_flow(prev: torch.Tensor, nxt: torch.Tensor, **params: object) -> torch.Tensor:
-    """TV-L1 flow from ``prev`` to ``nxt``: gray frames (N, H, W) on the 0..255 scale -> (N, 2, H, W) float32.
-
-    Runs on the inputs' device (CPU or CUDA), the whole batch at once. ``params`` are TVL1Params fields
-    (OpenCV camelCase names such as ``innerIterations`` are accepted as well).
-    """
+    """TV-L1 flow from ``prev`` to ``nxt``: gray frames (N, H, W) on the 0..255 scale -> (N, 2, H, W) float32, on
+    their device. ``params`` are TVL1Params fields (or OpenCV's camelCase names, such as ``innerIterations``)."""
     prm = make_params(TVL1Params, params, OPENCV_NAMES)
-    if prev.shape != nxt.shape:
-        raise ValueError(f"frames of a pair differ in size: {tuple(prev.shape)} vs {tuple(nxt.shape)}")
-    if prev.ndim != 3:
-        raise ValueError(f"tvl1_flow expects gray frames shaped (N, H, W), got {tuple(prev.shape)}")
-    i0 = prev.to(torch.float32)[:, None]  # (N, H, W) -> (N, 1, H, W)
-    i1 = nxt.to(device=prev.device, dtype=torch.float32)[:, None]
+    i0, i1 = gray_pair(prev, nxt)  # (N, 1, H, W)
     solver = _iterate_warp_triton if resolve_backend(prm, i0.device) == "triton" else _iterate_warp
     if prm.structure_texture > 0:
         i0, i1 = structure_texture(i0, i1, prm)

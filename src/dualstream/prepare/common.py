@@ -1,5 +1,5 @@
-"""What both preparation paths (the CPU pool in ``run``, the GPU flow batcher in ``gpu``) share:
-options, summary, the atomic temporary-folder protocol, writers and the worker pool."""
+"""What the preparation paths (the CPU pool in ``run``, the GPU flow batcher in ``gpu``, ``import_rawframes``)
+share: options, summary, the one decode loop, writers and the atomic temporary-folder protocol."""
 
 from __future__ import annotations
 
@@ -19,17 +19,17 @@ import numpy as np
 
 from ..cache import MANIFEST
 from ..data.sampling import ClipSpec
-from ..data.transforms import DEFAULT_SHORT_SIDE
+from ..data.transforms import DEFAULT_SHORT_SIDE, resize_short_side
+from ..files import atomic_write_text
+from ..flow import DEFAULT_BOUND, TORCH_METHODS, FlowBackendError, check_available
 from ..flow.quantize import BOUND_RANGE
-from ..flow import DEFAULT_BOUND, TORCH_METHODS, FlowBackendError, check_available, compute_flow, quantize_flow
-from ..data.transforms import resize_short_side
 from ..video import VideoReadError, iter_frames
 from .pack import pack_folder
-from ..files import atomic_write_text
 
 FAILURES = "failures.txt"
 JPEG_QUALITY = 95
 FLOW_CHUNK = 16  # frame pairs handed to the flow engine at once
+UCF101_PAIRS = 2_500_000
 EXECUTORS = ("process", "ray")
 
 
@@ -46,7 +46,7 @@ class PrepareOptions:
     schedule: ClipSpec | None = None
     """Keep only the frames (and flows) this schedule can ask for; None keeps every frame."""
     format: str = "rawframes"
-    """``rawframes`` (JPEGs) or ``packed`` (memory-mapped uint8 arrays per video instead, ``data/packed.py``)."""
+    """``rawframes`` (JPEGs) or ``packed`` (memory-mapped uint8 arrays per video instead, ``prepare/pack.py``)."""
 
     def __post_init__(self) -> None:
         try:
@@ -82,6 +82,11 @@ class PrepareSummary:
     disk_bytes: int = 0
     """Bytes of the prepared and skipped videos' folders (this run's share of the cache)."""
     failures_file: str = FAILURES
+    pairs: int = 0
+    """Frame pairs whose flow the GPU pipeline computed (``prepare --device cuda``)."""
+    flow_seconds: float = 0.0
+    """Its time in the solver (with the copies of the frames to the device and of the flow back)."""
+    devices: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> int:
@@ -91,7 +96,21 @@ class PrepareSummary:
         text = f"prepared {self.prepared}, skipped {self.skipped} (already done), failed {self.failed}"
         text += f" (see {cache / self.failures_file})" if self.failed else ""
         rate = f" ({self.frames / self.seconds:.0f} frames/s)" if self.seconds > 0 and self.frames else ""
-        return text + f"; {self.frames} frames in {self.seconds:.1f} s{rate}; disk used {_human(self.disk_bytes)}"
+        text += f"; {self.frames} frames in {self.seconds:.1f} s{rate}; disk used {_human(self.disk_bytes)}"
+        if self.pairs and self.seconds > 0:
+            rate = self.pairs / self.seconds
+            solver = f", solver alone {self.pairs / self.flow_seconds:.0f}" if self.flow_seconds > 0 else ""
+            text += (f"; flow {self.pairs} pairs on {'+'.join(self.devices)}: {rate:.1f} pairs/s{solver}; "
+                     f"UCF-101's 2.5 M pairs would take {_duration(UCF101_PAIRS / rate)} at this rate")
+        return text
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _human(n: int) -> str:
@@ -100,6 +119,11 @@ def _human(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
         n /= 1000
     return f"{n:.2f} TB"  # pragma: no cover
+
+
+def failure_reason(exc: BaseException) -> str:
+    """A video's line in the failures file: a VideoReadError's reason, else the exception's type and message."""
+    return " ".join((exc.reason if isinstance(exc, VideoReadError) else f"{type(exc).__name__}: {exc}").split())
 
 
 def _write_jpeg(path: Path, image: np.ndarray) -> None:
@@ -118,18 +142,10 @@ def write_flow_jpegs(out: Path, numbers: list[int], q: np.ndarray) -> None:
         _write_jpeg(out / f"flow_y_{i:05d}.jpg", q[k, 1])
 
 
-def _write_flows(out: Path, numbers: list[int], prev: list[np.ndarray], nxt: list[np.ndarray],
-                 opts: PrepareOptions) -> None:
-    """Flow from each gray frame of ``prev`` to the one in ``nxt``, written as flow_x/flow_y ``numbers``."""
-    write_flow_jpegs(out, numbers, quantize_flow(compute_flow(np.stack(prev), np.stack(nxt), method=opts.flow,
-                                                              device=opts.device), opts.bound))
-
-
 class DecodedFrames:
-    """The one decode loop of preparation: iterating yields ``(number, gray)`` for each frame of ``src``
-    (1-based), decoded, resized to ``opts.short_side`` and written as ``img_NNNNN.jpg`` into ``tmp``. With a
-    schedule (``prepare --only-sampled``) only the first ``frames_needed`` frames are written (no kept frame
-    lies beyond them) and the rest only counted. Afterwards ``count``, ``height``, ``width`` are known."""
+    """The one decode loop of preparation: yields ``(number, gray)`` per frame of ``src`` (from 1), resized to
+    ``opts.short_side`` and written as ``img_NNNNN.jpg`` into ``tmp``; with a schedule only the first
+    ``frames_needed`` frames are written, the rest counted. Afterwards ``count``, ``height``, ``width`` are set."""
 
     def __init__(self, src: str | Path, tmp: Path, opts: PrepareOptions):
         self.src, self.tmp, self.opts = Path(src), tmp, opts
@@ -147,7 +163,7 @@ class DecodedFrames:
             _write_jpeg(self.tmp / f"img_{self.count:05d}.jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
             yield self.count, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         if self.count < 2:
-            raise _too_short(self.src, self.count)
+            raise VideoReadError(self.src, f"only {self.count} frame decoded; optical flow needs at least 2")
 
     def kept(self) -> str | list[int]:
         """``"all"``, or the frames the schedule keeps; the other written frames are removed."""
@@ -161,23 +177,30 @@ class DecodedFrames:
         return kept
 
 
-def write_manifest(folder: Path, source: str, count: int, height: int, width: int,
-                   kept: str | list[int], opts: PrepareOptions) -> dict:
-    """Write ``folder/manifest.json`` (last, once every frame and flow is in ``folder``) and return it."""
-    manifest = {
+def new_manifest(source: str, frames: int, flows: int, height: int, width: int, flow_method: str, flow_bound: float,
+                 kept: str | list[int] = "all") -> dict:
+    """A video's manifest (without its "bytes"), the fields in the cache format's order."""
+    return {
         "source": source,
-        "num_frames": count,
-        "num_flows": count - 1 if kept == "all" else len(kept),  # every frame but the last, or the kept ones
+        "num_frames": frames,
+        "num_flows": flows,
         "height": height,
         "width": width,
-        "flow_method": opts.flow,
-        "flow_bound": opts.bound,
+        "flow_method": flow_method,
+        "flow_bound": flow_bound,
         "format": "mmaction2-rawframes",
         "frames": kept,
     }
+
+
+def write_manifest(folder: Path, source: str, count: int, height: int, width: int,
+                   kept: str | list[int], opts: PrepareOptions) -> dict:
+    """Write ``folder/manifest.json`` (last, once every frame and flow is in ``folder``) and return it."""
+    flows = count - 1 if kept == "all" else len(kept)  # every frame but the last, or the kept ones
+    manifest = new_manifest(source, count, flows, height, width, opts.flow, opts.bound, kept)
     if opts.schedule is not None:
         manifest["schedule"] = opts.schedule.schedule_dict()
-    if opts.format == "packed":  # memory-mapped uint8 arrays instead of the JPEGs (data/packed.py)
+    if opts.format == "packed":  # memory-mapped uint8 arrays instead of the JPEGs
         pack_folder(folder, manifest, drop_jpeg=True)
     manifest["bytes"] = folder_bytes(folder)
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))
@@ -214,12 +237,8 @@ def _owner_tag() -> str:
 
 
 def _is_stale(tmp: Path) -> bool:
-    """Whether a temporary folder was left by a run that is gone (so it may be removed).
-
-    Its name says its owner: on this machine, stale when that process no longer runs (or its pid now
-    belongs to a younger process); of another machine, when untouched for FOREIGN_TMP_MAX_AGE_S;
-    a name without an owner (an older version's) is stale.
-    """
+    """Whether a temporary folder was left by a run that is gone: on this machine, its owner process no longer
+    runs (or its pid is a younger process's); of another machine, untouched for FOREIGN_TMP_MAX_AGE_S."""
     m = _TMP_OWNER.search(tmp.name)
     if not m:
         return True
@@ -234,11 +253,8 @@ def _is_stale(tmp: Path) -> bool:
 
 @contextmanager
 def atomic_folder(dst: Path) -> Iterator[Path]:
-    """A temporary sibling of ``dst`` to fill; renamed to ``dst`` when the block ends without error,
-    removed when it fails. The temporary name carries its owner (host, pid, process start time):
-    leftovers of interrupted runs are removed first, never a live run's. A ``dst`` without manifest
-    (a half copy made by hand) is replaced; when a concurrent run finished the same ``dst`` first,
-    its copy is kept and ours dropped (both are the same video)."""
+    """A temporary sibling of ``dst`` to fill, renamed to ``dst`` when the block ends without error (see
+    commit_folder), removed when it fails; stale leftovers of other runs are removed first."""
     tmp = new_tmp_folder(dst)
     try:
         yield tmp
@@ -249,8 +265,8 @@ def atomic_folder(dst: Path) -> Iterator[Path]:
 
 
 def new_tmp_folder(dst: Path, owner: str | None = None) -> Path:
-    """The empty temporary sibling of ``dst`` that atomic_folder fills, named after ``owner`` (default: this
-    process, see _owner_tag); stale leftovers of other runs are removed first."""
+    """The empty temporary sibling of ``dst`` named after ``owner`` (default: this process, see _owner_tag);
+    stale leftovers of other runs are removed first."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     for other in dst.parent.glob(f".{dst.name}.tmp-*"):
         if _is_stale(other):
@@ -262,7 +278,8 @@ def new_tmp_folder(dst: Path, owner: str | None = None) -> Path:
 
 
 def commit_folder(tmp: Path, dst: Path) -> None:
-    """Rename a filled temporary folder to ``dst`` (see atomic_folder for the concurrent-run rules)."""
+    """Rename a filled temporary folder to ``dst``. A ``dst`` without manifest (a half copy made by hand) is
+    replaced; when a concurrent run finished the same ``dst`` first, its copy is kept and ours dropped."""
     if dst.exists() and not (dst / MANIFEST).is_file():
         shutil.rmtree(dst)
     try:
@@ -275,10 +292,6 @@ def commit_folder(tmp: Path, dst: Path) -> None:
 
 def folder_bytes(folder: Path) -> int:
     return sum(e.stat().st_size for e in os.scandir(folder) if e.is_file())
-
-
-def _too_short(src: Path, count: int) -> VideoReadError:
-    return VideoReadError(src, f"only {count} frame decoded; optical flow needs at least 2")
 
 
 @contextmanager

@@ -1,21 +1,7 @@
-"""``prepare --device cuda``: one flow process per GPU, fed by CPU worker processes.
-
-The per-video path (``prepare._job``) computes each video's flow in the worker that decodes it: on a GPU that
-means one small batch per video and one solver per worker. Here the work is split by what each part is good at:
-
-  * CPU workers decode and resize a video, write its RGB JPEGs into the video's temporary folder and send its
-    gray frames back;
-  * the flow process (this one; one per visible GPU) pools the frame pairs of many videos into batches of
-    ``batch`` pairs of one frame size, runs the batched solver on the GPU, quantises on the GPU and sends the
-    uint8 flow of each video's share of the batch to a CPU worker, which writes the flow JPEGs;
-  * when a video's last flow is written, the flow process writes its manifest and renames the folder into
-    place (the same atomic-folder contract as the CPU path: a crash leaves only ``.name.tmp-*`` leftovers,
-    removed by the next run).
-
-``prepare_dataset`` uses it as its runner for a non-CPU device (GPUFlowRunner); the same pipeline runs with
-device "cpu" (``GPUFlowRunner(opts, devices=["cpu"])``), which is how the tests check it. The summary line
-adds pairs/s and the time UCF-101's 2.5 M pairs would take at that rate.
-"""
+"""``prepare --device cuda``: CPU workers decode videos and write the JPEGs; one flow process per GPU batches the
+pairs of many videos per frame size and quantises on the device (docs/design.md). A finished video gets its
+manifest and is renamed into place, as on the CPU path. With ``devices=["cpu"]`` the same pipeline runs on the
+CPU, which is how the tests check it."""
 
 from __future__ import annotations
 
@@ -23,7 +9,7 @@ import shutil
 import time
 from collections import defaultdict, deque
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Iterator
@@ -32,97 +18,15 @@ import cv2
 import numpy as np
 import torch
 
-from ..flow import torch_solver
+from ..flow import quantize_flow, torch_solver
 from ..flow._torch import resolve_device
-from ..video import VideoReadError
-from .common import (DecodedFrames, PrepareOptions, PrepareSummary, _owner_tag, commit_folder, new_tmp_folder,
-                     write_flow_jpegs, write_manifest)
+from .common import (DecodedFrames, PrepareOptions, PrepareSummary, _owner_tag, commit_folder, failure_reason,
+                     new_tmp_folder, write_flow_jpegs, write_manifest)
 from .pool import new_pool
 
-UCF101_PAIRS = 2_500_000
 DEFAULT_BATCH = 256
 #: Videos decoded ahead of the flow process, per CPU worker (bounds the frames held in memory).
 DECODE_AHEAD = 3
-
-
-@dataclass
-class GPUPrepareSummary(PrepareSummary):
-    pairs: int = 0
-    """Frame pairs whose flow this run computed."""
-    flow_seconds: float = 0.0
-    """Time spent in the solver (including the copy of the frames to the device and of the flow back)."""
-    devices: list[str] = field(default_factory=list)
-
-    def line(self, cache: Path) -> str:
-        text = super().line(cache)
-        if self.pairs and self.seconds > 0:
-            rate = self.pairs / self.seconds
-            solver = f", solver alone {self.pairs / self.flow_seconds:.0f}" if self.flow_seconds > 0 else ""
-            text += (f"; flow {self.pairs} pairs on {'+'.join(self.devices)}: {rate:.1f} pairs/s{solver}; "
-                     f"UCF-101's 2.5 M pairs would take {_duration(UCF101_PAIRS / rate)} at this rate")
-        return text
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 2 * 3600:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def _decode_job(args: tuple[str, str, str, PrepareOptions, str]) -> tuple:
-    """CPU worker: decode + resize one video, write its RGB JPEGs; returns (rel, error, payload).
-
-    payload = (tmp folder, frame count, height, width, kept ("all" or frame numbers), gray frames (M, H, W)
-    uint8, pairs): pair k is flow number ``pairs[k][0]`` from gray ``pairs[k][1]`` to gray ``pairs[k][2]``.
-    """
-    rel, src, dst, opts, owner = args
-    cv2.setNumThreads(1)
-    tmp = None
-    try:
-        tmp = new_tmp_folder(Path(dst), owner)  # named after the flow process, which renames it when done
-        video = DecodedFrames(src, tmp, opts)
-        grays = [gray for _, gray in video]
-        kept = video.kept()
-        pairs = [(i, i - 1, i) for i in (range(1, video.count) if kept == "all" else kept)]  # flow i: frame i -> i + 1
-        return rel, None, (str(tmp), video.count, video.height, video.width, kept, np.stack(grays), pairs)
-    except VideoReadError as exc:
-        reason = " ".join(exc.reason.split())
-    except (Exception, MemoryError) as exc:  # cv2.error, OSError (disk full), ...
-        reason = " ".join(f"{type(exc).__name__}: {exc}".split())
-    if tmp is not None:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return rel, reason, None
-
-
-def _write_job(args: tuple[str, list[int], np.ndarray]) -> str | None:
-    """CPU worker: write flow_x/flow_y JPEGs ``numbers`` from uint8 flow (K, 2, H, W); the error or None."""
-    tmp, numbers, q = args
-    cv2.setNumThreads(1)
-    try:
-        write_flow_jpegs(Path(tmp), numbers, q)
-        return None
-    except (Exception, MemoryError) as exc:
-        return " ".join(f"{type(exc).__name__}: {exc}".split())
-
-
-def _finish_job(args: tuple[str, str, str, int, int, int, str | list[int], PrepareOptions]) -> tuple[str | None, int]:
-    """CPU worker: a finished video's manifest (with ``--format packed`` the packing first, which decodes
-    every JPEG) and the rename into the cache, away from the flow process; (error or None, bytes)."""
-    tmp, dst, source, count, height, width, kept, opts = args
-    try:
-        manifest = write_manifest(Path(tmp), source, count, height, width, kept, opts)
-        commit_folder(Path(tmp), Path(dst))
-        return None, manifest["bytes"]
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        return " ".join(f"{type(exc).__name__}: {exc}".split()), 0
-
-
-def quantize_flow_torch(flow: torch.Tensor, bound: float) -> torch.Tensor:
-    """quantize_flow on the flow's device: the same float32 arithmetic and round-half-even, uint8 out."""
-    return torch.round((flow.clamp(-bound, bound) + bound) * (255.0 / (2 * bound))).to(torch.uint8)
 
 
 @dataclass
@@ -135,9 +39,55 @@ class _Video:
     width: int
     kept: str | list[int]
     grays: np.ndarray
+    """(M, H, W) uint8: frame n is ``grays[n - 1]``; flow n goes from frame n to frame n + 1."""
     pairs_left: int
     writes: int = 0
     error: str | None = None
+
+
+def _decode_job(args: tuple[str, str, str, PrepareOptions, str]) -> tuple[str, str | None, _Video | None, list[int]]:
+    """CPU worker: decode + resize one video, write its RGB JPEGs; returns (rel, error or None, the video, the
+    numbers of the flows to compute)."""
+    rel, src, dst, opts, owner = args
+    cv2.setNumThreads(1)
+    tmp = None
+    try:
+        tmp = new_tmp_folder(Path(dst), owner)  # named after the flow process, which renames it when done
+        frames = DecodedFrames(src, tmp, opts)
+        grays = np.stack([gray for _, gray in frames])
+        kept = frames.kept()
+        numbers = list(range(1, frames.count)) if kept == "all" else kept
+        return rel, None, _Video(rel, Path(dst), tmp, frames.count, frames.height, frames.width, kept, grays,
+                                 len(numbers)), numbers
+    except (Exception, MemoryError) as exc:  # VideoReadError, cv2.error, OSError (disk full), ...
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return rel, failure_reason(exc), None, []
+
+
+def _write_job(args: tuple[str, list[int], np.ndarray]) -> str | None:
+    """CPU worker: write flow_x/flow_y JPEGs ``numbers`` from uint8 flow (K, 2, H, W); the error or None."""
+    tmp, numbers, q = args
+    cv2.setNumThreads(1)
+    try:
+        write_flow_jpegs(Path(tmp), numbers, q)
+        return None
+    except (Exception, MemoryError) as exc:
+        return failure_reason(exc)
+
+
+def _finish_job(args: tuple[_Video, PrepareOptions]) -> tuple[str | None, int]:
+    """CPU worker: a finished video's manifest (with ``--format packed`` the packing first, which decodes
+    every JPEG) and the rename into the cache, away from the flow process; (error or None, bytes)."""
+    video, opts = args
+    try:
+        manifest = write_manifest(video.tmp, Path(video.rel).name, video.count, video.height, video.width, video.kept,
+                                  opts)
+        commit_folder(video.tmp, video.dst)
+        return None, manifest["bytes"]
+    except OSError as exc:
+        shutil.rmtree(video.tmp, ignore_errors=True)
+        return failure_reason(exc), 0
 
 
 class FlowBatcher:
@@ -149,14 +99,12 @@ class FlowBatcher:
         self.batch = batch
         self.bound = opts.bound
         self.params = params or {}
-        self.queues: dict[tuple[int, int], deque] = defaultdict(deque)  # size -> (video, number, prev, next)
+        self.queues: dict[tuple[int, int], deque] = defaultdict(deque)  # size -> (video, flow number)
         self.pairs = 0
         self.seconds = 0.0
 
-    def add(self, video: _Video, pairs: list[tuple[int, int, int]]) -> None:
-        q = self.queues[video.grays.shape[1:]]
-        for number, a, b in pairs:
-            q.append((video, number, a, b))
+    def add(self, video: _Video, numbers: list[int]) -> None:
+        self.queues[video.grays.shape[1:]].extend((video, n) for n in numbers)
 
     def ready(self, flush: bool) -> list[tuple[int, int]]:
         """Frame sizes with a full batch waiting (or any pairs at all when ``flush``)."""
@@ -168,39 +116,30 @@ class FlowBatcher:
         items = [q.popleft() for _ in range(min(self.batch, len(q)))]
         if not q:
             del self.queues[size]
-        prev = np.stack([v.grays[a] for v, _, a, _ in items])
-        nxt = np.stack([v.grays[b] for v, _, _, b in items])
+        prev = np.stack([v.grays[n - 1] for v, n in items])
+        nxt = np.stack([v.grays[n] for v, n in items])
         start = time.perf_counter()
         a = torch.from_numpy(prev).to(self.device, non_blocking=True)
         b = torch.from_numpy(nxt).to(self.device, non_blocking=True)
         flow = self.solver(a, b, **self.params)
-        q8 = quantize_flow_torch(flow, self.bound).cpu().numpy()
+        q8 = quantize_flow(flow, self.bound).cpu().numpy()
         self.seconds += time.perf_counter() - start
         self.pairs += len(items)
         out: dict[int, tuple[_Video, list[int], list[int]]] = {}
-        for k, (video, number, _, _) in enumerate(items):
+        for k, (video, number) in enumerate(items):
             entry = out.setdefault(id(video), (video, [], []))
             entry[1].append(number)
             entry[2].append(k)
         return [(video, numbers, q8[rows]) for video, numbers, rows in out.values()]
 
 
-@dataclass
-class FlowStats:
-    pairs: int = 0
-    flow_seconds: float = 0.0
-
-
-def run_pipeline(todo: list, opts: PrepareOptions, *, device: str, workers: int, batch: int = DEFAULT_BATCH,
-                 params: dict | None = None, stats: FlowStats | None = None) -> Iterator[tuple[str, str | None, int, int]]:
-    """Prepare ``todo`` ((rel, src, dst, opts) as prepare_dataset lists them) with one flow device; yields
-    (rel, failure or None, frames, bytes) per video as it completes, like prepare's other runners, and adds
-    the pairs and solver time to ``stats``."""
-    stats = stats if stats is not None else FlowStats()
-    batcher = FlowBatcher(opts, device, batch, params)
+def run_pipeline(todo: list, opts: PrepareOptions, batcher: FlowBatcher, workers: int
+                 ) -> Iterator[tuple[str, str | None, int, int]]:
+    """Prepare ``todo`` ((rel, src, dst, opts) as prepare_dataset lists them) with the flow of ``batcher``;
+    yields (rel, failure or None, frames, bytes) per video as it completes, like prepare's other runners."""
     owner = _owner_tag()  # the temporary folders belong to this process (alive until it renames them)
     queue = deque(todo)
-    decoding: dict[Future, tuple] = {}
+    decoding: set[Future] = set()
     writing: dict[Future, _Video] = {}
     finishing: dict[Future, _Video] = {}
     pool = new_pool(workers)
@@ -209,8 +148,7 @@ def run_pipeline(todo: list, opts: PrepareOptions, *, device: str, workers: int,
         """A failed video's result now; a complete one's manifest and rename go to the pool."""
         if video.error is None:
             video.grays = np.empty(0)
-            finishing[pool.submit(_finish_job, (str(video.tmp), str(video.dst), Path(video.rel).name, video.count,
-                                                video.height, video.width, video.kept, opts))] = video
+            finishing[pool.submit(_finish_job, (video, opts))] = video
             return
         shutil.rmtree(video.tmp, ignore_errors=True)
         yield video.rel, video.error, 0, 0
@@ -218,8 +156,7 @@ def run_pipeline(todo: list, opts: PrepareOptions, *, device: str, workers: int,
     try:
         while queue or decoding or writing or finishing or batcher.queues:
             while queue and len(decoding) < DECODE_AHEAD * workers:
-                args = queue.popleft()
-                decoding[pool.submit(_decode_job, (*args, owner))] = args
+                decoding.add(pool.submit(_decode_job, (*queue.popleft(), owner)))
             flush = not queue and not decoding  # nothing more is coming: run the partial batches too
             sizes = batcher.ready(flush)
             if sizes:
@@ -233,15 +170,12 @@ def run_pipeline(todo: list, opts: PrepareOptions, *, device: str, workers: int,
             done, _ = wait([*decoding, *writing, *finishing], return_when=FIRST_COMPLETED)
             for fut in done:
                 if fut in decoding:
-                    args = decoding.pop(fut)
-                    rel, error, payload = fut.result()
+                    decoding.remove(fut)
+                    rel, error, video, numbers = fut.result()
                     if error is not None:
                         yield rel, error, 0, 0
-                        continue
-                    tmp, count, height, width, kept, grays, pairs = payload
-                    video = _Video(rel, Path(args[2]), Path(tmp), count, height, width, kept, grays, len(pairs))
-                    if pairs:
-                        batcher.add(video, pairs)
+                    elif numbers:
+                        batcher.add(video, numbers)
                     else:
                         yield from finish(video)
                 elif fut in writing:
@@ -257,7 +191,6 @@ def run_pipeline(todo: list, opts: PrepareOptions, *, device: str, workers: int,
                     yield video.rel, error, 0 if error else video.count, size
     finally:
         pool.shutdown(cancel_futures=True)
-        stats.pairs, stats.flow_seconds = batcher.pairs, batcher.seconds
 
 
 def flow_devices(device: str) -> list[str]:
@@ -269,12 +202,11 @@ def flow_devices(device: str) -> list[str]:
 
 def _device_process(todo, opts, device, workers, batch, params, results) -> None:
     """One flow process of several: its results, then ("done", pairs, solver seconds) or ("error", message)."""
-    stats = FlowStats()
+    batcher = FlowBatcher(opts, device, batch, params)
     try:
-        for result in run_pipeline(todo, opts, device=device, workers=workers, batch=batch, params=params,
-                                   stats=stats):
+        for result in run_pipeline(todo, opts, batcher, workers):
             results.put(("video", result))
-        results.put(("done", stats.pairs, stats.flow_seconds))
+        results.put(("done", batcher.pairs, batcher.seconds))
     except BaseException as exc:  # noqa: BLE001 - reported by the parent
         results.put(("error", f"{device}: {type(exc).__name__}: {exc}"))
 
@@ -287,12 +219,15 @@ class GPUFlowRunner:
                  params: dict | None = None):
         self.opts, self.batch, self.params = opts, batch or DEFAULT_BATCH, params
         self.devices = devices or flow_devices(opts.device)
-        self.stats = FlowStats()
+        self.pairs, self.flow_seconds = 0, 0.0
 
     def __call__(self, todo: list, workers: int) -> Iterator[tuple[str, str | None, int, int]]:
         if len(self.devices) == 1 or len(todo) < 2:
-            yield from run_pipeline(todo, self.opts, device=self.devices[0], workers=workers, batch=self.batch,
-                                    params=self.params, stats=self.stats)
+            batcher = FlowBatcher(self.opts, self.devices[0], self.batch, self.params)
+            try:
+                yield from run_pipeline(todo, self.opts, batcher, workers)
+            finally:
+                self.pairs, self.flow_seconds = batcher.pairs, batcher.seconds
             return
         ctx = get_context("spawn")
         results = ctx.Queue()
@@ -310,8 +245,8 @@ class GPUFlowRunner:
                     yield rest[0]
                 elif kind == "done":
                     running -= 1
-                    self.stats.pairs += rest[0]
-                    self.stats.flow_seconds = max(self.stats.flow_seconds, rest[1])  # they run side by side
+                    self.pairs += rest[0]
+                    self.flow_seconds = max(self.flow_seconds, rest[1])  # they run side by side
                 else:
                     running -= 1
                     errors.append(rest[0])
@@ -323,8 +258,7 @@ class GPUFlowRunner:
                 if proc.is_alive():
                     proc.kill()
 
-    def summary(self, summary: PrepareSummary) -> GPUPrepareSummary:
+    def summary(self, summary: PrepareSummary) -> PrepareSummary:
         """``summary`` (filled by prepare_dataset) with this run's pairs, solver time and devices."""
-        out = GPUPrepareSummary(**{k: getattr(summary, k) for k in summary.__dataclass_fields__})
-        out.pairs, out.flow_seconds, out.devices = self.stats.pairs, self.stats.flow_seconds, list(self.devices)
-        return out
+        summary.pairs, summary.flow_seconds, summary.devices = self.pairs, self.flow_seconds, list(self.devices)
+        return summary

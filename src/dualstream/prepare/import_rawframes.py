@@ -1,15 +1,6 @@
-"""Adopt frames and flow already extracted by MMAction2 (``build_rawframes.py`` / denseflow).
-
-Layout read: ``SRC/<Class>/<video>/img_00001.jpg ...``, ``flow_x_00001.jpg ...``,
-``flow_y_00001.jpg ...`` (flow from frame i to i+1, uint8 with a +-bound mapping, as this project
-writes them). Each video folder is validated (numbering without gaps from 1, as many flow_x as
-flow_y, at least one flow per frame pair, no empty file, first and last images readable and of
-one size, no file that is a symlink leading outside SRC) and gets the ``manifest.json`` that makes it
-usable by the loader; nothing is decoded or recomputed beyond those checks. With ``--out`` equal
-to ``--src`` the manifests are written in place; otherwise each video's files are hard-linked
-(copied across file systems) into ``--out``, again into a temporary folder renamed when complete,
-so an interrupted import resumes cleanly.
-"""
+"""``dualstream import-rawframes``: frames and flow extracted by MMAction2 (``build_rawframes.py`` / denseflow,
+``SRC/<Class>/<video>/img_00001.jpg``, ``flow_x_...``, ``flow_y_...``) checked and given their manifests, in
+place or hard-linked into another cache (through a temporary folder, so an interrupted import resumes)."""
 
 from __future__ import annotations
 
@@ -25,7 +16,7 @@ import cv2
 from tqdm import tqdm
 
 from ..cache import MANIFEST, is_prepared
-from .common import FAILURES, atomic_folder, folder_bytes, write_failures
+from .common import FAILURES, atomic_folder, folder_bytes, new_manifest, write_failures
 from ..files import atomic_write_text
 
 FRAME_RE = re.compile(r"^(img|flow_x|flow_y)_(\d+)\.jpg$")
@@ -67,12 +58,12 @@ def _inside(path: str | Path, root: str) -> bool:
     return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def _numbers(folder: Path, root: Path | None = None) -> dict[str, list[int]]:
-    """Frame numbers per kind; with ``root``, a file or folder that leads (by a symlink) outside
-    ``root`` is refused: an import must never link or copy files from elsewhere into the cache."""
+def _numbers(folder: Path, root: Path) -> dict[str, list[int]]:
+    """Frame numbers per kind; a file or folder that leads (by a symlink) outside ``root`` is refused: an
+    import must never link or copy files from elsewhere into the cache."""
     found: dict[str, list[int]] = {"img": [], "flow_x": [], "flow_y": []}
-    real_root = os.path.realpath(root) if root is not None else None
-    if real_root is not None and not _inside(folder, real_root):
+    real_root = os.path.realpath(root)
+    if not _inside(folder, real_root):
         raise _Invalid(f"the folder is a symlink leading outside {root} (to {os.path.realpath(folder)}); refused")
     for entry in os.scandir(folder):
         m = FRAME_RE.match(entry.name)
@@ -81,7 +72,7 @@ def _numbers(folder: Path, root: Path | None = None) -> dict[str, list[int]]:
         if len(m.group(2)) != 5:
             raise _Invalid(f"{entry.name}: frame numbers must have 5 digits (img_00001.jpg)")
         if entry.is_symlink():
-            if real_root is not None and not _inside(entry.path, real_root):
+            if not _inside(entry.path, real_root):
                 raise _Invalid(f"{entry.name}: a symlink leading outside {root} (to {os.path.realpath(entry.path)}); "
                                "refused")
             if not os.path.exists(entry.path):
@@ -109,12 +100,10 @@ def _shape(path: Path, flags: int) -> tuple[int, int]:
     return img.shape[:2]
 
 
-def validate_rawframes(folder: str | Path, *, flow_method: str, flow_bound: float, root: str | Path | None = None
-                       ) -> dict:
-    """Check one video folder and return the manifest it should get (raises _Invalid); with ``root``
-    (the --src folder), frames that are symlinks leading outside it are refused."""
-    folder = Path(folder)
-    nums = _numbers(folder, Path(root) if root is not None else None)
+def validate_rawframes(folder: Path, *, flow_method: str, flow_bound: float, root: Path) -> dict:
+    """Check one video folder and return the manifest it should get (raises _Invalid); frames that are
+    symlinks leading outside ``root`` (the --src folder) are refused."""
+    nums = _numbers(folder, root)
     n_img = _check_run("img", nums["img"])
     n_x, n_y = _check_run("flow_x", nums["flow_x"]), _check_run("flow_y", nums["flow_y"])
     if n_img < 2:
@@ -129,18 +118,7 @@ def validate_rawframes(folder: str | Path, *, flow_method: str, flow_bound: floa
         flags = cv2.IMREAD_COLOR if name.startswith("img") else cv2.IMREAD_GRAYSCALE
         if _shape(folder / name, flags) != size:
             raise _Invalid(f"{name} is {_shape(folder / name, flags)[::-1]} but img_00001.jpg is {size[::-1]} (w, h)")
-    return {
-        "source": folder.name,
-        "num_frames": n_img,
-        "num_flows": n_x,
-        "height": size[0],
-        "width": size[1],
-        "flow_method": flow_method,
-        "flow_bound": flow_bound,
-        "format": "mmaction2-rawframes",
-        "frames": "all",
-        "imported": True,
-    }
+    return {**new_manifest(folder.name, n_img, n_x, *size, flow_method, flow_bound), "imported": True}
 
 
 def _link_tree(src: Path, dst: Path) -> None:
@@ -152,9 +130,9 @@ def _link_tree(src: Path, dst: Path) -> None:
                 shutil.copyfile(entry.path, dst / entry.name)
 
 
-def import_video(src: Path, dst: Path, *, flow_method: str, flow_bound: float, root: Path | None = None) -> dict:
+def import_video(src: Path, dst: Path, *, flow_method: str, flow_bound: float, root: Path) -> dict:
     """Validate ``src`` and make ``dst`` a finished cache folder (manifest written last, atomically);
-    ``root``: the folder no frame may lead outside of (see validate_rawframes)."""
+    ``root``: the folder no frame may lead outside of."""
     manifest = validate_rawframes(src, flow_method=flow_method, flow_bound=flow_bound, root=root)
     if src.resolve() == dst.resolve():
         manifest["bytes"] = sum((src / f"{k}_{i:05d}.jpg").stat().st_size
@@ -182,12 +160,8 @@ def _import_one(src: Path, out: Path, key: str, flow_method: str, flow_bound: fl
 def import_rawframes(src: str | Path, out: str | Path, *, flow_method: str = "tvl1", flow_bound: float = 20.0,
                      threads: int = 8, progress: bool = True) -> ImportSummary:
     """Import every ``Class/video`` folder of ``src`` into the cache ``out``; failures to ``out/failures.txt``.
-
-    ``flow_method`` and ``flow_bound`` are recorded, not checked (the JPEGs do not say them):
-    MMAction2's defaults are TV-L1 and a bound of 20 px, which this project's loader assumes too.
-    The work is file-system calls (stat, link) and a few small decodes, which release the GIL, so
-    ``threads`` threads overlap their waits (UCF-101 has about 7.5 million files to link).
-    """
+    ``flow_method`` and ``flow_bound`` are recorded, not checked (the JPEGs do not say them). Threads, not
+    processes: the work is file-system calls and a few small decodes, which release the GIL."""
     if flow_bound <= 0:
         raise RawframesError(f"--flow-bound must be positive, got {flow_bound}")
     if threads < 1:

@@ -1,16 +1,5 @@
-"""A packed uint8 store beside (or instead of) the rawframes JPEGs: memory-mapped arrays per video.
-
-``<video>/rgb.npy`` holds ``(N, H, W, 3)`` uint8 and ``<video>/flow.npy`` ``(N, H, W, 2)`` uint8
-(quantised flow-x, flow-y to the next frame), row k = frame ``rows[k]``: exactly the decoded pixels
-of ``img_*.jpg``, ``flow_x_*.jpg`` and ``flow_y_*.jpg``. The rows are the frames that have a flow
-(1 .. num_frames - 1, or the kept frames of ``prepare --only-sampled``), the only ones a clip may
-use. A clip is then 10 rows of two files instead of 30 JPEG opens and decodes: the loader copies bytes.
-
-Size: ``5 * H * W`` bytes per frame, uncompressed (320x240: 384 KB, about 12x the JPEGs): for sets
-that fit in the page cache or on fast disk; ``prepare --only-sampled`` keeps the set small.
-``dualstream pack CACHE`` converts a rawframes cache in place (``--drop-jpeg`` removes the JPEGs);
-``prepare --format packed`` writes the packed store directly.
-"""
+"""``dualstream pack``: a video's packed uint8 store (``rgb.npy``, ``flow.npy``: the format is ``dualstream.cache``'s)
+written from its JPEGs, beside them or instead of them (``--drop-jpeg``, ``prepare --format packed``)."""
 
 from __future__ import annotations
 
@@ -29,14 +18,10 @@ from ..files import atomic_write_text
 from .pool import run_processes
 
 
-
 def pack_folder(folder: str | Path, manifest: dict | None = None, *, drop_jpeg: bool = False) -> int:
     """Write the folder's packed store from its JPEGs (atomically: a temporary file renamed); returns its bytes.
-
-    ``manifest``: the folder's manifest when it is not written yet (``prepare --format packed``).
-    ``drop_jpeg``: remove the JPEGs afterwards (the store then serves every reader of the cache) and
-    mark the manifest ``"format": "packed-uint8"``.
-    """
+    ``manifest``: the folder's manifest when it is not written yet (``prepare --format packed``); ``drop_jpeg``:
+    remove the JPEGs afterwards and mark the manifest ``"format": "packed-uint8"``."""
     folder = Path(folder)
     on_disk = manifest is None
     if manifest is None:

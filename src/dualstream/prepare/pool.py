@@ -19,13 +19,9 @@ TASKS_PER_WORKER = 500  # a worker process is replaced after this many videos (b
 
 
 def die_with_parent(parent: int) -> None:
-    """Worker initialiser: the worker ends when its parent ``parent`` dies, even by SIGKILL, so no
-    orphan goes on writing into the cache (or waits forever) while a rerun redoes its video.
-
-    On Linux the kernel sends SIGKILL (PR_SET_PDEATHSIG); a parent that died before that was set
-    (while the worker was still importing) is caught by checking the parent pid right after, and a
-    watchdog thread checks it every second where prctl is not available.
-    """
+    """Worker initialiser: the worker ends when its parent ``parent`` dies, even by SIGKILL, so no orphan goes
+    on writing into the cache while a rerun redoes its video. On Linux the kernel kills it (PR_SET_PDEATHSIG);
+    a parent that died before that was set is caught by the check right after, elsewhere by a watchdog thread."""
     if sys.platform.startswith("linux"):
         import ctypes
 
@@ -54,13 +50,10 @@ def new_pool(workers: int) -> ProcessPoolExecutor:
 
 
 def run_processes(todo: list, workers: int, job: Callable) -> Iterator[tuple[str, str | None, int, int]]:
-    """Results of ``job`` over ``todo`` from a process pool, as they complete.
-
-    A worker that dies (a segfault in a codec, the OOM killer) breaks the whole pool; then the
-    videos that were in flight (the first ``workers + 1`` unfinished ones, in submission order)
-    are retried one at a time in a one-worker pool, where one that kills its worker again is
-    reported as failed, and the rest go on in a fresh pool. So one bad file never ends the run.
-    """
+    """Results of ``job`` over ``todo`` from a process pool, as they complete. A worker that dies (a codec's
+    segfault, the OOM killer) breaks the whole pool: the tasks that were in flight (the first ``workers + 1``
+    unfinished) are then retried one at a time in a one-worker pool, where one that kills its worker again is
+    reported as failed (WORKER_DIED), and the rest go on in a fresh pool."""
     if workers == 1 or len(todo) <= 1:
         yield from map(job, todo)
         return

@@ -1,15 +1,5 @@
-"""Prepare a folder of videos for training: decode, resize, optical flow, MMAction2 rawframes.
-
-Per video ``<Class>/<name>.avi`` the cache holds ``<Class>/<name>/img_00001.jpg ...`` (RGB frames),
-``flow_x_00001.jpg ...`` and ``flow_y_00001.jpg ...`` (flow from frame i to i+1, clipped to +-bound
-px and mapped to uint8) and ``manifest.json``. A video is written into a temporary folder and
-renamed into place only when complete, so an interrupted run never leaves a half video that looks
-finished; a rerun skips every video whose folder exists and redoes the rest.
-
-At scale: worker processes (or a Ray cluster), ``shard=(i, n)`` so that several machines each
-prepare a disjoint part into one shared folder, and a mode that keeps only the frames a sampling
-schedule can ask for (``schedule``), for users short of disk.
-"""
+"""``dualstream prepare``: a folder of videos -> the cache (``dualstream.cache``), one video per worker task
+(processes or a Ray cluster), a shard of the videos per machine; a rerun skips the videos already done."""
 
 from __future__ import annotations
 
@@ -17,6 +7,7 @@ import hashlib
 import json
 import os
 import time
+from itertools import islice
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -25,10 +16,11 @@ import numpy as np
 from tqdm import tqdm
 
 from ..cache import MANIFEST, is_prepared
-from ..video import VideoReadError, find_videos
-from .pool import run_processes
+from ..flow import compute_flow, quantize_flow
+from ..video import find_videos
 from .common import (EXECUTORS, FAILURES, FLOW_CHUNK, DecodedFrames, PrepareError, PrepareOptions, PrepareSummary,
-                     _write_flows, atomic_folder, folder_bytes, write_failures, write_manifest)
+                     atomic_folder, failure_reason, folder_bytes, write_failures, write_flow_jpegs, write_manifest)
+from .pool import run_processes
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -55,12 +47,8 @@ def video_key(rel: str) -> str:
 
 
 def prepare_video(src: str | Path, dst: str | Path, opts: PrepareOptions) -> dict:
-    """Decode ``src`` and write its rawframes folder ``dst`` atomically; returns the manifest.
-
-    Frames are streamed: at most FLOW_CHUNK + 1 frames are held at once (the sampled mode parks
-    the grayscale frames it may need in the temporary folder instead of memory). A folder counts
-    as done only once it has its manifest, which is written last, before the rename.
-    """
+    """Decode ``src`` and write its rawframes folder ``dst`` atomically (manifest last); returns the manifest.
+    At most FLOW_CHUNK + 1 frames are held in memory."""
     src, dst = Path(src), Path(dst)
     with atomic_folder(dst) as tmp:
         video = DecodedFrames(src, tmp, opts)
@@ -70,6 +58,13 @@ def prepare_video(src: str | Path, dst: str | Path, opts: PrepareOptions) -> dic
             _write_sampled_flows(video, opts)
         manifest = write_manifest(tmp, src.name, video.count, video.height, video.width, video.kept(), opts)
     return manifest
+
+
+def _write_flows(out: Path, numbers: list[int], prev: list[np.ndarray], nxt: list[np.ndarray],
+                 opts: PrepareOptions) -> None:
+    """Flow from each gray frame of ``prev`` to the one in ``nxt``, written as flow_x/flow_y ``numbers``."""
+    write_flow_jpegs(out, numbers, quantize_flow(compute_flow(np.stack(prev), np.stack(nxt), method=opts.flow,
+                                                              device=opts.device), opts.bound))
 
 
 def _write_all_flows(video: DecodedFrames, opts: PrepareOptions) -> None:
@@ -100,17 +95,15 @@ def _write_sampled_flows(video: DecodedFrames, opts: PrepareOptions) -> None:
 
 
 def _job(args: tuple[str, str, str, PrepareOptions]) -> tuple[str, str | None, int, int]:
-    """Prepare one video; returns (rel, failure reason or None, frames, bytes). Never raises for a
-    bad video: whatever goes wrong with one file is its failure, not the run's."""
+    """Prepare one video; returns (rel, failure reason or None, frames, bytes). Whatever goes wrong with one
+    file is its failure, not the run's."""
     rel, src, dst, opts = args
     cv2.setNumThreads(1)
     try:
         manifest = prepare_video(src, dst, opts)
         return rel, None, manifest["num_frames"], manifest["bytes"]
-    except VideoReadError as exc:
-        return rel, " ".join(exc.reason.split()), 0, 0
-    except (Exception, MemoryError) as exc:  # cv2.error, OSError (disk full), MemoryError (huge frames), ...
-        return rel, " ".join(f"{type(exc).__name__}: {exc}".split()), 0, 0
+    except (Exception, MemoryError) as exc:  # VideoReadError, cv2.error, OSError (disk full), MemoryError, ...
+        return rel, failure_reason(exc), 0, 0
 
 
 def _import_ray():
@@ -130,11 +123,8 @@ def _run_ray(todo: list, workers: int) -> Iterator[tuple[str, str | None, int, i
                                                                    {"num_cpus": workers}))
     task = ray.remote(num_cpus=1)(_job)
     window = 4 * max(1, int(ray.cluster_resources().get("CPU", workers)))
-    pending, queue = [], iter(todo)
-    for args in queue:
-        pending.append(task.remote(args))
-        if len(pending) >= window:
-            break
+    queue = iter(todo)
+    pending = [task.remote(args) for args in islice(queue, window)]
     while pending:
         done, pending = ray.wait(pending, num_returns=1)
         yield ray.get(done[0])
@@ -154,11 +144,8 @@ def prepare_dataset(
     videos: Iterable[str] | None = None,
     progress: bool = True,
 ) -> PrepareSummary:
-    """Prepare the videos under ``videos_dir`` (or the listed ``videos``) into ``cache``.
-
-    ``shard=(i, n)`` takes only this machine's part; failures go to ``cache/failures.txt`` (one
-    file per shard, ``failures-shard-I-of-N.txt``, so machines never overwrite each other's).
-    """
+    """Prepare the videos under ``videos_dir`` (or the listed ``videos``) into ``cache``; ``shard=(i, n)`` takes
+    only this machine's part. Failures go to ``cache/failures.txt`` (per shard ``failures-shard-I-of-N.txt``)."""
     if executor not in EXECUTORS:
         raise PrepareError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     if workers < 0:

@@ -1,27 +1,7 @@
-"""A synthetic action dataset in the UCF-101 layout, where only motion tells the classes apart.
-
-Every video shows one textured object over a textured background. Classes differ by how the
-object moves (up, down, growing, shrinking, spinning, oscillating along one axis, ...); the
-object's shape, colours, texture, start position and size and the background are random, so a
-single still frame cannot tell the class. No class hinges on left versus right (a horizontal
-flip keeps every class), so flip augmentation is safe on this set.
-
-The ``hard`` preset (``SyntheticSpec(preset="hard")``) needs both streams: each class is an
-appearance cue (a warm or a cool object colour, which optical flow cannot see) times a motion cue
-that the stacked RGB frames cannot see: the object stands still, or vibrates vertically or
-horizontally with a period of ``VIBRATION_PERIOD`` frames. A clip samples its RGB frames every
-``interval`` frames (4 in the demo recipe, a multiple of the period), so every sampled frame catches
-the vibration at the same phase and the stack looks still; the flow from a sampled frame to the
-next one sees a displacement of the full amplitude. A grey distractor object drifts in a random
-direction behind the object, and a small camera shake moves the whole frame. So RGB alone can tell
-the colour (1 class in 3 right by motion), flow alone the motion (1 in 2 by colour), the fusion both.
-A recipe whose interval is not a multiple of the period lets the RGB stack see the vibration.
-
-Appearance is drawn per video, not per group: if the clips of a group shared a look, a network
-could learn "this look -> this class" from the training groups and fail on the unseen test
-groups. Groups (``gGG``) still structure the split as in UCF-101: groups 1..k are the test side
-and never appear in training.
-"""
+"""``dualstream generate``: a synthetic action dataset in the UCF-101 layout (split 1), why it looks as it does:
+docs/design.md. ``default``: one textured object whose motion is the class, over a textured background.
+``hard``: the class is an object colour (warm or cool) times a vibration of VIBRATION_PERIOD frames, with a
+grey distractor and camera shake, so RGB alone sees only the colour and flow alone only the motion."""
 
 from __future__ import annotations
 
@@ -53,10 +33,8 @@ CLASS_NAMES = tuple(MOTIONS)
 CLIPS_PER_GROUP = 5
 TEST_GROUP_FRACTION = 0.3
 
-# The hard preset: motions the stacked RGB frames cannot see. name -> (frame index i, amplitude a
-# as a fraction of the frame size) -> (dx, dy, scale, angle): a square-wave-like vibration 0, +a, 0,
-# -a of period VIBRATION_PERIOD, so that every frame-to-next-frame displacement is +-a (a sine of
-# another phase would have pairs of equal positions, which flow would see as standing still).
+# The hard preset: name -> (frame index i, amplitude a as a fraction of the frame size) -> (dx, dy, scale,
+# angle): 0, +a, 0, -a with period VIBRATION_PERIOD, so that every frame-to-next-frame displacement is +-a.
 VIBRATION_PERIOD = 4
 VIBRATION_AMPLITUDE = 0.06
 VIBRATIONS = {
