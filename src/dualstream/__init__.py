@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 
-# Keep OpenCV's own log lines ("[ WARN:0@...] ... can't open/read file") and FFmpeg's decoder chatter
-# ("ac-tex damaged ...") off the terminal: problems reach the user as one-line errors instead. OpenCV reads
-# these when cv2 is imported, and every module that imports cv2 is inside this package, so this runs first.
+# Keep OpenCV's log lines and FFmpeg's decoder chatter off the terminal: problems reach the user as one-line errors.
+# OpenCV reads these when cv2 is imported, and every module that imports cv2 is inside this package: this runs first.
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 

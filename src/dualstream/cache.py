@@ -1,7 +1,6 @@
-"""The prepared cache's format: one folder per video with ``manifest.json``, the rawframes JPEGs
-(``img_NNNNN.jpg``, ``flow_x_NNNNN.jpg``, ``flow_y_NNNNN.jpg``) and/or the packed uint8 store
-(``rgb.npy``, ``flow.npy``: row k = frame ``rows[k]``, exactly the JPEGs' decoded pixels); reading
-frames from either, and its errors. Writing the cache is ``dualstream.prepare``'s job."""
+"""The prepared cache's format, read: one folder per video with ``manifest.json``, the rawframes JPEGs
+(``img_NNNNN.jpg``, ``flow_x_NNNNN.jpg``, ``flow_y_NNNNN.jpg``) and/or the packed uint8 store (``rgb.npy``,
+``flow.npy``: row k = frame ``rows[k]``, exactly the JPEGs' decoded pixels); its errors."""
 
 from __future__ import annotations
 
@@ -191,8 +190,7 @@ def _store_header(fh, path: Path) -> tuple[tuple[int, ...], int]:
 
 
 def check_packed(folder: Path, manifest: dict) -> None:
-    """The packed store's arrays have the manifest's shape and their full size on disk (checked when a dataset
-    is built: a damaged store stops a run before training, not in a loader mid-run)."""
+    """The packed store's arrays have the manifest's shape and their full size on disk (docs/design.md)."""
     for name, channels in ((PACKED_RGB, 3), (PACKED_FLOW, 2)):
         path = folder / name
         with open(path, "rb") as fh:

@@ -46,7 +46,6 @@ def _describe(exc: BaseException) -> str:
 
 
 def _require(*checks: tuple[object, str]) -> None:
-    """The message of the first false check, as a UserError (checked before any work)."""
     for ok, message in checks:
         if not ok:
             raise UserError(message)
@@ -96,7 +95,6 @@ def model_options(help: str = "run folder or model package, or an exported model
 
 
 def _load_recipe(path: str | Path, sets: list[str]):
-    """The config of a training command, which must name its data."""
     from .config import load_config
 
     cfg = load_config(path, sets)
@@ -486,7 +484,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
-# live: one network thread, as the frame reader and the optical flow need the other cores (RESULTS.md, live)
 @command("live", "recognise actions on a webcam, stream or file as it plays (sliding window)",
          arg("source", metavar="SOURCE",
              help="webcam index (0), stream URL OpenCV opens (rtsp://, http://...), or a video file"),

@@ -33,10 +33,9 @@ class BudgetExceeded(VideoReadError):
 
 @dataclass
 class DecodeBudget:
-    """The work that the decodes sharing this budget may do together (``serve`` gives each request a
-    ``restarted`` copy): frames and pixels decoded, seconds since it was made (whatever a caller does
-    between frames runs on the same clock). ``spend`` runs on every decoded frame before it is converted,
-    so an over-budget video stops at the frame that passes a limit."""
+    """The work that the decodes sharing this budget may do together (``serve`` gives each request a ``restarted``
+    copy): frames and pixels decoded, seconds since it was made (whatever a caller does between frames counts too);
+    ``spend`` runs on every decoded frame, before it is converted (docs/design.md)."""
 
     max_frames: int
     max_pixels: int
@@ -72,9 +71,8 @@ class DecodeBudget:
 
 @dataclass(frozen=True)
 class FrameLimits:
-    """Bounds on the frames a decoder may hand on, checked on the declared size and on every decoded frame
-    before anything resizes it: resizing to a short side turns a thin frame into a huge one (500x2 becomes
-    24000x96 at 96), which the aspect ratio bounds."""
+    """Bounds on the frames a decoder may hand on, checked on the declared size and on every decoded frame before
+    anything resizes it (why an aspect ratio too: docs/design.md)."""
 
     max_pixels: int = 7680 * 4320  # per frame: 8K UHD
     max_aspect: float = 10.0  # long side over short side (16:9 is 1.8)

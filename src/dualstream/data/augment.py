@@ -1,6 +1,5 @@
-"""Augmentations against appearance shortcuts (docs/design.md): colour jitter, temporal jitter, modality
-dropout; each a *draw* (random parameters) and an *apply* (a pure function of a batch on any device).
-Shapes: RGB ``(B, 3T, H, W)`` (frame-major) or ``(B, T, 3, H, W)``; flow ``(B, 2T, H, W)``."""
+"""Augmentations against appearance shortcuts, each a draw and an apply (docs/design.md): colour jitter, temporal
+jitter, modality dropout. RGB ``(B, 3T, H, W)`` (frame-major) or ``(B, T, 3, H, W)``; flow ``(B, 2T, H, W)``."""
 
 from __future__ import annotations
 

@@ -1,9 +1,7 @@
 """The one clip cutter, numpy and OpenCV only: the loader workers, ``predict``, ``live`` and the ONNX runtime
-build their inputs with it. ``data.device`` is its batched torch twin (agreeing within one uint8 level).
-
-Per frame the crop is resized in uint8, mirrored if drawn, and written normalised into the output: RGB with
-ImageNet mean/std, flow in px times the resize factor over the bound, flow-x negated where mirrored.
-"""
+build their inputs with it (``data.device`` is its batched torch twin). Per frame the crop is resized in uint8,
+mirrored if drawn, and written normalised: RGB with ImageNet mean/std, flow in px times the resize factor over the
+bound, flow-x negated where mirrored."""
 
 from __future__ import annotations
 

@@ -23,9 +23,8 @@ class _Cut:
     """Whole batches cut by the worker: a subclass's ``clip(k)`` gives (video, frames, crop) of item k."""
 
     def __init__(self, cache: str | Path, entries: list[VideoEntry], spec: ClipSpec):
-        """Frame counts, kept frames and (height, width) of every video, from the manifests (packed stores are
-        checked too, before any time is spent). Their flow must have been quantised with ``spec.flow_bound``:
-        another bound would rescale every flow value silently."""
+        """Frame counts, kept frames and (height, width) of every video from the manifests (packed stores checked
+        too); a CacheError when their flow was quantised with another bound than ``spec.flow_bound``."""
         self.cache, self.entries, self.spec = Path(cache), entries, spec
         self.frames: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] | None = None
         self.pool: BatchPool | None = None
@@ -104,11 +103,10 @@ class TrainClips(_Cut, Dataset):
         return len(self.entries) * self.repeats
 
     def video(self, i: int) -> int:
-        """The video of item ``i``."""
         return i % len(self.entries)
 
     def _rng(self, i: int, stream: int) -> np.random.Generator:
-        # stream 0 is the crop draw (as before temporal jitter existed), 1 the clip offset
+        # stream 0: the crop draw (its key has no stream number), 1: the clip offset
         key = [self.seed, self.epoch, i] if stream == 0 else [self.seed, self.epoch, i, stream]
         return np.random.default_rng(key)
 

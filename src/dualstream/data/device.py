@@ -1,7 +1,6 @@
-"""The device pipeline: loader workers only read uint8 frames (or JPEG bytes, for nvJPEG) with ``TrainClips``'
-draws; crop, flip, resize and normalisation run batched on the device. The result is ``clips.cut_clip``'s
-(bilinear, a k x k box pre-filter where OpenCV's area filter shrinks by k >= 2; not rounded to uint8): the two
-agree within one uint8 level."""
+"""The device pipeline (docs/design.md): crop, flip, resize and normalisation of ``TrainClips``' draws, batched on
+the device; ``clips.cut_clip``'s result within one uint8 level (bilinear, a k x k box pre-filter where OpenCV's
+area filter shrinks by k >= 2; not rounded to uint8)."""
 
 from __future__ import annotations
 
@@ -97,9 +96,8 @@ def collate_frames(items: list[dict]) -> dict:
 
 
 def decode_jpeg_batch(data: list[torch.Tensor], batch: int, device: torch.device) -> torch.Tensor:
-    """``collate_frames``' JPEG bytes (per clip: T RGB images, then flow-x, flow-y per frame) decoded on
-    ``device`` -> rgb ``(B, T, H, W, 3)``, flow ``(B, T, H, W, 2)`` uint8. nvJPEG via torchvision on CUDA,
-    OpenCV otherwise."""
+    """``collate_frames``' JPEG bytes (per clip: T RGB images, then flow-x, flow-y per frame) decoded on ``device``
+    (nvJPEG on CUDA, else OpenCV) -> rgb ``(B, T, H, W, 3)``, flow ``(B, T, H, W, 2)`` uint8."""
     per = len(data) // batch
     t = per // 3
     if device.type == "cuda":
@@ -124,9 +122,8 @@ def decode_jpeg_batch(data: list[torch.Tensor], batch: int, device: torch.device
 
 
 def crop_resize(x: torch.Tensor, boxes: torch.Tensor, size: int, flips: torch.Tensor | None = None) -> torch.Tensor:
-    """Crop box ``b`` (top, left, height, width in pixels) of image ``b`` of ``x`` (B, C, H, W) float, mirrored
-    where ``flips``, resized to ``size`` x ``size`` by one bilinear ``grid_sample``; shrinking by k >= 2 first
-    averages k x k blocks (against aliasing)."""
+    """Crop box ``b`` (top, left, height, width in pixels) of image ``b`` of ``x`` (B, C, H, W) float, mirrored where
+    ``flips``, resized to ``size`` x ``size`` by one bilinear ``grid_sample`` (k x k blocks averaged first: k >= 2)."""
     boxes = boxes.to(torch.float64).cpu()
     k = int(min(boxes[:, 2].min(), boxes[:, 3].min()) // size) if len(boxes) else 1
     if k >= 2:
@@ -212,7 +209,6 @@ def to_eval_input(batch: dict, device: torch.device, *, size: int, flow_bound: f
 
 
 def jpeg_on_device_available(device: torch.device) -> bool:
-    """torchvision's nvJPEG decoder imports and ``device`` is CUDA."""
     if device.type != "cuda":
         return False
     try:

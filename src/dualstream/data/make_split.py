@@ -1,6 +1,5 @@
-"""Write UCF-101-format split files for any class-per-folder dataset, group-disjoint: a group's videos (one
-recording; with ``group_scope`` dataset, one group number in every class) all land on one side, so the split
-passes the leakage guard by construction."""
+"""UCF-101-format split files for any class-per-folder dataset, group-disjoint (a group's videos all land on one
+side), so the split passes the leakage guard by construction."""
 
 from __future__ import annotations
 
@@ -77,10 +76,9 @@ def make_split(
     seed: int = 0,
     group_scope: str = "auto",
 ) -> dict[str, int]:
-    """Write ``classInd.txt`` (the sorted folder names), ``trainlist01.txt`` and ``testlist01.txt`` (CRLF) into
-    ``out``. ``group_scope``: ``dataset`` keeps each group number on one side for every class, ``class`` chooses
-    test groups class by class, ``auto`` is ``dataset`` when a group number appears in two or more classes.
-    Returns the counts: classes, train, test, groups, and across (1 when groups were kept across classes)."""
+    """Write ``classInd.txt`` (the sorted folder names), ``trainlist01.txt`` and ``testlist01.txt`` (CRLF) into ``out``;
+    ``group_scope`` as ``make-split --group-scope``. Returns the counts: classes, train, test, groups, and across
+    (1 when groups were kept across classes)."""
     if not 0 < test_fraction < 1:
         raise SplitError(f"--test-fraction must be between 0 and 1, got {test_fraction}")
     if group_scope not in GROUP_SCOPES:

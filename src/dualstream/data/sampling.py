@@ -1,11 +1,7 @@
 """Which frames a clip uses: 1-based numbers (as the rawframes files) of frames that have a forward flow
-(1 .. num_frames - 1; a sampled frame's flow is the flow to its successor). Two samplings (``data.sampling``):
-
-* ``interval`` (the paper's): ``frames`` frames at an ``interval`` from an ``offset`` (paper: f5, f15, ..., f95,
-  then f8, f18, ... every 100 epochs); a fixed span, whatever the video's length.
-* ``spread`` (TSN-like): one frame at a ``phase`` in [0, 1) of each of ``frames`` equal segments of the video;
-  training draws the phases and may cover a random part (``span_min``), evaluation takes fixed phases.
-"""
+(1 .. num_frames - 1: a sampled frame's flow goes to its successor), for the samplings of README "Clips":
+``interval`` (the paper's: ``frames`` frames at an ``interval`` from an ``offset``, a fixed span) and ``spread``
+(TSN-like: one frame at a ``phase`` in [0, 1) of each of ``frames`` equal segments of the video)."""
 
 from __future__ import annotations
 
@@ -124,8 +120,7 @@ class ClipSpec:
     window: int = 0
     """``spread``: the frames of a stream window (``live``, ``timeline``); a video is spread over whole."""
     temporal_jitter: bool = False
-    """Training clips at a random offset that fits, not the schedule's (``spread``: a random frame per
-    segment)."""
+    """Training clips at a random offset that fits, not the schedule's (``spread``: a random frame per segment)."""
     input_size: int = 224
     crop_scale_min: float = 0.8
     flip: bool = True
@@ -138,8 +133,7 @@ class ClipSpec:
 
     @classmethod
     def from_config(cls, data: Any, **prepared: Any) -> "ClipSpec":
-        """The spec of a ``config.DataConfig``; ``prepared``: what the cache decides (flow_method, short_side,
-        window)."""
+        """The spec of a ``config.DataConfig``; ``prepared``: the cache's flow_method, short_side, window."""
         return cls(frames=data.frames, interval=data.interval, offsets=tuple(data.offsets),
                    offset_period=data.offset_period, eval_clips=data.eval_clips, sampling=data.sampling,
                    span_min=data.span_min, temporal_jitter=data.temporal_jitter, input_size=data.input_size,
@@ -168,8 +162,7 @@ class ClipSpec:
 
     @property
     def span(self) -> int:
-        """Frames one clip of a stream covers, first to last: (frames - 1) * interval + 1, or ``window - 1``
-        for ``spread`` (the window's frames that have a flow to their successor)."""
+        """Frames one clip of a stream covers, first to last (``spread``: the window's frames that have a flow)."""
         if self.sampling == "spread":
             return self.window - 1
         return (self.frames - 1) * self.interval + 1

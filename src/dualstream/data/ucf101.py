@@ -52,8 +52,7 @@ def entry_group(entry: VideoEntry, group_re: re.Pattern[str] | None = None) -> s
 
 
 def group_id(entry: VideoEntry, group_re: re.Pattern[str] | None = None) -> str:
-    """The group without its class (``Class/04`` -> ``04``); a video without a group is its own. In many sets
-    one group number is one person or session in every class, which must stay on one side of a split."""
+    """The group without its class (``Class/04`` -> ``04``; docs/design.md); a video without a group is its own."""
     group = entry_group(entry, group_re)
     return entry.path if group == entry.path else group.split("/", 1)[1]
 
@@ -79,8 +78,7 @@ class Split:
         return {g: (train[g], test[g]) for g in sorted(set(train) & set(test))}
 
     def shared_across_classes(self, group_re: re.Pattern[str] | None = None) -> dict[str, tuple[int, int]]:
-        """Group ids with videos on both sides, in any classes: ``id`` -> (train videos, test videos); empty for
-        a recording-disjoint split."""
+        """Group ids with videos on both sides, in any classes: ``id`` -> (train videos, test videos)."""
         train = Counter(group_id(e, group_re) for e in self.train)
         test = Counter(group_id(e, group_re) for e in self.test)
         return {g: (train[g], test[g]) for g in sorted(set(train) & set(test))}
@@ -155,8 +153,7 @@ def read_split(splits_dir: str | Path, split: int = 1) -> Split:
 
 def check_group_overlap(split: Split, *, allow: bool, where: str, group_re: re.Pattern[str] | None = None
                         ) -> dict[str, tuple[int, int]]:
-    """Refuse a split whose train and test share a group (one recording: accuracy would be inflated, see
-    docs/design.md), unless ``allow``; returns the overlap."""
+    """GroupLeakageError for a split whose train and test share a group (docs/design.md), unless ``allow``."""
     overlap = split.group_overlap(group_re)
     if overlap and not allow:
         shown = ", ".join(f"{g} (train {a}, test {b})" for g, (a, b) in list(overlap.items())[:5])

@@ -78,8 +78,7 @@ class DeviceBatches:
     """Iterate ``loader`` with every batch made ready on ``device`` by ``to_input``; on CUDA one batch ahead
     on a side stream, so that the copy and transform of the next batch overlap the model's work on this one.
     ``views_per_item``: network inputs per loader item (evaluation views cut on the device); ``release(batch)``
-    is called on each loader batch once the next is asked for (the workers may then reuse its memory).
-    """
+    is called on each loader batch once the next is asked for (the workers may then reuse its memory)."""
 
     def __init__(self, loader, to_input, device: torch.device, *, views_per_item: int = 1, release=None):
         self.loader, self.to_input, self.device, self.views_per_item = loader, to_input, device, views_per_item

@@ -1,7 +1,5 @@
-"""Training checkpoints (``RUN/checkpoint/epoch-NNNN[-batch-BBBBBB]/``: weights.safetensors + state.pt) and
-the model package's writer. A checkpoint is written into a hidden folder and renamed when complete; it is
-read only through ``torch.load(weights_only=True)``, after every check (README: *Resume*, model packages).
-"""
+"""Training checkpoints (``RUN/checkpoint/epoch-NNNN[-batch-BBBBBB]/``: weights.safetensors + state.pt, written and
+read as README *Resume* says) and the model package's writer."""
 
 from __future__ import annotations
 
@@ -53,11 +51,9 @@ def checkpoint_dirs(run: str | Path) -> list[Path]:
 
 def save_checkpoint(run: str | Path, model: nn.Module, state: dict, *, epoch: int, batch: int = 0,
                     keep: int = 1) -> Path:
-    """Save the training state after ``epoch`` (0-based) completed, or after ``batch`` batches of the
-    next epoch (a mid-epoch checkpoint, ``epoch-NNNN-batch-BBBBBB``); keeps the ``keep`` newest.
-
-    ``state`` holds only tensors, numbers, strings, lists and dicts (what ``weights_only`` loads).
-    """
+    """Save the training state after ``epoch`` (0-based) completed, or after ``batch`` batches of the next epoch
+    (``epoch-NNNN-batch-BBBBBB``); keeps the ``keep`` newest. ``state`` holds only tensors, numbers, strings,
+    lists and dicts (what ``weights_only`` loads)."""
     root = Path(run) / CHECKPOINT_DIR
     root.mkdir(parents=True, exist_ok=True)
     final = root / (f"epoch-{epoch + 1:04d}" + (f"-batch-{batch:06d}" if batch else ""))
@@ -120,11 +116,8 @@ def _read_checkpoint(folder: Path, model: nn.Module, what: str) -> tuple[dict[st
 
 
 def load_checkpoint(run: str | Path, model: nn.Module, *, what: str = "this model") -> dict:
-    """Restore the newest checkpoint's weights into ``model``; returns its state (epoch: last completed).
-
-    A damaged newest checkpoint is refused, not skipped (``model`` unchanged): the error names the newest
-    intact older one, so the user decides (falling back by itself would retrain epochs and hide a failing disk).
-    """
+    """Restore the newest checkpoint's weights into ``model``; returns its state (epoch: last completed). A damaged
+    newest checkpoint is refused, not skipped (``model`` unchanged); the error names the newest intact older one."""
     found = checkpoint_dirs(run)
     if not found:
         raise CheckpointError(f"{run}: no checkpoint to resume from")

@@ -1,8 +1,6 @@
-"""Evaluation: clip-level and video-level accuracy (a video's score is the mean softmax over its views).
-
-A view is one frame offset, one crop (centre, or three along the long side) and optionally its mirror image.
-Under torchrun each process scores a disjoint shard of the views and the predictions are gathered.
-"""
+"""Evaluation: clip-level and video-level accuracy (a video's score is the mean softmax over its views). A view is
+one frame offset, one crop (centre, or three along the long side) and optionally its mirror image. Under torchrun
+each process scores a disjoint shard of the views and the predictions are gathered."""
 
 from __future__ import annotations
 
@@ -99,9 +97,7 @@ def mistakes(vprobs: torch.Tensor, entries: list[VideoEntry], classes: list[str]
 
 def evaluate_run(run: str | Path, *, clips: int | None = None, crops: int | None = None, flip: bool | None = None,
                  split: int | None = None, progress: bool = True, plots: bool = True) -> dict:
-    """Evaluate a trained run on a split's test list; writes eval.json, mistakes.csv and confusion.png.
-
-    Under torchrun the views are sharded over the processes and gathered; rank 0 writes."""
+    """Evaluate a trained run on a split's test list; writes eval.json, mistakes.csv and confusion.png (rank 0)."""
     run = Path(run)
     if not (run / CONFIG).is_file():
         raise FileNotFoundError(f"{run}: not a run folder (no {CONFIG})")

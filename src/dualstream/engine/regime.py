@@ -17,12 +17,9 @@ BatchHook = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Ten
 
 
 def plan_epochs(cfg: Config, videos: int, world_size: int = 1) -> tuple[int, int]:
-    """(epochs, clips per video per epoch) for ``videos`` training videos.
-
-    Without ``train.steps``: ``train.epochs`` epochs of one clip per video. With it: each epoch has
-    ``repeats`` clips per video, ``repeats`` chosen so that an epoch is about ``train.eval_every``
-    steps, and enough epochs for at least ``train.steps`` steps.
-    """
+    """(epochs, clips per video per epoch) for ``videos`` training videos: without ``train.steps``, ``train.epochs``
+    epochs of one clip per video; with it, ``repeats`` clips per video so that an epoch is about ``train.eval_every``
+    steps, and enough epochs for at least ``train.steps`` steps."""
     t = cfg.train
     if t.steps <= 0:
         return t.epochs, 1

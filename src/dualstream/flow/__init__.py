@@ -1,8 +1,5 @@
-"""Optical flow: one interface over OpenCV (CPU) and the batched PyTorch solvers (CPU or CUDA).
-
-Importing this package does not import PyTorch (the ONNX runtime of ``predict``/``live``/``serve`` relies on
-that): the PyTorch solvers and their parameter classes are imported on first use.
-"""
+"""Optical flow: one interface over OpenCV (CPU) and the batched PyTorch solvers (CPU or CUDA). Importing it
+does not import PyTorch (docs/design.md): the solvers and their parameter classes are imported on first use."""
 
 from __future__ import annotations
 
@@ -42,7 +39,6 @@ __all__ = [
 FLOW_METHODS = ("opencv-tvl1", "opencv-dis", "opencv-farneback", "tvl1", "tvl1-quality", "brox")
 #: The PyTorch solvers: method -> function (its module in ``_LAZY``); imported on first use.
 _TORCH_SOLVERS = {"tvl1": "tvl1_flow", "tvl1-quality": "tvl1_quality_flow", "brox": "brox_flow"}
-#: The batched PyTorch solvers (CPU or CUDA); the rest are OpenCV on the CPU.
 TORCH_METHODS = tuple(_TORCH_SOLVERS)
 #: Short names kept for the data preparation step ("tvl1" itself is the PyTorch solver).
 METHOD_ALIASES = {"dis": "opencv-dis", "farneback": "opencv-farneback"}
@@ -94,14 +90,12 @@ def compute_flow(
     batch_size: int | None = None,
     **params: object,
 ) -> np.ndarray:
-    """Flow for a batch of gray frame pairs (N, H, W) (or one pair (H, W)) -> float32 (N, 2, H, W) in pixels.
-
-    Frames are uint8 or float on the 0..255 scale, numpy or torch. The PyTorch methods run on ``device`` in
-    chunks of ``batch_size`` pairs (None = all at once) with ``params`` (TVL1Params/BroxParams fields); the
-    OpenCV methods run on the CPU one pair at a time and take no parameters. Errors are one line: ValueError for
-    an unknown method or parameter, frames of different sizes, an OpenCV method off the CPU; RuntimeError for
-    "cuda" without a CUDA GPU; FlowBackendError for "opencv-tvl1" without OpenCV's contrib modules.
-    """
+    """Flow for gray frame pairs (N, H, W) (or one pair (H, W)), uint8 or float on the 0..255 scale, numpy or
+    torch -> float32 (N, 2, H, W) in pixels. The PyTorch methods run on ``device`` in chunks of ``batch_size``
+    pairs (None = all at once) with ``params`` (TVL1Params/BroxParams fields); OpenCV's on the CPU, one pair at a
+    time, without parameters. One-line errors: ValueError for an unknown method or parameter, frames of different
+    sizes, an OpenCV method off the CPU; RuntimeError for "cuda" without a CUDA GPU; FlowBackendError for
+    "opencv-tvl1" without OpenCV's contrib modules."""
     name = resolve_method(method)
     if name not in _TORCH_SOLVERS and str(device) != "cpu":
         raise ValueError(f"method {name!r} runs on the CPU only (OpenCV); use device='cpu' or one of "

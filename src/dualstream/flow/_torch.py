@@ -1,8 +1,5 @@
-"""Tensor helpers shared by the PyTorch flow solvers: devices, pyramids, gradients, warping, median.
-
-All images are float32 tensors (N, 1, H, W) holding intensities; flows are (N, 2, H, W) displacements
-in pixels, channel 0 = x (columns), channel 1 = y (rows), from the first frame to the second.
-"""
+"""Tensor helpers of the PyTorch flow solvers. Images are float32 (N, 1, H, W) intensities; flows (N, 2, H, W)
+displacements in pixels, channel 0 = x (columns), 1 = y (rows), from the first frame to the second."""
 
 from __future__ import annotations
 
@@ -16,8 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-#: CPU float32 tensors use cv2.medianBlur for 3x3/5x5 medians (much faster than unfold + median); the
-#: tests switch it off to run the device-agnostic (CUDA) branch on the CPU.
+#: cv2.medianBlur for 3x3/5x5 medians of CPU float32 tensors; the tests switch it off to run the CUDA branch.
 USE_CV2_MEDIAN = True
 
 #: Pyramid levels are not built below this many pixels on either side (OpenCV DualTVL1 uses 16 too).
@@ -123,8 +119,7 @@ def warp(
 
 
 def median_filter(x: torch.Tensor, ksize: int) -> torch.Tensor:
-    """ksize x ksize median of each channel of (N, C, H, W), borders replicated (as cv2.medianBlur): on the CPU
-    one cv2.medianBlur over the batch stacked into a tall image, elsewhere unfold + median on the device."""
+    """ksize x ksize median of each channel of (N, C, H, W), borders replicated (as cv2.medianBlur)."""
     n, c, h, w = x.shape
     r = ksize // 2
     if USE_CV2_MEDIAN and x.device.type == "cpu" and ksize in (3, 5) and x.dtype == torch.float32:
@@ -171,8 +166,7 @@ def triton_interpreted() -> bool:
 
 
 def self_check(flow_fn: Callable, device: torch.device, params: dict) -> float:
-    """Largest difference (px) between ``flow_fn``'s Triton and PyTorch backends on a small textured gray pair
-    (1, 32, 40) moved by (1, 1) px."""
+    """Largest difference (px) between ``flow_fn``'s Triton and PyTorch backends on a small textured pair."""
     gen = torch.Generator().manual_seed(0)
     a = F.interpolate(torch.rand(1, 1, 8, 10, generator=gen), size=(32, 40), mode="bicubic", align_corners=False)
     a = a[:, 0].clamp(0, 1) * 255
@@ -188,13 +182,10 @@ SELF_CHECK_TOLERANCE = 1e-2
 
 def choose_backend(requested: str, device: torch.device, *, solver: str, module: str, unsupported: str | None,
                    flow_fn: Callable, check_params: dict) -> str:
-    """The backend ("torch" or "triton") the solver ``flow_fn`` runs with.
-
-    "auto" means "triton" on CUDA when the kernel module (``flow.<module>``) imports and the self-check (with
-    ``check_params``, once per process and device) stays within SELF_CHECK_TOLERANCE, else "torch" with one
-    warning; on the CPU always "torch". Asking for "triton" where it cannot run (``unsupported`` settings, no
-    Triton, CPU tensors outside the interpreter) is a one-line ValueError.
-    """
+    """The backend ("torch" or "triton") of the solver ``flow_fn``. "auto": "triton" on CUDA when ``flow.<module>``
+    imports and the self-check (with ``check_params``, once per process and device) stays within
+    SELF_CHECK_TOLERANCE, else "torch" with one warning; "torch" on the CPU. "triton" where it cannot run
+    (``unsupported`` settings, no Triton, CPU tensors outside the interpreter) is a one-line ValueError."""
     if requested == "torch" or (requested == "auto" and device.type != "cuda"):
         return "torch"
     if requested == "triton":

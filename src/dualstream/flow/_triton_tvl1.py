@@ -1,13 +1,9 @@
-"""TV-L1 inner solver as one Triton kernel per warp: all iterations, the median filtering and the stopping rule
-run on the device, one launch per warp and pyramid level (no host synchronisation per iteration).
-
-One program solves one pair of the batch: it sweeps the image in tiles of BLOCK pixels, twice per iteration
-(the v/u step, then the dual p step, which reads the new u of the right/lower neighbours), with a block-wide
-barrier between the sweeps, and keeps the pair's stopping test (sum |u_new - u|^2 <= epsilon^2 H W) in a
-register, so a converged pair simply leaves its loop. The arithmetic is that of ``tvl1._tvl1_iteration`` (the
-PyTorch reference) line by line; only the order of the additions in the stopping sum differs. Imported only
-for the Triton backend; under TRITON_INTERPRET=1 (set before the import) the kernel runs on CPU tensors (tests).
-"""
+"""TV-L1 inner solver as one Triton kernel launch per warp: iterations, median filtering and stopping rule on the
+device, with no host synchronisation per iteration. One program solves one pair, sweeping its image in tiles of
+BLOCK pixels twice per iteration (the v/u step, then the dual p step, which reads the new u of the right/lower
+neighbours) with a block-wide barrier between; a converged pair leaves its loop. The arithmetic is
+``tvl1._tvl1_iteration``'s line by line (only the order of the stopping sum's additions differs). Under
+TRITON_INTERPRET=1, set before the import, the kernel runs on CPU tensors (tests)."""
 
 from __future__ import annotations
 
@@ -147,8 +143,7 @@ def _tvl1_warp_kernel(
         tl.debug_barrier()
         err = tl.sum(acc, axis=0)
         k += 1
-        # the stopping rule is tested where the reference tests it: every check_every iterations of an outer
-        # iteration and at its end
+        # the stopping rule is tested where the reference tests it: every check_every iterations, and at the end
         if (((kin + 1) % check_every) == 0) | ((kin + 1) == inner):
             if err <= eps:
                 go = go * 0

@@ -1,13 +1,10 @@
-"""Batched Brox et al. optical flow in PyTorch (CPU or CUDA).
-
-Brox, Bruhn, Papenberg and Weickert, "High Accuracy Optical Flow Estimation Based on a Theory for Warping"
-(ECCV 2004). Energy (eqs. 3-6): E(w) = E_data + alpha E_smooth with
+"""Batched optical flow in PyTorch (CPU or CUDA): Brox, Bruhn, Papenberg and Weickert, "High Accuracy Optical
+Flow Estimation Based on a Theory for Warping" (ECCV 2004). Energy (eqs. 3-6): E(w) = E_data + alpha E_smooth with
   E_data   = sum Psi(|I2(x+w) - I1(x)|^2 + gamma |grad I2(x+w) - grad I1(x)|^2)   (grey + gradient constancy)
   E_smooth = sum Psi(|grad u|^2 + |grad v|^2),         Psi(s^2) = sqrt(s^2 + eps^2)  (Charbonnier, eq. 5).
 Minimised coarse-to-fine with warping (the outer fixed point of eqs. 8-11); at each warp the increments
 (du, dv) solve the linearised Euler-Lagrange equations (eq. 12) with the nonlinear Psi' factors lagged
-(inner fixed point), each lagged linear system being solved by red-black SOR sweeps. Every update is a
-whole-batch tensor operation, so the solver batches well on a GPU.
+(inner fixed point), each lagged linear system being solved by red-black SOR sweeps.
 """
 
 from __future__ import annotations
@@ -42,8 +39,7 @@ class BroxParams:
     scale_step: pyramid size ratio; nscales: levels at most (none with a side under 16 px); warps: per level.
     inner_iterations: lagged-nonlinearity fixed-point iterations per warp; solver_iterations: red-black SOR
         sweeps per lagged linear system; omega: SOR relaxation factor; epsilon: Charbonnier epsilon (eq. 5).
-    backend: "torch" (the reference), "triton" (one kernel launch per warp; CUDA tensors, or CPU tensors under
-        TRITON_INTERPRET=1) or "auto" (see _torch.choose_backend).
+    backend: "torch" (the reference), "triton" (one kernel launch per warp) or "auto" (_torch.choose_backend).
     """
 
     alpha: float = 0.1
@@ -103,7 +99,6 @@ def _derivatives(i1: torch.Tensor, i2w: torch.Tensor) -> tuple[torch.Tensor, ...
 
 
 def _solve_warp_triton(i1: torch.Tensor, i2w: torch.Tensor, flow: torch.Tensor, prm: BroxParams) -> torch.Tensor:
-    """The increment of _solve_warp from one Triton kernel launch."""
     from . import _triton_brox
 
     return _triton_brox.solve_warp(torch.stack(_derivatives(i1, i2w), 1), flow, inner=prm.inner_iterations,

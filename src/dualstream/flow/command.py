@@ -1,5 +1,4 @@
-"""``dualstream flow FRAME_A FRAME_B --method tvl1 --out F.flo [--png F.png] [--device cpu|cuda]``, as a function
-(the CLI wiring lives elsewhere)."""
+"""``dualstream flow FRAME_A FRAME_B --out F.flo [--png F.png]``, as a function."""
 
 from __future__ import annotations
 
@@ -30,7 +29,7 @@ def run_flow_command(frame_a: str, frame_b: str, *, method: str, out: str, png: 
     a, b = read_gray(frame_a), read_gray(frame_b)
     if a.shape != b.shape:
         raise ValueError(f"frames differ in size: {frame_a} is {a.shape[1]}x{a.shape[0]}, {frame_b} is {b.shape[1]}x{b.shape[0]}")
-    # One pair: torch.compile's warm-up (15-60 s on a CPU) would cost far more than it saves.
+    # One pair: torch.compile's warm-up (docs/design.md, flow) would cost far more than it saves.
     params = {"compile": False} if resolve_method(method) in ("tvl1", "tvl1-quality") else {}
     flow = compute_flow(a, b, method=method, device=device, **params)[0]  # (1, 2, H, W) -> (2, H, W)
     write_flo(out, flow)

@@ -1,7 +1,6 @@
-"""Frame pairs with exact known optical flow, made by warping a real (or procedural) texture, for the flow
-benchmarks: ``smooth`` (low-frequency sines plus an affine part) or ``layers`` (an affine background and a
-foreground patch translating on its own: a motion boundary with occlusion). The second frame is sampled with the
-inverse motion (bicubic), then both get mild noise and are rounded to uint8."""
+"""Frame pairs with exact known optical flow for the flow benchmarks (docs/design.md): a real (or procedural) texture
+warped by ``smooth`` (low-frequency sines plus an affine part) or ``layers`` motion (an affine background and a
+foreground patch translating on its own: a motion boundary with occlusion), sampled bicubically."""
 
 from __future__ import annotations
 

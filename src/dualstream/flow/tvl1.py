@@ -1,9 +1,6 @@
-"""Batched TV-L1 optical flow in PyTorch (CPU or CUDA), a whole batch at once (docs/design.md).
-
-Zach, Pock and Bischof, "A Duality Based Approach for Realtime TV-L1 Optical Flow" (DAGM 2007), with Wedel et
-al., "An Improved Algorithm for TV-L1 Optical Flow" (2009): coarse-to-fine, several warps per level, median
-filtering of the flow between outer iterations; the scheme and parameters as OpenCV's DualTVL1 (and the IPOL
-description by Sanchez, Meinhardt-Llopis and Facciolo, 2013).
+"""Batched TV-L1 optical flow in PyTorch (CPU or CUDA): Zach, Pock and Bischof, "A Duality Based Approach for
+Realtime TV-L1 Optical Flow" (DAGM 2007), with Wedel et al. 2009's coarse-to-fine warping and median filtering, as
+OpenCV's DualTVL1 and IPOL (Sanchez, Meinhardt-Llopis and Facciolo, 2013) do it (docs/design.md).
 
 Energy (Zach et al. eq. 2, linearised data term eq. 4):  E(u) = sum |grad u| + lambda |rho(u)|,
 rho(u) = I1(x + u0) + grad I1(x + u0) . (u - u0) - I0(x).  It is split with an auxiliary field v
@@ -56,8 +53,7 @@ class TVL1Params:
     structure_texture: alpha of Wedel et al.'s structure-texture decomposition (the solver sees
         I - alpha ROF(I)); structure_theta, structure_iterations: that ROF denoising (frames scaled to -1..1).
     pyramid_antialias: low-pass each level before subsampling (OpenCV does not).
-    backend: "torch" (the eager/compiled reference), "triton" (one fused kernel per warp; CUDA tensors, or CPU
-        tensors under TRITON_INTERPRET=1) or "auto" (see _torch.choose_backend).
+    backend: "torch" (the eager/compiled reference), "triton" (one fused kernel per warp) or "auto" (choose_backend).
     """
 
     tau: float = 0.25
@@ -109,12 +105,10 @@ def _tvl1_iteration(
     theta: float,
     taut: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One v/u/p iteration for the whole batch; returns (u, p, per-pair squared change of u).
-
-    u (N, C, H, W) primal flow (C = 2, or 3 with the illumination field); p (N, C, 2, H, W) dual variable,
-    [:, :, 0] along x and [:, :, 1] along y; grad_i1 (N, C, H, W) warped gradient of I1 (last channel = gamma
-    when C = 3); grad_sq (N, 1, H, W) its squared norm; rho_c (N, 1, H, W) residual constant.
-    """
+    """One v/u/p iteration for the whole batch; returns (u, p, per-pair squared change of u). u (N, C, H, W) primal
+    flow (C = 2, or 3 with the illumination field); p (N, C, 2, H, W) dual variable, [:, :, 0] along x and
+    [:, :, 1] along y; grad_i1 (N, C, H, W) warped gradient of I1 (last channel = gamma when C = 3); grad_sq
+    (N, 1, H, W) its squared norm; rho_c (N, 1, H, W) residual constant."""
     div = divergence(p[:, :, 0], p[:, :, 1])
     # v-step, thresholding of the linearised residual (Zach et al. eq. 7).
     rho = rho_c + (grad_i1 * u).sum(1, keepdim=True)
@@ -198,7 +192,6 @@ def _iterate_warp(
 
 
 def _scatter(full: torch.Tensor, part: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
-    """Write the active rows back into the full-batch tensor (in place; ``rows`` None means all rows)."""
     if rows is None:
         return part
     full[rows] = part
@@ -206,7 +199,6 @@ def _scatter(full: torch.Tensor, part: torch.Tensor, rows: torch.Tensor | None) 
 
 
 def _iterate_warp_triton(u, p, gxy, grad_sq, rho_c, prm: TVL1Params, *, scaled_eps: float):
-    """The same iterations as _iterate_warp, as one Triton kernel launch for the whole batch."""
     from . import _triton_tvl1
 
     u, p, _ = _triton_tvl1.iterate_warp(

@@ -1,6 +1,5 @@
 """Explain a prediction: the first clip's frames, its flow in colour and, laid over the centre crop the
-network saw, the attention each position of the fused feature map receives (models with a fusion layer).
-"""
+network saw, the attention each position of the fused feature map receives (models with a fusion layer)."""
 
 from __future__ import annotations
 

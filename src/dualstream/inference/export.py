@@ -1,9 +1,6 @@
-"""Export a model package to ONNX or TorchScript, with a parity check against PyTorch.
-
-The graph's inputs and outputs are ``IO_DOCS`` (B free; T, S and the K classes as in ``model.json``, which
-the file carries: ONNX metadata key ``dualstream.model_json``, TorchScript extra file ``model.json``). A
-single-stream baseline keeps only the input it reads. ``predict.build_clips`` builds these inputs.
-"""
+"""Export a model package to ONNX or TorchScript, with a parity check against PyTorch. Inputs and outputs are
+``IO_DOCS`` (B free; T, S, K as in the ``model.json`` the file carries: ONNX metadata key ``METADATA_KEY``,
+TorchScript extra file ``model.json``); a single-stream baseline keeps only the input it reads."""
 
 from __future__ import annotations
 
@@ -66,9 +63,8 @@ class ExportResult:
 
 
 def example_inputs(spec: dict, *, batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random inputs of the model's shape and of real clips' scale: uniform pixels normalised as in training;
-    flow with a std of 0.1 bound, clipped to +-1 (standard-normal flow drives a trained model's logits to
-    the hundreds, where float32 rounding alone differs by ~1e-4 between two correct runtimes)."""
+    """Random inputs of the model's shape and of real clips' scale (docs/design.md, export): uniform pixels
+    normalised as in training; flow with a std of 0.1 bound, clipped to +-1."""
     g = torch.Generator().manual_seed(seed)
     t, s = int(spec["frames"]), int(spec["input_size"])
     pixels = torch.randint(0, 256, (batch, t, 3, s, s), generator=g).float()

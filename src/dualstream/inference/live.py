@@ -1,7 +1,5 @@
-"""Live recognition (``dualstream live``, README "Live recognition"): a webcam, a stream or a file decoded
-in a reader thread, classified by ``window.SlidingWindow`` (a prediction equals ``predict`` on the same
-frames), with the smoothed top class printed, optionally drawn into a video, and a summary at the end.
-"""
+"""``dualstream live`` (README "Live recognition"): a source decoded in a reader thread, classified by
+``window.SlidingWindow``, the smoothed top class printed, optionally drawn into a video, and a summary."""
 
 from __future__ import annotations
 
@@ -227,12 +225,10 @@ class LiveSummary:
 def run_live(predictor: Predictor, source: str, *, stride: int = 0, smooth: int = 1, realtime: bool = False,
              timeout: float = DEFAULT_TIMEOUT, out: str | Path | None = None, max_frames: int = 0,
              on_prediction: Callable[[LivePrediction], None] | None = None) -> LiveSummary:
-    """Run the sliding window over ``source`` until it ends (or ``max_frames``, a timeout, Ctrl-C).
-
-    ``on_prediction`` receives each LivePrediction (``time``: seconds into a file at its frame rate, else
-    since the first frame). A timeout raises LiveError carrying the partial ``summary``; a source that ends
-    before the first prediction is a LiveError saying why (``out`` is then removed).
-    """
+    """Run the sliding window over ``source`` until it ends (or ``max_frames``, a timeout, Ctrl-C); ``on_prediction``
+    receives each LivePrediction (``time``: seconds into a file at its frame rate, else since the first frame). A
+    timeout raises LiveError carrying the partial ``summary``; a source that ends before the first prediction is a
+    LiveError saying why (``out`` is then removed)."""
     window = SlidingWindow(predictor, stride=stride, smooth=smooth)
     reader = FrameReader(source, realtime=realtime, timeout=timeout, max_frames=max_frames,
                          limits=predictor.limits)

@@ -1,6 +1,5 @@
 """The light runtime: an exported ``model.onnx`` run by ONNX Runtime on the inputs ``predict`` builds, with
-OpenCV flow only. Needs ``onnxruntime`` and ``onnx`` (``pip install 'dualstream[onnx]'``); imports no torch.
-"""
+OpenCV flow only. Needs ``onnxruntime`` and ``onnx`` (``pip install 'dualstream[onnx]'``); imports no torch."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""The model package: a folder with ``model.json`` (schema ``MODEL_SPEC_KEYS``) and ``model.safetensors``.
-
-Every loader goes through ``read_model_json`` and ``load_model``; each problem is one ``ModelPackageError``
-line naming the file. torch and safetensors are imported only when weights are read, so the ONNX runtime
-checks a model.json (or the copy an export carries) with the same rules.
-"""
+"""The model package: a folder with ``model.json`` (schema ``MODEL_SPEC_KEYS``) and ``model.safetensors``. Every
+loader goes through ``read_model_json`` and ``load_model`` (torch only once weights are read: docs/design.md)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""Predict the action in a video, building the inputs from the video with training's functions: the
-evaluation clips (``eval_positions``, ``view_indices``), prepare's resize, flow quantised as the cache
-stores it, the workers' ``cut_arrays``; the clips' softmax is averaged (docs/design.md, "inference").
-The inputs are numpy arrays for either runtime (``TorchPredictor``, ``onnx_runtime.OnnxPredictor``); this
-module imports neither, so ``predict --model model.onnx`` never imports torch.
-"""
+"""Predict the action in a video: its evaluation clips built with training's functions, the clips' softmax
+averaged (docs/design.md, "inference"). Imports neither runtime: ``predict --model model.onnx`` imports no torch."""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
 """Which action happens when: the top class of every window (one clip of the model, every ``stride`` frames,
 ``live``'s sliding window without smoothing) of a long video, as JSON and as a chart. A window stands for
 the time from half-way after its predecessor's centre to half-way before its successor's (the first from
-its start, the last to its end); neighbours with the same top class merge into one segment.
-"""
+its start, the last to its end); neighbours with the same top class merge into one segment."""
 
 from __future__ import annotations
 

@@ -127,7 +127,7 @@ def failure_reason(exc: BaseException) -> str:
 
 
 def _write_jpeg(path: Path, image: np.ndarray) -> None:
-    """Encode in memory, write with one call: the same bytes as cv2.imwrite, at about half its cost."""
+    """Encode in memory, write with one call: the same bytes as cv2.imwrite, cheaper (benchmarks/RESULTS.md)."""
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
         raise OSError(f"could not encode {path}")
@@ -312,9 +312,8 @@ def _locked(folder: Path) -> Iterator[None]:
 
 
 def write_failures(path: Path, failures: list[tuple[str, str]], *, keep=None) -> None:
-    """Write the failures file: this run's ``failures`` plus the entries already there (from a
-    concurrent or earlier run) for which ``keep(rel)`` holds (without ``keep`` none), so a failure a
-    concurrent run reported is not lost when this run writes the file after it."""
+    """Write the failures file: this run's ``failures`` plus the entries already there for which ``keep(rel)``
+    holds (without ``keep`` none), so that a concurrent run's failures are not lost (docs/design.md)."""
     with _locked(path.parent):
         rows = dict(failures)
         if keep is not None and path.is_file():

@@ -1,7 +1,6 @@
-"""``prepare --device cuda``: CPU workers decode videos and write the JPEGs; one flow process per GPU batches the
-pairs of many videos per frame size and quantises on the device (docs/design.md). A finished video gets its
-manifest and is renamed into place, as on the CPU path. With ``devices=["cpu"]`` the same pipeline runs on the
-CPU, which is how the tests check it."""
+"""``prepare --device cuda`` (docs/design.md): CPU workers decode and write the JPEGs, one flow process per GPU
+batches the pairs of many videos; a finished video is renamed into place with its manifest, as on the CPU path.
+With ``devices=["cpu"]`` the same pipeline runs on the CPU (the tests)."""
 
 from __future__ import annotations
 

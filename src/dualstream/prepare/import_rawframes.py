@@ -101,8 +101,7 @@ def _shape(path: Path, flags: int) -> tuple[int, int]:
 
 
 def validate_rawframes(folder: Path, *, flow_method: str, flow_bound: float, root: Path) -> dict:
-    """Check one video folder and return the manifest it should get (raises _Invalid); frames that are
-    symlinks leading outside ``root`` (the --src folder) are refused."""
+    """Check one video folder and return the manifest it should get (raises _Invalid); ``root``: see _numbers."""
     nums = _numbers(folder, root)
     n_img = _check_run("img", nums["img"])
     n_x, n_y = _check_run("flow_x", nums["flow_x"]), _check_run("flow_y", nums["flow_y"])
@@ -159,9 +158,8 @@ def _import_one(src: Path, out: Path, key: str, flow_method: str, flow_bound: fl
 
 def import_rawframes(src: str | Path, out: str | Path, *, flow_method: str = "tvl1", flow_bound: float = 20.0,
                      threads: int = 8, progress: bool = True) -> ImportSummary:
-    """Import every ``Class/video`` folder of ``src`` into the cache ``out``; failures to ``out/failures.txt``.
-    ``flow_method`` and ``flow_bound`` are recorded, not checked (the JPEGs do not say them). Threads, not
-    processes: the work is file-system calls and a few small decodes, which release the GIL."""
+    """Import every ``Class/video`` folder of ``src`` into the cache ``out`` (in threads); failures go to
+    ``out/failures.txt``; ``flow_method`` and ``flow_bound`` are recorded, not checked (docs/design.md)."""
     if flow_bound <= 0:
         raise RawframesError(f"--flow-bound must be positive, got {flow_bound}")
     if threads < 1:

@@ -19,9 +19,8 @@ TASKS_PER_WORKER = 500  # a worker process is replaced after this many videos (b
 
 
 def die_with_parent(parent: int) -> None:
-    """Worker initialiser: the worker ends when its parent ``parent`` dies, even by SIGKILL, so no orphan goes
-    on writing into the cache while a rerun redoes its video. On Linux the kernel kills it (PR_SET_PDEATHSIG);
-    a parent that died before that was set is caught by the check right after, elsewhere by a watchdog thread."""
+    """Worker initialiser: the worker ends when its parent ``parent`` dies, even by SIGKILL (PR_SET_PDEATHSIG on
+    Linux, and a watchdog thread), so no orphan goes on writing into the cache while a rerun redoes its video."""
     if sys.platform.startswith("linux"):
         import ctypes
 

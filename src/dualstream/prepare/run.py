@@ -35,8 +35,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def in_shard(rel: str, shard: tuple[int, int]) -> bool:
-    """Whether video ``rel`` belongs to shard (i, n): by a hash of its path, so that machines that list
-    the folder differently (or see it grow) still agree and the shards stay disjoint."""
+    """Whether video ``rel`` belongs to shard (i, n), by a hash of its path (docs/design.md)."""
     i, n = shard
     return int.from_bytes(hashlib.sha1(rel.encode()).digest()[:8], "big") % n == i - 1
 
@@ -62,13 +61,11 @@ def prepare_video(src: str | Path, dst: str | Path, opts: PrepareOptions) -> dic
 
 def _write_flows(out: Path, numbers: list[int], prev: list[np.ndarray], nxt: list[np.ndarray],
                  opts: PrepareOptions) -> None:
-    """Flow from each gray frame of ``prev`` to the one in ``nxt``, written as flow_x/flow_y ``numbers``."""
     write_flow_jpegs(out, numbers, quantize_flow(compute_flow(np.stack(prev), np.stack(nxt), method=opts.flow,
                                                               device=opts.device), opts.bound))
 
 
 def _write_all_flows(video: DecodedFrames, opts: PrepareOptions) -> None:
-    """Every forward flow, a chunk of frames at a time."""
     grays: list[np.ndarray] = []  # frames waiting for their flow; the last one is kept as overlap
     for n, gray in video:
         grays.append(gray)
@@ -80,9 +77,8 @@ def _write_all_flows(video: DecodedFrames, opts: PrepareOptions) -> None:
 
 
 def _write_sampled_flows(video: DecodedFrames, opts: PrepareOptions) -> None:
-    """The forward flow of the frames the schedule can ask for. Which frames those are depends on the frame
-    count, known only at the end of the stream; the gray frames that may be needed are parked as .npy in
-    the temporary folder meanwhile, not held in memory."""
+    """The forward flow of the frames the schedule can ask for; until the frame count is known, the gray frames
+    wait as .npy files in the temporary folder, not in memory (docs/design.md)."""
     for n, gray in video:
         np.save(video.tmp / f".gray_{n:05d}.npy", gray)
     kept = opts.schedule.frames_for(video.count)

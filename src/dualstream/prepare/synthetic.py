@@ -1,7 +1,5 @@
-"""``dualstream generate``: a synthetic action dataset in the UCF-101 layout (split 1), why it looks as it does:
-docs/design.md. ``default``: one textured object whose motion is the class, over a textured background.
-``hard``: the class is an object colour (warm or cool) times a vibration of VIBRATION_PERIOD frames, with a
-grey distractor and camera shake, so RGB alone sees only the colour and flow alone only the motion."""
+"""``dualstream generate``: a synthetic action dataset in the UCF-101 layout (split 1); its presets and why they
+look as they do: README "The synthetic set", docs/design.md."""
 
 from __future__ import annotations
 

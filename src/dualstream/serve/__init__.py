@@ -5,11 +5,8 @@
   (false)): ``{"video", "clips", "top": [{"class", "probability"}], "explanation": "data:image/png;base64,..."
   | null, "timeline": predict --timeline --json's | null, "timeline_note"}``.
 
-A bad upload gets a 4xx whose JSON ``detail`` says what is wrong (README "Using a trained model"): 413 over
-the size limit or the request's ``DecodeBudget``, 415 not a video, 422 a video that cannot be used, 503 while
-another video is predicted (``Retry-After``: the seconds left of its budget); ``guard`` adds the rest. A
-model that answers NaN gets a 500, never a 200.
-"""
+A bad upload gets a 4xx (413, 415, 422, 503: README "Using a trained model") whose JSON ``detail`` says what is
+wrong; a model that answers NaN gets a 500, never a 200."""
 
 from __future__ import annotations
 
@@ -51,11 +48,9 @@ def create_app(model: str | os.PathLike | Predictor, *, max_upload_mb: float = D
                frame_limits: FrameLimits = DEFAULT_FRAME_LIMITS, timeout_s: float = DEFAULT_TIMEOUT_S,
                budget: DecodeBudget = DEFAULT_BUDGET, max_uploads: int = DEFAULT_MAX_UPLOADS,
                runtime: str | None = None) -> FastAPI:
-    """The web demo app for a model package path or exported .onnx (or a loaded Predictor).
-
-    ``allowed_hosts``: the Host names answered besides the localhost names (``"*"``: any); ``timeout_s``:
-    the longest pause in an upload's body; ``budget``: each request's, restarted when its prediction starts.
-    """
+    """The web demo app for a model package path or exported .onnx (or a loaded Predictor). ``allowed_hosts``:
+    the Host names answered besides the localhost names (``"*"``: any); ``timeout_s``: the longest pause in an
+    upload's body; ``budget``: each request's, restarted when its prediction starts."""
     predictor = model if isinstance(model, Predictor) else load_predictor(model, runtime=runtime)
     max_bytes = int(max_upload_mb * 2**20)
     busy = threading.Lock()  # one prediction at a time: the model's attention recording is shared state

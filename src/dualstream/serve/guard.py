@@ -1,11 +1,7 @@
-"""What keeps ``serve`` safe while a browser visits other sites: any web page can POST to 127.0.0.1 and,
-after a DNS rebinding, read the answers. ``Guard``, one ASGI middleware in front of the app, answers 400
-for a Host that is not a name of this server (a rebinding page reads nothing), 403 for an ``Origin`` of
-another site (no page can make the server work), 413 for a body over the limit (declared, or counted as it
-arrives whatever the encoding), 408 for a body that stalls or takes too long, 503 (``Retry-After``) past
-``max_uploads`` uploads in flight, before the body is read; refusals close the connection; every answer
-gets the security headers. ``SlowClientProtocol`` cuts off clients slow to send their request headers.
-"""
+"""What keeps ``serve`` safe while a browser visits other sites (docs/design.md, serve). ``Guard``, one ASGI
+middleware in front of the app, answers 400 for a foreign Host, 403 for another site's ``Origin``, 413 for a body
+over the limit, 408 for one that stalls, 503 (``Retry-After``) past ``max_uploads`` uploads in flight; refusals
+close the connection; every answer gets the security headers. ``SlowClientProtocol`` cuts off slow headers."""
 
 from __future__ import annotations
 
@@ -63,8 +59,7 @@ DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.j
 
 
 class Guard:
-    """ASGI middleware: Host and Origin checks, counted and timed request bodies, bounded uploads in
-    flight, security headers."""
+    """The ASGI middleware of the module docstring."""
 
     def __init__(self, app, *, allowed_hosts: list[str], max_body: int, csp: str, docs_paths: tuple[str, ...] = (),
                  idle_timeout: float = 30.0, body_timeout: float = 600.0, upload_path: str = "",
