@@ -1,5 +1,4 @@
-"""Ablation: train and evaluate several models with one recipe over folds and seeds, all from the one cache of
-``data.cache``; a table (mean ± std), a chart and every run (layout and reuse of finished runs: README, "Models")."""
+"""Ablation: several models trained and evaluated with one recipe and cache over folds and seeds (README "Models")."""
 
 from __future__ import annotations
 

@@ -61,8 +61,7 @@ def load_manifest(folder: str | Path) -> dict:
 
 
 def available_frames(manifest: dict) -> list[int] | None:
-    """Frame numbers a video's folder holds (each with its forward flow; ``prepare --only-sampled`` keeps a
-    few); None when it holds them all."""
+    """Frame numbers a video's folder holds, each with its flow (``prepare --only-sampled``); None: all of them."""
     kept = manifest.get("frames", "all")
     return None if kept == "all" else [int(i) for i in kept]
 
@@ -119,8 +118,7 @@ def is_packed(folder: str | Path) -> bool:
 
 
 def decode_jpeg(path: Path, flags: int) -> np.ndarray:
-    """A frame decoded; a missing, undecodable or cut one is a CacheError naming it (``cv2.imread`` would
-    decode a JPEG cut short without an error, the missing part grey)."""
+    """A frame decoded; a missing, undecodable or cut one is a CacheError naming it (docs/design.md)."""
     try:
         data = np.fromfile(path, np.uint8)
     except OSError:
@@ -153,8 +151,7 @@ def decode_frames(folder: Path, indices: list[int], out: tuple[np.ndarray, np.nd
 
 
 def read_packed(folder: Path, rows: list[int], lines: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of the packed store: rgb (T, H, W, 3), flow (T, H, W, 2), or only the image ``lines`` (top, height)
-    of each frame; one ``readinto`` per row (no memory-map page faults)."""
+    """Rows of the packed store, rgb (T, H, W, 3) and flow (T, H, W, 2), or only ``lines`` (top, height) of each."""
     return _read_rows(folder / PACKED_RGB, rows, lines), _read_rows(folder / PACKED_FLOW, rows, lines)
 
 

@@ -1,5 +1,4 @@
-"""The ``dualstream`` command: one subcommand per stage; parsing here, logic in the modules. Each ``cmd_*`` is
-registered with its help and arguments (``@command``, ``arg``); options several commands share are declared once."""
+"""The ``dualstream`` command: one subcommand per stage (``@command``); parsing here, logic in the modules."""
 
 from __future__ import annotations
 

@@ -97,8 +97,7 @@ def draw_modality_dropout(batch: int, p: float, *, rgb_share: float = 0.5, gener
 
 def modality_dropout(rgb: torch.Tensor, flow: torch.Tensor, drop_rgb: torch.Tensor, drop_flow: torch.Tensor
                      ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Zero the network input of the marked clips (normalised RGB 0 is the mean image, flow 0 no motion);
-    the kept stream is not rescaled, so evaluation, where nothing is dropped, sees the same scale."""
+    """Zero the network input of the marked clips; the kept stream is not rescaled (docs/design.md)."""
     keep_rgb = (~drop_rgb).to(rgb.device, rgb.dtype).view(-1, 1, 1, 1)
     keep_flow = (~drop_flow).to(flow.device, flow.dtype).view(-1, 1, 1, 1)
     return rgb * keep_rgb, flow * keep_flow

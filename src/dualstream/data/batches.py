@@ -1,5 +1,4 @@
-"""Loader batches in shared memory (they reach the main process without a copy), reused once the consumer
-has released them (``BatchPool``)."""
+"""Loader batches in shared memory (they reach the main process without a copy), reused once released."""
 
 from __future__ import annotations
 

@@ -15,8 +15,7 @@ _RGB_SHIFT = (-np.array(IMAGENET_MEAN) / np.array(IMAGENET_STD)).tolist()
 
 
 def shrink_filter(crop_side: int, size: int) -> int:
-    """The OpenCV filter for resizing a ``crop_side`` crop to ``size``: area when shrinking by 2 or more
-    (the device twin box-filters k x k blocks then), bilinear otherwise."""
+    """OpenCV's filter for a ``crop_side`` crop resized to ``size``: area when shrinking by 2 or more, else bilinear."""
     return cv2.INTER_AREA if crop_side >= 2 * size else cv2.INTER_LINEAR
 
 

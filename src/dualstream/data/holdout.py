@@ -1,5 +1,4 @@
-"""A group-disjoint validation part carved from a train list, for choosing checkpoints and stopping without
-looking at the test list (docs/design.md)."""
+"""A group-disjoint validation part carved from a train list, to choose checkpoints without the test list."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""UCF-101-format split files for any class-per-folder dataset, group-disjoint (a group's videos all land on one
-side), so the split passes the leakage guard by construction."""
+"""Group-disjoint UCF-101-format split files for any class-per-folder dataset (docs/design.md)."""
 
 from __future__ import annotations
 

@@ -114,7 +114,6 @@ class ClipSpec:
     eval_clips: int = 5
     """Clips per video at evaluation: offsets in one interval, or phases of the spread segments."""
     sampling: str = "interval"
-    """``interval`` (frames at ``interval`` from an offset) or ``spread`` (over the whole video)."""
     span_min: float = 1.0
     """Spread training clips cover a random part of at least this fraction of the video (speed augmentation)."""
     window: int = 0
@@ -149,8 +148,7 @@ class ClipSpec:
 
     @classmethod
     def from_model_json(cls, spec: dict) -> "ClipSpec":
-        """The spec of a (validated) model.json; keys that older packages lack take the defaults
-        (``short_side`` 128, ``flow_method`` dis, also for ``unknown``)."""
+        """The spec of a (validated) model.json; keys older packages lack (and flow_method "unknown") take defaults."""
         kw = {k: spec[k] for k in MODEL_JSON_FIELDS if spec.get(k) is not None}
         if kw.get("flow_method") == "unknown":
             del kw["flow_method"]

@@ -52,8 +52,7 @@ def loader_workers(setting: int) -> int:
 
 
 def loader_worker_init(_: int) -> None:
-    """A loader worker runs one thread: torch's (DataLoader sets it) and OpenCV's, whose pool would
-    otherwise start one thread per core in every worker and make the workers fight over the cores."""
+    """A loader worker runs one torch thread (DataLoader sets it) and one OpenCV thread (docs/design.md)."""
     import cv2
 
     cv2.setNumThreads(1)
@@ -61,9 +60,7 @@ def loader_worker_init(_: int) -> None:
 
 @contextlib.contextmanager
 def forking_workers():
-    """Around the start of loader workers: this process's OpenCV runs one thread meanwhile. A worker
-    forked from a process whose OpenCV pool has run hangs for ever in ``cv2.setNumThreads(1)``
-    (``loader_worker_init``; OpenCV 5.0 here) unless the pool was set to one thread before the fork."""
+    """Around the start of loader workers this process's OpenCV runs one thread (docs/design.md, engine.accel)."""
     import cv2
 
     threads = cv2.getNumThreads()

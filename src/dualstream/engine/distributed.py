@@ -68,8 +68,7 @@ def gather_objects(obj):
 
 
 class ShardSampler(Sampler[int]):
-    """Indices ``rank, rank + size, ...`` in order: every item on exactly one process, none padded (for
-    evaluation, where DistributedSampler's padding would count some clips twice)."""
+    """Indices ``rank, rank + size, ...``: every item on exactly one process, none padded (no clip counted twice)."""
 
     def __init__(self, n: int, world: World):
         self.n, self.world = n, world

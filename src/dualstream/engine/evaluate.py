@@ -35,8 +35,7 @@ def predict(model: nn.Module, loader: DataLoader | DeviceBatches, device: torch.
             dtype: torch.dtype | None = None, channels_last: bool = False, progress: bool = False
             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Softmax probabilities (N, K), labels (N,) and video indices (N,) for every view of the dataset
-    (``views_per_item`` consecutive views per loader item), gathered from every process in dataset order:
-    the same for any number of processes."""
+    (``views_per_item`` consecutive views per loader item), gathered from every process in dataset order."""
     model.eval()
     probs, labels, videos = [], [], []
     for rgb, flow, label, video in tqdm(loader, desc="evaluate", unit="batch", leave=False, disable=not progress):

@@ -1,5 +1,4 @@
-"""The training regime of small sets: a step budget (``plan_epochs``), the checkpoint chosen on validation
-(``Selection``) and the per-batch augmentation on the device (``batch_hook``)."""
+"""The training regime of small sets: a step budget, the checkpoint chosen on validation, per-batch augmentation."""
 
 from __future__ import annotations
 

@@ -4,8 +4,7 @@ Flow Estimation Based on a Theory for Warping" (ECCV 2004). Energy (eqs. 3-6): E
   E_smooth = sum Psi(|grad u|^2 + |grad v|^2),         Psi(s^2) = sqrt(s^2 + eps^2)  (Charbonnier, eq. 5).
 Minimised coarse-to-fine with warping (the outer fixed point of eqs. 8-11); at each warp the increments
 (du, dv) solve the linearised Euler-Lagrange equations (eq. 12) with the nonlinear Psi' factors lagged
-(inner fixed point), each lagged linear system being solved by red-black SOR sweeps.
-"""
+(inner fixed point), each lagged linear system being solved by red-black SOR sweeps."""
 
 from __future__ import annotations
 
@@ -39,8 +38,7 @@ class BroxParams:
     scale_step: pyramid size ratio; nscales: levels at most (none with a side under 16 px); warps: per level.
     inner_iterations: lagged-nonlinearity fixed-point iterations per warp; solver_iterations: red-black SOR
         sweeps per lagged linear system; omega: SOR relaxation factor; epsilon: Charbonnier epsilon (eq. 5).
-    backend: "torch" (the reference), "triton" (one kernel launch per warp) or "auto" (_torch.choose_backend).
-    """
+    backend: "torch" (the reference), "triton" (one kernel launch per warp) or "auto" (_torch.choose_backend)."""
 
     alpha: float = 0.1
     gamma: float = 5.0

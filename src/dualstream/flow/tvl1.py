@@ -7,8 +7,7 @@ rho(u) = I1(x + u0) + grad I1(x + u0) . (u - u0) - I0(x).  It is split with an a
 (eq. 5, coupling 1/(2 theta) |u - v|^2) and solved by alternating:
   * v-step, point-wise thresholding of the data term (eq. 7 / Prop. 3),
   * u-step, ROF denoising of v by Chambolle's dual projection (eqs. 8-9): u = v + theta div p,
-    p <- (p + tau/theta grad u) / (1 + tau/theta |grad u|).
-"""
+    p <- (p + tau/theta grad u) / (1 + tau/theta |grad u|)."""
 
 from __future__ import annotations
 
@@ -53,8 +52,7 @@ class TVL1Params:
     structure_texture: alpha of Wedel et al.'s structure-texture decomposition (the solver sees
         I - alpha ROF(I)); structure_theta, structure_iterations: that ROF denoising (frames scaled to -1..1).
     pyramid_antialias: low-pass each level before subsampling (OpenCV does not).
-    backend: "torch" (the eager/compiled reference), "triton" (one fused kernel per warp) or "auto" (choose_backend).
-    """
+    backend: "torch" (the eager/compiled reference), "triton" (one fused kernel per warp) or "auto" (choose_backend)."""
 
     tau: float = 0.25
     lambda_: float = 0.15
@@ -129,9 +127,8 @@ _COMPILED: dict[object, Callable] = {}
 
 
 def _iterations(l_t: float, theta: float, taut: float) -> Callable:
-    """``iterations(steps, u, p, grad_i1, grad_sq, rho_c)``: ``steps`` iterations in a row (one compiled graph: one
-    dispatch instead of ``steps``) with these constants closed over (passed as floats, a second setting in one
-    process made torch 2.13's recompiled graph return a wrong flow); the change returned is the last iteration's."""
+    """``steps`` iterations in a row as one compiled graph per setting, its constants closed over, not arguments
+    (RESULTS.md, ``tvl1-quality``: a wrong flow otherwise); the change returned is the last iteration's."""
 
     def iterations(steps, u, p, grad_i1, grad_sq, rho_c):
         for _ in range(steps):

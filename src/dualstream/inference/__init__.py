@@ -1,2 +1,1 @@
-"""Inference apart from training: the model package, predictors (torch and ONNX runtimes), predict, live,
-timeline, explain and export. Nothing here imports ``engine``."""
+"""Inference apart from training (README "How it is built"); nothing here imports ``engine``."""

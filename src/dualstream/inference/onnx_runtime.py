@@ -41,8 +41,7 @@ def onnx_session(path: Path, threads: int = 0):
 
 
 def check_weights(path: Path) -> None:
-    """Refuse an ONNX file whose weights (its graph's initializers) hold NaN or infinite values, as the
-    torch runtime refuses such a model.safetensors."""
+    """Refuse an ONNX file whose weights (initializers) hold NaN or infinite values, as the torch runtime does."""
     onnx = _needs("onnx", path)
     from onnx import numpy_helper
 

@@ -1,5 +1,4 @@
-"""The model's clip over the newest frames of a stream, one flow pair per new frame: what ``live`` and
-``timeline`` classify. A window's inputs are built as ``predict`` builds a clip from a file."""
+"""The model's clip over the newest frames of a stream, one flow pair per new frame, built as ``predict`` does."""
 
 from __future__ import annotations
 

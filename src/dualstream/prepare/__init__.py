@@ -1,2 +1,1 @@
-"""Video folder -> prepared cache: decode, resize, optical flow (CPU pool, GPU batcher, Ray), packing,
-imported rawframes and the synthetic set."""
+"""Video folder -> prepared cache (README "How it is built")."""

@@ -1,5 +1,4 @@
-"""``dualstream import-rawframes``: frames and flow extracted by MMAction2 (``build_rawframes.py`` / denseflow,
-``SRC/<Class>/<video>/img_00001.jpg``, ``flow_x_...``, ``flow_y_...``) checked and given their manifests, in
+"""``dualstream import-rawframes`` (README "MMAction2 interop"): rawframes checked and given their manifests, in
 place or hard-linked into another cache (through a temporary folder, so an interrupted import resumes)."""
 
 from __future__ import annotations
@@ -59,8 +58,7 @@ def _inside(path: str | Path, root: str) -> bool:
 
 
 def _numbers(folder: Path, root: Path) -> dict[str, list[int]]:
-    """Frame numbers per kind; a file or folder that leads (by a symlink) outside ``root`` is refused: an
-    import must never link or copy files from elsewhere into the cache."""
+    """Frame numbers per kind; a file or folder that leads (by a symlink) outside ``root`` is refused."""
     found: dict[str, list[int]] = {"img": [], "flow_x": [], "flow_y": []}
     real_root = os.path.realpath(root)
     if not _inside(folder, real_root):

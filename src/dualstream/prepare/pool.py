@@ -50,9 +50,8 @@ def new_pool(workers: int) -> ProcessPoolExecutor:
 
 def run_processes(todo: list, workers: int, job: Callable) -> Iterator[tuple[str, str | None, int, int]]:
     """Results of ``job`` over ``todo`` from a process pool, as they complete. A worker that dies (a codec's
-    segfault, the OOM killer) breaks the whole pool: the tasks that were in flight (the first ``workers + 1``
-    unfinished) are then retried one at a time in a one-worker pool, where one that kills its worker again is
-    reported as failed (WORKER_DIED), and the rest go on in a fresh pool."""
+    segfault, the OOM killer) breaks the pool: the first ``workers + 1`` unfinished tasks are retried one at a
+    time, one that kills its worker again failing (WORKER_DIED), and the rest go on in a fresh pool."""
     if workers == 1 or len(todo) <= 1:
         yield from map(job, todo)
         return

@@ -91,8 +91,7 @@ def _write_sampled_flows(video: DecodedFrames, opts: PrepareOptions) -> None:
 
 
 def _job(args: tuple[str, str, str, PrepareOptions]) -> tuple[str, str | None, int, int]:
-    """Prepare one video; returns (rel, failure reason or None, frames, bytes). Whatever goes wrong with one
-    file is its failure, not the run's."""
+    """Prepare one video: (rel, failure reason or None, frames, bytes); a failure is the file's, not the run's."""
     rel, src, dst, opts = args
     cv2.setNumThreads(1)
     try:

@@ -1,5 +1,4 @@
-"""``dualstream report RUN [RUN ...]``: a Markdown table comparing evaluated runs, with the mean over
-UCF-101 splits 1-3 for every recipe given with all three splits (how published numbers are quoted)."""
+"""``dualstream report``: a Markdown table comparing evaluated runs, with the mean over UCF-101 splits 1-3."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Training curves (train vs test accuracy and loss per epoch, as the paper's Fig. 4 and 5) and the
-confusion matrix, readable from a handful of classes up to UCF-101's 101."""
+"""Training curves (as the paper's Fig. 4 and 5) and the confusion matrix, legible up to UCF-101's 101 classes."""
 
 from __future__ import annotations
 

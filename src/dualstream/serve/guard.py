@@ -43,8 +43,7 @@ def host_name(value: str) -> str | None:
 
 
 def page_csp(html: str) -> str:
-    """A Content-Security-Policy for ``html``: its inline scripts by SHA-256 hash, same-origin fetches,
-    images and media from the page itself or data:/blob: URLs, no framing, nothing from elsewhere."""
+    """The Content-Security-Policy of ``html``: its inline scripts allowed by SHA-256 hash, nothing from elsewhere."""
     hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(m.encode()).digest()).decode()}'"
                       for m in _INLINE_SCRIPT.findall(html))
     return (f"default-src 'none'; script-src 'self' {hashes}; style-src 'self' 'unsafe-inline'; "
@@ -189,9 +188,8 @@ class Guard:
 
 
 class SlowClientProtocol(H11Protocol):
-    """uvicorn's h11 protocol, closing a connection (after a 408 line) whose request headers are not
-    complete ``header_timeout`` seconds after it opened or after its previous answer, or, when a new
-    connection arrives at uvicorn's ``limit_concurrency``, the one that has waited longest for them."""
+    """uvicorn's h11 protocol, closing a connection (after a 408 line) whose request headers are not complete
+    ``header_timeout`` seconds after it opened or after its previous answer, and at the limit (``_make_room``)."""
 
     header_timeout: float = 10.0
 
