@@ -67,8 +67,7 @@ def available_frames(manifest: dict) -> list[int] | None:
 
 
 def snap_to_available(indices: list[int], available: list[int] | None) -> list[int]:
-    """Each frame number replaced by the nearest one the folder holds (the earlier on a tie): another schedule
-    than the one prepared for (e.g. ``evaluate --clips 7``) still gets a clip."""
+    """Each frame number replaced by the nearest one the folder holds (the earlier on a tie): any schedule works."""
     if available is None:
         return indices
     out = []

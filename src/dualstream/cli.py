@@ -55,7 +55,6 @@ COMMANDS: dict[str, tuple[str, tuple[Arg, ...], Callable[[argparse.Namespace], i
 
 
 def arg(*flags: str, **kw) -> Arg:
-    """One ``add_argument(*flags, **kw)``, as data."""
     return flags, kw
 
 

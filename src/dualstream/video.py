@@ -48,7 +48,6 @@ class DecodeBudget:
         self.deadline = time.monotonic() + self.seconds
 
     def restarted(self) -> DecodeBudget:
-        """The same limits, nothing spent, the clock starting now."""
         return DecodeBudget(max_frames=self.max_frames, max_pixels=self.max_pixels, seconds=self.seconds)
 
     def remaining(self) -> float:

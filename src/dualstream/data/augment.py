@@ -65,8 +65,7 @@ def _jitter(x: torch.Tensor, params: ColourJitter, scale: torch.Tensor | None = 
 
 
 def colour_jitter(rgb: torch.Tensor, params: ColourJitter) -> torch.Tensor:
-    """Apply ``params`` to RGB in ``[0, 1]``, the same on every frame of a clip: gains, brightness, contrast
-    (around the clip's mean grey), saturation (towards each pixel's grey), clamped to ``[0, 1]``."""
+    """Apply ``params`` (``_jitter``) to RGB in ``[0, 1]``, the same on every frame of a clip, clamped to ``[0, 1]``."""
     x, shape = _frames_last3(rgb)
     return _jitter(x, params).reshape(shape)
 

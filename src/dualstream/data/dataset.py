@@ -134,7 +134,6 @@ class TrainClips(_Cut, Dataset):
         return v, self.clip_frames(i), self.crop(i, *self.sizes[v])
 
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """A whole batch: rgb, flow and labels, as a tuple."""
         return self._cut(list(indices))[:3]
 
 
@@ -171,6 +170,5 @@ class EvalViews(_Cut, Dataset):
         return v, self.view_frames(v, o), replace(crop_params(*self.sizes[v], self.crops)[c], flip=self.flips[f])
 
     def __getitems__(self, keys: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """A whole batch of views: rgb, flow, labels and video indices, as a tuple."""
         rgb, flow, labels, videos = self._cut(list(keys))
         return rgb, flow, labels, torch.tensor(videos)

@@ -165,8 +165,7 @@ def normalise(rgb: torch.Tensor, flow: torch.Tensor, *, flow_bound: float, scale
 
 
 def batch_frames(batch: dict, device: torch.device) -> torch.Tensor:
-    """The batch's frames on ``device`` (moved there, or decoded there from JPEG bytes) as (B, T * 5, H, W)
-    float32, frame-major R, G, B, flow-x, flow-y."""
+    """The batch's frames on ``device`` (moved, or decoded there from JPEG bytes): (B, T * 5, H, W) float32."""
     if "rgb" in batch:
         rgb, flow = batch["rgb"].to(device, non_blocking=True), batch["flow"].to(device, non_blocking=True)
     else:

@@ -17,8 +17,7 @@ from .ucf101 import GROUP_RE, GROUP_SCOPES, SplitError, VideoEntry, entry_group,
 
 
 def compile_group_regex(pattern: str | None) -> re.Pattern[str]:
-    """``--group-regex`` -> compiled pattern (default GROUP_RE); a bad pattern is a SplitError. RE2, not ``re``:
-    it matches in linear time (docs/design.md)."""
+    """``--group-regex`` -> compiled RE2 pattern (linear time: docs/design.md; default GROUP_RE); SplitError if bad."""
     if pattern is None:
         return GROUP_RE
     options = re2.Options()

@@ -141,7 +141,6 @@ def read_list(path: str | Path, classes: list[str], *, labelled: bool) -> list[V
 
 
 def read_split(splits_dir: str | Path, split: int = 1) -> Split:
-    """Read split ``split`` (1, 2 or 3) from a ``ucfTrainTestlist`` folder."""
     d = Path(splits_dir)
     if not d.is_dir():
         raise SplitError(f"{d}: splits folder not found")

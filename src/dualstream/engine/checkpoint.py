@@ -51,9 +51,8 @@ def checkpoint_dirs(run: str | Path) -> list[Path]:
 
 def save_checkpoint(run: str | Path, model: nn.Module, state: dict, *, epoch: int, batch: int = 0,
                     keep: int = 1) -> Path:
-    """Save the training state after ``epoch`` (0-based) completed, or after ``batch`` batches of the next epoch
-    (``epoch-NNNN-batch-BBBBBB``); keeps the ``keep`` newest. ``state`` holds only tensors, numbers, strings,
-    lists and dicts (what ``weights_only`` loads)."""
+    """Save the training state after ``epoch`` (0-based) completed, or after ``batch`` batches of the next epoch;
+    keeps the ``keep`` newest. ``state`` holds only what ``weights_only`` loads (tensors, numbers, str, list, dict)."""
     root = Path(run) / CHECKPOINT_DIR
     root.mkdir(parents=True, exist_ok=True)
     final = root / (f"epoch-{epoch + 1:04d}" + (f"-batch-{batch:06d}" if batch else ""))

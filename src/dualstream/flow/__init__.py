@@ -47,7 +47,6 @@ _LAZY = {"tvl1_flow": "tvl1", "TVL1Params": "tvl1", "tvl1_quality_flow": "tvl1",
 
 
 def __getattr__(name: str):
-    """The PyTorch solvers and their parameters, imported (with torch) only when asked for."""
     if name in _LAZY:
         from importlib import import_module
 

@@ -1,8 +1,7 @@
 """Brox et al. increments as one Triton kernel launch per warp (the reference, ``brox._solve_warp``, issues ~60
-small tensor operations per SOR sweep). One program solves one pair, in tiles of BLOCK pixels with block-wide
-barriers between the phases: (1) the lagged Charbonnier weights and the per-pixel 2x2 systems, (2) the smoothness
-pull of the current flow, then per SOR sweep (3) the red and (4) the black pixels, each colour reading only
-neighbours of the other, so the in-place update is the reference's Gauss-Seidel order."""
+small tensor operations per SOR sweep). One program per pair, in tiles of BLOCK pixels with block-wide barriers
+between the phases (numbered in the kernel); each SOR colour reads only neighbours of the other, so the in-place
+update keeps the reference's Gauss-Seidel order."""
 
 from __future__ import annotations
 

@@ -1,9 +1,7 @@
 """TV-L1 inner solver as one Triton kernel launch per warp: iterations, median filtering and stopping rule on the
-device, with no host synchronisation per iteration. One program solves one pair, sweeping its image in tiles of
-BLOCK pixels twice per iteration (the v/u step, then the dual p step, which reads the new u of the right/lower
-neighbours) with a block-wide barrier between; a converged pair leaves its loop. The arithmetic is
-``tvl1._tvl1_iteration``'s line by line (only the order of the stopping sum's additions differs). Under
-TRITON_INTERPRET=1, set before the import, the kernel runs on CPU tensors (tests)."""
+device, no host synchronisation per iteration. One program per pair sweeps its image in tiles of BLOCK pixels twice
+per iteration (the p step reads its neighbours' new u), with ``tvl1._tvl1_iteration``'s arithmetic line by line
+(but for the order of the stopping sum). Under TRITON_INTERPRET=1, set before the import, it runs on CPU tensors."""
 
 from __future__ import annotations
 

@@ -77,8 +77,7 @@ def example_inputs(spec: dict, *, batch: int = 2, seed: int = 0) -> tuple[torch.
 
 @contextmanager
 def _quiet() -> Iterator[None]:
-    """Silence the tracer's warnings about shape checks, torch.jit's deprecation (it still makes TorchScript)
-    and the ONNX exporter's chatter."""
+    """Silence the tracer's shape-check warnings, torch.jit's deprecation and the ONNX exporter's chatter."""
     onnx_log = logging.getLogger("torch.onnx")
     level = onnx_log.level
     onnx_log.setLevel(logging.ERROR)

@@ -69,8 +69,7 @@ def shown(value) -> str:
 
 
 def validate_model_spec(spec, where: str | os.PathLike, *, architectures: list[str] | None = None) -> dict:
-    """Check a parsed ``model.json`` against the schema (``name`` among ``architectures`` when given); returns
-    it, or raises ModelPackageError naming ``where``."""
+    """``spec`` (a parsed model.json) checked against the schema, ``name`` among ``architectures`` when given."""
     def bad(problem: str) -> ModelPackageError:
         return ModelPackageError(f"{where}: {problem}")
 
@@ -187,7 +186,6 @@ def read_model_json(path: str | os.PathLike, *, architectures: list[str] | None 
 
 
 def read_spec_file(path: Path, *, architectures: list[str] | None = None) -> dict:
-    """The validated spec in the model.json file ``path``."""
     check_file(path, max_bytes=MAX_JSON_BYTES)
     try:
         data = path.read_bytes()

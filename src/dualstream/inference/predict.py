@@ -79,8 +79,7 @@ def _read_frames(path: str | os.PathLike, need: int | None, short_side: int,
 
 
 def flow_pairs(prev: np.ndarray, nxt: np.ndarray, spec: ClipSpec, *, device: str = "cpu") -> np.ndarray:
-    """Flow of gray frame pairs as the cache stores it: computed with the model's method, quantised to
-    uint8 with its bound; (N, H, W, 2) uint8, flow-x then flow-y."""
+    """Flow of gray frame pairs as the cache stores it (the model's method and bound): (N, H, W, 2) uint8 (x, y)."""
     raw = compute_flow(prev, nxt, method=spec.flow_method, device=device)
     return quantize_flow(raw, spec.flow_bound).transpose(0, 2, 3, 1)
 

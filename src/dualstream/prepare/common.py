@@ -253,8 +253,7 @@ def _is_stale(tmp: Path) -> bool:
 
 @contextmanager
 def atomic_folder(dst: Path) -> Iterator[Path]:
-    """A temporary sibling of ``dst`` to fill, renamed to ``dst`` when the block ends without error (see
-    commit_folder), removed when it fails; stale leftovers of other runs are removed first."""
+    """``new_tmp_folder(dst)`` to fill, renamed to ``dst`` (``commit_folder``) when the block succeeds, else removed."""
     tmp = new_tmp_folder(dst)
     try:
         yield tmp

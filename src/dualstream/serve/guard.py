@@ -58,7 +58,6 @@ DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.j
 
 
 class Guard:
-    """The ASGI middleware of the module docstring."""
 
     def __init__(self, app, *, allowed_hosts: list[str], max_body: int, csp: str, docs_paths: tuple[str, ...] = (),
                  idle_timeout: float = 30.0, body_timeout: float = 600.0, upload_path: str = "",
