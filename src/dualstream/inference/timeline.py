@@ -171,8 +171,3 @@ def render_timeline(t: Timeline) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
-
-
-def save_timeline_plot(path: str | os.PathLike, timeline: Timeline) -> None:
-    with open(path, "wb") as fh:
-        fh.write(render_timeline(timeline))
