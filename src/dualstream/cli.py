@@ -17,20 +17,15 @@ from .data.ucf101 import GROUP_SCOPES
 from .text import UserError
 
 
-#: (module, class) of every error a user can fix. Only modules already imported are looked at: an
-#: exception class can only be raised once its module is loaded, and importing the others here would
-#: pull in PyTorch for commands that never use it (the onnx runtime of predict, live and serve).
-_USER_ERRORS = (("config", "ConfigError"), ("cache", "CacheError"), ("data.ucf101", "SplitError"),
-                ("prepare.common", "PrepareError"), ("prepare.import_rawframes", "RawframesError"),
-                ("engine.checkpoint", "CheckpointError"), ("video", "VideoReadError"),
-                ("inference.export", "ExportError"), ("flow", "FlowBackendError"),
-                ("inference.package", "ModelPackageError"), ("inference.live", "LiveError"))
+#: Errors a user can fix, printed as one line: these OS errors and every exception class dualstream defines
+#: (UserError, ConfigError, SplitError, ModelPackageError, ...; none is raised for a bug). Told by the class's
+#: module, so that no module is imported to name them: that would pull in PyTorch for commands that never use it
+#: (the onnx runtime of predict, live and serve).
+_OS_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, FloatingPointError)
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    loaded = (getattr(sys.modules.get(f"{__package__}.{m}"), name, None) for m, name in _USER_ERRORS)
-    return (UserError, *(c for c in loaded if c is not None), FileNotFoundError, NotADirectoryError,
-            IsADirectoryError, PermissionError, FloatingPointError)
+def _is_user_error(exc: BaseException) -> bool:
+    return isinstance(exc, _OS_ERRORS) or type(exc).__module__.partition(".")[0] == __package__
 
 
 def _describe(exc: BaseException) -> str:
@@ -618,8 +613,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
-    except _user_errors() as exc:
-        if os.environ.get("DUALSTREAM_DEBUG", "0") not in ("", "0"):
+    except Exception as exc:
+        if not _is_user_error(exc) or os.environ.get("DUALSTREAM_DEBUG", "0") not in ("", "0"):
             raise
         print(f"dualstream {args.command}: error: {_describe(exc)}", file=sys.stderr)
         return 2
