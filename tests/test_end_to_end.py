@@ -77,6 +77,25 @@ def test_user_errors_exit_2_without_traceback(argv, capsys):
     assert "error:" in capsys.readouterr().err
 
 
+def test_exceptions_dualstream_defines_are_user_errors_and_a_bug_is_not(monkeypatch, capsys):
+    """One line and exit 2 for an exception class dualstream defines; a built-in exception is a bug and
+    propagates with its traceback."""
+    from dualstream import cli
+    from dualstream.inference.live import LiveError
+
+    def fail_with(exc):
+        def cmd(args):
+            raise exc
+        monkeypatch.setitem(cli.COMMANDS, "models", (*cli.COMMANDS["models"][:2], cmd))
+
+    fail_with(LiveError("camera 0: cannot be opened"))
+    assert main(["models"]) == 2
+    assert capsys.readouterr().err == "dualstream models: error: camera 0: cannot be opened\n"
+    fail_with(KeyError("a bug"))
+    with pytest.raises(KeyError):
+        main(["models"])
+
+
 def test_ablation_table_and_chart(tiny_dataset, tiny_cache, tmp_path):
     sets = [f"data.cache={tiny_cache}", f"data.splits={tiny_dataset / 'ucfTrainTestlist'}", *TINY_RECIPE,
             "train.epochs=1", "model.kwargs={}"]

@@ -106,8 +106,8 @@ def test_brox_kernel_warp_matches_reference():
 def test_backend_choice_and_errors():
     assert reference.resolve_backend(TVL1Params(), torch.device("cpu")) == "torch"  # auto: the reference on CPU
     assert reference.resolve_backend(TVL1Params(backend="triton"), DEVICE) == "triton"  # interpreter or GPU
-    with pytest.raises(ValueError, match="does not support gamma"):
-        reference.resolve_backend(TVL1Params(backend="triton", gamma=0.1), DEVICE)
+    with pytest.raises(ValueError, match="does not support median_filtering 7"):
+        reference.resolve_backend(TVL1Params(backend="triton", median_filtering=7), DEVICE)
     with pytest.raises(ValueError, match="backend must be one of"):
         TVL1Params(backend="cuda")
     from dualstream.flow import brox

@@ -205,13 +205,16 @@ def test_top_is_sorted_and_load_model_is_reexported(package):
     assert spec["classes"] == CLASSES and not model.training
 
 
-def test_explain_writes_a_figure(package, tiny_dataset, tmp_path):
+def test_explain_writes_a_figure(package, tiny_dataset, tmp_path, capsys):
     from dualstream.inference.explain import attention_map
 
     out = tmp_path / "why.png"
     video = tiny_dataset / "videos" / "Grow" / "v_Grow_g01_c01.avi"
     assert main(["predict", str(video), "--model", str(package), "--clips", "2", "--explain", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    missing = tmp_path / "no" / "why.png"  # the one-line error names the file asked for, not a temporary one
+    assert main(["predict", str(video), "--model", str(package), "--clips", "2", "--explain", str(missing)]) == 2
+    assert capsys.readouterr().err == f"dualstream predict: error: {missing}: No such file or directory\n"
     image = cv2.imread(str(out))
     assert image.shape[1] == 4 * 160  # one column per frame of the clip
     pred = load_predictor(package)

@@ -14,7 +14,9 @@ from .config import Config
 from .engine.evaluate import EVAL_JSON, evaluate_run
 from .engine.build import CONFIG
 from .engine.train import train
+from .files import atomic_write_text
 from .models import create_model, list_models
+from .report.plots import pyplot, save_figure
 
 TABLE = "ablation.md"
 CHART = "ablation.png"
@@ -75,7 +77,7 @@ def run_ablation(cfg: Config, models: list[str], out: str | Path, *, folds: list
     rows = summarise(runs, models)
     write_table(rows, out / TABLE, cfg, folds=folds, seeds=seeds)
     plot_rows(rows, out / CHART, folds=folds, seeds=seeds)
-    (out / RUNS_JSON).write_text(json.dumps({"summary": rows, "runs": runs}, indent=1))
+    atomic_write_text(out / RUNS_JSON, json.dumps({"summary": rows, "runs": runs}, indent=1))
     return rows
 
 
@@ -124,17 +126,12 @@ def write_table(rows: list[dict], path: Path, cfg: Config, *, folds: list[int], 
         lines += ["| " + r["model"] + " | " + " | ".join(
             f"{r['per_split'][str(k)]['mean']:.4f} ± {r['per_split'][str(k)]['std']:.4f}" for k in folds) + " |"
             for r in rows]
-    path.write_text("\n".join(lines) + "\n")
+    atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def plot_rows(rows: list[dict], path: Path, *, folds: list[int], seeds: list[int]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
     spread = rows[0]["runs"] > 1
-    fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(rows) + 2), 4))
+    fig, ax = pyplot().subplots(figsize=(max(5, 1.3 * len(rows) + 2), 4), dpi=120)
     x = list(range(len(rows)))
     w = 0.38
 
@@ -161,5 +158,4 @@ def plot_rows(rows: list[dict], path: Path, *, folds: list[int], seeds: list[int
     ax.set_ylabel("accuracy")
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=3, frameon=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)

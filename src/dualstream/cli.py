@@ -6,33 +6,25 @@ import argparse
 import dataclasses
 import json
 import os
-import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from . import __version__
+from .files import atomic_write
 from .data.ucf101 import GROUP_SCOPES
+from .text import UserError
 
 
-class UserError(Exception):
-    """An error the user can fix; printed as one line without a traceback."""
+#: Errors a user can fix, printed as one line: these OS errors and every exception class dualstream defines
+#: (UserError, ConfigError, SplitError, ModelPackageError, ...; none is raised for a bug). Told by the class's
+#: module, so that no module is imported to name them: that would pull in PyTorch for commands that never use it
+#: (the onnx runtime of predict, live and serve).
+_OS_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, FloatingPointError)
 
 
-#: (module, class) of every error a user can fix. Only modules already imported are looked at: an
-#: exception class can only be raised once its module is loaded, and importing the others here would
-#: pull in PyTorch for commands that never use it (the onnx runtime of predict, live and serve).
-_USER_ERRORS = (("config", "ConfigError"), ("cache", "CacheError"), ("data.ucf101", "SplitError"),
-                ("prepare.common", "PrepareError"), ("prepare.import_rawframes", "RawframesError"),
-                ("engine.checkpoint", "CheckpointError"), ("video", "VideoReadError"),
-                ("inference.export", "ExportError"), ("flow", "FlowBackendError"),
-                ("inference.package", "ModelPackageError"), ("inference.live", "LiveError"))
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    loaded = (getattr(sys.modules.get(f"{__package__}.{m}"), name, None) for m, name in _USER_ERRORS)
-    return (UserError, *(c for c in loaded if c is not None), FileNotFoundError, NotADirectoryError,
-            IsADirectoryError, PermissionError, FloatingPointError)
+def _is_user_error(exc: BaseException) -> bool:
+    return isinstance(exc, _OS_ERRORS) or type(exc).__module__.partition(".")[0] == __package__
 
 
 def _describe(exc: BaseException) -> str:
@@ -461,12 +453,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for i, video in enumerate(args.videos):
         try:
             if args.timeline:
-                from .inference.timeline import format_timeline, predict_timeline, save_timeline_plot
+                from .inference.timeline import format_timeline, predict_timeline, render_timeline
 
                 timeline = predict_timeline(predictor, video, stride=args.stride, progress=not args.quiet)
                 print(json.dumps(timeline.to_dict(args.topk)) if args.json else format_timeline(timeline), flush=True)
                 if args.plot and i == 0:
-                    save_timeline_plot(args.plot, timeline)
+                    atomic_write(args.plot, lambda tmp: tmp.write_bytes(render_timeline(timeline)))
                 continue
             clips = predictor.clips(video, clips=args.clips)
         except VideoReadError as exc:  # one bad file does not stop the others
@@ -476,9 +468,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         pred = predictor.run(clips, video=video, attention=bool(args.explain and i == 0))
         print(json.dumps(pred.to_dict(args.topk)) if args.json else format_top(pred, args.topk), flush=True)
         if args.explain and i == 0:
-            from .inference.explain import save_explanation
+            from .inference.explain import render_explanation
 
-            save_explanation(args.explain, clips, pred, topk=args.topk)
+            atomic_write(args.explain, lambda tmp: tmp.write_bytes(render_explanation(clips, pred, topk=args.topk)))
     return 2 if failed else 0
 
 
@@ -562,7 +554,6 @@ def cmd_export(args: argparse.Namespace) -> None:
 def cmd_serve(args: argparse.Namespace) -> None:
     try:
         from .serve import DEFAULT_FRAME_LIMITS, serve
-        from .serve.guard import host_name
     except ImportError as exc:
         raise UserError(f"serve needs the 'serve' extra ({exc.name} is missing): "
                         "pip install 'dualstream[serve]'") from None
@@ -576,26 +567,12 @@ def cmd_serve(args: argparse.Namespace) -> None:
               "--budget-megapixels and --budget-seconds must be positive"))
     from .video import DecodeBudget
 
-    hosts = [h.strip() for item in args.allow_host or [] for h in item.split(",") if h.strip()]
-    bad = [h for h in hosts if h != "*" and host_name(h) is None]
-    if bad:
-        raise UserError(f"--allow-host {bad[0]!r}: not a host name or address")
     limits = dataclasses.replace(DEFAULT_FRAME_LIMITS, max_pixels=int(args.max_frame_megapixels * 1e6))
-    try:  # before the model is loaded: a taken port or an address not of this machine is one line
-        family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
-        with socket.socket(family) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind((args.host, args.port))
-    except OSError as exc:
-        raise UserError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
-    if args.host in ("0.0.0.0", "::", "") and not hosts:
-        print("note: serving on every interface, but only requests for localhost, 127.0.0.1 or ::1 are "
-              "answered; add this machine's name or address with --allow-host", file=sys.stderr)
     budget = DecodeBudget(max_frames=args.budget_frames, max_pixels=int(args.budget_megapixels * 1e6),
                           seconds=args.budget_seconds)
-    serve(load_predictor(args), host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, clips=args.clips,
-          docs=args.docs, allowed_hosts=hosts, frame_limits=limits, timeout_s=args.timeout, budget=budget,
-          max_uploads=args.max_uploads)
+    serve(lambda: load_predictor(args), host=args.host, port=args.port, max_upload_mb=args.max_upload_mb,
+          clips=args.clips, docs=args.docs, allowed_hosts=args.allow_host, frame_limits=limits,
+          timeout_s=args.timeout, budget=budget, max_uploads=args.max_uploads)
 
 
 @command("models", "list the registered models with parameters and GFLOPs",
@@ -631,8 +608,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
-    except _user_errors() as exc:
-        if os.environ.get("DUALSTREAM_DEBUG", "0") not in ("", "0"):
+    except Exception as exc:
+        if not _is_user_error(exc) or os.environ.get("DUALSTREAM_DEBUG", "0") not in ("", "0"):
             raise
         print(f"dualstream {args.command}: error: {_describe(exc)}", file=sys.stderr)
         return 2

@@ -26,8 +26,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object], *, fs
         if fsync:
             fsync_file(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename == str(tmp):
+            exc.filename = str(path)  # a one-line error names the user's file, not the temporary one
         raise
 
 

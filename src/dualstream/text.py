@@ -5,6 +5,11 @@ from __future__ import annotations
 import reprlib
 from typing import Any
 
+
+class UserError(Exception):
+    """An error the user can fix; the command line prints it as one line without a traceback."""
+
+
 _SHOWN = reprlib.Repr()
 _SHOWN.maxlevel, _SHOWN.maxlist, _SHOWN.maxdict, _SHOWN.maxstring, _SHOWN.maxlong = 3, 8, 8, 60, 40
 

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from ..config import ConfigError, load_config
 from ..data.sampling import eval_positions
 from ..data.ucf101 import VideoEntry
-from ..files import atomic_write_text
+from ..files import atomic_write, atomic_write_text
 from .accel import DeviceBatches, autocast, autocast_dtype, loader_workers, to_device, use_channels_last
 from .build import CONFIG, eval_batches, load_split
 from ..inference.package import load_model
@@ -135,10 +135,14 @@ def evaluate_run(run: str | Path, *, clips: int | None = None, crops: int | None
                   num_mistakes=len(wrong), mistakes=MISTAKES_CSV)
     if world.main:
         atomic_write_text(run / EVAL_JSON, json.dumps(result, indent=1))
-        with (run / MISTAKES_CSV).open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=["video", "true", "predicted", "confidence"])
-            writer.writeheader()
-            writer.writerows(wrong)
+
+        def write_mistakes(tmp: Path) -> None:
+            with tmp.open("w", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=["video", "true", "predicted", "confidence"])
+                writer.writeheader()
+                writer.writerows(wrong)
+
+        atomic_write(run / MISTAKES_CSV, write_mistakes)
         if plots:
             from ..report.plots import plot_confusion
 

@@ -158,9 +158,7 @@ def iterate_warp(u: torch.Tensor, p: torch.Tensor, gxy: torch.Tensor, grad_sq: t
                  total: int, inner: int, check_every: int, median: int, l_t: float, theta: float, taut: float,
                  scaled_eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """All outer/inner iterations of one warp for the batch, one launch; returns (u, p, iterations per pair)."""
-    n, c, h, w = u.shape
-    if c != 2:
-        raise ValueError("the Triton TV-L1 kernel solves 2-channel flow only (gamma = 0)")
+    n, _, h, w = u.shape
     if median not in MEDIAN_SIZES:
         raise ValueError(f"the Triton TV-L1 kernel filters with a median of size 3 or 5, got {median}")
     u = u.contiguous().clone()

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from ._torch import (
     base_grid,
@@ -42,15 +41,13 @@ class TVL1Params:
     """Solver settings; names are OpenCV DualTVL1's in snake_case (``lambda_`` for ``lambda``), same defaults.
 
     tau: time step of the dual update; lambda_: weight of the data term (images on the 0..255 scale);
-    theta: coupling between u and v (eq. 5), small = tight; gamma: weight of the illumination field u3 (0: off).
+    theta: coupling between u and v (eq. 5), small = tight.
     nscales: pyramid levels at most (none with a side under 16 px); scale_step: size ratio between levels;
     warps: re-linearisations per level; epsilon: a pair stops a warp once sum |u_new - u|^2 <= epsilon^2 H W.
     inner_iterations, outer_iterations: v/u/p iterations per median filtering, filterings per warp.
     median_filtering: median kernel size applied to the flow each outer iteration (<= 1: off).
     check_every: test the stopping rule every this many iterations (1: OpenCV's rule; 5-10 on a GPU).
     compile: run the iterations through torch.compile (eager, with one warning, where compiling fails).
-    structure_texture: alpha of Wedel et al.'s structure-texture decomposition (the solver sees
-        I - alpha ROF(I)); structure_theta, structure_iterations: that ROF denoising (frames scaled to -1..1).
     pyramid_antialias: low-pass each level before subsampling (OpenCV does not).
     backend: "torch" (the eager/compiled reference), "triton" (one fused kernel per warp) or "auto" (choose_backend)."""
 
@@ -63,22 +60,15 @@ class TVL1Params:
     inner_iterations: int = 30
     outer_iterations: int = 10
     scale_step: float = 0.8
-    gamma: float = 0.0
     median_filtering: int = 5
     check_every: int = 1
     compile: bool = True
-    structure_texture: float = 0.0
-    structure_theta: float = 0.125
-    structure_iterations: int = 100
     pyramid_antialias: bool = False
     backend: str = "auto"
 
     def __post_init__(self) -> None:
         check_fields(self, "TV-L1", positive=("tau", "theta", "scale_step"),
                      at_least_one=("nscales", "warps", "inner_iterations", "outer_iterations", "check_every"))
-        if not 0.0 <= self.structure_texture < 1.0 or self.structure_theta <= 0:
-            raise ValueError("TV-L1 structure_texture must be in [0, 1) and structure_theta positive, got "
-                             f"{self.structure_texture}, {self.structure_theta}")
         if self.median_filtering > 1 and self.median_filtering % 2 == 0:
             raise ValueError(f"TV-L1 median_filtering must be odd, got {self.median_filtering}")
 
@@ -103,10 +93,9 @@ def _tvl1_iteration(
     theta: float,
     taut: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One v/u/p iteration for the whole batch; returns (u, p, per-pair squared change of u). u (N, C, H, W) primal
-    flow (C = 2, or 3 with the illumination field); p (N, C, 2, H, W) dual variable, [:, :, 0] along x and
-    [:, :, 1] along y; grad_i1 (N, C, H, W) warped gradient of I1 (last channel = gamma when C = 3); grad_sq
-    (N, 1, H, W) its squared norm; rho_c (N, 1, H, W) residual constant."""
+    """One v/u/p iteration for the whole batch; returns (u, p, per-pair squared change of u). u (N, 2, H, W) primal
+    flow; p (N, 2, 2, H, W) dual variable, [:, :, 0] along x and [:, :, 1] along y; grad_i1 (N, 2, H, W) warped
+    gradient of I1; grad_sq (N, 1, H, W) its squared norm; rho_c (N, 1, H, W) residual constant."""
     div = divergence(p[:, :, 0], p[:, :, 1])
     # v-step, thresholding of the linearised residual (Zach et al. eq. 7).
     rho = rho_c + (grad_i1 * u).sum(1, keepdim=True)
@@ -116,7 +105,7 @@ def _tvl1_iteration(
     u_new = u + coef * grad_i1 + theta * div
     err = (u_new - u).square().flatten(1).sum(1)
     # p-step (eq. 9), forward differences with zero at the last column/row.
-    grad_u = torch.stack(forward_diff(u_new), 2)  # (N, C, 2, H, W)
+    grad_u = torch.stack(forward_diff(u_new), 2)  # (N, 2, 2, H, W)
     norm = 1.0 + taut * grad_u.square().sum(2, keepdim=True).sqrt()
     p = (p + taut * grad_u) / norm
     return u_new, p, err
@@ -173,7 +162,7 @@ def _iterate_warp(
     done, total = 0, prm.inner_iterations * prm.outer_iterations
     while done < total:
         if prm.median_filtering > 1 and done % prm.inner_iterations == 0:
-            ua = torch.cat((median_filter(ua[:, :2].contiguous(), prm.median_filtering), ua[:, 2:]), 1)
+            ua = median_filter(ua, prm.median_filtering)
         chunk = min(prm.check_every, prm.inner_iterations - done % prm.inner_iterations)
         ua, pa, err = _run_iterations(prm.compile, chunk, ua, pa, ga, gsa, rca, l_t, prm.theta, taut)
         done += chunk
@@ -209,21 +198,19 @@ def _solve_level(
     i0: torch.Tensor, i1: torch.Tensor, u: torch.Tensor, p: torch.Tensor, prm: TVL1Params, *,
     solver: Callable = _iterate_warp,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """All warps at one pyramid level; i0, i1 (N, 1, H, W), u (N, C, H, W), p (N, C, 2, H, W)."""
+    """All warps at one pyramid level; i0, i1 (N, 1, H, W), u (N, 2, H, W), p (N, 2, 2, H, W)."""
     h, w = i0.shape[-2:]
     grid = base_grid(h, w, device=i0.device)
     i1_stack = torch.cat((i1, centered_gradient(i1)), 1)  # (N, 3, H, W): I1, dI1/dx, dI1/dy
     for _ in range(prm.warps):
         warped = warp(i1_stack, u, grid)  # I1(x + u0) and its gradient, bicubic
         i1w, gxy = warped[:, :1], warped[:, 1:]
-        rho_c = i1w - i0 - (gxy * u[:, :2]).sum(1, keepdim=True)  # (N, 1, H, W)
+        rho_c = i1w - i0 - (gxy * u).sum(1, keepdim=True)  # (N, 1, H, W)
         # pixels whose match x + u0 lies outside the second frame carry no data term (their flow comes from
         # the TV term), as in OpenCV
-        x, y = (grid + u[:, :2]).split(1, dim=1)  # (N, 1, H, W) each
+        x, y = (grid + u).split(1, dim=1)  # (N, 1, H, W) each
         inside = ((x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)).to(x.dtype)
         gxy, rho_c = gxy * inside, rho_c * inside
-        if u.shape[1] == 3:
-            gxy = torch.cat((gxy, torch.full_like(i1w, prm.gamma)), 1)  # illumination channel
         grad_sq = gxy.square().sum(1, keepdim=True)
         u, p = solver(u, p, gxy, grad_sq, rho_c, prm, scaled_eps=prm.epsilon**2 * h * w)
     return u, p
@@ -231,8 +218,6 @@ def _solve_level(
 
 def triton_unsupported(prm: TVL1Params) -> str | None:
     """Why the Triton kernel cannot run these settings (None when it can)."""
-    if prm.gamma > 0:
-        return "gamma > 0 (the illumination field)"
     if prm.median_filtering > 1 and prm.median_filtering not in (3, 5):
         return f"median_filtering {prm.median_filtering} (the fused median is 3x3 or 5x5)"
     return None
@@ -244,30 +229,6 @@ def resolve_backend(prm: TVL1Params, device: torch.device) -> str:
                           flow_fn=tvl1_flow, check_params={"compile": False, "warps": 2, "nscales": 2})
 
 
-def _rof_structure(f: torch.Tensor, theta: float, iterations: int) -> torch.Tensor:
-    """ROF denoising (Chambolle 2004, the dual projection) of images (N, 1, H, W): the structure part."""
-    p = torch.zeros(f.shape[0], 2, *f.shape[-2:], device=f.device)
-    tau = 0.25
-    for _ in range(iterations):
-        g = divergence(p[:, :1], p[:, 1:]) - f / theta
-        grad = torch.cat(forward_diff(g), 1)
-        p = (p + tau * grad) / (1.0 + tau * grad.norm(dim=1, keepdim=True))
-    return f - theta * divergence(p[:, :1], p[:, 1:])
-
-
-def structure_texture(i0: torch.Tensor, i1: torch.Tensor, prm: TVL1Params) -> tuple[torch.Tensor, torch.Tensor]:
-    """Texture parts I - alpha ROF(I) of both frames (N, 1, H, W), stretched jointly per pair back to 0..255."""
-    out = []
-    for image in (i0, i1):
-        f = image / 127.5 - 1.0
-        out.append(f - prm.structure_texture * _rof_structure(f, prm.structure_theta, prm.structure_iterations))
-    both = torch.cat(out, 1)  # (N, 2, H, W)
-    lo = both.amin(dim=(1, 2, 3), keepdim=True)
-    span = (both.amax(dim=(1, 2, 3), keepdim=True) - lo).clamp_min(1e-6)
-    both = (both - lo) * (255.0 / span)
-    return both[:, :1], both[:, 1:]
-
-
 @torch.inference_mode()
 def tvl1_flow(prev: torch.Tensor, nxt: torch.Tensor, **params: object) -> torch.Tensor:
     """TV-L1 flow from ``prev`` to ``nxt``: gray frames (N, H, W) on the 0..255 scale -> (N, 2, H, W) float32, on
@@ -275,24 +236,18 @@ def tvl1_flow(prev: torch.Tensor, nxt: torch.Tensor, **params: object) -> torch.
     prm = make_params(TVL1Params, params, OPENCV_NAMES)
     i0, i1 = gray_pair(prev, nxt)  # (N, 1, H, W)
     solver = _iterate_warp_triton if resolve_backend(prm, i0.device) == "triton" else _iterate_warp
-    if prm.structure_texture > 0:
-        i0, i1 = structure_texture(i0, i1, prm)
     n, _, h, w = i0.shape
     sizes = pyramid_sizes(h, w, nscales=prm.nscales, scale_step=prm.scale_step)
     pyr0 = build_pyramid(i0, sizes, antialias=prm.pyramid_antialias)
     pyr1 = build_pyramid(i1, sizes, antialias=prm.pyramid_antialias)
-    channels = 3 if prm.gamma > 0 else 2
-    u = torch.zeros(n, channels, *sizes[-1], device=i0.device)
-    p = torch.zeros(n, channels, 2, *sizes[-1], device=i0.device)
+    u = torch.zeros(n, 2, *sizes[-1], device=i0.device)
+    p = torch.zeros(n, 2, 2, *sizes[-1], device=i0.device)
     for level in range(len(sizes) - 1, -1, -1):
         if u.shape[-2:] != sizes[level]:
-            flow = upsample_flow(u[:, :2], sizes[level])
-            if channels == 3:  # the illumination field is resized without scaling
-                flow = torch.cat((flow, F.interpolate(u[:, 2:], size=sizes[level], mode="bilinear")), 1)
-            u = flow
-            p = torch.zeros(n, channels, 2, *sizes[level], device=i0.device)  # restarted per level, as OpenCV
+            u = upsample_flow(u, sizes[level])
+            p = torch.zeros(n, 2, 2, *sizes[level], device=i0.device)  # restarted per level, as OpenCV
         u, p = _solve_level(pyr0[level], pyr1[level], u, p, prm, solver=solver)
-    return u[:, :2].contiguous()
+    return u
 
 
 #: Settings of the "tvl1-quality" method (see benchmarks/RESULTS.md for how they were chosen and what they cost).

@@ -64,8 +64,3 @@ def render_explanation(clips: Clips, pred: Prediction, *, topk: int = 5) -> byte
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
-
-
-def save_explanation(path: str | os.PathLike, clips: Clips, pred: Prediction, *, topk: int = 5) -> None:
-    with open(path, "wb") as fh:
-        fh.write(render_explanation(clips, pred, topk=topk))

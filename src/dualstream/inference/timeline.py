@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from itertools import groupby
 
 import numpy as np
+from tqdm import tqdm
 
 from .window import SlidingWindow
 from .predict import Predictor, top_dicts, top_k
@@ -87,21 +88,14 @@ def predict_timeline(predictor: Predictor, video: str | os.PathLike, *, stride: 
     fps = info["fps"] if info["fps"] > 0 else FALLBACK_FPS
     window = SlidingWindow(predictor, stride=stride, smooth=1)
     found: list[TimelineWindow] = []
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=info["declared_frames"] or None, unit="frame", desc=os.path.basename(str(video)),
-                   leave=False, mininterval=0.5)
-    with closing(iter_frames(video, limits=limits or predictor.limits)) as frames:
+    bar = tqdm(total=info["declared_frames"] or None, unit="frame", desc=os.path.basename(str(video)), leave=False,
+               mininterval=0.5, disable=not progress)
+    with closing(iter_frames(video, limits=limits or predictor.limits)) as frames, bar:
         for rgb in frames:
             pred = window.push(rgb)
             if pred is not None:
                 found.append(TimelineWindow(pred.indices[0], pred.indices[-1], pred.clip))
-            if bar is not None:
-                bar.update()
-    if bar is not None:
-        bar.close()
+            bar.update()
     if not found:
         raise VideoReadError(video, f"{window.frames} frames decoded; a timeline window needs "
                                     f"{predictor.input.span + 1} (predict without --timeline reads short videos)")
@@ -170,8 +164,3 @@ def render_timeline(t: Timeline) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
-
-
-def save_timeline_plot(path: str | os.PathLike, timeline: Timeline) -> None:
-    with open(path, "wb") as fh:
-        fh.write(render_timeline(timeline))

@@ -9,7 +9,7 @@ import numpy as np
 from ..files import atomic_write
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -18,17 +18,17 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: str | Path) -> Path:
+def save_figure(fig, path: str | Path) -> Path:
     """Write ``fig`` atomically (the format from the suffix, png without one) and close it."""
     path = Path(path)
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=fig.dpi, format=path.suffix[1:] or "png"))
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path
 
 
 def plot_curves(history: list[dict], path: str | Path, *, title: str = "") -> Path:
     """Two panels: accuracy (train, test) and loss (train, test) against the epoch (1-based)."""
-    plt = _pyplot()
+    plt = pyplot()
     epochs = [h["epoch"] + 1 for h in history]
     fig, (acc, loss) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=100)
     acc.plot(epochs, [h["train_acc"] for h in history], label="train", color="tab:blue")
@@ -55,12 +55,12 @@ def plot_curves(history: list[dict], path: str | Path, *, title: str = "") -> Pa
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_confusion(confusion: list[list[int]], classes: list[str], path: str | Path, *, title: str = "") -> Path:
     """Row-normalised confusion matrix (true class per row); sized so that 101 labels stay legible."""
-    plt = _pyplot()
+    plt = pyplot()
     m = np.asarray(confusion, dtype=float)
     rows = m.sum(1, keepdims=True)
     norm = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
@@ -92,4 +92,4 @@ def plot_confusion(confusion: list[list[int]], classes: list[str], path: str | P
     fig.colorbar(im, cax=cax, label="fraction of the true class")
     if title:
         ax.set_title(title, fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)

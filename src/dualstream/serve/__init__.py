@@ -13,8 +13,11 @@ from __future__ import annotations
 import base64
 import math
 import os
+import socket
+import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,8 +30,9 @@ from ..inference.package import ModelPackageError
 from ..inference.predict import DEFAULT_CLIPS, Predictor
 from ..inference.runtime import load_predictor
 from ..inference.timeline import predict_timeline
+from ..text import UserError
 from ..video import VIDEO_EXTENSIONS, BudgetExceeded, DecodeBudget, FrameLimits, VideoReadError
-from .guard import Guard, SlowClientProtocol, allowed_host_names, page_csp
+from .guard import WILDCARD_BINDS, Guard, SlowClientProtocol, allowed_host_names, host_name, page_csp
 
 DEFAULT_MAX_UPLOAD_MB = 200
 #: Frames larger than 4K UHD, or thinner than 10:1, are refused (422) before they are resized.
@@ -137,16 +141,31 @@ def create_app(model: str | os.PathLike | Predictor, *, max_upload_mb: float = D
     return app
 
 
-def serve(model: str | os.PathLike | Predictor, *, host: str = "127.0.0.1", port: int = 8000,
-          allowed_hosts: list[str] | None = None, timeout_s: float = DEFAULT_TIMEOUT_S, max_connections: int = 64,
-          **options) -> None:
-    """Run ``create_app(model, **options)`` with uvicorn until interrupted, answering ``host`` too; request
-    headers must arrive within ``timeout_s``; at ``max_connections`` open a new connection closes the one that
-    has waited longest for its request headers (503 when every connection has a request)."""
+def serve(model: str | os.PathLike | Predictor | Callable[[], Predictor], *, host: str = "127.0.0.1",
+          port: int = 8000, allowed_hosts: list[str] | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
+          max_connections: int = 64, **options) -> None:
+    """Run ``create_app(model, **options)`` with uvicorn until interrupted, answering ``host`` and
+    ``allowed_hosts`` (names or comma-separated lists of names; ``"*"``: any) too; request headers must arrive
+    within ``timeout_s``; at ``max_connections`` open a new connection closes the one that has waited longest for
+    its request headers (503 when every connection has a request). A malformed name or an address that cannot be
+    bound is a one-line UserError before ``model`` (a path, or a function that loads it) is loaded."""
     import uvicorn
 
-    app = create_app(model, allowed_hosts=allowed_host_names(host, allowed_hosts or []), timeout_s=timeout_s,
-                     **options)
+    hosts = [h.strip() for item in allowed_hosts or [] for h in item.split(",") if h.strip()]
+    bad = [h for h in hosts if h != "*" and host_name(h) is None]
+    if bad:
+        raise UserError(f"--allow-host {bad[0]!r}: not a host name or address")
+    try:  # a taken port or an address not of this machine
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    if host in WILDCARD_BINDS and not hosts:
+        print("note: serving on every interface, but only requests for localhost, 127.0.0.1 or ::1 are "
+              "answered; add this machine's name or address with --allow-host", file=sys.stderr)
+    app = create_app(model() if callable(model) else model, allowed_hosts=allowed_host_names(host, hosts),
+                     timeout_s=timeout_s, **options)
     protocol = type("Protocol", (SlowClientProtocol,), {"header_timeout": timeout_s})
     uvicorn.run(app, host=host, port=port, log_level="info", http=protocol, limit_concurrency=max_connections,
                 timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024)

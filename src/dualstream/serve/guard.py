@@ -14,7 +14,7 @@ import re
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
-_WILDCARD_BINDS = ("0.0.0.0", "::", "")
+WILDCARD_BINDS = ("0.0.0.0", "::", "")
 #: Retry-After (seconds) of the answer to an upload over ``max_uploads``.
 UPLOAD_RETRY_S = 5
 _INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.S | re.I)
@@ -22,7 +22,7 @@ _INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.S 
 
 def allowed_host_names(bound: str, extra: list[str] | tuple[str, ...] = ()) -> list[str]:
     """The Host names served by default (localhost names and the bound address) plus ``extra``."""
-    names = [*LOCAL_HOSTS, *([] if bound in _WILDCARD_BINDS else [bound]), *extra]
+    names = [*LOCAL_HOSTS, *([] if bound in WILDCARD_BINDS else [bound]), *extra]
     return sorted({n.strip().strip("[]").lower().rstrip(".") for n in names if n.strip()})
 
 
