@@ -103,3 +103,18 @@ def test_flow_command_user_errors(tmp_path):
         run_flow_command(fa, str(tmp_path / "missing.png"), method="dis", out=str(tmp_path / "f.flo"), png=None, device="cpu")
     with pytest.raises(ValueError, match="unknown flow method 'lk'"):
         run_flow_command(fa, fa, method="lk", out=str(tmp_path / "f.flo"), png=None, device="cpu")
+
+
+def test_flow_bound_range_is_the_same_at_every_door():
+    """The config, prepare's options and a model package accept 0.01 to 10000 px, and nothing outside."""
+    from dualstream.config import ConfigError, load_config
+    from dualstream.prepare.common import PrepareError, PrepareOptions
+
+    for ok in (0.01, 10_000.0):
+        assert load_config(None, [f"data.flow_bound={ok}"]).data.flow_bound == ok
+        assert PrepareOptions(bound=ok).bound == ok
+    for bad in (0.0099, 10_001.0):
+        with pytest.raises(ConfigError, match="data.flow_bound"):
+            load_config(None, [f"data.flow_bound={bad}"])
+        with pytest.raises(PrepareError, match="--flow-bound"):
+            PrepareOptions(bound=bad)
