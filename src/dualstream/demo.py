@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from .config import demo_config_path, load_config
+from .files import atomic_write_text
 from .prepare.common import PrepareOptions
 from .prepare.run import prepare_dataset
 from .prepare.synthetic import SyntheticSpec, generate
@@ -43,7 +44,7 @@ def run_demo(out: str | Path = "demo_out", *, quiet: bool = False, overrides: li
     t = time.perf_counter()
     result = evaluate_run(run, progress=not quiet)
     timings["evaluate"] = time.perf_counter() - t
-    (out / TIMINGS).write_text(json.dumps({k: round(v, 3) for k, v in timings.items()}, indent=1))
+    atomic_write_text(out / TIMINGS, json.dumps({k: round(v, 3) for k, v in timings.items()}, indent=1))
     if not quiet:
         print("stage timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
     return {**result, "timings": timings}

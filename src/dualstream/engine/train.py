@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from ..config import Config
 from ..files import atomic_write_text
+from ..text import one_line
 from ..cache import read_manifest
 from ..data.dataset import TrainClips
 from ..data.holdout import carve_validation
@@ -250,7 +251,7 @@ def _restore(state: dict | None, optimizer: torch.optim.Optimizer, cfg: Config, 
         optimizer.load_state_dict(state["optimizer"])
     except (ValueError, KeyError, TypeError, RuntimeError) as exc:  # another model's optimizer, or torn
         raise CheckpointError(f"{checkpoint_dirs(run)[-1]}: its optimizer state does not fit this model "
-                              f"({' '.join(str(exc).split())[:160]})") from None
+                              f"({one_line(exc, 160)})") from None
     for group in optimizer.param_groups:  # the config's values win over the checkpoint's
         group.update(lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     start, step, history = state["epoch"] + 1, int(state["step"]), list(state["history"])
@@ -267,7 +268,7 @@ def _restore(state: dict | None, optimizer: torch.optim.Optimizer, cfg: Config, 
             set_rng_state(state["rng"][world.rank])
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:  # a torn or foreign state
             raise CheckpointError(f"{checkpoint_dirs(run)[-1]}: its RNG state cannot be restored "
-                                  f"({type(exc).__name__}: {' '.join(str(exc).split())[:120]})") from None
+                                  f"({type(exc).__name__}: {one_line(exc, 120)})") from None
     else:
         seed_everything(cfg.seed + 1000 * start + world.rank)
         if world.main:
@@ -310,7 +311,7 @@ def _open_run_folder(s: Session, split: Split, *, fresh: bool) -> None:
         shutil.rmtree(run / CHECKPOINT_DIR, ignore_errors=True)
         for stale in (EVAL_JSON, MISTAKES_CSV, CONFUSION_PNG, MODEL_WEIGHTS, MODEL_JSON):
             (run / stale).unlink(missing_ok=True)
-    (run / CONFIG).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    atomic_write_text(run / CONFIG, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     # exactly the checkpoint's history: no line lost or doubled
     atomic_write_text(run / METRICS, "".join(json.dumps(line) + "\n" for line in s.history))
     s.writer = _tensorboard(run)

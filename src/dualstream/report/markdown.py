@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from ..config import load_config
+from ..files import atomic_write_text
 
 COLUMNS = ["run", "recipe", "model", "params", "split", "clip top-1", "video top-1", "top-5", "views/video",
            "epochs", "wall time"]
@@ -82,5 +83,5 @@ def format_report(rows: list[dict]) -> str:
 def write_report(runs: list[str | Path], out: str | Path) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(format_report([read_run(r) for r in runs]))
+    atomic_write_text(out, format_report([read_run(r) for r in runs]))
     return out
