@@ -40,7 +40,7 @@ class SingleStreamNet(nn.Module):
         modality: ``"rgb"`` (uses the ``3 * frames`` RGB channels) or ``"flow"``
             (the ``2 * frames`` flow channels).
         num_classes, frames, input_size, widths, convs_per_series, pool_size,
-        hidden, dropout: as for :class:`~dualstream.models.early_fusion.EarlyFusionNet`.
+        hidden, dropout, rgb_centred: as for :class:`~dualstream.models.early_fusion.EarlyFusionNet`.
     """
 
     def __init__(

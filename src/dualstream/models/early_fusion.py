@@ -85,6 +85,7 @@ class EarlyFusionNet(nn.Module):
         fused: use ``scaled_dot_product_attention`` in the attention layer.
         aux_heads: add a linear classifier on each stream's pooled output, for the per-stream auxiliary
             losses of ``train.aux_loss`` (``forward(..., aux=True)``); unused at inference.
+        rgb_centred: subtract each RGB pixel's mean over the clip's frames (``layers.centre_frames``).
     """
 
     def __init__(
@@ -122,8 +123,8 @@ class EarlyFusionNet(nn.Module):
         )
         self.aux_heads = aux_heads
         self.rgb_centred = rgb_centred
-        self.aux = nn.ModuleList(nn.Linear(s.out_channels, num_classes) for s in (self.rgb_stream, self.flow_stream)
-                                 ) if aux_heads else None
+        streams = (self.rgb_stream, self.flow_stream)
+        self.aux = nn.ModuleList(nn.Linear(s.out_channels, num_classes) for s in streams) if aux_heads else None
         self.apply(init_weights)
         if self.attention is not None:
             self.attention.reset_parameters()

@@ -126,6 +126,7 @@ class LateFusionNet(nn.Module):
         batch_norm: BatchNorm after every conv (paper: none; the small variant uses it).
         qk_channels, gamma_init, fused: passed to :class:`SelfAttention2d`.
         aux_heads: a linear classifier on each stream's block-C output, for ``train.aux_loss``.
+        rgb_centred: subtract each RGB pixel's mean over the clip's frames (``layers.centre_frames``).
     """
 
     def __init__(
