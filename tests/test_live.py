@@ -358,3 +358,23 @@ def test_max_frames_before_the_first_clip_says_why(package, video, capsys):
     assert main(["live", str(video), "--model", str(package), "--max-frames", "5"]) == 2
     assert capsys.readouterr() == ("", (f"dualstream live: error: {video}: 5 frames read (--max-frames), too few for "
                                         f"one clip: the model needs {SPAN + 1} frames of one size\n"))
+
+
+def test_ctrl_c_during_live_sets_a_flag_instead_of_raising_inside_the_queue(package, video, monkeypatch):
+    """A KeyboardInterrupt landing inside the frame queue's locks could leave one held (the next get then waits
+    forever): during run_live Ctrl-C only asks the loop to stop at the next frame; the handler is put back after."""
+    import signal
+
+    real, seen = SlidingWindow.push, []
+
+    def push(self, rgb):
+        if self.frames == 20:
+            signal.raise_signal(signal.SIGINT)  # a real Ctrl-C, in the middle of a frame's work
+            seen.append(signal.getsignal(signal.SIGINT))
+        return real(self, rgb)
+
+    monkeypatch.setattr(SlidingWindow, "push", push)
+    before = signal.getsignal(signal.SIGINT)
+    summary = run_live(load_predictor(package), str(video), stride=1)
+    assert summary.ended == "interrupted" and summary.frames == 21  # the interrupted frame's work was finished
+    assert seen and seen[0] is not signal.default_int_handler and signal.getsignal(signal.SIGINT) is before

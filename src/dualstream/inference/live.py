@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import queue
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -62,6 +63,7 @@ class FrameReader(threading.Thread):
         self.frames: queue.Queue = queue.Queue(maxsize=1 if realtime else READ_AHEAD)
         self.opened = threading.Event()
         self.stop_event = threading.Event()
+        self.interrupted = threading.Event()  # set by Ctrl-C (run_live): the consumer stops at the next frame
         self.fps = 0.0
         self.read = self.dropped = 0
         self.error: BaseException | None = None
@@ -119,20 +121,30 @@ class FrameReader(threading.Thread):
                 self.frames.put_nowait(item)
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
-        """(frame number, RGB frame) until the source ends; LiveError after ``timeout`` s without a frame."""
-        while True:
-            try:
-                item = self.frames.get(timeout=self.timeout if self.timeout > 0 else None)
-            except queue.Empty:
-                if not self.opened.is_set():
-                    raise LiveError(f"{self.source}: not opened within {self.timeout:g} s (--timeout)") from None
-                raise LiveError(f"{self.source}: no frame for {self.timeout:g} s after frame {self.read} "
-                                "(the stream stalled or stopped; --timeout)") from None
+        """(frame number, RGB frame) until the source ends or ``interrupted`` is set; LiveError after ``timeout`` s
+        without a frame."""
+        while (item := self._next()) is not None:
             if item is _END:
                 if self.error is not None:
                     raise self.error
                 return
             yield item
+
+    def _next(self):
+        """The next queued item, or None once ``interrupted`` is set (polled every 0.1 s)."""
+        deadline = time.monotonic() + self.timeout if self.timeout > 0 else None
+        while not self.interrupted.is_set():
+            wait = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
+            if wait <= 0:
+                if not self.opened.is_set():
+                    raise LiveError(f"{self.source}: not opened within {self.timeout:g} s (--timeout)")
+                raise LiveError(f"{self.source}: no frame for {self.timeout:g} s after frame {self.read} "
+                                "(the stream stalled or stopped; --timeout)")
+            try:
+                return self.frames.get(timeout=wait)
+            except queue.Empty:
+                continue
+        return None
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -222,6 +234,15 @@ class LiveSummary:
                 f"{self.dropped} dropped ({self.ended})")
 
 
+def _stop_on_sigint(event: threading.Event):
+    """In the main thread, make Ctrl-C set ``event`` instead of raising KeyboardInterrupt, which could land
+    between a queue lock's acquire and its release and leave the next ``get`` waiting forever; the previous
+    handler, or None."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGINT, lambda *_: event.set())
+
+
 def run_live(predictor: Predictor, source: str, *, stride: int = 0, smooth: int = 1, realtime: bool = False,
              timeout: float = DEFAULT_TIMEOUT, out: str | Path | None = None, max_frames: int = 0,
              on_prediction: Callable[[LivePrediction], None] | None = None) -> LiveSummary:
@@ -235,6 +256,7 @@ def run_live(predictor: Predictor, source: str, *, stride: int = 0, smooth: int 
     summary = LiveSummary()
     writer = None
     label, prob = f"warming up: first {predictor.input.span + 1} frames", None
+    previous = _stop_on_sigint(reader.interrupted)
     reader.start()
     start = None
     try:
@@ -255,7 +277,9 @@ def run_live(predictor: Predictor, source: str, *, stride: int = 0, smooth: int 
                     on_prediction(pred)
             if writer is not None:
                 writer.write(rgb, label, prob, f"frame {number}")
-        if reader.kind != "file" and not (max_frames and summary.frames >= max_frames):
+        if reader.interrupted.is_set():
+            summary.ended = "interrupted"
+        elif reader.kind != "file" and not (max_frames and summary.frames >= max_frames):
             summary.ended = "stream ended"
     except KeyboardInterrupt:
         summary.ended = "interrupted"
@@ -264,6 +288,8 @@ def run_live(predictor: Predictor, source: str, *, stride: int = 0, smooth: int 
         exc.summary = summary  # type: ignore[attr-defined]
         raise
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
         summary_end = time.perf_counter()
         reader.stop()
         # the reader must leave the decoder: a thread inside OpenCV at exit aborts the process (docs/design.md)
