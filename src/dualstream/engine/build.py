@@ -57,16 +57,22 @@ def build_model(cfg: Config, num_classes: int) -> nn.Module:
                             input_size=cfg.data.input_size, **cfg.model.kwargs, **extra)
     try:
         model = make()
-        if cfg.train.aux_loss > 0 and getattr(model, "aux_heads", None) is False:
+        if cfg.train.aux_loss > 0 and hasattr(model, "aux") and not has_aux_heads(model):  # a fusion model
             model = make(aux_heads=True)
         return model
     except (TypeError, ValueError) as exc:  # unknown model or keyword argument: the user's config
-        raise ConfigError(f"model {shown(cfg.model.name)} with kwargs {shown(cfg.model.kwargs)}: {cut(str(exc), 200)}") from None
+        raise ConfigError(f"model {shown(cfg.model.name)} with kwargs {shown(cfg.model.kwargs)}: "
+                          f"{cut(str(exc), 200)}") from None
+
+
+def has_aux_heads(model: nn.Module) -> bool:
+    """Whether ``model`` has per-stream heads (``aux_heads``), which ``train.aux_loss`` trains."""
+    return getattr(model, "aux", None) is not None
 
 
 def model_kwargs(cfg: Config, model: nn.Module) -> dict:
     """The keyword arguments ``model`` was built with beyond the config's (for model.json)."""
-    return {**cfg.model.kwargs, "aux_heads": True} if getattr(model, "aux_heads", False) else cfg.model.kwargs
+    return {**cfg.model.kwargs, "aux_heads": True} if has_aux_heads(model) else cfg.model.kwargs
 
 
 def eval_loader(dataset: Dataset, *, world: World, batch_size: int, workers: int, pin: bool,

@@ -42,8 +42,8 @@ from ..data.sampling import ClipSpec, eval_positions, offset_for_epoch
 from ..data.ucf101 import Split
 from .accel import (DeviceBatches, autocast, autocast_dtype, loader_worker_init, loader_workers, to_device,
                     use_channels_last)
-from .build import (CONFIG, build_model, clip_spec, device_input, eval_batches, load_split, model_kwargs,
-                    resolve_pipeline, worker_batches, worker_input)
+from .build import (CONFIG, build_model, clip_spec, device_input, eval_batches, has_aux_heads, load_split,
+                    model_kwargs, resolve_pipeline, worker_batches, worker_input)
 from .checkpoint import (CHECKPOINT_DIR, CheckpointError, checkpoint_dirs, load_checkpoint, save_checkpoint,
                          MODEL_JSON, MODEL_WEIGHTS, save_model_package)
 from .distributed import World, all_reduce_sum, close_world, gather_objects, init_world
@@ -56,14 +56,15 @@ CURVES_PNG = "curves.png"
 TENSORBOARD_DIR = "tensorboard"
 
 
-def model_spec(cfg: Config, classes: list[str], flow_method: str, *, short_side: int,
-               window: int | None = None, kwargs: dict | None = None) -> dict:
+def model_spec(cfg: Config, classes: list[str], flow_method: str, *, short_side: int, kwargs: dict,
+               window: int | None = None) -> dict:
     """What a model package records so that ``predict`` can rebuild inputs exactly as in training: the
-    architecture, the classes and the run's ``ClipSpec``, with what the cache decided: ``short_side`` (of
-    the prepared frames), ``flow_method``, and with ``spread`` sampling ``window`` (the median frame count
-    of the training videos: the stretch of a stream that ``live`` and ``timeline`` spread a clip over)."""
+    architecture (``kwargs``: what it was built with), the classes and the run's ``ClipSpec``, with what the
+    cache decided: ``short_side`` (of the prepared frames), ``flow_method``, and with ``spread`` sampling
+    ``window`` (the median frame count of the training videos: the stretch of a stream that ``live`` and
+    ``timeline`` spread a clip over)."""
     spec = ClipSpec.from_config(cfg.data, flow_method=flow_method, short_side=short_side, window=window or 0)
-    return {"name": cfg.model.name, "kwargs": cfg.model.kwargs if kwargs is None else kwargs, "classes": classes, **spec.to_model_json(),
+    return {"name": cfg.model.name, "kwargs": kwargs, "classes": classes, **spec.to_model_json(),
             "normalisation": {"rgb": "imagenet mean/std on 0..1", "flow": "px / flow_bound"}, "split": cfg.data.split}
 
 
@@ -348,7 +349,7 @@ def train_epoch(s: Session, epoch: int, *, progress: bool) -> dict:
                                 channels_last=s.channels_last, desc=_desc(s, epoch), progress=progress, sums=sums,
                                 after_batch=after_batch if every else None,
                                 label_smoothing=cfg.train.label_smoothing, hook=s.hook,
-                                aux_loss=cfg.train.aux_loss if getattr(s.model_without_ddp, "aux_heads", False) else 0.0)
+                                aux_loss=cfg.train.aux_loss if has_aux_heads(s.model_without_ddp) else 0.0)
     except FloatingPointError as exc:
         last = checkpoint_dirs(s.run)
         kept = f"the last good checkpoint {last[-1]} is kept" if last else "no checkpoint was written"

@@ -121,7 +121,6 @@ class EarlyFusionNet(nn.Module):
         self.head = ClassifierHead(
             fused_channels, num_classes=num_classes, pool_size=pool_size, hidden=hidden, dropout=dropout
         )
-        self.aux_heads = aux_heads
         self.rgb_centred = rgb_centred
         streams = (self.rgb_stream, self.flow_stream)
         self.aux = nn.ModuleList(nn.Linear(s.out_channels, num_classes) for s in streams) if aux_heads else None

@@ -167,7 +167,6 @@ class LateFusionNet(nn.Module):
         self.rgb_fc = _block_c(flat, fc, dropout)
         self.flow_fc = _block_c(flat, fc, dropout)
         self.classifier = nn.Sequential(nn.Dropout(fusion_dropout), nn.Linear(2 * fc[-1], num_classes))
-        self.aux_heads = aux_heads
         self.rgb_centred = rgb_centred
         self.aux = nn.ModuleList(nn.Linear(fc[-1], num_classes) for _ in range(2)) if aux_heads else None
         self.apply(init_weights)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["ConvStream", "ClassifierHead", "init_weights", "check_inputs", "stream_logits"]
+__all__ = ["ConvStream", "ClassifierHead", "init_weights", "check_inputs", "stream_logits", "centre_frames"]
 
 
 class ConvStream(nn.Sequential):
