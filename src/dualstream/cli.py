@@ -23,19 +23,6 @@ from .text import UserError
 _OS_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, FloatingPointError)
 
 
-def _is_user_error(exc: BaseException) -> bool:
-    return isinstance(exc, _OS_ERRORS) or type(exc).__module__.partition(".")[0] == __package__
-
-
-def _describe(exc: BaseException) -> str:
-    """One line for a user error: an OSError as ``path: reason``, anything else its message."""
-    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
-        text = f"{exc.filename}: {exc.strerror}"
-    else:
-        text = str(exc) or type(exc).__name__
-    return " ".join(text.split())
-
-
 def _require(*checks: tuple[object, str]) -> None:
     for ok, message in checks:
         if not ok:
@@ -166,9 +153,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         from .config import load_config
 
         d = load_config(args.config).data
-        schedule = None if d.sampling == "spread" else ClipSpec.from_config(d)  # spread: every frame
-        if schedule is None:
+        if d.sampling == "spread":
             print("note: data.sampling is spread: a clip may use any frame, so every frame is kept", file=sys.stderr)
+        else:
+            schedule = ClipSpec.from_config(d)
     try:
         opts = PrepareOptions(flow=args.flow, short_side=args.short_side, bound=args.flow_bound, device=args.device,
                               schedule=schedule, format=args.format)
@@ -609,9 +597,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args) or 0
     except Exception as exc:
-        if not _is_user_error(exc) or os.environ.get("DUALSTREAM_DEBUG", "0") not in ("", "0"):
+        user_error = isinstance(exc, _OS_ERRORS) or type(exc).__module__.partition(".")[0] == __package__
+        if not user_error or os.environ.get("DUALSTREAM_DEBUG", "0") not in ("", "0"):
             raise
-        print(f"dualstream {args.command}: error: {_describe(exc)}", file=sys.stderr)
+        if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:  # as ``path: reason``
+            text = f"{exc.filename}: {exc.strerror}"
+        else:
+            text = str(exc) or type(exc).__name__
+        print(f"dualstream {args.command}: error: {' '.join(text.split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"dualstream {args.command}: interrupted", file=sys.stderr)
