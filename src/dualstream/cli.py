@@ -486,22 +486,21 @@ def cmd_live(args: argparse.Namespace) -> int:
              (args.timeout >= 0 and args.max_frames >= 0, "--timeout and --max-frames must be >= 0 (0: no limit)"))
     predictor = load_predictor(args)
     show = lambda pred: print_prediction(pred, predictor.classes, k=args.topk, as_json=args.json)  # noqa: E731
+    error = None
     try:
         summary = run_live(predictor, args.source, stride=args.stride, smooth=args.smooth, realtime=args.realtime,
                            timeout=args.timeout, out=args.out, max_frames=args.max_frames, on_prediction=show)
-    except LiveError as exc:
-        summary = getattr(exc, "summary", None)
+    except LiveError as exc:  # after some frames: the summary of what was seen, then exit 1
+        summary, error = getattr(exc, "summary", None), exc
         if summary is None or not summary.frames:
             raise
         print(f"dualstream live: {exc}", file=sys.stderr)
-        print(json.dumps(summary.to_dict()) if args.json else summary.line(), flush=True)
-        return 1
     if summary.ended == "stream ended":
         print(f"dualstream live: {args.source}: the stream ended after {summary.frames} frames", file=sys.stderr)
     print(json.dumps(summary.to_dict()) if args.json else summary.line(), flush=True)
-    if args.out:
+    if args.out and error is None:
         print(f"wrote {args.out}", file=sys.stderr)
-    return 0
+    return 1 if error else 0
 
 
 @command("export", "export a model package to ONNX or TorchScript (with a parity check)",

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from .flow.quantize import BOUND_RANGE
-from .text import cut, shown
+from .text import cut, one_line, shown
 
 #: What a config may expand to, checked while its YAML is composed, before any value is used: an alias
 #: bomb (nested ``&a [*b, *b, ...]``) of a few hundred bytes otherwise stands for gigabytes of values.
@@ -343,7 +343,7 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
         except UnicodeDecodeError:
             raise ConfigError(f"{p}: not a text file (a config is UTF-8 YAML)") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML ({cut(' '.join(str(exc).split()), 300)})") from None
+            raise ConfigError(f"{p}: not valid YAML ({one_line(exc, 300)})") from None
         if not isinstance(raw, dict):
             raise ConfigError(f"{p}: a config must be a YAML mapping")
     return _build(apply_overrides(raw, overrides))
