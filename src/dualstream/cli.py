@@ -23,19 +23,6 @@ from .text import UserError
 _OS_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, FloatingPointError)
 
 
-def _is_user_error(exc: BaseException) -> bool:
-    return isinstance(exc, _OS_ERRORS) or type(exc).__module__.partition(".")[0] == __package__
-
-
-def _describe(exc: BaseException) -> str:
-    """One line for a user error: an OSError as ``path: reason``, anything else its message."""
-    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
-        text = f"{exc.filename}: {exc.strerror}"
-    else:
-        text = str(exc) or type(exc).__name__
-    return " ".join(text.split())
-
-
 def _require(*checks: tuple[object, str]) -> None:
     for ok, message in checks:
         if not ok:
@@ -166,9 +153,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         from .config import load_config
 
         d = load_config(args.config).data
-        schedule = None if d.sampling == "spread" else ClipSpec.from_config(d)  # spread: every frame
-        if schedule is None:
+        if d.sampling == "spread":
             print("note: data.sampling is spread: a clip may use any frame, so every frame is kept", file=sys.stderr)
+        else:
+            schedule = ClipSpec.from_config(d)
     try:
         opts = PrepareOptions(flow=args.flow, short_side=args.short_side, bound=args.flow_bound, device=args.device,
                               schedule=schedule, format=args.format)
@@ -498,22 +486,21 @@ def cmd_live(args: argparse.Namespace) -> int:
              (args.timeout >= 0 and args.max_frames >= 0, "--timeout and --max-frames must be >= 0 (0: no limit)"))
     predictor = load_predictor(args)
     show = lambda pred: print_prediction(pred, predictor.classes, k=args.topk, as_json=args.json)  # noqa: E731
+    error = None
     try:
         summary = run_live(predictor, args.source, stride=args.stride, smooth=args.smooth, realtime=args.realtime,
                            timeout=args.timeout, out=args.out, max_frames=args.max_frames, on_prediction=show)
-    except LiveError as exc:
-        summary = getattr(exc, "summary", None)
+    except LiveError as exc:  # after some frames: the summary of what was seen, then exit 1
+        summary, error = getattr(exc, "summary", None), exc
         if summary is None or not summary.frames:
             raise
         print(f"dualstream live: {exc}", file=sys.stderr)
-        print(json.dumps(summary.to_dict()) if args.json else summary.line(), flush=True)
-        return 1
     if summary.ended == "stream ended":
         print(f"dualstream live: {args.source}: the stream ended after {summary.frames} frames", file=sys.stderr)
     print(json.dumps(summary.to_dict()) if args.json else summary.line(), flush=True)
-    if args.out:
+    if args.out and error is None:
         print(f"wrote {args.out}", file=sys.stderr)
-    return 0
+    return 1 if error else 0
 
 
 @command("export", "export a model package to ONNX or TorchScript (with a parity check)",
@@ -609,9 +596,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args) or 0
     except Exception as exc:
-        if not _is_user_error(exc) or os.environ.get("DUALSTREAM_DEBUG", "0") not in ("", "0"):
+        user_error = isinstance(exc, _OS_ERRORS) or type(exc).__module__.partition(".")[0] == __package__
+        if not user_error or os.environ.get("DUALSTREAM_DEBUG", "0") not in ("", "0"):
             raise
-        print(f"dualstream {args.command}: error: {_describe(exc)}", file=sys.stderr)
+        if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:  # as ``path: reason``
+            text = f"{exc.filename}: {exc.strerror}"
+        else:
+            text = str(exc) or type(exc).__name__
+        print(f"dualstream {args.command}: error: {' '.join(text.split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"dualstream {args.command}: interrupted", file=sys.stderr)

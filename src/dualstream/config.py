@@ -6,8 +6,7 @@ see the config object itself.
 
 from __future__ import annotations
 
-import copy
-import dataclasses
+import contextlib
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 import yaml
 
 from .flow.quantize import BOUND_RANGE
-from .text import cut, shown
+from .text import cut, one_line, shown
 
 #: What a config may expand to, checked while its YAML is composed, before any value is used: an alias
 #: bomb (nested ``&a [*b, *b, ...]``) of a few hundred bytes otherwise stands for gigabytes of values.
@@ -24,6 +23,7 @@ MAX_CONFIG_BYTES = 1 << 20
 MAX_CONFIG_NODES = 10_000
 """Scalars, lists and mappings of a document once expanded: an alias counts as every node it stands for."""
 MAX_CONFIG_DEPTH = 32
+
 
 class ConfigError(ValueError):
     """A bad config file or override; the message is meant for the user as is."""
@@ -218,13 +218,7 @@ class Config:
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 
 
-def _known_keys() -> list[str]:
-    keys = [f"{s}.{f.name}" for s, cls in _SECTIONS.items() for f in fields(cls)]
-    return keys + ["seed"]
-
-
 def _build(raw: dict) -> Config:
-    raw = dict(raw or {})
     unknown = set(raw) - set(_SECTIONS) - {"seed"}
     if unknown:
         raise ConfigError(f"unknown config section(s): {shown(', '.join(sorted(map(str, unknown))))}")
@@ -233,8 +227,7 @@ def _build(raw: dict) -> Config:
         section = raw.get(name) or {}
         if not isinstance(section, dict):
             raise ConfigError(f"config section {name!r} must be a mapping, got {shown(section)}")
-        names = {f.name for f in fields(cls)}
-        bad = set(section) - names
+        bad = set(section) - {f.name for f in fields(cls)}
         if bad:
             raise ConfigError(f"unknown config key(s): {shown(', '.join(f'{name}.{b}' for b in sorted(map(str, bad))))}")
         _check_types(name, cls, section)
@@ -244,16 +237,12 @@ def _build(raw: dict) -> Config:
 
 def _check_types(sname: str, cls: type, section: dict) -> None:
     """Each value must have the type of its field's default: an int for an int, a finite number for a float."""
-    for f in fields(cls):
-        if f.name not in section:
-            continue
-        key, value = f"{sname}.{f.name}", section[f.name]
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+    defaults = cls()
+    for name, value in section.items():
+        key, default = f"{sname}.{name}", getattr(defaults, name)
         if isinstance(default, float) and isinstance(value, str):  # YAML reads 1e-4 as a string
-            try:
-                value = section[f.name] = float(value)
-            except ValueError:
-                pass
+            with contextlib.suppress(ValueError):
+                value = section[name] = float(value)
         if isinstance(default, bool):
             _require(isinstance(value, bool), key, "true or false", value)
         elif isinstance(default, int):
@@ -262,7 +251,7 @@ def _check_types(sname: str, cls: type, section: dict) -> None:
             _require(type(value) in (int, float), key, "a number", value)
             _require(math.isfinite(value) if type(value) is float else abs(value) < 2**1023, key, "a finite number",
                      value)
-            section[f.name] = float(value)
+            section[name] = float(value)
         else:
             _require(isinstance(value, type(default)), key, f"a {type(default).__name__}", value)
 
@@ -317,9 +306,8 @@ def parse_yaml(text: str | bytes, where: str) -> Any:
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
-    """Apply ``key=value`` overrides (values parsed as YAML) to a raw config dict."""
-    raw = copy.deepcopy(raw or {})
-    known = set(_known_keys())
+    """Apply ``key=value`` overrides (values parsed as YAML) to a raw config dict, in place."""
+    known = {f"{s}.{f.name}" for s, cls in _SECTIONS.items() for f in fields(cls)} | {"seed"}
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"--set expects key=value, got {shown(item)}")
@@ -355,16 +343,12 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
         except UnicodeDecodeError:
             raise ConfigError(f"{p}: not a text file (a config is UTF-8 YAML)") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML ({cut(' '.join(str(exc).split()), 300)})") from None
+            raise ConfigError(f"{p}: not valid YAML ({one_line(exc, 300)})") from None
         if not isinstance(raw, dict):
             raise ConfigError(f"{p}: a config must be a YAML mapping")
-    return _build(apply_overrides(raw, list(overrides)))
+    return _build(apply_overrides(raw, overrides))
 
 
 def demo_config_path() -> Path:
     """The built-in demo recipe, shipped inside the package (``configs/`` links to the same folder)."""
     return Path(__file__).parent / "configs" / "demo_synthetic.yaml"
-
-
-def config_from_dict(raw: dict) -> Config:
-    return _build(raw)

@@ -31,22 +31,19 @@ def plot_curves(history: list[dict], path: str | Path, *, title: str = "") -> Pa
     plt = pyplot()
     epochs = [h["epoch"] + 1 for h in history]
     fig, (acc, loss) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=100)
-    acc.plot(epochs, [h["train_acc"] for h in history], label="train", color="tab:blue")
-    acc.plot(epochs, [h["test_acc"] for h in history], label="test (clip)", color="tab:orange")
     acc.set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1.02), title="accuracy")
-    loss.plot(epochs, [h["train_loss"] for h in history], label="train", color="tab:blue")
-    if all("test_loss" in h for h in history):
-        loss.plot(epochs, [h["test_loss"] for h in history], label="test (clip)", color="tab:orange")
     loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
     from matplotlib.ticker import MaxNLocator
 
-    for ax in (acc, loss):
+    for ax, metric in ((acc, "acc"), (loss, "loss")):
+        ax.plot(epochs, [h[f"train_{metric}"] for h in history], label="train", color="tab:blue")
+        ax.plot(epochs, [h[f"test_{metric}"] for h in history], label="test (clip)", color="tab:orange")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend()
         if len(epochs) == 1:
             ax.set_xlim(0.5, 1.5)
-    shifts = [h["epoch"] + 1 for a, h in zip(history, history[1:]) if "offset" in h and h["offset"] != a["offset"]]
+    shifts = [h["epoch"] + 1 for a, h in zip(history, history[1:]) if h["offset"] != a["offset"]]
     for e in shifts:  # the frame-offset shift (f5.. -> f8..)
         for ax in (acc, loss):
             ax.axvline(e - 0.5, color="grey", linestyle=":", linewidth=1)
