@@ -92,8 +92,8 @@ class TwoStreamAverageNet(nn.Module):
         self.flow_weight = flow_weight
         self.rgb_net = SingleStreamNet(modality="rgb", **kwargs)
         self.flow_net = SingleStreamNet(modality="flow", **kwargs)
-        self.num_classes, self.frames, self.input_size = (getattr(self.rgb_net, a) for a in
-                                                          ("num_classes", "frames", "input_size"))
+        net = self.rgb_net  # the size attributes every model has
+        self.num_classes, self.frames, self.input_size = net.num_classes, net.frames, net.input_size
 
     def forward(self, rgb: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         log_rgb = torch.log_softmax(self.rgb_net(rgb, flow), dim=1)

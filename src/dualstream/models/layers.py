@@ -9,7 +9,7 @@ from torch import nn
 
 from .attention import SelfAttention2d
 
-__all__ = ["ConvStream", "ClassifierHead", "TwoInputNet", "centre_frames", "fc_layers", "init_weights"]
+__all__ = ["ConvStream", "ClassifierHead", "TwoInputNet", "centre_frames", "fc_layers"]
 
 
 class ConvStream(nn.Sequential):
@@ -66,21 +66,6 @@ class ClassifierHead(nn.Sequential):
                          *fc_layers(in_channels * pool_size * pool_size, hidden, num_classes, dropout))
 
 
-def init_weights(module: nn.Module) -> None:
-    """He initialisation for convolutions and linear layers, unit BatchNorm, zero biases.
-
-    Applied with ``model.apply(init_weights)``; the attention layer's ``gamma``
-    is a bare parameter and keeps its own initialisation.
-    """
-    if isinstance(module, (nn.Conv2d, nn.Linear)):
-        nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d):
-        nn.init.ones_(module.weight)
-        nn.init.zeros_(module.bias)
-
-
 class TwoInputNet(nn.Module):
     """What every model shares: ``num_classes``, ``frames``, ``input_size`` (recorded in ``default_cfg``; the
     spatial size the model is meant for) and ``rgb_centred`` as built, its input check and initialisation."""
@@ -100,14 +85,23 @@ class TwoInputNet(nn.Module):
         return (centre_frames(rgb, t) if self.rgb_centred else rgb), flow
 
     def init_weights(self) -> None:
-        """``init_weights`` on every module, then the attention layers' own (``SelfAttention2d.reset_parameters``)."""
-        self.apply(init_weights)
+        """He initialisation for convolutions and linear layers, unit BatchNorm, zero biases; then PyTorch's default
+        for the attention layers' ``j``, ``k``, ``l`` (``SelfAttention2d.reset_parameters``; ``gamma`` keeps its own)."""
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
         for module in self.modules():
             if isinstance(module, SelfAttention2d):
                 module.reset_parameters()
 
     def aux_logits(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Each stream's own logits from its (B, C) features: the per-stream auxiliary losses' input."""
+        """Each stream's own logits from its (B, C) features by the subclass's ``aux`` heads (``None`` unless built
+        with ``aux_heads``): the per-stream auxiliary losses' input."""
         if self.aux is None:
             raise ValueError("aux=True needs a model built with aux_heads=True")
         return [head(x) for head, x in zip(self.aux, features, strict=True)]
