@@ -145,10 +145,7 @@ class EvalViews(_Cut, Dataset):
                  offsets: list[float], crops: int = 1, flip: bool = False):
         super().__init__(cache, entries, spec)
         self.offsets, self.crops, self.flips = list(offsets), crops, (False, True) if flip else (False,)
-
-    @property
-    def views_per_video(self) -> int:
-        return len(self.offsets) * self.crops * len(self.flips)
+        self.views_per_video = len(self.offsets) * crops * len(self.flips)
 
     def __len__(self) -> int:
         return len(self.entries) * self.views_per_video

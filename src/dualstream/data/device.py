@@ -43,7 +43,7 @@ class TrainFrames(TrainClips):
     def __getitem__(self, i: int) -> dict:  # type: ignore[override]
         v, idx, crop = self.clip(i)
         frames = _read(self.cache / self.entries[v].key, idx, self.available[v], self.jpeg_bytes)
-        return {"box": torch.tensor([crop.top, crop.left, crop.size, crop.size]), "flip": crop.flip,
+        return {"box": (crop.top, crop.left, crop.size, crop.size), "flip": crop.flip,
                 "label": self.entries[v].label, **frames}
 
 
@@ -56,18 +56,14 @@ class EvalFrames(EvalViews):
     def __init__(self, cache: str | Path, entries: list[VideoEntry], spec: ClipSpec, *,
                  offsets: list[float], crops: int = 1, flip: bool = False, jpeg_bytes: bool = False):
         super().__init__(cache, entries, spec, offsets=offsets, crops=crops, flip=flip)
-        self.jpeg_bytes = jpeg_bytes
-
-    @property
-    def views_per_item(self) -> int:
-        return self.crops * len(self.flips)
+        self.jpeg_bytes, self.views_per_item = jpeg_bytes, crops * len(self.flips)
 
     def __len__(self) -> int:
         return len(self.entries) * len(self.offsets)
 
     def __getitem__(self, k: int) -> dict:  # type: ignore[override]
         v, o = divmod(k, len(self.offsets))
-        return {"label": self.entries[v].label, "video": v, "size": torch.tensor(self.sizes[v]),
+        return {"label": self.entries[v].label, "video": v, "size": self.sizes[v],
                 **_read(self.cache / self.entries[v].key, self.view_frames(v, o), self.available[v], self.jpeg_bytes)}
 
 
@@ -86,39 +82,31 @@ def collate_frames(items: list[dict]) -> dict:
             out[key] = torch.stack(clips, out=shared_empty((len(clips), *clips[0].shape), clips[0].dtype))
     else:
         out["jpeg"] = [b for it in items for b in it["jpeg"]]
-    for key in ("box", "size"):
-        if key in items[0]:
-            out[key] = torch.stack([it[key] for it in items])
-    for key in ("label", "video", "flip"):
+    for key in ("box", "size", "label", "video", "flip"):
         if key in items[0]:
             out[key] = torch.tensor([it[key] for it in items])
     return out
 
 
-def decode_jpeg_batch(data: list[torch.Tensor], batch: int, device: torch.device) -> torch.Tensor:
+def decode_jpeg_batch(data: list[torch.Tensor], batch: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """``collate_frames``' JPEG bytes (per clip: T RGB images, then flow-x, flow-y per frame) decoded on ``device``
     (nvJPEG on CUDA, else OpenCV) -> rgb ``(B, T, H, W, 3)``, flow ``(B, T, H, W, 2)`` uint8."""
     per = len(data) // batch
     t = per // 3
+    rgb_bytes = [data[b * per + k] for b in range(batch) for k in range(t)]
+    gray_bytes = [data[b * per + t + k] for b in range(batch) for k in range(2 * t)]
     if device.type == "cuda":
         from torchvision.io import ImageReadMode, decode_jpeg
 
-        rgb_bytes = [data[b * per + k] for b in range(batch) for k in range(t)]
-        gray_bytes = [data[b * per + t + k] for b in range(batch) for k in range(2 * t)]
-        rgb = torch.stack(decode_jpeg(rgb_bytes, mode=ImageReadMode.RGB, device=device))  # (B*T, 3, H, W)
-        gray = torch.stack(decode_jpeg(gray_bytes, mode=ImageReadMode.GRAY, device=device))  # (B*2T, 1, H, W)
-        h, w = rgb.shape[-2:]
-        return (rgb.view(batch, t, 3, h, w).permute(0, 1, 3, 4, 2),
-                gray.view(batch, t, 2, h, w).permute(0, 1, 3, 4, 2))
-    import cv2
+        rgb = torch.stack(decode_jpeg(rgb_bytes, mode=ImageReadMode.RGB, device=device)).permute(0, 2, 3, 1)
+        gray = torch.stack(decode_jpeg(gray_bytes, mode=ImageReadMode.GRAY, device=device))[:, 0]
+    else:
+        import cv2
 
-    rgbs, flows = [], []
-    for b in range(batch):
-        part = data[b * per:(b + 1) * per]
-        rgbs.append(np.stack([cv2.imdecode(x.numpy(), cv2.IMREAD_COLOR)[..., ::-1] for x in part[:t]]))
-        gray = np.stack([cv2.imdecode(x.numpy(), cv2.IMREAD_GRAYSCALE) for x in part[t:]])  # (2T, H, W)
-        flows.append(gray.reshape(t, 2, *gray.shape[1:]).transpose(0, 2, 3, 1))
-    return torch.from_numpy(np.stack(rgbs)).to(device), torch.from_numpy(np.stack(flows)).to(device)
+        rgb = torch.from_numpy(np.stack([cv2.imdecode(x.numpy(), cv2.IMREAD_COLOR)[..., ::-1] for x in rgb_bytes]))
+        gray = torch.from_numpy(np.stack([cv2.imdecode(x.numpy(), cv2.IMREAD_GRAYSCALE) for x in gray_bytes]))
+    h, w = gray.shape[-2:]  # rgb (B * T, H, W, 3), gray (B * 2T, H, W) -> (B, T, H, W, 3 or 2)
+    return rgb.view(batch, t, h, w, 3).to(device), gray.view(batch, t, 2, h, w).permute(0, 1, 3, 4, 2).to(device)
 
 
 def crop_resize(x: torch.Tensor, boxes: torch.Tensor, size: int, flips: torch.Tensor | None = None) -> torch.Tensor:

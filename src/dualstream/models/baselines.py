@@ -21,19 +21,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from .early_fusion import PAPER_EARLY, SMALL_EARLY, EarlyFusionNet
-from .layers import ClassifierHead, ConvStream, centre_frames, check_inputs, init_weights
-from .registry import build, register_model
+from .layers import ClassifierHead, ConvStream, TwoInputNet
+from .registry import register
 
 __all__ = ["SingleStreamNet", "TwoStreamAverageNet"]
 
 
-class SingleStreamNet(nn.Module):
+class SingleStreamNet(TwoInputNet):
     """One early-fusion stream followed by the early-fusion head.
 
     Args:
@@ -57,26 +57,20 @@ class SingleStreamNet(nn.Module):
         dropout: float = PAPER_EARLY["dropout"],
         rgb_centred: bool = False,
     ) -> None:
-        super().__init__()
         if modality not in ("rgb", "flow"):
             raise ValueError(f"modality must be 'rgb' or 'flow', got {modality!r}")
+        super().__init__(num_classes=num_classes, frames=frames, input_size=input_size, rgb_centred=rgb_centred)
         self.modality = modality
-        self.rgb_centred = rgb_centred
-        self.num_classes = num_classes
-        self.frames = frames
-        self.input_size = input_size
-        in_channels = (3 if modality == "rgb" else 2) * frames
-        self.stream = ConvStream(in_channels, widths=widths, convs_per_series=convs_per_series)
+        self.stream = ConvStream((3 if modality == "rgb" else 2) * frames, widths=widths,
+                                 convs_per_series=convs_per_series)
         self.head = ClassifierHead(
             self.stream.out_channels, num_classes=num_classes, pool_size=pool_size, hidden=hidden, dropout=dropout
         )
-        self.apply(init_weights)
+        self.init_weights()
 
     def forward(self, rgb: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-        check_inputs(rgb, flow, self.frames)
-        if self.modality == "flow":
-            return self.head(self.stream(flow))
-        return self.head(self.stream(centre_frames(rgb, self.frames) if self.rgb_centred else rgb))
+        rgb, flow = self.inputs(rgb, flow)
+        return self.head(self.stream(rgb if self.modality == "rgb" else flow))
 
 
 class TwoStreamAverageNet(nn.Module):
@@ -88,43 +82,18 @@ class TwoStreamAverageNet(nn.Module):
 
     Args:
         flow_weight: weight of the flow scores in ``[0, 1]`` (0.5: plain average).
-        other arguments: as for :class:`SingleStreamNet`.
+        other arguments: as for :class:`SingleStreamNet` (but ``modality``).
     """
 
-    def __init__(
-        self,
-        *,
-        num_classes: int,
-        frames: int = 10,
-        input_size: int = 224,
-        widths: Sequence[int] = PAPER_EARLY["widths"],
-        convs_per_series: int = 1,
-        pool_size: int = PAPER_EARLY["pool_size"],
-        hidden: Sequence[int] = PAPER_EARLY["hidden"],
-        dropout: float = PAPER_EARLY["dropout"],
-        flow_weight: float = 0.5,
-        rgb_centred: bool = False,
-    ) -> None:
+    def __init__(self, *, flow_weight: float = 0.5, **kwargs: Any) -> None:
         super().__init__()
         if not 0.0 <= flow_weight <= 1.0:
             raise ValueError(f"flow_weight must be in [0, 1], got {flow_weight}")
-        self.num_classes = num_classes
-        self.frames = frames
-        self.input_size = input_size
         self.flow_weight = flow_weight
-        shared = dict(
-            num_classes=num_classes,
-            frames=frames,
-            input_size=input_size,
-            widths=widths,
-            convs_per_series=convs_per_series,
-            pool_size=pool_size,
-            hidden=hidden,
-            dropout=dropout,
-            rgb_centred=rgb_centred,
-        )
-        self.rgb_net = SingleStreamNet(modality="rgb", **shared)
-        self.flow_net = SingleStreamNet(modality="flow", **shared)
+        self.rgb_net = SingleStreamNet(modality="rgb", **kwargs)
+        self.flow_net = SingleStreamNet(modality="flow", **kwargs)
+        net = self.rgb_net  # the size attributes every model has
+        self.num_classes, self.frames, self.input_size = net.num_classes, net.frames, net.input_size
 
     def forward(self, rgb: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         log_rgb = torch.log_softmax(self.rgb_net(rgb, flow), dim=1)
@@ -135,53 +104,8 @@ class TwoStreamAverageNet(nn.Module):
         return torch.logsumexp(torch.stack([log_rgb + log_w_rgb, log_flow + log_w_flow]), dim=0)
 
 
-def _no_attention(defaults: dict) -> dict:
-    return {**defaults, "attention": False}
-
-
-@register_model
-def rgb_only(**kwargs) -> nn.Module:
-    """RGB stream alone, paper-sized early-fusion stream and head."""
-    return build(SingleStreamNet, "rgb_only", {**PAPER_EARLY, "modality": "rgb"}, kwargs)
-
-
-@register_model
-def rgb_only_small(**kwargs) -> nn.Module:
-    """RGB stream alone, small (64 x 64) design."""
-    return build(SingleStreamNet, "rgb_only_small", {**SMALL_EARLY, "modality": "rgb"}, kwargs)
-
-
-@register_model
-def flow_only(**kwargs) -> nn.Module:
-    """Flow stream alone, paper-sized early-fusion stream and head."""
-    return build(SingleStreamNet, "flow_only", {**PAPER_EARLY, "modality": "flow"}, kwargs)
-
-
-@register_model
-def flow_only_small(**kwargs) -> nn.Module:
-    """Flow stream alone, small (64 x 64) design."""
-    return build(SingleStreamNet, "flow_only_small", {**SMALL_EARLY, "modality": "flow"}, kwargs)
-
-
-@register_model
-def two_stream_average(**kwargs) -> nn.Module:
-    """Two separate networks, softmax scores averaged (``flow_weight``), paper-sized."""
-    return build(TwoStreamAverageNet, "two_stream_average", PAPER_EARLY, kwargs)
-
-
-@register_model
-def two_stream_average_small(**kwargs) -> nn.Module:
-    """Two separate networks, softmax scores averaged (``flow_weight``), small design."""
-    return build(TwoStreamAverageNet, "two_stream_average_small", SMALL_EARLY, kwargs)
-
-
-@register_model
-def concat_fusion(**kwargs) -> nn.Module:
-    """Early fusion without the attention layer, paper-sized."""
-    return build(EarlyFusionNet, "concat_fusion", _no_attention(PAPER_EARLY), kwargs)
-
-
-@register_model
-def concat_fusion_small(**kwargs) -> nn.Module:
-    """Early fusion without the attention layer, small design."""
-    return build(EarlyFusionNet, "concat_fusion_small", _no_attention(SMALL_EARLY), kwargs)
+for _suffix, _design in (("", PAPER_EARLY), ("_small", SMALL_EARLY)):  # paper-sized (224) and small (64) designs
+    register(f"rgb_only{_suffix}", SingleStreamNet, {**_design, "modality": "rgb"})
+    register(f"flow_only{_suffix}", SingleStreamNet, {**_design, "modality": "flow"})
+    register(f"two_stream_average{_suffix}", TwoStreamAverageNet, _design)
+    register(f"concat_fusion{_suffix}", EarlyFusionNet, {**_design, "attention": False})

@@ -37,8 +37,8 @@ import torch
 from torch import nn
 
 from .attention import SelfAttention2d
-from .layers import ClassifierHead, ConvStream, centre_frames, check_inputs, init_weights, stream_logits
-from .registry import build, register_model
+from .layers import ClassifierHead, ConvStream, TwoInputNet
+from .registry import register
 
 __all__ = ["EarlyFusionNet", "PAPER_EARLY", "SMALL_EARLY"]
 
@@ -63,7 +63,7 @@ SMALL_EARLY: dict = {
 }
 
 
-class EarlyFusionNet(nn.Module):
+class EarlyFusionNet(TwoInputNet):
     """Two convolutional streams, concatenated, self-attention, FC head.
 
     Args:
@@ -106,51 +106,30 @@ class EarlyFusionNet(nn.Module):
         aux_heads: bool = False,
         rgb_centred: bool = False,
     ) -> None:
-        super().__init__()
-        self.num_classes = num_classes
-        self.frames = frames
-        self.input_size = input_size
+        super().__init__(num_classes=num_classes, frames=frames, input_size=input_size, rgb_centred=rgb_centred)
         self.rgb_stream = ConvStream(3 * frames, widths=widths, convs_per_series=convs_per_series)
         self.flow_stream = ConvStream(2 * frames, widths=widths, convs_per_series=convs_per_series)
-        fused_channels = self.rgb_stream.out_channels + self.flow_stream.out_channels
-        self.attention: SelfAttention2d | None = None
-        if attention:
-            self.attention = SelfAttention2d(
-                fused_channels, qk_channels=qk_channels, gamma_init=gamma_init, fused=fused
-            )
+        streams = (self.rgb_stream, self.flow_stream)
+        fused_channels = sum(s.out_channels for s in streams)
+        self.attention = (SelfAttention2d(fused_channels, qk_channels=qk_channels, gamma_init=gamma_init, fused=fused)
+                          if attention else None)
         self.head = ClassifierHead(
             fused_channels, num_classes=num_classes, pool_size=pool_size, hidden=hidden, dropout=dropout
         )
-        self.rgb_centred = rgb_centred
-        streams = (self.rgb_stream, self.flow_stream)
         self.aux = nn.ModuleList(nn.Linear(s.out_channels, num_classes) for s in streams) if aux_heads else None
-        self.apply(init_weights)
-        if self.attention is not None:
-            self.attention.reset_parameters()
+        self.init_weights()
 
     def forward(self, rgb: torch.Tensor, flow: torch.Tensor, aux: bool = False
                 ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """Logits (B, K); with ``aux`` also the RGB and flow streams' own logits (needs ``aux_heads``)."""
-        check_inputs(rgb, flow, self.frames)
-        if self.rgb_centred:
-            rgb = centre_frames(rgb, self.frames)
+        rgb, flow = self.inputs(rgb, flow)
         streams = [self.rgb_stream(rgb), self.flow_stream(flow)]
         fused = torch.cat(streams, dim=1)
         if self.attention is not None:
             fused = self.attention(fused)
         logits = self.head(fused)
-        if not aux:
-            return logits
-        return logits, stream_logits(self.aux, [s.mean((2, 3)) for s in streams])
+        return (logits, self.aux_logits([s.mean((2, 3)) for s in streams])) if aux else logits
 
 
-@register_model
-def early_fusion(**kwargs) -> nn.Module:
-    """Paper early fusion (IV-2), 224 x 224 input."""
-    return build(EarlyFusionNet, "early_fusion", PAPER_EARLY, kwargs)
-
-
-@register_model
-def early_fusion_small(**kwargs) -> nn.Module:
-    """Small CPU early fusion (64 x 64 input) for the synthetic demo and ablation."""
-    return build(EarlyFusionNet, "early_fusion_small", SMALL_EARLY, kwargs)
+register("early_fusion", EarlyFusionNet, PAPER_EARLY)  # the paper's (IV-2), 224 x 224 input
+register("early_fusion_small", EarlyFusionNet, SMALL_EARLY)  # small CPU design (64 x 64) for the demo and ablation

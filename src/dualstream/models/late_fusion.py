@@ -38,8 +38,8 @@ import torch
 from torch import nn
 
 from .attention import SelfAttention2d
-from .layers import centre_frames, check_inputs, init_weights, stream_logits
-from .registry import build, register_model
+from .layers import TwoInputNet, fc_layers
+from .registry import register
 
 __all__ = ["LateFusionNet", "PAPER_LATE", "SMALL_LATE", "late_stream_output_size"]
 
@@ -65,26 +65,23 @@ SMALL_LATE: dict = {
     "input_size": 64,
 }
 
-_KERNELS_A = (3, 3)
-_KERNELS_B = (3, 3, 4)
-_KERNELS_D = (3, 3, 3)
+#: Kernel sizes of the convs of blocks A, B and D, and whether the block ends with a 2x2 max-pool.
+_BLOCKS = (((3, 3), True), ((3, 3, 4), True), ((3, 3, 3), False))
 
 
 def late_stream_output_size(input_size: int) -> int:
     """Side of the block-D feature map for an ``input_size`` input (unpadded convs, two max-pools)."""
-    size = input_size - sum(k - 1 for k in _KERNELS_A)
-    size = size // 2 - sum(k - 1 for k in _KERNELS_B)
-    size = size // 2 - sum(k - 1 for k in _KERNELS_D)
+    size = input_size
+    for kernels, pool in _BLOCKS:
+        size = (size - sum(k - 1 for k in kernels)) // (2 if pool else 1)
     return size
 
 
-def _conv_blocks(
-    in_channels: int, blocks: Sequence[tuple[Sequence[int], Sequence[int], bool]], batch_norm: bool
-) -> nn.Sequential:
-    """Unpadded conv (+ BN) + ReLU layers; a block whose flag is set ends with a 2x2 max-pool."""
+def _conv_blocks(in_channels: int, block_widths: Sequence[Sequence[int]], batch_norm: bool) -> nn.Sequential:
+    """Unpadded conv (+ BN) + ReLU layers of blocks A, B and D (``_BLOCKS``) with these widths."""
     layers: list[nn.Module] = []
     prev = in_channels
-    for widths, kernels, pool in blocks:
+    for widths, (kernels, pool) in zip(block_widths, _BLOCKS, strict=True):
         for width, kernel in zip(widths, kernels, strict=True):
             layers.append(nn.Conv2d(prev, width, kernel_size=kernel))
             if batch_norm:
@@ -96,19 +93,7 @@ def _conv_blocks(
     return nn.Sequential(*layers)
 
 
-def _block_c(in_features: int, widths: Sequence[int], dropout: float) -> nn.Sequential:
-    """Block C: FC + ReLU layers with dropout between them (none after the last)."""
-    layers: list[nn.Module] = [nn.Flatten()]
-    prev = in_features
-    for i, width in enumerate(widths):
-        if i:
-            layers.append(nn.Dropout(dropout))
-        layers += [nn.Linear(prev, width), nn.ReLU(inplace=True)]
-        prev = width
-    return nn.Sequential(*layers)
-
-
-class LateFusionNet(nn.Module):
+class LateFusionNet(TwoInputNet):
     """Two VGG-like streams with self-attention each, fused after their FC blocks (eq. 5).
 
     Args:
@@ -148,50 +133,31 @@ class LateFusionNet(nn.Module):
         aux_heads: bool = False,
         rgb_centred: bool = False,
     ) -> None:
-        super().__init__()
         side = late_stream_output_size(input_size)
         if side < 1:
             raise ValueError(f"input_size {input_size} is too small for late fusion (minimum 46)")
-        self.num_classes = num_classes
-        self.frames = frames
-        self.input_size = input_size
-        blocks = [(block_a, _KERNELS_A, True), (block_b, _KERNELS_B, True), (block_d, _KERNELS_D, False)]
-        self.rgb_convs = _conv_blocks(3 * frames, blocks, batch_norm)
-        self.flow_convs = _conv_blocks(2 * frames, blocks, batch_norm)
+        super().__init__(num_classes=num_classes, frames=frames, input_size=input_size, rgb_centred=rgb_centred)
+        self.rgb_convs = _conv_blocks(3 * frames, (block_a, block_b, block_d), batch_norm)
+        self.flow_convs = _conv_blocks(2 * frames, (block_a, block_b, block_d), batch_norm)
         channels = block_d[-1]
-        self.attention = nn.ModuleList(
-            SelfAttention2d(channels, qk_channels=qk_channels, gamma_init=gamma_init, fused=fused)
-            for _ in range(2)
-        )
-        flat = channels * side * side
-        self.rgb_fc = _block_c(flat, fc, dropout)
-        self.flow_fc = _block_c(flat, fc, dropout)
+        self.attention = nn.ModuleList(SelfAttention2d(channels, qk_channels=qk_channels, gamma_init=gamma_init,
+                                                       fused=fused) for _ in range(2))
+        flat = channels * side * side  # block C: FC + ReLU layers, dropout between them (none after the last)
+        self.rgb_fc, self.flow_fc = (nn.Sequential(nn.Flatten(), *fc_layers(flat, fc[:-1], fc[-1], dropout),
+                                                   nn.ReLU(inplace=True)) for _ in range(2))
         self.classifier = nn.Sequential(nn.Dropout(fusion_dropout), nn.Linear(2 * fc[-1], num_classes))
-        self.rgb_centred = rgb_centred
         self.aux = nn.ModuleList(nn.Linear(fc[-1], num_classes) for _ in range(2)) if aux_heads else None
-        self.apply(init_weights)
-        for layer in self.attention:
-            layer.reset_parameters()
+        self.init_weights()
 
     def forward(self, rgb: torch.Tensor, flow: torch.Tensor, aux: bool = False
                 ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """Logits (B, K); with ``aux`` also the RGB and flow streams' own logits (needs ``aux_heads``)."""
-        check_inputs(rgb, flow, self.frames)
-        if self.rgb_centred:
-            rgb = centre_frames(rgb, self.frames)
+        rgb, flow = self.inputs(rgb, flow)
         features = [self.rgb_fc(self.attention[0](self.rgb_convs(rgb))),
                     self.flow_fc(self.attention[1](self.flow_convs(flow)))]
         logits = self.classifier(torch.cat(features, dim=1))
-        return (logits, stream_logits(self.aux, features)) if aux else logits
+        return (logits, self.aux_logits(features)) if aux else logits
 
 
-@register_model
-def late_fusion(**kwargs) -> nn.Module:
-    """Paper late fusion (IV-1), 224 x 224 input, 280 M parameters."""
-    return build(LateFusionNet, "late_fusion", PAPER_LATE, kwargs)
-
-
-@register_model
-def late_fusion_small(**kwargs) -> nn.Module:
-    """Small CPU late fusion (64 x 64 input)."""
-    return build(LateFusionNet, "late_fusion_small", SMALL_LATE, kwargs)
+register("late_fusion", LateFusionNet, PAPER_LATE)  # the paper's (IV-1), 224 x 224 input, 280 M parameters
+register("late_fusion_small", LateFusionNet, SMALL_LATE)  # small CPU design (64 x 64)

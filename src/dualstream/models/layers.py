@@ -1,4 +1,4 @@
-"""Building blocks shared by the early-fusion model and its baselines."""
+"""Building blocks shared by the models."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["ConvStream", "ClassifierHead", "init_weights", "check_inputs", "stream_logits", "centre_frames"]
+from .attention import SelfAttention2d
+
+__all__ = ["ConvStream", "ClassifierHead", "TwoInputNet", "centre_frames", "fc_layers"]
 
 
 class ConvStream(nn.Sequential):
@@ -38,12 +40,18 @@ class ConvStream(nn.Sequential):
         self.out_channels = prev
 
 
-class ClassifierHead(nn.Sequential):
-    """Adaptive average pooling to ``pool_size`` x ``pool_size``, then three FC layers.
+def fc_layers(in_features: int, hidden: Sequence[int], out_features: int, dropout: float) -> list[nn.Module]:
+    """``FC(hidden[0]) -> ReLU -> Dropout -> ... -> FC(out_features)``, flat (their indices name the weights)."""
+    layers: list[nn.Module] = []
+    prev = in_features
+    for width in hidden:
+        layers += [nn.Linear(prev, width), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+        prev = width
+    return [*layers, nn.Linear(prev, out_features)]
 
-    ``FC(hidden[0]) -> ReLU -> Dropout -> FC(hidden[1]) -> ReLU -> Dropout -> FC(num_classes)``;
-    the output is class scores (logits).
-    """
+
+class ClassifierHead(nn.Sequential):
+    """Adaptive average pooling to ``pool_size`` x ``pool_size``, then ``fc_layers`` to class scores (logits)."""
 
     def __init__(
         self,
@@ -54,43 +62,49 @@ class ClassifierHead(nn.Sequential):
         hidden: Sequence[int],
         dropout: float,
     ) -> None:
-        layers: list[nn.Module] = [nn.AdaptiveAvgPool2d(pool_size), nn.Flatten()]
-        prev = in_channels * pool_size * pool_size
-        for width in hidden:
-            layers += [nn.Linear(prev, width), nn.ReLU(inplace=True), nn.Dropout(dropout)]
-            prev = width
-        layers.append(nn.Linear(prev, num_classes))
-        super().__init__(*layers)
+        super().__init__(nn.AdaptiveAvgPool2d(pool_size), nn.Flatten(),
+                         *fc_layers(in_channels * pool_size * pool_size, hidden, num_classes, dropout))
 
 
-def init_weights(module: nn.Module) -> None:
-    """He initialisation for convolutions and linear layers, unit BatchNorm, zero biases.
+class TwoInputNet(nn.Module):
+    """What every model shares: ``num_classes``, ``frames``, ``input_size`` (recorded in ``default_cfg``; the
+    spatial size the model is meant for) and ``rgb_centred`` as built, its input check and initialisation."""
 
-    Applied with ``model.apply(init_weights)``; the attention layer's ``gamma``
-    is a bare parameter and keeps its own initialisation.
-    """
-    if isinstance(module, (nn.Conv2d, nn.Linear)):
-        nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d):
-        nn.init.ones_(module.weight)
-        nn.init.zeros_(module.bias)
+    def __init__(self, *, num_classes: int, frames: int, input_size: int, rgb_centred: bool) -> None:
+        super().__init__()
+        self.num_classes, self.frames, self.input_size, self.rgb_centred = num_classes, frames, input_size, rgb_centred
 
+    def inputs(self, rgb: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``rgb`` and ``flow``, the RGB centred where ``rgb_centred`` (``centre_frames``); ``ValueError`` unless
+        ``rgb`` has 3 * frames and ``flow`` 2 * frames channels."""
+        t = self.frames
+        if rgb.ndim != 4 or rgb.shape[1] != 3 * t:
+            raise ValueError(f"rgb must be (B, {3 * t}, S, S), got {tuple(rgb.shape)}")
+        if flow.ndim != 4 or flow.shape[1] != 2 * t:
+            raise ValueError(f"flow must be (B, {2 * t}, S, S), got {tuple(flow.shape)}")
+        return (centre_frames(rgb, t) if self.rgb_centred else rgb), flow
 
-def check_inputs(rgb: torch.Tensor, flow: torch.Tensor, frames: int) -> None:
-    """Raise ``ValueError`` unless ``rgb`` has 3 * frames and ``flow`` 2 * frames channels."""
-    if rgb.ndim != 4 or rgb.shape[1] != 3 * frames:
-        raise ValueError(f"rgb must be (B, {3 * frames}, S, S), got {tuple(rgb.shape)}")
-    if flow.ndim != 4 or flow.shape[1] != 2 * frames:
-        raise ValueError(f"flow must be (B, {2 * frames}, S, S), got {tuple(flow.shape)}")
+    def init_weights(self) -> None:
+        """He initialisation for convolutions and linear layers, unit BatchNorm, zero biases; then PyTorch's default
+        for the attention layers' ``j``, ``k``, ``l`` (``SelfAttention2d.reset_parameters``; ``gamma`` keeps its own)."""
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        for module in self.modules():
+            if isinstance(module, SelfAttention2d):
+                module.reset_parameters()
 
-
-def stream_logits(heads: nn.ModuleList | None, features: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Each stream's own logits from its (B, C) features: the per-stream auxiliary losses' input."""
-    if heads is None:
-        raise ValueError("aux=True needs a model built with aux_heads=True")
-    return [head(x) for head, x in zip(heads, features, strict=True)]
+    def aux_logits(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Each stream's own logits from its (B, C) features by the subclass's ``aux`` heads (``None`` unless built
+        with ``aux_heads``): the per-stream auxiliary losses' input."""
+        if self.aux is None:
+            raise ValueError("aux=True needs a model built with aux_heads=True")
+        return [head(x) for head, x in zip(self.aux, features, strict=True)]
 
 
 def centre_frames(rgb: torch.Tensor, frames: int) -> torch.Tensor:

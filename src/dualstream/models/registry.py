@@ -1,8 +1,8 @@
 """Model registry: small named builders that only fill in keyword arguments (timm style).
 
 A builder is a function ``builder(**kwargs) -> nn.Module`` decorated with
-:func:`register_model`; its ``__name__`` is the model name.  Builders use
-:func:`build` so that every model gets the same ``default_cfg`` record.
+:func:`register_model`; its ``__name__`` is the model name.  :func:`register` makes one from a
+class and its default arguments, so that every model gets the same ``default_cfg`` record.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from torch import nn
 
-__all__ = ["register_model", "create_model", "list_models", "build"]
+__all__ = ["register_model", "register", "create_model", "list_models"]
 
 Builder = Callable[..., nn.Module]
 _MODELS: dict[str, Builder] = {}
@@ -45,19 +45,17 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     return builder(**kwargs)
 
 
-def build(cls: Callable[..., nn.Module], name: str, defaults: dict[str, Any], kwargs: dict[str, Any]) -> nn.Module:
-    """Instantiate ``cls`` with ``defaults`` updated by ``kwargs`` and attach ``default_cfg``.
+def register(name: str, cls: Callable[..., nn.Module], defaults: dict[str, Any]) -> None:
+    """Register a builder ``name`` of ``cls`` with ``defaults`` updated by the caller's kwargs.
 
-    ``default_cfg`` is ``{"name", "input_size", "frames"}`` as built, so callers
-    (training, summary table) know the registry name and the input the model
-    was configured for.
+    The model gets ``default_cfg == {"name", "input_size", "frames"}`` as built, so callers (training,
+    summary table) know the registry name and the input the model was configured for.
     """
-    cfg = {**defaults, **kwargs}
-    model = cls(**cfg)
-    model.default_cfg = {
-        "name": name,
-        "input_size": getattr(model, "input_size"),
-        "frames": getattr(model, "frames"),
-    }
-    model.name = name
-    return model
+    def builder(**kwargs: Any) -> nn.Module:
+        model = cls(**{**defaults, **kwargs})
+        model.default_cfg = {"name": name, "input_size": model.input_size, "frames": model.frames}
+        model.name = name
+        return model
+
+    builder.__name__ = name
+    register_model(builder)

@@ -49,10 +49,8 @@ def format_model_table(rows: Sequence[tuple[str, int, float]] | None = None) -> 
     body = [(name, f"{params:,}", f"{gflops:.3f}") for name, params, gflops in rows]
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(3)]
 
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(
-            cell.ljust(width) if i == 0 else cell.rjust(width) for i, (cell, width) in enumerate(zip(cells, widths))
-        )
+    def line(cells: Sequence[str]) -> str:  # the name left-aligned, the numbers right-aligned
+        return "  ".join([cells[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(cells[1:], widths[1:]))])
 
     rule = "  ".join("-" * w for w in widths)
     note = (
