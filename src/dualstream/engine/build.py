@@ -22,7 +22,7 @@ from ..cache import check_prepared
 from ..cache import frame_sizes, is_packed
 from ..data.batches import collate_batches, release_batch
 from ..data.dataset import EvalViews, TrainClips
-from ..data.sampling import ClipSpec
+from ..data.sampling import ClipSpec, eval_positions
 from ..data.ucf101 import Split, VideoEntry, check_group_overlap, read_split, validate_split
 from ..models import create_model
 from .accel import DeviceBatches, loader_worker_init, to_device
@@ -30,10 +30,6 @@ from .distributed import ShardSampler, World
 
 CONFIG = "config.yaml"
 """The resolved config a run folder keeps (training writes it, evaluation and --resume read it)."""
-
-
-def clip_spec(cfg: Config) -> ClipSpec:
-    return ClipSpec.from_config(cfg.data)
 
 
 def load_split(cfg: Config) -> Split:
@@ -131,11 +127,12 @@ def worker_batches(dataset: TrainClips | EvalViews, device: torch.device) -> tup
     return collate_batches, release_batch
 
 
-def eval_batches(cfg: Config, entries: list[VideoEntry], *, world: World, device: torch.device, offsets: list[float],
+def eval_batches(cfg: Config, entries: list[VideoEntry], *, world: World, device: torch.device, clips: int,
                  crops: int = 1, flip: bool = False, workers: int, channels_last: bool) -> DeviceBatches:
-    """Every view of every video of ``entries`` (a shard per process), ready on ``device``; the
-    dataset (``.dataset``) says ``views_per_video``, ``crops`` and ``flips``."""
-    spec, pin = clip_spec(cfg), device.type == "cuda"
+    """Every view (``clips`` positions, ``data.sampling``) of every video of ``entries`` (a shard per process), ready
+    on ``device``; the dataset (``.dataset``) says ``offsets``, ``views_per_video``, ``crops`` and ``flips``."""
+    spec, pin = ClipSpec.from_config(cfg.data), device.type == "cuda"
+    offsets = eval_positions(cfg.data.sampling, interval=cfg.data.interval, clips=clips)
     pipeline, jpeg = resolve_pipeline(cfg, device, entries)
     if pipeline != "device":
         views = EvalViews(cfg.data.cache, entries, spec, offsets=offsets, crops=crops, flip=flip)
