@@ -54,18 +54,6 @@ CURVES_PNG = "curves.png"
 TENSORBOARD_DIR = "tensorboard"
 
 
-def model_spec(cfg: Config, classes: list[str], flow_method: str, *, short_side: int, kwargs: dict,
-               window: int | None = None) -> dict:
-    """What a model package records so that ``predict`` can rebuild inputs exactly as in training: the
-    architecture (``kwargs``: what it was built with), the classes and the run's ``ClipSpec``, with what the
-    cache decided: ``short_side`` (of the prepared frames), ``flow_method``, and with ``spread`` sampling
-    ``window`` (the median frame count of the training videos: the stretch of a stream that ``live`` and
-    ``timeline`` spread a clip over)."""
-    spec = ClipSpec.from_config(cfg.data, flow_method=flow_method, short_side=short_side, window=window or 0)
-    return {"name": cfg.model.name, "kwargs": kwargs, "classes": classes, **spec.to_model_json(),
-            "normalisation": {"rgb": "imagenet mean/std on 0..1", "flow": "px / flow_bound"}, "split": cfg.data.split}
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -163,7 +151,6 @@ class Session:
     model_without_ddp: nn.Module
     """What is saved and evaluated."""
     optimizer: torch.optim.Optimizer
-    sampler: EpochSampler
     loader: DeviceBatches
     test_loader: DeviceBatches
     dtype: torch.dtype | None
@@ -204,8 +191,7 @@ def setup(cfg: Config, run: Path, world: World, device: torch.device, *, resume:
 
     train_entries, val_entries = carve_validation(split.train, cfg.data.val_fraction)
     epochs, repeats = plan_epochs(cfg, len(train_entries), world.size)
-    sampler, loader, test_loader, pipeline = _loaders(cfg, split, world, device, channels_last, train_entries,
-                                                      repeats=repeats)
+    loader, test_loader, pipeline = _loaders(cfg, split, world, device, channels_last, train_entries, repeats=repeats)
     val_loader = None
     if val_entries:  # the checkpoint is chosen here, never on the test list
         val_loader = eval_batches(cfg, val_entries, world=world, device=device, channels_last=channels_last,
@@ -219,7 +205,7 @@ def setup(cfg: Config, run: Path, world: World, device: torch.device, *, resume:
         "compile": cfg.train.compile, "pipeline": pipeline, "train_videos": len(train_entries),
         "val_videos": len(val_entries), "clips_per_video": repeats,
     }
-    s = Session(cfg, run, world, device, model, model_without_ddp, optimizer, sampler, loader, test_loader, dtype,
+    s = Session(cfg, run, world, device, model, model_without_ddp, optimizer, loader, test_loader, dtype,
                 info, start, step, history, partial, epochs=epochs, val_loader=val_loader,
                 selection=Selection.from_history(history, cfg.train.patience if val_loader else 0),
                 hook=batch_hook(cfg, model_without_ddp))
@@ -273,9 +259,9 @@ def _restore(state: dict | None, optimizer: torch.optim.Optimizer, cfg: Config, 
 
 
 def _loaders(cfg: Config, split: Split, world: World, device: torch.device, channels_last: bool,
-             train_entries: list, *, repeats: int = 1) -> tuple[EpochSampler, DeviceBatches, DeviceBatches, str]:
-    """The training sampler and batches (``repeats`` augmented clips of each of ``train_entries`` per
-    epoch), the per-epoch test batches (one centre clip per video) and the pipeline's name (``data.pipeline``)."""
+             train_entries: list, *, repeats: int = 1) -> tuple[DeviceBatches, DeviceBatches, str]:
+    """The training batches (``repeats`` augmented clips of each of ``train_entries`` per epoch; ``.sampler``: an
+    ``EpochSampler``), the per-epoch test batches (one centre clip per video) and the pipeline's name."""
     spec = ClipSpec.from_config(cfg.data)
     workers = loader_workers(cfg.data.num_workers)
     pipeline, jpeg = resolve_pipeline(cfg, device, split.train)
@@ -295,7 +281,7 @@ def _loaders(cfg: Config, split: Split, world: World, device: torch.device, chan
     test = eval_batches(cfg, split.test, world=world, device=device, workers=workers, channels_last=channels_last,
                         clips=1)
     name = pipeline + (" (JPEG decoded on the device)" if jpeg else "")
-    return sampler, DeviceBatches(loader, to_input, device, release=release), test, name
+    return DeviceBatches(loader, to_input, device, release=release), test, name
 
 
 def _open_run_folder(s: Session, split: Split, *, fresh: bool) -> None:
@@ -315,27 +301,33 @@ def _open_run_folder(s: Session, split: Split, *, fresh: bool) -> None:
         s.writer = SummaryWriter(str(run / TENSORBOARD_DIR))
     except ImportError:
         pass
+    # What the model package records so that predict rebuilds inputs exactly as in training: the architecture
+    # (the kwargs it was built with), the classes and the run's ClipSpec with what the cache decided: the short
+    # side of the prepared frames, the flow method and, with spread sampling, the window (the median frame count
+    # of the training videos: the stretch of a stream that live and timeline spread a clip over).
     manifest = read_manifest(cfg.data.cache, split.train[0].key)
-    window = None
+    window = 0
     if cfg.data.sampling == "spread":
         window = max(2, int(np.median([read_manifest(cfg.data.cache, e.key)["num_frames"] for e in split.train])))
-    s.spec_json = model_spec(cfg, split.classes, manifest.get("flow_method", "unknown"),
-                             short_side=min(manifest["height"], manifest["width"]), window=window,
-                             kwargs=model_kwargs(cfg, s.model_without_ddp))
+    spec = ClipSpec.from_config(cfg.data, flow_method=manifest.get("flow_method", "unknown"),
+                                short_side=min(manifest["height"], manifest["width"]), window=window)
+    normalisation = {"rgb": "imagenet mean/std on 0..1", "flow": "px / flow_bound"}
+    s.spec_json = {"name": cfg.model.name, "kwargs": model_kwargs(cfg, s.model_without_ddp), "classes": split.classes,
+                   **spec.to_model_json(), "normalisation": normalisation, "split": cfg.data.split}
 
 
 def train_epoch(s: Session, epoch: int, *, progress: bool) -> dict:
     """Train one epoch (the rest of it after a mid-epoch resume) over this process's shard; loss and accuracy
     summed over all processes, clips and seconds. The batch hook (``regime.batch_hook``) transforms each batch
     on the device before the forward pass; ``train.aux_loss`` weighs the streams' own losses."""
-    t, desc = s.cfg.train, f"epoch {epoch + 1}/{s.epochs}"
-    s.sampler.set_epoch(epoch)
+    t, desc, sampler = s.cfg.train, f"epoch {epoch + 1}/{s.epochs}", s.loader.sampler
+    sampler.set_epoch(epoch)
     done = s.partial["batches"] if s.partial else 0  # batches of this epoch trained before a resume
-    s.sampler.skip = done * t.batch_size
+    sampler.skip = done * t.batch_size
     sums = torch.zeros(3, dtype=torch.float64, device=s.device)  # loss * n, correct, n
     if s.partial:  # continuing a partly trained epoch
         sums = s.partial["sums"][s.world.rank].to(s.device)
-    full = -(-s.sampler.num_samples // t.batch_size)
+    full = -(-sampler.num_samples // t.batch_size)
     aux_loss = t.aux_loss if has_aux_heads(s.model_without_ddp) else 0.0
     t0 = time.perf_counter()
     s.model.train()
@@ -363,7 +355,7 @@ def train_epoch(s: Session, epoch: int, *, progress: bool) -> dict:
             save(s, epoch - 1, step=s.step + b - done, batch=b, sums=sums)
     loss_sum, correct, seen = all_reduce_sum(sums).tolist()
     s.step += len(s.loader)
-    s.sampler.skip, s.partial = 0, None
+    sampler.skip, s.partial = 0, None
     return {"loss": loss_sum / seen, "acc": correct / seen, "clips": int(seen), "seconds": time.perf_counter() - t0}
 
 
@@ -374,7 +366,7 @@ def _scores(s: Session, loader: DeviceBatches) -> tuple[float, float, int]:
     return loss, float((probs.argmax(1) == labels).double().mean()), int(labels.numel())
 
 
-def end_of_epoch(s: Session, epoch: int, stats: dict, *, progress: bool) -> dict:
+def end_of_epoch(s: Session, epoch: int, stats: dict, *, progress: bool) -> None:
     """Evaluate on the test list (one centre clip per video) and the validation part, checkpoint, write the
     metrics line and plots; the model package holds the weights validation chose (the newest without one)."""
     cfg, train_s = s.cfg, stats["seconds"]
@@ -417,7 +409,6 @@ def end_of_epoch(s: Session, epoch: int, stats: dict, *, progress: bool) -> dict
             tqdm.write(f"epoch {epoch + 1}/{s.epochs}: loss {line['train_loss']:.4f} train_acc "
                        f"{line['train_acc']:.3f}{val} test_acc {line['test_acc']:.3f} ({train_s:.1f}s, "
                        f"{line['time']['clips_per_s']:.0f} clips/s)")
-    return line
 
 
 def save(s: Session, completed: int, *, step: int, batch: int = 0, sums: torch.Tensor | None = None) -> None:
