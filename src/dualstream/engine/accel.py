@@ -79,7 +79,7 @@ class DeviceBatches:
 
     def __init__(self, loader, to_input, device: torch.device, *, views_per_item: int = 1, release=None):
         self.loader, self.to_input, self.device, self.views_per_item = loader, to_input, device, views_per_item
-        self.release = release
+        self.release = release or (lambda _: None)
 
     @property
     def sampler(self):
@@ -95,11 +95,10 @@ class DeviceBatches:
     def __iter__(self):
         with forking_workers() if getattr(self.loader, "num_workers", 0) else contextlib.nullcontext():
             batches = iter(self.loader)
-        release = self.release or (lambda _: None)
         if self.device.type != "cuda":
             for batch in batches:
                 yield self.to_input(batch)
-                release(batch)
+                self.release(batch)
             return
         stream = torch.cuda.Stream(self.device)
         main = torch.cuda.current_stream(self.device)
@@ -120,4 +119,4 @@ class DeviceBatches:
             done, current = raw, nxt
             raw, nxt = ahead()
             yield current
-            release(done)
+            self.release(done)

@@ -66,11 +66,6 @@ def has_aux_heads(model: nn.Module) -> bool:
     return getattr(model, "aux", None) is not None
 
 
-def model_kwargs(cfg: Config, model: nn.Module) -> dict:
-    """The keyword arguments ``model`` was built with beyond the config's (for model.json)."""
-    return {**cfg.model.kwargs, "aux_heads": True} if has_aux_heads(model) else cfg.model.kwargs
-
-
 def eval_loader(dataset: Dataset, *, world: World, batch_size: int, workers: int, pin: bool,
                 collate_fn: Callable | None = None) -> DataLoader:
     """Every item once over all processes (``ShardSampler``: a disjoint shard each, no padding), in order."""
@@ -131,18 +126,17 @@ def eval_batches(cfg: Config, entries: list[VideoEntry], *, world: World, device
                  crops: int = 1, flip: bool = False, workers: int, channels_last: bool) -> DeviceBatches:
     """Every view (``clips`` positions, ``data.sampling``) of every video of ``entries`` (a shard per process), ready
     on ``device``; the dataset (``.dataset``) says ``offsets``, ``views_per_video``, ``crops`` and ``flips``."""
-    spec, pin = ClipSpec.from_config(cfg.data), device.type == "cuda"
+    spec = ClipSpec.from_config(cfg.data)
     offsets = eval_positions(cfg.data.sampling, interval=cfg.data.interval, clips=clips)
     pipeline, jpeg = resolve_pipeline(cfg, device, entries)
     if pipeline != "device":
         views = EvalViews(cfg.data.cache, entries, spec, offsets=offsets, crops=crops, flip=flip)
-        collate, release = worker_batches(views, device)
-        loader = eval_loader(views, world=world, batch_size=cfg.train.batch_size, workers=workers, pin=pin,
-                             collate_fn=collate)
-        return DeviceBatches(loader, worker_input(device, channels_last), device, release=release)
-    frames = dev.EvalFrames(cfg.data.cache, entries, spec, offsets=offsets, crops=crops, flip=flip, jpeg_bytes=jpeg)
-    m = frames.views_per_item  # a batch of items is m times as many views: keep the views per batch
-    loader = eval_loader(frames, world=world, batch_size=max(1, cfg.train.batch_size // m), workers=workers,
-                         pin=pin and not jpeg, collate_fn=dev.collate_frames)
-    to_input = device_input("eval", spec, device, channels_last, crops=crops, flips=frames.flips)
-    return DeviceBatches(loader, to_input, device, views_per_item=m)
+        (collate, release), to_input = worker_batches(views, device), worker_input(device, channels_last)
+    else:
+        views = dev.EvalFrames(cfg.data.cache, entries, spec, offsets=offsets, crops=crops, flip=flip, jpeg_bytes=jpeg)
+        collate, release = dev.collate_frames, None
+        to_input = device_input("eval", spec, device, channels_last, crops=crops, flips=views.flips)
+    m = getattr(views, "views_per_item", 1)  # a batch of items is m times as many views: keep the views per batch
+    loader = eval_loader(views, world=world, batch_size=max(1, cfg.train.batch_size // m), workers=workers,
+                         pin=device.type == "cuda" and not jpeg, collate_fn=collate)
+    return DeviceBatches(loader, to_input, device, views_per_item=m, release=release)

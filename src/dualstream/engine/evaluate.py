@@ -45,8 +45,7 @@ def predict(model: nn.Module, loader: DeviceBatches, device: torch.device, *, dt
     k = getattr(model, "num_classes", None) or (probs[0].shape[1] if probs else 0)
     order = torch.tensor(list(loader.sampler), dtype=torch.long)
     m = getattr(loader, "views_per_item", 1)  # views cut on the device from one item: consecutive positions
-    if m > 1:
-        order = (order[:, None] * m + torch.arange(m)).flatten()
+    order = (order[:, None] * m + torch.arange(m)).flatten()
     mine = (order,
             torch.cat(probs) if probs else torch.zeros(0, k),
             torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long),

@@ -40,7 +40,7 @@ from ..data.device import TrainFrames, collate_frames
 from ..data.sampling import ClipSpec, offset_for_epoch
 from ..data.ucf101 import Split
 from .accel import DeviceBatches, autocast, autocast_dtype, loader_worker_init, loader_workers, use_channels_last
-from .build import (CONFIG, build_model, device_input, eval_batches, has_aux_heads, load_split, model_kwargs,
+from .build import (CONFIG, build_model, device_input, eval_batches, has_aux_heads, load_split,
                     resolve_pipeline, worker_batches, worker_input)
 from .checkpoint import (CHECKPOINT_DIR, CheckpointError, checkpoint_dirs, load_checkpoint, save_checkpoint,
                          MODEL_JSON, MODEL_WEIGHTS, save_model_package)
@@ -311,9 +311,10 @@ def _open_run_folder(s: Session, split: Split, *, fresh: bool) -> None:
         window = max(2, int(np.median([read_manifest(cfg.data.cache, e.key)["num_frames"] for e in split.train])))
     spec = ClipSpec.from_config(cfg.data, flow_method=manifest.get("flow_method", "unknown"),
                                 short_side=min(manifest["height"], manifest["width"]), window=window)
-    normalisation = {"rgb": "imagenet mean/std on 0..1", "flow": "px / flow_bound"}
-    s.spec_json = {"name": cfg.model.name, "kwargs": model_kwargs(cfg, s.model_without_ddp), "classes": split.classes,
-                   **spec.to_model_json(), "normalisation": normalisation, "split": cfg.data.split}
+    kwargs = {**cfg.model.kwargs, "aux_heads": True} if has_aux_heads(s.model_without_ddp) else cfg.model.kwargs
+    s.spec_json = {"name": cfg.model.name, "kwargs": kwargs, "classes": split.classes, **spec.to_model_json(),
+                   "normalisation": {"rgb": "imagenet mean/std on 0..1", "flow": "px / flow_bound"},
+                   "split": cfg.data.split}
 
 
 def train_epoch(s: Session, epoch: int, *, progress: bool) -> dict:
