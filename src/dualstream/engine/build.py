@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from ..config import Config, ConfigError
@@ -66,14 +66,13 @@ def has_aux_heads(model: nn.Module) -> bool:
     return getattr(model, "aux", None) is not None
 
 
-def eval_loader(dataset: Dataset, *, world: World, batch_size: int, workers: int, pin: bool,
-                collate_fn: Callable | None = None) -> DataLoader:
-    """Every item once over all processes (``ShardSampler``: a disjoint shard each, no padding), in order."""
+def batch_loader(dataset: Dataset, *, sampler: Sampler, batch_size: int, workers: int, pin: bool,
+                 collate_fn: Callable | None = None, seed: int = 0) -> DataLoader:
+    """``sampler``'s items of ``dataset`` in batches, cut by ``workers`` persistent workers (one OpenCV thread each)."""
     # a generator of its own: starting the workers must not draw from the global RNG (exact resume)
-    return DataLoader(dataset, batch_size=batch_size, sampler=ShardSampler(len(dataset), world),
-                      num_workers=workers, pin_memory=pin, persistent_workers=workers > 0,
-                      generator=torch.Generator().manual_seed(0), collate_fn=collate_fn,
-                      worker_init_fn=loader_worker_init if workers else None)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, pin_memory=pin,
+                      persistent_workers=workers > 0, generator=torch.Generator().manual_seed(seed),
+                      collate_fn=collate_fn, worker_init_fn=loader_worker_init if workers else None)
 
 
 def resolve_pipeline(cfg: Config, device: torch.device, entries: list[VideoEntry]) -> tuple[str, bool]:
@@ -137,6 +136,7 @@ def eval_batches(cfg: Config, entries: list[VideoEntry], *, world: World, device
         collate, release = dev.collate_frames, None
         to_input = device_input("eval", spec, device, channels_last, crops=crops, flips=views.flips)
     m = getattr(views, "views_per_item", 1)  # a batch of items is m times as many views: keep the views per batch
-    loader = eval_loader(views, world=world, batch_size=max(1, cfg.train.batch_size // m), workers=workers,
-                         pin=device.type == "cuda" and not jpeg, collate_fn=collate)
+    # every view once over all processes (a disjoint shard each, no padding), in order
+    loader = batch_loader(views, sampler=ShardSampler(len(views), world), batch_size=max(1, cfg.train.batch_size // m),
+                          workers=workers, pin=device.type == "cuda" and not jpeg, collate_fn=collate)
     return DeviceBatches(loader, to_input, device, views_per_item=m, release=release)

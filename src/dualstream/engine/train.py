@@ -27,7 +27,7 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import Dataset, DistributedSampler
 from tqdm import tqdm
 
 from ..config import Config
@@ -39,8 +39,8 @@ from ..data.holdout import carve_validation
 from ..data.device import TrainFrames, collate_frames
 from ..data.sampling import ClipSpec, offset_for_epoch
 from ..data.ucf101 import Split
-from .accel import DeviceBatches, autocast, autocast_dtype, loader_worker_init, loader_workers, use_channels_last
-from .build import (CONFIG, build_model, device_input, eval_batches, has_aux_heads, load_split,
+from .accel import DeviceBatches, autocast, autocast_dtype, loader_workers, use_channels_last
+from .build import (CONFIG, batch_loader, build_model, device_input, eval_batches, has_aux_heads, load_split,
                     resolve_pipeline, worker_batches, worker_input)
 from .checkpoint import (CHECKPOINT_DIR, CheckpointError, checkpoint_dirs, load_checkpoint, save_checkpoint,
                          MODEL_JSON, MODEL_WEIGHTS, save_model_package)
@@ -265,19 +265,16 @@ def _loaders(cfg: Config, split: Split, world: World, device: torch.device, chan
     spec = ClipSpec.from_config(cfg.data)
     workers = loader_workers(cfg.data.num_workers)
     pipeline, jpeg = resolve_pipeline(cfg, device, split.train)
-    release = None
     if pipeline == "workers":
         train_set = TrainClips(cfg.data.cache, train_entries, spec, seed=cfg.seed, repeats=repeats,
                                in_memory=cfg.data.in_memory)
         (collate, release), to_input = worker_batches(train_set, device), worker_input(device, channels_last)
     else:
         train_set = TrainFrames(cfg.data.cache, train_entries, spec, seed=cfg.seed, jpeg_bytes=jpeg, repeats=repeats)
-        collate, to_input = collate_frames, device_input("train", spec, device, channels_last)
+        collate, release, to_input = collate_frames, None, device_input("train", spec, device, channels_last)
     sampler = EpochSampler(train_set, num_replicas=world.size, rank=world.rank, shuffle=True, seed=cfg.seed)
-    loader = DataLoader(EpochClips(train_set), batch_size=cfg.train.batch_size, sampler=sampler, num_workers=workers,
-                        pin_memory=device.type == "cuda" and not jpeg, persistent_workers=workers > 0,
-                        generator=torch.Generator().manual_seed(cfg.seed), collate_fn=collate,
-                        worker_init_fn=loader_worker_init if workers else None)
+    loader = batch_loader(EpochClips(train_set), sampler=sampler, batch_size=cfg.train.batch_size, workers=workers,
+                          pin=device.type == "cuda" and not jpeg, collate_fn=collate, seed=cfg.seed)
     test = eval_batches(cfg, split.test, world=world, device=device, workers=workers, channels_last=channels_last,
                         clips=1)
     name = pipeline + (" (JPEG decoded on the device)" if jpeg else "")
