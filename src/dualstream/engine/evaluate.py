@@ -127,8 +127,7 @@ def evaluate_run(run: str | Path, *, clips: int | None = None, crops: int | None
     dataset = loader.dataset
     result.update(split=cfg.data.split, trained_split=trained_split, views_per_video=dataset.views_per_video,
                   clips_per_video=len(dataset.offsets), offsets=dataset.offsets, crops=dataset.crops,
-                  flip=len(dataset.flips) == 2,
-                  num_mistakes=len(wrong), mistakes=MISTAKES_CSV)
+                  flip=len(dataset.flips) == 2, num_mistakes=len(wrong), mistakes=MISTAKES_CSV)
     if world.main:
         atomic_write_text(run / EVAL_JSON, json.dumps(result, indent=1))
 

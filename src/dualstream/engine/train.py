@@ -36,7 +36,7 @@ from ..text import one_line
 from ..cache import read_manifest
 from ..data.dataset import TrainClips
 from ..data.holdout import carve_validation
-from ..data.device import TrainFrames, collate_frames
+from ..data.device import TrainFrames, collate_frames, to_train_input
 from ..data.sampling import ClipSpec, offset_for_epoch
 from ..data.ucf101 import Split
 from .accel import DeviceBatches, autocast, autocast_dtype, loader_workers, use_channels_last
@@ -271,7 +271,7 @@ def _loaders(cfg: Config, split: Split, world: World, device: torch.device, chan
         (collate, release), to_input = worker_batches(train_set, device), worker_input(device, channels_last)
     else:
         train_set = TrainFrames(cfg.data.cache, train_entries, spec, seed=cfg.seed, jpeg_bytes=jpeg, repeats=repeats)
-        collate, release, to_input = collate_frames, None, device_input("train", spec, device, channels_last)
+        collate, release, to_input = collate_frames, None, device_input(to_train_input, spec, device, channels_last)
     sampler = EpochSampler(train_set, num_replicas=world.size, rank=world.rank, shuffle=True, seed=cfg.seed)
     loader = batch_loader(EpochClips(train_set), sampler=sampler, batch_size=cfg.train.batch_size, workers=workers,
                           pin=device.type == "cuda" and not jpeg, collate_fn=collate, seed=cfg.seed)
@@ -320,11 +320,10 @@ def train_epoch(s: Session, epoch: int, *, progress: bool) -> dict:
     on the device before the forward pass; ``train.aux_loss`` weighs the streams' own losses."""
     t, desc, sampler = s.cfg.train, f"epoch {epoch + 1}/{s.epochs}", s.loader.sampler
     sampler.set_epoch(epoch)
-    done = s.partial["batches"] if s.partial else 0  # batches of this epoch trained before a resume
+    done, sums = 0, torch.zeros(3, dtype=torch.float64, device=s.device)  # batches trained; loss * n, correct, n
+    if s.partial:  # the rest of an epoch that a mid-epoch checkpoint cut
+        done, sums = s.partial["batches"], s.partial["sums"][s.world.rank].to(s.device)
     sampler.skip = done * t.batch_size
-    sums = torch.zeros(3, dtype=torch.float64, device=s.device)  # loss * n, correct, n
-    if s.partial:  # continuing a partly trained epoch
-        sums = s.partial["sums"][s.world.rank].to(s.device)
     full = -(-sampler.num_samples // t.batch_size)
     aux_loss = t.aux_loss if has_aux_heads(s.model_without_ddp) else 0.0
     t0 = time.perf_counter()
