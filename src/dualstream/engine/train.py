@@ -13,6 +13,7 @@ lives in ``engine.regime``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import shutil
@@ -191,11 +192,8 @@ def setup(cfg: Config, run: Path, world: World, device: torch.device, *, resume:
 
     train_entries, val_entries = carve_validation(split.train, cfg.data.val_fraction)
     epochs, repeats = plan_epochs(cfg, len(train_entries), world.size)
-    loader, test_loader, pipeline = _loaders(cfg, split, world, device, channels_last, train_entries, repeats=repeats)
-    val_loader = None
-    if val_entries:  # the checkpoint is chosen here, never on the test list
-        val_loader = eval_batches(cfg, val_entries, world=world, device=device, channels_last=channels_last,
-                                  clips=cfg.data.eval_clips, workers=loader_workers(cfg.data.num_workers))
+    loader, test_loader, val_loader, pipeline = _loaders(cfg, split, world, device, channels_last, train_entries,
+                                                         val_entries, repeats=repeats)
     dtype = autocast_dtype(cfg.train.precision, device)
     info = {
         "recipe": recipe or (state or {}).get("recipe") or cfg.model.name, "model": cfg.model.name,
@@ -258,10 +256,11 @@ def _restore(state: dict | None, optimizer: torch.optim.Optimizer, cfg: Config, 
     return start, step, history, partial
 
 
-def _loaders(cfg: Config, split: Split, world: World, device: torch.device, channels_last: bool,
-             train_entries: list, *, repeats: int = 1) -> tuple[DeviceBatches, DeviceBatches, str]:
+def _loaders(cfg: Config, split: Split, world: World, device: torch.device, channels_last: bool, train_entries: list,
+             val_entries: list, *, repeats: int) -> tuple[DeviceBatches, DeviceBatches, DeviceBatches | None, str]:
     """The training batches (``repeats`` augmented clips of each of ``train_entries`` per epoch; ``.sampler``: an
-    ``EpochSampler``), the per-epoch test batches (one centre clip per video) and the pipeline's name."""
+    ``EpochSampler``), the per-epoch test batches (one centre clip per video), the validation batches (None without
+    ``val_entries``: the checkpoint is chosen on them, never on the test list) and the pipeline's name."""
     spec = ClipSpec.from_config(cfg.data)
     workers = loader_workers(cfg.data.num_workers)
     pipeline, jpeg = resolve_pipeline(cfg, device, split.train)
@@ -275,10 +274,11 @@ def _loaders(cfg: Config, split: Split, world: World, device: torch.device, chan
     sampler = EpochSampler(train_set, num_replicas=world.size, rank=world.rank, shuffle=True, seed=cfg.seed)
     loader = batch_loader(EpochClips(train_set), sampler=sampler, batch_size=cfg.train.batch_size, workers=workers,
                           pin=device.type == "cuda" and not jpeg, collate_fn=collate, seed=cfg.seed)
-    test = eval_batches(cfg, split.test, world=world, device=device, workers=workers, channels_last=channels_last,
-                        clips=1)
+    where = {"world": world, "device": device, "workers": workers, "channels_last": channels_last}
+    test = eval_batches(cfg, split.test, clips=1, **where)
+    val = eval_batches(cfg, val_entries, clips=cfg.data.eval_clips, **where) if val_entries else None
     name = pipeline + (" (JPEG decoded on the device)" if jpeg else "")
-    return DeviceBatches(loader, to_input, device, release=release), test, name
+    return DeviceBatches(loader, to_input, device, release=release), test, val, name
 
 
 def _open_run_folder(s: Session, split: Split, *, fresh: bool) -> None:
@@ -292,12 +292,10 @@ def _open_run_folder(s: Session, split: Split, *, fresh: bool) -> None:
     atomic_write_text(run / CONFIG, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     # exactly the checkpoint's history: no line lost or doubled
     atomic_write_text(run / METRICS, "".join(json.dumps(line) + "\n" for line in s.history))
-    try:  # TensorBoard when it is installed
+    with contextlib.suppress(ImportError):  # TensorBoard when it is installed
         from torch.utils.tensorboard import SummaryWriter
 
         s.writer = SummaryWriter(str(run / TENSORBOARD_DIR))
-    except ImportError:
-        pass
     # What the model package records so that predict rebuilds inputs exactly as in training: the architecture
     # (the kwargs it was built with), the classes and the run's ClipSpec with what the cache decided: the short
     # side of the prepared frames, the flow method and, with spread sampling, the window (the median frame count
