@@ -44,10 +44,7 @@ def loader_workers(setting: int) -> int:
     if setting >= 0:
         return setting
     local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1  # Linux or not
     return max(1, min(16, cores // max(1, local_world_size) - 1))
 
 
