@@ -46,14 +46,14 @@ def load_split(cfg: Config) -> Split:
     return split
 
 
-def build_model(cfg: Config, num_classes: int) -> nn.Module:
-    """The configured model; a fusion model trained with ``train.aux_loss`` gets its per-stream heads."""
+def build_model(cfg: Config, num_classes: int, *, aux: bool = True) -> nn.Module:
+    """The configured model; a fusion model trained with ``train.aux_loss`` gets its per-stream heads (with ``aux``)."""
     def make(**extra) -> nn.Module:
         return create_model(cfg.model.name, num_classes=num_classes, frames=cfg.data.frames,
                             input_size=cfg.data.input_size, **cfg.model.kwargs, **extra)
     try:
         model = make()
-        if cfg.train.aux_loss > 0 and hasattr(model, "aux") and not has_aux_heads(model):  # a fusion model
+        if aux and cfg.train.aux_loss > 0 and hasattr(model, "aux") and not has_aux_heads(model):  # a fusion model
             model = make(aux_heads=True)
         return model
     except (TypeError, ValueError) as exc:  # unknown model or keyword argument: the user's config

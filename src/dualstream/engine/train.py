@@ -387,7 +387,11 @@ def end_of_epoch(s: Session, epoch: int, stats: dict, *, progress: bool) -> None
     if s.world.main:
         with (s.run / METRICS).open("a") as fh:
             fh.write(json.dumps(line) + "\n")
-        _write_run_info(s.run, s.info, s.history)
+        wall = sum(h["time"]["train_s"] + h["time"]["eval_s"] for h in s.history if "time" in h)
+        chosen = [h["epoch"] for h in s.history if h.get("best")]  # with a validation part: the packaged epoch
+        extra = {"chosen_epoch": chosen[-1]} if chosen else {}
+        info = {**s.info, "epochs": len(s.history), **extra, "wall_s": round(wall, 1)}
+        atomic_write_text(s.run / RUN_JSON, json.dumps(info, indent=1))
         if s.writer is not None:
             for key in ("train_loss", "test_loss", "train_acc", "test_acc"):
                 s.writer.add_scalar(key.replace("_", "/", 1), line[key], epoch + 1)
@@ -417,12 +421,4 @@ def save(s: Session, completed: int, *, step: int, batch: int = 0, sums: torch.T
             "sampler": {"seed": cfg.seed, "epoch": completed + 1, "index": batch * cfg.train.batch_size},
             "config": cfg.to_dict(), "world_size": s.world.size, "recipe": s.info["recipe"]},
             epoch=completed, batch=batch, keep=cfg.train.keep_checkpoints)
-
-
-def _write_run_info(run: Path, info: dict, history: list[dict]) -> None:
-    wall = sum(h["time"]["train_s"] + h["time"]["eval_s"] for h in history if "time" in h)
-    chosen = [h["epoch"] for h in history if h.get("best")]  # with a validation part: the packaged epoch
-    extra = {"chosen_epoch": chosen[-1]} if chosen else {}
-    atomic_write_text(run / RUN_JSON, json.dumps({**info, "epochs": len(history), **extra, "wall_s": round(wall, 1)},
-                                                 indent=1))
 
