@@ -12,21 +12,15 @@ import yaml
 
 from .config import Config
 from .engine.evaluate import EVAL_JSON, evaluate_run
-from .engine.build import CONFIG
+from .engine.build import CONFIG, build_model
 from .engine.train import train
 from .files import atomic_write_text
-from .models import create_model, list_models
+from .models import list_models
 from .report.plots import pyplot, save_figure
 
 TABLE = "ablation.md"
 CHART = "ablation.png"
 RUNS_JSON = "ablation.json"
-
-
-def _param_count(cfg: Config, num_classes: int) -> int:
-    model = create_model(cfg.model.name, num_classes=num_classes, frames=cfg.data.frames,
-                         input_size=cfg.data.input_size, **cfg.model.kwargs)
-    return sum(p.numel() for p in model.parameters())
 
 
 def _finished(run: Path, cfg: Config) -> dict | None:
@@ -71,8 +65,9 @@ def run_ablation(cfg: Config, models: list[str], out: str | Path, *, folds: list
         if result is None:
             train(run_cfg, run, progress=progress)
             result = evaluate_run(run, progress=progress)
+        model = build_model(run_cfg, len(result["classes"]), aux=False)  # the architecture, not its training heads
         runs.append({"model": name, "split": split, "seed": seed, "run": str(run),
-                     "params": _param_count(run_cfg, len(result["classes"])),
+                     "params": sum(p.numel() for p in model.parameters()),
                      "clip_top1": result["clip_top1"], "video_top1": result["video_top1"]})
     rows = summarise(runs, models)
     write_table(rows, out / TABLE, cfg, folds=folds, seeds=seeds)

@@ -44,10 +44,7 @@ def loader_workers(setting: int) -> int:
     if setting >= 0:
         return setting
     local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1  # Linux or not
     return max(1, min(16, cores // max(1, local_world_size) - 1))
 
 
@@ -79,7 +76,7 @@ class DeviceBatches:
 
     def __init__(self, loader, to_input, device: torch.device, *, views_per_item: int = 1, release=None):
         self.loader, self.to_input, self.device, self.views_per_item = loader, to_input, device, views_per_item
-        self.release = release
+        self.release = release or (lambda _: None)
 
     @property
     def sampler(self):
@@ -95,11 +92,10 @@ class DeviceBatches:
     def __iter__(self):
         with forking_workers() if getattr(self.loader, "num_workers", 0) else contextlib.nullcontext():
             batches = iter(self.loader)
-        release = self.release or (lambda _: None)
         if self.device.type != "cuda":
             for batch in batches:
                 yield self.to_input(batch)
-                release(batch)
+                self.release(batch)
             return
         stream = torch.cuda.Stream(self.device)
         main = torch.cuda.current_stream(self.device)
@@ -120,4 +116,4 @@ class DeviceBatches:
             done, current = raw, nxt
             raw, nxt = ahead()
             yield current
-            release(done)
+            self.release(done)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from ..config import Config, ConfigError
@@ -22,7 +22,7 @@ from ..cache import check_prepared
 from ..cache import frame_sizes, is_packed
 from ..data.batches import collate_batches, release_batch
 from ..data.dataset import EvalViews, TrainClips
-from ..data.sampling import ClipSpec
+from ..data.sampling import ClipSpec, eval_positions
 from ..data.ucf101 import Split, VideoEntry, check_group_overlap, read_split, validate_split
 from ..models import create_model
 from .accel import DeviceBatches, loader_worker_init, to_device
@@ -30,10 +30,6 @@ from .distributed import ShardSampler, World
 
 CONFIG = "config.yaml"
 """The resolved config a run folder keeps (training writes it, evaluation and --resume read it)."""
-
-
-def clip_spec(cfg: Config) -> ClipSpec:
-    return ClipSpec.from_config(cfg.data)
 
 
 def load_split(cfg: Config) -> Split:
@@ -50,14 +46,14 @@ def load_split(cfg: Config) -> Split:
     return split
 
 
-def build_model(cfg: Config, num_classes: int) -> nn.Module:
-    """The configured model; a fusion model trained with ``train.aux_loss`` gets its per-stream heads."""
+def build_model(cfg: Config, num_classes: int, *, aux: bool = True) -> nn.Module:
+    """The configured model; a fusion model trained with ``train.aux_loss`` gets its per-stream heads (with ``aux``)."""
     def make(**extra) -> nn.Module:
         return create_model(cfg.model.name, num_classes=num_classes, frames=cfg.data.frames,
                             input_size=cfg.data.input_size, **cfg.model.kwargs, **extra)
     try:
         model = make()
-        if cfg.train.aux_loss > 0 and hasattr(model, "aux") and not has_aux_heads(model):  # a fusion model
+        if aux and cfg.train.aux_loss > 0 and hasattr(model, "aux") and not has_aux_heads(model):  # a fusion model
             model = make(aux_heads=True)
         return model
     except (TypeError, ValueError) as exc:  # unknown model or keyword argument: the user's config
@@ -70,19 +66,13 @@ def has_aux_heads(model: nn.Module) -> bool:
     return getattr(model, "aux", None) is not None
 
 
-def model_kwargs(cfg: Config, model: nn.Module) -> dict:
-    """The keyword arguments ``model`` was built with beyond the config's (for model.json)."""
-    return {**cfg.model.kwargs, "aux_heads": True} if has_aux_heads(model) else cfg.model.kwargs
-
-
-def eval_loader(dataset: Dataset, *, world: World, batch_size: int, workers: int, pin: bool,
-                collate_fn: Callable | None = None) -> DataLoader:
-    """Every item once over all processes (``ShardSampler``: a disjoint shard each, no padding), in order."""
+def batch_loader(dataset: Dataset, *, sampler: Sampler, batch_size: int, workers: int, pin: bool,
+                 collate_fn: Callable | None = None, seed: int = 0) -> DataLoader:
+    """``sampler``'s items of ``dataset`` in batches, cut by ``workers`` persistent workers (one OpenCV thread each)."""
     # a generator of its own: starting the workers must not draw from the global RNG (exact resume)
-    return DataLoader(dataset, batch_size=batch_size, sampler=ShardSampler(len(dataset), world),
-                      num_workers=workers, pin_memory=pin, persistent_workers=workers > 0,
-                      generator=torch.Generator().manual_seed(0), collate_fn=collate_fn,
-                      worker_init_fn=loader_worker_init if workers else None)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, pin_memory=pin,
+                      persistent_workers=workers > 0, generator=torch.Generator().manual_seed(seed),
+                      collate_fn=collate_fn, worker_init_fn=loader_worker_init if workers else None)
 
 
 def resolve_pipeline(cfg: Config, device: torch.device, entries: list[VideoEntry]) -> tuple[str, bool]:
@@ -111,16 +101,10 @@ def worker_input(device: torch.device, channels_last: bool) -> Callable:
     return to_input
 
 
-def device_input(kind: str, spec: ClipSpec, device: torch.device, channels_last: bool, **views) -> Callable:
-    """The device pipeline's transform of ``train`` / ``eval`` batches: network inputs on ``device``."""
-    fn = dev.to_train_input if kind == "train" else dev.to_eval_input
-
-    def to_input(batch):
-        rgb, flow, *rest = fn(batch, device, size=spec.input_size, flow_bound=spec.flow_bound, **views)
-        if channels_last:
-            rgb, flow = (x.contiguous(memory_format=torch.channels_last) for x in (rgb, flow))
-        return (rgb, flow, *rest)
-    return to_input
+def device_input(fn: Callable, spec: ClipSpec, device: torch.device, channels_last: bool, **views) -> Callable:
+    """The device pipeline's transform ``fn`` (``to_train_input`` / ``to_eval_input``): network inputs on ``device``."""
+    place = worker_input(device, channels_last)  # the memory format, as for batches the workers cut
+    return lambda batch: place(fn(batch, device, size=spec.input_size, flow_bound=spec.flow_bound, **views))
 
 
 def worker_batches(dataset: TrainClips | EvalViews, device: torch.device) -> tuple[Callable, Callable]:
@@ -131,21 +115,22 @@ def worker_batches(dataset: TrainClips | EvalViews, device: torch.device) -> tup
     return collate_batches, release_batch
 
 
-def eval_batches(cfg: Config, entries: list[VideoEntry], *, world: World, device: torch.device, offsets: list[float],
+def eval_batches(cfg: Config, entries: list[VideoEntry], *, world: World, device: torch.device, clips: int,
                  crops: int = 1, flip: bool = False, workers: int, channels_last: bool) -> DeviceBatches:
-    """Every view of every video of ``entries`` (a shard per process), ready on ``device``; the
-    dataset (``.dataset``) says ``views_per_video``, ``crops`` and ``flips``."""
-    spec, pin = clip_spec(cfg), device.type == "cuda"
+    """Every view (``clips`` positions, ``data.sampling``) of every video of ``entries`` (a shard per process), ready
+    on ``device``; the dataset (``.dataset``) says ``offsets``, ``views_per_video``, ``crops`` and ``flips``."""
+    spec = ClipSpec.from_config(cfg.data)
+    offsets = eval_positions(cfg.data.sampling, interval=cfg.data.interval, clips=clips)
     pipeline, jpeg = resolve_pipeline(cfg, device, entries)
     if pipeline != "device":
         views = EvalViews(cfg.data.cache, entries, spec, offsets=offsets, crops=crops, flip=flip)
-        collate, release = worker_batches(views, device)
-        loader = eval_loader(views, world=world, batch_size=cfg.train.batch_size, workers=workers, pin=pin,
-                             collate_fn=collate)
-        return DeviceBatches(loader, worker_input(device, channels_last), device, release=release)
-    frames = dev.EvalFrames(cfg.data.cache, entries, spec, offsets=offsets, crops=crops, flip=flip, jpeg_bytes=jpeg)
-    m = frames.views_per_item  # a batch of items is m times as many views: keep the views per batch
-    loader = eval_loader(frames, world=world, batch_size=max(1, cfg.train.batch_size // m), workers=workers,
-                         pin=pin and not jpeg, collate_fn=dev.collate_frames)
-    to_input = device_input("eval", spec, device, channels_last, crops=crops, flips=frames.flips)
-    return DeviceBatches(loader, to_input, device, views_per_item=m)
+        (collate, release), to_input = worker_batches(views, device), worker_input(device, channels_last)
+    else:
+        views = dev.EvalFrames(cfg.data.cache, entries, spec, offsets=offsets, crops=crops, flip=flip, jpeg_bytes=jpeg)
+        collate, release = dev.collate_frames, None
+        to_input = device_input(dev.to_eval_input, spec, device, channels_last, crops=crops, flips=views.flips)
+    m = getattr(views, "views_per_item", 1)  # a batch of items is m times as many views: keep the views per batch
+    # every view once over all processes (a disjoint shard each, no padding), in order
+    loader = batch_loader(views, sampler=ShardSampler(len(views), world), batch_size=max(1, cfg.train.batch_size // m),
+                          workers=workers, pin=device.type == "cuda" and not jpeg, collate_fn=collate)
+    return DeviceBatches(loader, to_input, device, views_per_item=m, release=release)

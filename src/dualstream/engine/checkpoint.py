@@ -41,11 +41,8 @@ def save_model_package(run: str | Path, model: nn.Module, spec: dict) -> None:
 
 def checkpoint_dirs(run: str | Path) -> list[Path]:
     """Complete checkpoints of a run, oldest first."""
-    folder = Path(run) / CHECKPOINT_DIR
-    if not folder.is_dir():
-        return []
-    found = [((int(m.group(1)), int(m.group(2) or 0)), p) for p in folder.iterdir()
-             if (m := _EPOCH_DIR.match(p.name)) and p.is_dir()]
+    found = [((int(m.group(1)), int(m.group(2) or 0)), p) for p in (Path(run) / CHECKPOINT_DIR).glob("epoch-*")
+             if (m := _EPOCH_DIR.match(p.name)) and p.is_dir()]  # none when the folder is missing
     return [p for _, p in sorted(found)]
 
 

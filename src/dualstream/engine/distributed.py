@@ -71,10 +71,10 @@ class ShardSampler(Sampler[int]):
     """Indices ``rank, rank + size, ...``: every item on exactly one process, none padded (no clip counted twice)."""
 
     def __init__(self, n: int, world: World):
-        self.n, self.world = n, world
+        self.indices = range(world.rank, n, world.size)
 
     def __iter__(self) -> Iterator[int]:
-        return iter(range(self.world.rank, self.n, self.world.size))
+        return iter(self.indices)
 
     def __len__(self) -> int:
-        return len(range(self.world.rank, self.n, self.world.size))
+        return len(self.indices)

@@ -13,14 +13,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..config import ConfigError, load_config
-from ..data.sampling import eval_positions
 from ..data.ucf101 import VideoEntry
 from ..files import atomic_write, atomic_write_text
-from .accel import DeviceBatches, autocast, autocast_dtype, loader_workers, to_device, use_channels_last
+from .accel import DeviceBatches, autocast, autocast_dtype, loader_workers, use_channels_last
 from .build import CONFIG, eval_batches, load_split
 from ..inference.package import load_model
 from .distributed import close_world, gather_objects, init_world
@@ -31,24 +29,23 @@ CONFUSION_PNG = "confusion.png"
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader: DataLoader | DeviceBatches, device: torch.device, *,
-            dtype: torch.dtype | None = None, channels_last: bool = False, progress: bool = False
-            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Softmax probabilities (N, K), labels (N,) and video indices (N,) for every view of the dataset
-    (``views_per_item`` consecutive views per loader item), gathered from every process in dataset order."""
+def predict(model: nn.Module, loader: DeviceBatches, device: torch.device, *, dtype: torch.dtype | None = None,
+            progress: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Softmax probabilities (N, K), labels (N,) and video indices (N,) for every view of the dataset (inputs
+    ready on ``device``; ``views_per_item`` consecutive views per loader item), gathered from every process in
+    dataset order."""
     model.eval()
     probs, labels, videos = [], [], []
     for rgb, flow, label, video in tqdm(loader, desc="evaluate", unit="batch", leave=False, disable=not progress):
         with autocast(device, dtype):
-            logits = model(to_device(rgb, device, channels_last), to_device(flow, device, channels_last))
+            logits = model(rgb, flow)
         probs.append(torch.softmax(logits.float(), dim=1).cpu())
         labels.append(label)
         videos.append(video)
     k = getattr(model, "num_classes", None) or (probs[0].shape[1] if probs else 0)
     order = torch.tensor(list(loader.sampler), dtype=torch.long)
     m = getattr(loader, "views_per_item", 1)  # views cut on the device from one item: consecutive positions
-    if m > 1:
-        order = (order[:, None] * m + torch.arange(m)).flatten()
+    order = (order[:, None] * m + torch.arange(m)).flatten()
     mine = (order,
             torch.cat(probs) if probs else torch.zeros(0, k),
             torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long),
@@ -117,22 +114,20 @@ def evaluate_run(run: str | Path, *, clips: int | None = None, crops: int | None
     try:
         model, spec = load_model(run, device=device)
         entries = load_split(cfg).test
-        offsets = eval_positions(cfg.data.sampling, interval=cfg.data.interval, clips=clips or cfg.data.eval_clips)
-        workers = loader_workers(cfg.data.num_workers)
-        channels_last = use_channels_last(cfg.train.memory_format, device)
-        loader = eval_batches(cfg, entries, world=world, device=device, offsets=offsets,
+        loader = eval_batches(cfg, entries, world=world, device=device, clips=clips or cfg.data.eval_clips,
                               crops=crops or cfg.data.eval_crops, flip=cfg.data.eval_flip if flip is None else flip,
-                              workers=workers, channels_last=channels_last)
-        dataset = loader.dataset
+                              workers=loader_workers(cfg.data.num_workers),
+                              channels_last=use_channels_last(cfg.train.memory_format, device))
         probs, labels, videos = predict(model, loader, device, dtype=autocast_dtype(cfg.train.precision, device),
-                                        channels_last=channels_last, progress=progress and world.main)
+                                        progress=progress and world.main)
     finally:
         close_world()
     result = video_metrics(probs, labels, videos, spec["classes"])
     wrong = mistakes(result.pop("_video_probs"), entries, spec["classes"])
+    dataset = loader.dataset
     result.update(split=cfg.data.split, trained_split=trained_split, views_per_video=dataset.views_per_video,
-                  clips_per_video=len(offsets), offsets=offsets, crops=dataset.crops, flip=len(dataset.flips) == 2,
-                  num_mistakes=len(wrong), mistakes=MISTAKES_CSV)
+                  clips_per_video=len(dataset.offsets), offsets=dataset.offsets, crops=dataset.crops,
+                  flip=len(dataset.flips) == 2, num_mistakes=len(wrong), mistakes=MISTAKES_CSV)
     if world.main:
         atomic_write_text(run / EVAL_JSON, json.dumps(result, indent=1))
 

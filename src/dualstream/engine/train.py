@@ -5,7 +5,7 @@ distributed details stay at the edges (``model_without_ddp``, ``sampler.set_epoc
 A resumed run reproduces the uninterrupted one exactly on CPU: the checkpoint holds the model,
 optimizer, epoch, step, every process's RNG states, the sampler position and the metrics history.
 
-The loop (``_fit``) is three calls per epoch: ``setup`` builds the run once, ``train_epoch`` trains
+The loop (``train``) is three calls per epoch: ``setup`` builds the run once, ``train_epoch`` trains
 one pass, ``end_of_epoch`` evaluates, checkpoints and writes the metrics line. The small-set regime
 (``train.steps``, a validation part that chooses the packaged weights and stops early, batch hooks)
 lives in ``engine.regime``.
@@ -13,11 +13,11 @@ lives in ``engine.regime``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import Dataset, DistributedSampler
 from tqdm import tqdm
 
 from ..config import Config
@@ -37,13 +37,12 @@ from ..text import one_line
 from ..cache import read_manifest
 from ..data.dataset import TrainClips
 from ..data.holdout import carve_validation
-from ..data.device import TrainFrames, collate_frames
-from ..data.sampling import ClipSpec, eval_positions, offset_for_epoch
+from ..data.device import TrainFrames, collate_frames, to_train_input
+from ..data.sampling import ClipSpec, offset_for_epoch
 from ..data.ucf101 import Split
-from .accel import (DeviceBatches, autocast, autocast_dtype, loader_worker_init, loader_workers, to_device,
-                    use_channels_last)
-from .build import (CONFIG, build_model, clip_spec, device_input, eval_batches, has_aux_heads, load_split,
-                    model_kwargs, resolve_pipeline, worker_batches, worker_input)
+from .accel import DeviceBatches, autocast, autocast_dtype, loader_workers, use_channels_last
+from .build import (CONFIG, batch_loader, build_model, device_input, eval_batches, has_aux_heads, load_split,
+                    resolve_pipeline, worker_batches, worker_input)
 from .checkpoint import (CHECKPOINT_DIR, CheckpointError, checkpoint_dirs, load_checkpoint, save_checkpoint,
                          MODEL_JSON, MODEL_WEIGHTS, save_model_package)
 from .distributed import World, all_reduce_sum, close_world, gather_objects, init_world
@@ -54,18 +53,6 @@ METRICS = "metrics.jsonl"
 RUN_JSON = "run.json"
 CURVES_PNG = "curves.png"
 TENSORBOARD_DIR = "tensorboard"
-
-
-def model_spec(cfg: Config, classes: list[str], flow_method: str, *, short_side: int, kwargs: dict,
-               window: int | None = None) -> dict:
-    """What a model package records so that ``predict`` can rebuild inputs exactly as in training: the
-    architecture (``kwargs``: what it was built with), the classes and the run's ``ClipSpec``, with what the
-    cache decided: ``short_side`` (of the prepared frames), ``flow_method``, and with ``spread`` sampling
-    ``window`` (the median frame count of the training videos: the stretch of a stream that ``live`` and
-    ``timeline`` spread a clip over)."""
-    spec = ClipSpec.from_config(cfg.data, flow_method=flow_method, short_side=short_side, window=window or 0)
-    return {"name": cfg.model.name, "kwargs": kwargs, "classes": classes, **spec.to_model_json(),
-            "normalisation": {"rgb": "imagenet mean/std on 0..1", "flow": "px / flow_bound"}, "split": cfg.data.split}
 
 
 def seed_everything(seed: int) -> None:
@@ -136,25 +123,20 @@ def train(cfg: Config, run: str | Path, *, resume: bool = False, progress: bool 
           recipe: str | None = None) -> list[dict]:
     """Train ``cfg`` into the run folder (rank 0 writes); returns the metrics lines (one per epoch)."""
     world, device = init_world(cfg.train.device)
+    progress = progress and world.main
     try:
-        return _fit(cfg, Path(run), world, device, resume=resume, progress=progress and world.main, recipe=recipe)
+        s = setup(cfg, Path(run), world, device, resume=resume, recipe=recipe)
+        try:
+            for epoch in range(s.start, s.epochs):
+                if s.selection.stop:
+                    break
+                end_of_epoch(s, epoch, train_epoch(s, epoch, progress=progress), progress=progress)
+        finally:
+            if s.writer is not None:
+                s.writer.close()
+        return s.history
     finally:
         close_world()
-
-
-def _fit(cfg: Config, run: Path, world: World, device: torch.device, *, resume: bool, progress: bool,
-         recipe: str | None) -> list[dict]:
-    s = setup(cfg, run, world, device, resume=resume, recipe=recipe)
-    try:
-        for epoch in range(s.start, s.epochs):
-            if s.val_loader is not None and s.selection.stop:
-                break
-            stats = train_epoch(s, epoch, progress=progress)
-            end_of_epoch(s, epoch, stats, progress=progress)
-    finally:
-        if s.writer is not None:
-            s.writer.close()
-    return s.history
 
 
 @dataclass
@@ -170,11 +152,9 @@ class Session:
     model_without_ddp: nn.Module
     """What is saved and evaluated."""
     optimizer: torch.optim.Optimizer
-    sampler: EpochSampler
     loader: DeviceBatches
     test_loader: DeviceBatches
     dtype: torch.dtype | None
-    channels_last: bool
     info: dict
     """run.json's fixed part: recipe, model, parameters, world size, precision, ..."""
     start: int = 0
@@ -199,7 +179,7 @@ def setup(cfg: Config, run: Path, world: World, device: torch.device, *, resume:
     split = load_split(cfg)
     seed_everything(cfg.seed)  # the same initial weights in every process
     model = build_model(cfg, len(split.classes))
-    state = _resume_state(run, model, cfg, len(split.classes)) if resume else None
+    state = load_checkpoint(run, model, what=f"{cfg.model.name} with {len(split.classes)} classes") if resume else None
     channels_last = use_channels_last(cfg.train.memory_format, device)
     model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
@@ -212,14 +192,8 @@ def setup(cfg: Config, run: Path, world: World, device: torch.device, *, resume:
 
     train_entries, val_entries = carve_validation(split.train, cfg.data.val_fraction)
     epochs, repeats = plan_epochs(cfg, len(train_entries), world.size)
-    sampler, loader, test_loader, pipeline = _loaders(cfg, split, world, device, channels_last, train_entries,
-                                                      repeats=repeats)
-    val_loader = None
-    if val_entries:  # the checkpoint is chosen here, never on the test list
-        val_loader = eval_batches(cfg, val_entries, world=world, device=device, channels_last=channels_last,
-                                  offsets=eval_positions(cfg.data.sampling, interval=cfg.data.interval,
-                                                                 clips=cfg.data.eval_clips),
-                                  workers=loader_workers(cfg.data.num_workers))
+    loader, test_loader, val_loader, pipeline = _loaders(cfg, split, world, device, channels_last, train_entries,
+                                                         val_entries, repeats=repeats)
     dtype = autocast_dtype(cfg.train.precision, device)
     info = {
         "recipe": recipe or (state or {}).get("recipe") or cfg.model.name, "model": cfg.model.name,
@@ -229,9 +203,10 @@ def setup(cfg: Config, run: Path, world: World, device: torch.device, *, resume:
         "compile": cfg.train.compile, "pipeline": pipeline, "train_videos": len(train_entries),
         "val_videos": len(val_entries), "clips_per_video": repeats,
     }
-    s = Session(cfg, run, world, device, model, model_without_ddp, optimizer, sampler, loader, test_loader,
-                dtype, channels_last, info, start, step, history, partial, epochs=epochs, val_loader=val_loader,
-                selection=Selection.from_history(history, cfg.train.patience), hook=batch_hook(cfg, model_without_ddp))
+    s = Session(cfg, run, world, device, model, model_without_ddp, optimizer, loader, test_loader, dtype,
+                info, start, step, history, partial, epochs=epochs, val_loader=val_loader,
+                selection=Selection.from_history(history, cfg.train.patience if val_loader else 0),
+                hook=batch_hook(cfg, model_without_ddp))
     if val_loader is None and cfg.data.val_fraction > 0 and world.main:
         tqdm.write("note: data.val_fraction is set but the train list has too few groups for a group-disjoint "
                    "validation part; the last epoch's weights are kept")
@@ -248,6 +223,9 @@ def _restore(state: dict | None, optimizer: torch.optim.Optimizer, cfg: Config, 
         if world.rank:
             seed_everything(cfg.seed + world.rank)
         return 0, 0, [], None
+    was = state.get("config", {}).get("model", {}).get("name")
+    if was is not None and was != cfg.model.name:
+        raise CheckpointError(f"{run}: the checkpoint is for model {was!r}, the config asks for {cfg.model.name!r}")
     try:
         optimizer.load_state_dict(state["optimizer"])
     except (ValueError, KeyError, TypeError, RuntimeError) as exc:  # another model's optimizer, or torn
@@ -278,30 +256,29 @@ def _restore(state: dict | None, optimizer: torch.optim.Optimizer, cfg: Config, 
     return start, step, history, partial
 
 
-def _loaders(cfg: Config, split: Split, world: World, device: torch.device, channels_last: bool,
-             train_entries: list, *, repeats: int = 1) -> tuple[EpochSampler, DeviceBatches, DeviceBatches, str]:
-    """The training sampler and batches (``repeats`` augmented clips of each of ``train_entries`` per
-    epoch), the per-epoch test batches (one centre clip per video) and the pipeline's name (``data.pipeline``)."""
-    spec = clip_spec(cfg)
+def _loaders(cfg: Config, split: Split, world: World, device: torch.device, channels_last: bool, train_entries: list,
+             val_entries: list, *, repeats: int) -> tuple[DeviceBatches, DeviceBatches, DeviceBatches | None, str]:
+    """The training batches (``repeats`` augmented clips of each of ``train_entries`` per epoch; ``.sampler``: an
+    ``EpochSampler``), the per-epoch test batches (one centre clip per video), the validation batches (None without
+    ``val_entries``: the checkpoint is chosen on them, never on the test list) and the pipeline's name."""
+    spec = ClipSpec.from_config(cfg.data)
     workers = loader_workers(cfg.data.num_workers)
     pipeline, jpeg = resolve_pipeline(cfg, device, split.train)
-    release = None
     if pipeline == "workers":
         train_set = TrainClips(cfg.data.cache, train_entries, spec, seed=cfg.seed, repeats=repeats,
                                in_memory=cfg.data.in_memory)
         (collate, release), to_input = worker_batches(train_set, device), worker_input(device, channels_last)
     else:
         train_set = TrainFrames(cfg.data.cache, train_entries, spec, seed=cfg.seed, jpeg_bytes=jpeg, repeats=repeats)
-        collate, to_input = collate_frames, device_input("train", spec, device, channels_last)
+        collate, release, to_input = collate_frames, None, device_input(to_train_input, spec, device, channels_last)
     sampler = EpochSampler(train_set, num_replicas=world.size, rank=world.rank, shuffle=True, seed=cfg.seed)
-    loader = DataLoader(EpochClips(train_set), batch_size=cfg.train.batch_size, sampler=sampler, num_workers=workers,
-                        pin_memory=device.type == "cuda" and not jpeg, persistent_workers=workers > 0,
-                        generator=torch.Generator().manual_seed(cfg.seed), collate_fn=collate,
-                        worker_init_fn=loader_worker_init if workers else None)
-    test = eval_batches(cfg, split.test, world=world, device=device, workers=workers, channels_last=channels_last,
-                        offsets=eval_positions(cfg.data.sampling, interval=cfg.data.interval, clips=1))
+    loader = batch_loader(EpochClips(train_set), sampler=sampler, batch_size=cfg.train.batch_size, workers=workers,
+                          pin=device.type == "cuda" and not jpeg, collate_fn=collate, seed=cfg.seed)
+    where = {"world": world, "device": device, "workers": workers, "channels_last": channels_last}
+    test = eval_batches(cfg, split.test, clips=1, **where)
+    val = eval_batches(cfg, val_entries, clips=cfg.data.eval_clips, **where) if val_entries else None
     name = pipeline + (" (JPEG decoded on the device)" if jpeg else "")
-    return sampler, DeviceBatches(loader, to_input, device, release=release), test, name
+    return DeviceBatches(loader, to_input, device, release=release), test, val, name
 
 
 def _open_run_folder(s: Session, split: Split, *, fresh: bool) -> None:
@@ -315,111 +292,93 @@ def _open_run_folder(s: Session, split: Split, *, fresh: bool) -> None:
     atomic_write_text(run / CONFIG, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     # exactly the checkpoint's history: no line lost or doubled
     atomic_write_text(run / METRICS, "".join(json.dumps(line) + "\n" for line in s.history))
-    s.writer = _tensorboard(run)
+    with contextlib.suppress(ImportError):  # TensorBoard when it is installed
+        from torch.utils.tensorboard import SummaryWriter
+
+        s.writer = SummaryWriter(str(run / TENSORBOARD_DIR))
+    # What the model package records so that predict rebuilds inputs exactly as in training: the architecture
+    # (the kwargs it was built with), the classes and the run's ClipSpec with what the cache decided: the short
+    # side of the prepared frames, the flow method and, with spread sampling, the window (the median frame count
+    # of the training videos: the stretch of a stream that live and timeline spread a clip over).
     manifest = read_manifest(cfg.data.cache, split.train[0].key)
-    window = None
+    window = 0
     if cfg.data.sampling == "spread":
         window = max(2, int(np.median([read_manifest(cfg.data.cache, e.key)["num_frames"] for e in split.train])))
-    s.spec_json = model_spec(cfg, split.classes, manifest.get("flow_method", "unknown"),
-                             short_side=min(manifest["height"], manifest["width"]), window=window,
-                             kwargs=model_kwargs(cfg, s.model_without_ddp))
-
-
-def _desc(s: Session, epoch: int) -> str:
-    return f"epoch {epoch + 1}/{s.epochs}"
+    spec = ClipSpec.from_config(cfg.data, flow_method=manifest.get("flow_method", "unknown"),
+                                short_side=min(manifest["height"], manifest["width"]), window=window)
+    kwargs = {**cfg.model.kwargs, "aux_heads": True} if has_aux_heads(s.model_without_ddp) else cfg.model.kwargs
+    s.spec_json = {"name": cfg.model.name, "kwargs": kwargs, "classes": split.classes, **spec.to_model_json(),
+                   "normalisation": {"rgb": "imagenet mean/std on 0..1", "flow": "px / flow_bound"},
+                   "split": cfg.data.split}
 
 
 def train_epoch(s: Session, epoch: int, *, progress: bool) -> dict:
-    """Train one epoch (the rest of it after a mid-epoch resume); loss, accuracy, clips and seconds."""
-    cfg = s.cfg
-    s.sampler.set_epoch(epoch)
-    done = s.partial["batches"] if s.partial else 0  # batches of this epoch trained before a resume
-    s.sampler.skip = done * cfg.train.batch_size
-    sums = s.partial["sums"][s.world.rank] if s.partial else None
-    full = -(-s.sampler.num_samples // cfg.train.batch_size)
-    every = cfg.train.checkpoint_every
-
-    def after_batch(b: int, sums: torch.Tensor) -> None:
-        if (done + b) % every == 0 and done + b < full:
-            save(s, epoch - 1, step=s.step + b, batch=done + b, sums=sums)
-
+    """Train one epoch (the rest of it after a mid-epoch resume) over this process's shard; loss and accuracy
+    summed over all processes, clips and seconds. The batch hook (``regime.batch_hook``) transforms each batch
+    on the device before the forward pass; ``train.aux_loss`` weighs the streams' own losses."""
+    t, desc, sampler = s.cfg.train, f"epoch {epoch + 1}/{s.epochs}", s.loader.sampler
+    sampler.set_epoch(epoch)
+    done, sums = 0, torch.zeros(3, dtype=torch.float64, device=s.device)  # batches trained; loss * n, correct, n
+    if s.partial:  # the rest of an epoch that a mid-epoch checkpoint cut
+        done, sums = s.partial["batches"], s.partial["sums"][s.world.rank].to(s.device)
+    sampler.skip = done * t.batch_size
+    full = -(-sampler.num_samples // t.batch_size)
+    aux_loss = t.aux_loss if has_aux_heads(s.model_without_ddp) else 0.0
     t0 = time.perf_counter()
-    try:
-        stats = train_one_epoch(s.model, s.loader, s.optimizer, device=s.device, dtype=s.dtype,
-                                channels_last=s.channels_last, desc=_desc(s, epoch), progress=progress, sums=sums,
-                                after_batch=after_batch if every else None,
-                                label_smoothing=cfg.train.label_smoothing, hook=s.hook,
-                                aux_loss=cfg.train.aux_loss if has_aux_heads(s.model_without_ddp) else 0.0)
-    except FloatingPointError as exc:
-        last = checkpoint_dirs(s.run)
-        kept = f"the last good checkpoint {last[-1]} is kept" if last else "no checkpoint was written"
-        raise FloatingPointError(f"training stopped: {exc}; {kept} (try a lower train.lr)") from None
-    stats["seconds"] = time.perf_counter() - t0
-    s.step += len(s.loader)
-    s.sampler.skip, s.partial = 0, None
-    return stats
-
-
-def train_one_epoch(model: nn.Module, loader: DataLoader | DeviceBatches, optimizer: torch.optim.Optimizer, *,
-                    device: torch.device, dtype: torch.dtype | None, channels_last: bool, desc: str,
-                    progress: bool, sums: torch.Tensor | None = None,
-                    after_batch: Callable[[int, torch.Tensor], None] | None = None,
-                    label_smoothing: float = 0.0, hook: BatchHook | None = None, aux_loss: float = 0.0) -> dict:
-    """One pass over this process's shard; loss and accuracy summed over all processes.
-
-    ``sums`` (loss * n, correct, n) continue a partly trained epoch; ``after_batch(i, sums)`` runs
-    after the i-th batch (1-based), e.g. to save a mid-epoch checkpoint; ``hook(rgb, flow)`` transforms
-    a batch on the device before the forward pass (``regime.batch_hook``); ``aux_loss`` weighs the
-    streams' own losses (``train.aux_loss``).
-    """
-    model.train()
-    sums = torch.zeros(3, dtype=torch.float64, device=device) if sums is None else sums.to(device)
-    for i, (rgb, flow, label) in enumerate(tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress)):
-        rgb, flow = to_device(rgb, device, channels_last), to_device(flow, device, channels_last)
-        label = label.to(device, non_blocking=True)
-        if hook is not None:
-            rgb, flow = hook(rgb, flow)
-        with autocast(device, dtype):
-            logits, aux = model(rgb, flow, aux=True) if aux_loss else (model(rgb, flow), [])
-        loss = F.cross_entropy(logits.float(), label, label_smoothing=label_smoothing)
-        for stream in aux:
-            loss = loss + aux_loss / len(aux) * F.cross_entropy(stream.float(), label, label_smoothing=label_smoothing)
+    s.model.train()
+    batches = tqdm(s.loader, desc=desc, unit="batch", leave=False, disable=not progress)
+    for b, (rgb, flow, label) in enumerate(batches, start=done + 1):  # b: this batch's number in the epoch
+        label = label.to(s.device, non_blocking=True)  # rgb and flow are on the device already (DeviceBatches)
+        if s.hook is not None:
+            rgb, flow = s.hook(rgb, flow)
+        with autocast(s.device, s.dtype):
+            logits, aux = s.model(rgb, flow, aux=True) if aux_loss else (s.model(rgb, flow), [])
+        loss = F.cross_entropy(logits.float(), label, label_smoothing=t.label_smoothing)
+        for head in aux:
+            loss = loss + aux_loss / len(aux) * F.cross_entropy(head.float(), label, label_smoothing=t.label_smoothing)
         if not torch.isfinite(all_reduce_sum(loss.detach().clone())):  # every process stops together
-            raise FloatingPointError(f"loss is {loss.item()} at {desc}, batch {i + 1}")
-        optimizer.zero_grad(set_to_none=True)
+            last = checkpoint_dirs(s.run)
+            kept = f"the last good checkpoint {last[-1]} is kept" if last else "no checkpoint was written"
+            raise FloatingPointError(f"training stopped: loss is {loss.item()} at {desc}, batch {b}; {kept} "
+                                     "(try a lower train.lr)")
+        s.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
-        n = torch.tensor(label.numel(), dtype=torch.float64, device=device)
+        s.optimizer.step()
+        n = torch.tensor(label.numel(), dtype=torch.float64, device=s.device)
         sums += torch.stack([loss.detach().double() * n, (logits.argmax(1) == label).sum().double(), n])
-        if after_batch is not None:
-            after_batch(i + 1, sums)
+        if t.checkpoint_every and b % t.checkpoint_every == 0 and b < full:
+            save(s, epoch - 1, step=s.step + b - done, batch=b, sums=sums)
     loss_sum, correct, seen = all_reduce_sum(sums).tolist()
-    return {"loss": loss_sum / seen, "acc": correct / seen, "clips": int(seen)}
+    s.step += len(s.loader)
+    sampler.skip, s.partial = 0, None
+    return {"loss": loss_sum / seen, "acc": correct / seen, "clips": int(seen), "seconds": time.perf_counter() - t0}
 
 
-def end_of_epoch(s: Session, epoch: int, stats: dict, *, progress: bool) -> dict:
+def _scores(s: Session, loader: DeviceBatches) -> tuple[float, float, int]:
+    """(loss, accuracy, clips) of the model to save on one evaluation loader."""
+    probs, labels, _ = predict(s.model_without_ddp, loader, s.device, dtype=s.dtype)
+    loss = F.nll_loss(probs.double().clamp_min(1e-12).log(), labels).item()
+    return loss, float((probs.argmax(1) == labels).double().mean()), int(labels.numel())
+
+
+def end_of_epoch(s: Session, epoch: int, stats: dict, *, progress: bool) -> None:
     """Evaluate on the test list (one centre clip per video) and the validation part, checkpoint, write the
     metrics line and plots; the model package holds the weights validation chose (the newest without one)."""
     cfg, train_s = s.cfg, stats["seconds"]
     t1 = time.perf_counter()
-    probs, labels, _ = predict(s.model_without_ddp, s.test_loader, s.device, dtype=s.dtype,
-                               channels_last=s.channels_last)
-    test_loss = F.nll_loss(probs.double().clamp_min(1e-12).log(), labels).item()
+    test_loss, test_acc, test_clips = _scores(s, s.test_loader)
     line = {
         "epoch": epoch, "step": s.step,
         "offset": offset_for_epoch(epoch, offsets=list(cfg.data.offsets), period=cfg.data.offset_period),
         "train_loss": round(stats["loss"], 6), "train_acc": round(stats["acc"], 6), "train_clips": stats["clips"],
-        "test_loss": round(test_loss, 6), "test_acc": round(float((probs.argmax(1) == labels).double().mean()), 6),
-        "test_clips": int(labels.numel()),
+        "test_loss": round(test_loss, 6), "test_acc": round(test_acc, 6), "test_clips": test_clips,
         "time": {"train_s": round(train_s, 3), "eval_s": round(time.perf_counter() - t1, 3),
                  "clips_per_s": round(stats["clips"] / max(train_s, 1e-9), 1)},
     }
     best = True
     if s.val_loader is not None:
-        vprobs, vlabels, _ = predict(s.model_without_ddp, s.val_loader, s.device, dtype=s.dtype,
-                                     channels_last=s.channels_last)
-        line["val_loss"] = round(F.nll_loss(vprobs.double().clamp_min(1e-12).log(), vlabels).item(), 6)
-        line["val_acc"] = round(float((vprobs.argmax(1) == vlabels).double().mean()), 6)
+        val_loss, val_acc, _ = _scores(s, s.val_loader)
+        line.update(val_loss=round(val_loss, 6), val_acc=round(val_acc, 6))
         line["best"] = best = s.selection.update(epoch, line["val_acc"], line["val_loss"])
     s.history.append(line)
     if s.world.main and best:
@@ -428,17 +387,27 @@ def end_of_epoch(s: Session, epoch: int, stats: dict, *, progress: bool) -> dict
     if s.world.main:
         with (s.run / METRICS).open("a") as fh:
             fh.write(json.dumps(line) + "\n")
-        _write_run_info(s.run, s.info, s.history)
-        _log_epoch(s.writer, line)
+        wall = sum(h["time"]["train_s"] + h["time"]["eval_s"] for h in s.history if "time" in h)
+        chosen = [h["epoch"] for h in s.history if h.get("best")]  # with a validation part: the packaged epoch
+        extra = {"chosen_epoch": chosen[-1]} if chosen else {}
+        info = {**s.info, "epochs": len(s.history), **extra, "wall_s": round(wall, 1)}
+        atomic_write_text(s.run / RUN_JSON, json.dumps(info, indent=1))
+        if s.writer is not None:
+            for key in ("train_loss", "test_loss", "train_acc", "test_acc"):
+                s.writer.add_scalar(key.replace("_", "/", 1), line[key], epoch + 1)
+            s.writer.add_scalar("speed/clips_per_s", line["time"]["clips_per_s"], epoch + 1)
+            s.writer.flush()
         recipe = s.info["recipe"]
-        last = epoch + 1 == s.epochs or (s.val_loader is not None and s.selection.stop)
-        if (epoch + 1) % cfg.train.plot_every == 0 or last:
-            _plot_curves(s.run, s.history, title=recipe if recipe == cfg.model.name else f"{recipe} ({cfg.model.name})")
+        if (epoch + 1) % cfg.train.plot_every == 0 or epoch + 1 == s.epochs or s.selection.stop:
+            from ..report.plots import plot_curves
+
+            plot_curves(s.history, s.run / CURVES_PNG,
+                        title=recipe if recipe == cfg.model.name else f"{recipe} ({cfg.model.name})")
         if progress:
             val = f" val_acc {line['val_acc']:.3f}{' *' if best else ''}" if "val_acc" in line else ""
-            tqdm.write(f"{_desc(s, epoch)}: loss {line['train_loss']:.4f} train_acc {line['train_acc']:.3f}{val} "
-                       f"test_acc {line['test_acc']:.3f} ({train_s:.1f}s, {line['time']['clips_per_s']:.0f} clips/s)")
-    return line
+            tqdm.write(f"epoch {epoch + 1}/{s.epochs}: loss {line['train_loss']:.4f} train_acc "
+                       f"{line['train_acc']:.3f}{val} test_acc {line['test_acc']:.3f} ({train_s:.1f}s, "
+                       f"{line['time']['clips_per_s']:.0f} clips/s)")
 
 
 def save(s: Session, completed: int, *, step: int, batch: int = 0, sums: torch.Tensor | None = None) -> None:
@@ -453,42 +422,3 @@ def save(s: Session, completed: int, *, step: int, batch: int = 0, sums: torch.T
             "config": cfg.to_dict(), "world_size": s.world.size, "recipe": s.info["recipe"]},
             epoch=completed, batch=batch, keep=cfg.train.keep_checkpoints)
 
-
-def _resume_state(run: Path, model: nn.Module, cfg: Config, num_classes: int) -> dict:
-    state = load_checkpoint(run, model, what=f"{cfg.model.name} with {num_classes} classes")
-    was = state.get("config", {}).get("model", {}).get("name")
-    if was is not None and was != cfg.model.name:
-        raise CheckpointError(f"{run}: the checkpoint is for model {was!r}, the config asks for {cfg.model.name!r}")
-    return state
-
-
-def _write_run_info(run: Path, info: dict, history: list[dict]) -> None:
-    wall = sum(h["time"]["train_s"] + h["time"]["eval_s"] for h in history if "time" in h)
-    chosen = [h["epoch"] for h in history if h.get("best")]  # with a validation part: the packaged epoch
-    extra = {"chosen_epoch": chosen[-1]} if chosen else {}
-    atomic_write_text(run / RUN_JSON, json.dumps({**info, "epochs": len(history), **extra, "wall_s": round(wall, 1)},
-                                                 indent=1))
-
-
-def _tensorboard(run: Path):
-    """A SummaryWriter under RUN/tensorboard when tensorboard is installed, else None."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        return None
-    return SummaryWriter(str(run / TENSORBOARD_DIR))
-
-
-def _log_epoch(writer, line: dict) -> None:
-    if writer is None:
-        return
-    for key in ("train_loss", "test_loss", "train_acc", "test_acc"):
-        writer.add_scalar(key.replace("_", "/", 1), line[key], line["epoch"] + 1)
-    writer.add_scalar("speed/clips_per_s", line["time"]["clips_per_s"], line["epoch"] + 1)
-    writer.flush()
-
-
-def _plot_curves(run: Path, history: list[dict], *, title: str) -> None:
-    from ..report.plots import plot_curves
-
-    plot_curves(history, run / CURVES_PNG, title=title)
