@@ -13,14 +13,13 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Iterator
 
-import cv2
 import numpy as np
 import torch
 
 from ..flow import quantize_flow, torch_solver
 from ..flow._torch import resolve_device
 from .common import (DecodedFrames, PrepareOptions, PrepareSummary, _owner_tag, commit_folder, failure_reason,
-                     new_tmp_folder, write_flow_jpegs, write_manifest)
+                     new_tmp_folder, write_flow_jpegs)
 from .pool import new_pool
 
 DEFAULT_BATCH = 256
@@ -32,11 +31,8 @@ DECODE_AHEAD = 3
 class _Video:
     rel: str
     dst: Path
-    tmp: Path
-    count: int
-    height: int
-    width: int
-    kept: str | list[int]
+    frames: DecodedFrames
+    """Decoded, its RGB JPEGs written into ``frames.tmp``."""
     grays: np.ndarray
     """(M, H, W) uint8: frame n is ``grays[n - 1]``; flow n goes from frame n to frame n + 1."""
     pairs_left: int
@@ -48,16 +44,13 @@ def _decode_job(args: tuple[str, str, str, PrepareOptions, str]) -> tuple[str, s
     """CPU worker: decode + resize one video, write its RGB JPEGs; returns (rel, error or None, the video, the
     numbers of the flows to compute)."""
     rel, src, dst, opts, owner = args
-    cv2.setNumThreads(1)
     tmp = None
     try:
         tmp = new_tmp_folder(Path(dst), owner)  # named after the flow process, which renames it when done
         frames = DecodedFrames(src, tmp, opts)
         grays = np.stack([gray for _, gray in frames])
-        kept = frames.kept()
-        numbers = list(range(1, frames.count)) if kept == "all" else kept
-        return rel, None, _Video(rel, Path(dst), tmp, frames.count, frames.height, frames.width, kept, grays,
-                                 len(numbers)), numbers
+        numbers = frames.flow_numbers()
+        return rel, None, _Video(rel, Path(dst), frames, grays, len(numbers)), numbers
     except (Exception, MemoryError) as exc:  # VideoReadError, cv2.error, OSError (disk full), ...
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -67,7 +60,6 @@ def _decode_job(args: tuple[str, str, str, PrepareOptions, str]) -> tuple[str, s
 def _write_job(args: tuple[str, list[int], np.ndarray]) -> str | None:
     """CPU worker: write flow_x/flow_y JPEGs ``numbers`` from uint8 flow (K, 2, H, W); the error or None."""
     tmp, numbers, q = args
-    cv2.setNumThreads(1)
     try:
         write_flow_jpegs(Path(tmp), numbers, q)
         return None
@@ -75,17 +67,15 @@ def _write_job(args: tuple[str, list[int], np.ndarray]) -> str | None:
         return failure_reason(exc)
 
 
-def _finish_job(args: tuple[_Video, PrepareOptions]) -> tuple[str | None, int]:
+def _finish_job(video: _Video) -> tuple[str | None, int]:
     """CPU worker: a finished video's manifest (with ``--format packed`` the packing first, which decodes
     every JPEG) and the rename into the cache, away from the flow process; (error or None, bytes)."""
-    video, opts = args
     try:
-        manifest = write_manifest(video.tmp, Path(video.rel).name, video.count, video.height, video.width, video.kept,
-                                  opts)
-        commit_folder(video.tmp, video.dst)
+        manifest = video.frames.write_manifest()
+        commit_folder(video.frames.tmp, video.dst)
         return None, manifest["bytes"]
     except OSError as exc:
-        shutil.rmtree(video.tmp, ignore_errors=True)
+        shutil.rmtree(video.frames.tmp, ignore_errors=True)
         return failure_reason(exc), 0
 
 
@@ -132,8 +122,7 @@ class FlowBatcher:
         return [(video, numbers, q8[rows]) for video, numbers, rows in out.values()]
 
 
-def run_pipeline(todo: list, opts: PrepareOptions, batcher: FlowBatcher, workers: int
-                 ) -> Iterator[tuple[str, str | None, int, int]]:
+def run_pipeline(todo: list, batcher: FlowBatcher, workers: int) -> Iterator[tuple[str, str | None, int, int]]:
     """Prepare ``todo`` ((rel, src, dst, opts) as prepare_dataset lists them) with the flow of ``batcher``;
     yields (rel, failure or None, frames, bytes) per video as it completes, like prepare's other runners."""
     owner = _owner_tag()  # the temporary folders belong to this process (alive until it renames them)
@@ -147,9 +136,9 @@ def run_pipeline(todo: list, opts: PrepareOptions, batcher: FlowBatcher, workers
         """A failed video's result now; a complete one's manifest and rename go to the pool."""
         if video.error is None:
             video.grays = np.empty(0)
-            finishing[pool.submit(_finish_job, (video, opts))] = video
+            finishing[pool.submit(_finish_job, video)] = video
             return
-        shutil.rmtree(video.tmp, ignore_errors=True)
+        shutil.rmtree(video.frames.tmp, ignore_errors=True)
         yield video.rel, video.error, 0, 0
 
     try:
@@ -162,9 +151,7 @@ def run_pipeline(todo: list, opts: PrepareOptions, batcher: FlowBatcher, workers
                 for video, numbers, q8 in batcher.run(sizes[0]):
                     video.pairs_left -= len(numbers)
                     video.writes += 1
-                    writing[pool.submit(_write_job, (str(video.tmp), numbers, q8))] = video
-                continue
-            if not decoding and not writing and not finishing:
+                    writing[pool.submit(_write_job, (str(video.frames.tmp), numbers, q8))] = video
                 continue
             done, _ = wait([*decoding, *writing, *finishing], return_when=FIRST_COMPLETED)
             for fut in done:
@@ -187,7 +174,7 @@ def run_pipeline(todo: list, opts: PrepareOptions, batcher: FlowBatcher, workers
                 else:
                     video = finishing.pop(fut)
                     error, size = fut.result()
-                    yield video.rel, error, 0 if error else video.count, size
+                    yield video.rel, error, 0 if error else video.frames.count, size
     finally:
         pool.shutdown(cancel_futures=True)
 
@@ -203,7 +190,7 @@ def _device_process(todo, opts, device, workers, batch, params, results) -> None
     """One flow process of several: its results, then ("done", pairs, solver seconds) or ("error", message)."""
     batcher = FlowBatcher(opts, device, batch, params)
     try:
-        for result in run_pipeline(todo, opts, batcher, workers):
+        for result in run_pipeline(todo, batcher, workers):
             results.put(("video", result))
         results.put(("done", batcher.pairs, batcher.seconds))
     except BaseException as exc:  # noqa: BLE001 - reported by the parent
@@ -224,7 +211,7 @@ class GPUFlowRunner:
         if len(self.devices) == 1 or len(todo) < 2:
             batcher = FlowBatcher(self.opts, self.devices[0], self.batch, self.params)
             try:
-                yield from run_pipeline(todo, self.opts, batcher, workers)
+                yield from run_pipeline(todo, batcher, workers)
             finally:
                 self.pairs, self.flow_seconds = batcher.pairs, batcher.seconds
             return

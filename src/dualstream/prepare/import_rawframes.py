@@ -91,11 +91,11 @@ def _check_run(kind: str, numbers: list[int]) -> int:
     return len(numbers)
 
 
-def _shape(path: Path, flags: int) -> tuple[int, int]:
-    img = cv2.imread(str(path), flags)
+def _shape(path: Path) -> tuple[int, int]:
+    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)  # the size alone: every frame decoded as one channel
     if img is None:
         raise _Invalid(f"{path.name}: not a readable JPEG")
-    return img.shape[:2]
+    return img.shape
 
 
 def validate_rawframes(folder: Path, *, flow_method: str, flow_bound: float, root: Path) -> dict:
@@ -109,12 +109,11 @@ def validate_rawframes(folder: Path, *, flow_method: str, flow_bound: float, roo
         raise _Invalid(f"{n_x} flow_x but {n_y} flow_y files")
     if not n_img - 1 <= n_x <= n_img:
         raise _Invalid(f"{n_x} flow files for {n_img} frames (expected {n_img - 1}, one per frame pair, or {n_img})")
-    size = _shape(folder / "img_00001.jpg", cv2.IMREAD_COLOR)
+    size = _shape(folder / "img_00001.jpg")
     for name in (f"img_{n_img:05d}.jpg", "flow_x_00001.jpg", f"flow_x_{n_x:05d}.jpg", "flow_y_00001.jpg",
                  f"flow_y_{n_y:05d}.jpg"):
-        flags = cv2.IMREAD_COLOR if name.startswith("img") else cv2.IMREAD_GRAYSCALE
-        if _shape(folder / name, flags) != size:
-            raise _Invalid(f"{name} is {_shape(folder / name, flags)[::-1]} but img_00001.jpg is {size[::-1]} (w, h)")
+        if (other := _shape(folder / name)) != size:
+            raise _Invalid(f"{name} is {other[::-1]} but img_00001.jpg is {size[::-1]} (w, h)")
     return {**new_manifest(folder.name, n_img, n_x, *size, flow_method, flow_bound), "imported": True}
 
 
