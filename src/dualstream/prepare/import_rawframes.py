@@ -7,7 +7,7 @@ import json
 import os
 import re
 import shutil
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,16 +143,6 @@ def import_video(src: Path, dst: Path, *, flow_method: str, flow_bound: float, r
     return manifest
 
 
-def _import_one(src: Path, out: Path, key: str, flow_method: str, flow_bound: float) -> tuple[str, str | None]:
-    try:
-        import_video(src / key, out / key, flow_method=flow_method, flow_bound=flow_bound, root=src)
-        return key, None
-    except _Invalid as exc:
-        return key, str(exc)
-    except OSError as exc:
-        return key, f"{type(exc).__name__}: {exc}"
-
-
 def import_rawframes(src: str | Path, out: str | Path, *, flow_method: str = "tvl1", flow_bound: float = 20.0,
                      threads: int = 8, progress: bool = True) -> ImportSummary:
     """Import every ``Class/video`` folder of ``src`` into the cache ``out`` (in threads); failures go to
@@ -164,19 +154,26 @@ def import_rawframes(src: str | Path, out: str | Path, *, flow_method: str = "tv
     src, out = Path(src), Path(out)
     folders = find_rawframe_folders(src)
     out.mkdir(parents=True, exist_ok=True)
-    summary = ImportSummary()
-    todo = [key for key in folders if not (out / key / MANIFEST).is_file()]
-    summary.skipped = len(folders) - len(todo)
-    with ThreadPoolExecutor(max_workers=threads) as pool, \
-            tqdm(total=len(todo), desc="import", unit="video", disable=not progress or not todo) as bar:
-        futures = [pool.submit(_import_one, src, out, key, flow_method, flow_bound) for key in todo]
-        for fut in as_completed(futures):
-            key, error = fut.result()
+    todo = [key for key in folders if not is_prepared(out, key)]
+    summary = ImportSummary(skipped=len(folders) - len(todo))
+
+    def one(key: str) -> str | None:
+        """The folder's failure, or None once it is imported."""
+        try:
+            import_video(src / key, out / key, flow_method=flow_method, flow_bound=flow_bound, root=src)
+            return None
+        except _Invalid as exc:
+            return str(exc)
+        except OSError as exc:
+            return f"{type(exc).__name__}: {exc}"
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for key, error in tqdm(zip(todo, pool.map(one, todo)), total=len(todo), desc="import", unit="video",
+                               disable=not progress or not todo):
             if error is None:
                 summary.imported += 1
             else:
                 summary.failures.append((key, error))
-            bar.update()
     listed = set(folders)  # a concurrent import's failures stay listed while their folder is not imported
     write_failures(out / FAILURES, summary.failures, keep=lambda key: key in listed and not is_prepared(out, key))
     return summary
