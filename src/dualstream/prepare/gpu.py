@@ -36,25 +36,23 @@ class _Video:
     grays: np.ndarray
     """(M, H, W) uint8: frame n is ``grays[n - 1]``; flow n goes from frame n to frame n + 1."""
     pairs_left: int
-    writes: int = 0
+    """Pairs whose flow JPEGs are not written yet."""
     error: str | None = None
 
 
-def _decode_job(args: tuple[str, str, str, PrepareOptions, str]) -> tuple[str, str | None, _Video | None, list[int]]:
-    """CPU worker: decode + resize one video, write its RGB JPEGs; returns (rel, error or None, the video, the
-    numbers of the flows to compute)."""
+def _decode_job(args: tuple[str, str, str, PrepareOptions, str]) -> tuple[str, str | None, _Video | None]:
+    """CPU worker: decode + resize one video, write its RGB JPEGs; returns (rel, error or None, the video)."""
     rel, src, dst, opts, owner = args
     tmp = None
     try:
         tmp = new_tmp_folder(Path(dst), owner)  # named after the flow process, which renames it when done
         frames = DecodedFrames(src, tmp, opts)
         grays = np.stack([gray for _, gray in frames])
-        numbers = frames.flow_numbers()
-        return rel, None, _Video(rel, Path(dst), frames, grays, len(numbers)), numbers
+        return rel, None, _Video(rel, Path(dst), frames, grays, len(frames.flow_numbers()))
     except (Exception, MemoryError) as exc:  # VideoReadError, cv2.error, OSError (disk full), ...
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-        return rel, failure_reason(exc), None, []
+        return rel, failure_reason(exc), None
 
 
 def _write_job(args: tuple[str, list[int], np.ndarray]) -> str | None:
@@ -92,8 +90,8 @@ class FlowBatcher:
         self.pairs = 0
         self.seconds = 0.0
 
-    def add(self, video: _Video, numbers: list[int]) -> None:
-        self.queues[video.grays.shape[1:]].extend((video, n) for n in numbers)
+    def add(self, video: _Video) -> None:
+        self.queues[video.grays.shape[1:]].extend((video, n) for n in video.frames.flow_numbers())
 
     def ready(self, flush: bool) -> list[tuple[int, int]]:
         """Frame sizes with a full batch waiting (or any pairs at all when ``flush``)."""
@@ -128,19 +126,9 @@ def run_pipeline(todo: list, batcher: FlowBatcher, workers: int) -> Iterator[tup
     owner = _owner_tag()  # the temporary folders belong to this process (alive until it renames them)
     queue = deque(todo)
     decoding: set[Future] = set()
-    writing: dict[Future, _Video] = {}
+    writing: dict[Future, tuple[_Video, int]] = {}  # -> (video, pairs written)
     finishing: dict[Future, _Video] = {}
     pool = new_pool(workers)
-
-    def finish(video: _Video) -> Iterator[tuple[str, str | None, int, int]]:
-        """A failed video's result now; a complete one's manifest and rename go to the pool."""
-        if video.error is None:
-            video.grays = np.empty(0)
-            finishing[pool.submit(_finish_job, video)] = video
-            return
-        shutil.rmtree(video.frames.tmp, ignore_errors=True)
-        yield video.rel, video.error, 0, 0
-
     try:
         while queue or decoding or writing or finishing or batcher.queues:
             while queue and len(decoding) < DECODE_AHEAD * workers:
@@ -149,28 +137,27 @@ def run_pipeline(todo: list, batcher: FlowBatcher, workers: int) -> Iterator[tup
             sizes = batcher.ready(flush)
             if sizes:
                 for video, numbers, q8 in batcher.run(sizes[0]):
-                    video.pairs_left -= len(numbers)
-                    video.writes += 1
-                    writing[pool.submit(_write_job, (str(video.frames.tmp), numbers, q8))] = video
+                    writing[pool.submit(_write_job, (str(video.frames.tmp), numbers, q8))] = video, len(numbers)
                 continue
             done, _ = wait([*decoding, *writing, *finishing], return_when=FIRST_COMPLETED)
             for fut in done:
                 if fut in decoding:
                     decoding.remove(fut)
-                    rel, error, video, numbers = fut.result()
+                    rel, error, video = fut.result()
                     if error is not None:
                         yield rel, error, 0, 0
-                    elif numbers:
-                        batcher.add(video, numbers)
                     else:
-                        yield from finish(video)
+                        batcher.add(video)
                 elif fut in writing:
-                    video = writing.pop(fut)
-                    error = fut.result()
-                    video.writes -= 1
-                    video.error = video.error or error
-                    if video.writes == 0 and video.pairs_left == 0:
-                        yield from finish(video)
+                    video, written = writing.pop(fut)
+                    video.error = video.error or fut.result()
+                    video.pairs_left -= written
+                    if video.pairs_left == 0 and video.error is None:  # manifest and rename: in the pool
+                        video.grays = np.empty(0)
+                        finishing[pool.submit(_finish_job, video)] = video
+                    elif video.pairs_left == 0:
+                        shutil.rmtree(video.frames.tmp, ignore_errors=True)
+                        yield video.rel, video.error, 0, 0
                 else:
                     video = finishing.pop(fut)
                     error, size = fut.result()
