@@ -101,9 +101,9 @@ def _run_ray(todo: list, workers: int) -> Iterator[tuple[str, str | None, int, i
     """One Ray task per video on the cluster at RAY_ADDRESS (a local Ray otherwise); the cache must be
     a folder every node sees. At most 4 tasks per worker slot are in flight, to keep memory flat."""
     ray = _import_ray()
+    address = os.environ.get("RAY_ADDRESS")
     if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS") or None, **({} if os.environ.get("RAY_ADDRESS") else
-                                                                   {"num_cpus": workers}))
+        ray.init(**({"address": address} if address else {"num_cpus": workers}))
     task = ray.remote(num_cpus=1)(_job)
     window = 4 * max(1, int(ray.cluster_resources().get("CPU", workers)))
     queue = iter(todo)
@@ -111,9 +111,7 @@ def _run_ray(todo: list, workers: int) -> Iterator[tuple[str, str | None, int, i
     while pending:
         done, pending = ray.wait(pending, num_returns=1)
         yield ray.get(done[0])
-        nxt = next(queue, None)
-        if nxt is not None:
-            pending.append(task.remote(nxt))
+        pending.extend(task.remote(args) for args in islice(queue, 1))
 
 
 def prepare_dataset(
