@@ -15,7 +15,7 @@ import cv2
 from tqdm import tqdm
 
 from ..cache import MANIFEST, is_prepared
-from .common import FAILURES, atomic_folder, folder_bytes, new_manifest, write_failures
+from .common import FAILURES, atomic_folder, new_manifest, write_failures
 from ..files import atomic_write_text
 
 FRAME_RE = re.compile(r"^(img|flow_x|flow_y)_(\d+)\.jpg$")
@@ -130,15 +130,12 @@ def import_video(src: Path, dst: Path, *, flow_method: str, flow_bound: float, r
     """Validate ``src`` and make ``dst`` a finished cache folder (manifest written last, atomically);
     ``root``: the folder no frame may lead outside of."""
     manifest = validate_rawframes(src, flow_method=flow_method, flow_bound=flow_bound, root=root)
+    manifest["bytes"] = sum(entry.stat().st_size for entry in os.scandir(src) if FRAME_RE.match(entry.name))
     if src.resolve() == dst.resolve():
-        manifest["bytes"] = sum((src / f"{k}_{i:05d}.jpg").stat().st_size
-                                for k, n in (("img", manifest["num_frames"]), ("flow_x", manifest["num_flows"]),
-                                             ("flow_y", manifest["num_flows"])) for i in range(1, n + 1))
         atomic_write_text(src / MANIFEST, json.dumps(manifest, indent=1))
         return manifest
     with atomic_folder(dst) as tmp:
         _link_tree(src, tmp)
-        manifest["bytes"] = folder_bytes(tmp)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return manifest
 

@@ -157,8 +157,7 @@ def prepare_dataset(
 
         run = gpu = GPUFlowRunner(opts)
     t0 = time.perf_counter()
-    bar = tqdm(total=len(todo), desc="prepare", unit="video", disable=not progress or not todo)
-    try:
+    with tqdm(total=len(todo), desc="prepare", unit="video", disable=not progress or not todo) as bar:
         for rel, error, frames, size in run(todo, workers):
             if error is None:
                 summary.prepared += 1
@@ -169,9 +168,7 @@ def prepare_dataset(
             bar.update()
             elapsed = max(time.perf_counter() - t0, 1e-9)
             bar.set_postfix_str(f"{summary.frames / elapsed:.0f} frames/s, failed {summary.failed}", refresh=False)
-    finally:
-        bar.close()
-        summary.seconds = time.perf_counter() - t0
+    summary.seconds = time.perf_counter() - t0
     listed_set = set(listed)  # an entry stays while its video is listed and not prepared
     write_failures(cache / summary.failures_file, summary.failures,
                    keep=lambda rel: rel in listed_set and not is_prepared(cache, video_key(rel)))

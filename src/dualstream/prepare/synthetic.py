@@ -161,7 +161,6 @@ def _hard_look(rng: np.random.Generator, size: int, family: str) -> dict:
     look["texture"] = (0.75 * colour + 0.25 * grey).clip(0, 1)  # the hue stays readable under the texture
     shade = rng.uniform(0.3, 0.8)
     look["distractor"] = (shade + 0.4 * (_smooth_noise(rng, size, 6).mean(axis=2, keepdims=True) - 0.5)).clip(0, 1)
-    look["distractor"] = np.repeat(look["distractor"], 3, axis=2)
     return look
 
 
