@@ -93,12 +93,12 @@ class FlowBatcher:
     def add(self, video: _Video) -> None:
         self.queues[video.grays.shape[1:]].extend((video, n) for n in video.frames.flow_numbers())
 
-    def ready(self, flush: bool) -> list[tuple[int, int]]:
-        """Frame sizes with a full batch waiting (or any pairs at all when ``flush``)."""
-        return [s for s, q in self.queues.items() if len(q) >= self.batch or (flush and q)]
-
-    def run(self, size: tuple[int, int]) -> list[tuple[_Video, list[int], np.ndarray]]:
-        """Flow for up to ``batch`` pairs of ``size``: per video, (video, flow numbers, uint8 (K, 2, H, W))."""
+    def run(self, flush: bool) -> list[tuple[_Video, list[int], np.ndarray]]:
+        """Flow for up to ``batch`` pairs of a frame size with a full batch waiting (or any pairs at all when
+        ``flush``): per video, (video, flow numbers, uint8 (K, 2, H, W)); [] when no batch is ready."""
+        size = next((s for s, q in self.queues.items() if len(q) >= self.batch or (flush and q)), None)
+        if size is None:
+            return []
         q = self.queues[size]
         items = [q.popleft() for _ in range(min(self.batch, len(q)))]
         if not q:
@@ -133,11 +133,11 @@ def run_pipeline(todo: list, batcher: FlowBatcher, workers: int) -> Iterator[tup
         while queue or decoding or writing or finishing or batcher.queues:
             while queue and len(decoding) < DECODE_AHEAD * workers:
                 decoding.add(pool.submit(_decode_job, (*queue.popleft(), owner)))
-            flush = not queue and not decoding  # nothing more is coming: run the partial batches too
-            sizes = batcher.ready(flush)
-            if sizes:
-                for video, numbers, q8 in batcher.run(sizes[0]):
-                    writing[pool.submit(_write_job, (str(video.frames.tmp), numbers, q8))] = video, len(numbers)
+            # when nothing more is coming, the partial batches run too
+            flows = batcher.run(flush=not queue and not decoding)
+            for video, numbers, q8 in flows:
+                writing[pool.submit(_write_job, (str(video.frames.tmp), numbers, q8))] = video, len(numbers)
+            if flows:
                 continue
             done, _ = wait([*decoding, *writing, *finishing], return_when=FIRST_COMPLETED)
             for fut in done:
