@@ -131,8 +131,7 @@ def _write_jpeg(path: Path, image: np.ndarray) -> None:
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
         raise OSError(f"could not encode {path}")
-    with open(path, "wb") as fh:
-        fh.write(buf.data)
+    buf.tofile(path)
 
 
 def write_flow_jpegs(out: Path, numbers: list[int], q: np.ndarray) -> None:
