@@ -52,17 +52,17 @@ def find_rawframe_folders(src: str | Path) -> list[str]:
     return folders
 
 
-def _inside(path: str | Path, root: str) -> bool:
-    real = os.path.realpath(path)
-    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
+def _refuse_outside(path: str | Path, root: Path, what: str) -> None:
+    """_Invalid when ``path`` leads (by a symlink) outside ``root``; ``what``: how the message names it."""
+    real, real_root = os.path.realpath(path), os.path.realpath(root)
+    if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
+        raise _Invalid(f"{what} a symlink leading outside {root} (to {real}); refused")
 
 
 def _numbers(folder: Path, root: Path) -> dict[str, list[int]]:
     """Frame numbers per kind; a file or folder that leads (by a symlink) outside ``root`` is refused."""
     found: dict[str, list[int]] = {"img": [], "flow_x": [], "flow_y": []}
-    real_root = os.path.realpath(root)
-    if not _inside(folder, real_root):
-        raise _Invalid(f"the folder is a symlink leading outside {root} (to {os.path.realpath(folder)}); refused")
+    _refuse_outside(folder, root, "the folder is")
     for entry in os.scandir(folder):
         m = FRAME_RE.match(entry.name)
         if not m:
@@ -70,9 +70,7 @@ def _numbers(folder: Path, root: Path) -> dict[str, list[int]]:
         if len(m.group(2)) != 5:
             raise _Invalid(f"{entry.name}: frame numbers must have 5 digits (img_00001.jpg)")
         if entry.is_symlink():
-            if not _inside(entry.path, real_root):
-                raise _Invalid(f"{entry.name}: a symlink leading outside {root} (to {os.path.realpath(entry.path)}); "
-                               "refused")
+            _refuse_outside(entry.path, root, f"{entry.name}:")
             if not os.path.exists(entry.path):
                 raise _Invalid(f"{entry.name}: a broken symlink")
         if not entry.is_file():
