@@ -106,10 +106,8 @@ class FlowBatcher:
         prev = np.stack([v.grays[n - 1] for v, n in items])
         nxt = np.stack([v.grays[n] for v, n in items])
         start = time.perf_counter()
-        a = torch.from_numpy(prev).to(self.device, non_blocking=True)
-        b = torch.from_numpy(nxt).to(self.device, non_blocking=True)
-        flow = self.solver(a, b, **self.params)
-        q8 = quantize_flow(flow, self.bound).cpu().numpy()
+        a, b = (torch.from_numpy(x).to(self.device, non_blocking=True) for x in (prev, nxt))
+        q8 = quantize_flow(self.solver(a, b, **self.params), self.bound).cpu().numpy()
         self.seconds += time.perf_counter() - start
         self.pairs += len(items)
         out: dict[int, tuple[_Video, list[int], list[int]]] = {}
