@@ -119,10 +119,9 @@ def is_packed(folder: str | Path) -> bool:
 def decode_jpeg(path: Path, flags: int) -> np.ndarray:
     """A frame decoded; a missing, undecodable or cut one is a CacheError naming it (docs/design.md)."""
     try:
-        data = np.fromfile(path, np.uint8)
-    except OSError:
-        data = None
-    img = cv2.imdecode(data, flags) if data is not None and data.size else None
+        img = cv2.imdecode(np.fromfile(path, np.uint8), flags)
+    except (OSError, cv2.error):  # unreadable, or empty (an empty buffer is an error to imdecode)
+        img = None
     if img is None:
         raise CacheError(f"{path}: missing, unreadable or cut short frame")
     return img

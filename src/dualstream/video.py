@@ -140,13 +140,12 @@ def iter_frames(path: str | os.PathLike, *, limits: FrameLimits | None = None) -
     path = Path(path)
     cap = open_video(path)
     declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-    count = 0
+    count = 0  # frames decoded
     try:
         if limits is not None:
             limits.check(path, int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0),
                          int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0))
-        for rgb in decoded_frames(cap, path, limits):
-            count += 1
+        for count, rgb in enumerate(decoded_frames(cap, path, limits), 1):
             yield rgb
     finally:
         cap.release()

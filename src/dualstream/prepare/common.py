@@ -114,11 +114,11 @@ def _duration(seconds: float) -> str:
 
 
 def _human(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
+    for unit in ("B", "KB", "MB"):
+        if n < 1000:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
         n /= 1000
-    return f"{n:.2f} TB"  # pragma: no cover
+    return f"{n:.2f} GB"
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -131,8 +131,7 @@ def _write_jpeg(path: Path, image: np.ndarray) -> None:
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
         raise OSError(f"could not encode {path}")
-    with open(path, "wb") as fh:
-        fh.write(buf.data)
+    buf.tofile(path)
 
 
 def write_flow_jpegs(out: Path, numbers: list[int], q: np.ndarray) -> None:
@@ -145,11 +144,13 @@ def write_flow_jpegs(out: Path, numbers: list[int], q: np.ndarray) -> None:
 class DecodedFrames:
     """The one decode loop of preparation: yields ``(number, gray)`` per frame of ``src`` (from 1), resized to
     ``opts.short_side`` and written as ``img_NNNNN.jpg`` into ``tmp``; with a schedule only the first
-    ``frames_needed`` frames are written, the rest counted. Afterwards ``count``, ``height``, ``width`` are set."""
+    ``frames_needed`` frames are written, the rest counted, and at the end those it does not keep removed.
+    Afterwards ``count``, ``height``, ``width`` and ``kept`` (``"all"`` or the kept frame numbers) are set."""
 
     def __init__(self, src: str | Path, tmp: Path, opts: PrepareOptions):
         self.src, self.tmp, self.opts = Path(src), tmp, opts
         self.count = self.height = self.width = 0
+        self.kept: str | list[int] = "all"
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
         limit = self.opts.schedule.frames_needed if self.opts.schedule is not None else None
@@ -164,17 +165,27 @@ class DecodedFrames:
             yield self.count, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         if self.count < 2:
             raise VideoReadError(self.src, f"only {self.count} frame decoded; optical flow needs at least 2")
-
-    def kept(self) -> str | list[int]:
-        """``"all"``, or the frames the schedule keeps; the other written frames are removed."""
-        if self.opts.schedule is None:
-            return "all"
-        kept = self.opts.schedule.frames_for(self.count)
-        keep = set(kept)
-        for i in range(1, min(self.count, self.opts.schedule.frames_needed) + 1):
-            if i not in keep:
+        if limit is not None:
+            self.kept = self.opts.schedule.frames_for(self.count)
+            for i in set(range(1, min(self.count, limit) + 1)) - set(self.kept):
                 (self.tmp / f"img_{i:05d}.jpg").unlink()
-        return kept
+
+    def flow_numbers(self) -> list[int]:
+        """The frames whose forward flow the folder holds: every frame but the last, or the kept ones."""
+        return list(range(1, self.count)) if self.kept == "all" else self.kept
+
+    def write_manifest(self) -> dict:
+        """Write ``tmp/manifest.json`` (last, once every frame and flow is in ``tmp``) and return it."""
+        opts = self.opts
+        manifest = new_manifest(self.src.name, self.count, len(self.flow_numbers()), self.height, self.width,
+                                opts.flow, opts.bound, self.kept)
+        if opts.schedule is not None:
+            manifest["schedule"] = opts.schedule.schedule_dict()
+        if opts.format == "packed":  # memory-mapped uint8 arrays instead of the JPEGs
+            pack_folder(self.tmp, manifest, drop_jpeg=True)
+        manifest["bytes"] = folder_bytes(self.tmp)
+        (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        return manifest
 
 
 def new_manifest(source: str, frames: int, flows: int, height: int, width: int, flow_method: str, flow_bound: float,
@@ -191,20 +202,6 @@ def new_manifest(source: str, frames: int, flows: int, height: int, width: int, 
         "format": "mmaction2-rawframes",
         "frames": kept,
     }
-
-
-def write_manifest(folder: Path, source: str, count: int, height: int, width: int,
-                   kept: str | list[int], opts: PrepareOptions) -> dict:
-    """Write ``folder/manifest.json`` (last, once every frame and flow is in ``folder``) and return it."""
-    flows = count - 1 if kept == "all" else len(kept)  # every frame but the last, or the kept ones
-    manifest = new_manifest(source, count, flows, height, width, opts.flow, opts.bound, kept)
-    if opts.schedule is not None:
-        manifest["schedule"] = opts.schedule.schedule_dict()
-    if opts.format == "packed":  # memory-mapped uint8 arrays instead of the JPEGs
-        pack_folder(folder, manifest, drop_jpeg=True)
-    manifest["bytes"] = folder_bytes(folder)
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))
-    return manifest
 
 
 def _start_time(pid: int) -> str | None:

@@ -13,14 +13,13 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Iterator
 
-import cv2
 import numpy as np
 import torch
 
 from ..flow import quantize_flow, torch_solver
 from ..flow._torch import resolve_device
 from .common import (DecodedFrames, PrepareOptions, PrepareSummary, _owner_tag, commit_folder, failure_reason,
-                     new_tmp_folder, write_flow_jpegs, write_manifest)
+                     new_tmp_folder, write_flow_jpegs)
 from .pool import new_pool
 
 DEFAULT_BATCH = 256
@@ -32,42 +31,33 @@ DECODE_AHEAD = 3
 class _Video:
     rel: str
     dst: Path
-    tmp: Path
-    count: int
-    height: int
-    width: int
-    kept: str | list[int]
+    frames: DecodedFrames
+    """Decoded, its RGB JPEGs written into ``frames.tmp``."""
     grays: np.ndarray
     """(M, H, W) uint8: frame n is ``grays[n - 1]``; flow n goes from frame n to frame n + 1."""
     pairs_left: int
-    writes: int = 0
+    """Pairs whose flow JPEGs are not written yet."""
     error: str | None = None
 
 
-def _decode_job(args: tuple[str, str, str, PrepareOptions, str]) -> tuple[str, str | None, _Video | None, list[int]]:
-    """CPU worker: decode + resize one video, write its RGB JPEGs; returns (rel, error or None, the video, the
-    numbers of the flows to compute)."""
+def _decode_job(args: tuple[str, str, str, PrepareOptions, str]) -> tuple[str, str | None, _Video | None]:
+    """CPU worker: decode + resize one video, write its RGB JPEGs; returns (rel, error or None, the video)."""
     rel, src, dst, opts, owner = args
-    cv2.setNumThreads(1)
     tmp = None
     try:
         tmp = new_tmp_folder(Path(dst), owner)  # named after the flow process, which renames it when done
         frames = DecodedFrames(src, tmp, opts)
         grays = np.stack([gray for _, gray in frames])
-        kept = frames.kept()
-        numbers = list(range(1, frames.count)) if kept == "all" else kept
-        return rel, None, _Video(rel, Path(dst), tmp, frames.count, frames.height, frames.width, kept, grays,
-                                 len(numbers)), numbers
+        return rel, None, _Video(rel, Path(dst), frames, grays, len(frames.flow_numbers()))
     except (Exception, MemoryError) as exc:  # VideoReadError, cv2.error, OSError (disk full), ...
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-        return rel, failure_reason(exc), None, []
+        return rel, failure_reason(exc), None
 
 
 def _write_job(args: tuple[str, list[int], np.ndarray]) -> str | None:
     """CPU worker: write flow_x/flow_y JPEGs ``numbers`` from uint8 flow (K, 2, H, W); the error or None."""
     tmp, numbers, q = args
-    cv2.setNumThreads(1)
     try:
         write_flow_jpegs(Path(tmp), numbers, q)
         return None
@@ -75,17 +65,15 @@ def _write_job(args: tuple[str, list[int], np.ndarray]) -> str | None:
         return failure_reason(exc)
 
 
-def _finish_job(args: tuple[_Video, PrepareOptions]) -> tuple[str | None, int]:
+def _finish_job(video: _Video) -> tuple[str | None, int]:
     """CPU worker: a finished video's manifest (with ``--format packed`` the packing first, which decodes
     every JPEG) and the rename into the cache, away from the flow process; (error or None, bytes)."""
-    video, opts = args
     try:
-        manifest = write_manifest(video.tmp, Path(video.rel).name, video.count, video.height, video.width, video.kept,
-                                  opts)
-        commit_folder(video.tmp, video.dst)
+        manifest = video.frames.write_manifest()
+        commit_folder(video.frames.tmp, video.dst)
         return None, manifest["bytes"]
     except OSError as exc:
-        shutil.rmtree(video.tmp, ignore_errors=True)
+        shutil.rmtree(video.frames.tmp, ignore_errors=True)
         return failure_reason(exc), 0
 
 
@@ -102,15 +90,15 @@ class FlowBatcher:
         self.pairs = 0
         self.seconds = 0.0
 
-    def add(self, video: _Video, numbers: list[int]) -> None:
-        self.queues[video.grays.shape[1:]].extend((video, n) for n in numbers)
+    def add(self, video: _Video) -> None:
+        self.queues[video.grays.shape[1:]].extend((video, n) for n in video.frames.flow_numbers())
 
-    def ready(self, flush: bool) -> list[tuple[int, int]]:
-        """Frame sizes with a full batch waiting (or any pairs at all when ``flush``)."""
-        return [s for s, q in self.queues.items() if len(q) >= self.batch or (flush and q)]
-
-    def run(self, size: tuple[int, int]) -> list[tuple[_Video, list[int], np.ndarray]]:
-        """Flow for up to ``batch`` pairs of ``size``: per video, (video, flow numbers, uint8 (K, 2, H, W))."""
+    def run(self, flush: bool) -> list[tuple[_Video, list[int], np.ndarray]]:
+        """Flow for up to ``batch`` pairs of a frame size with a full batch waiting (or any pairs at all when
+        ``flush``): per video, (video, flow numbers, uint8 (K, 2, H, W)); [] when no batch is ready."""
+        size = next((s for s, q in self.queues.items() if len(q) >= self.batch or (flush and q)), None)
+        if size is None:
+            return []
         q = self.queues[size]
         items = [q.popleft() for _ in range(min(self.batch, len(q)))]
         if not q:
@@ -118,10 +106,8 @@ class FlowBatcher:
         prev = np.stack([v.grays[n - 1] for v, n in items])
         nxt = np.stack([v.grays[n] for v, n in items])
         start = time.perf_counter()
-        a = torch.from_numpy(prev).to(self.device, non_blocking=True)
-        b = torch.from_numpy(nxt).to(self.device, non_blocking=True)
-        flow = self.solver(a, b, **self.params)
-        q8 = quantize_flow(flow, self.bound).cpu().numpy()
+        a, b = (torch.from_numpy(x).to(self.device, non_blocking=True) for x in (prev, nxt))
+        q8 = quantize_flow(self.solver(a, b, **self.params), self.bound).cpu().numpy()
         self.seconds += time.perf_counter() - start
         self.pairs += len(items)
         out: dict[int, tuple[_Video, list[int], list[int]]] = {}
@@ -132,62 +118,48 @@ class FlowBatcher:
         return [(video, numbers, q8[rows]) for video, numbers, rows in out.values()]
 
 
-def run_pipeline(todo: list, opts: PrepareOptions, batcher: FlowBatcher, workers: int
-                 ) -> Iterator[tuple[str, str | None, int, int]]:
+def run_pipeline(todo: list, batcher: FlowBatcher, workers: int) -> Iterator[tuple[str, str | None, int, int]]:
     """Prepare ``todo`` ((rel, src, dst, opts) as prepare_dataset lists them) with the flow of ``batcher``;
     yields (rel, failure or None, frames, bytes) per video as it completes, like prepare's other runners."""
     owner = _owner_tag()  # the temporary folders belong to this process (alive until it renames them)
     queue = deque(todo)
     decoding: set[Future] = set()
-    writing: dict[Future, _Video] = {}
+    writing: dict[Future, tuple[_Video, int]] = {}  # -> (video, pairs written)
     finishing: dict[Future, _Video] = {}
     pool = new_pool(workers)
-
-    def finish(video: _Video) -> Iterator[tuple[str, str | None, int, int]]:
-        """A failed video's result now; a complete one's manifest and rename go to the pool."""
-        if video.error is None:
-            video.grays = np.empty(0)
-            finishing[pool.submit(_finish_job, (video, opts))] = video
-            return
-        shutil.rmtree(video.tmp, ignore_errors=True)
-        yield video.rel, video.error, 0, 0
-
     try:
         while queue or decoding or writing or finishing or batcher.queues:
             while queue and len(decoding) < DECODE_AHEAD * workers:
                 decoding.add(pool.submit(_decode_job, (*queue.popleft(), owner)))
-            flush = not queue and not decoding  # nothing more is coming: run the partial batches too
-            sizes = batcher.ready(flush)
-            if sizes:
-                for video, numbers, q8 in batcher.run(sizes[0]):
-                    video.pairs_left -= len(numbers)
-                    video.writes += 1
-                    writing[pool.submit(_write_job, (str(video.tmp), numbers, q8))] = video
-                continue
-            if not decoding and not writing and not finishing:
+            # when nothing more is coming, the partial batches run too
+            flows = batcher.run(flush=not queue and not decoding)
+            for video, numbers, q8 in flows:
+                writing[pool.submit(_write_job, (str(video.frames.tmp), numbers, q8))] = video, len(numbers)
+            if flows:
                 continue
             done, _ = wait([*decoding, *writing, *finishing], return_when=FIRST_COMPLETED)
             for fut in done:
                 if fut in decoding:
                     decoding.remove(fut)
-                    rel, error, video, numbers = fut.result()
+                    rel, error, video = fut.result()
                     if error is not None:
                         yield rel, error, 0, 0
-                    elif numbers:
-                        batcher.add(video, numbers)
                     else:
-                        yield from finish(video)
+                        batcher.add(video)
                 elif fut in writing:
-                    video = writing.pop(fut)
-                    error = fut.result()
-                    video.writes -= 1
-                    video.error = video.error or error
-                    if video.writes == 0 and video.pairs_left == 0:
-                        yield from finish(video)
+                    video, written = writing.pop(fut)
+                    video.error = video.error or fut.result()
+                    video.pairs_left -= written
+                    if video.pairs_left == 0 and video.error is None:  # manifest and rename: in the pool
+                        video.grays = np.empty(0)
+                        finishing[pool.submit(_finish_job, video)] = video
+                    elif video.pairs_left == 0:
+                        shutil.rmtree(video.frames.tmp, ignore_errors=True)
+                        yield video.rel, video.error, 0, 0
                 else:
                     video = finishing.pop(fut)
                     error, size = fut.result()
-                    yield video.rel, error, 0 if error else video.count, size
+                    yield video.rel, error, 0 if error else video.frames.count, size
     finally:
         pool.shutdown(cancel_futures=True)
 
@@ -203,7 +175,7 @@ def _device_process(todo, opts, device, workers, batch, params, results) -> None
     """One flow process of several: its results, then ("done", pairs, solver seconds) or ("error", message)."""
     batcher = FlowBatcher(opts, device, batch, params)
     try:
-        for result in run_pipeline(todo, opts, batcher, workers):
+        for result in run_pipeline(todo, batcher, workers):
             results.put(("video", result))
         results.put(("done", batcher.pairs, batcher.seconds))
     except BaseException as exc:  # noqa: BLE001 - reported by the parent
@@ -224,7 +196,7 @@ class GPUFlowRunner:
         if len(self.devices) == 1 or len(todo) < 2:
             batcher = FlowBatcher(self.opts, self.devices[0], self.batch, self.params)
             try:
-                yield from run_pipeline(todo, self.opts, batcher, workers)
+                yield from run_pipeline(todo, batcher, workers)
             finally:
                 self.pairs, self.flow_seconds = batcher.pairs, batcher.seconds
             return

@@ -7,7 +7,7 @@ import json
 import os
 import re
 import shutil
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +15,7 @@ import cv2
 from tqdm import tqdm
 
 from ..cache import MANIFEST, is_prepared
-from .common import FAILURES, atomic_folder, folder_bytes, new_manifest, write_failures
+from .common import FAILURES, atomic_folder, new_manifest, write_failures
 from ..files import atomic_write_text
 
 FRAME_RE = re.compile(r"^(img|flow_x|flow_y)_(\d+)\.jpg$")
@@ -52,17 +52,17 @@ def find_rawframe_folders(src: str | Path) -> list[str]:
     return folders
 
 
-def _inside(path: str | Path, root: str) -> bool:
-    real = os.path.realpath(path)
-    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
+def _refuse_outside(path: str | Path, root: Path, what: str) -> None:
+    """_Invalid when ``path`` leads (by a symlink) outside ``root``; ``what``: how the message names it."""
+    real, real_root = os.path.realpath(path), os.path.realpath(root)
+    if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
+        raise _Invalid(f"{what} a symlink leading outside {root} (to {real}); refused")
 
 
 def _numbers(folder: Path, root: Path) -> dict[str, list[int]]:
     """Frame numbers per kind; a file or folder that leads (by a symlink) outside ``root`` is refused."""
     found: dict[str, list[int]] = {"img": [], "flow_x": [], "flow_y": []}
-    real_root = os.path.realpath(root)
-    if not _inside(folder, real_root):
-        raise _Invalid(f"the folder is a symlink leading outside {root} (to {os.path.realpath(folder)}); refused")
+    _refuse_outside(folder, root, "the folder is")
     for entry in os.scandir(folder):
         m = FRAME_RE.match(entry.name)
         if not m:
@@ -70,9 +70,7 @@ def _numbers(folder: Path, root: Path) -> dict[str, list[int]]:
         if len(m.group(2)) != 5:
             raise _Invalid(f"{entry.name}: frame numbers must have 5 digits (img_00001.jpg)")
         if entry.is_symlink():
-            if not _inside(entry.path, real_root):
-                raise _Invalid(f"{entry.name}: a symlink leading outside {root} (to {os.path.realpath(entry.path)}); "
-                               "refused")
+            _refuse_outside(entry.path, root, f"{entry.name}:")
             if not os.path.exists(entry.path):
                 raise _Invalid(f"{entry.name}: a broken symlink")
         if not entry.is_file():
@@ -91,11 +89,11 @@ def _check_run(kind: str, numbers: list[int]) -> int:
     return len(numbers)
 
 
-def _shape(path: Path, flags: int) -> tuple[int, int]:
-    img = cv2.imread(str(path), flags)
+def _shape(path: Path) -> tuple[int, int]:
+    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)  # the size alone: every frame decoded as one channel
     if img is None:
         raise _Invalid(f"{path.name}: not a readable JPEG")
-    return img.shape[:2]
+    return img.shape
 
 
 def validate_rawframes(folder: Path, *, flow_method: str, flow_bound: float, root: Path) -> dict:
@@ -109,12 +107,11 @@ def validate_rawframes(folder: Path, *, flow_method: str, flow_bound: float, roo
         raise _Invalid(f"{n_x} flow_x but {n_y} flow_y files")
     if not n_img - 1 <= n_x <= n_img:
         raise _Invalid(f"{n_x} flow files for {n_img} frames (expected {n_img - 1}, one per frame pair, or {n_img})")
-    size = _shape(folder / "img_00001.jpg", cv2.IMREAD_COLOR)
+    size = _shape(folder / "img_00001.jpg")
     for name in (f"img_{n_img:05d}.jpg", "flow_x_00001.jpg", f"flow_x_{n_x:05d}.jpg", "flow_y_00001.jpg",
                  f"flow_y_{n_y:05d}.jpg"):
-        flags = cv2.IMREAD_COLOR if name.startswith("img") else cv2.IMREAD_GRAYSCALE
-        if _shape(folder / name, flags) != size:
-            raise _Invalid(f"{name} is {_shape(folder / name, flags)[::-1]} but img_00001.jpg is {size[::-1]} (w, h)")
+        if (other := _shape(folder / name)) != size:
+            raise _Invalid(f"{name} is {other[::-1]} but img_00001.jpg is {size[::-1]} (w, h)")
     return {**new_manifest(folder.name, n_img, n_x, *size, flow_method, flow_bound), "imported": True}
 
 
@@ -131,27 +128,14 @@ def import_video(src: Path, dst: Path, *, flow_method: str, flow_bound: float, r
     """Validate ``src`` and make ``dst`` a finished cache folder (manifest written last, atomically);
     ``root``: the folder no frame may lead outside of."""
     manifest = validate_rawframes(src, flow_method=flow_method, flow_bound=flow_bound, root=root)
+    manifest["bytes"] = sum(entry.stat().st_size for entry in os.scandir(src) if FRAME_RE.match(entry.name))
     if src.resolve() == dst.resolve():
-        manifest["bytes"] = sum((src / f"{k}_{i:05d}.jpg").stat().st_size
-                                for k, n in (("img", manifest["num_frames"]), ("flow_x", manifest["num_flows"]),
-                                             ("flow_y", manifest["num_flows"])) for i in range(1, n + 1))
         atomic_write_text(src / MANIFEST, json.dumps(manifest, indent=1))
         return manifest
     with atomic_folder(dst) as tmp:
         _link_tree(src, tmp)
-        manifest["bytes"] = folder_bytes(tmp)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return manifest
-
-
-def _import_one(src: Path, out: Path, key: str, flow_method: str, flow_bound: float) -> tuple[str, str | None]:
-    try:
-        import_video(src / key, out / key, flow_method=flow_method, flow_bound=flow_bound, root=src)
-        return key, None
-    except _Invalid as exc:
-        return key, str(exc)
-    except OSError as exc:
-        return key, f"{type(exc).__name__}: {exc}"
 
 
 def import_rawframes(src: str | Path, out: str | Path, *, flow_method: str = "tvl1", flow_bound: float = 20.0,
@@ -165,19 +149,26 @@ def import_rawframes(src: str | Path, out: str | Path, *, flow_method: str = "tv
     src, out = Path(src), Path(out)
     folders = find_rawframe_folders(src)
     out.mkdir(parents=True, exist_ok=True)
-    summary = ImportSummary()
-    todo = [key for key in folders if not (out / key / MANIFEST).is_file()]
-    summary.skipped = len(folders) - len(todo)
-    with ThreadPoolExecutor(max_workers=threads) as pool, \
-            tqdm(total=len(todo), desc="import", unit="video", disable=not progress or not todo) as bar:
-        futures = [pool.submit(_import_one, src, out, key, flow_method, flow_bound) for key in todo]
-        for fut in as_completed(futures):
-            key, error = fut.result()
+    todo = [key for key in folders if not is_prepared(out, key)]
+    summary = ImportSummary(skipped=len(folders) - len(todo))
+
+    def one(key: str) -> str | None:
+        """The folder's failure, or None once it is imported."""
+        try:
+            import_video(src / key, out / key, flow_method=flow_method, flow_bound=flow_bound, root=src)
+            return None
+        except _Invalid as exc:
+            return str(exc)
+        except OSError as exc:
+            return f"{type(exc).__name__}: {exc}"
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for key, error in tqdm(zip(todo, pool.map(one, todo)), total=len(todo), desc="import", unit="video",
+                               disable=not progress or not todo):
             if error is None:
                 summary.imported += 1
             else:
                 summary.failures.append((key, error))
-            bar.update()
     listed = set(folders)  # a concurrent import's failures stay listed while their folder is not imported
     write_failures(out / FAILURES, summary.failures, keep=lambda key: key in listed and not is_prepared(out, key))
     return summary

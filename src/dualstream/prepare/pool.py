@@ -10,6 +10,7 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import suppress
 from multiprocessing import get_context
 from typing import Callable, Iterator
 
@@ -24,10 +25,8 @@ def die_with_parent(parent: int) -> None:
     if sys.platform.startswith("linux"):
         import ctypes
 
-        try:
+        with suppress(OSError, AttributeError):  # no such libc: the watchdog alone
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
     if os.getppid() != parent:
         os._exit(1)
 
@@ -71,16 +70,11 @@ def run_processes(todo: list, workers: int, job: Callable) -> Iterator[tuple[str
         unfinished.sort()
         suspects = [queue[k] for k in unfinished[: workers + 1]]
         queue = [queue[k] for k in unfinished[workers + 1:]]
-        alone = None  # one worker, one video at a time: a break names its video
-        try:
-            for args in suspects:
-                alone = alone or new_pool(1)
-                try:
-                    yield alone.submit(job, args).result()
-                except BrokenProcessPool:
-                    yield args[0], WORKER_DIED, 0, 0
-                    alone.shutdown()
-                    alone = None
-        finally:
-            if alone is not None:
+        for args in suspects:  # each alone in a fresh worker: a break names its video
+            alone = new_pool(1)
+            try:
+                yield alone.submit(job, args).result()
+            except BrokenProcessPool:
+                yield args[0], WORKER_DIED, 0, 0
+            finally:
                 alone.shutdown(cancel_futures=True)

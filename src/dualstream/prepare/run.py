@@ -19,7 +19,7 @@ from ..cache import MANIFEST, is_prepared
 from ..flow import compute_flow, quantize_flow
 from ..video import find_videos
 from .common import (EXECUTORS, FAILURES, FLOW_CHUNK, DecodedFrames, PrepareError, PrepareOptions, PrepareSummary,
-                     atomic_folder, failure_reason, folder_bytes, write_failures, write_flow_jpegs, write_manifest)
+                     atomic_folder, failure_reason, folder_bytes, write_failures, write_flow_jpegs)
 from .pool import run_processes
 
 
@@ -48,44 +48,32 @@ def video_key(rel: str) -> str:
 def prepare_video(src: str | Path, dst: str | Path, opts: PrepareOptions) -> dict:
     """Decode ``src`` and write its rawframes folder ``dst`` atomically (manifest last); returns the manifest.
     At most FLOW_CHUNK + 1 frames are held in memory."""
-    src, dst = Path(src), Path(dst)
-    with atomic_folder(dst) as tmp:
+    with atomic_folder(Path(dst)) as tmp:
         video = DecodedFrames(src, tmp, opts)
-        if opts.schedule is None:
-            _write_all_flows(video, opts)
-        else:
-            _write_sampled_flows(video, opts)
-        manifest = write_manifest(tmp, src.name, video.count, video.height, video.width, video.kept(), opts)
-    return manifest
+        pairs = _all_pairs(video) if opts.schedule is None else _sampled_pairs(video)
+        while chunk := list(islice(pairs, FLOW_CHUNK)):
+            numbers, prev, nxt = zip(*chunk)
+            flow = compute_flow(np.stack(prev), np.stack(nxt), method=opts.flow, device=opts.device)
+            write_flow_jpegs(tmp, list(numbers), quantize_flow(flow, opts.bound))
+        return video.write_manifest()
 
 
-def _write_flows(out: Path, numbers: list[int], prev: list[np.ndarray], nxt: list[np.ndarray],
-                 opts: PrepareOptions) -> None:
-    write_flow_jpegs(out, numbers, quantize_flow(compute_flow(np.stack(prev), np.stack(nxt), method=opts.flow,
-                                                              device=opts.device), opts.bound))
-
-
-def _write_all_flows(video: DecodedFrames, opts: PrepareOptions) -> None:
-    grays: list[np.ndarray] = []  # frames waiting for their flow; the last one is kept as overlap
+def _all_pairs(video: DecodedFrames) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """``(n, frame n, frame n + 1)`` as the frames are decoded."""
+    prev = None
     for n, gray in video:
-        grays.append(gray)
-        if len(grays) == FLOW_CHUNK + 1:
-            _write_flows(video.tmp, list(range(n - FLOW_CHUNK, n)), grays[:-1], grays[1:], opts)
-            grays = grays[-1:]
-    if len(grays) > 1:
-        _write_flows(video.tmp, list(range(video.count - len(grays) + 1, video.count)), grays[:-1], grays[1:], opts)
+        if prev is not None:
+            yield n - 1, prev, gray
+        prev = gray
 
 
-def _write_sampled_flows(video: DecodedFrames, opts: PrepareOptions) -> None:
-    """The forward flow of the frames the schedule can ask for; until the frame count is known, the gray frames
+def _sampled_pairs(video: DecodedFrames) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """The pairs of the frames the schedule can ask for; until the frame count is known, the gray frames
     wait as .npy files in the temporary folder, not in memory (docs/design.md)."""
     for n, gray in video:
         np.save(video.tmp / f".gray_{n:05d}.npy", gray)
-    kept = opts.schedule.frames_for(video.count)
-    for start in range(0, len(kept), FLOW_CHUNK):
-        part = kept[start:start + FLOW_CHUNK]
-        _write_flows(video.tmp, part, [np.load(video.tmp / f".gray_{i:05d}.npy") for i in part],
-                     [np.load(video.tmp / f".gray_{i + 1:05d}.npy") for i in part], opts)
+    for i in video.kept:
+        yield i, np.load(video.tmp / f".gray_{i:05d}.npy"), np.load(video.tmp / f".gray_{i + 1:05d}.npy")
     for p in video.tmp.glob(".gray_*.npy"):
         p.unlink()
 
@@ -113,9 +101,9 @@ def _run_ray(todo: list, workers: int) -> Iterator[tuple[str, str | None, int, i
     """One Ray task per video on the cluster at RAY_ADDRESS (a local Ray otherwise); the cache must be
     a folder every node sees. At most 4 tasks per worker slot are in flight, to keep memory flat."""
     ray = _import_ray()
+    address = os.environ.get("RAY_ADDRESS")
     if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS") or None, **({} if os.environ.get("RAY_ADDRESS") else
-                                                                   {"num_cpus": workers}))
+        ray.init(**({"address": address} if address else {"num_cpus": workers}))
     task = ray.remote(num_cpus=1)(_job)
     window = 4 * max(1, int(ray.cluster_resources().get("CPU", workers)))
     queue = iter(todo)
@@ -123,9 +111,7 @@ def _run_ray(todo: list, workers: int) -> Iterator[tuple[str, str | None, int, i
     while pending:
         done, pending = ray.wait(pending, num_returns=1)
         yield ray.get(done[0])
-        nxt = next(queue, None)
-        if nxt is not None:
-            pending.append(task.remote(nxt))
+        pending.extend(task.remote(args) for args in islice(queue, 1))
 
 
 def prepare_dataset(
@@ -171,8 +157,7 @@ def prepare_dataset(
 
         run = gpu = GPUFlowRunner(opts)
     t0 = time.perf_counter()
-    bar = tqdm(total=len(todo), desc="prepare", unit="video", disable=not progress or not todo)
-    try:
+    with tqdm(total=len(todo), desc="prepare", unit="video", disable=not progress or not todo) as bar:
         for rel, error, frames, size in run(todo, workers):
             if error is None:
                 summary.prepared += 1
@@ -183,9 +168,7 @@ def prepare_dataset(
             bar.update()
             elapsed = max(time.perf_counter() - t0, 1e-9)
             bar.set_postfix_str(f"{summary.frames / elapsed:.0f} frames/s, failed {summary.failed}", refresh=False)
-    finally:
-        bar.close()
-        summary.seconds = time.perf_counter() - t0
+    summary.seconds = time.perf_counter() - t0
     listed_set = set(listed)  # an entry stays while its video is listed and not prepared
     write_failures(cache / summary.failures_file, summary.failures,
                    keep=lambda rel: rel in listed_set and not is_prepared(cache, video_key(rel)))

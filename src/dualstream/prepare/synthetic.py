@@ -27,7 +27,6 @@ MOTIONS = {
     "Bounce": lambda t, a: (0.0, a * (0.5 - abs(math.sin(3 * math.pi * t))), 1.0, 0.0),
     "Still": lambda t, a: (0.0, 0.0, 1.0, 0.0),
 }
-CLASS_NAMES = tuple(MOTIONS)
 CLIPS_PER_GROUP = 5
 TEST_GROUP_FRACTION = 0.3
 
@@ -73,7 +72,7 @@ class SyntheticSpec:
 
     @property
     def class_names(self) -> tuple[str, ...]:
-        names = CLASS_NAMES if self.preset == "default" else tuple(c[0] for c in HARD_CLASSES)
+        names = tuple(MOTIONS) if self.preset == "default" else tuple(c[0] for c in HARD_CLASSES)
         return names[: self.classes]
 
     @property
@@ -161,7 +160,6 @@ def _hard_look(rng: np.random.Generator, size: int, family: str) -> dict:
     look["texture"] = (0.75 * colour + 0.25 * grey).clip(0, 1)  # the hue stays readable under the texture
     shade = rng.uniform(0.3, 0.8)
     look["distractor"] = (shade + 0.4 * (_smooth_noise(rng, size, 6).mean(axis=2, keepdims=True) - 0.5)).clip(0, 1)
-    look["distractor"] = np.repeat(look["distractor"], 3, axis=2)
     return look
 
 
