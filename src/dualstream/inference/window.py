@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from ..data.clips import cut_arrays
-from ..data.transforms import CropParams, center_crop_params, resize_short_side
+from ..data.transforms import center_crop_params, resize_short_side
 from .predict import Predictor, flow_pairs, top_dicts, top_k
 
 
@@ -47,9 +47,7 @@ class SlidingWindow:
         self._reset()
 
     def _reset(self) -> None:
-        self._prev: np.ndarray | None = None  # previous resized RGB frame
-        self._prev_gray: np.ndarray | None = None
-        self._crop: CropParams | None = None
+        self._prev: tuple[np.ndarray, np.ndarray] | None = None  # previous resized RGB frame and its gray
         self._size: tuple[int, int] | None = None
         self._inputs: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=self.spec.span)  # (rgb, flow), oldest first
         self._first = self.frames  # first frame of the current run of equally sized frames
@@ -62,12 +60,13 @@ class SlidingWindow:
         if frame.shape[:2] != self._size:  # the first frame, or a stream that changed its resolution
             self._reset()
             self._size = frame.shape[:2]
-            self._crop = center_crop_params(*self._size)
         gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
         if self._prev is not None:
-            flow = flow_pairs(self._prev_gray[None], gray[None], self.spec)  # (1, H, W, 2) uint8
-            self._inputs.append(cut_arrays(self._prev[None], flow, self._crop, size=self.spec.input_size))
-        self._prev, self._prev_gray = frame, gray
+            prev, prev_gray = self._prev
+            flow = flow_pairs(prev_gray[None], gray[None], self.spec)  # (1, H, W, 2) uint8
+            self._inputs.append(cut_arrays(prev[None], flow, center_crop_params(*self._size),
+                                           size=self.spec.input_size))
+        self._prev = frame, gray
         span, where = self.spec.span, self.spec.window_indices()
         complete = self.frames - self._first  # frames of this run that have their flow
         if complete < span or (complete - span) % self.stride:
