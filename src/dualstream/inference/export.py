@@ -4,6 +4,7 @@ TorchScript extra file ``model.json``); a single-stream baseline keeps only the 
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -94,14 +95,12 @@ def _quiet() -> Iterator[None]:
 
 def _export_onnx(wrapper: ClipClassifier, inputs: tuple, out: Path, spec: dict) -> None:
     """With torch's current exporter (``dynamo=True``, which needs onnxscript); the batch axis is free."""
-    try:
-        import onnx
-    except ImportError:
-        raise ExportError("ONNX export needs the onnx package: pip install 'dualstream[export]'") from None
-    try:
-        import onnxscript  # noqa: F401  (the exporter's own dependency: a clear message if it is missing)
-    except ImportError:
-        raise ExportError("ONNX export needs onnxscript: pip install 'dualstream[export]'") from None
+    for module in ("onnx", "onnxscript"):  # onnxscript: the exporter's own dependency
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise ExportError(f"ONNX export needs {module}: pip install 'dualstream[export]'") from None
+    import onnx
     batch = torch.export.Dim("batch", min=1, max=4096)
     with _quiet():
         program = torch.onnx.export(wrapper, inputs, input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -43,7 +44,11 @@ def resolve_runtime(path: str | os.PathLike, runtime: str | None = None) -> tupl
             raise ValueError(f"{path}: an ONNX file runs on the onnx runtime; for --runtime torch give the run folder")
         return "onnx", path
     folder = path.parent if path.is_file() else path
-    onnx_file, has_torch = folder / RUN_ONNX, _torch_installed()
+    onnx_file = folder / RUN_ONNX
+    try:
+        has_torch = importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):  # a broken or blocked install counts as none
+        has_torch = False
     if runtime is None:
         runtime = "onnx" if not has_torch and onnx_file.is_file() else "torch"
     if runtime == "torch" and not has_torch:
@@ -57,12 +62,3 @@ def resolve_runtime(path: str | os.PathLike, runtime: str | None = None) -> tupl
                              f"dualstream export --model {folder} --format onnx --out {onnx_file}")
         return "onnx", onnx_file
     return "torch", path
-
-
-def _torch_installed() -> bool:
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec("torch") is not None
-    except (ImportError, ValueError):  # a broken or blocked install counts as none
-        return False
