@@ -93,12 +93,10 @@ class OnnxPredictor(Predictor):
         text = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         embedded = None if text is None else parse_model_json(text, f"{path} (metadata {METADATA_KEY})")
         spec_path = path.with_name(MODEL_JSON)
-        if not spec_path.exists():
-            if embedded is None:
-                raise ModelPackageError(f"{path}: no {MODEL_JSON} beside it and none in its metadata "
-                                        "(export it with dualstream export, or copy the run's model.json next to it)")
-            return cls(session, embedded, where=path)
-        spec = read_spec_file(spec_path)
+        spec = read_spec_file(spec_path) if spec_path.exists() else embedded
+        if spec is None:
+            raise ModelPackageError(f"{path}: no {MODEL_JSON} beside it and none in its metadata "
+                                    "(export it with dualstream export, or copy the run's model.json next to it)")
         predictor = cls(session, spec, where=path)  # the input shapes first: the most specific message
         differ = [] if embedded is None else [k for k in {**embedded, **spec} if spec.get(k) != embedded.get(k)]
         if differ:  # classes, interval, flow_bound, ...: the answers would change without a word

@@ -176,9 +176,7 @@ class Predictor:
         finally:
             for layer in layers:
                 layer.record = False
-        att = None
-        if layers:
-            att = np.mean([layer.last_attention[0].float().cpu().numpy() for layer in layers], axis=0)
+        att = np.mean([layer.last_attention[0].float().cpu().numpy() for layer in layers], axis=0) if layers else None
         return Prediction(video=video, classes=self.classes, probabilities=probs, clips=clips.rgb.shape[0],
                           attention=att)
 
