@@ -69,8 +69,7 @@ def example_inputs(spec: dict, *, batch: int = 2, seed: int = 0) -> tuple[torch.
     g = torch.Generator().manual_seed(seed)
     t, s = int(spec["frames"]), int(spec["input_size"])
     pixels = torch.randint(0, 256, (batch, t, 3, s, s), generator=g).float()
-    mean = torch.tensor(_MEAN).view(1, 1, 3, 1, 1)
-    std = torch.tensor(_STD).view(1, 1, 3, 1, 1)
+    mean, std = (torch.tensor(v).view(3, 1, 1) for v in (_MEAN, _STD))
     rgb = ((pixels - mean) / std).reshape(batch, 3 * t, s, s)
     flow = (torch.randn(batch, 2 * t, s, s, generator=g) * 0.1).clamp(-1.0, 1.0)
     return rgb, flow
@@ -115,8 +114,7 @@ def _export_onnx(wrapper: ClipClassifier, inputs: tuple, out: Path, spec: dict) 
                                   *(f"{name}: {doc}" for name, doc in IO_DOCS.items())])
     for value in (*proto.graph.input, *proto.graph.output):
         value.doc_string = IO_DOCS[value.name]
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, json.dumps(spec)
+    proto.metadata_props.add(key=METADATA_KEY, value=json.dumps(spec))
     onnx.checker.check_model(proto)
     onnx.save(proto, str(out))
 

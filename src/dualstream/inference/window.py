@@ -48,27 +48,25 @@ class SlidingWindow:
 
     def _reset(self) -> None:
         self._prev: tuple[np.ndarray, np.ndarray] | None = None  # previous resized RGB frame and its gray
-        self._size: tuple[int, int] | None = None
         self._inputs: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=self.spec.span)  # (rgb, flow), oldest first
-        self._first = self.frames  # first frame of the current run of equally sized frames
+        self._first = self.frames  # frames before the current run of equally sized frames
         self.history.clear()
 
     def push(self, rgb: np.ndarray) -> LivePrediction | None:
         t0 = time.perf_counter()
-        self.frames += 1
         frame = resize_short_side(rgb, self.spec.short_side)
-        if frame.shape[:2] != self._size:  # the first frame, or a stream that changed its resolution
+        if self._prev is not None and frame.shape != self._prev[0].shape:  # a stream that changed its resolution
             self._reset()
-            self._size = frame.shape[:2]
+        self.frames += 1
         gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
         if self._prev is not None:
             prev, prev_gray = self._prev
             flow = flow_pairs(prev_gray[None], gray[None], self.spec)  # (1, H, W, 2) uint8
-            self._inputs.append(cut_arrays(prev[None], flow, center_crop_params(*self._size),
+            self._inputs.append(cut_arrays(prev[None], flow, center_crop_params(*frame.shape[:2]),
                                            size=self.spec.input_size))
         self._prev = frame, gray
         span, where = self.spec.span, self.spec.window_indices()
-        complete = self.frames - self._first  # frames of this run that have their flow
+        complete = self.frames - self._first - 1  # frames of this run that have their flow
         if complete < span or (complete - span) % self.stride:
             return None
         rgb_in = np.concatenate([self._inputs[i - 1][0] for i in where])[None]

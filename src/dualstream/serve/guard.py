@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 
+from starlette.exceptions import HTTPException
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
@@ -135,8 +136,6 @@ class Guard:
         state = {"received": 0, "complete": False, "error": None, "started": False, "replaced": False}
 
         def fail(status: int, detail: str):
-            from starlette.exceptions import HTTPException
-
             state["error"] = (status, detail)
             return HTTPException(status, detail)  # FastAPI passes it on as this answer
 
