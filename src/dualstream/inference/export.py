@@ -83,9 +83,8 @@ def _quiet() -> Iterator[None]:
     onnx_log.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            warnings.simplefilter("ignore", FutureWarning)
+            for category in (torch.jit.TracerWarning, DeprecationWarning, FutureWarning):
+                warnings.simplefilter("ignore", category)
             warnings.filterwarnings("ignore", module=r"torch\.onnx\..*")
             yield
     finally:

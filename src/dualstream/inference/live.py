@@ -148,8 +148,7 @@ def annotate(bgr: np.ndarray, label: str, probability: float | None, note: str =
     scale = max(0.4, min(1.0, w / 640))
     bar_h = max(6, int(10 * scale))
     band = int(30 * scale) + bar_h + 6
-    overlay = bgr[:band].astype(np.float32) * 0.35  # darken the band so the text reads on any video
-    bgr[:band] = overlay.astype(np.uint8)
+    bgr[:band] = (bgr[:band] * np.float32(0.35)).astype(np.uint8)  # darken the band so the text reads on any video
     text = label if probability is None else f"{label}  {probability:.0%}"
     cv2.putText(bgr, text, (6, int(22 * scale) + 2), cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale, (255, 255, 255),
                 max(1, int(2 * scale)), cv2.LINE_AA)

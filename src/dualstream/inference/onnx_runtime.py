@@ -43,12 +43,10 @@ def onnx_session(path: Path, threads: int = 0):
 def check_weights(path: Path) -> None:
     """Refuse an ONNX file whose weights (initializers) hold NaN or infinite values, as the torch runtime does."""
     onnx = _needs("onnx", path)
-    from onnx import numpy_helper
-
     try:
         graph = onnx.load(str(path)).graph  # with its external data, if any
         for tensor in [*graph.initializer, *(s.values for s in graph.sparse_initializer)]:
-            values = numpy_helper.to_array(tensor)
+            values = onnx.numpy_helper.to_array(tensor)
             # kind V: the float types numpy lacks (bfloat16, float8), which ml_dtypes gives np.isfinite
             if values.dtype.kind in "fcV" and not np.isfinite(values).all():
                 raise ModelPackageError(f"{path}: weight {shown(tensor.name)} holds NaN or infinite values "
