@@ -25,18 +25,15 @@ def attention_map(attention: np.ndarray) -> np.ndarray:
     return attention.mean(axis=0).reshape(side, side)
 
 
-def _crop(images: np.ndarray, clips: Clips) -> np.ndarray:
-    c = clips.crop
-    return images[..., c.top:c.top + c.size, c.left:c.left + c.size]
-
-
 def render_explanation(clips: Clips, pred: Prediction, *, topk: int = 5) -> bytes:
     """The explanation figure as PNG bytes (no pyplot: safe in a server thread)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    frames = _crop(clips.frames.transpose(0, 3, 1, 2), clips).transpose(0, 2, 3, 1)  # (T, s, s, 3)
-    flows = _crop(clips.flow_px, clips)  # (T, 2, s, s)
+    c = clips.crop
+    rows, cols = slice(c.top, c.top + c.size), slice(c.left, c.left + c.size)
+    frames = clips.frames[:, rows, cols]  # (T, s, s, 3)
+    flows = clips.flow_px[..., rows, cols]  # (T, 2, s, s)
     scale = max(float(np.hypot(flows[:, 0], flows[:, 1]).max()), MIN_FLOW_SCALE)
     heat = None
     if pred.attention is not None:

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..data.transforms import _MEAN, _STD, IMAGENET_MEAN, IMAGENET_STD
 from .onnx_runtime import onnx_session
-from .package import METADATA_KEY
+from .package import METADATA_KEY, load_model
 from .predict import attention_layers
 
 FORMATS = ("onnx", "torchscript")
@@ -140,8 +140,6 @@ def export_model(model_path: str | os.PathLike, *, fmt: str, out: str | os.PathL
                  atol: float = PARITY_ATOL) -> ExportResult:
     """Export the package at ``model_path`` to ``out``; ExportError when the file (run by onnxruntime for ONNX)
     and PyTorch differ by more than ``atol`` on a batch of three clips (traced with one: the batch is free)."""
-    from .package import load_model
-
     if fmt not in FORMATS:
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     out = Path(out)

@@ -3,6 +3,7 @@ OpenCV flow only. Needs ``onnxruntime`` and ``onnx`` (``pip install 'dualstream[
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 
@@ -15,8 +16,6 @@ from .predict import Predictor
 
 
 def _needs(module: str, path: Path):
-    import importlib
-
     try:
         return importlib.import_module(module)
     except ImportError:

@@ -15,7 +15,7 @@ from ..data.sampling import ClipSpec, eval_positions, view_indices
 from ..data.clips import cut_arrays
 from ..data.transforms import CropParams, center_crop_params, resize_short_side
 from ..flow import TORCH_METHODS, compute_flow, dequantize_flow, quantize_flow, resolve_method
-from .package import MODEL_JSON, ModelPackageError
+from .package import MODEL_JSON, ModelPackageError, load_model
 from ..video import FrameLimits, VideoReadError, iter_frames
 
 #: Clips per video when the caller does not say (the demo recipe's ``eval_clips``).
@@ -200,8 +200,6 @@ class TorchPredictor(Predictor):
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, device: str = "cpu") -> "TorchPredictor":
-        from .package import load_model
-
         model, spec = load_model(path, device=device)
         return cls(model, spec, device=device, where=path)
 

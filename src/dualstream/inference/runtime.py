@@ -6,6 +6,7 @@ import importlib.util
 import os
 from pathlib import Path
 
+from .onnx_runtime import OnnxPredictor
 from .predict import Predictor, TorchPredictor
 
 RUNTIMES = ("torch", "onnx")
@@ -22,8 +23,6 @@ def load_predictor(path: str | os.PathLike, *, runtime: str | None = None, devic
     if runtime == "onnx":
         if device != "cpu":
             raise ValueError(f"the onnx runtime runs on the CPU; --device {device} needs --runtime torch")
-        from .onnx_runtime import OnnxPredictor
-
         return OnnxPredictor.load(target, threads=threads)
     if threads:
         import torch
