@@ -98,7 +98,8 @@ class FrameReader(threading.Thread):
             self._put(_END)
 
     def _put(self, item) -> None:
-        """Only this thread puts, so a full queue stays full until the consumer takes from it."""
+        """Only this thread puts, and ``_END`` last: a full queue stays full until the consumer takes from it, and
+        what ``realtime`` drops is always a frame."""
         if not self.realtime:
             while not self.stopping.is_set():
                 with suppress(queue.Full):
@@ -108,13 +109,8 @@ class FrameReader(threading.Thread):
         try:
             self.frames.put_nowait(item)
         except queue.Full:  # keep only the newest frame; the one it replaces is dropped
-            try:
-                old = self.frames.get_nowait()
-            except queue.Empty:  # taken by the consumer meanwhile: nothing to drop
-                old = None
-            if old is _END:  # never drop the end marker
-                item = _END
-            elif old is not None:
+            with suppress(queue.Empty):  # unless the consumer took it meanwhile
+                self.frames.get_nowait()
                 self.dropped += 1
             self.frames.put_nowait(item)
 

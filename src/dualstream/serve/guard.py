@@ -115,19 +115,17 @@ class Guard:
         if refusal is not None:
             await self._answer(scope, send, *refusal)
             return
-        if scope["path"] != self.upload_path or scope["method"] != "POST":
-            await self._guarded(scope, receive, send)
-            return
-        if self.uploads >= self.max_uploads:
+        upload = int(scope["path"] == self.upload_path and scope["method"] == "POST")  # counted while in flight
+        if upload and self.uploads >= self.max_uploads:
             await self._answer(scope, send, 503, f"{self.max_uploads} uploads are in progress, the most at once; "
                                                  f"try again in {UPLOAD_RETRY_S} s",
                                ((b"retry-after", str(UPLOAD_RETRY_S).encode()),))
             return
-        self.uploads += 1
+        self.uploads += upload
         try:
             await self._guarded(scope, receive, send)
         finally:
-            self.uploads -= 1
+            self.uploads -= upload
 
     async def _guarded(self, scope, receive, send) -> None:
         """The app, with the body counted and timed and the security headers added."""
