@@ -37,9 +37,8 @@ class SlidingWindow:
     LivePrediction when it completes a window due for prediction (every ``stride`` frames), else None."""
 
     def __init__(self, predictor: Predictor, *, stride: int = 0, smooth: int = 1):
-        spec = predictor.input
-        self.predictor, self.spec = predictor, spec
-        self.stride = stride or spec.step
+        self.predictor, self.spec = predictor, predictor.input
+        self.stride = stride or self.spec.step
         if self.stride < 1 or smooth < 1:
             raise ValueError("stride and smooth must be >= 1")
         self.history: deque[np.ndarray] = deque(maxlen=smooth)
@@ -49,7 +48,7 @@ class SlidingWindow:
     def _reset(self) -> None:
         self._prev: tuple[np.ndarray, np.ndarray] | None = None  # previous resized RGB frame and its gray
         self._inputs: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=self.spec.span)  # (rgb, flow), oldest first
-        self._first = self.frames  # frames before the current run of equally sized frames
+        self._first = self.frames + 1  # first frame of the current run of equally sized frames
         self.history.clear()
 
     def push(self, rgb: np.ndarray) -> LivePrediction | None:
@@ -66,15 +65,12 @@ class SlidingWindow:
                                            size=self.spec.input_size))
         self._prev = frame, gray
         span, where = self.spec.span, self.spec.window_indices()
-        complete = self.frames - self._first - 1  # frames of this run that have their flow
+        complete = self.frames - self._first  # frames of this run that have their flow
         if complete < span or (complete - span) % self.stride:
             return None
         rgb_in = np.concatenate([self._inputs[i - 1][0] for i in where])[None]
         flow_in = np.concatenate([self._inputs[i - 1][1] for i in where])[None]
         clip = self.predictor.probabilities(rgb_in, flow_in)[0]
         self.history.append(clip)
-        probs = np.mean(self.history, axis=0)
-        last = self.frames - 1
-        indices = [last - span + i for i in where]
-        return LivePrediction(frame=self.frames, time=0.0, probabilities=probs, clip=clip, indices=indices,
-                              latency=time.perf_counter() - t0)
+        return LivePrediction(frame=self.frames, time=0.0, probabilities=np.mean(self.history, axis=0), clip=clip,
+                              indices=[self.frames - 1 - span + i for i in where], latency=time.perf_counter() - t0)
