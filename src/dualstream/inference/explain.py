@@ -30,15 +30,13 @@ def render_explanation(clips: Clips, pred: Prediction, *, topk: int = 5) -> byte
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    c = clips.crop
-    rows, cols = slice(c.top, c.top + c.size), slice(c.left, c.left + c.size)
-    frames = clips.frames[:, rows, cols]  # (T, s, s, 3)
-    flows = clips.flow_px[..., rows, cols]  # (T, 2, s, s)
+    crop = clips.crop
+    ys, xs = slice(crop.top, crop.top + crop.size), slice(crop.left, crop.left + crop.size)
+    frames = clips.frames[:, ys, xs]  # (T, s, s, 3)
+    flows = clips.flow_px[..., ys, xs]  # (T, 2, s, s)
     scale = max(float(np.hypot(flows[:, 0], flows[:, 1]).max()), MIN_FLOW_SCALE)
-    heat = None
-    if pred.attention is not None:
-        heat = cv2.resize(attention_map(pred.attention).astype(np.float32), frames.shape[1:3][::-1],
-                          interpolation=cv2.INTER_LINEAR)
+    heat = None if pred.attention is None else cv2.resize(attention_map(pred.attention).astype(np.float32),
+                                                          frames.shape[1:3][::-1])  # bilinear
     t = frames.shape[0]
     rows = 3 if heat is not None else 2
     fig = Figure(figsize=(1.6 * t, 1.7 * rows + 0.6), dpi=100)

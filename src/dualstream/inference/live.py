@@ -140,7 +140,7 @@ class FrameReader(threading.Thread):
 
 def annotate(bgr: np.ndarray, label: str, probability: float | None, note: str = "") -> np.ndarray:
     """Draw the current label and a confidence bar at the top of a BGR frame (in place; returned)."""
-    h, w = bgr.shape[:2]
+    w = bgr.shape[1]
     scale = max(0.4, min(1.0, w / 640))
     bar_h = max(6, int(10 * scale))
     band = int(30 * scale) + bar_h + 6
@@ -173,12 +173,11 @@ class AnnotatedWriter:
         bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
         if self._writer is None:
             fourcc = "mp4v" if self.path.suffix.lower() in (".mp4", ".m4v", ".mov") else "MJPG"
-            h, w = bgr.shape[:2]
+            self._size = bgr.shape[:2]
             self._writer = cv2.VideoWriter(str(self.path), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*fourcc),
-                                           self.fps, (w, h))
+                                           self.fps, self._size[::-1])
             if not self._writer.isOpened():
                 raise LiveError(f"{self.path}: cannot open a {fourcc} video writer")
-            self._size = (h, w)
         if bgr.shape[:2] != self._size:  # a stream that changed its resolution: keep the file's
             bgr = cv2.resize(bgr, self._size[::-1])
         self._writer.write(annotate(bgr, label, probability, note))
