@@ -77,17 +77,13 @@ class FrameReader(threading.Thread):
             self.opened.set()
             pace = self.realtime and self.kind == "file" and self.fps > 0
             start = time.perf_counter()
-            frames = decoded_frames(cap, self.source, self.limits)  # checked before anything resizes them
-            while not self.stopping.is_set() and not (self.max_frames and self.read >= self.max_frames):
-                rgb = next(frames, None)
-                if rgb is None:
-                    break
+            for rgb in decoded_frames(cap, self.source, self.limits):  # checked before anything resizes them
                 self.read += 1
                 if pace:  # deliver the file as a camera would: frame k at k / fps seconds
-                    delay = start + (self.read - 1) / self.fps - time.perf_counter()
-                    if delay > 0:
-                        time.sleep(delay)
+                    time.sleep(max(0.0, start + (self.read - 1) / self.fps - time.perf_counter()))
                 self._put((self.read, rgb))
+                if self.stopping.is_set() or self.read == self.max_frames:
+                    break
         except VideoReadError as exc:  # not a video, or a frame over the limits
             self.error = LiveError(str(exc))
         except BaseException as exc:  # handed to the consumer, which raises it in its thread
