@@ -25,23 +25,18 @@ def attention_map(attention: np.ndarray) -> np.ndarray:
     return attention.mean(axis=0).reshape(side, side)
 
 
-def _crop(images: np.ndarray, clips: Clips) -> np.ndarray:
-    c = clips.crop
-    return images[..., c.top:c.top + c.size, c.left:c.left + c.size]
-
-
 def render_explanation(clips: Clips, pred: Prediction, *, topk: int = 5) -> bytes:
     """The explanation figure as PNG bytes (no pyplot: safe in a server thread)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    frames = _crop(clips.frames.transpose(0, 3, 1, 2), clips).transpose(0, 2, 3, 1)  # (T, s, s, 3)
-    flows = _crop(clips.flow_px, clips)  # (T, 2, s, s)
+    crop = clips.crop
+    ys, xs = slice(crop.top, crop.top + crop.size), slice(crop.left, crop.left + crop.size)
+    frames = clips.frames[:, ys, xs]  # (T, s, s, 3)
+    flows = clips.flow_px[..., ys, xs]  # (T, 2, s, s)
     scale = max(float(np.hypot(flows[:, 0], flows[:, 1]).max()), MIN_FLOW_SCALE)
-    heat = None
-    if pred.attention is not None:
-        heat = cv2.resize(attention_map(pred.attention).astype(np.float32), frames.shape[1:3][::-1],
-                          interpolation=cv2.INTER_LINEAR)
+    heat = None if pred.attention is None else cv2.resize(attention_map(pred.attention).astype(np.float32),
+                                                          frames.shape[1:3][::-1])  # bilinear
     t = frames.shape[0]
     rows = 3 if heat is not None else 2
     fig = Figure(figsize=(1.6 * t, 1.7 * rows + 0.6), dpi=100)

@@ -4,6 +4,7 @@ TorchScript extra file ``model.json``); a single-stream baseline keeps only the 
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ from torch import nn
 
 from ..data.transforms import _MEAN, _STD, IMAGENET_MEAN, IMAGENET_STD
 from .onnx_runtime import onnx_session
-from .package import METADATA_KEY
+from .package import METADATA_KEY, load_model
 from .predict import attention_layers
 
 FORMATS = ("onnx", "torchscript")
@@ -68,8 +69,7 @@ def example_inputs(spec: dict, *, batch: int = 2, seed: int = 0) -> tuple[torch.
     g = torch.Generator().manual_seed(seed)
     t, s = int(spec["frames"]), int(spec["input_size"])
     pixels = torch.randint(0, 256, (batch, t, 3, s, s), generator=g).float()
-    mean = torch.tensor(_MEAN).view(1, 1, 3, 1, 1)
-    std = torch.tensor(_STD).view(1, 1, 3, 1, 1)
+    mean, std = (torch.tensor(v).view(3, 1, 1) for v in (_MEAN, _STD))
     rgb = ((pixels - mean) / std).reshape(batch, 3 * t, s, s)
     flow = (torch.randn(batch, 2 * t, s, s, generator=g) * 0.1).clamp(-1.0, 1.0)
     return rgb, flow
@@ -83,9 +83,8 @@ def _quiet() -> Iterator[None]:
     onnx_log.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            warnings.simplefilter("ignore", FutureWarning)
+            for category in (torch.jit.TracerWarning, DeprecationWarning, FutureWarning):
+                warnings.simplefilter("ignore", category)
             warnings.filterwarnings("ignore", module=r"torch\.onnx\..*")
             yield
     finally:
@@ -94,14 +93,12 @@ def _quiet() -> Iterator[None]:
 
 def _export_onnx(wrapper: ClipClassifier, inputs: tuple, out: Path, spec: dict) -> None:
     """With torch's current exporter (``dynamo=True``, which needs onnxscript); the batch axis is free."""
-    try:
-        import onnx
-    except ImportError:
-        raise ExportError("ONNX export needs the onnx package: pip install 'dualstream[export]'") from None
-    try:
-        import onnxscript  # noqa: F401  (the exporter's own dependency: a clear message if it is missing)
-    except ImportError:
-        raise ExportError("ONNX export needs onnxscript: pip install 'dualstream[export]'") from None
+    for module in ("onnx", "onnxscript"):  # onnxscript: the exporter's own dependency
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise ExportError(f"ONNX export needs {module}: pip install 'dualstream[export]'") from None
+    import onnx
     batch = torch.export.Dim("batch", min=1, max=4096)
     with _quiet():
         program = torch.onnx.export(wrapper, inputs, input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
@@ -116,8 +113,7 @@ def _export_onnx(wrapper: ClipClassifier, inputs: tuple, out: Path, spec: dict) 
                                   *(f"{name}: {doc}" for name, doc in IO_DOCS.items())])
     for value in (*proto.graph.input, *proto.graph.output):
         value.doc_string = IO_DOCS[value.name]
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, json.dumps(spec)
+    proto.metadata_props.add(key=METADATA_KEY, value=json.dumps(spec))
     onnx.checker.check_model(proto)
     onnx.save(proto, str(out))
 
@@ -144,8 +140,6 @@ def export_model(model_path: str | os.PathLike, *, fmt: str, out: str | os.PathL
                  atol: float = PARITY_ATOL) -> ExportResult:
     """Export the package at ``model_path`` to ``out``; ExportError when the file (run by onnxruntime for ONNX)
     and PyTorch differ by more than ``atol`` on a batch of three clips (traced with one: the batch is free)."""
-    from .package import load_model
-
     if fmt not in FORMATS:
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     out = Path(out)

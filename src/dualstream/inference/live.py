@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import json
+import math
 import queue
 import signal
 import threading
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -62,12 +64,10 @@ class FrameReader(threading.Thread):
         self.limits = limits
         self.frames: queue.Queue = queue.Queue(maxsize=1 if realtime else READ_AHEAD)
         self.opened = threading.Event()
-        self.stop_event = threading.Event()
-        self.interrupted = threading.Event()  # set by Ctrl-C (run_live): the consumer stops at the next frame
+        self.stopping = threading.Event()  # set by Ctrl-C (run_live) or at the end: both threads stop at the next frame
         self.fps = 0.0
         self.read = self.dropped = 0
         self.error: BaseException | None = None
-        self._lock = threading.Lock()
 
     def run(self) -> None:
         cap = None
@@ -77,17 +77,13 @@ class FrameReader(threading.Thread):
             self.opened.set()
             pace = self.realtime and self.kind == "file" and self.fps > 0
             start = time.perf_counter()
-            frames = decoded_frames(cap, self.source, self.limits)  # checked before anything resizes them
-            while not self.stop_event.is_set() and not (self.max_frames and self.read >= self.max_frames):
-                rgb = next(frames, None)
-                if rgb is None:
-                    break
+            for rgb in decoded_frames(cap, self.source, self.limits):  # checked before anything resizes them
                 self.read += 1
                 if pace:  # deliver the file as a camera would: frame k at k / fps seconds
-                    delay = start + (self.read - 1) / self.fps - time.perf_counter()
-                    if delay > 0:
-                        time.sleep(delay)
+                    time.sleep(max(0.0, start + (self.read - 1) / self.fps - time.perf_counter()))
                 self._put((self.read, rgb))
+                if self.stopping.is_set() or self.read == self.max_frames:
+                    break
         except VideoReadError as exc:  # not a video, or a frame over the limits
             self.error = LiveError(str(exc))
         except BaseException as exc:  # handed to the consumer, which raises it in its thread
@@ -98,71 +94,53 @@ class FrameReader(threading.Thread):
             self._put(_END)
 
     def _put(self, item) -> None:
+        """Only this thread puts, and ``_END`` last: a full queue stays full until the consumer takes from it, and
+        what ``realtime`` drops is always a frame."""
         if not self.realtime:
-            while not self.stop_event.is_set():
-                try:
+            while not self.stopping.is_set():
+                with suppress(queue.Full):
                     self.frames.put(item, timeout=0.1)
                     return
-                except queue.Full:
-                    continue
             return
-        with self._lock:  # keep only the newest frame; the one it replaces is dropped
-            try:
-                self.frames.put_nowait(item)
-            except queue.Full:
-                try:
-                    old = self.frames.get_nowait()
-                except queue.Empty:  # taken by the consumer meanwhile: nothing to drop
-                    old = None
-                if old is _END:  # never drop the end marker
-                    item = _END
-                elif old is not None:
-                    self.dropped += 1
-                self.frames.put_nowait(item)
+        try:
+            self.frames.put_nowait(item)
+        except queue.Full:  # keep only the newest frame; the one it replaces is dropped
+            with suppress(queue.Empty):  # unless the consumer took it meanwhile
+                self.frames.get_nowait()
+                self.dropped += 1
+            self.frames.put_nowait(item)
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
-        """(frame number, RGB frame) until the source ends or ``interrupted`` is set; LiveError after ``timeout`` s
-        without a frame."""
-        while (item := self._next()) is not None:
-            if item is _END:
-                if self.error is not None:
-                    raise self.error
-                return
-            yield item
-
-    def _next(self):
-        """The next queued item, or None once ``interrupted`` is set (polled every 0.1 s)."""
-        deadline = time.monotonic() + self.timeout if self.timeout > 0 else None
-        while not self.interrupted.is_set():
-            wait = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
+        """(frame number, RGB frame) until the source ends or ``stopping`` is set (polled every 0.1 s); LiveError
+        after ``timeout`` s without a frame."""
+        limit = self.timeout if self.timeout > 0 else math.inf
+        deadline = time.monotonic() + limit
+        while not self.stopping.is_set():
+            wait = min(0.1, deadline - time.monotonic())
             if wait <= 0:
                 if not self.opened.is_set():
                     raise LiveError(f"{self.source}: not opened within {self.timeout:g} s (--timeout)")
                 raise LiveError(f"{self.source}: no frame for {self.timeout:g} s after frame {self.read} "
                                 "(the stream stalled or stopped; --timeout)")
             try:
-                return self.frames.get(timeout=wait)
+                item = self.frames.get(timeout=wait)
             except queue.Empty:
                 continue
-        return None
-
-    def stop(self) -> None:
-        self.stop_event.set()
-        while True:  # unblock a reader waiting to put
-            try:
-                self.frames.get_nowait()
-            except queue.Empty:
-                break
+            if item is _END:
+                if self.error is not None:
+                    raise self.error
+                return
+            yield item
+            deadline = time.monotonic() + limit
 
 
 def annotate(bgr: np.ndarray, label: str, probability: float | None, note: str = "") -> np.ndarray:
     """Draw the current label and a confidence bar at the top of a BGR frame (in place; returned)."""
-    h, w = bgr.shape[:2]
+    w = bgr.shape[1]
     scale = max(0.4, min(1.0, w / 640))
     bar_h = max(6, int(10 * scale))
     band = int(30 * scale) + bar_h + 6
-    overlay = bgr[:band].astype(np.float32) * 0.35  # darken the band so the text reads on any video
-    bgr[:band] = overlay.astype(np.uint8)
+    bgr[:band] = (bgr[:band] * np.float32(0.35)).astype(np.uint8)  # darken the band so the text reads on any video
     text = label if probability is None else f"{label}  {probability:.0%}"
     cv2.putText(bgr, text, (6, int(22 * scale) + 2), cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale, (255, 255, 255),
                 max(1, int(2 * scale)), cv2.LINE_AA)
@@ -191,12 +169,11 @@ class AnnotatedWriter:
         bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
         if self._writer is None:
             fourcc = "mp4v" if self.path.suffix.lower() in (".mp4", ".m4v", ".mov") else "MJPG"
-            h, w = bgr.shape[:2]
+            self._size = bgr.shape[:2]
             self._writer = cv2.VideoWriter(str(self.path), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*fourcc),
-                                           self.fps, (w, h))
+                                           self.fps, self._size[::-1])
             if not self._writer.isOpened():
                 raise LiveError(f"{self.path}: cannot open a {fourcc} video writer")
-            self._size = (h, w)
         if bgr.shape[:2] != self._size:  # a stream that changed its resolution: keep the file's
             bgr = cv2.resize(bgr, self._size[::-1])
         self._writer.write(annotate(bgr, label, probability, note))
@@ -234,15 +211,6 @@ class LiveSummary:
                 f"{self.dropped} dropped ({self.ended})")
 
 
-def _stop_on_sigint(event: threading.Event):
-    """In the main thread, make Ctrl-C set ``event`` instead of raising KeyboardInterrupt, which could land
-    between a queue lock's acquire and its release and leave the next ``get`` waiting forever; the previous
-    handler, or None."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGINT, lambda *_: event.set())
-
-
 def run_live(predictor: Predictor, source: str, *, stride: int = 0, smooth: int = 1, realtime: bool = False,
              timeout: float = DEFAULT_TIMEOUT, out: str | Path | None = None, max_frames: int = 0,
              on_prediction: Callable[[LivePrediction], None] | None = None) -> LiveSummary:
@@ -254,9 +222,13 @@ def run_live(predictor: Predictor, source: str, *, stride: int = 0, smooth: int 
     reader = FrameReader(source, realtime=realtime, timeout=timeout, max_frames=max_frames,
                          limits=predictor.limits)
     summary = LiveSummary()
-    writer = None
-    label, prob = f"warming up: first {predictor.input.span + 1} frames", None
-    previous = _stop_on_sigint(reader.interrupted)
+    writer = previous = None
+    need = predictor.input.span + 1
+    label, prob = f"warming up: first {need} frames", None
+    if threading.current_thread() is threading.main_thread():
+        # Ctrl-C sets a flag: a KeyboardInterrupt could land between a queue lock's acquire and its release
+        # and leave the next get waiting forever
+        previous = signal.signal(signal.SIGINT, lambda *_: reader.stopping.set())
     reader.start()
     start = None
     try:
@@ -277,9 +249,11 @@ def run_live(predictor: Predictor, source: str, *, stride: int = 0, smooth: int 
                     on_prediction(pred)
             if writer is not None:
                 writer.write(rgb, label, prob, f"frame {number}")
-        if reader.interrupted.is_set():
+        if reader.stopping.is_set():
             summary.ended = "interrupted"
-        elif reader.kind != "file" and not (max_frames and summary.frames >= max_frames):
+        elif max_frames and summary.frames >= max_frames:
+            summary.ended = f"--max-frames {max_frames}"
+        elif reader.kind != "file":
             summary.ended = "stream ended"
     except KeyboardInterrupt:
         summary.ended = "interrupted"
@@ -290,20 +264,16 @@ def run_live(predictor: Predictor, source: str, *, stride: int = 0, smooth: int 
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
-        summary_end = time.perf_counter()
-        reader.stop()
+        summary.seconds = time.perf_counter() - start if start is not None else 0.0
+        reader.stopping.set()
         # the reader must leave the decoder: a thread inside OpenCV at exit aborts the process (docs/design.md)
         reader.join(timeout=(timeout if timeout > 0 else 10.0) + 3.0)
-        summary.seconds = summary_end - start if start is not None else 0.0
         summary.dropped = reader.dropped
         if writer is not None:
             writer.close()
-        if max_frames and summary.frames >= max_frames and summary.ended == "end of source":
-            summary.ended = f"--max-frames {max_frames}"
     if not summary.predictions and summary.ended != "interrupted":
         if writer is not None:  # its frames only say "warming up"
             writer.path.unlink(missing_ok=True)
-        need = predictor.input.span + 1
         if not summary.frames:
             raise LiveError(f"{source}: no frame could be decoded")
         raise LiveError(f"{source}: {summary.frames} frame{'s' if summary.frames != 1 else ''} "

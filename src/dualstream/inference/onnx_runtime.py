@@ -3,6 +3,7 @@ OpenCV flow only. Needs ``onnxruntime`` and ``onnx`` (``pip install 'dualstream[
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 
@@ -15,8 +16,6 @@ from .predict import Predictor
 
 
 def _needs(module: str, path: Path):
-    import importlib
-
     try:
         return importlib.import_module(module)
     except ImportError:
@@ -43,12 +42,10 @@ def onnx_session(path: Path, threads: int = 0):
 def check_weights(path: Path) -> None:
     """Refuse an ONNX file whose weights (initializers) hold NaN or infinite values, as the torch runtime does."""
     onnx = _needs("onnx", path)
-    from onnx import numpy_helper
-
     try:
         graph = onnx.load(str(path)).graph  # with its external data, if any
         for tensor in [*graph.initializer, *(s.values for s in graph.sparse_initializer)]:
-            values = numpy_helper.to_array(tensor)
+            values = onnx.numpy_helper.to_array(tensor)
             # kind V: the float types numpy lacks (bfloat16, float8), which ml_dtypes gives np.isfinite
             if values.dtype.kind in "fcV" and not np.isfinite(values).all():
                 raise ModelPackageError(f"{path}: weight {shown(tensor.name)} holds NaN or infinite values "
@@ -93,12 +90,10 @@ class OnnxPredictor(Predictor):
         text = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         embedded = None if text is None else parse_model_json(text, f"{path} (metadata {METADATA_KEY})")
         spec_path = path.with_name(MODEL_JSON)
-        if not spec_path.exists():
-            if embedded is None:
-                raise ModelPackageError(f"{path}: no {MODEL_JSON} beside it and none in its metadata "
-                                        "(export it with dualstream export, or copy the run's model.json next to it)")
-            return cls(session, embedded, where=path)
-        spec = read_spec_file(spec_path)
+        spec = read_spec_file(spec_path) if spec_path.exists() else embedded
+        if spec is None:
+            raise ModelPackageError(f"{path}: no {MODEL_JSON} beside it and none in its metadata "
+                                    "(export it with dualstream export, or copy the run's model.json next to it)")
         predictor = cls(session, spec, where=path)  # the input shapes first: the most specific message
         differ = [] if embedded is None else [k for k in {**embedded, **spec} if spec.get(k) != embedded.get(k)]
         if differ:  # classes, interval, flow_bound, ...: the answers would change without a word

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -94,11 +95,9 @@ def validate_model_spec(spec, where: str | os.PathLike, *, architectures: list[s
     classes = spec["classes"]
     if not classes or not all(isinstance(c, str) and c.strip() for c in classes):
         raise bad("'classes' must be a non-empty list of class names (non-empty strings)")
-    seen: set[str] = set()
-    for c in classes:
-        if c in seen:
-            raise bad(f"'classes' lists {c!r} twice")
-        seen.add(c)
+    twice = [c for c, n in Counter(classes).items() if n > 1]
+    if twice:
+        raise bad(f"'classes' lists {twice[0]!r} twice")
     if spec.get("sampling", "interval") not in SAMPLINGS:
         raise bad(f"'sampling' must be one of {', '.join(SAMPLINGS)}, got {shown(spec['sampling'])}")
     if spec.get("sampling") == "spread" and "window" not in spec:
@@ -147,18 +146,17 @@ def parse_model_json(data: bytes | str, where: str | os.PathLike, *, architectur
     return validate_model_spec(spec, where, architectures=architectures)
 
 
-def check_file(path: Path, *, max_bytes: int | None = None) -> int:
-    """Size of the regular file ``path``; a ModelPackageError when it is missing, a folder or empty."""
+def check_file(path: Path, *, max_bytes: int | None = None, error: type[ValueError] = ModelPackageError) -> int:
+    """Size of the regular file ``path``; an ``error`` when it is missing, a folder or empty."""
     if not path.exists():
-        raise ModelPackageError(f"{path}: missing (a model package holds {MODEL_JSON} and {MODEL_WEIGHTS})")
+        raise error(f"{path}: missing (a model package holds {MODEL_JSON} and {MODEL_WEIGHTS})")
     if not path.is_file():
-        raise ModelPackageError(f"{path}: {'a directory' if path.is_dir() else 'not a regular file'}, expected a file")
+        raise error(f"{path}: {'a directory' if path.is_dir() else 'not a regular file'}, expected a file")
     size = path.stat().st_size
     if size == 0:
-        raise ModelPackageError(f"{path}: empty file (0 bytes)")
+        raise error(f"{path}: empty file (0 bytes)")
     if max_bytes is not None and size > max_bytes:
-        raise ModelPackageError(f"{path}: {size / 2**20:.1f} MB, too large for a {path.name} "
-                                f"(at most {max_bytes / 2**20:g} MB)")
+        raise error(f"{path}: {size / 2**20:.1f} MB, too large for a {path.name} (at most {max_bytes / 2**20:g} MB)")
     return size
 
 
@@ -204,10 +202,7 @@ def safetensors_header(path: str | os.PathLike, *, error: type[ValueError] = Mod
     """Tensor name -> (dtype, shape) from a safetensors file's header, after checking the file is one and is
     complete. Nothing is unpickled or loaded: a pickle or a ``torch.save`` zip is named and refused."""
     path = Path(path)
-    try:
-        size = check_file(path)
-    except ModelPackageError as exc:
-        raise error(str(exc)) from None
+    size = check_file(path, error=error)
 
     def bad(problem: str) -> ValueError:
         return error(f"{path}: {problem}")

@@ -15,7 +15,7 @@ from ..data.sampling import ClipSpec, eval_positions, view_indices
 from ..data.clips import cut_arrays
 from ..data.transforms import CropParams, center_crop_params, resize_short_side
 from ..flow import TORCH_METHODS, compute_flow, dequantize_flow, quantize_flow, resolve_method
-from .package import MODEL_JSON, ModelPackageError
+from .package import MODEL_JSON, ModelPackageError, load_model
 from ..video import FrameLimits, VideoReadError, iter_frames
 
 #: Clips per video when the caller does not say (the demo recipe's ``eval_clips``).
@@ -65,19 +65,6 @@ def top_dicts(top: list[tuple[str, float]]) -> list[dict]:
     return [{"class": c, "probability": round(p, 6)} for c, p in top]
 
 
-def _read_frames(path: str | os.PathLike, need: int | None, short_side: int,
-                 limits: FrameLimits) -> tuple[list[np.ndarray], bool]:
-    """The first ``need`` frames (None: all), checked against ``limits`` and then resized; also whether the
-    video ended before ``need``."""
-    frames: list[np.ndarray] = []
-    with closing(iter_frames(path, limits=limits)) as stream:  # closing releases the decoder when we stop early
-        for rgb in stream:
-            frames.append(resize_short_side(rgb, short_side))
-            if len(frames) == need:
-                return frames, False
-    return frames, True
-
-
 def flow_pairs(prev: np.ndarray, nxt: np.ndarray, spec: ClipSpec, *, device: str = "cpu") -> np.ndarray:
     """Flow of gray frame pairs as the cache stores it (the model's method and bound): (N, H, W, 2) uint8 (x, y)."""
     raw = compute_flow(prev, nxt, method=spec.flow_method, device=device)
@@ -98,8 +85,13 @@ def build_clips(video: str | os.PathLike, spec: ClipSpec, *, clips: int = DEFAUL
         need = None if spec.sampling == "spread" else int(max(positions)) + spec.span
     else:
         need = max(max(idx) for idx in indices) + 1
-    frames, ended = _read_frames(video, need, spec.short_side, limits or FrameLimits())
-    num_frames = len(frames) if ended else None
+    frames: list[np.ndarray] = []  # checked against ``limits``, then resized
+    with closing(iter_frames(video, limits=limits or FrameLimits())) as stream:  # closing: we may stop early
+        for rgb in stream:
+            frames.append(resize_short_side(rgb, spec.short_side))
+            if len(frames) == need:
+                break
+    num_frames = len(frames) if len(frames) != need else None  # None: the video may go on
     if len(frames) < 2:
         raise VideoReadError(video, f"only {len(frames)} frame decoded; optical flow needs at least 2")
     if indices is None:
@@ -110,9 +102,8 @@ def build_clips(video: str | os.PathLike, spec: ClipSpec, *, clips: int = DEFAUL
     t1 = time.perf_counter()
     pairs = sorted({i for idx in indices for i in idx})  # flow only for the pairs (i, i + 1) the clips use
     gray = {i: cv2.cvtColor(frames[i - 1], cv2.COLOR_RGB2GRAY) for i in {*pairs, *(p + 1 for p in pairs)}}
-    q = flow_pairs(np.stack([gray[i] for i in pairs]), np.stack([gray[i + 1] for i in pairs]), spec,
-                   device=flow_device)
-    flow_of = dict(zip(pairs, q))
+    flow_of = dict(zip(pairs, flow_pairs(np.stack([gray[i] for i in pairs]), np.stack([gray[i + 1] for i in pairs]),
+                                         spec, device=flow_device)))
     t2 = time.perf_counter()
     crop = center_crop_params(*frames[0].shape[:2])
     cut = [cut_arrays(np.stack([frames[i - 1] for i in idx]), np.stack([flow_of[i] for i in idx]), crop,
@@ -127,12 +118,12 @@ def build_clips(video: str | os.PathLike, spec: ClipSpec, *, clips: int = DEFAUL
 
 
 def attention_layers(model) -> list:
-    """The model's self-attention fusion layers (none for models without ``model.attention``)."""
-    from torch import nn
-
+    """The model's self-attention fusion layers (none for models without ``model.attention``, or no model)."""
     att = getattr(model, "attention", None)
     if att is None:
         return []
+    from torch import nn
+
     return list(att) if isinstance(att, nn.ModuleList) else [att]
 
 
@@ -141,6 +132,7 @@ class Predictor:
     runtime implements ``_probabilities(rgb, flow)``, the softmax (B, K) of a batch of clips."""
 
     runtime = ""
+    model = None  # the torch runtime's nn.Module: only it can record the fusion attention
 
     def __init__(self, spec: dict, *, where: str | os.PathLike = "the model"):
         self.limits = FrameLimits()  # bounds on decoded frames (serve passes tighter ones to each call)
@@ -173,12 +165,9 @@ class Predictor:
         return build_clips(video, self.input, clips=clips, indices=indices, flow_device=self.flow_device,
                            limits=limits or self.limits)
 
-    def _attention_layers(self) -> list:
-        return []  # only the torch runtime can record the fusion attention
-
     def run(self, clips: Clips, *, video: str = "", attention: bool = False) -> Prediction:
         """Mean softmax over the clips; with ``attention`` also the first clip's fusion attention (N, N)."""
-        layers = self._attention_layers() if attention else []
+        layers = attention_layers(self.model) if attention else []
         for layer in layers:
             layer.record, layer.last_attention = True, None
         try:
@@ -186,9 +175,7 @@ class Predictor:
         finally:
             for layer in layers:
                 layer.record = False
-        att = None
-        if layers:
-            att = np.mean([layer.last_attention[0].float().cpu().numpy() for layer in layers], axis=0)
+        att = np.mean([layer.last_attention[0].float().cpu().numpy() for layer in layers], axis=0) if layers else None
         return Prediction(video=video, classes=self.classes, probabilities=probs, clips=clips.rgb.shape[0],
                           attention=att)
 
@@ -212,8 +199,6 @@ class TorchPredictor(Predictor):
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, device: str = "cpu") -> "TorchPredictor":
-        from .package import load_model
-
         model, spec = load_model(path, device=device)
         return cls(model, spec, device=device, where=path)
 
@@ -223,9 +208,6 @@ class TorchPredictor(Predictor):
         with torch.no_grad():
             logits = self.model(torch.from_numpy(rgb).to(self.device), torch.from_numpy(flow).to(self.device))
             return torch.softmax(logits.float(), dim=1).cpu().numpy()
-
-    def _attention_layers(self) -> list:
-        return attention_layers(self.model)
 
 
 def format_top(pred: Prediction, k: int) -> str:

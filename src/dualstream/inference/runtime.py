@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
+from .onnx_runtime import OnnxPredictor
 from .predict import Predictor, TorchPredictor
 
 RUNTIMES = ("torch", "onnx")
@@ -21,8 +23,6 @@ def load_predictor(path: str | os.PathLike, *, runtime: str | None = None, devic
     if runtime == "onnx":
         if device != "cpu":
             raise ValueError(f"the onnx runtime runs on the CPU; --device {device} needs --runtime torch")
-        from .onnx_runtime import OnnxPredictor
-
         return OnnxPredictor.load(target, threads=threads)
     if threads:
         import torch
@@ -43,7 +43,11 @@ def resolve_runtime(path: str | os.PathLike, runtime: str | None = None) -> tupl
             raise ValueError(f"{path}: an ONNX file runs on the onnx runtime; for --runtime torch give the run folder")
         return "onnx", path
     folder = path.parent if path.is_file() else path
-    onnx_file, has_torch = folder / RUN_ONNX, _torch_installed()
+    onnx_file = folder / RUN_ONNX
+    try:
+        has_torch = importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):  # a broken or blocked install counts as none
+        has_torch = False
     if runtime is None:
         runtime = "onnx" if not has_torch and onnx_file.is_file() else "torch"
     if runtime == "torch" and not has_torch:
@@ -57,12 +61,3 @@ def resolve_runtime(path: str | os.PathLike, runtime: str | None = None) -> tupl
                              f"dualstream export --model {folder} --format onnx --out {onnx_file}")
         return "onnx", onnx_file
     return "torch", path
-
-
-def _torch_installed() -> bool:
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec("torch") is not None
-    except (ImportError, ValueError):  # a broken or blocked install counts as none
-        return False

@@ -88,14 +88,11 @@ def predict_timeline(predictor: Predictor, video: str | os.PathLike, *, stride: 
     fps = info["fps"] if info["fps"] > 0 else FALLBACK_FPS
     window = SlidingWindow(predictor, stride=stride, smooth=1)
     found: list[TimelineWindow] = []
-    bar = tqdm(total=info["declared_frames"] or None, unit="frame", desc=os.path.basename(str(video)), leave=False,
-               mininterval=0.5, disable=not progress)
-    with closing(iter_frames(video, limits=limits or predictor.limits)) as frames, bar:
-        for rgb in frames:
-            pred = window.push(rgb)
-            if pred is not None:
+    with closing(iter_frames(video, limits=limits or predictor.limits)) as frames:
+        for rgb in tqdm(frames, total=info["declared_frames"] or None, unit="frame", desc=os.path.basename(str(video)),
+                        leave=False, mininterval=0.5, disable=not progress):
+            if (pred := window.push(rgb)) is not None:
                 found.append(TimelineWindow(pred.indices[0], pred.indices[-1], pred.clip))
-            bar.update()
     if not found:
         raise VideoReadError(video, f"{window.frames} frames decoded; a timeline window needs "
                                     f"{predictor.input.span + 1} (predict without --timeline reads short videos)")

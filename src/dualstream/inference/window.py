@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from ..data.clips import cut_arrays
-from ..data.transforms import CropParams, center_crop_params, resize_short_side
+from ..data.transforms import center_crop_params, resize_short_side
 from .predict import Predictor, flow_pairs, top_dicts, top_k
 
 
@@ -37,9 +37,8 @@ class SlidingWindow:
     LivePrediction when it completes a window due for prediction (every ``stride`` frames), else None."""
 
     def __init__(self, predictor: Predictor, *, stride: int = 0, smooth: int = 1):
-        spec = predictor.input
-        self.predictor, self.spec = predictor, spec
-        self.stride = stride or spec.step
+        self.predictor, self.spec = predictor, predictor.input
+        self.stride = stride or self.spec.step
         if self.stride < 1 or smooth < 1:
             raise ValueError("stride and smooth must be >= 1")
         self.history: deque[np.ndarray] = deque(maxlen=smooth)
@@ -47,27 +46,24 @@ class SlidingWindow:
         self._reset()
 
     def _reset(self) -> None:
-        self._prev: np.ndarray | None = None  # previous resized RGB frame
-        self._prev_gray: np.ndarray | None = None
-        self._crop: CropParams | None = None
-        self._size: tuple[int, int] | None = None
+        self._prev: tuple[np.ndarray, np.ndarray] | None = None  # previous resized RGB frame and its gray
         self._inputs: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=self.spec.span)  # (rgb, flow), oldest first
-        self._first = self.frames  # first frame of the current run of equally sized frames
+        self._first = self.frames + 1  # first frame of the current run of equally sized frames
         self.history.clear()
 
     def push(self, rgb: np.ndarray) -> LivePrediction | None:
         t0 = time.perf_counter()
-        self.frames += 1
         frame = resize_short_side(rgb, self.spec.short_side)
-        if frame.shape[:2] != self._size:  # the first frame, or a stream that changed its resolution
+        if self._prev is not None and frame.shape != self._prev[0].shape:  # a stream that changed its resolution
             self._reset()
-            self._size = frame.shape[:2]
-            self._crop = center_crop_params(*self._size)
+        self.frames += 1
         gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
         if self._prev is not None:
-            flow = flow_pairs(self._prev_gray[None], gray[None], self.spec)  # (1, H, W, 2) uint8
-            self._inputs.append(cut_arrays(self._prev[None], flow, self._crop, size=self.spec.input_size))
-        self._prev, self._prev_gray = frame, gray
+            prev, prev_gray = self._prev
+            flow = flow_pairs(prev_gray[None], gray[None], self.spec)  # (1, H, W, 2) uint8
+            self._inputs.append(cut_arrays(prev[None], flow, center_crop_params(*frame.shape[:2]),
+                                           size=self.spec.input_size))
+        self._prev = frame, gray
         span, where = self.spec.span, self.spec.window_indices()
         complete = self.frames - self._first  # frames of this run that have their flow
         if complete < span or (complete - span) % self.stride:
@@ -76,8 +72,5 @@ class SlidingWindow:
         flow_in = np.concatenate([self._inputs[i - 1][1] for i in where])[None]
         clip = self.predictor.probabilities(rgb_in, flow_in)[0]
         self.history.append(clip)
-        probs = np.mean(self.history, axis=0)
-        last = self.frames - 1
-        indices = [last - span + i for i in where]
-        return LivePrediction(frame=self.frames, time=0.0, probabilities=probs, clip=clip, indices=indices,
-                              latency=time.perf_counter() - t0)
+        return LivePrediction(frame=self.frames, time=0.0, probabilities=np.mean(self.history, axis=0), clip=clip,
+                              indices=[self.frames - 1 - span + i for i in where], latency=time.perf_counter() - t0)

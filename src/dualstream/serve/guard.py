@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 
+from starlette.exceptions import HTTPException
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
@@ -18,6 +19,8 @@ WILDCARD_BINDS = ("0.0.0.0", "::", "")
 #: Retry-After (seconds) of the answer to an upload over ``max_uploads``.
 UPLOAD_RETRY_S = 5
 _INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.S | re.I)
+#: A Host header: ``[v6]`` or a name, each with an optional ``:port``.
+_HOST = re.compile(r"\[([^\]]*)\](?::\d{1,5})?|([a-z0-9._-]+)(?::\d{1,5})?")
 
 
 def allowed_host_names(bound: str, extra: list[str] | tuple[str, ...] = ()) -> list[str]:
@@ -28,18 +31,10 @@ def allowed_host_names(bound: str, extra: list[str] | tuple[str, ...] = ()) -> l
 
 def host_name(value: str) -> str | None:
     """The host part of a Host header (``name``, ``name:port``, ``[v6]:port``), lower case; None if malformed."""
-    value = value.strip().lower()
-    if value.startswith("["):
-        end, rest = value.find("]"), value[value.find("]") + 1:]
-        if end < 0 or (rest and not re.fullmatch(r":\d{1,5}", rest)):
-            return None
-        return value[1:end]
-    name, sep, port = value.rpartition(":") if value.count(":") == 1 else (value, "", "")
-    if sep and not re.fullmatch(r"\d{1,5}", port):
+    m = _HOST.fullmatch(value.strip().lower())
+    if m is None:
         return None
-    if not name or not re.fullmatch(r"[a-z0-9._-]+", name):
-        return None
-    return name.rstrip(".")
+    return m[1] if m[1] is not None else m[2].rstrip(".")
 
 
 def page_csp(html: str) -> str:
@@ -64,7 +59,6 @@ class Guard:
                  max_uploads: int = 4):
         self.app = app
         self.allowed = set(allowed_hosts)
-        self.any_host = "*" in self.allowed
         self.max_body, self.csp, self.docs_paths = max_body, csp, docs_paths
         self.idle_timeout, self.body_timeout = idle_timeout, body_timeout
         self.upload_path, self.max_uploads, self.uploads = upload_path, max_uploads, 0
@@ -77,7 +71,7 @@ class Guard:
                 (b"cache-control", b"no-store")]
 
     def _allowed(self, name: str | None) -> bool:
-        return name is not None and (self.any_host or name in self.allowed)
+        return name is not None and ("*" in self.allowed or name in self.allowed)
 
     def _refusal(self, scope) -> tuple[int, str] | None:
         headers = {}
@@ -121,19 +115,17 @@ class Guard:
         if refusal is not None:
             await self._answer(scope, send, *refusal)
             return
-        if scope["path"] != self.upload_path or scope["method"] != "POST":
-            await self._guarded(scope, receive, send)
-            return
-        if self.uploads >= self.max_uploads:
+        upload = int(scope["path"] == self.upload_path and scope["method"] == "POST")  # counted while in flight
+        if upload and self.uploads >= self.max_uploads:
             await self._answer(scope, send, 503, f"{self.max_uploads} uploads are in progress, the most at once; "
                                                  f"try again in {UPLOAD_RETRY_S} s",
                                ((b"retry-after", str(UPLOAD_RETRY_S).encode()),))
             return
-        self.uploads += 1
+        self.uploads += upload
         try:
             await self._guarded(scope, receive, send)
         finally:
-            self.uploads -= 1
+            self.uploads -= upload
 
     async def _guarded(self, scope, receive, send) -> None:
         """The app, with the body counted and timed and the security headers added."""
@@ -142,8 +134,6 @@ class Guard:
         state = {"received": 0, "complete": False, "error": None, "started": False, "replaced": False}
 
         def fail(status: int, detail: str):
-            from starlette.exceptions import HTTPException
-
             state["error"] = (status, detail)
             return HTTPException(status, detail)  # FastAPI passes it on as this answer
 
@@ -191,6 +181,7 @@ class SlowClientProtocol(H11Protocol):
     ``header_timeout`` seconds after it opened or after its previous answer, and at the limit (``_make_room``)."""
 
     header_timeout: float = 10.0
+    _header_timer: asyncio.TimerHandle | None = None  # set while the request headers are awaited
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -205,21 +196,19 @@ class SlowClientProtocol(H11Protocol):
         """At the connection limit (where uvicorn answers 503), close the connections that have waited
         longest for their request headers until this one fits."""
         while self.limit_concurrency is not None and len(self.connections) >= self.limit_concurrency:
-            waiting = [c for c in self.connections
-                       if c is not self and getattr(c, "_header_timer", None) is not None]
+            waiting = [c for c in self.connections if c is not self and c._header_timer is not None]
             if not waiting:
                 return
             min(waiting, key=lambda c: c._waiting_since)._headers_too_slow()
 
     def _disarm(self) -> None:
-        timer = getattr(self, "_header_timer", None)
-        if timer is not None:
-            timer.cancel()
+        if self._header_timer is not None:
+            self._header_timer.cancel()
             self._header_timer = None
 
     def handle_events(self) -> None:
         super().handle_events()
-        if getattr(self, "_header_timer", None) is not None and self.cycle is not self._waiting_since_cycle:
+        if self._header_timer is not None and self.cycle is not self._waiting_since_cycle:
             self._disarm()  # a new request's headers are in
 
     def on_response_complete(self) -> None:
