@@ -96,21 +96,21 @@ def compute_flow(
     sizes, an OpenCV method off the CPU; RuntimeError for "cuda" without a CUDA GPU; FlowBackendError for
     "opencv-tvl1" without OpenCV's contrib modules."""
     name = resolve_method(method)
-    if name not in _TORCH_SOLVERS and str(device) != "cpu":
-        raise ValueError(f"method {name!r} runs on the CPU only (OpenCV); use device='cpu' or one of "
-                         f"{', '.join(TORCH_METHODS)}")
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
-    if name in _TORCH_SOLVERS:
-        import torch
+    if name not in _TORCH_SOLVERS:
+        if str(device) != "cpu":
+            raise ValueError(f"method {name!r} runs on the CPU only (OpenCV); use device='cpu' or one of "
+                             f"{', '.join(TORCH_METHODS)}")
+        if params:
+            raise ValueError(f"method {name!r} takes no parameters, got {', '.join(sorted(params))}")
+        return opencv_flow(prev, nxt, name.removeprefix("opencv-"))
+    import torch
 
-        from ._torch import gray_pair, resolve_device
+    from ._torch import gray_pair, resolve_device
 
-        solver = torch_solver(name)
-        a, b = gray_pair(prev, nxt, device=resolve_device(device))  # (N, 1, H, W)
-        step = batch_size or max(1, a.shape[0])
-        chunks = [solver(a[i : i + step, 0], b[i : i + step, 0], **params) for i in range(0, a.shape[0], step)]
-        return torch.cat(chunks).cpu().numpy()
-    if params:
-        raise ValueError(f"method {name!r} takes no parameters, got {', '.join(sorted(params))}")
-    return opencv_flow(prev, nxt, name.removeprefix("opencv-"))
+    solver = torch_solver(name)
+    a, b = gray_pair(prev, nxt, device=resolve_device(device))  # (N, 1, H, W)
+    step = batch_size or max(1, a.shape[0])
+    chunks = [solver(a[i : i + step, 0], b[i : i + step, 0], **params) for i in range(0, a.shape[0], step)]
+    return torch.cat(chunks).cpu().numpy()
