@@ -80,9 +80,7 @@ def make_pair(texture: np.ndarray, kind: str, *, seed: int, magnitude: float = 4
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
     if kind == "smooth":
         flow = _smooth_field(h, w, rng, magnitude)
-        frame0 = tex
-        qx, qy = _invert_smooth(flow)
-        frame1 = _sample(tex, qx, qy)
+        frame0, frame1 = tex, _sample(tex, *_invert_smooth(flow))
     else:
         m = _affine_matrix(h, w, rng, magnitude * 0.6)
         inv = cv2.invertAffineTransform(m)
