@@ -22,8 +22,6 @@ __all__ = [
     "tvl1_quality_flow",
     "QUALITY_PRESET",
     "brox_flow",
-    "TVL1Params",
-    "BroxParams",
     "FlowBackendError",
     "has_contrib",
     "DEFAULT_BOUND",
@@ -42,8 +40,7 @@ _TORCH_SOLVERS = {"tvl1": "tvl1_flow", "tvl1-quality": "tvl1_quality_flow", "bro
 TORCH_METHODS = tuple(_TORCH_SOLVERS)
 #: Short names kept for the data preparation step ("tvl1" itself is the PyTorch solver).
 METHOD_ALIASES = {"dis": "opencv-dis", "farneback": "opencv-farneback"}
-_LAZY = {"tvl1_flow": "tvl1", "TVL1Params": "tvl1", "tvl1_quality_flow": "tvl1", "QUALITY_PRESET": "tvl1",
-         "brox_flow": "brox", "BroxParams": "brox"}
+_LAZY = {"tvl1_flow": "tvl1", "tvl1_quality_flow": "tvl1", "QUALITY_PRESET": "tvl1", "brox_flow": "brox"}
 
 
 def __getattr__(name: str):

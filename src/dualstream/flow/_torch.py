@@ -43,8 +43,7 @@ def gray_pair(prev: np.ndarray | torch.Tensor, nxt: np.ndarray | torch.Tensor, *
         raise ValueError(f"frames must be gray, shaped (N, H, W) or (H, W), got shape {tuple(a.shape)}")
     if a.shape[-1] < 2 or a.shape[-2] < 2:
         raise ValueError(f"frames must be at least 2x2 pixels, got {tuple(a.shape[-2:])}")
-    device = device or a.device
-    return tuple(t.to(device=device, dtype=torch.float32)[:, None] for t in (a, b))  # (N, H, W) -> (N, 1, H, W)
+    return tuple(t.to(device=device or a.device, dtype=torch.float32)[:, None] for t in (a, b))  # -> (N, 1, H, W)
 
 
 def coarse_to_fine(i0: torch.Tensor, i1: torch.Tensor, solve_level: Callable, *, nscales: int, scale_step: float,

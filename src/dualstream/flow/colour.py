@@ -29,8 +29,7 @@ def flow_to_rgb(flow: np.ndarray, *, max_magnitude: float | None = None) -> np.n
     the largest) fully saturated, longer darkened as in Middlebury; unknown or non-finite pixels black."""
     flow = channels_last(flow)
     known = np.all(np.isfinite(flow) & (np.abs(flow) < UNKNOWN_FLOW_THRESHOLD), axis=-1)
-    u = np.where(known, flow[..., 0], 0.0)
-    v = np.where(known, flow[..., 1], 0.0)
+    u, v = np.where(known[..., None], flow, 0.0).transpose(2, 0, 1)
     mag = np.hypot(u, v)
     scale = float(mag.max()) if max_magnitude is None else float(max_magnitude)
     if scale > 0:
@@ -42,8 +41,7 @@ def flow_to_rgb(flow: np.ndarray, *, max_magnitude: float | None = None) -> np.n
     k1 = (k0 + 1) % ncols
     frac = (fk - k0)[..., None]
     col = ((1 - frac) * wheel[k0] + frac * wheel[k1]) / 255.0  # (H, W, 3)
-    inside = (mag <= 1)[..., None]
-    col = np.where(inside, 1 - mag[..., None] * (1 - col), col * 0.75)
+    col = np.where((mag <= 1)[..., None], 1 - mag[..., None] * (1 - col), col * 0.75)
     rgb = np.floor(255 * col).astype(np.uint8)
     rgb[~known] = 0
     return rgb

@@ -114,33 +114,28 @@ def _tvl1_iteration(
 _COMPILED: dict[object, Callable] = {}
 
 
-def _iterations(l_t: float, theta: float, taut: float) -> Callable:
-    """``steps`` iterations in a row as one compiled graph per setting, its constants closed over, not arguments
-    (RESULTS.md, ``tvl1-quality``: a wrong flow otherwise); the change returned is the last iteration's."""
+def _run_iterations(prm: TVL1Params, steps: int, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``steps`` iterations in a row on ``state`` (u, p, grad_i1, grad_sq, rho_c) -> (u, p, the last iteration's
+    change). Compiled if asked for, as one graph per setting and process with the setting's constants closed over,
+    not arguments (RESULTS.md, ``tvl1-quality``: a wrong flow otherwise); any failure to compile switches this
+    process to eager for good, with one warning."""
+    l_t, theta, taut = float(prm.lambda_ * prm.theta), float(prm.theta), float(prm.tau / prm.theta)
 
     def iterations(steps, u, p, grad_i1, grad_sq, rho_c):
         for _ in range(steps):
             u, p, err = _tvl1_iteration(u, p, grad_i1, grad_sq, rho_c, l_t, theta, taut)
         return u, p, err
 
-    return iterations
-
-
-def _run_iterations(prm: TVL1Params, steps: int, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """_iterations of the settings ``prm`` on ``state`` (u, p, grad_i1, grad_sq, rho_c), through torch.compile if
-    asked for (once per setting and process); any failure to compile switches this process to eager for good, with
-    one warning."""
-    consts = (float(prm.lambda_ * prm.theta), float(prm.theta), float(prm.tau / prm.theta))
     if prm.compile and not _COMPILED.get("failed"):
         try:
-            if consts not in _COMPILED:
-                _COMPILED[consts] = torch.compile(_iterations(*consts), dynamic=None)
-            return _COMPILED[consts](steps, *state)
+            if (l_t, theta, taut) not in _COMPILED:
+                _COMPILED[l_t, theta, taut] = torch.compile(iterations, dynamic=None)
+            return _COMPILED[l_t, theta, taut](steps, *state)
         except Exception as exc:  # noqa: BLE001 - e.g. no C++ compiler / no triton: run eager
             warnings.warn(f"torch.compile failed ({type(exc).__name__}); TV-L1 runs eager", RuntimeWarning,
                           stacklevel=3)
             _COMPILED["failed"] = True
-    return _iterations(*consts)(steps, *state)
+    return iterations(steps, *state)
 
 
 def _iterate_warp(
@@ -159,7 +154,7 @@ def _iterate_warp(
     rows = torch.arange(u.shape[0], device=u.device)  # the pairs still iterating
     ua, pa, ga, gsa, rca = u, p, gxy, grad_sq, rho_c
     done, total = 0, prm.inner_iterations * prm.outer_iterations
-    while done < total:
+    while done < total and len(rows):
         if prm.median_filtering > 1 and done % prm.inner_iterations == 0:
             ua = median_filter(ua, prm.median_filtering)
         chunk = min(prm.check_every, prm.inner_iterations - done % prm.inner_iterations)
@@ -170,8 +165,6 @@ def _iterate_warp(
             continue
         u[rows], p[rows] = ua, pa
         rows = rows[keep]
-        if rows.numel() == 0:
-            return u, p
         ua, pa, ga, gsa, rca = (t[rows] for t in (u, p, gxy, grad_sq, rho_c))
     u[rows], p[rows] = ua, pa
     return u, p
