@@ -48,8 +48,8 @@ def gray_pair(prev: np.ndarray | torch.Tensor, nxt: np.ndarray | torch.Tensor, *
 
 def coarse_to_fine(i0: torch.Tensor, i1: torch.Tensor, solve_level: Callable, *, nscales: int, scale_step: float,
                    antialias: bool) -> torch.Tensor:
-    """Flow (N, 2, H, W) from i0 to i1 (N, 1, H, W): ``solve_level(i0, i1, flow) -> flow`` on each pyramid level,
-    coarsest first, from zero flow. Each level is the previous one resized (bilinear) by ``scale_step`` (sides
+    """Flow (N, 2, H, W) from i0 to i1 (N, 1, H, W): ``solve_level(i0, i1, flow, grid) -> flow`` on each pyramid
+    level (``grid``: its base_grid), coarsest first, from zero flow. Each level is the previous one resized (bilinear) by ``scale_step`` (sides
     rounded, as cv2.resize does), at most ``nscales`` levels and none with a side under MIN_PYRAMID_SIDE; a flow is
     upsampled (bilinear, displacements scaled by the size ratios) to the next level's size."""
     if not 0.0 < scale_step < 1.0:
@@ -67,7 +67,7 @@ def coarse_to_fine(i0: torch.Tensor, i1: torch.Tensor, solve_level: Callable, *,
             flow = F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
             flow[:, 0] *= size[1] / w
             flow[:, 1] *= size[0] / h
-        flow = solve_level(level[:, :1], level[:, 1:], flow)
+        flow = solve_level(level[:, :1], level[:, 1:], flow, base_grid(*size, device=level.device))
     return flow
 
 

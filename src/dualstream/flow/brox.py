@@ -14,7 +14,6 @@ import torch
 import torch.nn.functional as F
 
 from ._torch import (
-    base_grid,
     centered_gradient,
     check_fields,
     choose_backend,
@@ -148,8 +147,7 @@ def brox_flow(prev: torch.Tensor, nxt: torch.Tensor, **params: object) -> torch.
     i1, i2 = (t / 255.0 for t in gray_pair(prev, nxt))  # (N, 1, H, W), 0..1 as alpha expects
     solve = _solve_warp_triton if resolve_backend(prm, i1.device) == "triton" else _solve_warp
 
-    def solve_level(i1: torch.Tensor, i2: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-        grid = base_grid(*i1.shape[-2:], device=i1.device)
+    def solve_level(i1: torch.Tensor, i2: torch.Tensor, flow: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
         for _ in range(prm.warps):
             flow = flow + solve(i1, warp(i2, flow, grid, mode="bilinear"), flow, prm)
         return flow

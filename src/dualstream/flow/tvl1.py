@@ -19,7 +19,6 @@ from typing import Callable
 import torch
 
 from ._torch import (
-    base_grid,
     centered_gradient,
     check_fields,
     choose_backend,
@@ -180,29 +179,6 @@ def _iterate_warp_triton(u, p, gxy, grad_sq, rho_c, prm: TVL1Params, *, scaled_e
     return u, p
 
 
-def _solve_level(
-    i0: torch.Tensor, i1: torch.Tensor, u: torch.Tensor, p: torch.Tensor | None, prm: TVL1Params, *, solver: Callable
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """All warps at one pyramid level; i0, i1 (N, 1, H, W), u (N, 2, H, W), p (N, 2, 2, H, W) or None. p restarts
-    from zero on a level of a new size, as in OpenCV."""
-    h, w = i0.shape[-2:]
-    if p is None or p.shape[-2:] != (h, w):
-        p = u.new_zeros(u.shape[0], 2, 2, h, w)
-    grid = base_grid(h, w, device=i0.device)
-    i1_stack = torch.cat((i1, centered_gradient(i1)), 1)  # (N, 3, H, W): I1, dI1/dx, dI1/dy
-    for _ in range(prm.warps):
-        i1w, gxy = warp(i1_stack, u, grid).split((1, 2), 1)  # I1(x + u0) and its gradient, bicubic
-        rho_c = i1w - i0 - (gxy * u).sum(1, keepdim=True)  # (N, 1, H, W)
-        # pixels whose match x + u0 lies outside the second frame carry no data term (their flow comes from
-        # the TV term), as in OpenCV
-        x, y = (grid + u).split(1, dim=1)  # (N, 1, H, W) each
-        inside = ((x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)).to(x.dtype)
-        gxy, rho_c = gxy * inside, rho_c * inside
-        grad_sq = gxy.square().sum(1, keepdim=True)
-        u, p = solver(u, p, gxy, grad_sq, rho_c, prm, scaled_eps=prm.epsilon**2 * h * w)
-    return u, p
-
-
 def resolve_backend(prm: TVL1Params, device: torch.device) -> str:
     """"torch" or "triton" for these settings on ``device``; one-line ValueError when "triton" cannot run."""
     unsupported = (f"median_filtering {prm.median_filtering} (the fused median is 3x3 or 5x5)"
@@ -218,11 +194,24 @@ def tvl1_flow(prev: torch.Tensor, nxt: torch.Tensor, **params: object) -> torch.
     prm = make_params(TVL1Params, params, OPENCV_NAMES)
     i0, i1 = gray_pair(prev, nxt)  # (N, 1, H, W)
     solver = _iterate_warp_triton if resolve_backend(prm, i0.device) == "triton" else _iterate_warp
-    p = None
+    p = None  # the dual variable (N, 2, 2, H, W), restarted from zero on a level of a new size, as in OpenCV
 
-    def solve_level(i0: torch.Tensor, i1: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    def solve_level(i0: torch.Tensor, i1: torch.Tensor, u: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
         nonlocal p
-        u, p = _solve_level(i0, i1, u, p, prm, solver=solver)
+        h, w = i0.shape[-2:]
+        if p is None or p.shape[-2:] != (h, w):
+            p = u.new_zeros(u.shape[0], 2, 2, h, w)
+        i1_stack = torch.cat((i1, centered_gradient(i1)), 1)  # (N, 3, H, W): I1, dI1/dx, dI1/dy
+        for _ in range(prm.warps):
+            i1w, gxy = warp(i1_stack, u, grid).split((1, 2), 1)  # I1(x + u0) and its gradient, bicubic
+            rho_c = i1w - i0 - (gxy * u).sum(1, keepdim=True)  # (N, 1, H, W)
+            # pixels whose match x + u0 lies outside the second frame carry no data term (their flow comes from
+            # the TV term), as in OpenCV
+            x, y = (grid + u).split(1, dim=1)  # (N, 1, H, W) each
+            inside = ((x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)).to(x.dtype)
+            gxy, rho_c = gxy * inside, rho_c * inside
+            grad_sq = gxy.square().sum(1, keepdim=True)
+            u, p = solver(u, p, gxy, grad_sq, rho_c, prm, scaled_eps=prm.epsilon**2 * h * w)
         return u
 
     return coarse_to_fine(i0, i1, solve_level, nscales=prm.nscales, scale_step=prm.scale_step,
