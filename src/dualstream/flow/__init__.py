@@ -1,7 +1,9 @@
 """Optical flow: one interface over OpenCV (CPU) and the batched PyTorch solvers (CPU or CUDA). Importing it
-does not import PyTorch (docs/design.md): the solvers and their parameter classes are imported on first use."""
+does not import PyTorch (docs/design.md): the solvers are imported on first use."""
 
 from __future__ import annotations
+
+from importlib import import_module
 
 import numpy as np
 
@@ -45,8 +47,6 @@ _LAZY = {"tvl1_flow": "tvl1", "tvl1_quality_flow": "tvl1", "QUALITY_PRESET": "tv
 
 def __getattr__(name: str):
     if name in _LAZY:
-        from importlib import import_module
-
         return getattr(import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

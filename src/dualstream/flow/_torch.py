@@ -24,7 +24,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
     """Turn "cpu"/"cuda"/"cuda:1" into a device, failing in one line when CUDA is asked for but absent."""
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {str(device)!r} requested but no CUDA GPU is available to PyTorch; use device='cpu'")
+        raise RuntimeError(f"device {str(device)!r} requested but no CUDA GPU is available to PyTorch; "
+                           "use device='cpu'")
     if dev.type not in ("cpu", "cuda"):
         raise ValueError(f"unsupported device {str(device)!r}; use 'cpu' or 'cuda'")
     return dev
@@ -48,10 +49,10 @@ def gray_pair(prev: np.ndarray | torch.Tensor, nxt: np.ndarray | torch.Tensor, *
 
 def coarse_to_fine(i0: torch.Tensor, i1: torch.Tensor, solve_level: Callable, *, nscales: int, scale_step: float,
                    antialias: bool) -> torch.Tensor:
-    """Flow (N, 2, H, W) from i0 to i1 (N, 1, H, W): ``solve_level(i0, i1, flow, grid) -> flow`` on each pyramid
-    level (``grid``: its base_grid), coarsest first, from zero flow. Each level is the previous one resized (bilinear) by ``scale_step`` (sides
-    rounded, as cv2.resize does), at most ``nscales`` levels and none with a side under MIN_PYRAMID_SIDE; a flow is
-    upsampled (bilinear, displacements scaled by the size ratios) to the next level's size."""
+    """Flow (N, 2, H, W) from i0 to i1 (N, 1, H, W), coarse to fine: ``solve_level(i0, i1, flow, grid) -> flow`` on
+    each pyramid level (``grid``: its base_grid) from zero flow, upsampled (bilinear, displacements scaled by the
+    size ratios) between levels. A level is the previous one resized (bilinear) by ``scale_step``, sides rounded as
+    cv2.resize does; at most ``nscales`` levels, none with a side under MIN_PYRAMID_SIDE."""
     if not 0.0 < scale_step < 1.0:
         raise ValueError(f"scale_step must be in (0, 1), got {scale_step}")
     levels = [torch.cat((i0, i1), 1)]  # (N, 2, H, W), finest first

@@ -103,7 +103,7 @@ def _solve_warp_triton(i1: torch.Tensor, i2w: torch.Tensor, flow: torch.Tensor, 
 
 def _solve_warp(i1: torch.Tensor, i2w: torch.Tensor, flow: torch.Tensor, prm: BroxParams) -> torch.Tensor:
     """Increment (N, 2, H, W) for one warp: lagged fixed point (eq. 12) + red-black SOR on each linear system."""
-    n, _, h, w = i1.shape
+    h, w = i1.shape[-2:]
     ix, iy, it, ixx, ixy, iyy, ixt, iyt = _derivatives(i1, i2w)
     du = torch.zeros_like(flow)
     parity = (torch.arange(h, device=i1.device)[:, None] + torch.arange(w, device=i1.device)) % 2
