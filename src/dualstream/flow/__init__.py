@@ -1,7 +1,9 @@
 """Optical flow: one interface over OpenCV (CPU) and the batched PyTorch solvers (CPU or CUDA). Importing it
-does not import PyTorch (docs/design.md): the solvers and their parameter classes are imported on first use."""
+does not import PyTorch (docs/design.md): the solvers are imported on first use."""
 
 from __future__ import annotations
+
+from importlib import import_module
 
 import numpy as np
 
@@ -22,8 +24,6 @@ __all__ = [
     "tvl1_quality_flow",
     "QUALITY_PRESET",
     "brox_flow",
-    "TVL1Params",
-    "BroxParams",
     "FlowBackendError",
     "has_contrib",
     "DEFAULT_BOUND",
@@ -42,14 +42,11 @@ _TORCH_SOLVERS = {"tvl1": "tvl1_flow", "tvl1-quality": "tvl1_quality_flow", "bro
 TORCH_METHODS = tuple(_TORCH_SOLVERS)
 #: Short names kept for the data preparation step ("tvl1" itself is the PyTorch solver).
 METHOD_ALIASES = {"dis": "opencv-dis", "farneback": "opencv-farneback"}
-_LAZY = {"tvl1_flow": "tvl1", "TVL1Params": "tvl1", "tvl1_quality_flow": "tvl1", "QUALITY_PRESET": "tvl1",
-         "brox_flow": "brox", "BroxParams": "brox"}
+_LAZY = {"tvl1_flow": "tvl1", "tvl1_quality_flow": "tvl1", "QUALITY_PRESET": "tvl1", "brox_flow": "brox"}
 
 
 def __getattr__(name: str):
     if name in _LAZY:
-        from importlib import import_module
-
         return getattr(import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
@@ -96,21 +93,21 @@ def compute_flow(
     sizes, an OpenCV method off the CPU; RuntimeError for "cuda" without a CUDA GPU; FlowBackendError for
     "opencv-tvl1" without OpenCV's contrib modules."""
     name = resolve_method(method)
-    if name not in _TORCH_SOLVERS and str(device) != "cpu":
-        raise ValueError(f"method {name!r} runs on the CPU only (OpenCV); use device='cpu' or one of "
-                         f"{', '.join(TORCH_METHODS)}")
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
-    if name in _TORCH_SOLVERS:
-        import torch
+    if name not in _TORCH_SOLVERS:
+        if str(device) != "cpu":
+            raise ValueError(f"method {name!r} runs on the CPU only (OpenCV); use device='cpu' or one of "
+                             f"{', '.join(TORCH_METHODS)}")
+        if params:
+            raise ValueError(f"method {name!r} takes no parameters, got {', '.join(sorted(params))}")
+        return opencv_flow(prev, nxt, name.removeprefix("opencv-"))
+    import torch
 
-        from ._torch import gray_pair, resolve_device
+    from ._torch import gray_pair, resolve_device
 
-        solver = torch_solver(name)
-        a, b = gray_pair(prev, nxt, device=resolve_device(device))  # (N, 1, H, W)
-        step = batch_size or max(1, a.shape[0])
-        chunks = [solver(a[i : i + step, 0], b[i : i + step, 0], **params) for i in range(0, a.shape[0], step)]
-        return torch.cat(chunks).cpu().numpy()
-    if params:
-        raise ValueError(f"method {name!r} takes no parameters, got {', '.join(sorted(params))}")
-    return opencv_flow(prev, nxt, name.removeprefix("opencv-"))
+    solver = torch_solver(name)
+    a, b = gray_pair(prev, nxt, device=resolve_device(device))  # (N, 1, H, W)
+    step = batch_size or max(1, a.shape[0])
+    chunks = [solver(a[i : i + step, 0], b[i : i + step, 0], **params) for i in range(0, a.shape[0], step)]
+    return torch.cat(chunks).cpu().numpy()

@@ -24,7 +24,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
     """Turn "cpu"/"cuda"/"cuda:1" into a device, failing in one line when CUDA is asked for but absent."""
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {str(device)!r} requested but no CUDA GPU is available to PyTorch; use device='cpu'")
+        raise RuntimeError(f"device {str(device)!r} requested but no CUDA GPU is available to PyTorch; "
+                           "use device='cpu'")
     if dev.type not in ("cpu", "cuda"):
         raise ValueError(f"unsupported device {str(device)!r}; use 'cpu' or 'cuda'")
     return dev
@@ -43,43 +44,37 @@ def gray_pair(prev: np.ndarray | torch.Tensor, nxt: np.ndarray | torch.Tensor, *
         raise ValueError(f"frames must be gray, shaped (N, H, W) or (H, W), got shape {tuple(a.shape)}")
     if a.shape[-1] < 2 or a.shape[-2] < 2:
         raise ValueError(f"frames must be at least 2x2 pixels, got {tuple(a.shape[-2:])}")
-    device = device or a.device
-    return tuple(t.to(device=device, dtype=torch.float32)[:, None] for t in (a, b))  # (N, H, W) -> (N, 1, H, W)
+    return tuple(t.to(device=device or a.device, dtype=torch.float32)[:, None] for t in (a, b))  # -> (N, 1, H, W)
 
 
-def pyramid_sizes(height: int, width: int, *, nscales: int, scale_step: float) -> list[tuple[int, int]]:
-    """Sizes of the pyramid levels, finest first: each level is the previous one times ``scale_step``
-    (rounded, as cv2.resize does); stops early once a side would drop below MIN_PYRAMID_SIDE."""
+def coarse_to_fine(i0: torch.Tensor, i1: torch.Tensor, solve_level: Callable, *, nscales: int, scale_step: float,
+                   antialias: bool) -> torch.Tensor:
+    """Flow (N, 2, H, W) from i0 to i1 (N, 1, H, W), coarse to fine: ``solve_level(i0, i1, flow, grid) -> flow`` on
+    each pyramid level (``grid``: its base_grid) from zero flow, upsampled (bilinear, displacements scaled by the
+    size ratios) between levels. A level is the previous one resized (bilinear) by ``scale_step``, sides rounded as
+    cv2.resize does; at most ``nscales`` levels, none with a side under MIN_PYRAMID_SIDE."""
     if not 0.0 < scale_step < 1.0:
         raise ValueError(f"scale_step must be in (0, 1), got {scale_step}")
-    sizes = [(height, width)]
-    for _ in range(1, max(1, nscales)):
-        h, w = (round(sizes[-1][0] * scale_step), round(sizes[-1][1] * scale_step))
-        if h < MIN_PYRAMID_SIDE or w < MIN_PYRAMID_SIDE:
+    levels = [torch.cat((i0, i1), 1)]  # (N, 2, H, W), finest first
+    for _ in range(1, nscales):
+        size = tuple(round(side * scale_step) for side in levels[-1].shape[-2:])
+        if min(size) < MIN_PYRAMID_SIDE:
             break
-        sizes.append((h, w))
-    return sizes
-
-
-def build_pyramid(image: torch.Tensor, sizes: list[tuple[int, int]], *, antialias: bool = False) -> list[torch.Tensor]:
-    """Resize (N, C, H, W) level by level (bilinear, each from the previous one) to ``sizes``, finest first."""
-    levels = [image]
-    for size in sizes[1:]:
         levels.append(F.interpolate(levels[-1], size=size, mode="bilinear", align_corners=False, antialias=antialias))
-    return levels
-
-
-def upsample_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize of a flow (N, C, h, w) to ``size`` with x/y displacements scaled by the size ratios."""
-    h, w = flow.shape[-2:]
-    up = F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
-    up[:, 0] *= size[1] / w
-    up[:, 1] *= size[0] / h
-    return up
+    flow = i0.new_zeros(i0.shape[0], 2, *levels[-1].shape[-2:])
+    for level in reversed(levels):
+        (h, w), size = flow.shape[-2:], level.shape[-2:]
+        if (h, w) != size:
+            flow = F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
+            flow[:, 0] *= size[1] / w
+            flow[:, 1] *= size[0] / h
+        flow = solve_level(level[:, :1], level[:, 1:], flow, base_grid(*size, device=level.device))
+    return flow
 
 
 def centered_gradient(image: torch.Tensor) -> torch.Tensor:
-    """Central differences (I[x+1] - I[x-1]) / 2 with replicated borders: (N, 1, H, W) -> (N, 2, H, W) (x, y)."""
+    """Central differences (I[x+1] - I[x-1]) / 2 with replicated borders: (N, C, H, W) -> (N, 2C, H, W), those
+    along x of each channel, then those along y."""
     padded = F.pad(image, (1, 1, 1, 1), mode="replicate")
     gx = 0.5 * (padded[..., 1:-1, 2:] - padded[..., 1:-1, :-2])
     gy = 0.5 * (padded[..., 2:, 1:-1] - padded[..., :-2, 1:-1])
@@ -98,24 +93,20 @@ def divergence(px: torch.Tensor, py: torch.Tensor) -> torch.Tensor:
 
 def base_grid(height: int, width: int, *, device: torch.device) -> torch.Tensor:
     """Pixel coordinates (1, 2, H, W): channel 0 = x (column index), channel 1 = y (row index)."""
-    ys, xs = torch.meshgrid(
-        torch.arange(height, device=device, dtype=torch.float32),
-        torch.arange(width, device=device, dtype=torch.float32),
-        indexing="ij",
-    )
+    xs = torch.arange(width, device=device, dtype=torch.float32).expand(height, width)
+    ys = torch.arange(height, device=device, dtype=torch.float32)[:, None].expand(height, width)
     return torch.stack((xs, ys))[None]
 
 
-def warp(
-    image: torch.Tensor, flow: torch.Tensor, grid: torch.Tensor, *, mode: str = "bicubic", padding: str = "border"
-) -> torch.Tensor:
-    """Sample ``image`` (N, C, H, W) at x + flow(x): the second frame seen from the first. ``padding`` is
-    grid_sample's: with "zeros" (OpenCV's border) float32 rounding lets zeros leak in and identical frames drift."""
+def warp(image: torch.Tensor, flow: torch.Tensor, grid: torch.Tensor, *, mode: str = "bicubic") -> torch.Tensor:
+    """Sample ``image`` (N, C, H, W) at x + flow(x): the second frame seen from the first, borders replicated
+    (grid_sample's "border": with "zeros", OpenCV's border, float32 rounding lets zeros leak in and identical frames
+    drift)."""
     h, w = image.shape[-2:]
     pos = grid + flow[:, :2]  # (N, 2, H, W) absolute pixel positions
     scale = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], device=flow.device).view(1, 2, 1, 1)
     norm = (pos * scale - 1.0).permute(0, 2, 3, 1)  # (N, H, W, 2) in [-1, 1], as grid_sample wants
-    return F.grid_sample(image, norm, mode=mode, padding_mode=padding, align_corners=True)
+    return F.grid_sample(image, norm, mode=mode, padding_mode="border", align_corners=True)
 
 
 def median_filter(x: torch.Tensor, ksize: int) -> torch.Tensor:
@@ -165,16 +156,6 @@ def triton_interpreted() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
-def self_check(flow_fn: Callable, device: torch.device, params: dict) -> float:
-    """Largest difference (px) between ``flow_fn``'s Triton and PyTorch backends on a small textured pair."""
-    gen = torch.Generator().manual_seed(0)
-    a = F.interpolate(torch.rand(1, 1, 8, 10, generator=gen), size=(32, 40), mode="bicubic", align_corners=False)
-    a = a[:, 0].clamp(0, 1) * 255
-    a, b = a.to(device), torch.roll(a, (1, 1), (1, 2)).to(device)
-    ref = flow_fn(a, b, backend="torch", **params)
-    return float((ref - flow_fn(a, b, backend="triton", **params)).abs().max())
-
-
 _TRITON_OK: dict[tuple[str, str], bool] = {}
 #: Largest difference (px) the self-check accepts between a Triton solver and its reference.
 SELF_CHECK_TOLERANCE = 1e-2
@@ -182,11 +163,12 @@ SELF_CHECK_TOLERANCE = 1e-2
 
 def choose_backend(requested: str, device: torch.device, *, solver: str, module: str, unsupported: str | None,
                    flow_fn: Callable, check_params: dict) -> str:
-    """The backend ("torch" or "triton") of the solver ``flow_fn``. "auto": "triton" on CUDA when ``flow.<module>``
-    imports and the self-check (with ``check_params``, once per process and device) stays within
-    SELF_CHECK_TOLERANCE, else "torch" with one warning; "torch" on the CPU. "triton" where it cannot run
-    (``unsupported`` settings, no Triton, CPU tensors outside the interpreter) is a one-line ValueError."""
-    if requested == "torch" or (requested == "auto" and device.type != "cuda"):
+    """The backend ("torch" or "triton") of the solver ``flow_fn``. "auto": "triton" on CUDA for supported settings
+    when the Triton backend of ``flow_fn`` (with ``check_params``, once per process and device) stays within
+    SELF_CHECK_TOLERANCE of the PyTorch one on a small textured pair, else "torch" with one warning; "torch" on the
+    CPU. "triton" where it cannot run (``unsupported`` settings, ``flow.<module>`` or Triton missing, CPU tensors
+    outside the interpreter) is a one-line ValueError."""
+    if requested == "torch" or (requested == "auto" and (device.type != "cuda" or unsupported)):
         return "torch"
     if requested == "triton":
         if unsupported:
@@ -199,18 +181,20 @@ def choose_backend(requested: str, device: torch.device, *, solver: str, module:
             raise ValueError(f"{solver} backend 'triton' runs on CUDA tensors; on the CPU only under "
                              "TRITON_INTERPRET=1 (Triton's interpreter, for tests)")
         return "triton"
-    if unsupported:
-        return "torch"
     key = (solver, str(device))
     if key not in _TRITON_OK:
-        try:
-            importlib.import_module(f"{__package__}.{module}")
-            diff = self_check(flow_fn, device, check_params)
+        gen = torch.Generator().manual_seed(0)
+        a = F.interpolate(torch.rand(1, 1, 8, 10, generator=gen), size=(32, 40), mode="bicubic", align_corners=False)
+        a = (a[:, 0].clamp(0, 1) * 255).to(device)
+        b = torch.roll(a, (1, 1), (1, 2))
+        try:  # importing flow.<module> included: no Triton, no compiler, a kernel error all mean the reference
+            diff = float((flow_fn(a, b, backend="torch", **check_params)
+                          - flow_fn(a, b, backend="triton", **check_params)).abs().max())
             _TRITON_OK[key] = diff < SELF_CHECK_TOLERANCE
             if not _TRITON_OK[key]:
                 warnings.warn(f"Triton {solver} differs from the reference by {diff:.3g} px on {device}; using the "
                               "PyTorch backend", RuntimeWarning, stacklevel=3)
-        except Exception as exc:  # noqa: BLE001 - no Triton, no compiler, a kernel error: use the reference
+        except Exception as exc:  # noqa: BLE001
             warnings.warn(f"Triton {solver} unavailable on {device} ({type(exc).__name__}: {exc}); using the PyTorch "
                           "backend", RuntimeWarning, stacklevel=3)
             _TRITON_OK[key] = False

@@ -14,16 +14,13 @@ import torch
 import torch.nn.functional as F
 
 from ._torch import (
-    base_grid,
-    build_pyramid,
     centered_gradient,
     check_fields,
     choose_backend,
+    coarse_to_fine,
     forward_diff,
     gray_pair,
     make_params,
-    pyramid_sizes,
-    upsample_flow,
     warp,
 )
 
@@ -90,8 +87,8 @@ def _derivatives(i1: torch.Tensor, i2w: torch.Tensor) -> tuple[torch.Tensor, ...
     g1, g2 = centered_gradient(i1), centered_gradient(i2w)  # (N, 2, H, W): d/dx, d/dy
     ix, iy = (0.5 * (g1 + g2)).unbind(1)  # brightness term derivatives, averaged over both frames
     it = (i2w - i1)[:, 0]
-    h2 = torch.cat((centered_gradient(g2[:, :1]), centered_gradient(g2[:, 1:])), 1)  # Ixx, Ixy, Iyx, Iyy
-    ixx, ixy, iyy = h2[:, 0], 0.5 * (h2[:, 1] + h2[:, 2]), h2[:, 3]
+    ixx, iyx, ixy, iyy = centered_gradient(g2).unbind(1)  # the Hessian
+    ixy = 0.5 * (ixy + iyx)
     ixt, iyt = (g2 - g1).unbind(1)  # gradient-constancy residuals
     return ix, iy, it, ixx, ixy, iyy, ixt, iyt
 
@@ -106,7 +103,7 @@ def _solve_warp_triton(i1: torch.Tensor, i2w: torch.Tensor, flow: torch.Tensor, 
 
 def _solve_warp(i1: torch.Tensor, i2w: torch.Tensor, flow: torch.Tensor, prm: BroxParams) -> torch.Tensor:
     """Increment (N, 2, H, W) for one warp: lagged fixed point (eq. 12) + red-black SOR on each linear system."""
-    n, _, h, w = i1.shape
+    h, w = i1.shape[-2:]
     ix, iy, it, ixx, ixy, iyy, ixt, iyt = _derivatives(i1, i2w)
     du = torch.zeros_like(flow)
     parity = (torch.arange(h, device=i1.device)[:, None] + torch.arange(w, device=i1.device)) % 2
@@ -148,15 +145,11 @@ def brox_flow(prev: torch.Tensor, nxt: torch.Tensor, **params: object) -> torch.
     their device, the whole batch at once; ``params`` are BroxParams fields."""
     prm = make_params(BroxParams, params, {})
     i1, i2 = (t / 255.0 for t in gray_pair(prev, nxt))  # (N, 1, H, W), 0..1 as alpha expects
-    sizes = pyramid_sizes(i1.shape[-2], i1.shape[-1], nscales=prm.nscales, scale_step=prm.scale_step)
-    pyr1, pyr2 = build_pyramid(i1, sizes, antialias=True), build_pyramid(i2, sizes, antialias=True)
     solve = _solve_warp_triton if resolve_backend(prm, i1.device) == "triton" else _solve_warp
-    flow = torch.zeros(i1.shape[0], 2, *sizes[-1], device=i1.device)
-    for level in range(len(sizes) - 1, -1, -1):
-        if flow.shape[-2:] != sizes[level]:
-            flow = upsample_flow(flow, sizes[level])
-        grid = base_grid(*sizes[level], device=i1.device)
+
+    def solve_level(i1: torch.Tensor, i2: torch.Tensor, flow: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
         for _ in range(prm.warps):
-            i2w = warp(pyr2[level], flow, grid, mode="bilinear", padding="border")
-            flow = flow + solve(pyr1[level], i2w, flow, prm)
-    return flow
+            flow = flow + solve(i1, warp(i2, flow, grid, mode="bilinear"), flow, prm)
+        return flow
+
+    return coarse_to_fine(i1, i2, solve_level, nscales=prm.nscales, scale_step=prm.scale_step, antialias=True)

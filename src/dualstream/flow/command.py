@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from . import compute_flow, resolve_method
-from .colour import save_flow_png
+from .colour import flow_to_rgb
 from .flo import write_flo
 
 
@@ -28,10 +28,11 @@ def run_flow_command(frame_a: str, frame_b: str, *, method: str, out: str, png: 
     one-line ValueError for a missing or unreadable frame and the errors of compute_flow."""
     a, b = read_gray(frame_a), read_gray(frame_b)
     if a.shape != b.shape:
-        raise ValueError(f"frames differ in size: {frame_a} is {a.shape[1]}x{a.shape[0]}, {frame_b} is {b.shape[1]}x{b.shape[0]}")
+        raise ValueError(f"frames differ in size: {frame_a} is {a.shape[1]}x{a.shape[0]}, "
+                         f"{frame_b} is {b.shape[1]}x{b.shape[0]}")
     # One pair: torch.compile's warm-up (docs/design.md, flow) would cost far more than it saves.
     params = {"compile": False} if resolve_method(method) in ("tvl1", "tvl1-quality") else {}
     flow = compute_flow(a, b, method=method, device=device, **params)[0]  # (1, 2, H, W) -> (2, H, W)
     write_flo(out, flow)
-    if png is not None:
-        save_flow_png(png, flow)
+    if png is not None and not cv2.imwrite(png, cv2.cvtColor(flow_to_rgb(flow), cv2.COLOR_RGB2BGR)):
+        raise ValueError(f"could not write image {png}")

@@ -13,8 +13,7 @@ UNKNOWN_FLOW_THRESHOLD = 1e9
 
 def read_flo(path: str | Path) -> np.ndarray:
     """Read a .flo file -> float32 (H, W, 2), channel 0 = horizontal displacement."""
-    path = Path(path)
-    with path.open("rb") as fh:
+    with open(path, "rb") as fh:
         magic = np.fromfile(fh, np.float32, 1)
         if magic.size != 1 or magic[0] != np.float32(FLO_MAGIC):
             raise ValueError(f"{path} is not a .flo file (bad magic number)")
@@ -39,7 +38,7 @@ def write_flo(path: str | Path, flow: np.ndarray) -> None:
     """Write float flow (H, W, 2) or (2, H, W) as a .flo file (bit-exact float32)."""
     flow = channels_last(flow)
     height, width = flow.shape[:2]
-    with Path(path).open("wb") as fh:
+    with open(path, "wb") as fh:
         np.array([FLO_MAGIC], "<f4").tofile(fh)
         np.array([width, height], "<i4").tofile(fh)
         np.ascontiguousarray(flow, dtype="<f4").tofile(fh)

@@ -80,13 +80,10 @@ def make_pair(texture: np.ndarray, kind: str, *, seed: int, magnitude: float = 4
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
     if kind == "smooth":
         flow = _smooth_field(h, w, rng, magnitude)
-        frame0 = tex
-        qx, qy = _invert_smooth(flow)
-        frame1 = _sample(tex, qx, qy)
+        frame0, frame1 = tex, _sample(tex, *_invert_smooth(flow))
     else:
         m = _affine_matrix(h, w, rng, magnitude * 0.6)
         inv = cv2.invertAffineTransform(m)
-        bg_flow = _affine_flow(m, h, w)
         # the foreground: an ellipse of texture taken from another place, translating by d
         fh, fw = int(h * rng.uniform(0.25, 0.4)), int(w * rng.uniform(0.25, 0.4))
         cy, cx = rng.uniform(0.3, 0.7) * h, rng.uniform(0.3, 0.7) * w
@@ -95,11 +92,9 @@ def make_pair(texture: np.ndarray, kind: str, *, seed: int, magnitude: float = 4
         d = d / max(np.linalg.norm(d), 1e-6) * magnitude  # full magnitude, a clear boundary
         inside0 = ((xs - cx) / (fw / 2)) ** 2 + ((ys - cy) / (fh / 2)) ** 2 <= 1.0
         inside1 = ((xs - d[0] - cx) / (fw / 2)) ** 2 + ((ys - d[1] - cy) / (fh / 2)) ** 2 <= 1.0
-        fg0 = _sample(tex, xs + ox, ys + oy)
-        fg1 = _sample(tex, xs - d[0] + ox, ys - d[1] + oy)
         bg1 = _sample(tex, inv[0, 0] * xs + inv[0, 1] * ys + inv[0, 2], inv[1, 0] * xs + inv[1, 1] * ys + inv[1, 2])
-        frame0 = np.where(inside0, fg0, tex)
-        frame1 = np.where(inside1, fg1, bg1)
-        flow = np.where(inside0[None], d[:, None, None], bg_flow).astype(np.float32)
+        frame0 = np.where(inside0, _sample(tex, xs + ox, ys + oy), tex)
+        frame1 = np.where(inside1, _sample(tex, xs - d[0] + ox, ys - d[1] + oy), bg1)
+        flow = np.where(inside0[None], d[:, None, None], _affine_flow(m, h, w)).astype(np.float32)
     frames = [np.clip(np.round(f + rng.normal(0, noise, f.shape)), 0, 255).astype(np.uint8) for f in (frame0, frame1)]
     return frames[0], frames[1], np.ascontiguousarray(flow.transpose(1, 2, 0), dtype=np.float32)

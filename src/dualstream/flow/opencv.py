@@ -5,14 +5,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-#: Why ``opencv-tvl1`` cannot run with a plain OpenCV build (opencv-python without the contrib modules).
-CONTRIB_MISSING = (
-    "flow method 'opencv-tvl1' needs OpenCV's contrib modules (cv2.optflow), which this OpenCV {version} lacks: "
-    "pip install opencv-contrib-python-headless (or opencv-contrib-python) in place of opencv-python[-headless]; "
-    "the PyTorch TV-L1 (method/--flow 'tvl1') needs no contrib"
-)
-
-
 class FlowBackendError(RuntimeError):
     """A flow method whose backend is missing from this installation (one line, says what to install)."""
 
@@ -25,7 +17,10 @@ def has_contrib() -> bool:
 def check_available(method: str) -> None:
     """FlowBackendError when OpenCV method ``method`` ("tvl1", "dis", ...) cannot run with this cv2."""
     if method == "tvl1" and not has_contrib():
-        raise FlowBackendError(CONTRIB_MISSING.format(version=cv2.__version__))
+        raise FlowBackendError(f"flow method 'opencv-tvl1' needs OpenCV's contrib modules (cv2.optflow), which this "
+                               f"OpenCV {cv2.__version__} lacks: pip install opencv-contrib-python-headless (or "
+                               "opencv-contrib-python) in place of opencv-python[-headless]; the PyTorch TV-L1 "
+                               "(method/--flow 'tvl1') needs no contrib")
 
 
 def opencv_flow(prev: np.ndarray, nxt: np.ndarray, method: str) -> np.ndarray:

@@ -13,23 +13,21 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 import torch
 
 from ._torch import (
-    base_grid,
-    build_pyramid,
     centered_gradient,
     check_fields,
     choose_backend,
+    coarse_to_fine,
     divergence,
     forward_diff,
     gray_pair,
     make_params,
     median_filter,
-    pyramid_sizes,
-    upsample_flow,
     warp,
 )
 
@@ -115,32 +113,28 @@ def _tvl1_iteration(
 _COMPILED: dict[object, Callable] = {}
 
 
-def _iterations(l_t: float, theta: float, taut: float) -> Callable:
-    """``steps`` iterations in a row as one compiled graph per setting, its constants closed over, not arguments
-    (RESULTS.md, ``tvl1-quality``: a wrong flow otherwise); the change returned is the last iteration's."""
+def _run_iterations(prm: TVL1Params, steps: int, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``steps`` iterations in a row on ``state`` (u, p, grad_i1, grad_sq, rho_c) -> (u, p, the last iteration's
+    change). Compiled if asked for, as one graph per setting and process with the setting's constants closed over,
+    not arguments (RESULTS.md, ``tvl1-quality``: a wrong flow otherwise); any failure to compile switches this
+    process to eager for good, with one warning."""
+    l_t, theta, taut = float(prm.lambda_ * prm.theta), float(prm.theta), float(prm.tau / prm.theta)
 
     def iterations(steps, u, p, grad_i1, grad_sq, rho_c):
         for _ in range(steps):
             u, p, err = _tvl1_iteration(u, p, grad_i1, grad_sq, rho_c, l_t, theta, taut)
         return u, p, err
 
-    return iterations
-
-
-def _run_iterations(compile: bool, steps, u, p, grad_i1, grad_sq, rho_c, l_t, theta, taut):
-    """_iterations, through torch.compile if asked for (once per setting and process); any failure to compile
-    switches this process to eager for good, with one warning."""
-    consts = (float(l_t), float(theta), float(taut))
-    if compile and not _COMPILED.get("failed"):
+    if prm.compile and not _COMPILED.get("failed"):
         try:
-            if consts not in _COMPILED:
-                _COMPILED[consts] = torch.compile(_iterations(*consts), dynamic=None)
-            return _COMPILED[consts](steps, u, p, grad_i1, grad_sq, rho_c)
+            if (l_t, theta, taut) not in _COMPILED:
+                _COMPILED[l_t, theta, taut] = torch.compile(iterations, dynamic=None)
+            return _COMPILED[l_t, theta, taut](steps, *state)
         except Exception as exc:  # noqa: BLE001 - e.g. no C++ compiler / no triton: run eager
             warnings.warn(f"torch.compile failed ({type(exc).__name__}); TV-L1 runs eager", RuntimeWarning,
                           stacklevel=3)
             _COMPILED["failed"] = True
-    return _iterations(l_t, theta, taut)(steps, u, p, grad_i1, grad_sq, rho_c)
+    return iterations(steps, *state)
 
 
 def _iterate_warp(
@@ -155,33 +149,24 @@ def _iterate_warp(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The outer (median filtering) and inner (v/u/p) iterations of one warp, for the whole batch. Pairs whose
     last change is at most ``scaled_eps`` stop; the rest go on as a smaller batch (gathered once per change)."""
-    l_t, taut = prm.lambda_ * prm.theta, prm.tau / prm.theta
     u, p = u.clone(), p.clone()
-    rows = None  # indices of the active pairs; None = all of them
+    rows = torch.arange(u.shape[0], device=u.device)  # the pairs still iterating
     ua, pa, ga, gsa, rca = u, p, gxy, grad_sq, rho_c
     done, total = 0, prm.inner_iterations * prm.outer_iterations
-    while done < total:
+    while done < total and len(rows):
         if prm.median_filtering > 1 and done % prm.inner_iterations == 0:
             ua = median_filter(ua, prm.median_filtering)
         chunk = min(prm.check_every, prm.inner_iterations - done % prm.inner_iterations)
-        ua, pa, err = _run_iterations(prm.compile, chunk, ua, pa, ga, gsa, rca, l_t, prm.theta, taut)
+        ua, pa, err = _run_iterations(prm, chunk, ua, pa, ga, gsa, rca)
         done += chunk
         keep = err > scaled_eps  # (n_active,) bool
         if bool(keep.all()):  # host sync, once per chunk
             continue
-        u, p = _scatter(u, ua, rows), _scatter(p, pa, rows)
-        rows = keep.nonzero()[:, 0] if rows is None else rows[keep]  # (n_still_active,)
-        if rows.numel() == 0:
-            return u, p
+        u[rows], p[rows] = ua, pa
+        rows = rows[keep]
         ua, pa, ga, gsa, rca = (t[rows] for t in (u, p, gxy, grad_sq, rho_c))
-    return _scatter(u, ua, rows), _scatter(p, pa, rows)
-
-
-def _scatter(full: torch.Tensor, part: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
-    if rows is None:
-        return part
-    full[rows] = part
-    return full
+    u[rows], p[rows] = ua, pa
+    return u, p
 
 
 def _iterate_warp_triton(u, p, gxy, grad_sq, rho_c, prm: TVL1Params, *, scaled_eps: float):
@@ -194,38 +179,11 @@ def _iterate_warp_triton(u, p, gxy, grad_sq, rho_c, prm: TVL1Params, *, scaled_e
     return u, p
 
 
-def _solve_level(
-    i0: torch.Tensor, i1: torch.Tensor, u: torch.Tensor, p: torch.Tensor, prm: TVL1Params, *,
-    solver: Callable = _iterate_warp,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """All warps at one pyramid level; i0, i1 (N, 1, H, W), u (N, 2, H, W), p (N, 2, 2, H, W)."""
-    h, w = i0.shape[-2:]
-    grid = base_grid(h, w, device=i0.device)
-    i1_stack = torch.cat((i1, centered_gradient(i1)), 1)  # (N, 3, H, W): I1, dI1/dx, dI1/dy
-    for _ in range(prm.warps):
-        warped = warp(i1_stack, u, grid)  # I1(x + u0) and its gradient, bicubic
-        i1w, gxy = warped[:, :1], warped[:, 1:]
-        rho_c = i1w - i0 - (gxy * u).sum(1, keepdim=True)  # (N, 1, H, W)
-        # pixels whose match x + u0 lies outside the second frame carry no data term (their flow comes from
-        # the TV term), as in OpenCV
-        x, y = (grid + u).split(1, dim=1)  # (N, 1, H, W) each
-        inside = ((x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)).to(x.dtype)
-        gxy, rho_c = gxy * inside, rho_c * inside
-        grad_sq = gxy.square().sum(1, keepdim=True)
-        u, p = solver(u, p, gxy, grad_sq, rho_c, prm, scaled_eps=prm.epsilon**2 * h * w)
-    return u, p
-
-
-def triton_unsupported(prm: TVL1Params) -> str | None:
-    """Why the Triton kernel cannot run these settings (None when it can)."""
-    if prm.median_filtering > 1 and prm.median_filtering not in (3, 5):
-        return f"median_filtering {prm.median_filtering} (the fused median is 3x3 or 5x5)"
-    return None
-
-
 def resolve_backend(prm: TVL1Params, device: torch.device) -> str:
     """"torch" or "triton" for these settings on ``device``; one-line ValueError when "triton" cannot run."""
-    return choose_backend(prm.backend, device, solver="TV-L1", module="_triton_tvl1", unsupported=triton_unsupported(prm),
+    unsupported = (f"median_filtering {prm.median_filtering} (the fused median is 3x3 or 5x5)"
+                   if prm.median_filtering > 1 and prm.median_filtering not in (3, 5) else None)
+    return choose_backend(prm.backend, device, solver="TV-L1", module="_triton_tvl1", unsupported=unsupported,
                           flow_fn=tvl1_flow, check_params={"compile": False, "warps": 2, "nscales": 2})
 
 
@@ -236,24 +194,31 @@ def tvl1_flow(prev: torch.Tensor, nxt: torch.Tensor, **params: object) -> torch.
     prm = make_params(TVL1Params, params, OPENCV_NAMES)
     i0, i1 = gray_pair(prev, nxt)  # (N, 1, H, W)
     solver = _iterate_warp_triton if resolve_backend(prm, i0.device) == "triton" else _iterate_warp
-    n, _, h, w = i0.shape
-    sizes = pyramid_sizes(h, w, nscales=prm.nscales, scale_step=prm.scale_step)
-    pyr0 = build_pyramid(i0, sizes, antialias=prm.pyramid_antialias)
-    pyr1 = build_pyramid(i1, sizes, antialias=prm.pyramid_antialias)
-    u = torch.zeros(n, 2, *sizes[-1], device=i0.device)
-    p = torch.zeros(n, 2, 2, *sizes[-1], device=i0.device)
-    for level in range(len(sizes) - 1, -1, -1):
-        if u.shape[-2:] != sizes[level]:
-            u = upsample_flow(u, sizes[level])
-            p = torch.zeros(n, 2, 2, *sizes[level], device=i0.device)  # restarted per level, as OpenCV
-        u, p = _solve_level(pyr0[level], pyr1[level], u, p, prm, solver=solver)
-    return u
+    p = None  # the dual variable (N, 2, 2, H, W), restarted from zero on a level of a new size, as in OpenCV
+
+    def solve_level(i0: torch.Tensor, i1: torch.Tensor, u: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+        nonlocal p
+        h, w = i0.shape[-2:]
+        if p is None or p.shape[-2:] != (h, w):
+            p = u.new_zeros(u.shape[0], 2, 2, h, w)
+        i1_stack = torch.cat((i1, centered_gradient(i1)), 1)  # (N, 3, H, W): I1, dI1/dx, dI1/dy
+        for _ in range(prm.warps):
+            i1w, gxy = warp(i1_stack, u, grid).split((1, 2), 1)  # I1(x + u0) and its gradient, bicubic
+            rho_c = i1w - i0 - (gxy * u).sum(1, keepdim=True)  # (N, 1, H, W)
+            # pixels whose match x + u0 lies outside the second frame carry no data term (their flow comes from
+            # the TV term), as in OpenCV
+            x, y = (grid + u).split(1, dim=1)  # (N, 1, H, W) each
+            inside = ((x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)).to(x.dtype)
+            gxy, rho_c = gxy * inside, rho_c * inside
+            grad_sq = gxy.square().sum(1, keepdim=True)
+            u, p = solver(u, p, gxy, grad_sq, rho_c, prm, scaled_eps=prm.epsilon**2 * h * w)
+        return u
+
+    return coarse_to_fine(i0, i1, solve_level, nscales=prm.nscales, scale_step=prm.scale_step,
+                          antialias=prm.pyramid_antialias)
 
 
 #: Settings of the "tvl1-quality" method (see benchmarks/RESULTS.md for how they were chosen and what they cost).
 QUALITY_PRESET: dict[str, object] = {"lambda_": 0.25, "scale_step": 0.9, "nscales": 10}
-
-
-def tvl1_quality_flow(prev: torch.Tensor, nxt: torch.Tensor, **params: object) -> torch.Tensor:
-    """tvl1_flow with QUALITY_PRESET (``params`` override single settings of the preset)."""
-    return tvl1_flow(prev, nxt, **{**QUALITY_PRESET, **params})
+#: tvl1_flow with QUALITY_PRESET (keyword arguments override single settings of the preset).
+tvl1_quality_flow = partial(tvl1_flow, **QUALITY_PRESET)
