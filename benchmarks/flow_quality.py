@@ -3,7 +3,7 @@
     python benchmarks/flow_quality.py                                   # opencv-tvl1, tvl1, tvl1-quality
     python benchmarks/flow_quality.py --settings '{"method": "tvl1", "warps": 10}' '{"method": "tvl1-quality"}'
 
-The generated pairs (``dualstream.flow.groundtruth``) warp real UCF-101 frames (../shared/data/ucf101, else
+The generated pairs (``benchmarks/flow_pairs.py``) warp real UCF-101 frames (../shared/data/ucf101, else
 procedural textures) by smooth fields and by an affine background with an occluding foreground layer, so a
 setting chosen on the four Middlebury sequences is checked on motion it was not tuned on. Seconds are wall time
 per pair for the Middlebury part (full resolution) with the torch/OpenCV thread counts printed in the header.
@@ -25,9 +25,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from dualstream.flow import compute_flow, endpoint_error, has_contrib  # noqa: E402
-from dualstream.flow.groundtruth import KINDS, make_pair, procedural_texture  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from flow_pairs import KINDS, make_pair, procedural_texture  # noqa: E402
 from flow import load_middlebury  # noqa: E402
 
 UCF = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ucf101" / "videos"

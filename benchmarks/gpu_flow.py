@@ -4,7 +4,7 @@ of ``prepare --flow tvl1 --device cuda`` on 320x240 videos; one run, both sides 
     python benchmarks/gpu_flow.py                 # on a GPU machine (benchmarks/gpu_flow.sh calls this)
     python benchmarks/gpu_flow.py --smoke         # the same code paths on the CPU, tiny sizes (Triton interpreted)
 
-Needs only a source checkout: the accuracy pairs are generated with known flow (``dualstream.flow.groundtruth``,
+Needs only a source checkout: the accuracy pairs are generated with known flow (``benchmarks/flow_pairs.py``,
 procedural textures, 320x240), the Middlebury sequences are added when ../shared/data is there, and the videos
 for ``prepare`` are written here. Rows: tvl1 (reference = the PyTorch backend, check_every 1 and 10), tvl1
 with the Triton backend, tvl1-quality (Triton), brox (PyTorch). "agree" is the largest difference in px between
@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dualstream.prepare.common import PrepareOptions
 from dualstream.prepare.run import prepare_dataset  # noqa: E402
 from dualstream.flow import endpoint_error, torch_solver  # noqa: E402
-from dualstream.flow.groundtruth import KINDS, make_pair, procedural_texture  # noqa: E402
+from flow_pairs import KINDS, make_pair, procedural_texture  # noqa: E402
 from flow import load_middlebury  # noqa: E402
 
 

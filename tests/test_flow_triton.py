@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _warp_state(n: int, h: int, w: int, seed: int = 0):
-    """Random warp inputs as _solve_level builds them: u (N, 2, H, W), p (N, 2, 2, H, W), gradients, residual."""
+    """Random warp inputs as TV-L1's solve_level builds them: u (N, 2, H, W), p (N, 2, 2, H, W), gradients, residual."""
     gen = torch.Generator().manual_seed(seed)
     u = torch.randn(n, 2, h, w, generator=gen)
     p = 0.3 * torch.randn(n, 2, 2, h, w, generator=gen)
