@@ -6,6 +6,7 @@ import importlib.util
 import os
 from pathlib import Path
 
+from ..text import UserError
 from .onnx_runtime import OnnxPredictor
 from .predict import Predictor, TorchPredictor
 
@@ -16,17 +17,23 @@ RUN_ONNX = "model.onnx"
 def load_predictor(path: str | os.PathLike, *, runtime: str | None = None, device: str = "cpu",
                    threads: int = 0) -> Predictor:
     """The predictor for ``path`` on the runtime ``resolve_runtime`` picks; ``threads``: the runtime's intra-op
-    threads (0: its default). Errors are one-line ValueErrors."""
+    threads (0: its default). Errors (an absent or unknown device among them) are one-line UserErrors."""
     if threads < 0:
-        raise ValueError("--threads must be >= 0 (0: the runtime's default)")
+        raise UserError("--threads must be >= 0 (0: the runtime's default)")
     runtime, target = resolve_runtime(path, runtime)
     if runtime == "onnx":
         if device != "cpu":
-            raise ValueError(f"the onnx runtime runs on the CPU; --device {device} needs --runtime torch")
+            raise UserError(f"the onnx runtime runs on the CPU; --device {device} needs --runtime torch")
         return OnnxPredictor.load(target, threads=threads)
-    if threads:
-        import torch
+    import torch
 
+    from ..flow._torch import resolve_device
+
+    try:  # before any work
+        resolve_device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise UserError(f"--device {device}: {exc}") from None
+    if threads:
         torch.set_num_threads(threads)
     return TorchPredictor.load(target, device=device)
 
@@ -34,13 +41,13 @@ def load_predictor(path: str | os.PathLike, *, runtime: str | None = None, devic
 def resolve_runtime(path: str | os.PathLike, runtime: str | None = None) -> tuple[str, Path]:
     """(runtime, file or folder to load) for ``--model path [--runtime R]``: a ``.onnx`` runs on ONNX Runtime;
     a folder (or its model.json) on PyTorch, or on its ``model.onnx`` with ``runtime="onnx"`` or when
-    PyTorch is not installed. Errors are one-line ValueErrors."""
+    PyTorch is not installed. Errors are one-line UserErrors."""
     if runtime is not None and runtime not in RUNTIMES:
-        raise ValueError(f"--runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+        raise UserError(f"--runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
     path = Path(path)
     if path.suffix.lower() == ".onnx":
         if runtime == "torch":
-            raise ValueError(f"{path}: an ONNX file runs on the onnx runtime; for --runtime torch give the run folder")
+            raise UserError(f"{path}: an ONNX file runs on the onnx runtime; for --runtime torch give the run folder")
         return "onnx", path
     folder = path.parent if path.is_file() else path
     onnx_file = folder / RUN_ONNX
@@ -53,11 +60,11 @@ def resolve_runtime(path: str | os.PathLike, runtime: str | None = None) -> tupl
     if runtime == "torch" and not has_torch:
         instead = ("use its model.onnx with --runtime onnx" if onnx_file.is_file() else
                    "export the model to ONNX where torch is installed and pass the .onnx file")
-        raise ValueError(f"{path}: the torch runtime needs PyTorch (pip install 'dualstream[torch]'); "
+        raise UserError(f"{path}: the torch runtime needs PyTorch (pip install 'dualstream[torch]'); "
                          f"without it, {instead}")
     if runtime == "onnx":
         if not onnx_file.is_file():
-            raise ValueError(f"{folder}: no {RUN_ONNX} for --runtime onnx; make it with "
+            raise UserError(f"{folder}: no {RUN_ONNX} for --runtime onnx; make it with "
                              f"dualstream export --model {folder} --format onnx --out {onnx_file}")
         return "onnx", onnx_file
     return "torch", path
