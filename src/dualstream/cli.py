@@ -328,10 +328,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def _int_list(text: str | None, option: str) -> list[int] | None:
-    if text is None:
-        return None
     try:
-        return [int(x) for x in text.split(",") if x.strip()]
+        return [int(x) for x in text.split(",") if x.strip()] if text else None
     except ValueError:
         raise UserError(f"{option} expects comma-separated integers, e.g. 1,2,3, got {text!r}") from None
 
