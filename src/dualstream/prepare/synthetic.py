@@ -96,11 +96,10 @@ def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray
 def _appearance(rng: np.random.Generator, size: int) -> dict:
     """Background, object sprite and mask of one video."""
     background = 0.25 + 0.5 * _smooth_noise(rng, size, int(rng.integers(3, 8)))
-    sprite_size = size  # drawn large, scaled down when composed
     colour = rng.uniform(0.1, 1.0, size=3).astype(np.float32)
-    texture = 0.6 * colour + 0.4 * _smooth_noise(rng, sprite_size, int(rng.integers(4, 10)))
-    mask = np.zeros((sprite_size, sprite_size), np.uint8)
-    c, r = sprite_size // 2, int(sprite_size * 0.45)
+    texture = 0.6 * colour + 0.4 * _smooth_noise(rng, size, int(rng.integers(4, 10)))  # sprite: scaled down later
+    mask = np.zeros((size, size), np.uint8)
+    c, r = size // 2, int(size * 0.45)
     shape = int(rng.integers(0, 3))
     if shape == 0:
         cv2.rectangle(mask, (c - r, c - int(r * rng.uniform(0.5, 1.0))), (c + r, c + int(r * rng.uniform(0.5, 1.0))), 255, -1)
