@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from .config import Config
+from .config import Config, ConfigError
 from .engine.evaluate import EVAL_JSON, evaluate_run
 from .engine.build import CONFIG, build_model
 from .engine.train import train
@@ -35,12 +35,12 @@ def _finished(run: Path, cfg: Config) -> dict | None:
 def _check(models: list[str], folds: list[int], seeds: list[int]) -> None:
     unknown = [m for m in models if m not in list_models()]
     if unknown:
-        raise ValueError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(list_models())}")
+        raise ConfigError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(list_models())}")
     if not models:
-        raise ValueError("--models lists no model")
+        raise ConfigError("--models lists no model")
     for what, items in (("--models", models), ("--folds", folds), ("--seeds", seeds)):
         if len(set(items)) != len(items):
-            raise ValueError(f"{what} lists a value twice")
+            raise ConfigError(f"{what} lists a value twice")
 
 
 def run_ablation(cfg: Config, models: list[str], out: str | Path, *, folds: list[int] | None = None,

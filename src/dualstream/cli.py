@@ -106,11 +106,8 @@ def _read_splits(folder: str, videos: str | None, only: int = 0):
 def cmd_generate(args: argparse.Namespace) -> None:
     from .prepare.synthetic import SyntheticSpec, generate
 
-    try:
-        spec = SyntheticSpec(classes=args.classes, videos_per_class=args.videos_per_class,
-                             frames=args.frames, size=args.size, seed=args.seed, preset=args.preset)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    spec = SyntheticSpec(classes=args.classes, videos_per_class=args.videos_per_class,
+                         frames=args.frames, size=args.size, seed=args.seed, preset=args.preset)
     out = generate(args.out, spec, progress=not args.quiet)
     print(f"wrote {spec.classes * spec.videos_per_class} videos to {out / 'videos'} "
           f"and splits to {out / 'ucfTrainTestlist'}")
@@ -157,11 +154,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
             print("note: data.sampling is spread: a clip may use any frame, so every frame is kept", file=sys.stderr)
         else:
             schedule = ClipSpec.from_config(d)
-    try:
-        opts = PrepareOptions(flow=args.flow, short_side=args.short_side, bound=args.flow_bound, device=args.device,
-                              schedule=schedule, format=args.format)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    opts = PrepareOptions(flow=args.flow, short_side=args.short_side, bound=args.flow_bound, device=args.device,
+                          schedule=schedule, format=args.format)
     shard = parse_shard(args.shard) if args.shard else None
     videos = None
     if args.splits:  # every split is checked before any work
@@ -334,10 +328,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def _int_list(text: str | None, option: str) -> list[int] | None:
-    if text is None:
-        return None
     try:
-        return [int(x) for x in text.split(",") if x.strip()]
+        return [int(x) for x in text.split(",") if x.strip()] if text else None
     except ValueError:
         raise UserError(f"{option} expects comma-separated integers, e.g. 1,2,3, got {text!r}") from None
 
@@ -357,10 +349,7 @@ def cmd_ablation(args: argparse.Namespace) -> None:
     cfg = _load_recipe(args.config, args.set or [])
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     folds, seeds = _int_list(args.folds, "--folds"), _int_list(args.seeds, "--seeds")
-    try:
-        rows = run_ablation(cfg, models, args.out, folds=folds, seeds=seeds, progress=not args.quiet)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    rows = run_ablation(cfg, models, args.out, folds=folds, seeds=seeds, progress=not args.quiet)
     for r in rows:
         spread = f" ± {r['video_top1_std']:.4f} ({r['runs']} runs)" if r["runs"] > 1 else ""
         print(f"{r['model']:<28} params {r['params']:>11,}  clip_top1 {r['clip_top1']:.4f}  "
@@ -396,22 +385,10 @@ def cmd_fit(args: argparse.Namespace) -> None:
 
 
 def load_predictor(args: argparse.Namespace):
-    """The predictor for ``--model`` / ``--runtime`` / ``--device`` / ``--threads``; user errors in one line."""
-    from .inference.runtime import load_predictor as load, resolve_runtime
+    """The predictor for ``--model`` / ``--runtime`` / ``--device`` / ``--threads``."""
+    from .inference.runtime import load_predictor as load
 
-    try:
-        if resolve_runtime(args.model, args.runtime)[0] == "torch" and args.device != "cpu":
-            from .flow._torch import resolve_device
-
-            try:  # an unknown or absent device is one line before any work
-                resolve_device(args.device)
-            except (RuntimeError, ValueError) as exc:
-                raise UserError(f"--device {args.device}: {exc}") from None
-        return load(args.model, runtime=args.runtime, device=args.device, threads=args.threads)
-    except ValueError as exc:
-        if type(exc) is not ValueError:  # ModelPackageError etc. reach main's handler as they are
-            raise
-        raise UserError(str(exc)) from None
+    return load(args.model, runtime=args.runtime, device=args.device, threads=args.threads)
 
 
 @command("predict", "top-k classes of videos with a trained model package",
@@ -554,12 +531,11 @@ def cmd_serve(args: argparse.Namespace) -> None:
               "--budget-megapixels and --budget-seconds must be positive"))
     from .video import DecodeBudget
 
-    limits = dataclasses.replace(DEFAULT_FRAME_LIMITS, max_pixels=int(args.max_frame_megapixels * 1e6))
-    budget = DecodeBudget(max_frames=args.budget_frames, max_pixels=int(args.budget_megapixels * 1e6),
-                          seconds=args.budget_seconds)
     serve(lambda: load_predictor(args), host=args.host, port=args.port, max_upload_mb=args.max_upload_mb,
-          clips=args.clips, docs=args.docs, allowed_hosts=args.allow_host, frame_limits=limits,
-          timeout_s=args.timeout, budget=budget, max_uploads=args.max_uploads)
+          clips=args.clips, docs=args.docs, allowed_hosts=args.allow_host, timeout_s=args.timeout,
+          frame_limits=dataclasses.replace(DEFAULT_FRAME_LIMITS, max_pixels=int(args.max_frame_megapixels * 1e6)),
+          budget=DecodeBudget(max_frames=args.budget_frames, max_pixels=int(args.budget_megapixels * 1e6),
+                              seconds=args.budget_seconds), max_uploads=args.max_uploads)
 
 
 @command("models", "list the registered models with parameters and GFLOPs",

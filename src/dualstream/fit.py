@@ -20,20 +20,6 @@ CONFIGS = Path(__file__).parent / "configs"
 DEFAULT_RECIPE = "small_real"
 
 
-def recipe_path(recipe: str) -> Path:
-    """A recipe name (a YAML file shipped in the package's configs/) or a path to a YAML file."""
-    path = Path(recipe)
-    if path.suffix in (".yaml", ".yml"):
-        if not path.is_file():
-            raise ConfigError(f"{path}: recipe file not found")
-        return path
-    shipped = CONFIGS / f"{recipe}.yaml"
-    if not shipped.is_file():
-        names = ", ".join(sorted(p.stem for p in CONFIGS.glob("*.yaml")))
-        raise ConfigError(f"unknown recipe {shown(recipe)}; shipped recipes: {names} (or give a .yaml file)")
-    return shipped
-
-
 def check_groups(videos_dir: str | Path, group_regex: str | None) -> bool:
     """Refuse a folder that cannot be split group-disjointly: every class needs two or more groups (a video
     whose name has no group is its own group). Returns whether any file name matched the regex."""
@@ -79,8 +65,14 @@ def fit(videos: str | Path, out: str | Path, *, recipe: str = DEFAULT_RECIPE, gr
     from .engine.evaluate import evaluate_run
     from .engine.train import train
 
-    out = Path(out)
-    path = recipe_path(recipe)
+    out, path = Path(out), Path(recipe)
+    if path.suffix not in (".yaml", ".yml"):  # a recipe name: a YAML file shipped in the package's configs/
+        path = CONFIGS / f"{recipe}.yaml"
+        if not path.is_file():
+            names = ", ".join(sorted(p.stem for p in CONFIGS.glob("*.yaml")))
+            raise ConfigError(f"unknown recipe {shown(recipe)}; shipped recipes: {names} (or give a .yaml file)")
+    elif not path.is_file():
+        raise ConfigError(f"{path}: recipe file not found")
     load_config(path, list(overrides))  # a bad recipe or --set fails before any work
     matched = check_groups(videos, group_regex)
     note = "" if matched else ("note: no file name matches the group regex, so every video is its own group; "

@@ -6,6 +6,7 @@ import importlib.util
 import os
 from pathlib import Path
 
+from ..text import UserError
 from .onnx_runtime import OnnxPredictor
 from .predict import Predictor, TorchPredictor
 
@@ -15,49 +16,49 @@ RUN_ONNX = "model.onnx"
 
 def load_predictor(path: str | os.PathLike, *, runtime: str | None = None, device: str = "cpu",
                    threads: int = 0) -> Predictor:
-    """The predictor for ``path`` on the runtime ``resolve_runtime`` picks; ``threads``: the runtime's intra-op
-    threads (0: its default). Errors are one-line ValueErrors."""
+    """The predictor for ``--model path [--runtime R]``: a ``.onnx`` runs on ONNX Runtime; a folder (or its
+    model.json) on PyTorch, or on its ``model.onnx`` with ``runtime="onnx"`` or when PyTorch is not installed.
+    ``threads``: the runtime's intra-op threads (0: its default). Errors (an absent or unknown device among
+    them) are one-line UserErrors."""
     if threads < 0:
-        raise ValueError("--threads must be >= 0 (0: the runtime's default)")
-    runtime, target = resolve_runtime(path, runtime)
-    if runtime == "onnx":
-        if device != "cpu":
-            raise ValueError(f"the onnx runtime runs on the CPU; --device {device} needs --runtime torch")
-        return OnnxPredictor.load(target, threads=threads)
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    return TorchPredictor.load(target, device=device)
-
-
-def resolve_runtime(path: str | os.PathLike, runtime: str | None = None) -> tuple[str, Path]:
-    """(runtime, file or folder to load) for ``--model path [--runtime R]``: a ``.onnx`` runs on ONNX Runtime;
-    a folder (or its model.json) on PyTorch, or on its ``model.onnx`` with ``runtime="onnx"`` or when
-    PyTorch is not installed. Errors are one-line ValueErrors."""
+        raise UserError("--threads must be >= 0 (0: the runtime's default)")
     if runtime is not None and runtime not in RUNTIMES:
-        raise ValueError(f"--runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+        raise UserError(f"--runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
     path = Path(path)
     if path.suffix.lower() == ".onnx":
         if runtime == "torch":
-            raise ValueError(f"{path}: an ONNX file runs on the onnx runtime; for --runtime torch give the run folder")
-        return "onnx", path
-    folder = path.parent if path.is_file() else path
-    onnx_file = folder / RUN_ONNX
-    try:
-        has_torch = importlib.util.find_spec("torch") is not None
-    except (ImportError, ValueError):  # a broken or blocked install counts as none
-        has_torch = False
-    if runtime is None:
-        runtime = "onnx" if not has_torch and onnx_file.is_file() else "torch"
-    if runtime == "torch" and not has_torch:
-        instead = ("use its model.onnx with --runtime onnx" if onnx_file.is_file() else
-                   "export the model to ONNX where torch is installed and pass the .onnx file")
-        raise ValueError(f"{path}: the torch runtime needs PyTorch (pip install 'dualstream[torch]'); "
-                         f"without it, {instead}")
+            raise UserError(f"{path}: an ONNX file runs on the onnx runtime; for --runtime torch give the run folder")
+        runtime = "onnx"
+    else:
+        folder = path.parent if path.is_file() else path
+        onnx_file = folder / RUN_ONNX
+        try:
+            has_torch = importlib.util.find_spec("torch") is not None
+        except (ImportError, ValueError):  # a broken or blocked install counts as none
+            has_torch = False
+        if runtime is None:
+            runtime = "onnx" if not has_torch and onnx_file.is_file() else "torch"
+        if runtime == "torch" and not has_torch:
+            instead = ("use its model.onnx with --runtime onnx" if onnx_file.is_file() else
+                       "export the model to ONNX where torch is installed and pass the .onnx file")
+            raise UserError(f"{path}: the torch runtime needs PyTorch (pip install 'dualstream[torch]'); "
+                            f"without it, {instead}")
+        if runtime == "onnx" and not onnx_file.is_file():
+            raise UserError(f"{folder}: no {RUN_ONNX} for --runtime onnx; make it with "
+                            f"dualstream export --model {folder} --format onnx --out {onnx_file}")
+        path = onnx_file if runtime == "onnx" else path
     if runtime == "onnx":
-        if not onnx_file.is_file():
-            raise ValueError(f"{folder}: no {RUN_ONNX} for --runtime onnx; make it with "
-                             f"dualstream export --model {folder} --format onnx --out {onnx_file}")
-        return "onnx", onnx_file
-    return "torch", path
+        if device != "cpu":
+            raise UserError(f"the onnx runtime runs on the CPU; --device {device} needs --runtime torch")
+        return OnnxPredictor.load(path, threads=threads)
+    import torch
+
+    from ..flow._torch import resolve_device
+
+    try:  # before any work
+        resolve_device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise UserError(f"--device {device}: {exc}") from None
+    if threads:
+        torch.set_num_threads(threads)
+    return TorchPredictor.load(path, device=device)

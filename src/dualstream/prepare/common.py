@@ -21,7 +21,7 @@ from ..cache import MANIFEST
 from ..data.sampling import ClipSpec
 from ..data.transforms import DEFAULT_SHORT_SIDE, resize_short_side
 from ..files import atomic_write_text
-from ..flow import DEFAULT_BOUND, TORCH_METHODS, FlowBackendError, check_available
+from ..flow import DEFAULT_BOUND, TORCH_METHODS, check_available
 from ..flow.quantize import BOUND_RANGE
 from ..video import VideoReadError, iter_frames
 from .pack import pack_folder
@@ -49,20 +49,17 @@ class PrepareOptions:
     """``rawframes`` (JPEGs) or ``packed`` (memory-mapped uint8 arrays per video instead, ``prepare/pack.py``)."""
 
     def __post_init__(self) -> None:
-        try:
-            method = check_available(self.flow)  # ValueError listing the choices
-        except FlowBackendError as exc:  # opencv-tvl1 without OpenCV's contrib modules
-            raise PrepareError(str(exc)) from None
-        if self.device != "cpu":
-            if method not in TORCH_METHODS:
-                raise PrepareError(f"--device {self.device} needs a PyTorch flow method ({', '.join(TORCH_METHODS)}), "
-                                   f"not {self.flow!r}")
-            from ..flow._torch import resolve_device  # torch only for the PyTorch solvers
+        try:  # an unknown method (the message lists the choices) or device; opencv-tvl1 without contrib modules
+            method = check_available(self.flow)
+            if self.device != "cpu" and method in TORCH_METHODS:
+                from ..flow._torch import resolve_device  # torch only for the PyTorch solvers
 
-            try:
                 resolve_device(self.device)
-            except RuntimeError as exc:
-                raise PrepareError(str(exc)) from None
+        except (ValueError, RuntimeError) as exc:
+            raise PrepareError(str(exc)) from None
+        if self.device != "cpu" and method not in TORCH_METHODS:
+            raise PrepareError(f"--device {self.device} needs a PyTorch flow method ({', '.join(TORCH_METHODS)}), "
+                               f"not {self.flow!r}")
         if self.short_side < 0:
             raise PrepareError(f"--short-side must be >= 0 (0 keeps the original size), got {self.short_side}")
         if not BOUND_RANGE[0] <= self.bound <= BOUND_RANGE[1]:  # NaN fails this too

@@ -12,6 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..video import write_video
+from .common import PrepareError
 
 # name -> motion: (t in [0, 1], strength a in [0.3, 0.45]) -> (dx, dy, scale, angle), with dx, dy
 # as fractions of the frame size and angle in degrees.
@@ -59,16 +60,17 @@ class SyntheticSpec:
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
-            raise ValueError(f"--preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
+            raise PrepareError(f"--preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
         most = len(MOTIONS) if self.preset == "default" else len(HARD_CLASSES)
         if not 2 <= self.classes <= most:
-            raise ValueError(f"--classes must be between 2 and {most} (preset {self.preset}), got {self.classes}")
+            raise PrepareError(f"--classes must be between 2 and {most} (preset {self.preset}), got {self.classes}")
         if self.videos_per_class < 2:
-            raise ValueError(f"--videos-per-class must be at least 2 (one train, one test), got {self.videos_per_class}")
+            raise PrepareError(f"--videos-per-class must be at least 2 (one train, one test), "
+                               f"got {self.videos_per_class}")
         if self.frames < 12:
-            raise ValueError(f"--frames must be at least 12, got {self.frames}")
+            raise PrepareError(f"--frames must be at least 12, got {self.frames}")
         if self.size < 32:
-            raise ValueError(f"--size must be at least 32, got {self.size}")
+            raise PrepareError(f"--size must be at least 32, got {self.size}")
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -94,11 +96,10 @@ def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray
 def _appearance(rng: np.random.Generator, size: int) -> dict:
     """Background, object sprite and mask of one video."""
     background = 0.25 + 0.5 * _smooth_noise(rng, size, int(rng.integers(3, 8)))
-    sprite_size = size  # drawn large, scaled down when composed
     colour = rng.uniform(0.1, 1.0, size=3).astype(np.float32)
-    texture = 0.6 * colour + 0.4 * _smooth_noise(rng, sprite_size, int(rng.integers(4, 10)))
-    mask = np.zeros((sprite_size, sprite_size), np.uint8)
-    c, r = sprite_size // 2, int(sprite_size * 0.45)
+    texture = 0.6 * colour + 0.4 * _smooth_noise(rng, size, int(rng.integers(4, 10)))  # sprite: scaled down later
+    mask = np.zeros((size, size), np.uint8)
+    c, r = size // 2, int(size * 0.45)
     shape = int(rng.integers(0, 3))
     if shape == 0:
         cv2.rectangle(mask, (c - r, c - int(r * rng.uniform(0.5, 1.0))), (c + r, c + int(r * rng.uniform(0.5, 1.0))), 255, -1)

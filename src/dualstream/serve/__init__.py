@@ -50,12 +50,11 @@ DOCS_PATHS = ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect")
 def create_app(model: str | os.PathLike | Predictor, *, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
                clips: int = DEFAULT_CLIPS, docs: bool = False, allowed_hosts: list[str] | None = None,
                frame_limits: FrameLimits = DEFAULT_FRAME_LIMITS, timeout_s: float = DEFAULT_TIMEOUT_S,
-               budget: DecodeBudget = DEFAULT_BUDGET, max_uploads: int = DEFAULT_MAX_UPLOADS,
-               runtime: str | None = None) -> FastAPI:
+               budget: DecodeBudget = DEFAULT_BUDGET, max_uploads: int = DEFAULT_MAX_UPLOADS) -> FastAPI:
     """The web demo app for a model package path or exported .onnx (or a loaded Predictor). ``allowed_hosts``:
     the Host names answered besides the localhost names (``"*"``: any); ``timeout_s``: the longest pause in an
     upload's body; ``budget``: each request's, restarted when its prediction starts."""
-    predictor = model if isinstance(model, Predictor) else load_predictor(model, runtime=runtime)
+    predictor = model if isinstance(model, Predictor) else load_predictor(model)
     max_bytes = int(max_upload_mb * 2**20)
     busy = threading.Lock()  # one prediction at a time: the model's attention recording is shared state
     running: list[DecodeBudget] = []  # the budget of the prediction that holds ``busy``
