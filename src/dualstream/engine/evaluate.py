@@ -61,8 +61,7 @@ def video_metrics(probs: torch.Tensor, labels: torch.Tensor, videos: torch.Tenso
     k = len(classes)
     n_videos = int(videos.max()) + 1
     vprobs = torch.zeros(n_videos, k, dtype=torch.float64).index_add_(0, videos, probs.double())
-    counts = torch.bincount(videos, minlength=n_videos).clamp(min=1).unsqueeze(1)
-    vprobs = vprobs / counts
+    vprobs /= torch.bincount(videos, minlength=n_videos).clamp(min=1).unsqueeze(1)  # the mean over its views
     vlabels = torch.zeros(n_videos, dtype=torch.long).index_copy_(0, videos, labels)
     vpred = vprobs.argmax(1)
     top5 = vprobs.topk(min(5, k), dim=1).indices
