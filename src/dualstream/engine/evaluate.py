@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -101,11 +100,11 @@ def evaluate_run(run: str | Path, *, clips: int | None = None, crops: int | None
     trained_split = cfg.data.split
     asked = {"split": split, "eval_clips": clips, "eval_crops": crops, "eval_flip": flip}
     cfg.data = replace(cfg.data, **{k: v for k, v in asked.items() if v is not None})  # checked as the config's
-    if cfg.data.split != trained_split and os.environ.get("RANK", "0") == "0":
-        print(f"warning: the model was trained on split {trained_split}; the test list of split {split} "
-              "overlaps its training videos, so this accuracy is not a held-out figure", file=sys.stderr)
     use_gpu = cfg.train.device.startswith("cuda") and torch.cuda.is_available()
     world, device = init_world(cfg.train.device if use_gpu else "cpu")  # under torchrun: one shard per process
+    if cfg.data.split != trained_split and world.main:
+        print(f"warning: the model was trained on split {trained_split}; the test list of split {split} "
+              "overlaps its training videos, so this accuracy is not a held-out figure", file=sys.stderr)
     try:
         model, spec = load_model(run, device=device)
         entries = load_split(cfg).test
