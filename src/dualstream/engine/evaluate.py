@@ -10,7 +10,6 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
@@ -63,16 +62,14 @@ def video_metrics(probs: torch.Tensor, labels: torch.Tensor, videos: torch.Tenso
     vprobs /= torch.bincount(videos, minlength=n_videos).clamp(min=1).unsqueeze(1)  # the mean over its views
     vlabels = torch.zeros(n_videos, dtype=torch.long).index_copy_(0, videos, labels)
     vpred = vprobs.argmax(1)
-    top5 = vprobs.topk(min(5, k), dim=1).indices
-    confusion = np.zeros((k, k), dtype=int)
-    np.add.at(confusion, (vlabels.numpy(), vpred.numpy()), 1)
+    confusion = torch.bincount(vlabels * k + vpred, minlength=k * k).reshape(k, k).numpy()  # true class per row
     totals = confusion.sum(1)  # videos per true class
     per_class = {c: float(confusion[i, i] / totals[i]) if totals[i] else None for i, c in enumerate(classes)}
     return {
         "clip_top1": float((probs.argmax(1) == labels).double().mean()),
         "clip_top5": float((probs.topk(min(5, k), dim=1).indices == labels.unsqueeze(1)).any(1).double().mean()),
         "video_top1": float((vpred == vlabels).double().mean()),
-        "top5": float((top5 == vlabels.unsqueeze(1)).any(1).double().mean()),
+        "top5": float((vprobs.topk(min(5, k), dim=1).indices == vlabels.unsqueeze(1)).any(1).double().mean()),
         "num_videos": n_videos,
         "num_clips": int(probs.shape[0]),
         "per_class": per_class,
