@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import yaml
 
 from dualstream.data.sampling import ClipSpec
 from dualstream.data.transforms import CropParams
@@ -11,7 +12,9 @@ from dualstream.data.ucf101 import VideoEntry, read_split
 from dualstream.data.dataset import EvalViews
 from dualstream.data.sampling import eval_offsets
 from dualstream.data.transforms import crop_params
-from dualstream.engine.evaluate import mistakes, video_metrics
+from dualstream.config import Config, ConfigError
+from dualstream.engine.build import CONFIG
+from dualstream.engine.evaluate import evaluate_run, mistakes, video_metrics
 
 
 def test_video_metrics_average_softmax_over_views():
@@ -51,3 +54,13 @@ def test_views_per_video_and_mirrored_views(tiny_dataset, tiny_cache):
     assert torch.equal(flow_m[0::2], -flow[0::2].flip(-1)) and torch.equal(flow_m[1::2], flow[1::2].flip(-1))
     with pytest.raises(IndexError):
         views[24]
+
+
+@pytest.mark.parametrize("option, message", [({"split": 4}, "data.split must be 1, 2 or 3, got 4"),
+                                             ({"clips": 0}, "data.eval_clips must be >= 1, got 0"),
+                                             ({"crops": 2}, "data.eval_crops must be 1 or 3, got 2")])
+def test_evaluate_options_are_checked_as_the_config_values(tmp_path, option, message):
+    (tmp_path / CONFIG).write_text(yaml.safe_dump(Config().to_dict()))
+    with pytest.raises(ConfigError) as exc:
+        evaluate_run(tmp_path, **option)
+    assert str(exc.value) == message

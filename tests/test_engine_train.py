@@ -70,8 +70,10 @@ def test_speed_settings_per_device():
     assert (use_channels_last("auto", cpu), use_channels_last("auto", cuda), use_channels_last("channels_last", cpu)) == \
         (False, True, True)
     assert loader_workers(3) == 3 and loader_workers(-1) >= 1
-    with pytest.raises(ValueError, match="precision"):
+    with pytest.raises(ValueError, match=r"^train.precision must be auto, bf16 or fp32, got 'fp16'$"):
         autocast_dtype("fp16", cpu)
+    with pytest.raises(ValueError, match=r"^train.memory_format must be auto, channels_last or contiguous, got 'nhwc'$"):
+        use_channels_last("nhwc", cpu)
 
 
 def test_bf16_and_channels_last_train_on_cpu(tiny_dataset, tiny_cache, tmp_path):

@@ -7,13 +7,12 @@ import os
 
 import torch
 
-PRECISIONS = ("auto", "bf16", "fp32")
+from ..config import TrainConfig
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """bf16 for ``auto`` on CUDA and for ``bf16`` anywhere; None (full fp32) otherwise."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    TrainConfig(precision=precision)  # the config's check (ConfigError) for a caller that did not load one
     if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
         return torch.bfloat16
     return None
@@ -23,13 +22,9 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
-MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
-
-
 def use_channels_last(memory_format: str, device: torch.device) -> bool:
     """``auto``: channels_last on CUDA (tensor cores want NHWC), contiguous elsewhere."""
-    if memory_format not in MEMORY_FORMATS:
-        raise ValueError(f"memory_format must be one of {', '.join(MEMORY_FORMATS)}, got {memory_format!r}")
+    TrainConfig(memory_format=memory_format)  # as in autocast_dtype
     return memory_format == "channels_last" or (memory_format == "auto" and device.type == "cuda")
 
 

@@ -95,10 +95,7 @@ def resolve_pipeline(cfg: Config, device: torch.device, entries: list[VideoEntry
 
 def worker_input(device: torch.device, channels_last: bool) -> Callable:
     """(rgb, flow, label[, video]) cut by the workers -> the same with rgb and flow on ``device``."""
-    def to_input(batch):
-        rgb, flow, *rest = batch
-        return (to_device(rgb, device, channels_last), to_device(flow, device, channels_last), *rest)
-    return to_input
+    return lambda batch: (*(to_device(x, device, channels_last) for x in batch[:2]), *batch[2:])
 
 
 def device_input(fn: Callable, spec: ClipSpec, device: torch.device, channels_last: bool, **views) -> Callable:

@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..config import ConfigError, load_config
+from ..config import load_config
 from ..data.ucf101 import VideoEntry
 from ..files import atomic_write, atomic_write_text
 from .accel import DeviceBatches, autocast, autocast_dtype, loader_workers, use_channels_last
@@ -60,20 +59,17 @@ def video_metrics(probs: torch.Tensor, labels: torch.Tensor, videos: torch.Tenso
     k = len(classes)
     n_videos = int(videos.max()) + 1
     vprobs = torch.zeros(n_videos, k, dtype=torch.float64).index_add_(0, videos, probs.double())
-    counts = torch.bincount(videos, minlength=n_videos).clamp(min=1).unsqueeze(1)
-    vprobs = vprobs / counts
+    vprobs /= torch.bincount(videos, minlength=n_videos).clamp(min=1).unsqueeze(1)  # the mean over its views
     vlabels = torch.zeros(n_videos, dtype=torch.long).index_copy_(0, videos, labels)
     vpred = vprobs.argmax(1)
-    top5 = vprobs.topk(min(5, k), dim=1).indices
-    confusion = np.zeros((k, k), dtype=int)
-    np.add.at(confusion, (vlabels.numpy(), vpred.numpy()), 1)
+    confusion = torch.bincount(vlabels * k + vpred, minlength=k * k).reshape(k, k).numpy()  # true class per row
     totals = confusion.sum(1)  # videos per true class
     per_class = {c: float(confusion[i, i] / totals[i]) if totals[i] else None for i, c in enumerate(classes)}
     return {
         "clip_top1": float((probs.argmax(1) == labels).double().mean()),
         "clip_top5": float((probs.topk(min(5, k), dim=1).indices == labels.unsqueeze(1)).any(1).double().mean()),
         "video_top1": float((vpred == vlabels).double().mean()),
-        "top5": float((top5 == vlabels.unsqueeze(1)).any(1).double().mean()),
+        "top5": float((vprobs.topk(min(5, k), dim=1).indices == vlabels.unsqueeze(1)).any(1).double().mean()),
         "num_videos": n_videos,
         "num_clips": int(probs.shape[0]),
         "per_class": per_class,
@@ -99,23 +95,18 @@ def evaluate_run(run: str | Path, *, clips: int | None = None, crops: int | None
         raise FileNotFoundError(f"{run}: not a run folder (no {CONFIG})")
     cfg = load_config(run / CONFIG)  # a damaged config.yaml is one ConfigError line, as for train
     trained_split = cfg.data.split
-    if split is not None and split != trained_split:
-        if split not in (1, 2, 3):
-            raise ConfigError(f"--split must be 1, 2 or 3, got {split}")
-        if os.environ.get("RANK", "0") == "0":
-            print(f"warning: the model was trained on split {trained_split}; the test list of split {split} "
-                  "overlaps its training videos, so this accuracy is not a held-out figure", file=sys.stderr)
-        cfg.data.split = split
-    for name, value in (("clips", clips), ("crops", crops)):
-        if value is not None and (value < 1 or (name == "crops" and value not in (1, 3))):
-            raise ConfigError(f"--{name} must be {'1 or 3' if name == 'crops' else '>= 1'}, got {value}")
+    asked = {"split": split, "eval_clips": clips, "eval_crops": crops, "eval_flip": flip}
+    cfg.data = replace(cfg.data, **{k: v for k, v in asked.items() if v is not None})  # checked as the config's
     use_gpu = cfg.train.device.startswith("cuda") and torch.cuda.is_available()
     world, device = init_world(cfg.train.device if use_gpu else "cpu")  # under torchrun: one shard per process
+    if cfg.data.split != trained_split and world.main:
+        print(f"warning: the model was trained on split {trained_split}; the test list of split {split} "
+              "overlaps its training videos, so this accuracy is not a held-out figure", file=sys.stderr)
     try:
         model, spec = load_model(run, device=device)
         entries = load_split(cfg).test
-        loader = eval_batches(cfg, entries, world=world, device=device, clips=clips or cfg.data.eval_clips,
-                              crops=crops or cfg.data.eval_crops, flip=cfg.data.eval_flip if flip is None else flip,
+        loader = eval_batches(cfg, entries, world=world, device=device, clips=cfg.data.eval_clips,
+                              crops=cfg.data.eval_crops, flip=cfg.data.eval_flip,
                               workers=loader_workers(cfg.data.num_workers),
                               channels_last=use_channels_last(cfg.train.memory_format, device))
         probs, labels, videos = predict(model, loader, device, dtype=autocast_dtype(cfg.train.precision, device),

@@ -124,19 +124,16 @@ def train(cfg: Config, run: str | Path, *, resume: bool = False, progress: bool 
     """Train ``cfg`` into the run folder (rank 0 writes); returns the metrics lines (one per epoch)."""
     world, device = init_world(cfg.train.device)
     progress = progress and world.main
-    try:
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(close_world)
         s = setup(cfg, Path(run), world, device, resume=resume, recipe=recipe)
-        try:
-            for epoch in range(s.start, s.epochs):
-                if s.selection.stop:
-                    break
-                end_of_epoch(s, epoch, train_epoch(s, epoch, progress=progress), progress=progress)
-        finally:
-            if s.writer is not None:
-                s.writer.close()
+        if s.writer is not None:
+            cleanup.callback(s.writer.close)
+        for epoch in range(s.start, s.epochs):
+            if s.selection.stop:
+                break
+            end_of_epoch(s, epoch, train_epoch(s, epoch, progress=progress), progress=progress)
         return s.history
-    finally:
-        close_world()
 
 
 @dataclass

@@ -75,8 +75,7 @@ def plot_confusion(confusion: list[list[int]], classes: list[str], path: str | P
     im = ax.imshow(norm, cmap="Blues", norm=PowerNorm(0.5, vmin=0, vmax=1), interpolation="nearest")
     ax.set_xticks(range(k), classes, rotation=90, fontsize=font)
     ax.set_yticks(range(k), classes, fontsize=font)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    ax.set(xlabel="predicted", ylabel="true")
     if k <= 20:
         for i, j in zip(*np.nonzero(m)):
             ax.text(j, i, int(m[i, j]), ha="center", va="center", fontsize=font,
