@@ -190,8 +190,8 @@ def to_eval_input(batch: dict, device: torch.device, *, size: int, flow_bound: f
     m = len(views[0])
     outs = [_cut(x, torch.tensor([v[r][0] for v in views]), torch.tensor([v[r][1] for v in views]), size=size,
                  flow_bound=flow_bound) for r in range(m)]  # one batched grid_sample per view
-    rgb = torch.stack([o[0] for o in outs], 1).flatten(0, 1)  # (B, m, 3T, S, S) -> (B * m, 3T, S, S)
-    flow = torch.stack([o[1] for o in outs], 1).flatten(0, 1)
+    # (B, m, 3T or 2T, S, S) -> (B * m, 3T or 2T, S, S)
+    rgb, flow = (torch.stack(stream, 1).flatten(0, 1) for stream in zip(*outs))
     return rgb, flow, batch["label"].repeat_interleave(m), batch["video"].repeat_interleave(m)
 
 
