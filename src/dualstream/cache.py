@@ -15,6 +15,7 @@ from .text import cut, one_line, shown
 
 MANIFEST = "manifest.json"
 PACKED_RGB, PACKED_FLOW = "rgb.npy", "flow.npy"  # flow.npy is written last: it marks a complete store
+FRAME_FILES = ("img_{:05d}.jpg", "flow_x_{:05d}.jpg", "flow_y_{:05d}.jpg")  # frame i's RGB, flow-x, flow-y JPEGs
 
 
 class CacheError(ValueError):
@@ -131,7 +132,7 @@ def decode_frames(folder: Path, indices: list[int], out: tuple[np.ndarray, np.nd
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Frames ``indices`` of a rawframes folder decoded: rgb ``(T, H, W, 3)`` and flow ``(T, H, W, 2)`` uint8."""
     for t, i in enumerate(indices):
-        names = (f"img_{i:05d}.jpg", f"flow_x_{i:05d}.jpg", f"flow_y_{i:05d}.jpg")
+        names = [name.format(i) for name in FRAME_FILES]
         flags = (cv2.IMREAD_COLOR, cv2.IMREAD_GRAYSCALE, cv2.IMREAD_GRAYSCALE)
         bgr, fx, fy = (decode_jpeg(folder / n, f) for n, f in zip(names, flags))
         if out is None:
