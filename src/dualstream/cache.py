@@ -71,13 +71,11 @@ def snap_to_available(indices: list[int], available: list[int] | None) -> list[i
     """Each frame number replaced by the nearest one the folder holds (the earlier on a tie): any schedule works."""
     if available is None:
         return indices
-    out = []
-    for i in indices:
+    def nearest(i: int) -> int:
         k = bisect_left(available, i)
-        if k == len(available) or (k > 0 and i - available[k - 1] <= available[k] - i):
-            k -= 1
-        out.append(available[k])
-    return out
+        return min(available[max(0, k - 1):k + 1], key=lambda a: abs(a - i))  # min keeps the first (earlier)
+
+    return [nearest(i) for i in indices]
 
 
 def frame_sizes(cache: str | Path, keys: list[str]) -> list[tuple[int, int]]:
