@@ -23,6 +23,7 @@ from dualstream.prepare.run import prepare_dataset  # noqa: E402
 from dualstream.prepare.synthetic import SyntheticSpec, generate  # noqa: E402
 from dualstream.flow import has_contrib  # noqa: E402
 from dualstream.flow._torch import base_grid, warp  # noqa: E402
+from dualstream.video import iter_frames  # noqa: E402
 
 # The flow solvers run thousands of small tensor ops; on a shared 2-core machine one intra-op thread is an
 # order of magnitude faster than two (measured 0.57 s against 8.7 s for TV-L1 on a 128x128 crop under load).
@@ -39,6 +40,11 @@ def shared_data(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"shared data not available: {path}")
     return path
+
+
+def read_video(path) -> np.ndarray:
+    """A whole video decoded: uint8 RGB (T, H, W, 3)."""
+    return np.stack(list(iter_frames(path)))
 
 
 @pytest.fixture(scope="session")

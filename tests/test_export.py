@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import warnings
 
 import numpy as np
@@ -60,6 +61,13 @@ def test_parity_failure_is_an_error(package, tmp_path, monkeypatch):
     monkeypatch.setattr(export_mod, "_run_onnx", lambda path, inputs: [o + 2e-4 for o in real(path, inputs)])
     with pytest.raises(ExportError, match=r"differs from PyTorch by 2\.\d+e-04 \(> 0\.0001\)"):
         export_model(package, fmt="onnx", out=tmp_path / "model.onnx")
+
+
+def test_missing_exporter_dependency_is_named(package, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # an import of it raises ImportError
+    with pytest.raises(ExportError, match=r"^ONNX export needs onnxscript: pip install 'dualstream\[export\]'$"):
+        export_model(package, fmt="onnx", out=tmp_path / "model.onnx")
+    assert not (tmp_path / "model.onnx").exists()
 
 
 def test_export_cli(package, tmp_path, capsys):

@@ -19,8 +19,9 @@ from dualstream.inference.live import LiveError, run_live
 from dualstream.inference.window import SlidingWindow
 from dualstream.inference.predict import build_clips
 from dualstream.inference.runtime import load_predictor
-from dualstream.video import iter_frames, read_video, video_info, write_video
+from dualstream.video import iter_frames, video_info, write_video
 
+from .conftest import read_video
 from .test_predict import CLASSES, FRAMES, INTERVAL, package, spread_package  # noqa: F401  (the fixtures)
 
 SPAN = (FRAMES - 1) * INTERVAL + 1  # 10 frames per window

@@ -5,9 +5,8 @@ import pytest
 
 from dualstream.prepare.synthetic import (MOTIONS, VIBRATION_AMPLITUDE, VIBRATION_PERIOD, SyntheticSpec, _appearance, _hue_colour, generate, render_video)
 from dualstream.data.ucf101 import read_split
-from dualstream.video import read_video
 
-from .conftest import TINY
+from .conftest import TINY, read_video
 
 
 def test_layout_and_official_split_format(tiny_dataset):

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from dualstream.video import (BudgetExceeded, DecodeBudget, FrameLimits, VideoReadError, iter_frames, read_video,
+from dualstream.video import (BudgetExceeded, DecodeBudget, FrameLimits, VideoReadError, iter_frames,
                               video_info, write_video)
 
-from .conftest import shared_data
+from .conftest import read_video, shared_data
 
 
 def _frames(t=20, h=40, w=56, seed=0):

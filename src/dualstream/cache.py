@@ -15,6 +15,7 @@ from .text import cut, one_line, shown
 
 MANIFEST = "manifest.json"
 PACKED_RGB, PACKED_FLOW = "rgb.npy", "flow.npy"  # flow.npy is written last: it marks a complete store
+FRAME_FILES = ("img_{:05d}.jpg", "flow_x_{:05d}.jpg", "flow_y_{:05d}.jpg")  # frame i's RGB, flow-x, flow-y JPEGs
 
 
 class CacheError(ValueError):
@@ -70,13 +71,11 @@ def snap_to_available(indices: list[int], available: list[int] | None) -> list[i
     """Each frame number replaced by the nearest one the folder holds (the earlier on a tie): any schedule works."""
     if available is None:
         return indices
-    out = []
-    for i in indices:
+    def nearest(i: int) -> int:
         k = bisect_left(available, i)
-        if k == len(available) or (k > 0 and i - available[k - 1] <= available[k] - i):
-            k -= 1
-        out.append(available[k])
-    return out
+        return min(available[max(0, k - 1):k + 1], key=lambda a: abs(a - i))  # min keeps the first (earlier)
+
+    return [nearest(i) for i in indices]
 
 
 def frame_sizes(cache: str | Path, keys: list[str]) -> list[tuple[int, int]]:
@@ -131,7 +130,7 @@ def decode_frames(folder: Path, indices: list[int], out: tuple[np.ndarray, np.nd
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Frames ``indices`` of a rawframes folder decoded: rgb ``(T, H, W, 3)`` and flow ``(T, H, W, 2)`` uint8."""
     for t, i in enumerate(indices):
-        names = (f"img_{i:05d}.jpg", f"flow_x_{i:05d}.jpg", f"flow_y_{i:05d}.jpg")
+        names = [name.format(i) for name in FRAME_FILES]
         flags = (cv2.IMREAD_COLOR, cv2.IMREAD_GRAYSCALE, cv2.IMREAD_GRAYSCALE)
         bgr, fx, fy = (decode_jpeg(folder / n, f) for n, f in zip(names, flags))
         if out is None:

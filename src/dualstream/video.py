@@ -157,11 +157,6 @@ def iter_frames(path: str | os.PathLike, *, limits: FrameLimits | None = None) -
         )
 
 
-def read_video(path: str | os.PathLike) -> np.ndarray:
-    """Decode a whole video to a uint8 RGB array of shape (T, H, W, 3)."""
-    return np.stack(list(iter_frames(path)))
-
-
 def write_video(path: str | os.PathLike, frames: np.ndarray, *, fps: float = 25.0, fourcc: str = "MJPG") -> None:
     """Encode uint8 RGB frames (T, H, W, 3) to a video file (used by the synthetic generator and tests)."""
     frames = np.asarray(frames)

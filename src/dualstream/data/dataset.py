@@ -58,7 +58,7 @@ class _Cut:
             self.frames.update({(v, i): (rgb[k], q[k]) for k, i in enumerate(todo)})
         return (np.stack([self.frames[v, i][0] for i in indices]), np.stack([self.frames[v, i][1] for i in indices]))
 
-    def _cut(self, keys: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]:
+    def __getitems__(self, keys: list[int]) -> tuple[torch.Tensor, ...]:
         """rgb (B, 3T, S, S), flow (B, 2T, S, S) float32, labels and videos of items ``keys``."""
         s, t = self.spec.input_size, self.spec.frames
         shapes = (len(keys), 3 * t, s, s), (len(keys), 2 * t, s, s)
@@ -75,7 +75,7 @@ class _Cut:
                 crop = CropParams(0, crop.left, crop.size, crop.flip)
             cut_clip(*frames, crop, size=s, out_rgb=r[b], out_flow=f[b])
             videos.append(v)
-        return rgb, flow, torch.tensor([self.entries[v].label for v in videos]), videos
+        return rgb, flow, torch.tensor([self.entries[v].label for v in videos]), torch.tensor(videos)
 
     def __getitem__(self, k: int) -> tuple:
         rgb, flow, *rest = self.__getitems__([k])
@@ -133,8 +133,8 @@ class TrainClips(_Cut, Dataset):
         v = self.video(i)
         return v, self.clip_frames(i), self.crop(i, *self.sizes[v])
 
-    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self._cut(list(indices))[:3]
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
+        return super().__getitems__(indices)[:3]  # rgb, flow, labels
 
 
 class EvalViews(_Cut, Dataset):
@@ -165,7 +165,3 @@ class EvalViews(_Cut, Dataset):
     def clip(self, k: int) -> tuple[int, list[int], CropParams]:
         v, (o, c, f) = self.view(k)
         return v, self.view_frames(v, o), replace(crop_params(*self.sizes[v], self.crops)[c], flip=self.flips[f])
-
-    def __getitems__(self, keys: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        rgb, flow, labels, videos = self._cut(list(keys))
-        return rgb, flow, labels, torch.tensor(videos)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..cache import load_frames_u8
+from ..cache import FRAME_FILES, load_frames_u8
 from .batches import shared_empty
 from .dataset import ClipSpec, EvalViews, TrainClips
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, crop_params
@@ -23,7 +23,7 @@ def _read(folder: Path, indices: list[int], available: list[int] | None, jpeg_by
     """Frames ``indices`` as ``{"rgb", "flow"}`` uint8 tensors, or with ``jpeg_bytes`` ``{"jpeg": the
     files' bytes}``: the RGB images first, then flow-x, flow-y per frame (3T uint8 tensors)."""
     if jpeg_bytes:
-        names = [f"img_{i:05d}.jpg" for i in indices] + [f"flow_{a}_{i:05d}.jpg" for i in indices for a in "xy"]
+        names = [FRAME_FILES[0].format(i) for i in indices] + [n.format(i) for i in indices for n in FRAME_FILES[1:]]
         return {"jpeg": [torch.from_numpy(np.fromfile(folder / n, np.uint8)) for n in names]}
     rgb, flow = load_frames_u8(folder, indices, available)
     return {"rgb": torch.from_numpy(rgb), "flow": torch.from_numpy(flow)}
@@ -190,8 +190,8 @@ def to_eval_input(batch: dict, device: torch.device, *, size: int, flow_bound: f
     m = len(views[0])
     outs = [_cut(x, torch.tensor([v[r][0] for v in views]), torch.tensor([v[r][1] for v in views]), size=size,
                  flow_bound=flow_bound) for r in range(m)]  # one batched grid_sample per view
-    rgb = torch.stack([o[0] for o in outs], 1).flatten(0, 1)  # (B, m, 3T, S, S) -> (B * m, 3T, S, S)
-    flow = torch.stack([o[1] for o in outs], 1).flatten(0, 1)
+    # (B, m, 3T or 2T, S, S) -> (B * m, 3T or 2T, S, S)
+    rgb, flow = (torch.stack(stream, 1).flatten(0, 1) for stream in zip(*outs))
     return rgb, flow, batch["label"].repeat_interleave(m), batch["video"].repeat_interleave(m)
 
 

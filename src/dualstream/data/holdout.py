@@ -22,12 +22,7 @@ def carve_validation(entries: list[VideoEntry], fraction: float, *, seed: int = 
         return list(entries), []
     k = min(len(ids) - 1, max(1, math.floor(fraction * len(ids) + 0.5)))
     chosen = {ids[i] for i in np.random.default_rng(seed).permutation(len(ids))[:k]}
-    by_class: dict[int, list[VideoEntry]] = {}
-    for e in entries:
-        by_class.setdefault(e.label, []).append(e)
-    held: set[int] = set()
-    for videos in by_class.values():
-        in_val = [id(e) for e in videos if group_id(e, group_re) in chosen]
-        if len(in_val) < len(videos):  # a class that would lose every training video stays in training
-            held.update(in_val)
-    return [e for e in entries if id(e) not in held], [e for e in entries if id(e) in held]
+    in_val = [group_id(e, group_re) in chosen for e in entries]
+    training = {e.label for e, v in zip(entries, in_val) if not v}  # a class that would lose every one stays whole
+    held = [v and e.label in training for e, v in zip(entries, in_val)]
+    return [e for e, h in zip(entries, held) if not h], [e for e, h in zip(entries, held) if h]

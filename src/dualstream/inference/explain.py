@@ -27,7 +27,6 @@ def attention_map(attention: np.ndarray) -> np.ndarray:
 
 def render_explanation(clips: Clips, pred: Prediction, *, topk: int = 5) -> bytes:
     """The explanation figure as PNG bytes (no pyplot: safe in a server thread)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     crop = clips.crop
@@ -40,7 +39,6 @@ def render_explanation(clips: Clips, pred: Prediction, *, topk: int = 5) -> byte
     t = frames.shape[0]
     rows = 3 if heat is not None else 2
     fig = Figure(figsize=(1.6 * t, 1.7 * rows + 0.6), dpi=100)
-    FigureCanvasAgg(fig)
     top = ", ".join(f"{c} {p:.2f}" for c, p in pred.top(topk))
     fig.suptitle(f"{os.path.basename(pred.video)}: {top}", fontsize=9)
     for i in range(t):

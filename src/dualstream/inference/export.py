@@ -4,7 +4,6 @@ TorchScript extra file ``model.json``); a single-stream baseline keeps only the 
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import os
@@ -19,7 +18,7 @@ import torch
 from torch import nn
 
 from ..data.transforms import _MEAN, _STD, IMAGENET_MEAN, IMAGENET_STD
-from .onnx_runtime import onnx_session
+from .onnx_runtime import needs, onnx_session
 from .package import METADATA_KEY, load_model
 from .predict import attention_layers
 
@@ -93,12 +92,8 @@ def _quiet() -> Iterator[None]:
 
 def _export_onnx(wrapper: ClipClassifier, inputs: tuple, out: Path, spec: dict) -> None:
     """With torch's current exporter (``dynamo=True``, which needs onnxscript); the batch axis is free."""
-    for module in ("onnx", "onnxscript"):  # onnxscript: the exporter's own dependency
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            raise ExportError(f"ONNX export needs {module}: pip install 'dualstream[export]'") from None
-    import onnx
+    # onnxscript: the exporter's own dependency
+    onnx, _ = (needs(module, "ONNX export", "export", ExportError) for module in ("onnx", "onnxscript"))
     batch = torch.export.Dim("batch", min=1, max=4096)
     with _quiet():
         program = torch.onnx.export(wrapper, inputs, input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),

@@ -15,16 +15,17 @@ from .package import METADATA_KEY, MODEL_JSON, ModelPackageError, parse_model_js
 from .predict import Predictor
 
 
-def _needs(module: str, path: Path):
+def needs(module: str, user: str, extra: str = "onnx", error: type[ValueError] = ModelPackageError):
+    """``module`` imported; ``error`` "``user`` needs ``module``: pip install 'dualstream[``extra``]'" without it."""
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise ModelPackageError(f"{path}: the onnx runtime needs {module}: pip install 'dualstream[onnx]'") from None
+        raise error(f"{user} needs {module}: pip install 'dualstream[{extra}]'") from None
 
 
 def onnx_session(path: Path, threads: int = 0):
     """An ONNX Runtime session of ``path`` on the CPU; a ModelPackageError when it cannot be made."""
-    ort = _needs("onnxruntime", path)
+    ort = needs("onnxruntime", f"{path}: the onnx runtime")
     if not path.is_file():
         raise ModelPackageError(f"{path}: not found (expected an ONNX file written by dualstream export)")
     options = ort.SessionOptions()
@@ -41,7 +42,7 @@ def onnx_session(path: Path, threads: int = 0):
 
 def check_weights(path: Path) -> None:
     """Refuse an ONNX file whose weights (initializers) hold NaN or infinite values, as the torch runtime does."""
-    onnx = _needs("onnx", path)
+    onnx = needs("onnx", f"{path}: the onnx runtime")
     try:
         graph = onnx.load(str(path)).graph  # with its external data, if any
         for tensor in [*graph.initializer, *(s.values for s in graph.sparse_initializer)]:

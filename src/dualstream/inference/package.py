@@ -251,15 +251,14 @@ def load_model(path: str | Path, *, device: "str | torch.device" = "cpu") -> tup
     from ..models import create_model, list_models
 
     folder, spec = read_model_json(path, architectures=list_models())
-    weights = folder / MODEL_WEIGHTS
-    what = f"{spec['name']} with the {len(spec['classes'])} classes of {MODEL_JSON}"
     try:
         model = create_model(spec["name"], num_classes=len(spec["classes"]), frames=spec["frames"],
                              input_size=spec["input_size"], **spec.get("kwargs", {}))
     except (TypeError, ValueError) as exc:  # arguments the architecture does not take, or values it refuses
         raise ModelPackageError(f"{folder / MODEL_JSON}: {spec['name']} cannot be built from it "
                                 f"({one_line(exc)})") from None
-    model.load_state_dict(read_weights(weights, model, what=what))
+    what = f"{spec['name']} with the {len(spec['classes'])} classes of {MODEL_JSON}"
+    model.load_state_dict(read_weights(folder / MODEL_WEIGHTS, model, what=what))
     return model.to(device).eval(), spec
 
 

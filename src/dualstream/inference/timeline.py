@@ -113,7 +113,6 @@ def format_timeline(t: Timeline) -> str:
 def render_timeline(t: Timeline) -> bytes:
     """The chart as PNG bytes: the top class as coloured bands; below, the top class's probability (a step
     per window, filled in its colour) and each class on top somewhere as a line. No pyplot: thread-safe."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
@@ -122,7 +121,6 @@ def render_timeline(t: Timeline) -> bytes:
     top = t.top_index()
     duration = max(t.frames / t.fps, bands[-1][1])
     fig = Figure(figsize=(10, 3.6), dpi=110)
-    FigureCanvasAgg(fig)
     grid = fig.add_gridspec(2, 1, height_ratios=(1, 2.4), hspace=0.08)
     ax_band = fig.add_subplot(grid[0])
     ax_conf = fig.add_subplot(grid[1], sharex=ax_band)

@@ -38,11 +38,9 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     Raises ``ValueError`` (listing the choices) for an unknown name; an unknown
     keyword argument raises ``TypeError`` from the model's constructor.
     """
-    try:
-        builder = _MODELS[name]
-    except KeyError:
-        raise ValueError(f"unknown model {name!r}; choices: {', '.join(list_models())}") from None
-    return builder(**kwargs)
+    if name not in _MODELS:
+        raise ValueError(f"unknown model {name!r}; choices: {', '.join(list_models())}")
+    return _MODELS[name](**kwargs)
 
 
 def register(name: str, cls: Callable[..., nn.Module], defaults: dict[str, Any]) -> None:
