@@ -59,6 +59,26 @@ def test_median_networks_select_the_median():
             assert np.array_equal(scope[f"median{n}"](*values), np.median(values, axis=0))
 
 
+def test_median_windows_filter_as_opencv_with_replicated_borders():
+    """median_window{k} gathers each pixel's k x k neighbours, clamped at the border, and returns their median."""
+    from dualstream.flow._median_net import median_source, window_source
+
+    tl = type("tl", (), {"minimum": staticmethod(np.minimum), "maximum": staticmethod(np.maximum)})
+    img = np.random.default_rng(1).normal(size=(7, 9)).astype(np.float32)
+    row, col = np.divmod(np.arange(img.size), img.shape[1])
+
+    def at(src, r, c, dy, dx, h, w, mask):
+        return src[np.clip(r + dy, 0, h - 1), np.clip(c + dx, 0, w - 1)]
+
+    for k in (3, 5):
+        scope = {"tl": tl, "_at": at}
+        exec(median_source(k * k) + window_source(k), scope)  # noqa: S102 - the generated code, run with numpy
+        got = scope[f"median_window{k}"](img, row, col, *img.shape, None).reshape(img.shape)
+        padded = np.pad(img, k // 2, mode="edge")
+        want = np.median(np.lib.stride_tricks.sliding_window_view(padded, (k, k)), axis=(-2, -1))
+        assert np.array_equal(got, want)
+
+
 COMPILE_FOR_HOPPER = """
 import triton
 from triton.backends.compiler import GPUTarget

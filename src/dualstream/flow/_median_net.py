@@ -1,4 +1,4 @@
-"""Median-of-9 and median-of-25 selection networks for the Triton flow kernels, generated at import.
+"""Median filters of 3 x 3 and 5 x 5 windows for the Triton flow kernels, generated at import.
 
 Each network is Batcher's odd-even merge sort of the next power of two, with the comparators that touch the
 (virtual, +inf) padding removed and every comparator whose output cannot reach the middle rank pruned: a straight
@@ -53,14 +53,30 @@ def median_source(n: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _jit_median(n: int):
-    text = median_source(n)
-    filename = f"<dualstream.flow median{n} network>"
+@triton.jit
+def _at(base, row, col, dy: tl.constexpr, dx: tl.constexpr, H, W, mask):
+    """base[clamp(row + dy), clamp(col + dx)]: a neighbour with replicated borders (as cv2.medianBlur)."""
+    r = tl.minimum(tl.maximum(row + dy, 0), H - 1)
+    c = tl.minimum(tl.maximum(col + dx, 0), W - 1)
+    return tl.load(base + r * W + c, mask=mask, other=0.0)
+
+
+def window_source(k: int) -> str:
+    """Source of ``median_window{k}(src, row, col, H, W, mask)``: the median of each pixel's k x k neighbours."""
+    offsets = range(-(k // 2), k // 2 + 1)
+    taps = ", ".join(f"_at(src, row, col, {dy}, {dx}, H, W, mask)" for dy in offsets for dx in offsets)
+    return f"def median_window{k}(src, row, col, H, W, mask):\n    return median{k * k}({taps})\n"
+
+
+def _jit(name: str, text: str, scope: dict):
+    filename = f"<dualstream.flow {name}>"
     linecache.cache[filename] = (len(text), None, text.splitlines(keepends=True), filename)
-    scope = {"tl": tl, "__name__": __name__}
-    exec(compile(text, filename, "exec"), scope)  # noqa: S102 - our own generated straight-line network
-    return triton.jit(scope[f"median{n}"])
+    exec(compile(text, filename, "exec"), scope)  # noqa: S102 - our own generated straight-line code
+    return triton.jit(scope[name])
 
 
-median9 = _jit_median(9)
-median25 = _jit_median(25)
+_scope = {"tl": tl, "__name__": __name__, "_at": _at}
+_scope["median9"] = _jit("median9", median_source(9), _scope)
+_scope["median25"] = _jit("median25", median_source(25), _scope)
+median_window3 = _jit("median_window3", window_source(3), _scope)
+median_window5 = _jit("median_window5", window_source(5), _scope)

@@ -9,7 +9,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._median_net import median9, median25
+from ._median_net import median_window3, median_window5
 from ._torch import triton_interpreted as interpreted
 
 #: Median kernel sizes the fused filter supports (others run through the PyTorch backend).
@@ -17,39 +17,11 @@ MEDIAN_SIZES = (0, 1, 3, 5)
 
 
 @triton.jit
-def _at(base, row, col, dy: tl.constexpr, dx: tl.constexpr, H, W, mask):
-    """base[clamp(row + dy), clamp(col + dx)]: a neighbour with replicated borders (as cv2.medianBlur)."""
-    r = tl.minimum(tl.maximum(row + dy, 0), H - 1)
-    c = tl.minimum(tl.maximum(col + dx, 0), W - 1)
-    return tl.load(base + r * W + c, mask=mask, other=0.0)
-
-
-@triton.jit
 def _median_tile(src, dst, offs, row, col, H, W, mask, K: tl.constexpr):
     if K == 3:
-        m = median9(
-            _at(src, row, col, -1, -1, H, W, mask), _at(src, row, col, -1, 0, H, W, mask),
-            _at(src, row, col, -1, 1, H, W, mask), _at(src, row, col, 0, -1, H, W, mask),
-            _at(src, row, col, 0, 0, H, W, mask), _at(src, row, col, 0, 1, H, W, mask),
-            _at(src, row, col, 1, -1, H, W, mask), _at(src, row, col, 1, 0, H, W, mask),
-            _at(src, row, col, 1, 1, H, W, mask),
-        )
+        m = median_window3(src, row, col, H, W, mask)
     else:
-        m = median25(
-            _at(src, row, col, -2, -2, H, W, mask), _at(src, row, col, -2, -1, H, W, mask),
-            _at(src, row, col, -2, 0, H, W, mask), _at(src, row, col, -2, 1, H, W, mask),
-            _at(src, row, col, -2, 2, H, W, mask), _at(src, row, col, -1, -2, H, W, mask),
-            _at(src, row, col, -1, -1, H, W, mask), _at(src, row, col, -1, 0, H, W, mask),
-            _at(src, row, col, -1, 1, H, W, mask), _at(src, row, col, -1, 2, H, W, mask),
-            _at(src, row, col, 0, -2, H, W, mask), _at(src, row, col, 0, -1, H, W, mask),
-            _at(src, row, col, 0, 0, H, W, mask), _at(src, row, col, 0, 1, H, W, mask),
-            _at(src, row, col, 0, 2, H, W, mask), _at(src, row, col, 1, -2, H, W, mask),
-            _at(src, row, col, 1, -1, H, W, mask), _at(src, row, col, 1, 0, H, W, mask),
-            _at(src, row, col, 1, 1, H, W, mask), _at(src, row, col, 1, 2, H, W, mask),
-            _at(src, row, col, 2, -2, H, W, mask), _at(src, row, col, 2, -1, H, W, mask),
-            _at(src, row, col, 2, 0, H, W, mask), _at(src, row, col, 2, 1, H, W, mask),
-            _at(src, row, col, 2, 2, H, W, mask),
-        )
+        m = median_window5(src, row, col, H, W, mask)
     tl.store(dst + offs, m, mask=mask)
 
 
