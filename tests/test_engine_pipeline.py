@@ -68,8 +68,7 @@ def test_device_views_gathered_from_two_ranks_come_back_in_classic_order(tmp_pat
     def batches(rank):
         loader = batch_loader(frames, sampler=ShardSampler(len(frames), World(rank, 2)), batch_size=3, workers=0,
                               pin=False, collate_fn=dev.collate_frames)
-        to_input = lambda b: dev.to_eval_input(b, torch.device("cpu"), size=24, flow_bound=20.0, crops=3,  # noqa: E731
-                                               flips=(False, True))
+        to_input = lambda b: dev.to_eval_input(b, torch.device("cpu"), size=24, flow_bound=20.0)  # noqa: E731
         return DeviceBatches(loader, to_input, torch.device("cpu"), views_per_item=frames.views_per_item)
 
     parts = []

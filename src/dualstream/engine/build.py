@@ -98,10 +98,10 @@ def worker_input(device: torch.device, channels_last: bool) -> Callable:
     return lambda batch: (*(to_device(x, device, channels_last) for x in batch[:2]), *batch[2:])
 
 
-def device_input(fn: Callable, spec: ClipSpec, device: torch.device, channels_last: bool, **views) -> Callable:
+def device_input(fn: Callable, spec: ClipSpec, device: torch.device, channels_last: bool) -> Callable:
     """The device pipeline's transform ``fn`` (``to_train_input`` / ``to_eval_input``): network inputs on ``device``."""
     place = worker_input(device, channels_last)  # the memory format, as for batches the workers cut
-    return lambda batch: place(fn(batch, device, size=spec.input_size, flow_bound=spec.flow_bound, **views))
+    return lambda batch: place(fn(batch, device, size=spec.input_size, flow_bound=spec.flow_bound))
 
 
 def worker_batches(dataset: TrainClips | EvalViews, device: torch.device) -> tuple[Callable, Callable]:
@@ -125,7 +125,7 @@ def eval_batches(cfg: Config, entries: list[VideoEntry], *, world: World, device
     else:
         views = dev.EvalFrames(cfg.data.cache, entries, spec, offsets=offsets, crops=crops, flip=flip, jpeg_bytes=jpeg)
         collate, release = dev.collate_frames, None
-        to_input = device_input(dev.to_eval_input, spec, device, channels_last, crops=crops, flips=views.flips)
+        to_input = device_input(dev.to_eval_input, spec, device, channels_last)
     m = getattr(views, "views_per_item", 1)  # a batch of items is m times as many views: keep the views per batch
     # every view once over all processes (a disjoint shard each, no padding), in order
     loader = batch_loader(views, sampler=ShardSampler(len(views), world), batch_size=max(1, cfg.train.batch_size // m),
