@@ -26,10 +26,6 @@ def is_prepared(cache: str | Path, key: str) -> bool:
     return (Path(cache) / key / MANIFEST).is_file()
 
 
-def read_manifest(cache: str | Path, key: str) -> dict:
-    return load_manifest(Path(cache) / key)
-
-
 def load_manifest(folder: str | Path) -> dict:
     """``folder/manifest.json``, with the fields readers index by checked (frame and flow counts, size, kept
     frames): a lying manifest would give an empty or all-zero packed store, or clips of missing frames."""
@@ -80,7 +76,7 @@ def snap_to_available(indices: list[int], available: list[int] | None) -> list[i
 
 def frame_sizes(cache: str | Path, keys: list[str]) -> list[tuple[int, int]]:
     """(height, width) of every video's frames, from the manifests."""
-    return [(m["height"], m["width"]) for m in (read_manifest(cache, k) for k in keys)]
+    return [(m["height"], m["width"]) for m in (load_manifest(Path(cache) / k) for k in keys)]
 
 
 def check_prepared(cache: str | Path, keys: list[str]) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..cache import CacheError, available_frames, check_packed, is_packed, load_frames_u8, read_manifest, snap_to_available
+from ..cache import CacheError, available_frames, check_packed, is_packed, load_frames_u8, load_manifest, snap_to_available
 from .augment import random_offset
 from .batches import BatchPool, shared_empty
 from .clips import cut_clip
@@ -28,7 +28,7 @@ class _Cut:
         self.cache, self.entries, self.spec = Path(cache), entries, spec
         self.frames: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] | None = None
         self.pool: BatchPool | None = None
-        manifests = [read_manifest(cache, e.key) for e in entries]
+        manifests = [load_manifest(self.cache / e.key) for e in entries]
         for e, m in zip(entries, manifests):
             if is_packed(self.cache / e.key):
                 check_packed(self.cache / e.key, m)
