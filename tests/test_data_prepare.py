@@ -75,7 +75,7 @@ def test_sigkill_then_rerun_gives_the_uninterrupted_cache(tiny_dataset, tiny_cac
 def test_a_zombie_owner_does_not_keep_its_temporary_folder(tmp_path):
     """A killed run's worker stays a zombie until reaped (and a container's pid 1 may never reap it):
     its temporary folder must count as stale, or a rerun leaves it in the cache."""
-    from dualstream.prepare.common import _is_stale, _start_time
+    from dualstream.files import _is_stale, _start_time
     pid = os.fork()
     if pid == 0:
         os._exit(0)
