@@ -13,7 +13,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from ..cache import MANIFEST
+from ..cache import FRAME_FILES, MANIFEST
 from ..data.sampling import ClipSpec
 from ..data.transforms import DEFAULT_SHORT_SIDE, resize_short_side
 from ..files import atomic_write_text
@@ -130,8 +130,8 @@ def _write_jpeg(path: Path, image: np.ndarray) -> None:
 def write_flow_jpegs(out: Path, numbers: list[int], q: np.ndarray) -> None:
     """Quantised flow (N, 2, H, W) uint8 written as flow_x/flow_y ``numbers``."""
     for k, i in enumerate(numbers):
-        _write_jpeg(out / f"flow_x_{i:05d}.jpg", q[k, 0])
-        _write_jpeg(out / f"flow_y_{i:05d}.jpg", q[k, 1])
+        for name, plane in zip(FRAME_FILES[1:], q[k]):  # flow-x, flow-y
+            _write_jpeg(out / name.format(i), plane)
 
 
 class DecodedFrames:
@@ -154,14 +154,14 @@ class DecodedFrames:
             rgb = resize_short_side(rgb, self.opts.short_side)
             if self.count == 1:
                 self.height, self.width = rgb.shape[:2]
-            _write_jpeg(self.tmp / f"img_{self.count:05d}.jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+            _write_jpeg(self.tmp / FRAME_FILES[0].format(self.count), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
             yield self.count, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         if self.count < 2:
             raise VideoReadError(self.src, f"only {self.count} frame decoded; optical flow needs at least 2")
         if limit is not None:
             self.kept = self.opts.schedule.frames_for(self.count)
             for i in set(range(1, min(self.count, limit) + 1)) - set(self.kept):
-                (self.tmp / f"img_{i:05d}.jpg").unlink()
+                (self.tmp / FRAME_FILES[0].format(i)).unlink()
 
     def flow_numbers(self) -> list[int]:
         """The frames whose forward flow the folder holds: every frame but the last, or the kept ones."""
