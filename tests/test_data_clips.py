@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from dualstream.data.dataset import EvalViews, TrainClips
 from dualstream.data.sampling import ClipSpec
 from dualstream.data.batches import BatchPool, collate_batches, release_batch
 from dualstream.data.clips import cut_arrays, shrink_filter
-from dualstream.data.transforms import IMAGENET_MEAN, IMAGENET_STD, CropParams
+from dualstream.data.transforms import IMAGENET_MEAN, IMAGENET_STD, CropParams, crop_params
 from dualstream.prepare.pack import pack_cache
 from dualstream.cache import read_packed
 from dualstream.engine.accel import DeviceBatches, loader_worker_init
@@ -121,8 +122,11 @@ def test_eval_views_in_order_batched_as_one_by_one(tmp_path):
     spec = ClipSpec(frames=3, interval=3, input_size=40)
     views = EvalViews(tmp_path, entries, spec, offsets=[1, 3], crops=3, flip=True)
     assert len(views) == 2 * 2 * 3 * 2
-    assert [views.view(k) for k in range(4)] == [(0, (0, 0, 0)), (0, (0, 0, 1)), (0, (0, 1, 0)), (0, (0, 1, 1))]
-    assert views.view(12) == (1, (0, 0, 0)) and views.view(23) == (1, (1, 2, 1))
+    crops = [crop_params(40, 52, 3), crop_params(52, 40, 3)]
+    assert [views.clip(k)[2] for k in range(4)] == [crops[0][0], replace(crops[0][0], flip=True), crops[0][1],
+                                                    replace(crops[0][1], flip=True)]
+    assert views.clip(12) == (1, views.view_frames(1, 0), crops[1][0]) != (1, views.view_frames(1, 1), crops[1][0])
+    assert views.clip(23) == (1, views.view_frames(1, 1), replace(crops[1][2], flip=True))
     rgb, flow, labels, videos = views.__getitems__(list(range(len(views))))
     for k in range(len(views)):
         want = views[k]

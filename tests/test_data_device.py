@@ -140,7 +140,7 @@ def test_eval_views_on_the_device_equal_eval_views(tmp_path):
     items = dev.EvalFrames(tmp_path, entries, spec, offsets=[1, 3], crops=3, flip=True)
     assert items.views_per_video == ref.views_per_video == 12 and len(items) * 6 == len(ref)
     rgb, flow, label, video = dev.to_eval_input(_batch([items[k] for k in range(len(items))]), CPU, size=24,
-                                                flow_bound=20.0, crops=3, flips=(False, True))
+                                                flow_bound=20.0)
     assert rgb.shape == (len(ref), 9, 24, 24)
     for k in range(len(ref)):
         r, f, lab, v = ref[k]

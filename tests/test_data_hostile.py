@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 from dualstream.cli import main
-from dualstream.prepare import common as prep
+from dualstream.files import _is_stale, _start_time, atomic_folder
 from dualstream.prepare.import_rawframes import import_rawframes
-from dualstream.prepare.common import FAILURES, PrepareOptions, atomic_folder, write_failures
+from dualstream.prepare.common import FAILURES, PrepareOptions, write_failures
 from dualstream.cache import MANIFEST
 from dualstream.prepare.run import prepare_dataset
 from dualstream.cache import CacheError, check_packed
@@ -134,7 +134,7 @@ def test_a_live_runs_temporary_folder_is_never_removed(tiny_dataset, tmp_path):
     cache = tmp_path / "cache"
     other = _sleeper()  # stands for a concurrent prepare: alive, on this machine
     try:
-        start = prep._start_time(other.pid)
+        start = _start_time(other.pid)
         live = cache / "Grow" / f".v_Grow_g01_c01.tmp-{socket.gethostname()}-{other.pid}-{start}"
         reused = cache / "Grow" / f".v_Grow_g01_c01.tmp-{socket.gethostname()}-{other.pid}-1"  # pid reused since
         foreign = cache / "Grow" / ".v_Grow_g01_c01.tmp-elsewhere-12-34"  # another machine's, recent
@@ -153,7 +153,7 @@ def test_a_live_runs_temporary_folder_is_never_removed(tiny_dataset, tmp_path):
         other.kill()
         other.wait()
     os.utime(foreign, (0, 0))  # a day old: an interrupted run of that machine
-    assert prep._is_stale(foreign) and prep._is_stale(live)
+    assert _is_stale(foreign) and _is_stale(live)
 
 
 def test_a_video_finished_meanwhile_by_a_concurrent_run_is_not_a_failure(tmp_path):

@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 
 from dualstream.cli import main
-from dualstream.cache import read_manifest
+from dualstream.cache import load_manifest
 from dualstream.data.dataset import EvalViews
 from dualstream.data.sampling import ClipSpec
 from dualstream.prepare.import_rawframes import import_rawframes
@@ -50,9 +50,9 @@ def test_import_validates_links_and_loads_like_prepared(tiny_cache, tmp_path, ca
         "Bad/garbage\timg_00016.jpg: not a readable JPEG",
         "Bad/nothing\t0 img_*.jpg frames; a clip needs at least 2",
     ]
-    assert read_manifest(out, "Bad/equal")["num_flows"] == TINY.frames  # as many flows as frames is accepted
-    manifest = read_manifest(out, good[0])
-    prepared = read_manifest(tiny_cache, good[0])
+    assert load_manifest(out / "Bad/equal")["num_flows"] == TINY.frames  # as many flows as frames is accepted
+    manifest = load_manifest(out / good[0])
+    prepared = load_manifest(tiny_cache / good[0])
     assert {k: manifest[k] for k in ("num_frames", "num_flows", "height", "width", "bytes", "frames")} == \
         {k: prepared[k] for k in ("num_frames", "num_flows", "height", "width", "bytes", "frames")}
     assert (manifest["flow_method"], manifest["flow_bound"], manifest["imported"]) == ("tvl1", 20.0, True)
@@ -75,7 +75,8 @@ def test_import_in_place_writes_only_manifests(tiny_cache, tmp_path):
     summary = import_rawframes(src, src, flow_method="dis", progress=False)
     assert (summary.imported, summary.failures) == (1, [])
     assert sorted(p.name for p in folder.iterdir()) == sorted(before + [MANIFEST])
-    assert json.loads((folder / MANIFEST).read_text())["bytes"] == read_manifest(tiny_cache, "Grow/v_Grow_g01_c01")["bytes"]
+    grown = load_manifest(tiny_cache / "Grow/v_Grow_g01_c01")
+    assert json.loads((folder / MANIFEST).read_text())["bytes"] == grown["bytes"]
     assert not (src / FAILURES).exists()
 
 

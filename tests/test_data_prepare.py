@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from dualstream.cli import main
-from dualstream.cache import read_manifest, snap_to_available
+from dualstream.cache import load_manifest, snap_to_available
 from dualstream.data.dataset import EvalViews, TrainClips
 from dualstream.data.sampling import ClipSpec
 from dualstream.prepare.common import FAILURES, PrepareError, PrepareOptions
@@ -75,7 +75,7 @@ def test_sigkill_then_rerun_gives_the_uninterrupted_cache(tiny_dataset, tiny_cac
 def test_a_zombie_owner_does_not_keep_its_temporary_folder(tmp_path):
     """A killed run's worker stays a zombie until reaped (and a container's pid 1 may never reap it):
     its temporary folder must count as stale, or a rerun leaves it in the cache."""
-    from dualstream.prepare.common import _is_stale, _start_time
+    from dualstream.files import _is_stale, _start_time
     pid = os.fork()
     if pid == 0:
         os._exit(0)
@@ -107,7 +107,7 @@ def test_only_sampled_keeps_the_schedule_frames_and_loads_the_same_clips(tmp_pat
     summary = prepare_dataset(videos, sparse, opts, workers=1, progress=False)
     assert (summary.prepared, summary.failed, summary.frames) == (2, 0, 125)
 
-    long_manifest = read_manifest(sparse, "A/v_A_g01_c01")
+    long_manifest = load_manifest(sparse / "A/v_A_g01_c01")
     expected = _paper_frames([1, 3, 5, 8, 10], 120)  # train offsets 5, 8; eval offsets 5 and 1, 3, 5, 8, 10
     assert len(expected) == 50 and long_manifest["frames"] == expected
     assert long_manifest["num_frames"] == 120 and long_manifest["num_flows"] == 50
@@ -117,8 +117,8 @@ def test_only_sampled_keeps_the_schedule_frames_and_loads_the_same_clips(tmp_pat
         [MANIFEST] + [f"{kind}_{i:05d}.jpg" for i in expected for kind in ("img", "flow_x", "flow_y")])
     for name in ("img_00095.jpg", "flow_x_00095.jpg", "flow_y_00008.jpg"):  # the same bytes as a full preparation
         assert (folder / name).read_bytes() == (dense / "A" / "v_A_g01_c01" / name).read_bytes()
-    assert read_manifest(sparse, "A/v_A_g02_c01")["frames"] == [1, 2, 3, 4]
-    assert read_manifest(dense, "A/v_A_g01_c01")["frames"] == "all"
+    assert load_manifest(sparse / "A/v_A_g02_c01")["frames"] == [1, 2, 3, 4]
+    assert load_manifest(dense / "A/v_A_g01_c01")["frames"] == "all"
 
     entries = [VideoEntry("A/v_A_g01_c01.avi", 0), VideoEntry("A/v_A_g02_c01.avi", 0)]
     spec = ClipSpec(input_size=32)
@@ -138,7 +138,7 @@ def test_short_and_huge_videos_are_prepared(tmp_path):
     cache = tmp_path / "cache"
     summary = prepare_dataset(videos, cache, PrepareOptions(short_side=128), workers=2, progress=False)
     assert (summary.prepared, summary.failed) == (2, 0)
-    uhd = read_manifest(cache, "A/uhd")
+    uhd = load_manifest(cache / "A/uhd")
     assert (uhd["num_frames"], uhd["height"], uhd["width"]) == (2, 128, 228)
     assert cv2.imread(str(cache / "A" / "uhd" / "flow_x_00001.jpg"), cv2.IMREAD_GRAYSCALE).shape == (128, 228)
     clip = EvalViews(cache, [VideoEntry("A/short.avi", 0)], ClipSpec(input_size=32), offsets=[5])[0]
@@ -156,7 +156,7 @@ def test_summary_line_and_failures_file_per_shard(tiny_dataset, tmp_path, capsys
     cache = tmp_path / "cache"
     assert main(["-q", "prepare", "--videos", str(videos), "--out", str(cache), "--resize", "0", "--workers", "1"]) == 0
     out = capsys.readouterr().out
-    size = read_manifest(cache, "Grow/v_Grow_g01_c01")["bytes"]
+    size = load_manifest(cache / "Grow/v_Grow_g01_c01")["bytes"]
     assert size == sum(p.stat().st_size for p in (cache / "Grow" / "v_Grow_g01_c01").glob("*.jpg"))
     assert out.startswith(f"prepared 1, skipped 0 (already done), failed 2 (see {cache / FAILURES}); 16 frames in ")
     assert out.rstrip().endswith(f"disk used {size / 1000:.2f} KB")
@@ -211,7 +211,7 @@ def test_only_sampled_takes_the_schedule_from_a_recipe(tiny_dataset, tmp_path):
     cache = tmp_path / "c"
     assert main(["-q", "prepare", "--videos", str(tiny_dataset / "videos"), "--out", str(cache), "--workers", "1",
                  "--only-sampled", "--config", str(recipe)]) == 0
-    manifest = read_manifest(cache, "Grow/v_Grow_g01_c01")
+    manifest = load_manifest(cache / "Grow/v_Grow_g01_c01")
     # offsets: train 2, eval (1 clip) 2, eval (2 clips) 1 and 4 -> frames 1, 2, 4 + 0/4/8
     assert manifest["frames"] == [1, 2, 4, 5, 6, 8, 9, 10, 12] and manifest["num_frames"] == TINY.frames
     assert manifest["schedule"] == {"frames": 3, "interval": 4, "offsets": [2], "eval_clips": 2}
@@ -257,7 +257,7 @@ def test_evaluate_runs_on_an_only_sampled_cache(tmp_path):
     cache = tmp_path / "cache"
     assert main(["-q", "prepare", "--videos", str(videos), "--out", str(cache), "--short-side", "0",
                  "--workers", "1", "--only-sampled", "--config", str(recipe)]) == 0
-    assert read_manifest(cache, "A/v_A_g01_c01")["frames"] != "all"
+    assert load_manifest(cache / "A/v_A_g01_c01")["frames"] != "all"
     sets = [f"data.cache={cache}", f"data.splits={splits}", "data.input_size=32", "train.epochs=1",
             "train.batch_size=2", "model.name=early_fusion_small", *sched]
     run = tmp_path / "run"

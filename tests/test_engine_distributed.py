@@ -20,7 +20,7 @@ import torch
 from dualstream.cli import main
 from dualstream.config import demo_config_path
 from dualstream.engine import evaluate
-from dualstream.engine.distributed import ShardSampler, World
+from dualstream.engine.distributed import World
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 RECIPE = ["data.input_size=48", "data.frames=4", "data.interval=3", "data.offsets=[1,2]", "data.offset_period=2",
@@ -90,15 +90,15 @@ def test_two_gloo_processes_match_one_process(tiny_cache, odd_splits, tmp_path):
 
 @pytest.mark.parametrize("n", [0, 1, 5, 6])
 def test_shards_cover_every_item_once(n):
-    shards = [list(ShardSampler(n, World(rank=r, size=3))) for r in range(3)]
+    shards = [list(World(rank=r, size=3).shard(n)) for r in range(3)]
     assert sorted(i for s in shards for i in s) == list(range(n))
-    assert [len(ShardSampler(n, World(rank=r, size=3))) for r in range(3)] == [len(s) for s in shards]
+    assert [len(World(rank=r, size=3).shard(n)) for r in range(3)] == [len(s) for s in shards]
 
 
 def test_predict_puts_gathered_items_in_dataset_order(monkeypatch):
     """Two ranks' shards, gathered, come back in dataset order (here: rank 1's part arrives first)."""
     probs = torch.softmax(torch.randn(5, 3), 1)
-    part = {r: (torch.tensor(list(ShardSampler(5, World(rank=r, size=2)))),) for r in (0, 1)}
+    part = {r: (torch.tensor(list(World(rank=r, size=2).shard(5))),) for r in (0, 1)}
     parts = [(part[r][0], probs[part[r][0]], part[r][0] % 3, part[r][0] // 2) for r in (1, 0)]
     monkeypatch.setattr(evaluate, "gather_objects", lambda mine: parts)
 

@@ -12,7 +12,7 @@ import torch
 import dualstream
 from dualstream.inference import predict as predict_mod
 from dualstream.cli import main
-from dualstream.cache import read_manifest
+from dualstream.cache import load_manifest
 from dualstream.data.dataset import EvalViews
 from dualstream.data.sampling import ClipSpec
 from dualstream.data.sampling import clip_indices, eval_offsets, eval_phases, spread_indices
@@ -63,7 +63,7 @@ def test_inputs_match_the_training_cache(tiny_dataset, tiny_cache):
     spec = ClipSpec(frames=FRAMES, interval=INTERVAL, input_size=SIZE, short_side=0)
     for v, entry in enumerate(entries):
         clips = build_clips(tiny_dataset / "videos" / entry.path, spec, clips=3)
-        n = read_manifest(tiny_cache, entry.key)["num_frames"]
+        n = load_manifest(tiny_cache / entry.key)["num_frames"]
         assert clips.indices == [clip_indices(n, frames=FRAMES, interval=INTERVAL, offset=o) for o in dataset.offsets]
         for k in range(len(dataset.offsets)):
             rgb, flow, _, _ = dataset[v * len(dataset.offsets) + k]

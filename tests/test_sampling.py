@@ -164,7 +164,7 @@ def test_random_spread_clips_jitter_within_segments_and_shrink_for_speed():
 
 
 def test_train_and_eval_clips_of_the_datasets_spread_over_the_video(tiny_dataset, tiny_cache):
-    from dualstream.cache import read_manifest
+    from dualstream.cache import load_manifest
     from dualstream.data.dataset import EvalViews, TrainClips
     from dualstream.data.sampling import ClipSpec
     from dualstream.data.ucf101 import read_split
@@ -173,13 +173,13 @@ def test_train_and_eval_clips_of_the_datasets_spread_over_the_video(tiny_dataset
     spec = ClipSpec(frames=4, interval=3, input_size=32, sampling="spread", temporal_jitter=True)
     train = TrainClips(tiny_cache, entries, spec, seed=0)
     for i in range(3):
-        n = read_manifest(tiny_cache, entries[i].key)["num_frames"]
+        n = load_manifest(tiny_cache / entries[i].key)["num_frames"]
         idx = train.clip_frames(i)
         seg = (n - 1) / 4
         assert [int((j - 1) // seg) for j in idx] == [0, 1, 2, 3]
         assert idx == train.clip_frames(i)  # the same draw for the same (seed, epoch, item)
     views = EvalViews(tiny_cache, entries, spec, offsets=eval_phases(2))
-    n = read_manifest(tiny_cache, entries[0].key)["num_frames"]
+    n = load_manifest(tiny_cache / entries[0].key)["num_frames"]
     assert views.view_frames(0, 1) == spread_indices(n, frames=4, phase=0.75)
     rgb, flow, _, _ = views[1]
     assert tuple(rgb.shape) == (12, 32, 32) and tuple(flow.shape) == (8, 32, 32)

@@ -11,9 +11,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .files import MANIFEST
 from .text import cut, one_line, shown
 
-MANIFEST = "manifest.json"
 PACKED_RGB, PACKED_FLOW = "rgb.npy", "flow.npy"  # flow.npy is written last: it marks a complete store
 FRAME_FILES = ("img_{:05d}.jpg", "flow_x_{:05d}.jpg", "flow_y_{:05d}.jpg")  # frame i's RGB, flow-x, flow-y JPEGs
 
@@ -24,10 +24,6 @@ class CacheError(ValueError):
 
 def is_prepared(cache: str | Path, key: str) -> bool:
     return (Path(cache) / key / MANIFEST).is_file()
-
-
-def read_manifest(cache: str | Path, key: str) -> dict:
-    return load_manifest(Path(cache) / key)
 
 
 def load_manifest(folder: str | Path) -> dict:
@@ -80,7 +76,7 @@ def snap_to_available(indices: list[int], available: list[int] | None) -> list[i
 
 def frame_sizes(cache: str | Path, keys: list[str]) -> list[tuple[int, int]]:
     """(height, width) of every video's frames, from the manifests."""
-    return [(m["height"], m["width"]) for m in (read_manifest(cache, k) for k in keys)]
+    return [(m["height"], m["width"]) for m in (load_manifest(Path(cache) / k) for k in keys)]
 
 
 def check_prepared(cache: str | Path, keys: list[str]) -> None:

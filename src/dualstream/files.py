@@ -1,10 +1,17 @@
-"""Writing files so that a reader never sees a part: a temporary sibling, renamed into place."""
+"""Writing files and folders so that a reader never sees a part: a temporary sibling, renamed into place."""
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import socket
+import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
+
+MANIFEST = "manifest.json"  # in a folder: the folder is complete (a prepared video)
 
 
 def fsync_file(path: str | os.PathLike) -> None:
@@ -35,3 +42,86 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object], *, fs
 
 def atomic_write_text(path: str | os.PathLike, text: str, *, fsync: bool = False) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text), fsync=fsync)
+
+
+def _start_time(pid: int) -> str | None:
+    """A process's start time (clock ticks since boot, from /proc), so that a reused pid is told apart;
+    "" where /proc is not available; None when no such process runs."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "" if not Path("/proc/self/stat").exists() else None
+    fields = stat.rsplit(")", 1)[1].split()  # the fields after the parenthesised command name
+    if fields[0] in "ZX":  # state: a dead process nobody has reaped yet (a zombie) runs no more
+        return None
+    return fields[19]  # field 22, the start time
+
+
+_TMP_OWNER = re.compile(r"\.tmp-(?P<host>.+)-(?P<pid>\d+)-(?P<start>\d*)$")
+#: A temporary folder of another machine is taken for an interrupted run's after this long untouched.
+FOREIGN_TMP_MAX_AGE_S = 24 * 3600
+
+
+def _owner_tag() -> str:
+    """``host-pid-start``: who writes a temporary folder (the start time tells a reused pid apart)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{_start_time(os.getpid()) or ''}"
+
+
+def _is_stale(tmp: Path) -> bool:
+    """Whether a temporary folder was left by a run that is gone: on this machine, its owner process no longer
+    runs (or its pid is a younger process's); of another machine, untouched for FOREIGN_TMP_MAX_AGE_S."""
+    m = _TMP_OWNER.search(tmp.name)
+    if not m:
+        return True
+    if m.group("host") != socket.gethostname():
+        try:
+            return time.time() - tmp.stat().st_mtime > FOREIGN_TMP_MAX_AGE_S
+        except OSError:
+            return False
+    running = _start_time(int(m.group("pid")))
+    return running is None or (bool(m.group("start")) and bool(running) and running != m.group("start"))
+
+
+@contextmanager
+def atomic_folder(dst: Path) -> Iterator[Path]:
+    """``new_tmp_folder(dst)`` to fill, renamed to ``dst`` (``commit_folder``) when the block succeeds, else removed."""
+    tmp = new_tmp_folder(dst)
+    try:
+        yield tmp
+        commit_folder(tmp, dst)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def new_tmp_folder(dst: Path, owner: str | None = None) -> Path:
+    """The empty temporary sibling of ``dst`` named after ``owner`` (default: this process, see _owner_tag);
+    stale leftovers of other runs are removed first."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    for other in dst.parent.glob(f".{dst.name}.tmp-*"):
+        if _is_stale(other):
+            shutil.rmtree(other, ignore_errors=True)
+    tmp = dst.parent / f".{dst.name}.tmp-{owner or _owner_tag()}"
+    shutil.rmtree(tmp, ignore_errors=True)  # our own leftover (this process, an earlier failed attempt)
+    tmp.mkdir()
+    return tmp
+
+
+def commit_folder(tmp: Path, dst: Path) -> None:
+    """Rename a filled temporary folder to ``dst``. A ``dst`` without manifest (a half copy made by hand, a
+    checkpoint saved again) is replaced; when a concurrent run finished the same ``dst`` first, its copy is kept
+    and ours dropped."""
+    if dst.exists() and not (dst / MANIFEST).is_file():
+        shutil.rmtree(dst)
+    try:
+        os.rename(tmp, dst)
+    except OSError:
+        if not (dst / MANIFEST).is_file():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)  # another run prepared it meanwhile

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..cache import CacheError, available_frames, check_packed, is_packed, load_frames_u8, read_manifest, snap_to_available
+from ..cache import CacheError, available_frames, check_packed, is_packed, load_frames_u8, load_manifest, snap_to_available
 from .augment import random_offset
 from .batches import BatchPool, shared_empty
 from .clips import cut_clip
@@ -28,7 +28,7 @@ class _Cut:
         self.cache, self.entries, self.spec = Path(cache), entries, spec
         self.frames: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] | None = None
         self.pool: BatchPool | None = None
-        manifests = [read_manifest(cache, e.key) for e in entries]
+        manifests = [load_manifest(self.cache / e.key) for e in entries]
         for e, m in zip(entries, manifests):
             if is_packed(self.cache / e.key):
                 check_packed(self.cache / e.key, m)
@@ -150,11 +150,9 @@ class EvalViews(_Cut, Dataset):
     def __len__(self) -> int:
         return len(self.entries) * self.views_per_video
 
-    def view(self, k: int) -> tuple[int, tuple[int, int, int]]:
-        """Item ``k``'s video and (offset, crop, flip) numbers."""
-        v, view = divmod(k, self.views_per_video)
-        o, rest = divmod(view, self.crops * len(self.flips))
-        return v, (o, *divmod(rest, len(self.flips)))
+    def view_crops(self, v: int) -> list[CropParams]:
+        """Video ``v``'s views at one clip position, in item order: each crop unmirrored, then mirrored."""
+        return [replace(c, flip=f) for c in crop_params(*self.sizes[v], self.crops) for f in self.flips]
 
     def view_frames(self, v: int, o: int) -> list[int]:
         """1-based frame numbers of video ``v``'s clip at position number ``o`` (snapped to the kept frames)."""
@@ -163,5 +161,6 @@ class EvalViews(_Cut, Dataset):
                                               frames=s.frames, interval=s.interval), self.available[v])
 
     def clip(self, k: int) -> tuple[int, list[int], CropParams]:
-        v, (o, c, f) = self.view(k)
-        return v, self.view_frames(v, o), replace(crop_params(*self.sizes[v], self.crops)[c], flip=self.flips[f])
+        v, view = divmod(k, self.views_per_video)
+        o, r = divmod(view, self.crops * len(self.flips))
+        return v, self.view_frames(v, o), self.view_crops(v)[r]

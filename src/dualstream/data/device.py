@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from ..cache import FRAME_FILES, load_frames_u8
 from .batches import shared_empty
 from .dataset import ClipSpec, EvalViews, TrainClips
-from .transforms import IMAGENET_MEAN, IMAGENET_STD, crop_params
+from .transforms import IMAGENET_MEAN, IMAGENET_STD
 from .ucf101 import VideoEntry
 
 CHANNELS = 5  # per frame on the device: R, G, B, flow-x, flow-y
@@ -48,8 +48,8 @@ class TrainFrames(TrainClips):
 
 
 class EvalFrames(EvalViews):
-    """``EvalViews``' clips, one item per (video, frame offset): the clip's whole frames; ``to_eval_input``
-    cuts its ``views_per_item`` views (crops x flips) on the device, in ``EvalViews``' order."""
+    """``EvalViews``' clips, one item per (video, frame offset): the clip's whole frames and its ``views_per_item``
+    views' ``"box"`` and ``"flip"`` (``EvalViews.view_crops``), which ``to_eval_input`` cuts on the device."""
 
     __getitems__ = None  # items, not batches cut in the worker: the device cuts them
 
@@ -63,7 +63,9 @@ class EvalFrames(EvalViews):
 
     def __getitem__(self, k: int) -> dict:  # type: ignore[override]
         v, o = divmod(k, len(self.offsets))
-        return {"label": self.entries[v].label, "video": v, "size": self.sizes[v],
+        views = self.view_crops(v)
+        return {"label": self.entries[v].label, "video": v, "flip": [c.flip for c in views],
+                "box": [(c.top, c.left, c.size, c.size) for c in views],
                 **_read(self.cache / self.entries[v].key, self.view_frames(v, o), self.available[v], self.jpeg_bytes)}
 
 
@@ -82,7 +84,7 @@ def collate_frames(items: list[dict]) -> dict:
             out[key] = torch.stack(clips, out=shared_empty((len(clips), *clips[0].shape), clips[0].dtype))
     else:
         out["jpeg"] = [b for it in items for b in it["jpeg"]]
-    for key in ("box", "size", "label", "video", "flip"):
+    for key in ("box", "label", "video", "flip"):
         if key in items[0]:
             out[key] = torch.tensor([it[key] for it in items])
     return out
@@ -180,16 +182,13 @@ def to_train_input(batch: dict, device: torch.device, *, size: int, flow_bound: 
     return rgb, flow, batch["label"].to(device, non_blocking=True)
 
 
-def to_eval_input(batch: dict, device: torch.device, *, size: int, flow_bound: float, crops: int,
-                  flips: tuple[bool, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def to_eval_input(batch: dict, device: torch.device, *, size: int, flow_bound: float
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """A collated ``EvalFrames`` batch -> (rgb, flow, label, video) of all its views, ``views_per_item``
     consecutive views per item (``EvalViews``' order); rgb and flow on ``device``, label and video on the CPU."""
     x = batch_frames(batch, device)
-    views = [[([c.top, c.left, c.size, c.size], f) for c in crop_params(int(h), int(w), crops) for f in flips]
-             for h, w in batch["size"].tolist()]
-    m = len(views[0])
-    outs = [_cut(x, torch.tensor([v[r][0] for v in views]), torch.tensor([v[r][1] for v in views]), size=size,
-                 flow_bound=flow_bound) for r in range(m)]  # one batched grid_sample per view
+    m = batch["flip"].shape[1]  # box (B, m, 4), flip (B, m): one batched grid_sample per view
+    outs = [_cut(x, batch["box"][:, r], batch["flip"][:, r], size=size, flow_bound=flow_bound) for r in range(m)]
     # (B, m, 3T or 2T, S, S) -> (B * m, 3T or 2T, S, S)
     rgb, flow = (torch.stack(stream, 1).flatten(0, 1) for stream in zip(*outs))
     return rgb, flow, batch["label"].repeat_interleave(m), batch["video"].repeat_interleave(m)

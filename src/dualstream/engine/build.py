@@ -26,7 +26,7 @@ from ..data.sampling import ClipSpec, eval_positions
 from ..data.ucf101 import Split, VideoEntry, check_group_overlap, read_split, validate_split
 from ..models import create_model
 from .accel import DeviceBatches, loader_worker_init, to_device
-from .distributed import ShardSampler, World
+from .distributed import World
 
 CONFIG = "config.yaml"
 """The resolved config a run folder keeps (training writes it, evaluation and --resume read it)."""
@@ -66,7 +66,7 @@ def has_aux_heads(model: nn.Module) -> bool:
     return getattr(model, "aux", None) is not None
 
 
-def batch_loader(dataset: Dataset, *, sampler: Sampler, batch_size: int, workers: int, pin: bool,
+def batch_loader(dataset: Dataset, *, sampler: Sampler | range, batch_size: int, workers: int, pin: bool,
                  collate_fn: Callable | None = None, seed: int = 0) -> DataLoader:
     """``sampler``'s items of ``dataset`` in batches, cut by ``workers`` persistent workers (one OpenCV thread each)."""
     # a generator of its own: starting the workers must not draw from the global RNG (exact resume)
@@ -98,10 +98,10 @@ def worker_input(device: torch.device, channels_last: bool) -> Callable:
     return lambda batch: (*(to_device(x, device, channels_last) for x in batch[:2]), *batch[2:])
 
 
-def device_input(fn: Callable, spec: ClipSpec, device: torch.device, channels_last: bool, **views) -> Callable:
+def device_input(fn: Callable, spec: ClipSpec, device: torch.device, channels_last: bool) -> Callable:
     """The device pipeline's transform ``fn`` (``to_train_input`` / ``to_eval_input``): network inputs on ``device``."""
     place = worker_input(device, channels_last)  # the memory format, as for batches the workers cut
-    return lambda batch: place(fn(batch, device, size=spec.input_size, flow_bound=spec.flow_bound, **views))
+    return lambda batch: place(fn(batch, device, size=spec.input_size, flow_bound=spec.flow_bound))
 
 
 def worker_batches(dataset: TrainClips | EvalViews, device: torch.device) -> tuple[Callable, Callable]:
@@ -125,9 +125,9 @@ def eval_batches(cfg: Config, entries: list[VideoEntry], *, world: World, device
     else:
         views = dev.EvalFrames(cfg.data.cache, entries, spec, offsets=offsets, crops=crops, flip=flip, jpeg_bytes=jpeg)
         collate, release = dev.collate_frames, None
-        to_input = device_input(dev.to_eval_input, spec, device, channels_last, crops=crops, flips=views.flips)
+        to_input = device_input(dev.to_eval_input, spec, device, channels_last)
     m = getattr(views, "views_per_item", 1)  # a batch of items is m times as many views: keep the views per batch
     # every view once over all processes (a disjoint shard each, no padding), in order
-    loader = batch_loader(views, sampler=ShardSampler(len(views), world), batch_size=max(1, cfg.train.batch_size // m),
+    loader = batch_loader(views, sampler=world.shard(len(views)), batch_size=max(1, cfg.train.batch_size // m),
                           workers=workers, pin=device.type == "cuda" and not jpeg, collate_fn=collate)
     return DeviceBatches(loader, to_input, device, views_per_item=m, release=release)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -17,7 +16,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ..inference.package import MODEL_JSON, MODEL_WEIGHTS, ModelPackageError, check_file, read_weights
-from ..files import atomic_write, atomic_write_text, fsync_file
+from ..files import atomic_folder, atomic_write, atomic_write_text, fsync_file
 
 CHECKPOINT_DIR = "checkpoint"
 _EPOCH_DIR = re.compile(r"^epoch-(\d{4,})(?:-batch-(\d{6,}))?$")
@@ -51,22 +50,15 @@ def save_checkpoint(run: str | Path, model: nn.Module, state: dict, *, epoch: in
     """Save the training state after ``epoch`` (0-based) completed, or after ``batch`` batches of the next epoch;
     keeps the ``keep`` newest. ``state`` holds only what ``weights_only`` loads (tensors, numbers, str, list, dict)."""
     root = Path(run) / CHECKPOINT_DIR
-    root.mkdir(parents=True, exist_ok=True)
     final = root / (f"epoch-{epoch + 1:04d}" + (f"-batch-{batch:06d}" if batch else ""))
-    tmp = root / f".{final.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        tmp.mkdir()
-        save_file(_state_dict(model), str(tmp / "weights.safetensors"))
-        torch.save({**state, "epoch": epoch}, tmp / "state.pt")
-        for name in ("weights.safetensors", "state.pt"):
-            fsync_file(tmp / name)
-        if final.exists():  # the same epoch saved again (a rerun after a resume): replace it
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+    try:  # the same epoch saved again (a rerun after a resume) is replaced
+        with atomic_folder(final) as tmp:
+            save_file(_state_dict(model), str(tmp / "weights.safetensors"))
+            torch.save({**state, "epoch": epoch}, tmp / "state.pt")
+            for name in ("weights.safetensors", "state.pt"):
+                fsync_file(tmp / name)
         fsync_file(root)
     except (OSError, RuntimeError, SafetensorError) as exc:  # torch.save and safetensors raise their own types
-        shutil.rmtree(tmp, ignore_errors=True)
         previous = checkpoint_dirs(run)
         kept = f"the previous checkpoint {previous[-1]} is intact" if previous else "no earlier checkpoint exists"
         full = getattr(exc, "errno", None) == errno.ENOSPC or "No space left" in str(exc)

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from collections.abc import Iterator
 
 import torch
 import torch.distributed as dist
-from torch.utils.data import Sampler
 
 from ..config import ConfigError
 from ..text import shown
@@ -25,6 +23,10 @@ class World:
     def main(self) -> bool:
         """Only the main process writes files and prints."""
         return self.rank == 0
+
+    def shard(self, n: int) -> range:
+        """Items ``rank, rank + size, ...`` of ``n``: each on one process, none padded (no clip counted twice)."""
+        return range(self.rank, n, self.size)
 
 
 def init_world(device: str) -> tuple[World, torch.device]:
@@ -65,16 +67,3 @@ def gather_objects(obj):
     out = [None] * dist.get_world_size()
     dist.all_gather_object(out, obj)
     return out
-
-
-class ShardSampler(Sampler[int]):
-    """Indices ``rank, rank + size, ...``: every item on exactly one process, none padded (no clip counted twice)."""
-
-    def __init__(self, n: int, world: World):
-        self.indices = range(world.rank, n, world.size)
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.indices)
-
-    def __len__(self) -> int:
-        return len(self.indices)

@@ -34,7 +34,7 @@ from tqdm import tqdm
 from ..config import Config
 from ..files import atomic_write_text
 from ..text import one_line
-from ..cache import read_manifest
+from ..cache import load_manifest
 from ..data.dataset import TrainClips
 from ..data.holdout import carve_validation
 from ..data.device import TrainFrames, collate_frames, to_train_input
@@ -297,10 +297,11 @@ def _open_run_folder(s: Session, split: Split, *, fresh: bool) -> None:
     # (the kwargs it was built with), the classes and the run's ClipSpec with what the cache decided: the short
     # side of the prepared frames, the flow method and, with spread sampling, the window (the median frame count
     # of the training videos: the stretch of a stream that live and timeline spread a clip over).
-    manifest = read_manifest(cfg.data.cache, split.train[0].key)
+    cache = Path(cfg.data.cache)
+    manifest = load_manifest(cache / split.train[0].key)
     window = 0
     if cfg.data.sampling == "spread":
-        window = max(2, int(np.median([read_manifest(cfg.data.cache, e.key)["num_frames"] for e in split.train])))
+        window = max(2, int(np.median([load_manifest(cache / e.key)["num_frames"] for e in split.train])))
     spec = ClipSpec.from_config(cfg.data, flow_method=manifest.get("flow_method", "unknown"),
                                 short_side=min(manifest["height"], manifest["width"]), window=window)
     kwargs = {**cfg.model.kwargs, "aux_heads": True} if has_aux_heads(s.model_without_ddp) else cfg.model.kwargs

@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import shutil
-import socket
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +13,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from ..cache import MANIFEST
+from ..cache import FRAME_FILES, MANIFEST
 from ..data.sampling import ClipSpec
 from ..data.transforms import DEFAULT_SHORT_SIDE, resize_short_side
 from ..files import atomic_write_text
@@ -134,8 +130,8 @@ def _write_jpeg(path: Path, image: np.ndarray) -> None:
 def write_flow_jpegs(out: Path, numbers: list[int], q: np.ndarray) -> None:
     """Quantised flow (N, 2, H, W) uint8 written as flow_x/flow_y ``numbers``."""
     for k, i in enumerate(numbers):
-        _write_jpeg(out / f"flow_x_{i:05d}.jpg", q[k, 0])
-        _write_jpeg(out / f"flow_y_{i:05d}.jpg", q[k, 1])
+        for name, plane in zip(FRAME_FILES[1:], q[k]):  # flow-x, flow-y
+            _write_jpeg(out / name.format(i), plane)
 
 
 class DecodedFrames:
@@ -158,14 +154,14 @@ class DecodedFrames:
             rgb = resize_short_side(rgb, self.opts.short_side)
             if self.count == 1:
                 self.height, self.width = rgb.shape[:2]
-            _write_jpeg(self.tmp / f"img_{self.count:05d}.jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+            _write_jpeg(self.tmp / FRAME_FILES[0].format(self.count), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
             yield self.count, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         if self.count < 2:
             raise VideoReadError(self.src, f"only {self.count} frame decoded; optical flow needs at least 2")
         if limit is not None:
             self.kept = self.opts.schedule.frames_for(self.count)
             for i in set(range(1, min(self.count, limit) + 1)) - set(self.kept):
-                (self.tmp / f"img_{i:05d}.jpg").unlink()
+                (self.tmp / FRAME_FILES[0].format(i)).unlink()
 
     def flow_numbers(self) -> list[int]:
         """The frames whose forward flow the folder holds: every frame but the last, or the kept ones."""
@@ -199,88 +195,6 @@ def new_manifest(source: str, frames: int, flows: int, height: int, width: int, 
         "format": "mmaction2-rawframes",
         "frames": kept,
     }
-
-
-def _start_time(pid: int) -> str | None:
-    """A process's start time (clock ticks since boot, from /proc), so that a reused pid is told apart;
-    "" where /proc is not available; None when no such process runs."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass  # alive, another user's
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return "" if not Path("/proc/self/stat").exists() else None
-    fields = stat.rsplit(")", 1)[1].split()  # the fields after the parenthesised command name
-    if fields[0] in "ZX":  # state: a dead process nobody has reaped yet (a zombie) runs no more
-        return None
-    return fields[19]  # field 22, the start time
-
-
-_TMP_OWNER = re.compile(r"\.tmp-(?P<host>.+)-(?P<pid>\d+)-(?P<start>\d*)$")
-#: A temporary folder of another machine is taken for an interrupted run's after this long untouched.
-FOREIGN_TMP_MAX_AGE_S = 24 * 3600
-
-
-def _owner_tag() -> str:
-    """``host-pid-start``: who writes a temporary folder (the start time tells a reused pid apart)."""
-    return f"{socket.gethostname()}-{os.getpid()}-{_start_time(os.getpid()) or ''}"
-
-
-def _is_stale(tmp: Path) -> bool:
-    """Whether a temporary folder was left by a run that is gone: on this machine, its owner process no longer
-    runs (or its pid is a younger process's); of another machine, untouched for FOREIGN_TMP_MAX_AGE_S."""
-    m = _TMP_OWNER.search(tmp.name)
-    if not m:
-        return True
-    if m.group("host") != socket.gethostname():
-        try:
-            return time.time() - tmp.stat().st_mtime > FOREIGN_TMP_MAX_AGE_S
-        except OSError:
-            return False
-    running = _start_time(int(m.group("pid")))
-    return running is None or (bool(m.group("start")) and bool(running) and running != m.group("start"))
-
-
-@contextmanager
-def atomic_folder(dst: Path) -> Iterator[Path]:
-    """``new_tmp_folder(dst)`` to fill, renamed to ``dst`` (``commit_folder``) when the block succeeds, else removed."""
-    tmp = new_tmp_folder(dst)
-    try:
-        yield tmp
-        commit_folder(tmp, dst)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def new_tmp_folder(dst: Path, owner: str | None = None) -> Path:
-    """The empty temporary sibling of ``dst`` named after ``owner`` (default: this process, see _owner_tag);
-    stale leftovers of other runs are removed first."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    for other in dst.parent.glob(f".{dst.name}.tmp-*"):
-        if _is_stale(other):
-            shutil.rmtree(other, ignore_errors=True)
-    tmp = dst.parent / f".{dst.name}.tmp-{owner or _owner_tag()}"
-    shutil.rmtree(tmp, ignore_errors=True)  # our own leftover (this process, an earlier failed attempt)
-    tmp.mkdir()
-    return tmp
-
-
-def commit_folder(tmp: Path, dst: Path) -> None:
-    """Rename a filled temporary folder to ``dst``. A ``dst`` without manifest (a half copy made by hand) is
-    replaced; when a concurrent run finished the same ``dst`` first, its copy is kept and ours dropped."""
-    if dst.exists() and not (dst / MANIFEST).is_file():
-        shutil.rmtree(dst)
-    try:
-        os.rename(tmp, dst)
-    except OSError:
-        if not (dst / MANIFEST).is_file():
-            raise
-        shutil.rmtree(tmp, ignore_errors=True)  # another run prepared it meanwhile
 
 
 def folder_bytes(folder: Path) -> int:

@@ -16,10 +16,10 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from ..files import _owner_tag, commit_folder, new_tmp_folder
 from ..flow import quantize_flow, torch_solver
 from ..flow._torch import resolve_device
-from .common import (DecodedFrames, PrepareOptions, PrepareSummary, _owner_tag, commit_folder, failure_reason,
-                     new_tmp_folder, write_flow_jpegs)
+from .common import DecodedFrames, PrepareOptions, PrepareSummary, failure_reason, write_flow_jpegs
 from .pool import new_pool
 
 DEFAULT_BATCH = 256

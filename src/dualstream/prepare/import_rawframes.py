@@ -15,7 +15,8 @@ import cv2
 from tqdm import tqdm
 
 from ..cache import MANIFEST, is_prepared
-from .common import FAILURES, atomic_folder, new_manifest, write_failures
+from ..files import atomic_folder
+from .common import FAILURES, new_manifest, write_failures
 from ..files import atomic_write_text
 
 FRAME_RE = re.compile(r"^(img|flow_x|flow_y)_(\d+)\.jpg$")

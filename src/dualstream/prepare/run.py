@@ -16,10 +16,11 @@ import numpy as np
 from tqdm import tqdm
 
 from ..cache import MANIFEST, is_prepared
+from ..files import atomic_folder
 from ..flow import compute_flow, quantize_flow
 from ..video import find_videos
 from .common import (EXECUTORS, FAILURES, FLOW_CHUNK, DecodedFrames, PrepareError, PrepareOptions, PrepareSummary,
-                     atomic_folder, failure_reason, folder_bytes, write_failures, write_flow_jpegs)
+                     failure_reason, folder_bytes, write_failures, write_flow_jpegs)
 from .pool import run_processes
 
 
