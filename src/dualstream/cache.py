@@ -11,9 +11,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .files import MANIFEST
 from .text import cut, one_line, shown
 
+MANIFEST = "manifest.json"  # written last into a prepared video's folder: it marks a complete video
 PACKED_RGB, PACKED_FLOW = "rgb.npy", "flow.npy"  # flow.npy is written last: it marks a complete store
 FRAME_FILES = ("img_{:05d}.jpg", "flow_x_{:05d}.jpg", "flow_y_{:05d}.jpg")  # frame i's RGB, flow-x, flow-y JPEGs
 

@@ -11,8 +11,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-MANIFEST = "manifest.json"  # in a folder: the folder is complete (a prepared video)
-
 
 def fsync_file(path: str | os.PathLike) -> None:
     fd = os.open(path, os.O_RDONLY)
@@ -68,7 +66,7 @@ _TMP_OWNER = re.compile(r"\.tmp-(?P<host>.+)-(?P<pid>\d+)-(?P<start>\d*)$")
 FOREIGN_TMP_MAX_AGE_S = 24 * 3600
 
 
-def _owner_tag() -> str:
+def owner_tag() -> str:
     """``host-pid-start``: who writes a temporary folder (the start time tells a reused pid apart)."""
     return f"{socket.gethostname()}-{os.getpid()}-{_start_time(os.getpid()) or ''}"
 
@@ -89,39 +87,40 @@ def _is_stale(tmp: Path) -> bool:
 
 
 @contextmanager
-def atomic_folder(dst: Path) -> Iterator[Path]:
+def atomic_folder(dst: Path, done: str | None = None) -> Iterator[Path]:
     """``new_tmp_folder(dst)`` to fill, renamed to ``dst`` (``commit_folder``) when the block succeeds, else removed."""
     tmp = new_tmp_folder(dst)
     try:
         yield tmp
-        commit_folder(tmp, dst)
+        commit_folder(tmp, dst, done)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
 def new_tmp_folder(dst: Path, owner: str | None = None) -> Path:
-    """The empty temporary sibling of ``dst`` named after ``owner`` (default: this process, see _owner_tag);
+    """The empty temporary sibling of ``dst`` named after ``owner`` (default: this process, see owner_tag);
     stale leftovers of other runs are removed first."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     for other in dst.parent.glob(f".{dst.name}.tmp-*"):
         if _is_stale(other):
             shutil.rmtree(other, ignore_errors=True)
-    tmp = dst.parent / f".{dst.name}.tmp-{owner or _owner_tag()}"
+    tmp = dst.parent / f".{dst.name}.tmp-{owner or owner_tag()}"
     shutil.rmtree(tmp, ignore_errors=True)  # our own leftover (this process, an earlier failed attempt)
     tmp.mkdir()
     return tmp
 
 
-def commit_folder(tmp: Path, dst: Path) -> None:
-    """Rename a filled temporary folder to ``dst``. A ``dst`` without manifest (a half copy made by hand, a
-    checkpoint saved again) is replaced; when a concurrent run finished the same ``dst`` first, its copy is kept
-    and ours dropped."""
-    if dst.exists() and not (dst / MANIFEST).is_file():
+def commit_folder(tmp: Path, dst: Path, done: str | None = None) -> None:
+    """Rename a filled temporary folder to ``dst``. ``done`` names the file that marks a complete folder (a
+    prepared video's manifest): a ``dst`` without it (a half copy made by hand, a checkpoint saved again) is
+    replaced; when a concurrent run finished the same ``dst`` first, its copy is kept and ours dropped."""
+    complete = lambda: done is not None and (dst / done).is_file()  # noqa: E731
+    if dst.exists() and not complete():
         shutil.rmtree(dst)
     try:
         os.rename(tmp, dst)
     except OSError:
-        if not (dst / MANIFEST).is_file():
+        if not complete():
             raise
         shutil.rmtree(tmp, ignore_errors=True)  # another run prepared it meanwhile

@@ -16,7 +16,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from ..files import _owner_tag, commit_folder, new_tmp_folder
+from ..cache import MANIFEST
+from ..files import commit_folder, new_tmp_folder, owner_tag
 from ..flow import quantize_flow, torch_solver
 from ..flow._torch import resolve_device
 from .common import DecodedFrames, PrepareOptions, PrepareSummary, failure_reason, write_flow_jpegs
@@ -70,7 +71,7 @@ def _finish_job(video: _Video) -> tuple[str | None, int]:
     every JPEG) and the rename into the cache, away from the flow process; (error or None, bytes)."""
     try:
         manifest = video.frames.write_manifest()
-        commit_folder(video.frames.tmp, video.dst)
+        commit_folder(video.frames.tmp, video.dst, done=MANIFEST)
         return None, manifest["bytes"]
     except OSError as exc:
         shutil.rmtree(video.frames.tmp, ignore_errors=True)
@@ -121,7 +122,7 @@ class FlowBatcher:
 def run_pipeline(todo: list, batcher: FlowBatcher, workers: int) -> Iterator[tuple[str, str | None, int, int]]:
     """Prepare ``todo`` ((rel, src, dst, opts) as prepare_dataset lists them) with the flow of ``batcher``;
     yields (rel, failure or None, frames, bytes) per video as it completes, like prepare's other runners."""
-    owner = _owner_tag()  # the temporary folders belong to this process (alive until it renames them)
+    owner = owner_tag()  # the temporary folders belong to this process (alive until it renames them)
     queue = deque(todo)
     decoding: set[Future] = set()
     writing: dict[Future, tuple[_Video, int]] = {}  # -> (video, pairs written)

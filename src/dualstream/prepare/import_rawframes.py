@@ -133,7 +133,7 @@ def import_video(src: Path, dst: Path, *, flow_method: str, flow_bound: float, r
     if src.resolve() == dst.resolve():
         atomic_write_text(src / MANIFEST, json.dumps(manifest, indent=1))
         return manifest
-    with atomic_folder(dst) as tmp:
+    with atomic_folder(dst, done=MANIFEST) as tmp:
         _link_tree(src, tmp)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return manifest

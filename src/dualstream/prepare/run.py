@@ -49,7 +49,7 @@ def video_key(rel: str) -> str:
 def prepare_video(src: str | Path, dst: str | Path, opts: PrepareOptions) -> dict:
     """Decode ``src`` and write its rawframes folder ``dst`` atomically (manifest last); returns the manifest.
     At most FLOW_CHUNK + 1 frames are held in memory."""
-    with atomic_folder(Path(dst)) as tmp:
+    with atomic_folder(Path(dst), done=MANIFEST) as tmp:
         video = DecodedFrames(src, tmp, opts)
         pairs = _all_pairs(video) if opts.schedule is None else _sampled_pairs(video)
         while chunk := list(islice(pairs, FLOW_CHUNK)):
