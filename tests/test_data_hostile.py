@@ -158,7 +158,7 @@ def test_a_live_runs_temporary_folder_is_never_removed(tiny_dataset, tmp_path):
 
 def test_a_video_finished_meanwhile_by_a_concurrent_run_is_not_a_failure(tmp_path):
     dst = tmp_path / "A" / "v"
-    with atomic_folder(dst) as tmp:
+    with atomic_folder(dst, done=MANIFEST) as tmp:
         (tmp / "img_00001.jpg").write_bytes(b"ours")
         dst.mkdir()  # the other run renames its complete copy into place first
         (dst / MANIFEST).write_text("{}")

@@ -107,3 +107,23 @@ def test_predict_puts_gathered_items_in_dataset_order(monkeypatch):
 
     got, labels, videos = evaluate.predict(torch.nn.Identity(), Loader(), torch.device("cpu"))
     assert torch.equal(got, probs) and labels.tolist() == [0, 1, 2, 0, 1] and videos.tolist() == [0, 0, 1, 1, 2]
+
+
+def test_a_clean_end_waits_for_every_process_and_an_error_does_not(monkeypatch):
+    """A gloo peer that leaves while another still talks to it aborts the process: a clean end meets at a barrier
+    first; after an error no barrier (the others may never reach it)."""
+    from dualstream.engine import distributed
+
+    calls = []
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(distributed.dist, "barrier", lambda: calls.append("barrier"))
+    monkeypatch.setattr(distributed.dist, "destroy_process_group", lambda: calls.append("destroy"))
+    distributed.close_world()
+    assert calls == ["barrier", "destroy"]
+    calls.clear()
+    with pytest.raises(RuntimeError):
+        try:
+            raise RuntimeError("a step failed")
+        finally:
+            distributed.close_world()
+    assert calls == ["destroy"]

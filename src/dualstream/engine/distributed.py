@@ -4,6 +4,7 @@ one process of many, NCCL on CUDA and gloo on CPU; without it a world of one whe
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -50,6 +51,8 @@ def init_world(device: str) -> tuple[World, torch.device]:
 
 def close_world() -> None:
     if dist.is_initialized():
+        if sys.exc_info()[0] is None:  # a clean end: no process leaves while another may still talk to it
+            dist.barrier()
         dist.destroy_process_group()
 
 
