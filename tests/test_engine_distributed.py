@@ -111,19 +111,27 @@ def test_predict_puts_gathered_items_in_dataset_order(monkeypatch):
 
 def test_a_clean_end_waits_for_every_process_and_an_error_does_not(monkeypatch):
     """A gloo peer that leaves while another still talks to it aborts the process: a clean end meets at a barrier
-    first; after an error no barrier (the others may never reach it)."""
+    first, also when the caller is itself handling an exception; after an error no barrier (the others may never
+    reach it)."""
     from dualstream.engine import distributed
 
     calls = []
+    monkeypatch.setattr(distributed, "init_world", lambda device: (World(0, 2, 0), torch.device(device)))
     monkeypatch.setattr(distributed.dist, "is_initialized", lambda: True)
     monkeypatch.setattr(distributed.dist, "barrier", lambda: calls.append("barrier"))
     monkeypatch.setattr(distributed.dist, "destroy_process_group", lambda: calls.append("destroy"))
-    distributed.close_world()
+    with distributed.joined_world("cpu"):
+        pass
+    assert calls == ["barrier", "destroy"]
+    calls.clear()
+    try:
+        raise KeyError("the caller's own, handled")
+    except KeyError:
+        with distributed.joined_world("cpu"):
+            pass
     assert calls == ["barrier", "destroy"]
     calls.clear()
     with pytest.raises(RuntimeError):
-        try:
+        with distributed.joined_world("cpu"):
             raise RuntimeError("a step failed")
-        finally:
-            distributed.close_world()
     assert calls == ["destroy"]

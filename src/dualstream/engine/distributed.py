@@ -4,7 +4,8 @@ one process of many, NCCL on CUDA and gloo on CPU; without it a world of one whe
 from __future__ import annotations
 
 import os
-import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -49,9 +50,23 @@ def init_world(device: str) -> tuple[World, torch.device]:
     return world, dev
 
 
-def close_world() -> None:
+@contextmanager
+def joined_world(device: str) -> Iterator[tuple[World, torch.device]]:
+    """``init_world`` for the block; at its end the process group is left. A clean end meets at a barrier first (a
+    gloo process that leaves while another still talks to it aborts at exit); after an error no barrier (the others
+    may never reach it)."""
+    world, dev = init_world(device)
+    try:
+        yield world, dev
+    except BaseException:
+        _leave(clean=False)
+        raise
+    _leave(clean=True)
+
+
+def _leave(*, clean: bool) -> None:
     if dist.is_initialized():
-        if sys.exc_info()[0] is None:  # a clean end: no process leaves while another may still talk to it
+        if clean:
             dist.barrier()
         dist.destroy_process_group()
 

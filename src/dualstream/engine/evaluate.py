@@ -20,7 +20,7 @@ from ..files import atomic_write, atomic_write_text
 from .accel import DeviceBatches, autocast, autocast_dtype, loader_workers, use_channels_last
 from .build import CONFIG, eval_batches, load_split
 from ..inference.package import load_model
-from .distributed import close_world, gather_objects, init_world
+from .distributed import gather_objects, joined_world
 
 EVAL_JSON = "eval.json"
 MISTAKES_CSV = "mistakes.csv"
@@ -98,11 +98,10 @@ def evaluate_run(run: str | Path, *, clips: int | None = None, crops: int | None
     asked = {"split": split, "eval_clips": clips, "eval_crops": crops, "eval_flip": flip}
     cfg.data = replace(cfg.data, **{k: v for k, v in asked.items() if v is not None})  # checked as the config's
     use_gpu = cfg.train.device.startswith("cuda") and torch.cuda.is_available()
-    world, device = init_world(cfg.train.device if use_gpu else "cpu")  # under torchrun: one shard per process
-    if cfg.data.split != trained_split and world.main:
-        print(f"warning: the model was trained on split {trained_split}; the test list of split {split} "
-              "overlaps its training videos, so this accuracy is not a held-out figure", file=sys.stderr)
-    try:
+    with joined_world(cfg.train.device if use_gpu else "cpu") as (world, device):  # torchrun: one shard per process
+        if cfg.data.split != trained_split and world.main:
+            print(f"warning: the model was trained on split {trained_split}; the test list of split {split} "
+                  "overlaps its training videos, so this accuracy is not a held-out figure", file=sys.stderr)
         model, spec = load_model(run, device=device)
         entries = load_split(cfg).test
         loader = eval_batches(cfg, entries, world=world, device=device, clips=cfg.data.eval_clips,
@@ -111,8 +110,6 @@ def evaluate_run(run: str | Path, *, clips: int | None = None, crops: int | None
                               channels_last=use_channels_last(cfg.train.memory_format, device))
         probs, labels, videos = predict(model, loader, device, dtype=autocast_dtype(cfg.train.precision, device),
                                         progress=progress and world.main)
-    finally:
-        close_world()
     result = video_metrics(probs, labels, videos, spec["classes"])
     wrong = mistakes(result.pop("_video_probs"), entries, spec["classes"])
     dataset = loader.dataset

@@ -45,7 +45,7 @@ from .build import (CONFIG, batch_loader, build_model, device_input, eval_batche
                     resolve_pipeline, worker_batches, worker_input)
 from .checkpoint import (CHECKPOINT_DIR, CheckpointError, checkpoint_dirs, load_checkpoint, save_checkpoint,
                          MODEL_JSON, MODEL_WEIGHTS, save_model_package)
-from .distributed import World, all_reduce_sum, close_world, gather_objects, init_world
+from .distributed import World, all_reduce_sum, gather_objects, joined_world
 from .evaluate import CONFUSION_PNG, EVAL_JSON, MISTAKES_CSV, predict
 from .regime import BatchHook, Selection, batch_hook, plan_epochs
 
@@ -122,10 +122,9 @@ class EpochClips(Dataset):
 def train(cfg: Config, run: str | Path, *, resume: bool = False, progress: bool = True,
           recipe: str | None = None) -> list[dict]:
     """Train ``cfg`` into the run folder (rank 0 writes); returns the metrics lines (one per epoch)."""
-    world, device = init_world(cfg.train.device)
-    progress = progress and world.main
     with contextlib.ExitStack() as cleanup:
-        cleanup.callback(close_world)
+        world, device = cleanup.enter_context(joined_world(cfg.train.device))
+        progress = progress and world.main
         s = setup(cfg, Path(run), world, device, resume=resume, recipe=recipe)
         if s.writer is not None:
             cleanup.callback(s.writer.close)
@@ -202,7 +201,7 @@ def setup(cfg: Config, run: Path, world: World, device: torch.device, *, resume:
     }
     s = Session(cfg, run, world, device, model, model_without_ddp, optimizer, loader, test_loader, dtype,
                 info, start, step, history, partial, epochs=epochs, val_loader=val_loader,
-                selection=Selection.from_history(history, cfg.train.patience if val_loader else 0),
+                selection=Selection.from_history(history, cfg.train.patience if val_loader is not None else 0),
                 hook=batch_hook(cfg, model_without_ddp))
     if val_loader is None and cfg.data.val_fraction > 0 and world.main:
         tqdm.write("note: data.val_fraction is set but the train list has too few groups for a group-disjoint "
