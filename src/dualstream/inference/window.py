@@ -42,6 +42,7 @@ class SlidingWindow:
         if self.stride < 1 or smooth < 1:
             raise ValueError("stride and smooth must be >= 1")
         self.history: deque[np.ndarray] = deque(maxlen=smooth)
+        self.where = self.spec.window_indices()  # the frames of a window a clip takes (1-based)
         self.frames = 0  # frames pushed
         self._reset()
 
@@ -64,7 +65,7 @@ class SlidingWindow:
             self._inputs.append(cut_arrays(prev[None], flow, center_crop_params(*frame.shape[:2]),
                                            size=self.spec.input_size))
         self._prev = frame, gray
-        span, where = self.spec.span, self.spec.window_indices()
+        span, where = self.spec.span, self.where
         complete = self.frames - self._first  # frames of this run that have their flow
         if complete < span or (complete - span) % self.stride:
             return None
