@@ -63,9 +63,10 @@ def test_parity_failure_is_an_error(package, tmp_path, monkeypatch):
         export_model(package, fmt="onnx", out=tmp_path / "model.onnx")
 
 
-def test_missing_exporter_dependency_is_named(package, tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "onnxscript", None)  # an import of it raises ImportError
-    with pytest.raises(ExportError, match=r"^ONNX export needs onnxscript: pip install 'dualstream\[export\]'$"):
+@pytest.mark.parametrize("module", ["onnxscript", "onnxruntime"])  # the exporter's, the parity check's
+def test_missing_exporter_dependency_is_named(package, tmp_path, monkeypatch, module):
+    monkeypatch.setitem(sys.modules, module, None)  # an import of it raises ImportError
+    with pytest.raises(ExportError, match=rf"^ONNX export needs {module}: pip install 'dualstream\[export\]'$"):
         export_model(package, fmt="onnx", out=tmp_path / "model.onnx")
     assert not (tmp_path / "model.onnx").exists()
 

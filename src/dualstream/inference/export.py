@@ -92,8 +92,9 @@ def _quiet() -> Iterator[None]:
 
 def _export_onnx(wrapper: ClipClassifier, inputs: tuple, out: Path, spec: dict) -> None:
     """With torch's current exporter (``dynamo=True``, which needs onnxscript); the batch axis is free."""
-    # onnxscript: the exporter's own dependency
-    onnx, _ = (needs(module, "ONNX export", "export", ExportError) for module in ("onnx", "onnxscript"))
+    # onnxscript: the exporter's own dependency; onnxruntime: the parity check's, checked before anything is written
+    onnx, _, _ = (needs(module, "ONNX export", "export", ExportError)
+                  for module in ("onnx", "onnxscript", "onnxruntime"))
     batch = torch.export.Dim("batch", min=1, max=4096)
     with _quiet():
         program = torch.onnx.export(wrapper, inputs, input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
