@@ -6,7 +6,7 @@ import reprlib
 from typing import Any
 
 
-class UserError(Exception):
+class UserError(ValueError):
     """An error the user can fix; the command line prints it as one line without a traceback."""
 
 
