@@ -70,11 +70,16 @@ def run_processes(todo: list, workers: int, job: Callable) -> Iterator[tuple[str
         unfinished.sort()
         suspects = [queue[k] for k in unfinished[: workers + 1]]
         queue = [queue[k] for k in unfinished[workers + 1:]]
-        for args in suspects:  # each alone in a fresh worker: a break names its video
-            alone = new_pool(1)
-            try:
-                yield alone.submit(job, args).result()
-            except BrokenProcessPool:
-                yield args[0], WORKER_DIED, 0, 0
-            finally:
+        alone = None  # one worker, one video at a time (a break names its video); a new one only after a break
+        try:
+            for args in suspects:
+                alone = alone or new_pool(1)
+                try:
+                    yield alone.submit(job, args).result()
+                except BrokenProcessPool:
+                    yield args[0], WORKER_DIED, 0, 0
+                    alone.shutdown()
+                    alone = None
+        finally:
+            if alone is not None:
                 alone.shutdown(cancel_futures=True)
