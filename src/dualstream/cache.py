@@ -1,4 +1,4 @@
-"""The prepared cache's format, read: one folder per video with ``manifest.json``, the rawframes JPEGs
+"""The prepared cache's format: one folder per video with ``manifest.json``, the rawframes JPEGs
 (``img_NNNNN.jpg``, ``flow_x_NNNNN.jpg``, ``flow_y_NNNNN.jpg``) and/or the packed uint8 store (``rgb.npy``,
 ``flow.npy``: row k = frame ``rows[k]``, exactly the JPEGs' decoded pixels); its errors."""
 
@@ -24,6 +24,22 @@ class CacheError(ValueError):
 
 def is_prepared(cache: str | Path, key: str) -> bool:
     return (Path(cache) / key / MANIFEST).is_file()
+
+
+def new_manifest(source: str, frames: int, flows: int, height: int, width: int, flow_method: str, flow_bound: float,
+                 kept: str | list[int] = "all") -> dict:
+    """A video's manifest (without its "bytes"), the fields in the cache format's order."""
+    return {
+        "source": source,
+        "num_frames": frames,
+        "num_flows": flows,
+        "height": height,
+        "width": width,
+        "flow_method": flow_method,
+        "flow_bound": flow_bound,
+        "format": "mmaction2-rawframes",
+        "frames": kept,
+    }
 
 
 def load_manifest(folder: str | Path) -> dict:

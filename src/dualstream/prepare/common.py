@@ -1,5 +1,5 @@
 """What the preparation paths (the CPU pool in ``run``, the GPU flow batcher in ``gpu``, ``import_rawframes``)
-share: options, summary, the one decode loop, writers and the atomic temporary-folder protocol."""
+share: options, summary, the one decode loop and the writers (atomic folders: ``files.atomic_folder``)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from ..cache import FRAME_FILES, MANIFEST
+from ..cache import FRAME_FILES, MANIFEST, new_manifest
 from ..data.sampling import ClipSpec
 from ..data.transforms import DEFAULT_SHORT_SIDE, resize_short_side
 from ..files import atomic_write_text
@@ -179,22 +179,6 @@ class DecodedFrames:
         manifest["bytes"] = folder_bytes(self.tmp)
         (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
         return manifest
-
-
-def new_manifest(source: str, frames: int, flows: int, height: int, width: int, flow_method: str, flow_bound: float,
-                 kept: str | list[int] = "all") -> dict:
-    """A video's manifest (without its "bytes"), the fields in the cache format's order."""
-    return {
-        "source": source,
-        "num_frames": frames,
-        "num_flows": flows,
-        "height": height,
-        "width": width,
-        "flow_method": flow_method,
-        "flow_bound": flow_bound,
-        "format": "mmaction2-rawframes",
-        "frames": kept,
-    }
 
 
 def folder_bytes(folder: Path) -> int:

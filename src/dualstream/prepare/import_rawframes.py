@@ -14,9 +14,9 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
-from ..cache import MANIFEST, is_prepared
+from ..cache import MANIFEST, is_prepared, new_manifest
 from ..files import atomic_folder
-from .common import FAILURES, new_manifest, write_failures
+from .common import FAILURES, failure_reason, write_failures
 from ..files import atomic_write_text
 
 FRAME_RE = re.compile(r"^(img|flow_x|flow_y)_(\d+)\.jpg$")
@@ -53,9 +53,10 @@ def find_rawframe_folders(src: str | Path) -> list[str]:
     return folders
 
 
-def _refuse_outside(path: str | Path, root: Path, what: str) -> None:
-    """_Invalid when ``path`` leads (by a symlink) outside ``root``; ``what``: how the message names it."""
-    real, real_root = os.path.realpath(path), os.path.realpath(root)
+def _refuse_outside(path: str | Path, root: Path, real_root: str, what: str) -> None:
+    """_Invalid when ``path`` leads (by a symlink) outside ``root`` (``real_root``: its realpath, resolved once per
+    folder); ``what``: how the message names it."""
+    real = os.path.realpath(path)
     if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
         raise _Invalid(f"{what} a symlink leading outside {root} (to {real}); refused")
 
@@ -63,7 +64,8 @@ def _refuse_outside(path: str | Path, root: Path, what: str) -> None:
 def _numbers(folder: Path, root: Path) -> dict[str, list[int]]:
     """Frame numbers per kind; a file or folder that leads (by a symlink) outside ``root`` is refused."""
     found: dict[str, list[int]] = {"img": [], "flow_x": [], "flow_y": []}
-    _refuse_outside(folder, root, "the folder is")
+    real_root = os.path.realpath(root)
+    _refuse_outside(folder, root, real_root, "the folder is")
     for entry in os.scandir(folder):
         m = FRAME_RE.match(entry.name)
         if not m:
@@ -71,7 +73,7 @@ def _numbers(folder: Path, root: Path) -> dict[str, list[int]]:
         if len(m.group(2)) != 5:
             raise _Invalid(f"{entry.name}: frame numbers must have 5 digits (img_00001.jpg)")
         if entry.is_symlink():
-            _refuse_outside(entry.path, root, f"{entry.name}:")
+            _refuse_outside(entry.path, root, real_root, f"{entry.name}:")
             if not os.path.exists(entry.path):
                 raise _Invalid(f"{entry.name}: a broken symlink")
         if not entry.is_file():
@@ -161,7 +163,7 @@ def import_rawframes(src: str | Path, out: str | Path, *, flow_method: str = "tv
         except _Invalid as exc:
             return str(exc)
         except OSError as exc:
-            return f"{type(exc).__name__}: {exc}"
+            return failure_reason(exc)
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
         for key, error in tqdm(zip(todo, pool.map(one, todo)), total=len(todo), desc="import", unit="video",
