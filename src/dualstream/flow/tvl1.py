@@ -165,6 +165,8 @@ def _iterate_warp(
         u[rows], p[rows] = ua, pa
         rows = rows[keep]
         ua, pa, ga, gsa, rca = (t[rows] for t in (u, p, gxy, grad_sq, rho_c))
+    if len(rows) == len(u):  # no pair stopped early: ua, pa are the whole batch (no copy back)
+        return ua, pa
     u[rows], p[rows] = ua, pa
     return u, p
 
