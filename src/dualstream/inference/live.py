@@ -219,7 +219,8 @@ def run_live(predictor: Predictor, source: str, *, stride: int = 0, smooth: int 
     timeout raises LiveError carrying the partial ``summary``; a source that ends before the first prediction is a
     LiveError saying why (``out`` is then removed)."""
     window = SlidingWindow(predictor, stride=stride, smooth=smooth)
-    reader = FrameReader(source, realtime=realtime, timeout=timeout, max_frames=max_frames)
+    reader = FrameReader(source, realtime=realtime, timeout=timeout, max_frames=max_frames,
+                         limits=predictor.limits)
     summary = LiveSummary()
     writer = previous = None
     need = predictor.input.span + 1

@@ -86,7 +86,7 @@ def build_clips(video: str | os.PathLike, spec: ClipSpec, *, clips: int = DEFAUL
     else:
         need = max(max(idx) for idx in indices) + 1
     frames: list[np.ndarray] = []  # checked against ``limits``, then resized
-    with closing(iter_frames(video, limits=limits)) as stream:  # closing: we may stop early
+    with closing(iter_frames(video, limits=limits or FrameLimits())) as stream:  # closing: we may stop early
         for rgb in stream:
             frames.append(resize_short_side(rgb, spec.short_side))
             if len(frames) == need:
@@ -135,6 +135,7 @@ class Predictor:
     model = None  # the torch runtime's nn.Module: only it can record the fusion attention
 
     def __init__(self, spec: dict, *, where: str | os.PathLike = "the model"):
+        self.limits = FrameLimits()  # decoded frames' bounds (the video readers apply none without; serve passes its own)
         self.where = str(where)
         self.spec = spec
         self.classes: list[str] = list(spec["classes"])
@@ -160,9 +161,9 @@ class Predictor:
 
     def clips(self, video: str | os.PathLike, *, clips: int = DEFAULT_CLIPS,
               indices: list[list[int]] | None = None, limits: FrameLimits | None = None) -> Clips:
-        """The inputs of ``video`` (see ``build_clips``), decoded under ``limits`` (default ``FrameLimits()``)."""
+        """The inputs of ``video`` (see ``build_clips``), decoded under ``limits`` (default ``self.limits``)."""
         return build_clips(video, self.input, clips=clips, indices=indices, flow_device=self.flow_device,
-                           limits=limits)
+                           limits=limits or self.limits)
 
     def run(self, clips: Clips, *, video: str = "", attention: bool = False) -> Prediction:
         """Mean softmax over the clips; with ``attention`` also the first clip's fusion attention (N, N)."""

@@ -83,12 +83,12 @@ class Timeline:
 
 def predict_timeline(predictor: Predictor, video: str | os.PathLike, *, stride: int = 0,
                      progress: bool = False, limits: FrameLimits | None = None) -> Timeline:
-    """Decode ``video`` once and predict every window, under ``limits`` (default ``FrameLimits()``)."""
+    """Decode ``video`` once and predict every window, under ``limits`` (default ``predictor.limits``)."""
     info = video_info(video)  # VideoReadError for a file that is not a video
     fps = info["fps"] if info["fps"] > 0 else FALLBACK_FPS
     window = SlidingWindow(predictor, stride=stride, smooth=1)
     found: list[TimelineWindow] = []
-    with closing(iter_frames(video, limits=limits)) as frames:
+    with closing(iter_frames(video, limits=limits or predictor.limits)) as frames:
         for rgb in tqdm(frames, total=info["declared_frames"] or None, unit="frame", desc=os.path.basename(str(video)),
                         leave=False, mininterval=0.5, disable=not progress):
             if (pred := window.push(rgb)) is not None:
