@@ -135,7 +135,7 @@ class Predictor:
     model = None  # the torch runtime's nn.Module: only it can record the fusion attention
 
     def __init__(self, spec: dict, *, where: str | os.PathLike = "the model"):
-        self.limits = FrameLimits()  # decoded frames' bounds (the video readers apply none without; serve passes its own)
+        self.limits = FrameLimits()  # bounds of decoded frames (the readers apply none without; serve passes its own)
         self.where = str(where)
         self.spec = spec
         self.classes: list[str] = list(spec["classes"])
